@@ -1,0 +1,204 @@
+"""Op records: one per aten node of a captured graph, with everything a user asks about it."""
+
+from __future__ import annotations
+
+import operator
+import re
+from dataclasses import dataclass, field
+from typing import Any, Iterable
+
+import torch
+from torch import fx
+
+
+@dataclass(frozen=True)
+class TensorSpec:
+    shape: tuple[int, ...]
+    dtype: str  # torch dtype name without the "torch." prefix
+
+    @classmethod
+    def of(cls, value: Any) -> "TensorSpec | None":
+        if isinstance(value, torch.Tensor):
+            return cls(tuple(int(d) for d in value.shape), str(value.dtype).removeprefix("torch."))
+        return None
+
+    def __str__(self) -> str:
+        return f"{list(self.shape)}:{self.dtype}"
+
+
+@dataclass(frozen=True)
+class OpRecord:
+    index: int  # position among the op nodes of the capture (graph order)
+    node: str  # fx node name, unique within its graph
+    graph: str  # which captured graph the node belongs to ("main" unless capture was split)
+    target: str  # "aten.linear.default"
+    op: str  # "aten.linear"
+    overload: str  # "default"
+    inputs: tuple[TensorSpec, ...]
+    outputs: tuple[TensorSpec, ...]
+    args: str  # the non-tensor arguments, rendered compactly ("dim=1, keepdim=True")
+    module: str  # module path from nn_module_stack ("layer1.0.conv1"), "" at top level
+    module_type: str  # class name of that module ("Conv2d")
+    source: str  # innermost source location ("torchvision/models/resnet.py:143 in forward")
+    repeat: int = 1  # how many times this node runs per model call (see capture fast paths)
+
+    def to_dict(self) -> dict:
+        return {
+            "index": self.index,
+            "node": self.node,
+            "graph": self.graph,
+            "target": self.target,
+            "op": self.op,
+            "overload": self.overload,
+            "inputs": [_spec_dict(s) for s in self.inputs],
+            "outputs": [_spec_dict(s) for s in self.outputs],
+            "args": self.args,
+            "module": self.module,
+            "module_type": self.module_type,
+            "source": self.source,
+            "repeat": self.repeat,
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "OpRecord":
+        specs = lambda xs: tuple(TensorSpec(tuple(x["shape"]), x["dtype"]) for x in xs)  # noqa: E731
+        return cls(**{**d, "inputs": specs(d["inputs"]), "outputs": specs(d["outputs"])})
+
+
+def _spec_dict(spec: TensorSpec) -> dict:
+    return {"shape": list(spec.shape), "dtype": spec.dtype}
+
+
+# Nodes that are bookkeeping, not operators: tuple indexing and export's metadata assertions.
+_SKIPPED_TARGETS = {
+    operator.getitem,
+    torch.ops.aten._assert_tensor_metadata.default,
+    torch.ops.aten.sym_constrain_range_for_size.default,
+}
+
+
+def is_op_node(node: fx.Node) -> bool:
+    return node.op == "call_function" and node.target not in _SKIPPED_TARGETS
+
+
+def target_name(target: Any) -> str:
+    """'aten.linear.default' for an OpOverload; the qualified name for anything else."""
+    if isinstance(target, torch._ops.OpOverload):
+        return f"{target.namespace}.{target._opname}.{target._overloadname}"
+    return getattr(target, "__qualname__", None) or str(target)
+
+
+def records_from_graph(graph: fx.Graph, graph_label: str = "main", start: int = 0) -> list[OpRecord]:
+    records = []
+    for node in graph.nodes:
+        if not is_op_node(node):
+            continue
+        name = target_name(node.target)
+        op, _, overload = name.rpartition(".") if name.count(".") >= 2 else (name, "", "")
+        module, module_type = _module_of(node)
+        records.append(
+            OpRecord(
+                index=start + len(records),
+                node=node.name,
+                graph=graph_label,
+                target=name,
+                op=op,
+                overload=overload,
+                inputs=tuple(_tensor_specs(_input_values(node))),
+                outputs=tuple(_tensor_specs(_flatten(node.meta.get("val")))),
+                args=_render_args(node),
+                module=module,
+                module_type=module_type,
+                source=_source_of(node),
+            )
+        )
+    return records
+
+
+def _flatten(value: Any) -> Iterable[Any]:
+    if isinstance(value, (list, tuple)):
+        for v in value:
+            yield from _flatten(v)
+    else:
+        yield value
+
+
+def _input_values(node: fx.Node) -> Iterable[Any]:
+    for arg in _flatten(list(node.args) + list(node.kwargs.values())):
+        if isinstance(arg, fx.Node):
+            yield arg.meta.get("val")
+
+
+def _tensor_specs(values: Iterable[Any]) -> Iterable[TensorSpec]:
+    for v in values:
+        spec = TensorSpec.of(v)
+        if spec is not None:
+            yield spec
+
+
+def _render_value(value: Any) -> str | None:
+    """Compact text for a non-tensor argument; None for tensors (they are listed as inputs)."""
+    if isinstance(value, fx.Node):
+        val = value.meta.get("val")
+        return None if isinstance(val, torch.Tensor) else repr(val)
+    if isinstance(value, (list, tuple)):
+        parts = [_render_value(v) for v in value]
+        if all(p is None for p in parts):
+            return None
+        return "[" + ", ".join("T" if p is None else p for p in parts) + "]"
+    if isinstance(value, torch.dtype):
+        return str(value).removeprefix("torch.")
+    if isinstance(value, float):
+        return repr(float(f"{value:.6g}"))
+    return repr(value)
+
+
+def _render_args(node: fx.Node) -> str:
+    parts = []
+    schema = getattr(node.target, "_schema", None)
+    names = [a.name for a in schema.arguments] if schema is not None else []
+    for i, arg in enumerate(node.args):
+        text = _render_value(arg)
+        if text is not None:
+            parts.append(f"{names[i]}={text}" if i < len(names) else text)
+    for key, arg in node.kwargs.items():
+        text = _render_value(arg)
+        if text is not None:
+            parts.append(f"{key}={text}")
+    return ", ".join(parts)
+
+
+def _module_of(node: fx.Node) -> tuple[str, str]:
+    stack = node.meta.get("nn_module_stack") or {}
+    if not stack:
+        return "", ""
+    path, cls = list(stack.values())[-1]
+    # Dynamo-captured graphs name paths like "L['self'].layer1[0]": normalise to "layer1.0".
+    path = re.sub(r"^L\['self'\]\.?|^L__self___?", "", str(path))
+    path = re.sub(r"\[(\d+)\]", r".\1", path).replace("._modules['", ".").replace("']", "")
+    cls_name = cls if isinstance(cls, str) else getattr(cls, "__qualname__", str(cls))
+    return path.strip("."), cls_name.rpartition(".")[2]
+
+
+_FRAME = re.compile(r'File "(?P<file>[^"]+)", line (?P<line>\d+), in (?P<fn>\S+)')
+
+
+def _source_of(node: fx.Node) -> str:
+    frames = _FRAME.findall(node.meta.get("stack_trace") or "")
+    if not frames:
+        return ""
+    file, line, fn = frames[-1]
+    return f"{_short_path(file)}:{line} in {fn}"
+
+
+def _short_path(path: str) -> str:
+    for marker in ("site-packages/", "dist-packages/"):
+        if marker in path:
+            return path.split(marker, 1)[1]
+    import os
+
+    try:
+        rel = os.path.relpath(path)
+    except ValueError:
+        return path
+    return path if rel.startswith("..") else rel

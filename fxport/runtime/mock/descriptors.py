@@ -1,0 +1,13 @@
+"""Mock cluster descriptors shipped as data (one YAML file per supported board)."""
+
+from pathlib import Path
+
+_HERE = Path(__file__).resolve().parent
+MOCK_ARCHES = ("n150", "p150")
+
+
+def descriptor_path(arch: str) -> Path:
+    """The cluster-descriptor YAML for `arch`, for TT_METAL_MOCK_CLUSTER_DESC_PATH."""
+    if arch not in MOCK_ARCHES:
+        raise ValueError(f"no mock cluster descriptor for {arch!r}; known: {', '.join(MOCK_ARCHES)}")
+    return _HERE / f"{arch}.yaml"

@@ -1,0 +1,153 @@
+"""Private TT-Metal runtime root for the mock device, built in a cache folder.
+
+TT-Metal looks for the sfpi compiler under `<runtime root>/runtime/sfpi/`; the root defaults to
+the installed ttnn package. We never modify that package: instead we build a second root that
+symlinks every entry of the package, except `runtime/`, which is a real folder holding a link to
+the package's `runtime/hw` and the stand-in compiler. `TT_METAL_RUNTIME_ROOT` then points at it.
+
+Layout, keyed by the ttnn version so an upgrade gets a fresh root:
+    <cache>/mock-runtime/<ttnn version>/root/        TT_METAL_RUNTIME_ROOT
+    <cache>/mock-runtime/<ttnn version>/jit-cache/   TT_METAL_CACHE (holds stand-in outputs only)
+with <cache> = $FXPORT_CACHE or ~/.cache/fxport. Nothing here imports ttnn.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.metadata
+import importlib.util
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from . import stand_in_gxx
+
+COMPILER_RELPATH = Path("runtime/sfpi/compiler/bin/riscv-tt-elf-g++")
+MANIFEST_NAME = ".fxport-mock-root.json"
+# Bump when the layout or the stand-in's behaviour changes in a way a cached root must not keep.
+LAYOUT_VERSION = 1
+
+
+class MockRuntimeError(RuntimeError):
+    """The private runtime root cannot be built or used."""
+
+
+@dataclass(frozen=True)
+class MockRuntime:
+    ttnn_version: str
+    ttnn_dir: Path
+    root: Path  # TT_METAL_RUNTIME_ROOT (exported with a trailing slash)
+    jit_cache: Path  # TT_METAL_CACHE
+
+    @property
+    def compiler(self) -> Path:
+        return self.root / COMPILER_RELPATH
+
+
+def cache_home() -> Path:
+    configured = os.environ.get("FXPORT_CACHE")
+    return Path(configured).expanduser() if configured else Path.home() / ".cache" / "fxport"
+
+
+def ttnn_location() -> tuple[str, Path]:
+    """Version and package folder of the installed ttnn, without importing it."""
+    spec = importlib.util.find_spec("ttnn")
+    if spec is None or not spec.submodule_search_locations:
+        raise MockRuntimeError("ttnn is not installed in this Python environment")
+    return importlib.metadata.version("ttnn"), Path(spec.submodule_search_locations[0]).resolve()
+
+
+def _manifest(ttnn_dir: Path) -> dict:
+    """Everything a built root depends on; a root whose manifest differs is rebuilt."""
+    compiler_source = Path(stand_in_gxx.__file__).read_bytes()
+    return {
+        "layout": LAYOUT_VERSION,
+        "ttnn_dir": str(ttnn_dir),
+        "entries": sorted(e for e in os.listdir(ttnn_dir) if e != "__pycache__"),
+        "runtime_entries": sorted(os.listdir(ttnn_dir / "runtime")),
+        "python": sys.executable,
+        "compiler_sha256": hashlib.sha256(compiler_source).hexdigest(),
+    }
+
+
+def _is_current(root: Path, manifest: dict) -> bool:
+    try:
+        recorded = json.loads((root / MANIFEST_NAME).read_text())
+    except (OSError, ValueError):
+        return False
+    return recorded == manifest and os.access(root / COMPILER_RELPATH, os.X_OK)
+
+
+def _populate(root: Path, ttnn_dir: Path, manifest: dict) -> None:
+    for entry in manifest["entries"]:
+        if entry != "runtime":
+            os.symlink(ttnn_dir / entry, root / entry)
+    runtime = root / "runtime"
+    runtime.mkdir()
+    for entry in manifest["runtime_entries"]:
+        if entry != "sfpi":
+            os.symlink(ttnn_dir / "runtime" / entry, runtime / entry)
+    compiler = root / COMPILER_RELPATH
+    compiler.parent.mkdir(parents=True)
+    # Absolute shebang: the JIT build runs the compiler through the shell, whose PATH may not
+    # lead to this environment. -S -E: stdlib only, skip site and PYTHON* variables, start fast.
+    source = Path(stand_in_gxx.__file__).read_text()
+    compiler.write_text(f"#!{sys.executable} -SE\n{source}")
+    compiler.chmod(0o755)
+    (root / MANIFEST_NAME).write_text(json.dumps(manifest, indent=1, sort_keys=True))
+
+
+def _check_compiler(compiler: Path, ttnn_dir: Path) -> None:
+    """Run the installed stand-in once: catches a noexec cache folder or a broken interpreter."""
+    expected = stand_in_gxx.version_line((ttnn_dir / "tt_metal" / "sfpi-version").read_text())
+    try:
+        done = subprocess.run([str(compiler), "--version"], capture_output=True, text=True,
+                              timeout=60)
+        first_line = done.stdout.splitlines()[0] if done.stdout else ""
+    except OSError as exc:
+        raise MockRuntimeError(f"cannot run the stand-in compiler {compiler}: {exc}") from exc
+    if done.returncode != 0 or first_line != expected:
+        raise MockRuntimeError(
+            f"stand-in compiler {compiler} printed {first_line!r} (exit {done.returncode}), "
+            f"expected {expected!r}: {done.stderr.strip()}")
+
+
+def build_runtime_root(cache_dir: Path | str | None = None) -> MockRuntime:
+    """Build the private runtime root if it is missing or stale; return its paths.
+
+    Idempotent and cheap when current (one listdir and one small JSON read). A new root is built
+    in a temporary folder and renamed into place, so concurrent processes never see half a root.
+    """
+    version, ttnn_dir = ttnn_location()
+    base = (Path(cache_dir).expanduser() if cache_dir else cache_home()) / "mock-runtime" / version
+    runtime = MockRuntime(version, ttnn_dir, base / "root", base / "jit-cache")
+    manifest = _manifest(ttnn_dir)
+    if _is_current(runtime.root, manifest):
+        return runtime
+
+    base.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".root-", dir=base))
+    try:
+        staging.chmod(0o755)
+        _populate(staging, ttnn_dir, manifest)
+        _check_compiler(staging / COMPILER_RELPATH, ttnn_dir)
+        if runtime.root.exists() or runtime.root.is_symlink():
+            retired = Path(tempfile.mkdtemp(prefix=".stale-", dir=base))
+            os.replace(runtime.root, retired / "root")
+            shutil.rmtree(retired, ignore_errors=True)
+            # Cached JIT outputs came from the old stand-in; TT-Metal's cache key would not notice.
+            shutil.rmtree(runtime.jit_cache, ignore_errors=True)
+        try:
+            os.rename(staging, runtime.root)
+        except OSError:
+            if not _is_current(runtime.root, manifest):  # lost a race to an equal root: fine
+                raise
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    runtime.jit_cache.mkdir(parents=True, exist_ok=True)
+    return runtime

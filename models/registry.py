@@ -1,0 +1,87 @@
+"""The zoo's registry: every model is a named entry that knows how to build itself and its inputs.
+
+Entries are data. `build(input_shape)` constructs the module (some architectures, such as ViT's
+position embeddings, depend on the resolution) with whatever tensors the ambient device context
+provides: capture calls it under ``torch.device("meta")`` so that full-size models never materialise
+weights; execution calls it on the CPU for real random weights.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+import torch
+from torch import nn
+
+
+Shape = tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    name: str
+    build: Callable[[Shape], nn.Module]
+    input_shape: Shape
+    family: str  # "classification", "detection", "vision-encoder", "vla"
+    description: str = ""
+    # Builds example inputs from an image shape (the overridable resolution). The default is one
+    # float image batch of that shape. `device` is where the tensors live ("meta" for capture).
+    make_inputs: Callable[[Shape, str], tuple] | None = None
+    # "meta" when the module can be built on the meta device (no storage); "real" when its
+    # constructor needs data (then capture builds it for real and moves it to meta).
+    build_on: str = "meta"
+    # Free-form labels used to select models (e.g. "tiny" for test-sized configs, "zoo" for the sweep).
+    tags: tuple[str, ...] = field(default_factory=tuple)
+
+    def resolve_shape(self, input_shape: Shape | None) -> Shape:
+        return tuple(input_shape) if input_shape else self.input_shape
+
+    def module(self, input_shape: Shape | None = None) -> nn.Module:
+        return self.build(self.resolve_shape(input_shape)).eval()
+
+    def inputs(self, input_shape: Shape | None = None, device: str = "cpu") -> tuple:
+        shape = self.resolve_shape(input_shape)
+        if self.make_inputs is not None:
+            return self.make_inputs(shape, device)
+        return (torch.randn(shape, device=device),)
+
+
+_REGISTRY: dict[str, ModelEntry] = {}
+
+
+def register(entry: ModelEntry) -> ModelEntry:
+    if entry.name in _REGISTRY:
+        raise ValueError(f"model {entry.name!r} registered twice")
+    _REGISTRY[entry.name] = entry
+    return entry
+
+
+def get(name: str) -> ModelEntry:
+    _load_zoo()
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        raise KeyError(name) from None
+
+
+def names() -> list[str]:
+    _load_zoo()
+    return sorted(_REGISTRY)
+
+
+def entries() -> list[ModelEntry]:
+    _load_zoo()
+    return [_REGISTRY[n] for n in sorted(_REGISTRY)]
+
+
+_loaded = False
+
+
+def _load_zoo() -> None:
+    """Import the zoo modules once; each registers its entries at import time."""
+    global _loaded
+    if _loaded:
+        return
+    _loaded = True
+    from models import zoo  # noqa: F401  (registers everything)
