@@ -95,7 +95,7 @@ def records_from_graph(graph: fx.Graph, graph_label: str = "main", start: int = 
             continue
         name = target_name(node.target)
         op, _, overload = name.rpartition(".") if name.count(".") >= 2 else (name, "", "")
-        module, module_type = _module_of(node)
+        module, module_type = module_of(node)
         records.append(
             OpRecord(
                 index=start + len(records),
@@ -168,7 +168,7 @@ def _render_args(node: fx.Node) -> str:
     return ", ".join(parts)
 
 
-def _module_of(node: fx.Node) -> tuple[str, str]:
+def module_of(node: fx.Node) -> tuple[str, str]:
     stack = node.meta.get("nn_module_stack") or {}
     if not stack:
         return "", ""

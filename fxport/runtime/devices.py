@@ -4,7 +4,7 @@
         ttnn.add(a, b)                     # dev.device is the ttnn device
         dev.l1_bank_count, dev.l1_bank_size
 
-Why ttnn is imported lazily (inside functions) throughout fxport: importing ttnn is slow (~2 s),
+Why ttnn is imported lazily (inside functions) throughout fxport: importing it takes 1.5-2 s,
 and TT-Metal reads its environment (TT_METAL_MOCK_CLUSTER_DESC_PATH, TT_METAL_RUNTIME_ROOT,
 TT_METAL_CACHE, TT_LOGGER_LEVEL) once, when it first initialises the cluster (the first device
 open or layout call); loguru reads LOGURU_LEVEL when ttnn imports it. So the mock environment
@@ -23,12 +23,13 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
-from fxport.runtime.mock import MOCK_ARCHES, MockRuntime, build_runtime_root, descriptor_path
+from fxport.runtime.mock import MockRuntime, build_runtime_root, descriptor_path
 
 KINDS = ("auto", "mock", "hardware")
 DEFAULT_MOCK_ARCH = "n150"
-# Defaults only: a user's own setting of these variables wins.
-QUIET_LOG_ENV = {"TT_LOGGER_LEVEL": "error", "LOGURU_LEVEL": "WARNING"}
+# Defaults only: a user's own setting of these variables wins. "off", not "error": TT-Metal logs
+# every TT_FATAL as a critical line, duplicating the text of the RuntimeError that fxport records.
+QUIET_LOG_ENV = {"TT_LOGGER_LEVEL": "off", "LOGURU_LEVEL": "WARNING"}
 
 # What TT-Metal in this process has been (or is about to be) initialised for:
 # None, "hardware", or the mock arch. Set before TT-Metal first reads its environment.
@@ -50,11 +51,11 @@ def hardware_present() -> bool:
     Cheap on purpose: initialising TT-Metal without a card or a mock descriptor fails, and the
     cluster cannot be re-initialised as a mock afterwards.
     """
-    return bool(glob.glob("/dev/tenstorrent/*") or glob.glob("/dev/tenstorrent[0-9]*"))
+    return bool(glob.glob("/dev/tenstorrent/*"))
 
 
 def quiet_tt_logs() -> None:
-    """Default TT-Metal's C++ logger to errors and ttnn's loguru logger to warnings.
+    """Silence TT-Metal's C++ logger and default ttnn's loguru logger to warnings.
 
     TT_LOGGER_LEVEL is read when TT-Metal initialises; LOGURU_LEVEL only if loguru has not been
     imported yet (ttnn imports it), so call this before `import ttnn` to silence both.
@@ -83,6 +84,9 @@ def prepare_mock_environment(arch: str = DEFAULT_MOCK_ARCH) -> MockRuntime:
     os.environ["TT_METAL_RUNTIME_ROOT"] = f"{runtime.root}/"  # TT-Metal requires the slash
     os.environ["TT_METAL_MOCK_CLUSTER_DESC_PATH"] = str(descriptor)
     os.environ["TT_METAL_CACHE"] = str(runtime.jit_cache)
+    # TT-Metal writes watcher and fabric files to ./generated/ by default; for a mock they only
+    # describe stand-in binaries, so keep them out of the user's working directory.
+    os.environ.setdefault("TT_METAL_LOGS_PATH", str(runtime.logs))
     _process_cluster, _mock_runtime = arch, runtime
     return runtime
 
@@ -100,7 +104,7 @@ class DeviceHandle:
     dram_bank_count: int
     dram_bank_size: int
     mock_runtime: MockRuntime | None = field(default=None, repr=False)
-    _open: bool = field(default=True, repr=False)
+    _open: bool = field(default=True, init=False, repr=False)
 
     @property
     def is_mock(self) -> bool:
@@ -123,18 +127,21 @@ class DeviceHandle:
 def open_device(kind: str = "auto", arch: str | None = None, *, device_id: int = 0,
                 **ttnn_options: Any) -> DeviceHandle:
     """Open a device. `kind`: "hardware" (a real card), "mock", or "auto" (hardware when a card
-    is present and this process has not set up a mock, else mock).
+    is present and neither this process nor the environment has chosen a mock, else mock).
 
-    `arch`: the board. For a mock it selects the cluster descriptor (default "n150"); for
-    hardware it is checked against the card (None accepts any). `ttnn_options` go to
-    `ttnn.open_device` (e.g. l1_small_size, trace_region_size).
+    `arch`: the board. For a mock it selects the cluster descriptor (default: the process's
+    mock arch if one is set up, else "n150"); for hardware it is checked against the card (None
+    accepts any). `ttnn_options` go to `ttnn.open_device` (e.g. l1_small_size).
     """
     if kind not in KINDS:
         raise ValueError(f"unknown device kind {kind!r}; expected one of {', '.join(KINDS)}")
     if kind == "auto":
-        kind = "hardware" if hardware_present() and _process_cluster in (None, "hardware") else "mock"
+        mock_chosen = (_process_cluster not in (None, "hardware")
+                       or bool(os.environ.get("TT_METAL_MOCK_CLUSTER_DESC_PATH")))
+        kind = "hardware" if hardware_present() and not mock_chosen else "mock"
     if kind == "mock":
-        runtime = prepare_mock_environment(arch or DEFAULT_MOCK_ARCH)
+        current = _process_cluster if _process_cluster != "hardware" else None
+        runtime = prepare_mock_environment(arch or current or DEFAULT_MOCK_ARCH)
     else:
         runtime = None
         _claim_hardware()
@@ -163,13 +170,13 @@ def _claim_hardware() -> None:
         raise DeviceConflict(
             f"cannot open real hardware: TT-Metal in this process is already set up for a mock "
             f"{_process_cluster}; open the card in a subprocess")
-    if os.environ.get("TT_METAL_MOCK_CLUSTER_DESC_PATH"):
-        raise DeviceUnavailable(
-            "TT_METAL_MOCK_CLUSTER_DESC_PATH is set, so TT-Metal would mock the card; unset it "
-            "to open real hardware")
     if not hardware_present():
         raise DeviceUnavailable(
             "no Tenstorrent card found (no /dev/tenstorrent/* device; is the tt-kmd driver "
             'loaded?); use open_device("mock") to run on a mock device')
+    if os.environ.get("TT_METAL_MOCK_CLUSTER_DESC_PATH"):
+        raise DeviceUnavailable(
+            "TT_METAL_MOCK_CLUSTER_DESC_PATH is set, so TT-Metal would mock the card; unset it "
+            "to open real hardware")
     quiet_tt_logs()
     _process_cluster = "hardware"

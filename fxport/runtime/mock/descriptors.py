@@ -9,5 +9,6 @@ MOCK_ARCHES = ("n150", "p150")
 def descriptor_path(arch: str) -> Path:
     """The cluster-descriptor YAML for `arch`, for TT_METAL_MOCK_CLUSTER_DESC_PATH."""
     if arch not in MOCK_ARCHES:
-        raise ValueError(f"no mock cluster descriptor for {arch!r}; known: {', '.join(MOCK_ARCHES)}")
+        known = ", ".join(MOCK_ARCHES)
+        raise ValueError(f"no mock cluster descriptor for {arch!r}; known: {known}")
     return _HERE / f"{arch}.yaml"

@@ -3,11 +3,13 @@
 TT-Metal looks for the sfpi compiler under `<runtime root>/runtime/sfpi/`; the root defaults to
 the installed ttnn package. We never modify that package: instead we build a second root that
 symlinks every entry of the package, except `runtime/`, which is a real folder holding a link to
-the package's `runtime/hw` and the stand-in compiler. `TT_METAL_RUNTIME_ROOT` then points at it.
+the package's `runtime/hw` and the stand-in compiler (`stand_in_gxx.sh`, with its data files from
+`toolchain.py`). `TT_METAL_RUNTIME_ROOT` then points at the new root.
 
 Layout, keyed by the ttnn version so an upgrade gets a fresh root:
     <cache>/mock-runtime/<ttnn version>/root/        TT_METAL_RUNTIME_ROOT
     <cache>/mock-runtime/<ttnn version>/jit-cache/   TT_METAL_CACHE (holds stand-in outputs only)
+    <cache>/mock-runtime/<ttnn version>/logs/        TT_METAL_LOGS_PATH
 with <cache> = $FXPORT_CACHE or ~/.cache/fxport. Nothing here imports ttnn.
 """
 
@@ -20,14 +22,15 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import stand_in_gxx
+from . import toolchain
 
+STAND_IN = Path(__file__).with_name("stand_in_gxx.sh")
 COMPILER_RELPATH = Path("runtime/sfpi/compiler/bin/riscv-tt-elf-g++")
+COMPILER_DATA_RELPATH = Path("runtime/sfpi/compiler/fxport")  # read by the stand-in
 MANIFEST_NAME = ".fxport-mock-root.json"
 # Bump when the layout or the stand-in's behaviour changes in a way a cached root must not keep.
 LAYOUT_VERSION = 1
@@ -43,6 +46,7 @@ class MockRuntime:
     ttnn_dir: Path
     root: Path  # TT_METAL_RUNTIME_ROOT (exported with a trailing slash)
     jit_cache: Path  # TT_METAL_CACHE
+    logs: Path  # TT_METAL_LOGS_PATH (TT-Metal's generated/ folder)
 
     @property
     def compiler(self) -> Path:
@@ -57,21 +61,29 @@ def cache_home() -> Path:
 def ttnn_location() -> tuple[str, Path]:
     """Version and package folder of the installed ttnn, without importing it."""
     spec = importlib.util.find_spec("ttnn")
+    try:
+        version = importlib.metadata.version("ttnn")
+    except importlib.metadata.PackageNotFoundError:
+        spec = None
     if spec is None or not spec.submodule_search_locations:
         raise MockRuntimeError("ttnn is not installed in this Python environment")
-    return importlib.metadata.version("ttnn"), Path(spec.submodule_search_locations[0]).resolve()
+    return version, Path(spec.submodule_search_locations[0]).resolve()
+
+
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
 
 
 def _manifest(ttnn_dir: Path) -> dict:
     """Everything a built root depends on; a root whose manifest differs is rebuilt."""
-    compiler_source = Path(stand_in_gxx.__file__).read_bytes()
     return {
         "layout": LAYOUT_VERSION,
         "ttnn_dir": str(ttnn_dir),
         "entries": sorted(e for e in os.listdir(ttnn_dir) if e != "__pycache__"),
         "runtime_entries": sorted(os.listdir(ttnn_dir / "runtime")),
-        "python": sys.executable,
-        "compiler_sha256": hashlib.sha256(compiler_source).hexdigest(),
+        "sfpi_version": (ttnn_dir / "tt_metal" / "sfpi-version").read_text(),
+        "stand_in_sha256": _sha256(STAND_IN.read_bytes()),
+        "elf_sha256": _sha256(toolchain.minimal_riscv_elf()),
     }
 
 
@@ -94,17 +106,18 @@ def _populate(root: Path, ttnn_dir: Path, manifest: dict) -> None:
             os.symlink(ttnn_dir / "runtime" / entry, runtime / entry)
     compiler = root / COMPILER_RELPATH
     compiler.parent.mkdir(parents=True)
-    # Absolute shebang: the JIT build runs the compiler through the shell, whose PATH may not
-    # lead to this environment. -S -E: stdlib only, skip site and PYTHON* variables, start fast.
-    source = Path(stand_in_gxx.__file__).read_text()
-    compiler.write_text(f"#!{sys.executable} -SE\n{source}")
+    shutil.copyfile(STAND_IN, compiler)
     compiler.chmod(0o755)
+    data = root / COMPILER_DATA_RELPATH
+    data.mkdir()
+    (data / "version").write_text(toolchain.version_line(manifest["sfpi_version"]) + "\n")
+    (data / "minimal.elf").write_bytes(toolchain.minimal_riscv_elf())
     (root / MANIFEST_NAME).write_text(json.dumps(manifest, indent=1, sort_keys=True))
 
 
-def _check_compiler(compiler: Path, ttnn_dir: Path) -> None:
-    """Run the installed stand-in once: catches a noexec cache folder or a broken interpreter."""
-    expected = stand_in_gxx.version_line((ttnn_dir / "tt_metal" / "sfpi-version").read_text())
+def _check_compiler(compiler: Path, sfpi_version: str) -> None:
+    """Run the installed stand-in once: catches a noexec cache folder, a missing /bin/sh."""
+    expected = toolchain.version_line(sfpi_version)
     try:
         done = subprocess.run([str(compiler), "--version"], capture_output=True, text=True,
                               timeout=60)
@@ -125,7 +138,7 @@ def build_runtime_root(cache_dir: Path | str | None = None) -> MockRuntime:
     """
     version, ttnn_dir = ttnn_location()
     base = (Path(cache_dir).expanduser() if cache_dir else cache_home()) / "mock-runtime" / version
-    runtime = MockRuntime(version, ttnn_dir, base / "root", base / "jit-cache")
+    runtime = MockRuntime(version, ttnn_dir, base / "root", base / "jit-cache", base / "logs")
     manifest = _manifest(ttnn_dir)
     if _is_current(runtime.root, manifest):
         return runtime
@@ -135,7 +148,7 @@ def build_runtime_root(cache_dir: Path | str | None = None) -> MockRuntime:
     try:
         staging.chmod(0o755)
         _populate(staging, ttnn_dir, manifest)
-        _check_compiler(staging / COMPILER_RELPATH, ttnn_dir)
+        _check_compiler(staging / COMPILER_RELPATH, manifest["sfpi_version"])
         if runtime.root.exists() or runtime.root.is_symlink():
             retired = Path(tempfile.mkdtemp(prefix=".stale-", dir=base))
             os.replace(runtime.root, retired / "root")

@@ -1,0 +1,8 @@
+"""The aten -> TT-NN mapping table. Importing this package registers every rule family."""
+
+from fxport.mapping.registry import FAMILIES, REGISTRY, Registry, Rule, rule
+from fxport.mapping import (  # noqa: F401  (each module registers its rules)
+    eltwise,
+)
+
+__all__ = ["FAMILIES", "REGISTRY", "Registry", "Rule", "rule"]

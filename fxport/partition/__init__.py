@@ -1,0 +1,70 @@
+"""Stage 3, partition: device subgraphs and host nodes, by torch.fx's CapabilityBasedPartitioner.
+
+The partitioner asks the mapping table (through `fxport.plan.is_lowered`) which nodes run on the
+device and fuses maximal groups of them into `fused_N` submodules without creating cycles. Host
+<-> device transfers happen only where a value crosses a submodule boundary.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+
+from torch import fx
+from torch.fx.passes.infra.partitioner import CapabilityBasedPartitioner
+from torch.fx.passes.operator_support import OperatorSupportBase
+
+from fxport.capture.records import is_op_node
+from fxport.mapping import REGISTRY, Registry
+from fxport.plan import is_lowered
+
+
+@dataclass(frozen=True)
+class DevicePartition:
+    name: str  # the submodule name in the partitioned graph ("fused_0")
+    op_count: int
+    nodes: tuple[str, ...]  # op node names, in graph order
+    inputs: tuple[str, ...]  # values entering from the host
+    outputs: tuple[str, ...]  # values leaving to the host
+
+
+@dataclass
+class Partitioned:
+    graph_module: fx.GraphModule  # top level: host nodes + call_module nodes for partitions
+    partitions: list[DevicePartition]
+
+    def partition(self, name: str) -> DevicePartition:
+        return next(p for p in self.partitions if p.name == name)
+
+
+class _TableSupport(OperatorSupportBase):
+    def __init__(self, registry: Registry):
+        self.registry = registry
+
+    def is_node_supported(self, submodules, node: fx.Node) -> bool:
+        return is_lowered(node, self.registry)
+
+
+def partition(gm: fx.GraphModule, registry: Registry = REGISTRY, min_block_size: int = 1) -> Partitioned:
+    """Partition a copy of `gm`. Partitions with fewer than `min_block_size` ops stay on the host
+    (as in Torch-TensorRT: a tiny island is not worth its two transfers)."""
+    gm = copy.deepcopy(gm)
+    partitioner = CapabilityBasedPartitioner(gm, _TableSupport(registry), allows_single_node_partition=True)
+    proposed = [p for p in partitioner.propose_partitions()
+                if sum(is_op_node(n) for n in p.nodes) >= min_block_size]
+    fused = partitioner.fuse_partitions(proposed)
+    partitions = []
+    for node in fused.graph.nodes:
+        if node.op == "call_module" and node.target.startswith("fused_"):
+            sub = fused.get_submodule(node.target)
+            ops = tuple(n.name for n in sub.graph.nodes if is_op_node(n))
+            outputs = tuple(u.name for u in node.users) if _returns_tuple(sub) else (node.name,)
+            partitions.append(DevicePartition(
+                name=node.target, op_count=len(ops), nodes=ops,
+                inputs=tuple(a.name for a in node.all_input_nodes), outputs=outputs))
+    return Partitioned(fused, partitions)
+
+
+def _returns_tuple(sub: fx.GraphModule) -> bool:
+    out = next(n for n in sub.graph.nodes if n.op == "output")
+    return isinstance(out.args[0], (tuple, list))

@@ -1,0 +1,64 @@
+"""Stage 2, plan: the mapping table's verdict for every op node of a captured graph."""
+
+from __future__ import annotations
+
+import operator
+from dataclasses import dataclass
+
+from torch import fx
+
+from fxport.capture.records import is_op_node, module_of, target_name
+from fxport.mapping import REGISTRY, Registry
+
+
+@dataclass(frozen=True)
+class NodePlan:
+    node: str
+    target: str
+    module: str
+    lowered: bool
+    rule: str  # the rule that lowers (or declined) it, "" when no rule maps the op
+    ttnn: str  # the ttnn op(s) it lowers to, "" when it falls back
+    family: str
+    reason: str  # why it falls back, "" when lowered
+
+
+@dataclass(frozen=True)
+class Plan:
+    nodes: tuple[NodePlan, ...]
+
+    @property
+    def lowered(self) -> int:
+        return sum(n.lowered for n in self.nodes)
+
+    @property
+    def coverage(self) -> float:
+        return self.lowered / len(self.nodes) if self.nodes else 1.0
+
+    def by_node(self) -> dict[str, NodePlan]:
+        return {n.node: n for n in self.nodes}
+
+
+def plan_graph(graph: fx.Graph, registry: Registry = REGISTRY) -> Plan:
+    nodes = []
+    for node in graph.nodes:
+        if not is_op_node(node):
+            continue
+        rule, reason = registry.decide(node)
+        nodes.append(NodePlan(
+            node=node.name, target=target_name(node.target), module=module_of(node)[0],
+            lowered=reason is None, rule=rule.name if rule else "",
+            ttnn=rule.ttnn if rule and reason is None else "",
+            family=rule.family if rule else "", reason=reason or "",
+        ))
+    return Plan(tuple(nodes))
+
+
+def is_lowered(node: fx.Node, registry: Registry = REGISTRY) -> bool:
+    """The partitioner's question. Tuple indexing follows the node it indexes into."""
+    if node.op != "call_function":
+        return False
+    if node.target is operator.getitem:
+        src = node.args[0]
+        return isinstance(src, fx.Node) and is_lowered(src, registry)
+    return registry.decide(node)[1] is None

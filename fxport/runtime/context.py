@@ -1,0 +1,86 @@
+"""What a lowering rule sees: the device, the dual ttnn namespace and value conversions."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from fxport.runtime.devices import DeviceHandle
+from fxport.runtime.dual import DualOps, HostValue, TTValue
+
+
+@dataclass
+class TransferLog:
+    to_device: int = 0  # host -> device conversions (boundary inputs, constants, re-entries)
+    to_host: int = 0  # device -> host reads (boundary outputs, fallback inputs)
+    layout_changes: int = 0
+
+
+@dataclass
+class LoweringContext:
+    device: DeviceHandle
+    memory: str = "dram"  # "dram" or "l1": where activations are placed
+    transfers: TransferLog = field(default_factory=TransferLog)
+
+    def __post_init__(self) -> None:
+        import ttnn
+
+        self.ttnn = ttnn
+        self.ops = DualOps(ttnn, emulate=self.device.is_mock)
+        self.memory_config = ttnn.L1_MEMORY_CONFIG if self.memory == "l1" else ttnn.DRAM_MEMORY_CONFIG
+        self.dtype = ttnn.bfloat16
+        self._constants: dict[tuple, TTValue] = {}
+
+    # -- values ---------------------------------------------------------------------------------
+    def tensor(self, value: Any, layout: str = "tile", dtype: Any = None) -> Any:
+        """The value as a device tensor in `layout`; Python scalars pass through unchanged."""
+        ttnn = self.ttnn
+        want_layout = ttnn.TILE_LAYOUT if layout == "tile" else ttnn.ROW_MAJOR_LAYOUT
+        if isinstance(value, HostValue):
+            key = (layout, str(dtype))
+            # Cached on the value: a host value feeding several nodes moves once, and its device
+            # copy is freed with it after its last use.
+            if key not in value.device_copies:
+                self.transfers.to_device += 1
+                t = value.tensor
+                dtype = dtype or (ttnn.uint32 if not t.is_floating_point() else self.dtype)
+                if dtype in (ttnn.uint32, ttnn.int32):
+                    t = t.to(torch.int32)
+                moved = self.ops.from_torch(t, dtype=dtype, layout=want_layout, device=self.device.device,
+                                            memory_config=self.memory_config)
+                value.device_copies[key] = moved
+            return value.device_copies[key]
+        if isinstance(value, TTValue):
+            if dtype is not None and value.tt.dtype != dtype:
+                value = self.ops.typecast(value, dtype)
+            if value.tt.layout != want_layout:
+                self.transfers.layout_changes += 1
+                value = self.ops.to_layout(value, want_layout)
+            return value
+        return value
+
+    def host(self, value: Any, like: torch.Tensor | None = None) -> Any:
+        """The value as a torch tensor on the host (golden value on a mock; read back on hardware),
+        in the dtype of `like` when given (bf16 device results return as fp32 activations)."""
+        if isinstance(value, HostValue):
+            t = value.tensor
+        elif isinstance(value, TTValue):
+            self.transfers.to_host += 1
+            t = value.golden if value.golden is not None else self.ttnn.to_torch(value.tt)
+        else:
+            return value
+        if like is not None and t.dtype != like.dtype:
+            if t.is_floating_point() and not like.is_floating_point() and like.dtype != torch.bool:
+                t = t.round()  # integer results computed in bf16 on the device
+            t = t.to(like.dtype)
+        return t
+
+    def host_weight(self, key: str, tensor: torch.Tensor, dtype: Any = None) -> TTValue:
+        """A weight as a host-side ttnn tensor (ROW_MAJOR): conv2d prepares its own weights from
+        this form. Converted once per key."""
+        key_ = ("host", key, str(dtype))
+        if key_ not in self._constants:
+            self._constants[key_] = self.ops.from_torch(tensor, dtype=dtype or self.dtype)
+        return self._constants[key_]

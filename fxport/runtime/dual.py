@@ -1,0 +1,115 @@
+"""Runs ttnn calls for real and, on a mock device, their golden functions for the values.
+
+A mock device validates and allocates for real but computes nothing (reads back zeros). Lowering
+rules are written once against the ttnn API through `DualOps`: every call goes to the real ttnn
+op (argument validation, program selection, allocation: real verdicts) and, on a mock device,
+the same arguments with torch tensors in place of device tensors go to the op's golden function
+(emulated values). On hardware the values are read back from the device when needed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import torch
+from torch.utils._pytree import tree_map
+
+from fxport.runtime.golden import golden_function
+
+
+@dataclass
+class TTValue:
+    """A ttnn tensor (on the device, or a host-side ttnn tensor such as prepared conv weights)
+    paired with its value: the golden value on a mock device, None on hardware (read lazily)."""
+
+    tt: Any
+    golden: torch.Tensor | None
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return tuple(self.tt.shape)
+
+
+@dataclass
+class HostValue:
+    """A torch tensor on the host: a partition input, or the output of a node that fell back."""
+
+    tensor: torch.Tensor
+    device_copies: dict = field(default_factory=dict, repr=False)  # (layout, dtype) -> TTValue
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return tuple(self.tensor.shape)
+
+
+class ShapeMismatch(RuntimeError):
+    """The golden function disagrees with the device op on the output shape: the lowering's
+    argument translation is wrong (a bug in a rule, never a device verdict)."""
+
+
+class DualOps:
+    """`ops.add(a, b, memory_config=...)` calls `ttnn.add` and, on a mock, its golden function."""
+
+    def __init__(self, ttnn_module: Any, emulate: bool, on_call: Callable[[str], None] | None = None):
+        self._ttnn = ttnn_module
+        self._emulate = emulate
+        self._on_call = on_call
+
+    def __getattr__(self, name: str) -> Callable[..., Any]:
+        op = self._ttnn
+        for part in name.split("."):
+            op = getattr(op, part)
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            if self._on_call:
+                self._on_call(name)
+            out = op(*tree_map(_tt, args), **tree_map(_tt, kwargs))
+            golden = None
+            if self._emulate:
+                golden = golden_function(name, op)(*tree_map(_golden, args), **tree_map(_golden, kwargs))
+            return _pair(name, out, golden)
+
+        call.__name__ = name
+        return call
+
+
+def _tt(v: Any) -> Any:
+    return v.tt if isinstance(v, TTValue) else v
+
+
+def _golden(v: Any) -> Any:
+    return v.golden if isinstance(v, TTValue) else v
+
+
+def _pair(name: str, out: Any, golden: Any) -> Any:
+    if isinstance(out, (list, tuple)):
+        if not isinstance(golden, (list, tuple)):  # golden functions may return the main output only
+            golden = [golden] + [None] * (len(out) - 1)
+        return type(out)(_pair(name, o, g) for o, g in zip(out, golden))
+    if not _is_ttnn_tensor(out):
+        return out
+    if isinstance(golden, torch.Tensor):
+        golden = _as_device_precision(out, golden)
+        if tuple(golden.shape) != tuple(out.shape):
+            raise ShapeMismatch(f"ttnn.{name}: device output {list(out.shape)} but golden "
+                                f"{list(golden.shape)}")
+    return TTValue(out, golden)
+
+
+def _is_ttnn_tensor(x: Any) -> bool:
+    return type(x).__name__ == "Tensor" and hasattr(x, "storage_type")
+
+
+def _as_device_precision(out: Any, golden: torch.Tensor) -> torch.Tensor:
+    """Round the emulated value to the dtype the device stores (bf16 by default), so that a mock
+    run shows the precision loss a device run would have."""
+    import ttnn
+
+    torch_dtype = {ttnn.bfloat16: torch.bfloat16, ttnn.float32: torch.float32,
+                   ttnn.uint32: torch.int64, ttnn.int32: torch.int64}.get(out.dtype)
+    if torch_dtype is None:  # block-float formats: bf16 is the closest torch dtype
+        torch_dtype = torch.bfloat16 if golden.is_floating_point() else golden.dtype
+    if golden.is_floating_point() and torch_dtype in (torch.int64,):
+        return golden.round().to(torch_dtype)
+    return golden.to(torch_dtype)

@@ -1,0 +1,161 @@
+"""Stage 4, execute: run a partitioned graph, device partitions through the mapping table.
+
+Every device node is contained: when its lowering raises (an allocator OOM, a TT_FATAL
+validation, a missing golden function), the error is classified and recorded, the node re-runs on
+the host with the same input values, and the run goes on; later device nodes take its output
+back to the device. Host nodes run as aten ops in fp32.
+"""
+
+from __future__ import annotations
+
+import operator
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import fx
+
+from fxport.capture.records import is_op_node, module_of, target_name
+from fxport.mapping import REGISTRY, Registry
+from fxport.memory.oom import classify
+from fxport.partition import Partitioned
+from fxport.runtime.context import LoweringContext
+from fxport.runtime.dual import HostValue, TTValue
+from fxport.runtime.pcc import pcc
+
+
+@dataclass(frozen=True)
+class NodeResult:
+    node: str
+    target: str
+    module: str
+    partition: str  # "fused_N", or "" for host nodes
+    status: str  # "device" (ran through TT-NN), "fallback" (device failed, re-ran on host), "host"
+    error_kind: str = ""  # classification of the device error for fallbacks (OUT_OF_MEMORY, ...)
+    error: str = ""  # one line
+    pcc: float | None = None  # device (or emulated) output vs the aten op on the same inputs
+    seconds: float = 0.0
+
+
+@dataclass
+class Execution:
+    outputs: list[torch.Tensor]
+    nodes: list[NodeResult]
+
+
+def execute(partitioned: Partitioned, inputs: list[torch.Tensor], ctx: LoweringContext,
+            registry: Registry = REGISTRY, node_pcc: bool = True) -> Execution:
+    runner = _Runner(partitioned.graph_module, ctx, registry, node_pcc)
+    out = runner.run(*inputs)
+    outputs = list(out) if isinstance(out, (list, tuple)) else [out]
+    return Execution(outputs, runner.results)
+
+
+class _Runner(fx.Interpreter):
+    def __init__(self, gm: fx.GraphModule, ctx: LoweringContext, registry: Registry, node_pcc: bool):
+        super().__init__(gm)
+        self.ctx, self.registry, self.node_pcc = ctx, registry, node_pcc
+        self.results: list[NodeResult] = []
+
+    def run_node(self, n: fx.Node) -> Any:
+        if n.op == "call_module" and str(n.target).startswith("fused_"):
+            args, _ = self.fetch_args_kwargs_from_env(n)
+            return self._run_partition(str(n.target), self.module.get_submodule(n.target), args)
+        start = time.perf_counter()
+        result = super().run_node(n)
+        if is_op_node(n):
+            self.results.append(NodeResult(n.name, target_name(n.target), module_of(n)[0], "",
+                                           "host", seconds=time.perf_counter() - start))
+        return result
+
+    def _run_partition(self, name: str, sub: fx.GraphModule, args: tuple) -> Any:
+        env: dict[fx.Node, Any] = {}
+        last_use = _last_uses(sub.graph)
+        placeholders = iter(args)
+        for n in sub.graph.nodes:
+            if n.op == "placeholder":
+                env[n] = HostValue(next(placeholders))
+            elif n.op == "output":
+                return fx.map_arg(n.args[0], lambda a: self.ctx.host(env[a], like=_val(a)))
+            elif n.target is operator.getitem:
+                env[n] = env[n.args[0]][n.args[1]]
+            else:
+                env[n] = self._run_device_node(name, n, env)
+            for dead in last_use.get(n, ()):
+                env.pop(dead, None)  # frees device buffers: allocator verdicts see live tensors only
+        raise AssertionError("partition graph without output")
+
+    def _run_device_node(self, partition: str, n: fx.Node, env: dict) -> Any:
+        args = fx.map_arg(n.args, lambda a: env[a])
+        kwargs = fx.map_arg(n.kwargs, lambda a: env[a])
+        rule = self.registry.rule_for(n)
+        start = time.perf_counter()
+        status, kind, error = "device", "", ""
+        try:
+            out = rule.lower(self.ctx, n, *args, **kwargs)
+        except Exception as exc:  # contained: classify, record, re-run on the host
+            verdict = classify(str(exc) or type(exc).__name__)
+            status, kind, error = "fallback", verdict.kind, verdict.summary
+            out = _as_host(self._host_call(n, args, kwargs))
+        seconds = time.perf_counter() - start
+        score = self._node_pcc(n, args, kwargs, out) if self.node_pcc else None
+        self.results.append(NodeResult(n.name, target_name(n.target), module_of(n)[0], partition,
+                                       status, kind, error, score, seconds))
+        return out
+
+    def _host_call(self, n: fx.Node, args: Any, kwargs: Any) -> Any:
+        """The aten op on host values, in the dtypes capture recorded (fp32 activations)."""
+        like = fx.map_arg((n.args, n.kwargs), _val)
+        hargs, hkwargs = _map_pairs((args, kwargs), like, self.ctx.host)
+        return n.target(*hargs, **hkwargs)
+
+    def _node_pcc(self, n: fx.Node, args: Any, kwargs: Any, out: Any) -> float | None:
+        try:
+            expected = self._host_call(n, args, kwargs)
+        except Exception:
+            return None
+        actual = out[0] if isinstance(out, (list, tuple)) else out
+        expected = expected[0] if isinstance(expected, (list, tuple)) else expected
+        if not isinstance(expected, torch.Tensor):
+            return None
+        got = self.ctx.host(actual, like=expected)
+        if not isinstance(got, torch.Tensor):
+            return None
+        return round(pcc(got.float(), expected.float()) if expected.dtype != torch.bool
+                     else float(torch.equal(got, expected)), 6)
+
+
+def _val(a: Any) -> Any:
+    return a.meta.get("val") if isinstance(a, fx.Node) else a
+
+
+def _map_pairs(values: Any, likes: Any, fn) -> Any:
+    """Apply fn(value, like) leaf-wise over two structures of the same shape."""
+    if isinstance(values, (list, tuple)):
+        return type(values)(_map_pairs(v, l, fn) for v, l in zip(values, likes))
+    if isinstance(values, dict):
+        return {k: _map_pairs(v, likes[k], fn) for k, v in values.items()}
+    if isinstance(values, (HostValue, TTValue)):
+        return fn(values, like=likes if isinstance(likes, torch.Tensor) else None)
+    return values
+
+
+def _as_host(out: Any) -> Any:
+    if isinstance(out, torch.Tensor):
+        return HostValue(out)
+    if isinstance(out, (list, tuple)):
+        return type(out)(_as_host(o) for o in out)
+    return out
+
+
+def _last_uses(graph: fx.Graph) -> dict[fx.Node, list[fx.Node]]:
+    """node -> the values whose last use it is (as torch.fx.Interpreter computes it)."""
+    seen: set[fx.Node] = set()
+    out: dict[fx.Node, list[fx.Node]] = {}
+    for n in reversed(graph.nodes):
+        for inp in n.all_input_nodes:
+            if inp not in seen:
+                seen.add(inp)
+                out.setdefault(n, []).append(inp)
+    return out

@@ -1,0 +1,46 @@
+import json
+import subprocess
+import sys
+
+import pytest
+
+from fxport.cli import main
+
+
+def test_trace_writes_inventory(tmp_path, capsys):
+    rc = main(["trace", "tests.user_models:TinyCNN", "--input-shape", "1,3,32,32", "--out", str(tmp_path)])
+    assert rc == 0
+    doc = json.loads((tmp_path / "ops.json").read_text())
+    assert doc["summary"]["nodes"] == 5 and doc["capture"]["complete"]
+    assert {"target", "inputs", "outputs", "module", "source"} <= set(doc["ops"][0])
+    for name in ("ops.csv", "unique_ops.csv", "unique_ops.md", "timing.json"):
+        assert (tmp_path / name).stat().st_size > 0
+    out = capsys.readouterr().out
+    assert "tests.user_models:TinyCNN: 5 aten nodes" in out and "aten.conv2d.default" in out
+
+
+@pytest.mark.parametrize("args, message", [
+    (["trace", "resnet5000"], "unknown model 'resnet5000'"),
+    (["trace", "tests.user_models:TinyCNN", "--input-shape", "1,3,x"], "malformed input shape"),
+    (["trace", "tests.user_models:TinyCNN", "--input-shape", "0,3"], "malformed input shape"),
+    (["trace", "tests.user_models:not_a_model"], "is not a model: it returned int"),
+    (["trace", "tests.user_models:NOT_CALLABLE"], "is not a model"),
+    (["trace", "tests.user_models:NeedsArgs"], "needs arguments (width)"),
+    (["trace", "tests.user_models:Missing"], "has no attribute 'Missing'"),
+    (["trace", "no_such_module:Model"], "cannot import 'no_such_module'"),
+    (["trace", "tests.user_models:Broken", "--input-shape", "1,4"], "cannot capture"),
+])
+def test_bad_input_is_one_line_and_nonzero(args, message, tmp_path, capsys):
+    rc = main(args + ["--out", str(tmp_path)])
+    err = capsys.readouterr().err
+    assert rc != 0
+    assert message in err
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+
+
+def test_console_script_exit_code_and_no_traceback(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "fxport.cli", "trace", "tests.user_models:Broken",
+                           "--input-shape", "1,4", "--out", str(tmp_path)],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2
+    assert proc.stderr.startswith("fxport: error: cannot capture") and "Traceback" not in proc.stderr
