@@ -49,6 +49,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("model", help="zoo name (see `fxport models`) or module.path:callable")
     p.add_argument("--input-shape", help="input shape, e.g. 1,3,224,224 (default: the model's)")
     p.add_argument("--out", type=Path, help="output directory (default: out/<model>)")
+    p.add_argument("--no-fold", action="store_true",
+                   help="trace every call of repeated blocks (PI0's denoise steps) instead of "
+                        "tracing two and counting the rest")
     p.set_defaults(handler=_cmd_trace)
 
     p = sub.add_parser("models", parents=[common], help="list the model zoo")
@@ -63,7 +66,7 @@ def _cmd_trace(args) -> int:
 
     shape = parse_shape(args.input_shape) if args.input_shape else None
     start = time.perf_counter()
-    cap = trace_model(args.model, shape)
+    cap = trace_model(args.model, shape, fold=not args.no_fold)
     out = args.out or Path("out") / _safe_name(cap.model)
     write_inventory(cap, out)
     print(summary_text(inventory_document(cap), seconds=time.perf_counter() - start))

@@ -79,9 +79,9 @@ class RMSNorm(nn.Module):
         self.weight = nn.Parameter(torch.zeros(dim))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x32 = to_dtype(x, torch.float32)
-        y = x32 * torch.rsqrt(x32.pow(2).mean(-1, keepdim=True) + self.eps)
-        return to_dtype(y * (1.0 + to_dtype(self.weight, torch.float32)), x.dtype)
+        # One `rms_norm` node (TT-NN has a fused kernel) instead of the pow/mean/rsqrt/mul chain.
+        scale = 1.0 + to_dtype(self.weight, torch.float32)
+        return to_dtype(F.rms_norm(to_dtype(x, torch.float32), self.weight.shape, scale, self.eps), x.dtype)
 
 
 class ScaledEmbedding(nn.Embedding):
@@ -118,10 +118,13 @@ def apply_rotary(x: torch.Tensor, rope: Rope) -> torch.Tensor:
 
 
 def repeat_kv(x: torch.Tensor, groups: int) -> torch.Tensor:
-    """[B, kv_heads, S, D] -> [B, kv_heads * groups, S, D]; with one KV head this is a broadcast view."""
+    """[B, kv_heads, S, D] -> [B, kv_heads * groups, S, D]. With one KV head (PI0) it is a single
+    broadcasting `expand`, with no copy."""
+    b, kv, s, d = x.shape
     if groups == 1:
         return x
-    b, kv, s, d = x.shape
+    if kv == 1:
+        return x.expand(b, groups, s, d)
     return x[:, :, None].expand(b, kv, groups, s, d).reshape(b, kv * groups, s, d)
 
 

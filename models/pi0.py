@@ -53,10 +53,10 @@ class PI0Config:
     def __post_init__(self) -> None:
         vlm, expert = self.vlm, self.expert
         # Expert layer i attends to the keys/values of VLM layer i, head for head.
-        if (vlm.depth, vlm.head_dim, vlm.num_kv_heads) != (expert.depth, expert.head_dim, expert.num_kv_heads):
+        shared = [(g.depth, g.head_dim, g.num_kv_heads) for g in (vlm, expert)]
+        if shared[0] != shared[1]:
             raise ValueError(
-                "PI0: the VLM and the action expert must share depth, head_dim and num_kv_heads, got "
-                f"{(vlm.depth, vlm.head_dim, vlm.num_kv_heads)} and {(expert.depth, expert.head_dim, expert.num_kv_heads)}"
+                f"PI0: the VLM and the action expert must share depth, head_dim and num_kv_heads, got {shared}"
             )
         if not vlm.vocab_size:
             raise ValueError("PI0: the VLM needs a token embedding (vocab_size > 0)")
@@ -123,7 +123,7 @@ def sinusoidal_time(time: torch.Tensor, dim: int, min_period: float, max_period:
     return torch.cat([angles.sin(), angles.cos()], dim=-1)
 
 
-class Sequence(NamedTuple):
+class Layout(NamedTuple):
     """What the prefix module hands on: prefix tokens, and masks/positions of prefix and suffix."""
 
     tokens: torch.Tensor  # [B, prefix_len, vlm width]
@@ -153,7 +153,7 @@ class Prefix(nn.Module):
 
     def forward(
         self, images: torch.Tensor, image_masks: torch.Tensor, lang_tokens: torch.Tensor, lang_masks: torch.Tensor
-    ) -> Sequence:
+    ) -> Layout:
         siglip, projector, embed_tokens = self._embedders
         b, cams = images.shape[:2]
         image_tokens = projector(siglip(images.flatten(0, 1)))  # [B * cams, patches, width]
@@ -167,10 +167,11 @@ class Prefix(nn.Module):
         n = self.suffix_len
         steps = torch.arange(n, device=pad.device)
         block = steps > 0  # block 0: the state token; block 1: the action tokens
-        suffix_self = (block[None, :] <= block[:, None]).expand(b, 1, n, n)
-        suffix_mask = _additive(torch.cat([pad[:, None, None, :].expand(b, 1, n, pad.shape[1]), suffix_self], -1), tokens.dtype)
+        suffix_sees_prefix = pad[:, None, None, :].expand(b, 1, n, pad.shape[1])
+        suffix_sees_suffix = (block[None, :] <= block[:, None]).expand(b, 1, n, n)
+        suffix_mask = _additive(torch.cat([suffix_sees_prefix, suffix_sees_suffix], dim=-1), tokens.dtype)
         suffix_positions = pad.sum(dim=1, keepdim=True) + steps
-        return Sequence(tokens, prefix_mask, prefix_positions, suffix_mask, suffix_positions)
+        return Layout(tokens, prefix_mask, prefix_positions, suffix_mask, suffix_positions)
 
 
 class Suffix(nn.Module):
@@ -294,7 +295,8 @@ def _entry(name: str, preset: str, shape: Shape, description: str, tags: tuple[s
     def inputs(input_shape: Shape, device: str) -> tuple:
         return make_inputs(config(input_shape), input_shape[0], device)
 
-    return ModelEntry(name, build, shape, "vla", description, make_inputs=inputs, tags=tags)
+    # Every denoise step has the same input shapes, so inventory capture may trace it once.
+    return ModelEntry(name, build, shape, "vla", description, make_inputs=inputs, repeated=("denoise",), tags=tags)
 
 
 register(
@@ -312,7 +314,7 @@ register(
         "pi0-tiny",
         "pi0-tiny",
         (1, 3, 56, 56),
-        "PI0 at test size: SigLIP width 32 at 56 px, VLM width 64 and expert width 32 (depth 2), 4 actions, 2 steps",
+        "PI0 at test size: SigLIP width 32 at 56 px, VLM width 64, expert width 32 (depth 2), 4 actions, 2 steps",
         ("tiny",),
     )
 )

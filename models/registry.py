@@ -31,6 +31,10 @@ class ModelEntry:
     # "meta" when the module can be built on the meta device (no storage); "real" when its
     # constructor needs data (then capture builds it for real and moves it to meta).
     build_on: str = "meta"
+    # Submodules called several times per forward with identical input shapes, each call's output
+    # feeding the next (PI0's denoise step). Inventory capture may trace one call and count the
+    # rest (see fxport/capture/engine.py); execution always traces every call.
+    repeated: tuple[str, ...] = ()
     # Free-form labels used to select models (e.g. "tiny" for test-sized configs, "zoo" for the sweep).
     tags: tuple[str, ...] = field(default_factory=tuple)
 

@@ -5,9 +5,10 @@ learned position embedding is added, then `depth` encoder layers (LayerNorm, mul
 with biases, LayerNorm, GELU-tanh MLP) and a final LayerNorm. PaliGemma uses every patch token, so
 the attention-pooling head of the contrastive SigLIP model is not part of the tower.
 
-Parameter names follow the Hugging Face layout (`embeddings.patch_embedding`, `layers.N.self_attn.q_proj`,
-`post_layernorm`...) so that checkpoints map by name. Constructors only allocate, so the tower builds
-under ``torch.device("meta")``.
+Parameter names follow Hugging Face's SiglipVisionModel with two mechanical differences, so that a
+checkpoint maps over by renaming: `encoder.layers.N` is `layers.N`, and the position embedding is a
+[1, patches, width] parameter instead of an Embedding's [patches, width] weight. Constructors only
+allocate, so the tower builds under ``torch.device("meta")``.
 """
 
 from __future__ import annotations

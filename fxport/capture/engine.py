@@ -58,36 +58,126 @@ class Capture:
     @property
     def complete(self) -> bool:
         """True when the whole model was captured in one graph with nothing left out."""
-        return self.method == "export" and not self.problems
+        return self.method == "export" and all(p.stage == "note" for p in self.problems)
 
     @property
     def node_count(self) -> int:
         return sum(r.repeat for r in self.records)
 
 
-def capture(model: nn.Module, inputs: tuple, name: str = "model") -> Capture:
+def capture(model: nn.Module, inputs: tuple, name: str = "model", repeated: tuple[str, ...] = ()) -> Capture:
     """Capture `model(*inputs)`. Works on meta, fake or real tensors; never runs the model for real
-    except through the dynamo fallback, which executes the Python between graph breaks."""
+    except through the dynamo fallback, which executes the Python between graph breaks.
+
+    `repeated` names submodules that run several times per call with identical input shapes, each
+    call feeding the next (an iterative sampler's step). Each is traced once and its nodes are
+    counted once per call (`OpRecord.repeat`): the inventory is the same, the capture much faster.
+    The graph is then not executable; `fxport run` captures without folding."""
     start = time.perf_counter()
     input_specs = tuple(s for s in map(TensorSpec.of, inputs) if s is not None)
+    repeats: dict[str, int] = {}
+    problems: list[CaptureProblem] = []
+    if repeated:
+        try:
+            calls = count_calls(model, inputs, repeated)
+            with fold_repeated_calls(model, calls):
+                program = export_program(model, inputs)
+        except Exception as exc:  # a shape mismatch, or anything folding broke: trace every call
+            problems.append(CaptureProblem("note", f"not folded: {_one_line(exc)}"))
+        else:
+            notes = [CaptureProblem("note", f"{path}: {n} identical calls, traced 2 and counted {n}")
+                     for path, n in sorted(calls.items()) if n > 2]
+            return _finish(name, input_specs, "export", [CapturedGraph("main", program)], notes,
+                           start, {p: n - 1 for p, n in calls.items() if n > 2})
     try:
         program = export_program(model, inputs)
     except Exception as exc:  # any export failure: fall back, and say why
         problem = CaptureProblem("export", _one_line(exc), _user_location(exc))
-        graphs, problems = _capture_with_dynamo(model, inputs)
-        problems.insert(0, problem)
+        graphs, dynamo_problems = _capture_with_dynamo(model, inputs)
+        problems += [problem, *dynamo_problems]
         if not graphs:
             raise CaptureError(f"cannot capture {name}: {problem.message}"
                                + (f" (at {problem.location})" if problem.location else "")) from exc
-        method = "dynamo"
-    else:
-        graphs, problems, method = [CapturedGraph("main", program)], [], "export"
+        return _finish(name, input_specs, "dynamo", graphs, problems, start)
+    return _finish(name, input_specs, "export", [CapturedGraph("main", program)], problems, start)
 
+
+def _finish(name: str, inputs: tuple[TensorSpec, ...], method: str, graphs: list[CapturedGraph],
+            problems: list[CaptureProblem], start: float, repeats: dict[str, int] | None = None) -> Capture:
     records: list[OpRecord] = []
     for g in graphs:
-        records += records_from_graph(g.program.graph, g.label, start=len(records))
-    return Capture(name, input_specs, method, graphs, records, problems,
-                   seconds=time.perf_counter() - start)
+        records += records_from_graph(g.program.graph, g.label, start=len(records), repeats=repeats)
+    return Capture(name, inputs, method, graphs, records, problems, seconds=time.perf_counter() - start)
+
+
+class FoldMismatch(Exception):
+    """A module named as repeated was called with different input shapes: folding would lose ops."""
+
+
+def count_calls(model: nn.Module, inputs: tuple, paths: tuple[str, ...]) -> dict[str, int]:
+    """Calls per forward of each named submodule, from one eager run (cheap on meta tensors)."""
+    counts = dict.fromkeys(paths, 0)
+
+    def hook(path):
+        return lambda module, args: counts.__setitem__(path, counts[path] + 1)
+
+    handles = [model.get_submodule(p).register_forward_pre_hook(hook(p)) for p in paths]
+    try:
+        with torch.no_grad():
+            model(*inputs)
+    finally:
+        for h in handles:
+            h.remove()
+    return counts
+
+
+@contextlib.contextmanager
+def fold_repeated_calls(model: nn.Module, calls: dict[str, int]):
+    """Trace only the first and the last of the n calls of each named submodule.
+
+    Calls 2..n-1 return the first call's outputs and add no nodes; the first call's nodes then
+    stand for calls 1..n-1 (`repeat` n-1, see records.py) and the last call is traced as is, so
+    dead-code elimination of the last call's unused outputs matches a full trace exactly. Requires
+    every call's inputs to have the same shapes and dtypes (else FoldMismatch).
+    """
+    originals = {}
+    for path, n in calls.items():
+        if n > 2:
+            module = model.get_submodule(path)
+            originals[path] = module.forward
+            module.forward = _folded_forward(path, module.forward, n)
+    try:
+        yield
+    finally:
+        for path, forward in originals.items():
+            model.get_submodule(path).forward = forward
+
+
+def _folded_forward(path: str, forward, total: int):
+    state: dict[str, object] = {"calls": 0}
+
+    def call(*args, **kwargs):
+        state["calls"] += 1
+        signature = _signature((args, kwargs))
+        if state["calls"] == 1:
+            state["sig"], state["out"] = signature, forward(*args, **kwargs)
+            return state["out"]
+        if signature != state["sig"]:
+            raise FoldMismatch(f"{path} call {state['calls']} has inputs {signature}, "
+                               f"call 1 had {state['sig']}")
+        return forward(*args, **kwargs) if state["calls"] == total else state["out"]
+
+    return call
+
+
+def _signature(value) -> object:
+    if isinstance(value, torch.Tensor):
+        return (tuple(value.shape), value.dtype)
+    if isinstance(value, (list, tuple)):
+        return tuple(_signature(v) for v in value)
+    if isinstance(value, dict):
+        return tuple((k, _signature(v)) for k, v in sorted(value.items()))
+    return value
 
 
 def export_program(model: nn.Module, inputs: tuple) -> torch.export.ExportedProgram:

@@ -31,6 +31,7 @@ class LoadedModel:
     module: nn.Module
     inputs: tuple
     device: str  # where weights and inputs live: "meta" (no storage) or "cpu"
+    repeated: tuple[str, ...] = ()  # submodules whose identical calls capture may fold
 
 
 def parse_shape(text: str) -> Shape:
@@ -66,7 +67,7 @@ def _load_zoo_model(name: str, input_shape: Shape | None, device: str) -> Loaded
     module = _build(lambda: entry.build(shape), build_device, name)
     if build_device != device:
         module = module.to(device)
-    return LoadedModel(name, module.eval(), entry.inputs(shape, device=device), device)
+    return LoadedModel(name, module.eval(), entry.inputs(shape, device=device), device, entry.repeated)
 
 
 def _load_user_model(spec: str, input_shape: Shape | None, device: str) -> LoadedModel:

@@ -88,7 +88,9 @@ def target_name(target: Any) -> str:
     return getattr(target, "__qualname__", None) or str(target)
 
 
-def records_from_graph(graph: fx.Graph, graph_label: str = "main", start: int = 0) -> list[OpRecord]:
+def records_from_graph(graph: fx.Graph, graph_label: str = "main", start: int = 0,
+                       repeats: dict[str, int] | None = None) -> list[OpRecord]:
+    """One record per op node. `repeats` maps module paths traced once but run n times to n."""
     records = []
     for node in graph.nodes:
         if not is_op_node(node):
@@ -110,9 +112,19 @@ def records_from_graph(graph: fx.Graph, graph_label: str = "main", start: int = 
                 module=module,
                 module_type=module_type,
                 source=_source_of(node),
+                repeat=_repeat_of(node, repeats) if repeats else 1,
             )
         )
     return records
+
+
+def _repeat_of(node: fx.Node, repeats: dict[str, int]) -> int:
+    """Export keys a module's k-th call (k > 0) as "name@k": only the first call is repeated."""
+    n = 1
+    for key, (path, _) in (node.meta.get("nn_module_stack") or {}).items():
+        if "@" not in key:
+            n *= repeats.get(_normalise_path(path), 1)
+    return n
 
 
 def _flatten(value: Any) -> Iterable[Any]:
@@ -169,15 +181,25 @@ def _render_args(node: fx.Node) -> str:
 
 
 def module_of(node: fx.Node) -> tuple[str, str]:
+    """(path, class name) of the innermost module the node was traced in."""
     stack = node.meta.get("nn_module_stack") or {}
     if not stack:
         return "", ""
     path, cls = list(stack.values())[-1]
+    cls_name = cls if isinstance(cls, str) else getattr(cls, "__qualname__", str(cls))
+    return _normalise_path(path), cls_name.rpartition(".")[2]
+
+
+def module_paths(node: fx.Node) -> list[str]:
+    """Paths of every module on the node's call stack, outermost first."""
+    return [_normalise_path(path) for path, _ in (node.meta.get("nn_module_stack") or {}).values()]
+
+
+def _normalise_path(path: str) -> str:
     # Dynamo-captured graphs name paths like "L['self'].layer1[0]": normalise to "layer1.0".
     path = re.sub(r"^L\['self'\]\.?|^L__self___?", "", str(path))
     path = re.sub(r"\[(\d+)\]", r".\1", path).replace("._modules['", ".").replace("']", "")
-    cls_name = cls if isinstance(cls, str) else getattr(cls, "__qualname__", str(cls))
-    return path.strip("."), cls_name.rpartition(".")[2]
+    return path.strip(".")
 
 
 _FRAME = re.compile(r'File "(?P<file>[^"]+)", line (?P<line>\d+), in (?P<fn>\S+)')

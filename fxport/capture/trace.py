@@ -10,12 +10,14 @@ from fxport.capture.loader import Shape, load_model
 REAL_RETRY_MAX_PARAMS = 500_000_000
 
 
-def trace_model(spec: str, input_shape: Shape | None = None) -> Capture:
-    """Capture a zoo model or `module:callable` on the meta device. When the dynamo fallback has to
+def trace_model(spec: str, input_shape: Shape | None = None, fold: bool = True) -> Capture:
+    """Capture a zoo model or `module:callable` on the meta device, folding repeated identical
+    calls the zoo entry declares (`fold=False` traces every call). When the dynamo fallback has to
     execute Python between graph breaks (`.item()`, a branch on a value), meta tensors have no
     values, so a small model is captured again with real random weights."""
     loaded = load_model(spec, input_shape, device="meta")
-    cap = capture(loaded.module, loaded.inputs, name=loaded.name)
+    cap = capture(loaded.module, loaded.inputs, name=loaded.name,
+                  repeated=loaded.repeated if fold else ())
     needs_values = any(p.stage == "dynamo" and "meta" in p.message for p in cap.problems)
     params = sum(p.numel() for p in loaded.module.parameters())
     if not needs_values or params > REAL_RETRY_MAX_PARAMS:

@@ -2,7 +2,16 @@
 
 from fxport.mapping.registry import FAMILIES, REGISTRY, Registry, Rule, rule
 from fxport.mapping import (  # noqa: F401  (each module registers its rules)
+    activation,
+    attention,
+    conv_pool,
+    creation,
+    data_movement,
     eltwise,
+    embedding,
+    matmul,
+    normalization,
+    reduction,
 )
 
 __all__ = ["FAMILIES", "REGISTRY", "Registry", "Rule", "rule"]

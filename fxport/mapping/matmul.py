@@ -1,0 +1,104 @@
+"""Matrix products: mm, bmm, matmul, mv, dot, linear, addmm, baddbmm."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import fx
+
+from fxport.mapping.checks import BASIC, dtypes, max_rank, meta, output
+from fxport.mapping.registry import rule
+
+aten = torch.ops.aten
+
+# ttnn.matmul/linear fold every leading dim into the batch: ranks up to 6 validated on a mock n150
+# (device and golden output shapes agree).
+MATMUL_MAX_RANK = 6
+
+
+def _batch_broadcast(a_index: int, b_index: int):
+    """ttnn.matmul broadcasts a batch only when one side's batch dims are all 1 (and, for the first
+    operand, only at equal ranks); mixed broadcasts ([2,1] x [1,3]) fail `a_shape[i] == b_shape[i]`."""
+
+    def check(node: fx.Node) -> str | None:
+        a, b = meta(node.args[a_index]), meta(node.args[b_index])
+        if a.dim() == 1 or b.dim() == 1:
+            if a.dim() == 1 and b.dim() > 2:
+                return (f"vector x rank-{b.dim()} matmul unsupported (ttnn.matmul: when in1 rank is "
+                        "greater than in0 rank its front dims must be 1)")
+            return None
+        batch_a, batch_b = tuple(a.shape[:-2]), tuple(b.shape[:-2])
+        if math.prod(batch_b) == 1 and b.dim() <= a.dim():  # a higher-rank b would add dims
+            return None
+        if a.dim() == b.dim() and (batch_a == batch_b or math.prod(batch_a) == 1):
+            return None
+        return (f"batch dims {list(batch_a)} x {list(batch_b)} unsupported (ttnn.matmul needs equal "
+                "batch dims of equal rank, or one operand's batch dims all 1)")
+
+    return check
+
+
+MATMUL_CHECKS = (*BASIC, dtypes(), max_rank(MATMUL_MAX_RANK))
+
+
+@rule(aten.mm.default, aten.bmm.default, aten.matmul.default, aten.mv.default, aten.dot.default,
+      ttnn="ttnn.matmul", family="matmul", checks=(*MATMUL_CHECKS, _batch_broadcast(0, 1)),
+      conditions="float dtypes, rank <= 6, batch dims equal or all 1 on one side")
+def matmul(ctx, node, a, b):
+    return ctx.ops.matmul(ctx.tensor(a), ctx.tensor(b), memory_config=ctx.memory_config)
+
+
+@rule(aten.linear.default, ttnn="ttnn.linear", family="matmul", checks=MATMUL_CHECKS,
+      conditions="float dtypes, rank <= 6; weight [out, in] used as is (transpose_b), bias [out]")
+def linear(ctx, node, x, weight, bias=None):
+    # transpose_b reads the [out, in] weight in place: no host-side transpose, and a weight that
+    # is itself a device value never leaves the device.
+    return ctx.ops.linear(ctx.tensor(x), ctx.tensor(weight), bias=ctx.tensor(bias), transpose_b=True,
+                          memory_config=ctx.memory_config)
+
+
+def _addend_shape(node: fx.Node) -> str | None:
+    addend, out = meta(node.args[0]), output(node)
+    if addend.dim() > out.dim():
+        return f"addend rank {addend.dim()} exceeds the product's rank {out.dim()}"
+    return None
+
+
+def _scaled(ctx, value, factor):
+    return value if factor == 1 else ctx.ops.multiply(value, float(factor), memory_config=ctx.memory_config)
+
+
+def _is_row(addend, out_shape) -> bool:
+    return tuple(addend.shape) in ((out_shape[-1],), (1, out_shape[-1]))
+
+
+@rule(aten.addmm.default, ttnn="ttnn.addmm / ttnn.linear / ttnn.matmul + ttnn.add", family="matmul",
+      checks=(*BASIC, dtypes(), max_rank(2), _addend_shape),
+      conditions="float dtypes; an [M, N] addend uses ttnn.addmm, a row-vector bias ttnn.linear, "
+                 "other broadcasts matmul + add")
+def addmm(ctx, node, addend, mat1, mat2, *, beta=1, alpha=1):
+    a, b, out_shape = ctx.tensor(mat1), ctx.tensor(mat2), tuple(output(node).shape)
+    if tuple(addend.shape) == out_shape:
+        return ctx.ops.addmm(ctx.tensor(addend), a, b, alpha=float(alpha), beta=float(beta),
+                             memory_config=ctx.memory_config)
+    if _is_row(addend, out_shape):  # the linear layer pattern: bias broadcast over the rows
+        bias = _scaled(ctx, ctx.tensor(addend), beta)
+        return ctx.ops.linear(_scaled(ctx, a, alpha), b, bias=bias, memory_config=ctx.memory_config)
+    return _product_plus(ctx, ctx.ops.matmul(a, b, memory_config=ctx.memory_config), addend, alpha, beta)
+
+
+def _product_plus(ctx, product, addend, alpha, beta):
+    """beta * addend + alpha * product, the addend broadcast by ttnn.add."""
+    if beta == 0:  # aten ignores the addend entirely (even NaNs in it) when beta is 0
+        return _scaled(ctx, product, alpha)
+    return ctx.ops.add(_scaled(ctx, product, alpha), _scaled(ctx, ctx.tensor(addend), beta),
+                       memory_config=ctx.memory_config)
+
+
+@rule(aten.baddbmm.default, ttnn="ttnn.matmul + ttnn.add", family="matmul",
+      checks=(*BASIC, dtypes(), max_rank(3), _addend_shape),
+      conditions="float dtypes; the addend broadcast by ttnn.add")
+def baddbmm(ctx, node, addend, batch1, batch2, *, beta=1, alpha=1):
+    product = ctx.ops.matmul(ctx.tensor(batch1), ctx.tensor(batch2), memory_config=ctx.memory_config)
+    return _product_plus(ctx, product, addend, alpha, beta)

@@ -1,0 +1,168 @@
+"""Normalization: softmax, log_softmax, layer_norm, rms_norm, group_norm, batch_norm (eval)."""
+
+from __future__ import annotations
+
+import math
+import operator
+
+import torch
+from torch import fx
+
+from fxport.mapping.checks import BASIC, FLOAT_DTYPES, arg, dtypes, max_rank, meta, output
+from fxport.mapping.registry import rule
+from fxport.runtime.dual import HostValue
+
+aten = torch.ops.aten
+
+TILE = 32
+
+
+def used_outputs(node: fx.Node) -> set[int]:
+    """Indices of a multi-output node's results that the graph reads (all when the tuple itself
+    is used, e.g. returned)."""
+    used: set[int] = set()
+    for user in node.users:
+        if user.op == "call_function" and user.target is operator.getitem:
+            used.add(user.args[1])
+        else:
+            return set(range(len(node.meta.get("val", ()))))
+    return used
+
+
+def float_result(node: fx.Node) -> str | None:
+    out = output(node)
+    if out is not None and out.dtype not in FLOAT_DTYPES:
+        return f"result dtype {str(out.dtype).removeprefix('torch.')} unsupported (needs floating-point)"
+    return None
+
+
+def last_dim_only(node: fx.Node) -> str | None:
+    shape = list(meta(arg(node, 1, "normalized_shape")))
+    if len(shape) != 1:
+        return f"normalized_shape={shape} unsupported (TT-NN normalizes over the last dim only)"
+    return None
+
+
+NORM_CHECKS = (*BASIC, dtypes(), max_rank(), float_result)
+
+
+# -- softmax -------------------------------------------------------------------------------------
+# softmax.int's third argument is an output dtype, _softmax's half_to_float: float_result checks
+# the result dtype for both, and the lowering ignores it.
+@rule(aten.softmax.int, aten._softmax.default, ttnn="ttnn.softmax", family="normalization",
+      checks=NORM_CHECKS, conditions="float dtypes, rank <= 4, any dim")
+def softmax(ctx, node, x, dim, *_):
+    return ctx.ops.softmax(ctx.tensor(x), dim=dim, memory_config=ctx.memory_config)
+
+
+@rule(aten.log_softmax.int, aten._log_softmax.default, ttnn="ttnn.moreh_logsoftmax",
+      family="normalization", checks=NORM_CHECKS, conditions="float dtypes, rank <= 4, any dim")
+def log_softmax(ctx, node, x, dim, *_):
+    # One fused op (log of ttnn.softmax would turn underflowed probabilities into -inf);
+    # moreh ops take a non-negative dim.
+    return ctx.ops.moreh_logsoftmax(ctx.tensor(x), dim % len(x.shape), memory_config=ctx.memory_config)
+
+
+# -- layer_norm, rms_norm ------------------------------------------------------------------------
+@rule(aten.layer_norm.default, ttnn="ttnn.layer_norm", family="normalization",
+      checks=(*NORM_CHECKS, last_dim_only), conditions="float dtypes, rank <= 4, normalized over the last dim")
+def layer_norm(ctx, node, x, normalized_shape, weight=None, bias=None, eps=1e-5, cudnn_enable=True):
+    return ctx.ops.layer_norm(ctx.tensor(x), weight=ctx.tensor(weight), bias=ctx.tensor(bias),
+                              epsilon=eps, memory_config=ctx.memory_config)
+
+
+@rule(aten.native_layer_norm.default, ttnn="ttnn.layer_norm (+ ttnn.mean, ttnn.var for the stats)",
+      family="normalization", checks=(*NORM_CHECKS, last_dim_only),
+      conditions="float dtypes, rank <= 4, normalized over the last dim")
+def native_layer_norm(ctx, node, x, normalized_shape, weight, bias, eps):
+    xt = ctx.tensor(x)
+    out = ctx.ops.layer_norm(xt, weight=ctx.tensor(weight), bias=ctx.tensor(bias), epsilon=eps,
+                             memory_config=ctx.memory_config)
+    mean = rstd = None
+    used = used_outputs(node)
+    if 1 in used:
+        mean = ctx.ops.mean(xt, dim=-1, keepdim=True, memory_config=ctx.memory_config)
+    if 2 in used:  # 1 / sqrt(biased variance + eps), as aten saves it for the backward pass
+        var = ctx.ops.var(xt, dim=-1, keepdim=True, correction=False, memory_config=ctx.memory_config)
+        rstd = ctx.ops.rsqrt(ctx.ops.add(var, eps), memory_config=ctx.memory_config)
+    return out, mean, rstd
+
+
+@rule(aten.rms_norm.default, ttnn="ttnn.rms_norm", family="normalization",
+      checks=(*NORM_CHECKS, last_dim_only), conditions="float dtypes, rank <= 4, normalized over the last dim")
+def rms_norm(ctx, node, x, normalized_shape, weight=None, eps=None):
+    if eps is None:  # aten's default: the machine epsilon of the input dtype
+        eps = torch.finfo(meta(node.args[0]).dtype).eps
+    return ctx.ops.rms_norm(ctx.tensor(x), weight=ctx.tensor(weight), epsilon=eps,
+                            memory_config=ctx.memory_config)
+
+
+# -- group_norm ----------------------------------------------------------------------------------
+def _group_norm_shapes(node: fx.Node) -> str | None:
+    x, groups = meta(node.args[0]), arg(node, 1, "num_groups")
+    if x.dim() not in (3, 4):
+        return f"rank {x.dim()} unsupported (group_norm lowers [N, C, L] and [N, C, H, W])"
+    channels = x.shape[1]
+    if channels % TILE:
+        return f"C={channels} unsupported (ttnn.group_norm needs C a multiple of {TILE})"
+    if channels % groups:
+        return f"C={channels} not divisible by num_groups={groups}"
+    return None
+
+
+@rule(aten.group_norm.default, ttnn="ttnn.group_norm", family="normalization",
+      checks=(*NORM_CHECKS, _group_norm_shapes),
+      conditions="float dtypes, [N, C, L] or [N, C, H, W], C a multiple of 32 and of num_groups")
+def group_norm(ctx, node, x, num_groups, weight=None, bias=None, eps=1e-5, cudnn_enabled=True):
+    ttnn = ctx.ttnn
+    from ttnn.operations.normalization import dram_group_norm_virtual_columns
+
+    n, c, *spatial = x.shape
+    hw, rank = math.prod(spatial), len(x.shape)
+    # ttnn.group_norm groups the last dim of a channels-last [N, 1, H*W, C] tensor.
+    xt = ctx.ops.permute(ctx.tensor(x), (0, *range(2, rank), 1), memory_config=ctx.memory_config)
+    xt = ctx.ops.reshape(xt, (n, 1, hw, c))
+    # The op picks its core grid this way when given none; mask and parameters are laid out per
+    # virtual column of that grid.
+    grid = ttnn.determine_expected_group_norm_dram_grid_size(
+        device=ctx.device.device, num_channels=c, num_groups=num_groups, input_nhw=n * hw, num_batches=n)
+    columns = dram_group_norm_virtual_columns(grid, c, num_groups)
+    # The mask only steers the kernel (golden functions ignore it), so it goes to the device as is.
+    mask = ttnn.to_device(ttnn.create_group_norm_input_mask(c, num_groups, columns, ctx.dtype),
+                          ctx.device.device, memory_config=ctx.memory_config)
+
+    def param(value):
+        if value is None:
+            return None
+        packed = ttnn.create_group_norm_weight_bias_rm(ctx.host(value).float(), c, columns)
+        return ctx.ops.from_torch(packed, dtype=ctx.dtype, layout=ttnn.ROW_MAJOR_LAYOUT,
+                                  device=ctx.device.device, memory_config=ctx.memory_config)
+
+    out = ctx.ops.group_norm(xt, num_groups=num_groups, epsilon=eps, input_mask=mask, weight=param(weight),
+                             bias=param(bias), memory_config=ctx.memory_config, inplace=False,
+                             output_layout=ttnn.TILE_LAYOUT)
+    out = ctx.ops.reshape(out, (n, *spatial, c))
+    return ctx.ops.permute(out, (0, rank - 1, *range(1, rank - 1)), memory_config=ctx.memory_config)
+
+
+# -- batch_norm (eval) ---------------------------------------------------------------------------
+@rule(aten._native_batch_norm_legit_no_training.default, ttnn="ttnn.batch_norm", family="normalization",
+      checks=NORM_CHECKS,
+      conditions="float dtypes, rank 2-4 ([N, C], [N, C, L] reshaped to rank 4), running statistics")
+def batch_norm(ctx, node, x, weight, bias, running_mean, running_var, momentum, eps):
+    shape = tuple(x.shape)
+    channels = (1, shape[1], 1, 1)
+    xt = ctx.tensor(x)
+    if len(shape) < 4:  # ttnn.batch_norm takes rank 4 only: trailing unit dims keep the channel dim
+        xt = ctx.ops.reshape(xt, shape + (1,) * (4 - len(shape)))
+
+    def param(value):  # ttnn wants per-channel tensors as [1, C, 1, 1]
+        return None if value is None else ctx.ops.reshape(ctx.tensor(value), channels)
+
+    out = ctx.ops.batch_norm(xt, running_mean=param(running_mean), running_var=param(running_var),
+                             weight=param(weight), bias=param(bias), eps=eps, training=False,
+                             memory_config=ctx.memory_config)
+    if len(shape) < 4:
+        out = ctx.ops.reshape(out, shape)
+    # Without training, aten's saved mean and inverse std are empty tensors.
+    return out, HostValue(torch.empty(0)), HostValue(torch.empty(0))
