@@ -54,6 +54,24 @@ def _parser() -> argparse.ArgumentParser:
                         "tracing two and counting the rest")
     p.set_defaults(handler=_cmd_trace)
 
+    p = sub.add_parser("run", parents=[common], help="lower a model to TT-NN and run it on a device")
+    p.add_argument("model", help="zoo name or module.path:callable")
+    p.add_argument("--input-shape", help="input shape, e.g. 1,3,224,224 (default: the model's)")
+    p.add_argument("--device", choices=["auto", "mock", "hardware"], default="auto",
+                   help="hardware: a Tenstorrent card; mock: TT-NN without a card; auto: a card "
+                        "when present, else mock (default)")
+    p.add_argument("--arch", choices=["n150", "p150"], help="mock device board (default n150)")
+    p.add_argument("--memory-config", choices=["dram", "l1"], default="dram",
+                   help="where activations live on the device (default dram)")
+    p.add_argument("--min-block-size", type=int, default=1,
+                   help="leave device partitions with fewer ops on the host (default 1)")
+    p.add_argument("--out", type=Path, help="output directory (default: out/<model>)")
+    p.set_defaults(handler=_cmd_run)
+
+    p = sub.add_parser("ops", parents=[common], help="print the aten -> TT-NN mapping table")
+    p.add_argument("--family", help="only this op family")
+    p.set_defaults(handler=_cmd_ops)
+
     p = sub.add_parser("models", parents=[common], help="list the model zoo")
     p.set_defaults(handler=_cmd_models)
     return parser
@@ -71,6 +89,39 @@ def _cmd_trace(args) -> int:
     write_inventory(cap, out)
     print(summary_text(inventory_document(cap), seconds=time.perf_counter() - start))
     print(f"wrote {out}/ops.json (source of truth), ops.csv, unique_ops.csv, unique_ops.md")
+    return 0
+
+
+def _cmd_run(args) -> int:
+    from fxport.capture.loader import parse_shape
+    from fxport.report.run_report import run_summary_text, write_run
+    from fxport.runner import run_model
+    from fxport.runtime.devices import open_session_device
+
+    shape = parse_shape(args.input_shape) if args.input_shape else None
+    with open_session_device(args.device, args.arch) as dev:
+        result = run_model(args.model, dev, shape, memory=args.memory_config,
+                           min_block_size=args.min_block_size)
+    out = args.out or Path("out") / _safe_name(result.model)
+    doc = write_run(result, out)
+    print(run_summary_text(doc))
+    print(f"wrote {out}/run.json (source of truth), nodes.csv")
+    return 0
+
+
+def _cmd_ops(args) -> int:
+    from tabulate import tabulate
+
+    from fxport.capture.records import target_name
+    from fxport.mapping import FAMILIES, REGISTRY
+
+    if args.family and args.family not in FAMILIES:
+        raise FxportError(f"unknown family {args.family!r}; families: {', '.join(FAMILIES)}")
+    rows = [[target_name(t), r.ttnn, r.family, r.conditions]
+            for t, r in ((t, REGISTRY.rules[t]) for t in REGISTRY.targets())
+            if not args.family or r.family == args.family]
+    print(tabulate(rows, headers=["aten overload", "ttnn", "family", "conditions"], tablefmt="simple"))
+    print(f"{len(rows)} aten overloads")
     return 0
 
 

@@ -5,9 +5,9 @@ import pytest
 
 @pytest.fixture(scope="session")
 def mock_device():
-    from fxport.runtime.devices import open_device
+    from fxport.runtime.devices import EXECUTION_OPTIONS, open_device
 
-    with open_device("mock", "n150") as dev:
+    with open_device("mock", "n150", **EXECUTION_OPTIONS) as dev:
         yield dev
 
 

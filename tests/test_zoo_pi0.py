@@ -130,6 +130,7 @@ def test_registry_entries():
         entry = registry._REGISTRY[name]
         assert (entry.family, entry.input_shape, entry.build_on) == (family, shape, "meta")
         assert tag in entry.tags
+    assert registry._REGISTRY["pi0"].repeated == ("denoise",)
     inputs = registry._REGISTRY["pi0"].inputs((2, 3, 224, 224), "meta")
     images, image_masks, lang_tokens, lang_masks, state, noise = inputs
     assert images.shape == (2, 3, 3, 224, 224) and image_masks.dtype == torch.bool

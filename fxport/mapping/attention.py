@@ -28,10 +28,9 @@ def _sdpa_shapes(node: fx.Node) -> str | None:
     if dh % TILE:
         return (f"head_dim={dh} unsupported (ttnn SDPA needs a multiple of {TILE}: "
                 "logical_shape[3] == legacy_shape[3])")
+    # (Query heads that are no multiple of kv heads, which ttnn rejects, aten rejects too.)
     if not b == bk == bv or nkv != nv or sk != sv:
         return f"q/k/v shapes {list(q.shape)}, {list(k.shape)}, {list(v.shape)} do not match"
-    if nqh % nkv:
-        return f"{nqh} query heads over {nkv} kv heads unsupported (ttnn SDPA: nqh % nkv == 0)"
     if meta(arg(node, 4, "dropout_p", 0.0)):
         return "dropout_p > 0 unsupported (inference only)"
     mask = meta(arg(node, 3, "attn_mask"))
@@ -67,7 +66,9 @@ def scaled_dot_product_attention(ctx, node, q, k, v, attn_mask=None, dropout_p=0
             mask = ctx.ops.reshape(mask, (1,) * (4 - fake.dim()) + tuple(fake.shape))
         if fake.dtype == torch.bool:
             mask = ctx.ops.multiply(ctx.ops.subtract(mask, 1.0), -MASKED)
-    # is_causal is passed explicitly: ttnn's default is True.
-    return ctx.ops.transformer.scaled_dot_product_attention(
+    # is_causal is passed explicitly: ttnn's default is True. (DualOps resolves dotted names given
+    # whole; attribute chaining is not supported.)
+    sdpa = getattr(ctx.ops, "transformer.scaled_dot_product_attention")
+    return sdpa(
         ctx.tensor(q), ctx.tensor(k), ctx.tensor(v), attn_mask=mask, is_causal=bool(is_causal),
         scale=scale, memory_config=ctx.memory_config)

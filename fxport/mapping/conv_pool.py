@@ -1,10 +1,337 @@
-"""conv_pool rules."""
+"""Convolution, pooling, upsampling and padding rules.
+
+TT-NN convolution and pooling work channels-last on a flattened [1, 1, N*H*W, C] tensor, so each
+lowering permutes NCHW to that form, runs the op and permutes the [1, 1, N*OH*OW, C] result back.
+Unbatched inputs (C, H, W) run as N=1, and conv1d runs as conv2d with H=1.
+
+ttnn.conv2d, max_pool2d, avg_pool2d, adaptive_avg_pool2d and bilinear upsample allocate halo
+buffers in the L1_SMALL region, which exists only if the device was opened with `l1_small_size`
+(a device opened with defaults fails them with an L1_SMALL out-of-memory).
+"""
 
 from __future__ import annotations
 
-import torch
+import operator
+from dataclasses import dataclass
 
-from fxport.mapping.checks import BASIC, dtypes, max_rank, param  # noqa: F401
-from fxport.mapping.registry import rule  # noqa: F401
+import torch
+from torch import fx
+
+from fxport.mapping.checks import BASIC, arg, dtypes, meta, output, param
+from fxport.mapping.data_movement import dev
+from fxport.mapping.registry import rule
 
 aten = torch.ops.aten
+
+
+def _pair(value, default: tuple[int, int] | None = None) -> tuple[int, int]:
+    """A 2-D size argument as (h, w): an int, [v], [h, w], or [] (meaning `default`)."""
+    if isinstance(value, int):
+        return value, value
+    value = list(value)
+    if not value:
+        return default
+    return (value[0], value[0]) if len(value) == 1 else (value[0], value[1])
+
+
+def _out_shape(node: fx.Node) -> tuple[int, ...]:
+    return tuple(output(node).shape)
+
+
+def _spatial_rank(*ranks: int):
+    def check(node: fx.Node) -> str | None:
+        rank = meta(node.args[0]).dim()
+        return None if rank in ranks else f"input rank {rank} unsupported (needs {' or '.join(map(str, ranks))})"
+
+    return check
+
+
+def _to_flat_nhwc(ctx, x, n: int, c: int, h: int, w: int, layout: str = "row_major"):
+    """NCHW (or unbatched CHW) -> [1, 1, N*H*W, C], the input form of TT-NN conv and pool ops."""
+    x = ctx.tensor(x, layout=layout)
+    if x.shape != (n, c, h, w):
+        x = ctx.ops.reshape(x, (n, c, h, w))
+    x = ctx.ops.permute(x, (0, 2, 3, 1), memory_config=ctx.memory_config)
+    return ctx.ops.reshape(x, (1, 1, n * h * w, c))
+
+
+def _from_flat_nhwc(ctx, y, node: fx.Node):
+    """[1, 1, N*OH*OW, C] -> the node's NCHW (or CHW, or conv1d NCL) output."""
+    out = _out_shape(node)
+    n = out[0] if len(out) in (3, 4) and _batched(node) else 1
+    c, oh, ow = out[-3], out[-2], out[-1]
+    if len(out) - _batched(node) == 2:  # conv1d: (N, C, L) is (N, C, 1, L)
+        c, oh, ow = out[-2], 1, out[-1]
+    y = ctx.ops.reshape(y, (n, oh, ow, c))
+    y = ctx.ops.permute(y, (0, 3, 1, 2), memory_config=ctx.memory_config)
+    return y if y.shape == out else ctx.ops.reshape(y, out)
+
+
+def _batched(node: fx.Node) -> int:
+    """1 when the input has a batch dim (NCHW, NCL), 0 for unbatched CHW / CL."""
+    x, weight = meta(node.args[0]), meta(node.args[1]) if len(node.args) > 1 else None
+    spatial = weight.dim() - 2 if isinstance(weight, torch.Tensor) and node.target in _CONVS else 2
+    return int(x.dim() == spatial + 2)
+
+
+def _nchw(node: fx.Node) -> tuple[int, int, int, int]:
+    shape = tuple(meta(node.args[0]).shape)
+    return shape if len(shape) == 4 else (1, *shape)
+
+
+# -- convolution ---------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class _Conv:
+    """A conv1d/conv2d/convolution node as a 2-D convolution (conv1d: H = 1)."""
+    n: int
+    c: int
+    h: int
+    w: int
+    out_channels: int
+    kernel: tuple[int, int]
+    stride: tuple[int, int]
+    padding: tuple[int, int, int, int]  # top, bottom, left, right
+    dilation: tuple[int, int]
+    groups: int
+    transposed: bool
+
+    @classmethod
+    def of(cls, node: fx.Node) -> _Conv:
+        x, weight = meta(node.args[0]), meta(node.args[1])
+        one_d = weight.dim() == 3
+        if node.target == aten.convolution.default:
+            stride, padding, dilation, transposed, _, groups = node.args[3:9]
+        else:
+            stride = arg(node, 3, "stride", [1])
+            padding = arg(node, 4, "padding", [0])
+            dilation = arg(node, 5, "dilation", [1])
+            groups, transposed = arg(node, 6, "groups", 1), False
+        lift = (lambda v: (1, _pair(v)[0])) if one_d else _pair  # conv1d: the W axis of a 2-D conv
+        kernel = (1, weight.shape[2]) if one_d else tuple(weight.shape[2:])
+        stride, dilation = lift(stride), lift(dilation)
+        if isinstance(padding, str):  # "valid", or "same" (torch puts the odd extra pixel last)
+            total = [0, 0] if padding == "valid" else [d * (k - 1) for d, k in zip(dilation, kernel)]
+            pad = (total[0] // 2, total[0] - total[0] // 2, total[1] // 2, total[1] - total[1] // 2)
+        else:
+            ph, pw = lift(padding)
+            pad = (ph, ph, pw, pw)
+        spatial = (1, *x.shape[-1:]) if one_d else tuple(x.shape[-2:])
+        n = x.shape[0] if x.dim() == weight.dim() else 1
+        return cls(n, x.shape[-weight.dim() + 1], *spatial, weight.shape[0], kernel, stride, pad,
+                   dilation, groups, bool(transposed))
+
+
+_CONVS = (aten.conv2d.default, aten.conv2d.padding, aten.conv1d.default, aten.conv1d.padding,
+          aten.convolution.default)
+
+
+def _conv_supported(node: fx.Node) -> str | None:
+    weight = meta(node.args[1])
+    if weight.dim() not in (3, 4):
+        return f"{weight.dim() - 2}-D convolution unsupported (ttnn.conv2d; conv1d runs as conv2d)"
+    if meta(node.args[0]).dim() not in (weight.dim() - 1, weight.dim()):
+        return f"input rank {meta(node.args[0]).dim()} does not match a {weight.dim() - 2}-D convolution"
+    if _Conv.of(node).transposed:
+        return "transposed convolution unsupported (ttnn.conv_transpose2d is not mapped)"
+    return None
+
+
+def _host_weight(ctx, node: fx.Node, name: str, value, shape: tuple[int, ...]):
+    """A conv weight or bias as a host-side ttnn tensor (ttnn.conv2d prepares its own device copy).
+    Keyed by node and storage, so one parameter converts once per context."""
+    tensor = ctx.host(value).reshape(shape)
+    return ctx.host_weight(f"{node.name}.{name}@{tensor.data_ptr()}", tensor)
+
+
+@rule(*_CONVS, ttnn="ttnn.conv2d", family="conv_pool",
+      checks=(*BASIC, dtypes(), _conv_supported),
+      conditions="1-D/2-D, not transposed; any stride/padding/dilation/groups; float dtypes; "
+                 "device opened with l1_small_size")
+def conv(ctx, node, x, weight, bias=None, *_, **__):
+    p = _Conv.of(node)
+    flat = _to_flat_nhwc(ctx, x, p.n, p.c, p.h, p.w)
+    kh, kw = p.kernel
+    w = _host_weight(ctx, node, "weight", weight, (p.out_channels, p.c // p.groups, kh, kw))
+    b = None if bias is None else _host_weight(ctx, node, "bias", bias, (1, 1, 1, p.out_channels))
+    top, bottom, left, right = p.padding
+    padding = (top, left) if (top, left) == (bottom, right) else p.padding
+    y = ctx.ops.conv2d(input_tensor=flat, weight_tensor=w, bias_tensor=b, device=ctx.device.device,
+                       in_channels=p.c, out_channels=p.out_channels, batch_size=p.n,
+                       input_height=p.h, input_width=p.w, kernel_size=p.kernel, stride=p.stride,
+                       padding=padding, dilation=p.dilation, groups=p.groups,
+                       memory_config=ctx.memory_config)
+    return _from_flat_nhwc(ctx, y, node)
+
+
+# -- pooling -------------------------------------------------------------------------------------
+def _pool_padding(kernel_index: int, padding_index: int):
+    """TT-NN Pool2D: 'Padding should not exceed half of kernel size' (per side)."""
+
+    def check(node: fx.Node) -> str | None:
+        kernel = _pair(arg(node, kernel_index, "kernel_size"))
+        padding = _pair(arg(node, padding_index, "padding", 0))
+        if any(p > k // 2 for p, k in zip(padding, kernel)):
+            return f"padding={list(padding)} exceeds half the kernel {list(kernel)} (TT-NN Pool2D limit)"
+        return None
+
+    return check
+
+
+def _indices_unused(node: fx.Node) -> str | None:
+    if all(u.target is operator.getitem and u.args[1] == 0 for u in node.users):
+        return None
+    return "the indices output is used (ttnn.max_pool2d indices are not mapped)"
+
+
+POOL = (*BASIC, dtypes(), _spatial_rank(3, 4))
+
+
+@rule(aten.max_pool2d.default, aten.max_pool2d_with_indices.default, ttnn="ttnn.max_pool2d",
+      family="conv_pool", checks=(*POOL, _pool_padding(1, 3), _indices_unused),
+      conditions="float dtypes; padding <= kernel/2; dilation and ceil_mode supported; "
+                 "indices unused; device opened with l1_small_size")
+def max_pool2d(ctx, node, x, kernel_size, stride=(), padding=0, dilation=1, ceil_mode=False):
+    n, c, h, w = _nchw(node)
+    kernel = _pair(kernel_size)
+    y = ctx.ops.max_pool2d(_to_flat_nhwc(ctx, x, n, c, h, w), n, h, w, c, list(kernel),
+                           list(_pair(stride, kernel)), list(_pair(padding)), list(_pair(dilation)),
+                           ceil_mode, memory_config=ctx.memory_config)
+    y = _from_flat_nhwc(ctx, y, node)
+    return (y, None) if node.target == aten.max_pool2d_with_indices.default else y
+
+
+@rule(aten.avg_pool2d.default, ttnn="ttnn.avg_pool2d", family="conv_pool",
+      checks=(*POOL, _pool_padding(1, 3)),
+      conditions="float dtypes; padding <= kernel/2; ceil_mode, count_include_pad, divisor_override "
+                 "supported; device opened with l1_small_size")
+def avg_pool2d(ctx, node, x, kernel_size, stride=(), padding=0, ceil_mode=False,
+               count_include_pad=True, divisor_override=None):
+    n, c, h, w = _nchw(node)
+    kernel = _pair(kernel_size)
+    y = ctx.ops.avg_pool2d(_to_flat_nhwc(ctx, x, n, c, h, w), n, h, w, c, list(kernel),
+                           list(_pair(stride, kernel)), list(_pair(padding)), ceil_mode,
+                           count_include_pad, divisor_override, memory_config=ctx.memory_config)
+    return _from_flat_nhwc(ctx, y, node)
+
+
+def _windows(size: int, out: int) -> tuple[int, int] | None:
+    """(kernel, stride) when torch's adaptive windows [floor(i*size/out), ceil((i+1)*size/out))
+    are one fixed-size window at a fixed stride, else None."""
+    starts = [i * size // out for i in range(out)]
+    ends = [-(-(i + 1) * size // out) for i in range(out)]
+    kernel, stride = ends[0] - starts[0], (starts[1] - starts[0]) if out > 1 else 1
+    uniform = all(e - s == kernel for s, e in zip(starts, ends)) and \
+        all(s == i * stride for i, s in enumerate(starts))
+    return (kernel, stride) if uniform else None
+
+
+def _uniform_windows(node: fx.Node) -> str | None:
+    (_, _, h, w), (oh, ow) = _nchw(node), _out_shape(node)[-2:]
+    if _windows(h, oh) and _windows(w, ow):
+        return None
+    return (f"{h}x{w} -> {oh}x{ow} needs windows of varying size or stride; TT-NN's adaptive pool "
+            "uses one kernel and stride (and would silently differ)")
+
+
+@rule(aten.adaptive_avg_pool2d.default, aten._adaptive_avg_pool2d.default,
+      ttnn="ttnn.global_avg_pool2d | ttnn.adaptive_avg_pool2d", family="conv_pool",
+      checks=(*POOL, _uniform_windows),
+      conditions="float dtypes; output 1x1 (global pool), or any size whose windows are uniform "
+                 "(device opened with l1_small_size)")
+def adaptive_avg_pool2d(ctx, node, x, output_size):
+    n, c, h, w = _nchw(node)
+    oh, ow = _out_shape(node)[-2:]
+    if (oh, ow) == (1, 1):  # a single reduction, no halo (and no L1_SMALL) needed
+        nhwc = ctx.ops.permute(ctx.ops.reshape(ctx.tensor(x), (n, c, h, w)), (0, 2, 3, 1),
+                               memory_config=ctx.memory_config)
+        y = ctx.ops.global_avg_pool2d(nhwc)
+        y = ctx.ops.permute(y, (0, 3, 1, 2), memory_config=ctx.memory_config)
+        return y if y.shape == _out_shape(node) else ctx.ops.reshape(y, _out_shape(node))
+    y = ctx.ops.adaptive_avg_pool2d(_to_flat_nhwc(ctx, x, n, c, h, w), n, h, w, c, [oh, ow],
+                                    memory_config=ctx.memory_config)
+    return _from_flat_nhwc(ctx, y, node)
+
+
+# -- upsampling ----------------------------------------------------------------------------------
+def _scales(node: fx.Node) -> list | None:
+    """The scale factors the node was given (None when it was given an output size)."""
+    if node.target in (aten.upsample_nearest2d.vec, aten.upsample_bilinear2d.vec):
+        return arg(node, 3 if node.target == aten.upsample_bilinear2d.vec else 2, "scale_factors")
+    first = 3 if node.target == aten.upsample_bilinear2d.default else 2
+    scales = [arg(node, first, "scales_h"), arg(node, first + 1, "scales_w")]
+    return None if scales == [None, None] else scales
+
+
+def _integer_scale(node: fx.Node) -> str | None:
+    (_, _, h, w), (oh, ow) = _nchw(node), _out_shape(node)[-2:]
+    if oh % h or ow % w:
+        return f"{h}x{w} -> {oh}x{ow} is not an integer scale (ttnn.upsample takes integer factors here)"
+    scales = _scales(node)
+    if scales is not None and any(s is None or s != int(s) for s in scales):
+        # torch maps output pixels back with the given factor itself, so 2.05 is not 2
+        return f"scale_factors={scales} unsupported (integer factors only)"
+    return None
+
+
+def _upsample(ctx, node, x, mode: str):
+    n, c, h, w = _nchw(node)
+    oh, ow = _out_shape(node)[-2:]
+    nhwc = ctx.ops.permute(ctx.ops.reshape(ctx.tensor(x, layout="row_major"), (n, c, h, w)),
+                           (0, 2, 3, 1), memory_config=ctx.memory_config)
+    y = ctx.ops.upsample(nhwc, [oh // h, ow // w], mode=mode, memory_config=ctx.memory_config)
+    y = ctx.ops.permute(y, (0, 3, 1, 2), memory_config=ctx.memory_config)
+    return y if y.shape == _out_shape(node) else ctx.ops.reshape(y, _out_shape(node))
+
+
+@rule(aten.upsample_nearest2d.vec, aten.upsample_nearest2d.default, ttnn="ttnn.upsample",
+      family="conv_pool", checks=(*POOL, _integer_scale),
+      conditions="float dtypes; integer scale factors (ROW_MAJOR NHWC)")
+def upsample_nearest2d(ctx, node, x, *_, **__):
+    return _upsample(ctx, node, x, "nearest")
+
+
+def _channels_multiple_of_32(node: fx.Node) -> str | None:
+    c = _nchw(node)[1]
+    return None if c % 32 == 0 else f"{c} channels unsupported (bilinear ttnn.upsample needs a multiple of 32)"
+
+
+@rule(aten.upsample_bilinear2d.vec, aten.upsample_bilinear2d.default, ttnn="ttnn.upsample",
+      family="conv_pool",
+      checks=(*POOL, param(2, "align_corners", False, why="TT-NN samples like align_corners=False"),
+              _integer_scale, _channels_multiple_of_32),
+      conditions="float dtypes; align_corners=False; integer scale factors; channels % 32 == 0; "
+                 "device opened with l1_small_size")
+def upsample_bilinear2d(ctx, node, x, *_, **__):
+    return _upsample(ctx, node, x, "bilinear")
+
+
+# -- padding -------------------------------------------------------------------------------------
+def _constant_mode(node: fx.Node) -> str | None:
+    if node.target != aten.pad.default:
+        return None
+    mode = arg(node, 2, "mode", "constant")
+    return None if mode == "constant" else f"mode={mode!r} unsupported (ttnn.pad pads with a constant)"
+
+
+def _no_cropping(node: fx.Node) -> str | None:
+    pad = list(arg(node, 1, "pad"))
+    return None if min(pad, default=0) >= 0 else f"negative padding {pad} (cropping) unsupported"
+
+
+@rule(aten.pad.default, aten.constant_pad_nd.default, ttnn="ttnn.pad", family="conv_pool",
+      checks=(*BASIC, _constant_mode, _no_cropping),
+      conditions="constant mode, non-negative pads; any rank and dtype")
+def pad(ctx, node, x, pad, *args, **kwargs):
+    value = kwargs.get("value", args[-1] if args else None)
+    value = 0 if value is None or isinstance(value, str) else value
+    rank = len(_out_shape(node))
+    pairs = [(0, 0)] * rank
+    for i in range(len(pad) // 2):  # torch lists (before, after) pairs from the last dim backwards
+        pairs[rank - 1 - i] = (pad[2 * i], pad[2 * i + 1])
+    if not any(a or b for a, b in pairs):
+        return dev(ctx, x)
+    # TILE padding cannot add at the front of a dim ("on device tile padding does not support
+    # front padding"); ROW_MAJOR can.
+    front = any(before for before, _ in pairs)
+    return ctx.ops.pad(ctx.tensor(x, layout="row_major" if front else "tile"), pairs, value,
+                       memory_config=ctx.memory_config)

@@ -1,10 +1,373 @@
-"""data_movement rules."""
+"""Data-movement rules: views and reshapes, permutes, slicing, concatenation and splitting, copies
+and dtype conversion, index selection.
+
+Values pass through these ops unchanged, so integer and bool tensors are accepted as well as floats
+(TT-NN holds integers as uint32/int32 and bools as bf16 0/1 or uint32). The layout a value already
+has on the device is kept: reshape, permute, slice and concat work on TILE and ROW_MAJOR alike.
+"""
 
 from __future__ import annotations
 
-import torch
+import math
 
-from fxport.mapping.checks import BASIC, dtypes, max_rank, param  # noqa: F401
-from fxport.mapping.registry import rule  # noqa: F401
+import torch
+from torch import fx
+
+from fxport.mapping.checks import (BASIC, FLOAT_DTYPES, INT_DTYPES, arg, dtypes, max_rank, meta,
+                                   output, param, tensor_inputs)
+from fxport.mapping.registry import rule
+from fxport.runtime.dual import TTValue
 
 aten = torch.ops.aten
+
+ANY_DTYPES = FLOAT_DTYPES | INT_DTYPES | {torch.bool}
+# TT-NN shapes are rank <= 8. The mock validates reshape/permute/slice/concat/expand beyond that
+# (tried to rank 12), but it runs no kernels, so the limit stays where TT-NN documents tensors.
+MAX_RANK = 8
+MOVE = (*BASIC, dtypes(ANY_DTYPES, "float, int or bool"), max_rank(MAX_RANK))
+
+
+def tt_dtype(ctx, dtype: torch.dtype, signed: bool = False):
+    """The TT-NN dtype holding values of torch `dtype`: floats and bools in bf16 (TT-NN computes
+    floats in bf16; its comparisons return bf16 0/1), integers in uint32, or int32 when negative
+    values can occur."""
+    if dtype.is_floating_point or dtype == torch.bool:
+        return ctx.dtype
+    return ctx.ttnn.int32 if signed else ctx.ttnn.uint32
+
+
+def dev(ctx, value):
+    """A device tensor in whatever layout it already has (host values move as tiles)."""
+    return value if isinstance(value, TTValue) else ctx.tensor(value)
+
+
+def _shape(node: fx.Node) -> tuple[int, ...]:
+    return tuple(output(node).shape)
+
+
+def _dim(dim: int, rank: int) -> int:
+    return dim % rank if rank else 0
+
+
+# -- reshapes ----------------------------------------------------------------------------------
+@rule(aten.view.default, aten._unsafe_view.default, aten.reshape.default, aten.view_copy.default,
+      aten.squeeze.default, aten.squeeze.dim, aten.squeeze.dims, aten.squeeze_copy.default,
+      aten.squeeze_copy.dim, aten.squeeze_copy.dims, aten.unsqueeze.default,
+      aten.unsqueeze_copy.default,
+      ttnn="ttnn.reshape", family="data_movement", checks=MOVE,
+      conditions="rank <= 8; any dtype; reshaped to the captured output shape")
+def reshape(ctx, node, x, *_, **__):
+    # The captured output shape already resolves -1 and which dims squeeze drops.
+    return ctx.ops.reshape(dev(ctx, x), _shape(node))
+
+
+@rule(aten.alias.default, aten.alias_copy.default, aten.detach.default, aten.lift_fresh_copy.default,
+      aten.contiguous.default,
+      ttnn="(none: the device tensor is reused)", family="data_movement", checks=MOVE,
+      conditions="any dtype; values are immutable in a functional graph, so no copy is made")
+def alias(ctx, node, x, *_, **__):
+    return dev(ctx, x)
+
+
+@rule(aten.clone.default, ttnn="ttnn.clone", family="data_movement", checks=MOVE,
+      conditions="any dtype; memory_format has no meaning for TT-NN tensors")
+def clone(ctx, node, x, memory_format=None):
+    return ctx.ops.clone(dev(ctx, x), memory_config=ctx.memory_config)
+
+
+# -- permutes ----------------------------------------------------------------------------------
+@rule(aten.permute.default, aten.permute_copy.default, ttnn="ttnn.permute", family="data_movement",
+      checks=MOVE, conditions="rank <= 8; any dtype")
+def permute(ctx, node, x, dims):
+    rank = len(dims)
+    return ctx.ops.permute(dev(ctx, x), [_dim(d, rank) for d in dims], memory_config=ctx.memory_config)
+
+
+@rule(aten.transpose.int, aten.transpose_copy.int, ttnn="ttnn.transpose", family="data_movement",
+      checks=MOVE, conditions="rank <= 8; any dtype")
+def transpose(ctx, node, x, dim0, dim1):
+    rank = len(_shape(node))
+    return ctx.ops.transpose(dev(ctx, x), _dim(dim0, rank), _dim(dim1, rank), memory_config=ctx.memory_config)
+
+
+@rule(aten.t.default, aten.t_copy.default, ttnn="ttnn.transpose", family="data_movement",
+      checks=MOVE, conditions="rank <= 2; any dtype")
+def t(ctx, node, x):
+    x = dev(ctx, x)
+    return ctx.ops.transpose(x, 0, 1, memory_config=ctx.memory_config) if len(x.shape) == 2 else x
+
+
+# -- broadcasting copies -------------------------------------------------------------------------
+@rule(aten.expand.default, aten.expand_copy.default, ttnn="ttnn.expand", family="data_movement",
+      checks=MOVE, conditions="rank <= 8; any dtype; materialises the broadcast (TT-NN has no strides)")
+def expand(ctx, node, x, size, implicit=False):
+    return ctx.ops.expand(dev(ctx, x), _shape(node), memory_config=ctx.memory_config)
+
+
+@rule(aten.repeat.default, ttnn="ttnn.repeat", family="data_movement", checks=MOVE,
+      conditions="rank <= 8; any dtype")
+def repeat(ctx, node, x, repeats):
+    x = dev(ctx, x)
+    extra = len(repeats) - len(x.shape)
+    if extra > 0:  # torch.repeat adds leading dims; ttnn.repeat wants them in place
+        x = ctx.ops.reshape(x, (1,) * extra + x.shape)
+    return ctx.ops.repeat(x, list(repeats), memory_config=ctx.memory_config)
+
+
+def _repeat_interleave_args(node: fx.Node) -> str | None:
+    if not isinstance(arg(node, 1, "repeats"), int):
+        return "tensor repeats unsupported (ttnn.repeat_interleave takes one int)"
+    if arg(node, 2, "dim") is None:
+        return "dim=None (flattening) unsupported"
+    return None
+
+
+@rule(aten.repeat_interleave.self_int, ttnn="ttnn.repeat_interleave", family="data_movement",
+      checks=(*MOVE, _repeat_interleave_args), conditions="int repeats along a given dim; any dtype")
+def repeat_interleave(ctx, node, x, repeats, dim=None, output_size=None):
+    x = dev(ctx, x)
+    return ctx.ops.repeat_interleave(x, repeats, _dim(dim, len(x.shape)), memory_config=ctx.memory_config)
+
+
+# -- slicing ------------------------------------------------------------------------------------
+def _bounds(size: int, start, end) -> tuple[int, int]:
+    """torch's clamping of slice bounds (None, negative and out-of-range values)."""
+    start = 0 if start is None else start
+    end = size if end is None else end
+    start = max(0, min(size, start + size if start < 0 else start))
+    end = max(start, min(size, end + size if end < 0 else end))
+    return start, end
+
+
+def _slice(ctx, x: TTValue, dim: int, start: int, end: int, step: int = 1) -> TTValue:
+    shape = x.shape
+    starts, ends, steps = [0] * len(shape), list(shape), [1] * len(shape)
+    starts[dim], ends[dim], steps[dim] = start, end, step
+    return ctx.ops.slice(x, starts, ends, steps, memory_config=ctx.memory_config)
+
+
+def _positive_step(node: fx.Node) -> str | None:
+    step = arg(node, 4, "step", 1)
+    return None if step >= 1 else f"step={step} unsupported"
+
+
+@rule(aten.slice.Tensor, aten.slice_copy.Tensor, ttnn="ttnn.slice", family="data_movement",
+      checks=(*MOVE, _positive_step), conditions="rank <= 8; any dtype; steps >= 1")
+def slice_(ctx, node, x, dim=0, start=None, end=None, step=1):
+    x = dev(ctx, x)
+    dim = _dim(dim, len(x.shape))
+    start, end = _bounds(x.shape[dim], start, end)
+    return _slice(ctx, x, dim, start, end, step)
+
+
+@rule(aten.select.int, aten.select_copy.int, ttnn="ttnn.slice + ttnn.reshape", family="data_movement",
+      checks=MOVE, conditions="rank <= 8; any dtype")
+def select(ctx, node, x, dim, index):
+    x = dev(ctx, x)
+    dim = _dim(dim, len(x.shape))
+    index = index % x.shape[dim]
+    return ctx.ops.reshape(_slice(ctx, x, dim, index, index + 1), _shape(node))
+
+
+def _sizes(node: fx.Node) -> list[int]:
+    return [t.shape[_dim(arg(node, 2, "dim", 0), t.dim())] for t in node.meta["val"]]
+
+
+def _split_sizes(node: fx.Node) -> str | None:
+    return None if all(_sizes(node)) else "empty split chunk"
+
+
+@rule(aten.split.Tensor, aten.split_copy.Tensor, aten.split_with_sizes.default,
+      aten.split_with_sizes_copy.default, ttnn="ttnn.slice", family="data_movement",
+      checks=(*MOVE, _split_sizes), conditions="rank <= 8; any dtype; one slice per chunk")
+def split(ctx, node, x, split_size, dim=0):
+    x = dev(ctx, x)
+    dim = _dim(dim, len(x.shape))
+    chunks, start = [], 0
+    for size in _sizes(node):
+        chunks.append(_slice(ctx, x, dim, start, start + size))
+        start += size
+    return tuple(chunks)
+
+
+@rule(aten.unbind.int, aten.unbind_copy.int, ttnn="ttnn.slice + ttnn.reshape", family="data_movement",
+      checks=MOVE, conditions="rank <= 8; any dtype; one slice per element")
+def unbind(ctx, node, x, dim=0):
+    x = dev(ctx, x)
+    dim = _dim(dim, len(x.shape))
+    return tuple(ctx.ops.reshape(_slice(ctx, x, dim, i, i + 1), tuple(o.shape))
+                 for i, o in enumerate(node.meta["val"]))
+
+
+# -- joining ------------------------------------------------------------------------------------
+def _same_dtype(node: fx.Node) -> str | None:
+    kinds = {t.dtype for t in tensor_inputs(node)}
+    return None if len(kinds) <= 1 else f"mixed input dtypes {sorted(str(k) for k in kinds)}"
+
+
+def _joinable(ctx, values) -> list[TTValue]:
+    """Device tiles of one dtype: ttnn.concat needs its inputs alike."""
+    ref = next((v.tt.dtype for v in values if isinstance(v, TTValue)), None)
+    return [ctx.tensor(v, dtype=ref) for v in values]
+
+
+@rule(aten.cat.default, ttnn="ttnn.concat", family="data_movement", checks=(*MOVE, _same_dtype),
+      conditions="rank <= 8; inputs of one dtype")
+def cat(ctx, node, tensors, dim=0):
+    tensors = _joinable(ctx, tensors)
+    return ctx.ops.concat(tensors, _dim(dim, len(_shape(node))), memory_config=ctx.memory_config)
+
+
+@rule(aten.stack.default, ttnn="ttnn.reshape + ttnn.concat", family="data_movement",
+      checks=(*MOVE, _same_dtype), conditions="rank <= 8 after stacking; inputs of one dtype")
+def stack(ctx, node, tensors, dim=0):
+    out = _shape(node)
+    dim = _dim(dim, len(out))
+    piece = out[:dim] + (1,) + out[dim + 1:]
+    return ctx.ops.concat([ctx.ops.reshape(t, piece) for t in _joinable(ctx, tensors)], dim,
+                          memory_config=ctx.memory_config)
+
+
+def _unit_step(node: fx.Node) -> str | None:
+    step = arg(node, 5, "step", 1)
+    return None if step == 1 else f"step={step} unsupported (lowered as slices + concat)"
+
+
+@rule(aten.slice_scatter.default, ttnn="ttnn.slice + ttnn.concat", family="data_movement",
+      checks=(*MOVE, _same_dtype, _unit_step), conditions="rank <= 8; step 1; inputs of one dtype")
+def slice_scatter(ctx, node, x, src, dim=0, start=None, end=None, step=1):
+    x, src = _joinable(ctx, [x, src])
+    dim = _dim(dim, len(x.shape))
+    start, end = _bounds(x.shape[dim], start, end)
+    parts = [_slice(ctx, x, dim, 0, start)] if start > 0 else []
+    parts.append(src)
+    if end < x.shape[dim]:
+        parts.append(_slice(ctx, x, dim, end, x.shape[dim]))
+    return ctx.ops.concat(parts, dim, memory_config=ctx.memory_config) if len(parts) > 1 else src
+
+
+# -- copies and dtype conversion ------------------------------------------------------------------
+def _convert(ctx, x: TTValue, dtype: torch.dtype) -> TTValue:
+    """x holding values of torch `dtype`. Floats of any width share bf16 on the device; a float to
+    integer cast truncates toward zero like torch (int32 keeps the sign)."""
+    want = tt_dtype(ctx, dtype, signed=True)
+    have = x.tt.dtype
+    floats = (ctx.dtype, ctx.ttnn.float32)
+    if have == want or (have in floats and want in floats) or (have not in floats and want not in floats):
+        return x
+    return ctx.ops.typecast(x, want, memory_config=ctx.memory_config)
+
+
+def _no_bool_cast(node: fx.Node) -> str | None:
+    src = tensor_inputs(node)[-1].dtype
+    dst = output(node).dtype
+    if dst == torch.bool and src != torch.bool:
+        return f"cast {str(src).removeprefix('torch.')} -> bool unsupported (needs x != 0, not a typecast)"
+    return None
+
+
+def _strided_layout(node: fx.Node) -> str | None:
+    layout = node.kwargs.get("layout")
+    return None if layout in (None, torch.strided) else f"layout={layout} unsupported"
+
+
+@rule(aten._to_copy.default, ttnn="ttnn.typecast", family="data_movement",
+      checks=(*MOVE, _strided_layout, _no_bool_cast),
+      conditions="dtype changes only (device/memory_format are host notions); no cast to bool")
+def to_copy(ctx, node, x, **_):
+    return _convert(ctx, dev(ctx, x), output(node).dtype)
+
+
+@rule(aten.copy.default, ttnn="ttnn.expand + ttnn.typecast", family="data_movement",
+      checks=(*MOVE, _no_bool_cast), conditions="src broadcast to dst's shape and cast to its dtype")
+def copy(ctx, node, dst, src, non_blocking=False):
+    src = dev(ctx, src)
+    if src.shape != _shape(node):
+        src = ctx.ops.expand(src, _shape(node), memory_config=ctx.memory_config)
+    return _convert(ctx, src, output(node).dtype)
+
+
+# -- index selection ------------------------------------------------------------------------------
+def _host_index(ctx, index, size: int):
+    """Indices as uint32 ROW_MAJOR (what ttnn.embedding reads). Host-side indices are wrapped
+    (x[-1]) on the host; device indices are taken as they are."""
+    if not isinstance(index, TTValue):
+        t = ctx.host(index).to(torch.int64).flatten()
+        index = type(index)(torch.where(t < 0, t + size, t))
+    return ctx.tensor(index, layout="row_major", dtype=ctx.ttnn.uint32)
+
+
+def _gather_rows(ctx, node, x, dim: int, index) -> TTValue:
+    """x.index_select(dim, index.flatten()), reshaped to the node's output, via ttnn.embedding:
+    dim moves to the front and the rest flattens into one embedding row."""
+    x = dev(ctx, x)
+    rank = len(x.shape)
+    order = [dim] + [d for d in range(rank) if d != dim]
+    if dim:
+        x = ctx.ops.permute(x, order, memory_config=ctx.memory_config)
+    moved = x.shape
+    table = ctx.ops.reshape(x, (moved[0], math.prod(moved[1:])))
+    index = _host_index(ctx, index, moved[0])
+    if len(index.shape) != 1:
+        index = ctx.ops.reshape(index, (math.prod(index.shape),))
+    rows = ctx.ops.embedding(index, table, layout=ctx.ttnn.TILE_LAYOUT, memory_config=ctx.memory_config)
+    rows = ctx.ops.reshape(rows, (rows.shape[0],) + moved[1:])
+    if dim:
+        rows = ctx.ops.permute(rows, [order.index(d) for d in range(rank)], memory_config=ctx.memory_config)
+    out = _shape(node)
+    return rows if rows.shape == out else ctx.ops.reshape(rows, out)
+
+
+def _float_source(node: fx.Node) -> str | None:
+    src = meta(node.args[0]).dtype
+    return None if src in FLOAT_DTYPES else \
+        f"dtype {str(src).removeprefix('torch.')} unsupported (ttnn.embedding gathers bf16 rows)"
+
+
+@rule(aten.index_select.default, ttnn="ttnn.embedding", family="data_movement",
+      checks=(*BASIC, _float_source, max_rank(MAX_RANK)),
+      conditions="float source; rank <= 8; dim moved to the front and rows gathered")
+def index_select(ctx, node, x, dim, index):
+    return _gather_rows(ctx, node, x, _dim(dim, len(meta(node.args[0]).shape)), index)
+
+
+def _single_index(node: fx.Node) -> str | None:
+    indices = arg(node, 1, "indices")
+    given = [i for i in indices if i is not None]
+    if len(given) != 1:
+        return f"{len(given)} index tensors unsupported (only one, like x[:, idx])"
+    idx = meta(given[0])
+    if idx.dtype == torch.bool:
+        return "boolean mask indexing unsupported (data-dependent output shape)"
+    if idx.dtype not in INT_DTYPES:
+        return f"index dtype {str(idx.dtype).removeprefix('torch.')} unsupported"
+    return None
+
+
+@rule(aten.index.Tensor, ttnn="ttnn.embedding", family="data_movement",
+      checks=(*BASIC, _float_source, max_rank(MAX_RANK), _single_index),
+      conditions="float source; one integer index tensor (x[idx], x[:, idx]); negative host indices wrap")
+def index(ctx, node, x, indices):
+    dim = next(d for d, i in enumerate(indices) if i is not None)
+    return _gather_rows(ctx, node, x, dim, indices[dim])
+
+
+@rule(aten.gather.default, ttnn="ttnn.gather", family="data_movement",
+      checks=(*BASIC, dtypes(ANY_DTYPES, "float, int or bool"), max_rank(MAX_RANK),
+              param(3, "sparse_grad", False)),
+      conditions="rank <= 8; index in range [0, size)")
+def gather(ctx, node, x, dim, index, sparse_grad=False):
+    x = ctx.tensor(x)
+    index = ctx.tensor(index, dtype=ctx.ttnn.uint32)
+    return ctx.ops.gather(x, _dim(dim, len(x.shape)), index=index, memory_config=ctx.memory_config)
+
+
+@rule(aten.roll.default, ttnn="ttnn.roll", family="data_movement", checks=MOVE,
+      conditions="rank <= 8; any dtype; no dims rolls the flattened tensor")
+def roll(ctx, node, x, shifts, dims=()):
+    x = dev(ctx, x)
+    shape = x.shape
+    if not dims:  # torch rolls the flattened tensor
+        flat = ctx.ops.roll(ctx.ops.reshape(x, (math.prod(shape),)), list(shifts), [0])
+        return ctx.ops.reshape(flat, shape)
+    return ctx.ops.roll(x, list(shifts), [_dim(d, len(shape)) for d in dims])

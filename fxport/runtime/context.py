@@ -61,13 +61,14 @@ class LoweringContext:
             return value
         return value
 
-    def host(self, value: Any, like: torch.Tensor | None = None) -> Any:
+    def host(self, value: Any, like: torch.Tensor | None = None, count: bool = True) -> Any:
         """The value as a torch tensor on the host (golden value on a mock; read back on hardware),
-        in the dtype of `like` when given (bf16 device results return as fp32 activations)."""
+        in the dtype of `like` when given (bf16 device results return as fp32 activations).
+        `count=False` for reads that only measure (PCC), which a deployment would not do."""
         if isinstance(value, HostValue):
             t = value.tensor
         elif isinstance(value, TTValue):
-            self.transfers.to_host += 1
+            self.transfers.to_host += count
             t = value.golden if value.golden is not None else self.ttnn.to_torch(value.tt)
         else:
             return value

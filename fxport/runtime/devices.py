@@ -180,3 +180,18 @@ def _claim_hardware() -> None:
             "to open real hardware")
     quiet_tt_logs()
     _process_cluster = "hardware"
+
+
+# Options fxport opens devices with for execution: conv2d and the pooling ops allocate their
+# sharded configs from the L1_SMALL region, which is empty by default (they fail without it).
+EXECUTION_OPTIONS = {"l1_small_size": 32768}
+
+
+def open_session_device(kind: str = "auto", arch: str | None = None) -> DeviceHandle:
+    """`open_device` with fxport's execution options; failures become one-line user errors."""
+    from fxport.errors import FxportError
+
+    try:
+        return open_device(kind, arch, **EXECUTION_OPTIONS)
+    except (DeviceUnavailable, DeviceConflict) as exc:
+        raise FxportError(str(exc)) from None

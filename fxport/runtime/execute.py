@@ -97,17 +97,19 @@ class _Runner(fx.Interpreter):
         except Exception as exc:  # contained: classify, record, re-run on the host
             verdict = classify(str(exc) or type(exc).__name__)
             status, kind, error = "fallback", verdict.kind, verdict.summary
-            out = _as_host(self._host_call(n, args, kwargs))
+            out = _as_host(self._host_call(n, args, kwargs, count=True))
         seconds = time.perf_counter() - start
         score = self._node_pcc(n, args, kwargs, out) if self.node_pcc else None
         self.results.append(NodeResult(n.name, target_name(n.target), module_of(n)[0], partition,
                                        status, kind, error, score, seconds))
         return out
 
-    def _host_call(self, n: fx.Node, args: Any, kwargs: Any) -> Any:
-        """The aten op on host values, in the dtypes capture recorded (fp32 activations)."""
+    def _host_call(self, n: fx.Node, args: Any, kwargs: Any, count: bool = False) -> Any:
+        """The aten op on host values, in the dtypes capture recorded (fp32 activations).
+        `count`: a real fallback moves its inputs; a PCC reference only measures."""
         like = fx.map_arg((n.args, n.kwargs), _val)
-        hargs, hkwargs = _map_pairs((args, kwargs), like, self.ctx.host)
+        read = lambda v, like: self.ctx.host(v, like=like, count=count)  # noqa: E731
+        hargs, hkwargs = _map_pairs((args, kwargs), like, read)
         return n.target(*hargs, **hkwargs)
 
     def _node_pcc(self, n: fx.Node, args: Any, kwargs: Any, out: Any) -> float | None:
@@ -119,7 +121,7 @@ class _Runner(fx.Interpreter):
         expected = expected[0] if isinstance(expected, (list, tuple)) else expected
         if not isinstance(expected, torch.Tensor):
             return None
-        got = self.ctx.host(actual, like=expected)
+        got = self.ctx.host(actual, like=expected, count=False)
         if not isinstance(got, torch.Tensor):
             return None
         return round(pcc(got.float(), expected.float()) if expected.dtype != torch.bool

@@ -1,0 +1,58 @@
+"""Renderings of a run: the JSON document, a node CSV and the terminal summary."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+from tabulate import tabulate
+
+from fxport.report.results import RunResult, run_document
+
+
+def write_run(result: RunResult, out_dir: Path) -> dict:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    doc = run_document(result)
+    (out_dir / "run.json").write_text(json.dumps(doc, indent=1, sort_keys=True) + "\n")
+    (out_dir / "timing.json").write_text(
+        json.dumps({k: round(v, 3) for k, v in result.seconds.items()}, sort_keys=True) + "\n")
+    with (out_dir / "nodes.csv").open("w", newline="") as f:
+        fields = ["node", "target", "module", "partition", "status", "ttnn", "reason",
+                  "error_kind", "error", "pcc"]
+        writer = csv.DictWriter(f, fieldnames=fields)
+        writer.writeheader()
+        writer.writerows(doc["nodes"])
+    return doc
+
+
+def run_summary_text(doc: dict, top: int = 15) -> str:
+    dev, cov = doc["device"], doc["coverage"]
+    prov = doc["provenance"]
+    lines = [
+        f"{doc['model']} on {dev['kind']} {dev['arch']}, activations in {doc['memory_config'].upper()}",
+        f"  validation: {prov['validation']}; allocation: {prov['allocation']}; values: {prov['values']}",
+        f"aten nodes {cov['total']}: lowered by the mapping table {cov['planned']} "
+        f"({cov['planned_pct']:.1f}%), ran on device {cov['on_device']} ({cov['device_pct']:.1f}%), "
+        f"fell back at run time {cov['fallback']}, host {cov['host']}",
+        "end-to-end PCC vs fp32 torch: " + ", ".join(f"{p:.6f}" for p in doc["output_pcc"]),
+        f"transfers: {doc['transfers']['to_device']} to device, {doc['transfers']['to_host']} to host, "
+        f"{doc['transfers']['layout_changes']} layout changes; {len(doc['partitions'])} device partitions",
+    ]
+    if doc["unsupported"]:
+        rows = [[u["target"], u["count"], "; ".join(u["reasons"])[:90]] for u in doc["unsupported"][:top]]
+        lines += ["", "Left on the host by the plan:",
+                  tabulate(rows, headers=["aten op", "nodes", "reason"], tablefmt="simple")]
+    if doc["fallbacks"]:
+        rows = [[f["node"], f["target"], f["kind"], f["error"][:90]] for f in doc["fallbacks"][:top]]
+        more = len(doc["fallbacks"]) - top
+        lines += ["", "Fell back at run time (device error, re-ran on the host):",
+                  tabulate(rows, headers=["node", "aten op", "kind", "error"], tablefmt="simple")]
+        if more > 0:
+            lines.append(f"... {more} more in run.json")
+    if doc["partitions"]:
+        parts = sorted(doc["partitions"], key=lambda p: -p["op_count"])
+        rows = [[p["name"], p["op_count"], len(p["inputs"]), len(p["outputs"])] for p in parts[:top]]
+        lines += ["", "Device partitions (largest first):",
+                  tabulate(rows, headers=["partition", "ops", "inputs", "outputs"], tablefmt="simple")]
+    return "\n".join(lines)
