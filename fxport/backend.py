@@ -51,22 +51,28 @@ class BackendOptions:
 
 def fxport_backend(gm: fx.GraphModule, example_inputs: list, options: dict | None = None):
     opts = BackendOptions.parse(options)
+    if not _compiled_graphs:
+        atexit.register(_release)
     return _CompiledGraph(gm, opts, index=len(_compiled_graphs))
 
 
+def _release() -> None:
+    """Drop dynamo's caches before exit: they keep objects alive that reference ttnn, and
+    nanobind then reports every ttnn binding as leaked when the interpreter shuts down."""
+    import gc
+
+    _compiled_graphs.clear()
+    torch._dynamo.reset()
+    gc.collect()
+
+
 _compiled_graphs: list["_CompiledGraph"] = []
-_device = None
 
 
 def _session_device(opts: BackendOptions):
-    """One device per process (TT-Metal initialises its cluster once), opened on first use."""
-    global _device
-    if _device is None:
-        from fxport.runtime.devices import open_session_device
+    from fxport.runtime.devices import open_session_device
 
-        _device = open_session_device(opts.device, opts.arch)
-        atexit.register(_device.close)  # TT-Metal must close before the interpreter tears down
-    return _device
+    return open_session_device(opts.device, opts.arch)
 
 
 class _CompiledGraph:

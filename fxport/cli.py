@@ -99,9 +99,9 @@ def _cmd_run(args) -> int:
     from fxport.runtime.devices import open_session_device
 
     shape = parse_shape(args.input_shape) if args.input_shape else None
-    with open_session_device(args.device, args.arch) as dev:
-        result = run_model(args.model, dev, shape, memory=args.memory_config,
-                           min_block_size=args.min_block_size)
+    dev = open_session_device(args.device, args.arch)  # closed at exit
+    result = run_model(args.model, dev, shape, memory=args.memory_config,
+                       min_block_size=args.min_block_size)
     out = args.out or Path("out") / _safe_name(result.model)
     doc = write_run(result, out)
     print(run_summary_text(doc))

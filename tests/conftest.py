@@ -5,10 +5,9 @@ import pytest
 
 @pytest.fixture(scope="session")
 def mock_device():
-    from fxport.runtime.devices import EXECUTION_OPTIONS, open_device
+    from fxport.runtime.devices import open_session_device
 
-    with open_device("mock", "n150", **EXECUTION_OPTIONS) as dev:
-        yield dev
+    return open_session_device("mock", "n150")
 
 
 @pytest.fixture

@@ -19,16 +19,17 @@ from fxport.runtime.mock.toolchain import EM_RISCV, ET_EXEC
 
 REPO = Path(__file__).resolve().parents[1]
 
-# Measured on mock devices with ttnn 0.81.1, default open options (shared/design/MOCK_DEVICE.md).
-N150_L1 = (64, 1_393_312)
+# Measured on mock devices with ttnn 0.81.1 (shared/design/MOCK_DEVICE.md): 1,393,312 B per L1
+# bank with default open options; fxport opens with EXECUTION_OPTIONS, whose L1_SMALL region
+# (for conv/pool) comes out of every bank.
+N150_L1 = (64, 1_393_312 - devices.EXECUTION_OPTIONS["l1_small_size"])
 N150_DRAM = (12, 1_072_693_184)
 P150_L1 = (130, 1_461_120)
 
 
 @pytest.fixture(scope="module")
-def n150():
-    with open_device("mock", "n150") as handle:
-        yield handle
+def n150(mock_device):
+    return mock_device  # the process's one n150 (conftest), opened with EXECUTION_OPTIONS
 
 
 @pytest.fixture(scope="module")
@@ -75,7 +76,7 @@ def test_matmul_inner_dim_mismatch_is_a_real_tt_fatal(n150, ttnn):
 
 def test_l1_out_of_memory_is_the_real_allocator_error(n150, ttnn):
     expected = ("Out of Memory: Not enough space to allocate 802160640 B L1 buffer across 64 "
-                "banks, where each bank needs to store 12533760 B, but bank size is 1393312 B")
+                f"banks, where each bank needs to store 12533760 B, but bank size is {N150_L1[1]} B")
     with pytest.raises(RuntimeError, match=re.escape(expected)):
         ttnn.empty([1, 96, 2176, 1920], dtype=ttnn.bfloat16, layout=ttnn.TILE_LAYOUT,
                    device=n150.device, memory_config=ttnn.L1_MEMORY_CONFIG)

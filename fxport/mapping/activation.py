@@ -1,10 +1,93 @@
-"""activation rules."""
+"""Activation rules: each aten activation is one TT-NN unary op with its parameters translated.
+
+Dtype handling is the elementwise one (fxport.mapping.eltwise): bf16 compute, integers only
+where TT-NN has an int32 kernel (relu).
+"""
 
 from __future__ import annotations
 
 import torch
 
-from fxport.mapping.checks import BASIC, dtypes, max_rank, param  # noqa: F401
-from fxport.mapping.registry import rule  # noqa: F401
+from fxport.mapping.checks import meta, param
+from fxport.mapping.eltwise import CHECKS, device_operand, float_only, register_unary
+from fxport.mapping.registry import rule
 
 aten = torch.ops.aten
+_CONDITIONS = "floating-point, rank <= 8"
+
+register_unary({
+    "relu": ((aten.relu.default,), True, {}),
+    "relu6": ((aten.relu6.default,), False, {}),
+    "silu": ((aten.silu.default,), False, {}),
+    "mish": ((aten.mish.default,), False, {}),
+    "hardswish": ((aten.hardswish.default,), False, {}),
+    "hardsigmoid": ((aten.hardsigmoid.default,), False, {}),
+    "selu": ((aten.selu.default,), False, {}),
+}, family="activation")
+
+
+def _input(ctx, node, x):
+    return device_operand(ctx, x, meta(node.args[0]), "float")
+
+
+def _activation(*targets, ttnn: str, checks=(), conditions: str = _CONDITIONS):
+    return rule(*targets, ttnn=ttnn, family="activation",
+                checks=(*CHECKS, float_only(ttnn), *checks), conditions=conditions)
+
+
+@_activation(aten.gelu.default, ttnn="ttnn.gelu",
+            checks=(param(1, "approximate", ("none", "tanh"), default="none"),),
+            conditions=_CONDITIONS + "; approximate 'none' (GeluVariant.Accurate) or 'tanh' (GeluVariant.Tanh)")
+def gelu(ctx, node, x, approximate="none"):
+    variant = ctx.ttnn.GeluVariant.Tanh if approximate == "tanh" else ctx.ttnn.GeluVariant.Accurate
+    return ctx.ops.gelu(_input(ctx, node, x), variant=variant, memory_config=ctx.memory_config)
+
+
+@_activation(aten.leaky_relu.default, ttnn="ttnn.leaky_relu")
+def leaky_relu(ctx, node, x, negative_slope=0.01):
+    return ctx.ops.leaky_relu(_input(ctx, node, x), negative_slope=float(negative_slope),
+                              memory_config=ctx.memory_config)
+
+
+@_activation(aten.elu.default, ttnn="ttnn.elu / ttnn.selu",
+            checks=(param(3, "input_scale", 1, default=1, why="no TT-NN op scales the negative branch's input"),),
+            conditions=_CONDITIONS + "; input_scale 1; scale != 1 runs as ttnn.selu(scale, alpha)")
+def elu(ctx, node, x, alpha=1.0, scale=1.0, input_scale=1.0):
+    # aten.elu = scale * (x if x > 0 else alpha * (exp(input_scale * x) - 1)); selu decomposes to
+    # it, and ttnn.selu(scale, alpha) is exactly that function when input_scale == 1.
+    x = _input(ctx, node, x)
+    if scale != 1:
+        return ctx.ops.selu(x, scale=float(scale), alpha=float(alpha), memory_config=ctx.memory_config)
+    return ctx.ops.elu(x, alpha=float(alpha), memory_config=ctx.memory_config)
+
+
+@_activation(aten.celu.default, ttnn="ttnn.celu")
+def celu(ctx, node, x, alpha=1.0):
+    return ctx.ops.celu(_input(ctx, node, x), alpha=float(alpha), memory_config=ctx.memory_config)
+
+
+@_activation(aten.hardtanh.default, ttnn="ttnn.hardtanh")
+def hardtanh(ctx, node, x, min_val=-1.0, max_val=1.0):
+    return ctx.ops.hardtanh(_input(ctx, node, x), min_val=float(min_val), max_val=float(max_val),
+                            memory_config=ctx.memory_config)
+
+
+@_activation(aten.softplus.default, ttnn="ttnn.softplus")
+def softplus(ctx, node, x, beta=1.0, threshold=20.0):
+    return ctx.ops.softplus(_input(ctx, node, x), beta=float(beta), threshold=float(threshold),
+                            memory_config=ctx.memory_config)
+
+
+@_activation(aten.threshold.default, ttnn="ttnn.threshold")
+def threshold(ctx, node, x, threshold, value):
+    return ctx.ops.threshold(_input(ctx, node, x), float(threshold), float(value), memory_config=ctx.memory_config)
+
+
+@_activation(aten.hardshrink.default, ttnn="ttnn.hardshrink")
+def hardshrink(ctx, node, x, lambd=0.5):
+    return ctx.ops.hardshrink(_input(ctx, node, x), lambd=float(lambd), memory_config=ctx.memory_config)
+
+
+@_activation(aten.softshrink.default, ttnn="ttnn.softshrink")
+def softshrink(ctx, node, x, lambd=0.5):
+    return ctx.ops.softshrink(_input(ctx, node, x), lambd=float(lambd), memory_config=ctx.memory_config)

@@ -18,7 +18,7 @@ import torch
 from torch import fx
 
 from fxport.mapping.checks import BASIC, arg, dtypes, meta, output, param
-from fxport.mapping.data_movement import dev
+from fxport.mapping.data_movement import ANY_DTYPES, dev
 from fxport.mapping.registry import rule
 
 aten = torch.ops.aten
@@ -38,14 +38,6 @@ def _out_shape(node: fx.Node) -> tuple[int, ...]:
     return tuple(output(node).shape)
 
 
-def _spatial_rank(*ranks: int):
-    def check(node: fx.Node) -> str | None:
-        rank = meta(node.args[0]).dim()
-        return None if rank in ranks else f"input rank {rank} unsupported (needs {' or '.join(map(str, ranks))})"
-
-    return check
-
-
 def _to_flat_nhwc(ctx, x, n: int, c: int, h: int, w: int, layout: str = "row_major"):
     """NCHW (or unbatched CHW) -> [1, 1, N*H*W, C], the input form of TT-NN conv and pool ops."""
     x = ctx.tensor(x, layout=layout)
@@ -55,23 +47,12 @@ def _to_flat_nhwc(ctx, x, n: int, c: int, h: int, w: int, layout: str = "row_maj
     return ctx.ops.reshape(x, (1, 1, n * h * w, c))
 
 
-def _from_flat_nhwc(ctx, y, node: fx.Node):
-    """[1, 1, N*OH*OW, C] -> the node's NCHW (or CHW, or conv1d NCL) output."""
-    out = _out_shape(node)
-    n = out[0] if len(out) in (3, 4) and _batched(node) else 1
-    c, oh, ow = out[-3], out[-2], out[-1]
-    if len(out) - _batched(node) == 2:  # conv1d: (N, C, L) is (N, C, 1, L)
-        c, oh, ow = out[-2], 1, out[-1]
+def _from_flat_nhwc(ctx, y, node: fx.Node, n: int, oh: int, ow: int, c: int):
+    """[1, 1, N*OH*OW, C] -> the node's output: NCHW, unbatched CHW, or conv1d's N, C, L."""
     y = ctx.ops.reshape(y, (n, oh, ow, c))
     y = ctx.ops.permute(y, (0, 3, 1, 2), memory_config=ctx.memory_config)
+    out = _out_shape(node)
     return y if y.shape == out else ctx.ops.reshape(y, out)
-
-
-def _batched(node: fx.Node) -> int:
-    """1 when the input has a batch dim (NCHW, NCL), 0 for unbatched CHW / CL."""
-    x, weight = meta(node.args[0]), meta(node.args[1]) if len(node.args) > 1 else None
-    spatial = weight.dim() - 2 if isinstance(weight, torch.Tensor) and node.target in _CONVS else 2
-    return int(x.dim() == spatial + 2)
 
 
 def _nchw(node: fx.Node) -> tuple[int, int, int, int]:
@@ -106,14 +87,17 @@ class _Conv:
             padding = arg(node, 4, "padding", [0])
             dilation = arg(node, 5, "dilation", [1])
             groups, transposed = arg(node, 6, "groups", 1), False
-        lift = (lambda v: (1, _pair(v)[0])) if one_d else _pair  # conv1d: the W axis of a 2-D conv
+
+        def lift(value, unit: int) -> tuple[int, int]:  # conv1d runs on the W axis, H = 1
+            return (unit, _pair(value)[0]) if one_d else _pair(value)
+
         kernel = (1, weight.shape[2]) if one_d else tuple(weight.shape[2:])
-        stride, dilation = lift(stride), lift(dilation)
+        stride, dilation = lift(stride, 1), lift(dilation, 1)
         if isinstance(padding, str):  # "valid", or "same" (torch puts the odd extra pixel last)
             total = [0, 0] if padding == "valid" else [d * (k - 1) for d, k in zip(dilation, kernel)]
             pad = (total[0] // 2, total[0] - total[0] // 2, total[1] // 2, total[1] - total[1] // 2)
         else:
-            ph, pw = lift(padding)
+            ph, pw = lift(padding, 0)
             pad = (ph, ph, pw, pw)
         spatial = (1, *x.shape[-1:]) if one_d else tuple(x.shape[-2:])
         n = x.shape[0] if x.dim() == weight.dim() else 1
@@ -160,35 +144,28 @@ def conv(ctx, node, x, weight, bias=None, *_, **__):
                        input_height=p.h, input_width=p.w, kernel_size=p.kernel, stride=p.stride,
                        padding=padding, dilation=p.dilation, groups=p.groups,
                        memory_config=ctx.memory_config)
-    return _from_flat_nhwc(ctx, y, node)
+    out = _out_shape(node)
+    oh, ow = (1, out[-1]) if meta(node.args[1]).dim() == 3 else out[-2:]  # conv1d: H = 1
+    return _from_flat_nhwc(ctx, y, node, p.n, oh, ow, p.out_channels)
 
 
 # -- pooling -------------------------------------------------------------------------------------
-def _pool_padding(kernel_index: int, padding_index: int):
-    """TT-NN Pool2D: 'Padding should not exceed half of kernel size' (per side)."""
-
-    def check(node: fx.Node) -> str | None:
-        kernel = _pair(arg(node, kernel_index, "kernel_size"))
-        padding = _pair(arg(node, padding_index, "padding", 0))
-        if any(p > k // 2 for p, k in zip(padding, kernel)):
-            return f"padding={list(padding)} exceeds half the kernel {list(kernel)} (TT-NN Pool2D limit)"
-        return None
-
-    return check
-
-
 def _indices_unused(node: fx.Node) -> str | None:
+    """Max pools that also return argmax indices lower when nothing reads the indices."""
+    if not isinstance(node.meta.get("val"), (tuple, list)):
+        return None
     if all(u.target is operator.getitem and u.args[1] == 0 for u in node.users):
         return None
-    return "the indices output is used (ttnn.max_pool2d indices are not mapped)"
+    return "the indices output is used (TT-NN max pool indices are not mapped)"
 
 
-POOL = (*BASIC, dtypes(), _spatial_rank(3, 4))
+# Pooling and upsampling: float activations of a (batched or unbatched) image.
+SPATIAL = (*BASIC, dtypes())
 
 
 @rule(aten.max_pool2d.default, aten.max_pool2d_with_indices.default, ttnn="ttnn.max_pool2d",
-      family="conv_pool", checks=(*POOL, _pool_padding(1, 3), _indices_unused),
-      conditions="float dtypes; padding <= kernel/2; dilation and ceil_mode supported; "
+      family="conv_pool", checks=(*SPATIAL, _indices_unused),
+      conditions="float dtypes; dilation and ceil_mode supported; "
                  "indices unused; device opened with l1_small_size")
 def max_pool2d(ctx, node, x, kernel_size, stride=(), padding=0, dilation=1, ceil_mode=False):
     n, c, h, w = _nchw(node)
@@ -196,13 +173,13 @@ def max_pool2d(ctx, node, x, kernel_size, stride=(), padding=0, dilation=1, ceil
     y = ctx.ops.max_pool2d(_to_flat_nhwc(ctx, x, n, c, h, w), n, h, w, c, list(kernel),
                            list(_pair(stride, kernel)), list(_pair(padding)), list(_pair(dilation)),
                            ceil_mode, memory_config=ctx.memory_config)
-    y = _from_flat_nhwc(ctx, y, node)
+    y = _from_flat_nhwc(ctx, y, node, n, *_out_shape(node)[-2:], c)
     return (y, None) if node.target == aten.max_pool2d_with_indices.default else y
 
 
 @rule(aten.avg_pool2d.default, ttnn="ttnn.avg_pool2d", family="conv_pool",
-      checks=(*POOL, _pool_padding(1, 3)),
-      conditions="float dtypes; padding <= kernel/2; ceil_mode, count_include_pad, divisor_override "
+      checks=SPATIAL,
+      conditions="float dtypes; ceil_mode, count_include_pad, divisor_override "
                  "supported; device opened with l1_small_size")
 def avg_pool2d(ctx, node, x, kernel_size, stride=(), padding=0, ceil_mode=False,
                count_include_pad=True, divisor_override=None):
@@ -211,7 +188,7 @@ def avg_pool2d(ctx, node, x, kernel_size, stride=(), padding=0, ceil_mode=False,
     y = ctx.ops.avg_pool2d(_to_flat_nhwc(ctx, x, n, c, h, w), n, h, w, c, list(kernel),
                            list(_pair(stride, kernel)), list(_pair(padding)), ceil_mode,
                            count_include_pad, divisor_override, memory_config=ctx.memory_config)
-    return _from_flat_nhwc(ctx, y, node)
+    return _from_flat_nhwc(ctx, y, node, n, *_out_shape(node)[-2:], c)
 
 
 def _windows(size: int, out: int) -> tuple[int, int] | None:
@@ -235,7 +212,7 @@ def _uniform_windows(node: fx.Node) -> str | None:
 
 @rule(aten.adaptive_avg_pool2d.default, aten._adaptive_avg_pool2d.default,
       ttnn="ttnn.global_avg_pool2d | ttnn.adaptive_avg_pool2d", family="conv_pool",
-      checks=(*POOL, _uniform_windows),
+      checks=(*SPATIAL, _uniform_windows),
       conditions="float dtypes; output 1x1 (global pool), or any size whose windows are uniform "
                  "(device opened with l1_small_size)")
 def adaptive_avg_pool2d(ctx, node, x, output_size):
@@ -249,7 +226,19 @@ def adaptive_avg_pool2d(ctx, node, x, output_size):
         return y if y.shape == _out_shape(node) else ctx.ops.reshape(y, _out_shape(node))
     y = ctx.ops.adaptive_avg_pool2d(_to_flat_nhwc(ctx, x, n, c, h, w), n, h, w, c, [oh, ow],
                                     memory_config=ctx.memory_config)
-    return _from_flat_nhwc(ctx, y, node)
+    return _from_flat_nhwc(ctx, y, node, n, oh, ow, c)
+
+
+@rule(aten.adaptive_max_pool2d.default, ttnn="ttnn.adaptive_max_pool2d", family="conv_pool",
+      checks=(*SPATIAL, _uniform_windows, _indices_unused),
+      conditions="float dtypes; sizes whose windows are uniform; indices unused; "
+                 "device opened with l1_small_size")
+def adaptive_max_pool2d(ctx, node, x, output_size):
+    n, c, h, w = _nchw(node)
+    oh, ow = _out_shape(node)[-2:]
+    y = ctx.ops.adaptive_max_pool2d(_to_flat_nhwc(ctx, x, n, c, h, w), n, h, w, c, [oh, ow],
+                                    memory_config=ctx.memory_config)
+    return _from_flat_nhwc(ctx, y, node, n, oh, ow, c), None
 
 
 # -- upsampling ----------------------------------------------------------------------------------
@@ -284,7 +273,7 @@ def _upsample(ctx, node, x, mode: str):
 
 
 @rule(aten.upsample_nearest2d.vec, aten.upsample_nearest2d.default, ttnn="ttnn.upsample",
-      family="conv_pool", checks=(*POOL, _integer_scale),
+      family="conv_pool", checks=(*SPATIAL, _integer_scale),
       conditions="float dtypes; integer scale factors (ROW_MAJOR NHWC)")
 def upsample_nearest2d(ctx, node, x, *_, **__):
     return _upsample(ctx, node, x, "nearest")
@@ -292,12 +281,13 @@ def upsample_nearest2d(ctx, node, x, *_, **__):
 
 def _channels_multiple_of_32(node: fx.Node) -> str | None:
     c = _nchw(node)[1]
-    return None if c % 32 == 0 else f"{c} channels unsupported (bilinear ttnn.upsample needs a multiple of 32)"
+    return None if c % 32 == 0 else \
+        f"{c} channels unsupported (bilinear ttnn.upsample needs a multiple of 32)"
 
 
 @rule(aten.upsample_bilinear2d.vec, aten.upsample_bilinear2d.default, ttnn="ttnn.upsample",
       family="conv_pool",
-      checks=(*POOL, param(2, "align_corners", False, why="TT-NN samples like align_corners=False"),
+      checks=(*SPATIAL, param(2, "align_corners", False, why="TT-NN samples like align_corners=False"),
               _integer_scale, _channels_multiple_of_32),
       conditions="float dtypes; align_corners=False; integer scale factors; channels % 32 == 0; "
                  "device opened with l1_small_size")
@@ -319,11 +309,10 @@ def _no_cropping(node: fx.Node) -> str | None:
 
 
 @rule(aten.pad.default, aten.constant_pad_nd.default, ttnn="ttnn.pad", family="conv_pool",
-      checks=(*BASIC, _constant_mode, _no_cropping),
+      checks=(*BASIC, dtypes(ANY_DTYPES, "float, int or bool"), _constant_mode, _no_cropping),
       conditions="constant mode, non-negative pads; any rank and dtype")
-def pad(ctx, node, x, pad, *args, **kwargs):
-    value = kwargs.get("value", args[-1] if args else None)
-    value = 0 if value is None or isinstance(value, str) else value
+def pad(ctx, node, x, pad, *_, **__):
+    value = arg(node, 3 if node.target == aten.pad.default else 2, "value") or 0
     rank = len(_out_shape(node))
     pairs = [(0, 0)] * rank
     for i in range(len(pad) // 2):  # torch lists (before, after) pairs from the last dim backwards

@@ -99,7 +99,7 @@ def scalar_tensor(ctx, node, s, **_):
     return _full(ctx, node, s)
 
 
-@rule(aten.zeros.default, aten.zeros_like.default, aten.new_zeros.default,
+@rule(aten.zeros.default, aten.zeros_like.default, aten.new_zeros.default, aten.zero.default,
       ttnn="ttnn.full", family="creation", checks=(_output_ok,), conditions=CONDITIONS)
 def zeros(ctx, node, *_, **__):
     return _full(ctx, node, 0)

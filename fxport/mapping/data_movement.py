@@ -16,7 +16,7 @@ from torch import fx
 from fxport.mapping.checks import (BASIC, FLOAT_DTYPES, INT_DTYPES, arg, dtypes, max_rank, meta,
                                    output, param, tensor_inputs)
 from fxport.mapping.registry import rule
-from fxport.runtime.dual import TTValue
+from fxport.runtime.dual import HostValue, TTValue
 
 aten = torch.ops.aten
 
@@ -233,17 +233,32 @@ def _unit_step(node: fx.Node) -> str | None:
     return None if step == 1 else f"step={step} unsupported (lowered as slices + concat)"
 
 
+def _replace(ctx, x: TTValue, src: TTValue, dim: int, start: int, end: int) -> TTValue:
+    """x with [start, end) along dim replaced by src: the slices of x around it, concatenated."""
+    size = x.shape[dim]
+    parts = [_slice(ctx, x, dim, 0, start)] if start > 0 else []
+    parts.append(src)
+    if end < size:
+        parts.append(_slice(ctx, x, dim, end, size))
+    return ctx.ops.concat(parts, dim, memory_config=ctx.memory_config) if len(parts) > 1 else src
+
+
 @rule(aten.slice_scatter.default, ttnn="ttnn.slice + ttnn.concat", family="data_movement",
       checks=(*MOVE, _same_dtype, _unit_step), conditions="rank <= 8; step 1; inputs of one dtype")
 def slice_scatter(ctx, node, x, src, dim=0, start=None, end=None, step=1):
     x, src = _joinable(ctx, [x, src])
     dim = _dim(dim, len(x.shape))
-    start, end = _bounds(x.shape[dim], start, end)
-    parts = [_slice(ctx, x, dim, 0, start)] if start > 0 else []
-    parts.append(src)
-    if end < x.shape[dim]:
-        parts.append(_slice(ctx, x, dim, end, x.shape[dim]))
-    return ctx.ops.concat(parts, dim, memory_config=ctx.memory_config) if len(parts) > 1 else src
+    return _replace(ctx, x, src, dim, *_bounds(x.shape[dim], start, end))
+
+
+@rule(aten.select_scatter.default, ttnn="ttnn.slice + ttnn.concat", family="data_movement",
+      checks=(*MOVE, _same_dtype), conditions="rank <= 8; inputs of one dtype")
+def select_scatter(ctx, node, x, src, dim, index):
+    x, src = _joinable(ctx, [x, src])
+    dim = _dim(dim, len(x.shape))
+    index = index % x.shape[dim]
+    src = ctx.ops.reshape(src, x.shape[:dim] + (1,) + x.shape[dim + 1:])
+    return _replace(ctx, x, src, dim, index, index + 1)
 
 
 # -- copies and dtype conversion ------------------------------------------------------------------
@@ -291,15 +306,15 @@ def copy(ctx, node, dst, src, non_blocking=False):
 def _host_index(ctx, index, size: int):
     """Indices as uint32 ROW_MAJOR (what ttnn.embedding reads). Host-side indices are wrapped
     (x[-1]) on the host; device indices are taken as they are."""
-    if not isinstance(index, TTValue):
-        t = ctx.host(index).to(torch.int64).flatten()
-        index = type(index)(torch.where(t < 0, t + size, t))
+    if isinstance(index, HostValue):
+        t = index.tensor.to(torch.int64).flatten()
+        index = HostValue(torch.where(t < 0, t + size, t))
     return ctx.tensor(index, layout="row_major", dtype=ctx.ttnn.uint32)
 
 
-def _gather_rows(ctx, node, x, dim: int, index) -> TTValue:
-    """x.index_select(dim, index.flatten()), reshaped to the node's output, via ttnn.embedding:
-    dim moves to the front and the rest flattens into one embedding row."""
+def _gather_rows(ctx, x, dim: int, index, out: tuple[int, ...]) -> TTValue:
+    """x.index_select(dim, index.flatten()) reshaped to `out`, via ttnn.embedding: dim moves to
+    the front and the rest flattens into one embedding row."""
     x = dev(ctx, x)
     rank = len(x.shape)
     order = [dim] + [d for d in range(rank) if d != dim]
@@ -314,7 +329,6 @@ def _gather_rows(ctx, node, x, dim: int, index) -> TTValue:
     rows = ctx.ops.reshape(rows, (rows.shape[0],) + moved[1:])
     if dim:
         rows = ctx.ops.permute(rows, [order.index(d) for d in range(rank)], memory_config=ctx.memory_config)
-    out = _shape(node)
     return rows if rows.shape == out else ctx.ops.reshape(rows, out)
 
 
@@ -328,7 +342,7 @@ def _float_source(node: fx.Node) -> str | None:
       checks=(*BASIC, _float_source, max_rank(MAX_RANK)),
       conditions="float source; rank <= 8; dim moved to the front and rows gathered")
 def index_select(ctx, node, x, dim, index):
-    return _gather_rows(ctx, node, x, _dim(dim, len(meta(node.args[0]).shape)), index)
+    return _gather_rows(ctx, x, _dim(dim, len(meta(node.args[0]).shape)), index, _shape(node))
 
 
 def _single_index(node: fx.Node) -> str | None:
@@ -344,17 +358,29 @@ def _single_index(node: fx.Node) -> str | None:
     return None
 
 
-@rule(aten.index.Tensor, ttnn="ttnn.embedding", family="data_movement",
+@rule(aten.index.Tensor, aten._unsafe_index.Tensor, ttnn="ttnn.embedding", family="data_movement",
       checks=(*BASIC, _float_source, max_rank(MAX_RANK), _single_index),
       conditions="float source; one integer index tensor (x[idx], x[:, idx]); negative host indices wrap")
 def index(ctx, node, x, indices):
     dim = next(d for d, i in enumerate(indices) if i is not None)
-    return _gather_rows(ctx, node, x, dim, indices[dim])
+    return _gather_rows(ctx, x, dim, indices[dim], _shape(node))
+
+
+@rule(aten.flip.default, ttnn="ttnn.embedding", family="data_movement",
+      checks=(*BASIC, _float_source, max_rank(MAX_RANK)),
+      conditions="float source; rank <= 8; each flipped dim is gathered with reversed indices "
+                 "(TT-NN has no flip)")
+def flip(ctx, node, x, dims):
+    shape = _shape(node)
+    for d in dims:
+        d = _dim(d, len(shape))
+        x = _gather_rows(ctx, x, d, HostValue(torch.arange(shape[d] - 1, -1, -1)), shape)
+    return dev(ctx, x)
 
 
 @rule(aten.gather.default, ttnn="ttnn.gather", family="data_movement",
       checks=(*BASIC, dtypes(ANY_DTYPES, "float, int or bool"), max_rank(MAX_RANK),
-              param(3, "sparse_grad", False)),
+              param(3, "sparse_grad", False, default=False)),
       conditions="rank <= 8; index in range [0, size)")
 def gather(ctx, node, x, dim, index, sparse_grad=False):
     x = ctx.tensor(x)

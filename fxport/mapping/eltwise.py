@@ -8,7 +8,8 @@ How torch dtypes live on the device (TT-NN 0.81.1 has no bool or int64 dtype):
   the boundary back to torch (`ctx.host(..., like=bool)`) see one representation;
 - integers compute in int32 when the op's result is an integer (index arithmetic: arange % n,
   n - i). A traced graph cannot tell whether int64 values fit in int32; the rules assume they do.
-TT-NN binaries broadcast like torch up to rank 6 and take a Python scalar on either side.
+TT-NN binaries broadcast like torch up to rank 6; most take a Python number as the second operand
+(add, subtract, multiply, divide and pow also as the first).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from torch import fx
 from fxport.mapping.checks import (BASIC, FLOAT_DTYPES, INT_DTYPES, arg, max_rank, meta, output, param,
                                    tensor_inputs)
 from fxport.mapping.registry import Check, rule
+from fxport.runtime.dual import HostValue
 
 aten = torch.ops.aten
 
@@ -52,11 +54,15 @@ def _compare_kind(node: fx.Node) -> str:
     return "int" if exact else "float"
 
 
-def device_operand(ctx, value: Any, captured: Any, kind: str, dtype: Any = None) -> Any:
-    """A lowering argument as a ttnn operand. Python scalars stay scalars; tensors go to the device
-    in the dtype of `kind` (float tensors keep their device dtype unless `dtype` is forced)."""
+def device_operand(ctx, value: Any, captured: Any, kind: str, dtype: Any = None, scalar: bool = False) -> Any:
+    """A lowering argument as a ttnn operand. Python scalars stay scalars, and so do 0-d host
+    tensors (scalar_tensor constants) where the ttnn op takes a number (`scalar`): no transfer, and
+    the bf16 range clamp below applies. Tensors go to the device in the dtype of `kind` (float
+    tensors keep their device dtype unless `dtype` is forced)."""
     if not isinstance(captured, torch.Tensor):
         return _scalar(value, kind)
+    if scalar and isinstance(value, HostValue) and value.tensor.dim() == 0:
+        return _scalar(value.tensor.item(), kind)
     if kind == "int":
         return ctx.tensor(value, dtype=ctx.ttnn.int32)
     return ctx.tensor(value, dtype=dtype or (None if captured.is_floating_point() else ctx.dtype))
@@ -71,8 +77,10 @@ def _scalar(value: Any, kind: str) -> Any:
     return max(-_BF16_MAX, min(_BF16_MAX, value)) if math.isfinite(value) else value
 
 
-def _operands(ctx, node: fx.Node, values: tuple, kind: str, dtype: Any = None) -> list:
-    return [device_operand(ctx, v, meta(c), kind, dtype) for v, c in zip(values, node.args)]
+def _operands(ctx, node: fx.Node, values: tuple, kind: str, dtype: Any = None, scalars: bool = True) -> list:
+    """The node's leading arguments as operands; ttnn takes numbers after the first operand."""
+    return [device_operand(ctx, v, meta(c), kind, dtype, scalar=scalars and i > 0)
+            for i, (v, c) in enumerate(zip(values, node.args))]
 
 
 def _int32(ctx, value: Any, kind: str) -> Any:
@@ -218,9 +226,9 @@ def bitwise_not(ctx, node, x):
 
 
 # -- binary arithmetic ----------------------------------------------------------------------------
-def _binary(ctx, node, op: str, a, b, **kwargs):
+def _binary(ctx, node, op: str, a, b, scalars: bool = True, **kwargs):
     kind = compute_kind(node)
-    a, b = _operands(ctx, node, (a, b), kind)
+    a, b = _operands(ctx, node, (a, b), kind, scalars=scalars)
     return _int32(ctx, getattr(ctx.ops, op)(a, b, memory_config=ctx.memory_config, **kwargs), kind)
 
 
@@ -258,23 +266,23 @@ def rsub(ctx, node, a, b, alpha=1):
     return ctx.ops.subtract(b, _times(ctx, a, alpha, kind), memory_config=ctx.memory_config)
 
 
-# ttnn op -> (aten targets, int32 capable)
+# ttnn op -> (aten targets, int32 capable, takes a number as b)
 _BINARY = {
-    "multiply": ((aten.mul.Tensor, aten.mul.Scalar), True),
-    "divide": ((aten.div.Tensor, aten.div.Scalar), True),  # true division: the result is float
-    "maximum": ((aten.maximum.default,), True),
-    "minimum": ((aten.minimum.default,), True),
-    "fmod": ((aten.fmod.Tensor, aten.fmod.Scalar), True),
-    "remainder": ((aten.remainder.Tensor, aten.remainder.Scalar), True),
-    "atan2": ((aten.atan2.default,), False),
-    "hypot": ((aten.hypot.default,), False),
-    "pow": ((aten.pow.Tensor_Tensor, aten.pow.Scalar), False),
+    "multiply": ((aten.mul.Tensor, aten.mul.Scalar), True, True),
+    "divide": ((aten.div.Tensor, aten.div.Scalar), True, True),  # true division: the result is float
+    "maximum": ((aten.maximum.default,), True, True),
+    "minimum": ((aten.minimum.default,), True, True),
+    "fmod": ((aten.fmod.Tensor, aten.fmod.Scalar), True, True),
+    "remainder": ((aten.remainder.Tensor, aten.remainder.Scalar), True, True),
+    "atan2": ((aten.atan2.default,), False, False),
+    "hypot": ((aten.hypot.default,), False, False),
+    "pow": ((aten.pow.Tensor_Tensor, aten.pow.Scalar), False, True),
 }
-for _op, (_targets, _ints) in _BINARY.items():
+for _op, (_targets, _ints, _scalars) in _BINARY.items():
     _register(_op, _targets, f"ttnn.{_op}", "eltwise",
               _ARITH_CHECKS if _ints else (*_ARITH_CHECKS, float_only(f"ttnn.{_op}")),
               _CONDITIONS if _ints else "floating-point, rank <= 8, broadcast within the last 6 dims",
-              lambda ctx, node, a, b, op=_op: _binary(ctx, node, op, a, b))
+              lambda ctx, node, a, b, op=_op, scalars=_scalars: _binary(ctx, node, op, a, b, scalars))
 
 
 @rule(aten.div.Tensor_mode, aten.div.Scalar_mode, ttnn="ttnn.divide", family="eltwise", checks=_ARITH_CHECKS,
@@ -283,15 +291,7 @@ def div_mode(ctx, node, a, b, rounding_mode=None):
     return _binary(ctx, node, "divide", a, b, **({"rounding_mode": rounding_mode} if rounding_mode else {}))
 
 
-def _int_exponent(node: fx.Node) -> str | None:
-    exponent = meta(arg(node, 1, "exponent"))
-    if compute_kind(node) == "int" and not (float(exponent).is_integer() and exponent >= 0):
-        return f"exponent {exponent} unsupported for integers (ttnn.pow takes a non-negative integer)"
-    return None
-
-
-@rule(aten.pow.Tensor_Scalar, ttnn="ttnn.pow", family="eltwise", checks=(*_ARITH_CHECKS, _int_exponent),
-      conditions=_CONDITIONS + "; integer inputs need a non-negative integral exponent")
+@rule(aten.pow.Tensor_Scalar, ttnn="ttnn.pow", family="eltwise", checks=_ARITH_CHECKS, conditions=_CONDITIONS)
 def pow_tensor_scalar(ctx, node, x, exponent):
     return _binary(ctx, node, "pow", x, exponent)
 
@@ -317,7 +317,7 @@ for _op, _targets in _COMPARISONS.items():
 
 def _logic(ctx, node, a, b, op):
     kind = compute_kind(node)  # "int" only for bitwise ops on integers
-    a, b = _operands(ctx, node, (a, b), kind)
+    a, b = _operands(ctx, node, (a, b), kind, scalars=False)  # the golden logical_* take tensors only
     name = f"bitwise_{op}" if kind == "int" else f"logical_{op}"
     return getattr(ctx.ops, name)(a, b, memory_config=ctx.memory_config)
 
@@ -339,8 +339,7 @@ def where(ctx, node, condition, a, b):
     # ttnn.where needs the predicate in the dtype of the tensor branches ("Mixed dtype is not
     # supported for binary operation WHERE_TTS"), so all three share one.
     dtype = ctx.ttnn.int32 if kind == "int" else ctx.dtype
-    condition, a, b = (device_operand(ctx, v, meta(c), kind, dtype)
-                       for v, c in zip((condition, a, b), node.args))
+    condition, a, b = _operands(ctx, node, (condition, a, b), kind, dtype)
     return _int32(ctx, ctx.ops.where(condition, a, b, memory_config=ctx.memory_config), kind)
 
 
@@ -354,7 +353,7 @@ def _bounds(node: fx.Node) -> str | None:
 def _clamp(ctx, node, x, bounds: dict):
     kind = compute_kind(node)
     (x,) = _operands(ctx, node, (x,), kind)
-    bounds = {k: device_operand(ctx, v, meta(c), kind) for k, (v, c) in bounds.items() if v is not None}
+    bounds = {k: device_operand(ctx, v, meta(c), kind, scalar=True) for k, (v, c) in bounds.items() if v is not None}
     return ctx.ops.clamp(x, **bounds, memory_config=ctx.memory_config)
 
 

@@ -9,6 +9,7 @@ from torch import fx
 
 from fxport.mapping.checks import BASIC, dtypes, max_rank, meta, output
 from fxport.mapping.registry import rule
+from fxport.runtime.dual import HostValue
 
 aten = torch.ops.aten
 
@@ -44,18 +45,22 @@ MATMUL_CHECKS = (*BASIC, dtypes(), max_rank(MATMUL_MAX_RANK))
 
 @rule(aten.mm.default, aten.bmm.default, aten.matmul.default, aten.mv.default, aten.dot.default,
       ttnn="ttnn.matmul", family="matmul", checks=(*MATMUL_CHECKS, _batch_broadcast(0, 1)),
-      conditions="float dtypes, rank <= 6, batch dims equal or all 1 on one side")
+      conditions="float dtypes, rank <= 6, batch dims equal or all 1 on one side (all 1 on the "
+                 "first operand: DRAM only, ttnn's in0 reuse)")
 def matmul(ctx, node, a, b):
     return ctx.ops.matmul(ctx.tensor(a), ctx.tensor(b), memory_config=ctx.memory_config)
 
 
 @rule(aten.linear.default, ttnn="ttnn.linear", family="matmul", checks=MATMUL_CHECKS,
-      conditions="float dtypes, rank <= 6; weight [out, in] used as is (transpose_b), bias [out]")
+      conditions="float dtypes, rank <= 6; weight [out, in] transposed to [in, out], bias [out]")
 def linear(ctx, node, x, weight, bias=None):
-    # transpose_b reads the [out, in] weight in place: no host-side transpose, and a weight that
-    # is itself a device value never leaves the device.
-    return ctx.ops.linear(ctx.tensor(x), ctx.tensor(weight), bias=ctx.tensor(bias), transpose_b=True,
-                          memory_config=ctx.memory_config)
+    # ttnn.linear wants the weight as [in, out]. Not through transpose_b: with a bias and an L1
+    # operand, ttnn 0.81.1 then fails "Broadcast error: Invalid dimension" (dim_a == dim_b).
+    if isinstance(weight, HostValue):  # a parameter: transposed on the host, before the upload
+        w = ctx.tensor(HostValue(weight.tensor.transpose(-2, -1)))
+    else:
+        w = ctx.ops.transpose(ctx.tensor(weight), -2, -1, memory_config=ctx.memory_config)
+    return ctx.ops.linear(ctx.tensor(x), w, bias=ctx.tensor(bias), memory_config=ctx.memory_config)
 
 
 def _addend_shape(node: fx.Node) -> str | None:

@@ -35,18 +35,35 @@ def _dims(dim: Any) -> int | tuple[int, ...] | None:
     return dim
 
 
+def _same_kind(node: fx.Node) -> str | None:
+    x, out = meta(node.args[0]), output(node)
+    if x.is_floating_point() != out.is_floating_point():
+        names = (str(t.dtype).removeprefix("torch.") for t in (x, out))
+        return "{} to {} unsupported (the device keeps integers or floats)".format(*names)
+    return None
+
+
+def _operand(ctx, node, x):
+    """The input on the device: integer (and bool) inputs with an integer result, such as token
+    counts and position ids, in int32: exact and signed. Floats in bf16."""
+    return ctx.tensor(x, dtype=None if output(node).is_floating_point() else ctx.ttnn.int32)
+
+
 def _reduction(op: str):
     def lower(ctx, node, *args, **kwargs):
         a = bound(node.target, args, kwargs)
-        return getattr(ctx.ops, op)(ctx.tensor(a["input"]), dim=_dims(a.get("dim")),
+        return getattr(ctx.ops, op)(_operand(ctx, node, a["input"]), dim=_dims(a.get("dim")),
                                     keepdim=a.get("keepdim", False), memory_config=ctx.memory_config)
 
     lower.__name__ = op
     return lower
 
 
+INTEGER_CHECKS = (*BASIC, dtypes(FLOAT_DTYPES | INT_DTYPES | {torch.bool}, "bool, int or float"),
+                  max_rank(REDUCE_MAX_RANK), _same_kind)
+rule(aten.sum.default, aten.sum.dim_IntList, ttnn="ttnn.sum", family="reduction", checks=INTEGER_CHECKS,
+     conditions=f"rank <= {REDUCE_MAX_RANK}, any dims; floats in bf16, integers in int32")(_reduction("sum"))
 for _op, _targets in {
-    "sum": (aten.sum.default, aten.sum.dim_IntList),
     "mean": (aten.mean.default, aten.mean.dim),
     "max": (aten.amax.default, aten.max.default),
     "min": (aten.amin.default, aten.min.default),
@@ -147,19 +164,7 @@ for _op, _aten in (("max", aten.any), ("min", aten.all)):
 
 
 # -- cumsum --------------------------------------------------------------------------------------
-def _cumsum_kind(node: fx.Node) -> str | None:
-    x, out = meta(node.args[0]), output(node)
-    if x.is_floating_point() != out.is_floating_point():
-        return f"cumsum from {x.dtype} to {out.dtype} unsupported (ttnn.cumsum keeps int or float)"
-    return None
-
-
-@rule(aten.cumsum.default, ttnn="ttnn.cumsum", family="reduction",
-      checks=(*BASIC, dtypes(FLOAT_DTYPES | INT_DTYPES | {torch.bool}, "bool, int or float"),
-              max_rank(REDUCE_MAX_RANK), _cumsum_kind),
-      conditions=f"rank <= {REDUCE_MAX_RANK}; float in bf16, integers in int32")
+@rule(aten.cumsum.default, ttnn="ttnn.cumsum", family="reduction", checks=INTEGER_CHECKS,
+      conditions=f"rank <= {REDUCE_MAX_RANK}; floats in bf16, integers in int32")
 def cumsum(ctx, node, x, dim, *, dtype=None):
-    # Integer sums (position ids from a mask) run in int32: exact, signed.
-    as_int = not output(node).is_floating_point()
-    xt = ctx.tensor(x, dtype=ctx.ttnn.int32 if as_int else None)
-    return ctx.ops.cumsum(xt, dim, memory_config=ctx.memory_config)
+    return ctx.ops.cumsum(_operand(ctx, node, x), dim, memory_config=ctx.memory_config)

@@ -116,6 +116,7 @@ class DeviceHandle:
 
             ttnn.close_device(self.device)
             self._open = False
+            self.device = None  # release the binding now: nanobind reports live ones at exit
 
     def __enter__(self) -> DeviceHandle:
         return self
@@ -186,12 +187,26 @@ def _claim_hardware() -> None:
 # sharded configs from the L1_SMALL region, which is empty by default (they fail without it).
 EXECUTION_OPTIONS = {"l1_small_size": 32768}
 
+_session: DeviceHandle | None = None
+
 
 def open_session_device(kind: str = "auto", arch: str | None = None) -> DeviceHandle:
-    """`open_device` with fxport's execution options; failures become one-line user errors."""
+    """The process's execution device, opened with EXECUTION_OPTIONS on first use and shared by
+    the CLI, the torch.compile backend and tests (TT-Metal holds one cluster per process); it is
+    closed at exit. Failures become one-line user errors."""
+    import atexit
+
     from fxport.errors import FxportError
 
+    global _session
+    if _session is not None and _session._open:
+        if kind in ("auto", _session.kind) and arch in (None, _session.arch):
+            return _session
+        raise FxportError(f"this process already uses a {_session.kind} {_session.arch}; "
+                          f"a {kind} {arch or ''} device needs a new process".replace("  ", " "))
     try:
-        return open_device(kind, arch, **EXECUTION_OPTIONS)
+        _session = open_device(kind, arch, **EXECUTION_OPTIONS)
     except (DeviceUnavailable, DeviceConflict) as exc:
         raise FxportError(str(exc)) from None
+    atexit.register(_session.close)
+    return _session
