@@ -63,6 +63,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--arch", choices=["n150", "p150"], help="mock device board (default n150)")
     p.add_argument("--memory-config", choices=["dram", "l1"], default="dram",
                    help="where activations live on the device (default dram)")
+    p.add_argument("--values", choices=["emulate", "device", "none"],
+                   help="emulate: golden functions (mock default); device: read back (hardware "
+                        "default); none: verdicts only, weights on meta (for full-size models)")
     p.add_argument("--min-block-size", type=int, default=1,
                    help="leave device partitions with fewer ops on the host (default 1)")
     p.add_argument("--out", type=Path, help="output directory (default: out/<model>)")
@@ -100,7 +103,7 @@ def _cmd_run(args) -> int:
 
     shape = parse_shape(args.input_shape) if args.input_shape else None
     dev = open_session_device(args.device, args.arch)  # closed at exit
-    result = run_model(args.model, dev, shape, memory=args.memory_config,
+    result = run_model(args.model, dev, shape, memory=args.memory_config, values=args.values or "",
                        min_block_size=args.min_block_size)
     out = args.out or Path("out") / _safe_name(result.model)
     doc = write_run(result, out)

@@ -8,9 +8,12 @@ from typing import Any
 
 import torch
 
-from fxport.capture import TensorSpec, export_program
+from fxport.capture import TensorSpec, capture
+from fxport.capture.records import OpRecord, records_from_graph
 from fxport.capture.loader import Shape, load_model
 from fxport.errors import CaptureError, FxportError
+from fxport.memory.analysis import analyze as analyze_memory
+from fxport.memory.devices import DeviceMemory
 from fxport.partition import Partitioned, partition
 from fxport.plan import Plan, plan_graph
 from fxport.report.results import DeviceInfo, RunResult
@@ -59,44 +62,63 @@ def compile_program(program: torch.export.ExportedProgram, min_block_size: int =
 
 
 def run_compiled(compiled: Compiled, inputs: tuple, reference: list[torch.Tensor], dev: DeviceHandle,
-                 memory: str = "dram", name: str = "model") -> RunResult:
-    """Execute a compiled program on `dev` and compare its outputs with `reference`."""
+                 memory: str = "dram", name: str = "model", values: str = "",
+                 records: list[OpRecord] | None = None) -> RunResult:
+    """Execute a compiled program on `dev`, compare its outputs with `reference` (when there are
+    values) and judge every node's memory against the device verdicts."""
     start = time.perf_counter()
-    ctx = LoweringContext(dev, memory=memory)
+    ctx = LoweringContext(dev, memory=memory, values=values)
     with torch.no_grad():
         run = execute(compiled.parts, flat_inputs(compiled.program, inputs), ctx)
     outputs = user_outputs(compiled.program, run.outputs)
-    output_pcc = [pcc(o.float(), r.float()) if isinstance(o, torch.Tensor) else 0.0
-                  for o, r in zip(outputs, reference)]
+    output_pcc = [] if ctx.values == "none" else [
+        pcc(o.float(), r.float()) if isinstance(o, torch.Tensor) else 0.0
+        for o, r in zip(outputs, reference)]
     device = DeviceInfo(dev.kind, dev.arch, dev.l1_bank_count, dev.l1_bank_size,
                         dev.dram_bank_count, dev.dram_bank_size)
     specs = tuple(s for s in map(TensorSpec.of, inputs) if s is not None)
-    return RunResult(name, specs, device, memory, compiled.plan, compiled.parts.partitions, run.nodes,
-                     output_pcc, ctx.transfers, {"execute": time.perf_counter() - start}, outputs)
+    records = records if records is not None else records_from_graph(compiled.program.graph)
+    observed = {n.node: n.error_kind for n in run.nodes if n.status != "host"}
+    analysis = analyze_memory(records, DeviceMemory.from_handle(dev), memory.upper(), observed)
+    return RunResult(name, specs, device, memory, ctx.values, compiled.plan, compiled.parts.partitions,
+                     run.nodes, output_pcc, ctx.transfers, records, analysis,
+                     seconds={"execute": time.perf_counter() - start}, outputs=outputs)
 
 
-def run_model(spec: str, dev: DeviceHandle, input_shape: Shape | None = None,
-              memory: str = "dram", seed: int = 0, min_block_size: int = 1) -> RunResult:
-    """Build `spec` with real random weights, run it in fp32 torch for the reference, capture it
-    (every call traced: the graph must be executable) and run it through TT-NN on `dev`."""
+def run_model(spec: str, dev: DeviceHandle, input_shape: Shape | None = None, memory: str = "dram",
+              values: str = "", seed: int = 0, min_block_size: int = 1) -> RunResult:
+    """Capture `spec` and run it through TT-NN on `dev`.
+
+    With values (the default: emulated on a mock, real on hardware) the model is built with real
+    random weights, its fp32 torch output is the reference, and every call is traced (the graph
+    must compute). With `values="none"` it is built on meta and captured like `fxport trace`
+    (repeated calls folded): a verdict run for full-size models, with no weights in memory.
+    """
     torch.manual_seed(seed)
     t = time.perf_counter()
-    loaded = load_model(spec, input_shape, device="cpu")
-    with torch.no_grad():
-        reference = loaded.module(*loaded.inputs)
-    reference = list(reference) if isinstance(reference, (list, tuple)) else [reference]
-    try:
-        program = export_program(loaded.module, loaded.inputs)
-    except Exception as exc:
+    verdict_only = values == "none"
+    loaded = load_model(spec, input_shape, device="meta" if verdict_only else "cpu")
+    reference: list[torch.Tensor] = []
+    if not verdict_only:
+        with torch.no_grad():
+            out = loaded.module(*loaded.inputs)
+        reference = list(out) if isinstance(out, (list, tuple)) else [out]
+        if not all(isinstance(r, torch.Tensor) for r in reference):
+            raise FxportError(f"{loaded.name}: only models returning tensors can be run and compared")
+    cap = capture(loaded.module, loaded.inputs, name=loaded.name,
+                  repeated=loaded.repeated if verdict_only else ())
+    if cap.method != "export":
+        where = next((p for p in cap.problems if p.stage == "export"), None)
         raise CaptureError(f"cannot capture {loaded.name} as one graph for execution: "
-                           f"{type(exc).__name__}: {str(exc).strip().splitlines()[0][:200]} "
-                           "(`fxport trace` shows where)") from None
+                           f"{where.message if where else 'export failed'} (`fxport trace` shows where)")
+    program = cap.graphs[0].program
     build_seconds = time.perf_counter() - t
-    if not all(isinstance(r, torch.Tensor) for r in reference):
-        raise FxportError(f"{loaded.name}: only models returning tensors can be run and compared")
     t = time.perf_counter()
     compiled = compile_program(program, min_block_size)
     plan_seconds = time.perf_counter() - t
-    result = run_compiled(compiled, loaded.inputs, reference, dev, memory, loaded.name)
+    result = run_compiled(compiled, loaded.inputs, reference, dev, memory, loaded.name, values,
+                          cap.records)
+    result.capture = {"method": cap.method, "complete": cap.complete,
+                      "problems": [p.to_dict() for p in cap.problems]}
     result.seconds.update(build_capture=build_seconds, plan_partition=plan_seconds)
     return result

@@ -16,6 +16,9 @@ from torch import fx
 
 Check = Callable[[fx.Node], "str | None"]
 Lowering = Callable[..., Any]
+# How a rule stores a node's tensors on the device, for the memory model: (input specs, output
+# specs) as (shape, dtype) pairs, from an OpRecord. Default: the aten shapes as they are.
+DeviceLayout = Callable[[Any], "tuple[list[tuple[tuple[int, ...], str]], list[tuple[tuple[int, ...], str]]]"]
 
 FAMILIES = ("eltwise", "activation", "matmul", "conv_pool", "normalization", "attention",
             "embedding", "data_movement", "reduction", "creation")
@@ -30,6 +33,7 @@ class Rule:
     checks: tuple[Check, ...]
     lower: Lowering
     conditions: str  # human-readable summary of what the checks require
+    device_layout: DeviceLayout | None = None
 
     def decline_reason(self, node: fx.Node) -> str | None:
         for check in self.checks:
@@ -42,6 +46,7 @@ class Rule:
 @dataclass
 class Registry:
     rules: dict[torch._ops.OpOverload, Rule] = field(default_factory=dict)
+    _by_name: dict[str, Rule] | None = field(default=None, repr=False)
 
     def add(self, rule: Rule) -> None:
         for target in rule.targets:
@@ -62,18 +67,26 @@ class Registry:
     def targets(self) -> list[torch._ops.OpOverload]:
         return sorted(self.rules, key=_target_name)
 
+    def rule_named(self, target: str) -> Rule | None:
+        """The rule for a target given by name ("aten.conv2d.default"), as records carry it."""
+        if self._by_name is None or len(self._by_name) != len(self.rules):
+            self._by_name = {_target_name(t): r for t, r in self.rules.items()}
+        return self._by_name.get(target)
+
 
 REGISTRY = Registry()
 
 
 def rule(*targets: torch._ops.OpOverload, ttnn: str, family: str,
-         checks: Iterable[Check] = (), conditions: str = "") -> Callable[[Lowering], Lowering]:
+         checks: Iterable[Check] = (), conditions: str = "",
+         device_layout: DeviceLayout | None = None) -> Callable[[Lowering], Lowering]:
     """Register the decorated lowering `fn(ctx, node, *args, **kwargs)` for `targets`."""
     if family not in FAMILIES:
         raise ValueError(f"unknown op family {family!r}")
 
     def register(fn: Lowering) -> Lowering:
-        REGISTRY.add(Rule(fn.__name__, tuple(targets), ttnn, family, tuple(checks), fn, conditions))
+        REGISTRY.add(Rule(fn.__name__, tuple(targets), ttnn, family, tuple(checks), fn, conditions,
+                          device_layout))
         return fn
 
     return register

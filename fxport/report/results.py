@@ -1,30 +1,40 @@
-"""The result data model of `fxport run`: what ran where, why, and how accurately.
+"""The result data model of a model run: what ran where, why, how accurately, what ran out of memory.
 
-One `RunResult` per model run; `run_document` turns it into the JSON document that is the source
-of truth (deterministic: sorted keys, no timings: those go to timing.json). Aggregations live
-here, so that renderers only format.
+One `RunResult` per model (and resolution); `run_document` turns it into the JSON document that is
+the source of truth for every rendering (deterministic: sorted keys, no timings, which go to
+timing.json). Aggregations live here, so that renderers only format. Node counts are weighted by
+`repeat` (a folded capture traces PI0's denoise step twice and counts it ten times).
 """
 
 from __future__ import annotations
 
-from collections import Counter, defaultdict
+from collections import defaultdict
 from dataclasses import asdict, dataclass, field
 
-from fxport.capture.records import TensorSpec
+from fxport.capture.records import OpRecord, TensorSpec
+from fxport.memory.analysis import MemoryAnalysis
 from fxport.partition import DevicePartition
 from fxport.plan import Plan
+from fxport.report.families import module_group, op_family
 from fxport.runtime.context import TransferLog
 from fxport.runtime.execute import NodeResult
 
-# What each kind of device can vouch for. A mock device runs the real TT-NN host stack (argument
-# validation, program selection, the allocator) but no kernels.
-PROVENANCE = {
-    "mock": {"validation": "real (TT-NN host stack)", "allocation": "real (TT-Metal allocator)",
-             "values": "emulated (ttnn golden functions, rounded to the device dtype)",
-             "timing": "not measured (no kernels run)"},
-    "hardware": {"validation": "real", "allocation": "real", "values": "real (read back from device)",
-                 "timing": "real"},
-}
+SCHEMA = "fxport.run/1"
+
+
+def provenance(device_kind: str, values: str) -> dict:
+    """What each part of a result is: real, predicted or emulated (the report's honesty labels)."""
+    real = "real (TT-NN host stack)" if device_kind == "mock" else "real"
+    return {
+        "device": f"{device_kind} ({'no card: TT-NN host stack and allocator, kernels not run' if device_kind == 'mock' else 'Tenstorrent card'})",
+        "validation": real,
+        "allocation": "real (TT-Metal allocator)" if device_kind == "mock" else "real",
+        "memory_model": "predicted (tile and bank arithmetic, fxport/memory)",
+        "values": {"emulate": "emulated (ttnn golden functions, rounded to the device dtype)",
+                   "device": "real (read back from the device)",
+                   "none": "not computed (verdict run: meta weights, empty device tensors)"}[values],
+        "timing": "real" if device_kind == "hardware" else "not measured (no kernels run)",
+    }
 
 
 @dataclass(frozen=True)
@@ -42,72 +52,115 @@ class RunResult:
     model: str
     inputs: tuple[TensorSpec, ...]
     device: DeviceInfo
-    memory: str  # "dram" or "l1"
+    memory: str  # "dram" or "l1": where activations were placed
+    values: str  # "emulate", "device" or "none"
     plan: Plan
     partitions: list[DevicePartition]
-    nodes: list[NodeResult]
-    output_pcc: list[float]  # end to end, per model output, vs fp32 torch
+    nodes: list[NodeResult]  # in execution order; empty when the graph did not run
+    output_pcc: list[float]  # end to end, per model output, vs fp32 torch (empty without values)
     transfers: TransferLog
+    records: list[OpRecord] = field(default_factory=list)
+    memory_analysis: MemoryAnalysis | None = None
+    capture: dict = field(default_factory=dict)  # method, complete, problems
     seconds: dict[str, float] = field(default_factory=dict)  # per stage; volatile
-    outputs: list = field(default_factory=list, repr=False)  # the run's output tensors (not saved)
+    outputs: list = field(default_factory=list, repr=False)  # output tensors (not saved)
 
 
-@dataclass(frozen=True)
-class Coverage:
-    total: int  # aten op nodes
-    planned: int  # the mapping table lowers them
-    on_device: int  # ran through TT-NN
-    fallback: int  # lowered, failed on the device, re-ran on the host
-    host: int  # not lowered (plan)
-
-    @property
-    def planned_pct(self) -> float:
-        return 100.0 * self.planned / self.total if self.total else 100.0
-
-    @property
-    def device_pct(self) -> float:
-        return 100.0 * self.on_device / self.total if self.total else 100.0
+def _repeats(result: RunResult) -> dict[str, int]:
+    return {r.node: r.repeat for r in result.records}
 
 
-def coverage(result: RunResult) -> Coverage:
-    status = Counter(n.status for n in result.nodes)
-    return Coverage(total=len(result.plan.nodes), planned=result.plan.lowered,
-                    on_device=status["device"], fallback=status["fallback"], host=status["host"])
+def coverage(result: RunResult) -> dict:
+    """Counts of aten nodes: total, lowered by the plan, ran on device, fell back, host."""
+    rep = _repeats(result)
+    status = {n.node: n.status for n in result.nodes}
+    out = {"total": 0, "planned": 0, "on_device": 0, "fallback": 0, "host": 0, "not_run": 0}
+    for p in result.plan.nodes:
+        w = rep.get(p.node, 1)
+        out["total"] += w
+        out["planned"] += w * p.lowered
+        s = status.get(p.node)
+        out[{"device": "on_device", "fallback": "fallback", "host": "host"}.get(s, "not_run")] += w
+    total = out["total"] or 1
+    out["planned_pct"] = round(100.0 * out["planned"] / total, 2)
+    out["device_pct"] = round(100.0 * out["on_device"] / total, 2)
+    return out
 
 
-def unsupported_ops(plan: Plan) -> list[dict]:
+def coverage_by(result: RunResult, key) -> dict[str, dict]:
+    """Coverage grouped by key(NodePlan): {group: {total, lowered, on_device, pct}}."""
+    rep = _repeats(result)
+    status = {n.node: n.status for n in result.nodes}
+    groups: dict[str, dict] = defaultdict(lambda: {"total": 0, "lowered": 0, "on_device": 0})
+    for p in result.plan.nodes:
+        w = rep.get(p.node, 1)
+        g = groups[key(p)]
+        g["total"] += w
+        g["lowered"] += w * p.lowered
+        g["on_device"] += w * (status.get(p.node) == "device")
+    for g in groups.values():
+        g["lowered_pct"] = round(100.0 * g["lowered"] / g["total"], 2)
+    return dict(sorted(groups.items()))
+
+
+def unsupported_ops(result: RunResult) -> list[dict]:
     """Ops the plan leaves on the host: per target, count and distinct reasons."""
+    rep = _repeats(result)
     groups: dict[str, list] = defaultdict(list)
-    for n in plan.nodes:
+    for n in result.plan.nodes:
         if not n.lowered:
             groups[n.target].append(n)
-    return sorted(({"target": t, "count": len(ns), "reasons": sorted({n.reason for n in ns}),
-                    "modules": sorted({n.module for n in ns})[:5]} for t, ns in groups.items()),
-                  key=lambda d: (-d["count"], d["target"]))
+    rows = [{"target": t, "family": op_family(t), "count": sum(rep.get(n.node, 1) for n in ns),
+             "reasons": sorted({n.reason for n in ns}), "modules": sorted({n.module for n in ns})[:5]}
+            for t, ns in groups.items()]
+    return sorted(rows, key=lambda d: (-d["count"], d["target"]))
+
+
+def _spec(s: TensorSpec) -> dict:
+    return {"shape": list(s.shape), "dtype": s.dtype}
+
+
+def memory_document(analysis: MemoryAnalysis | None) -> dict | None:
+    if analysis is None:
+        return None
+    return {
+        "device": analysis.device, "config": analysis.config, "nodes": analysis.nodes,
+        "agreement": {"agree": analysis.agree, "predicted_only": analysis.predicted_only,
+                      "observed_only": analysis.observed_only, "not_run": analysis.not_run},
+        "oom_nodes": [{**{k: v for k, v in asdict(o).items() if k not in ("inputs", "outputs")},
+                       "inputs": [_spec(s) for s in o.inputs], "outputs": [_spec(s) for s in o.outputs]}
+                      for o in analysis.oom],
+    }
 
 
 def run_document(result: RunResult) -> dict:
-    cov = coverage(result)
     plan_by_node = result.plan.by_node()
+    rep = _repeats(result)
     return {
+        "schema": SCHEMA,
         "model": result.model,
-        "inputs": [{"shape": list(s.shape), "dtype": s.dtype} for s in result.inputs],
+        "inputs": [_spec(s) for s in result.inputs],
         "device": asdict(result.device),
         "memory_config": result.memory,
-        "provenance": PROVENANCE[result.device.kind],
-        "coverage": {**asdict(cov), "planned_pct": round(cov.planned_pct, 2),
-                     "device_pct": round(cov.device_pct, 2)},
+        "values": result.values,
+        "provenance": provenance(result.device.kind, result.values),
+        "capture": result.capture,
+        "coverage": coverage(result),
+        "coverage_by_family": coverage_by(result, lambda p: op_family(p.target)),
+        "coverage_by_module": coverage_by(result, lambda p: module_group(p.module)),
         "output_pcc": [round(p, 6) for p in result.output_pcc],
-        "unsupported": unsupported_ops(result.plan),
+        "unsupported": unsupported_ops(result),
         "fallbacks": [
             {"node": n.node, "target": n.target, "module": n.module, "kind": n.error_kind,
-             "error": n.error} for n in result.nodes if n.status == "fallback"],
+             "error": n.error, "repeat": rep.get(n.node, 1)}
+            for n in result.nodes if n.status == "fallback"],
+        "memory": memory_document(result.memory_analysis),
         "partitions": [asdict(p) for p in result.partitions],
         "transfers": asdict(result.transfers),
         "nodes": [
             {"node": n.node, "target": n.target, "module": n.module, "partition": n.partition,
              "status": n.status, "ttnn": plan_by_node[n.node].ttnn if n.node in plan_by_node else "",
              "reason": plan_by_node[n.node].reason if n.node in plan_by_node else "",
-             "error_kind": n.error_kind, "error": n.error, "pcc": n.pcc}
+             "error_kind": n.error_kind, "error": n.error, "pcc": n.pcc, "repeat": rep.get(n.node, 1)}
             for n in result.nodes],
     }

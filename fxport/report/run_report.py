@@ -19,7 +19,7 @@ def write_run(result: RunResult, out_dir: Path) -> dict:
         json.dumps({k: round(v, 3) for k, v in result.seconds.items()}, sort_keys=True) + "\n")
     with (out_dir / "nodes.csv").open("w", newline="") as f:
         fields = ["node", "target", "module", "partition", "status", "ttnn", "reason",
-                  "error_kind", "error", "pcc"]
+                  "error_kind", "error", "pcc", "repeat"]
         writer = csv.DictWriter(f, fieldnames=fields)
         writer.writeheader()
         writer.writerows(doc["nodes"])
@@ -29,13 +29,14 @@ def write_run(result: RunResult, out_dir: Path) -> dict:
 def run_summary_text(doc: dict, top: int = 15) -> str:
     dev, cov = doc["device"], doc["coverage"]
     prov = doc["provenance"]
+    pcc = ", ".join(f"{p:.6f}" for p in doc["output_pcc"]) or "not computed (no values)"
     lines = [
         f"{doc['model']} on {dev['kind']} {dev['arch']}, activations in {doc['memory_config'].upper()}",
         f"  validation: {prov['validation']}; allocation: {prov['allocation']}; values: {prov['values']}",
         f"aten nodes {cov['total']}: lowered by the mapping table {cov['planned']} "
         f"({cov['planned_pct']:.1f}%), ran on device {cov['on_device']} ({cov['device_pct']:.1f}%), "
         f"fell back at run time {cov['fallback']}, host {cov['host']}",
-        "end-to-end PCC vs fp32 torch: " + ", ".join(f"{p:.6f}" for p in doc["output_pcc"]),
+        "end-to-end PCC vs fp32 torch: " + pcc,
         f"transfers: {doc['transfers']['to_device']} to device, {doc['transfers']['to_host']} to host, "
         f"{doc['transfers']['layout_changes']} layout changes; {len(doc['partitions'])} device partitions",
     ]
@@ -50,6 +51,17 @@ def run_summary_text(doc: dict, top: int = 15) -> str:
                   tabulate(rows, headers=["node", "aten op", "kind", "error"], tablefmt="simple")]
         if more > 0:
             lines.append(f"... {more} more in run.json")
+    mem = doc["memory"]
+    if mem and mem["oom_nodes"]:
+        rows = [[o["node"], o["target"], o["severity"], f"{o['per_bank']:,} / {o['bank_size']:,}",
+                 o["cause"], "yes" if o["predicted"] else "no", o["observed"], o["remedy"][:60]]
+                for o in mem["oom_nodes"][:top]]
+        agreement = mem["agreement"]
+        lines += ["", f"Out of memory under {mem['config']} ({len(mem['oom_nodes'])} nodes; model vs "
+                      f"device: {agreement['agree']} agree, {agreement['predicted_only']} predicted only, "
+                      f"{agreement['observed_only']} observed only):",
+                  tabulate(rows, headers=["node", "aten op", "severity", "B per bank / bank size",
+                                          "cause", "predicted", "device", "remedy"], tablefmt="simple")]
     if doc["partitions"]:
         parts = sorted(doc["partitions"], key=lambda p: -p["op_count"])
         rows = [[p["name"], p["op_count"], len(p["inputs"]), len(p["outputs"])] for p in parts[:top]]

@@ -18,17 +18,31 @@ class TransferLog:
     layout_changes: int = 0
 
 
+VALUE_MODES = ("emulate", "device", "none")
+
+
 @dataclass
 class LoweringContext:
+    """`values` says where values come from: "emulate" (golden functions; a mock's default),
+    "device" (read back; hardware's default) or "none" (verdicts only: inputs and weights are meta
+    tensors, device tensors are allocated empty, host nodes propagate shapes on meta; this is how
+    full-size models get real validation and allocator verdicts without their weights)."""
+
     device: DeviceHandle
     memory: str = "dram"  # "dram" or "l1": where activations are placed
+    values: str = ""  # "" picks the device's default
     transfers: TransferLog = field(default_factory=TransferLog)
 
     def __post_init__(self) -> None:
         import ttnn
 
+        self.values = self.values or ("emulate" if self.device.is_mock else "device")
+        if self.values not in VALUE_MODES:
+            raise ValueError(f"values must be one of {VALUE_MODES}, not {self.values!r}")
+        if self.values == "emulate" and not self.device.is_mock:
+            raise ValueError("golden-function values are for mock devices; hardware computes them")
         self.ttnn = ttnn
-        self.ops = DualOps(ttnn, emulate=self.device.is_mock)
+        self.ops = DualOps(ttnn, emulate=self.values == "emulate")
         self.memory_config = ttnn.L1_MEMORY_CONFIG if self.memory == "l1" else ttnn.DRAM_MEMORY_CONFIG
         self.dtype = ttnn.bfloat16
         self._constants: dict[tuple, TTValue] = {}
@@ -46,10 +60,16 @@ class LoweringContext:
                 self.transfers.to_device += 1
                 t = value.tensor
                 dtype = dtype or (ttnn.uint32 if not t.is_floating_point() else self.dtype)
-                if dtype in (ttnn.uint32, ttnn.int32):
-                    t = t.to(torch.int32)
-                moved = self.ops.from_torch(t, dtype=dtype, layout=want_layout, device=self.device.device,
-                                            memory_config=self.memory_config)
+                if t.is_meta:  # verdicts only: allocate, transfer nothing
+                    moved = TTValue(ttnn.empty(list(t.shape), dtype=dtype, layout=want_layout,
+                                               device=self.device.device,
+                                               memory_config=self.memory_config), None)
+                else:
+                    if dtype in (ttnn.uint32, ttnn.int32):
+                        t = t.to(torch.int32)
+                    moved = self.ops.from_torch(t, dtype=dtype, layout=want_layout,
+                                                device=self.device.device,
+                                                memory_config=self.memory_config)
                 value.device_copies[key] = moved
             return value.device_copies[key]
         if isinstance(value, TTValue):
@@ -69,7 +89,13 @@ class LoweringContext:
             t = value.tensor
         elif isinstance(value, TTValue):
             self.transfers.to_host += count
-            t = value.golden if value.golden is not None else self.ttnn.to_torch(value.tt)
+            if value.golden is not None:
+                t = value.golden
+            elif self.values == "none":
+                t = torch.empty(value.shape, dtype=like.dtype if like is not None else torch.float32,
+                                device="meta")
+            else:
+                t = self.ttnn.to_torch(value.tt)
         else:
             return value
         if like is not None and t.dtype != like.dtype:
@@ -77,6 +103,12 @@ class LoweringContext:
                 t = t.round()  # integer results computed in bf16 on the device
             t = t.to(like.dtype)
         return t
+
+    def weight(self, value: Any) -> torch.Tensor:
+        """Host data an op needs as an argument (conv or group-norm weights). Without values
+        (meta weights), zeros of the right shape stand in: sizes, not numbers, decide verdicts."""
+        t = self.host(value, count=False)
+        return torch.zeros(t.shape, dtype=t.dtype) if t.is_meta else t
 
     def host_weight(self, key: str, tensor: torch.Tensor, dtype: Any = None) -> TTValue:
         """A weight as a host-side ttnn tensor (ROW_MAJOR): conv2d prepares its own weights from

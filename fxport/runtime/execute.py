@@ -46,7 +46,7 @@ class Execution:
 
 def execute(partitioned: Partitioned, inputs: list[torch.Tensor], ctx: LoweringContext,
             registry: Registry = REGISTRY, node_pcc: bool = True) -> Execution:
-    runner = _Runner(partitioned.graph_module, ctx, registry, node_pcc)
+    runner = _Runner(partitioned.graph_module, ctx, registry, node_pcc and ctx.values != "none")
     out = runner.run(*inputs)
     outputs = list(out) if isinstance(out, (list, tuple)) else [out]
     return Execution(outputs, runner.results)
