@@ -71,6 +71,20 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, help="output directory (default: out/<model>)")
     p.set_defaults(handler=_cmd_run)
 
+    p = sub.add_parser("sweep", parents=[common], help="run the zoo (or MODELS) x resolutions and write reports")
+    p.add_argument("models", nargs="*", help="zoo names (default: every zoo model at its sweep shapes)")
+    p.add_argument("--input-shape", action="append", default=[],
+                   help="shape to run every model at (repeatable; default: each model's sweep shapes)")
+    p.add_argument("--device", choices=["auto", "mock", "hardware"], default="mock")
+    p.add_argument("--arch", choices=["n150", "p150"])
+    p.add_argument("--memory-config", choices=["dram", "l1"], default="dram")
+    p.add_argument("--values", choices=["emulate", "device", "none"], default="none",
+                   help="none (default): verdict runs of full-size models on meta weights")
+    p.add_argument("--out", type=Path, default=Path("reports"), help="output directory (default reports/)")
+    p.add_argument("--no-resume", action="store_true", help="rerun entries that already have results")
+    p.add_argument("--timeout", type=float, default=1800.0, help="seconds per entry (default 1800)")
+    p.set_defaults(handler=_cmd_sweep)
+
     p = sub.add_parser("ops", parents=[common], help="print the aten -> TT-NN mapping table")
     p.add_argument("--family", help="only this op family")
     p.set_defaults(handler=_cmd_ops)
@@ -110,6 +124,33 @@ def _cmd_run(args) -> int:
     print(run_summary_text(doc))
     print(f"wrote {out}/run.json (source of truth), nodes.csv")
     return 0
+
+
+def _cmd_sweep(args) -> int:
+    from tabulate import tabulate
+
+    from fxport.capture.loader import parse_shape
+    from fxport.sweep import sweep, sweep_items
+
+    items = sweep_items(args.models or None, [parse_shape(s) for s in args.input_shape] or None)
+    doc = sweep(items, args.out, args.device, args.arch, args.memory_config, args.values,
+                resume=not args.no_resume, timeout=args.timeout)
+    rows = [[e["key"], e["status"], e["coverage"]["total"] if e["coverage"] else "",
+             f"{e['coverage']['planned_pct']:.1f}" if e["coverage"] else "",
+             f"{e['coverage']['device_pct']:.1f}" if e["coverage"] else "",
+             e["fallbacks"], e["oom_nodes"], e["error"][:70]] for e in doc["entries"]]
+    print(tabulate(rows, headers=["entry", "status", "nodes", "lowered %", "on device %",
+                                  "fallbacks", "OOM nodes", "error"]))
+    print(f"wrote {args.out}/sweep.json")
+    _render(args.out)
+    return 0
+
+
+def _render(path: Path) -> None:
+    from fxport.report.render import render_dir
+
+    for written in render_dir(path)[:3]:
+        print(f"wrote {written}")
 
 
 def _cmd_ops(args) -> int:

@@ -35,8 +35,14 @@ class ModelEntry:
     # feeding the next (PI0's denoise step). Inventory capture may trace one call and count the
     # rest (see fxport/capture/engine.py); execution always traces every call.
     repeated: tuple[str, ...] = ()
+    # Input shapes the zoo sweep covers (default: the input shape alone).
+    sweep_shapes: tuple[Shape, ...] = ()
     # Free-form labels used to select models (e.g. "tiny" for test-sized configs, "zoo" for the sweep).
     tags: tuple[str, ...] = field(default_factory=tuple)
+
+    @property
+    def sweep(self) -> tuple[Shape, ...]:
+        return self.sweep_shapes or (self.input_shape,)
 
     def resolve_shape(self, input_shape: Shape | None) -> Shape:
         return tuple(input_shape) if input_shape else self.input_shape

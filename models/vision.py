@@ -98,6 +98,7 @@ register(
         "classification",
         "ViT-B/16 (torchvision), built for the requested square resolution (side divisible by 16)",
         tags=_TAGS,
+        sweep_shapes=(_IMAGE, (1, 3, 384, 384)),
     )
 )
 

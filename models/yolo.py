@@ -612,6 +612,8 @@ for _arch in _ARCHS:
                 build=_builder(_name, _arch, _scale),
                 input_shape=(1, 3, 640, 640),
                 family="detection",
+                # The high resolutions users bring YOLO up at (the seeds' OOM catalogues).
+                sweep_shapes=((1, 3, 640, 640), (1, 3, 1280, 1280), (1, 3, 2176, 3840)),
                 description=_DESCRIPTIONS[_arch].format(s=_scale) + _DESCRIPTION_TAIL,
                 tags=("zoo",),
             )

@@ -41,6 +41,9 @@ class OpRecord:
     module_type: str  # class name of that module ("Conv2d")
     source: str  # innermost source location ("torchvision/models/resnet.py:143 in forward")
     repeat: int = 1  # how many times this node runs per model call (see capture fast paths)
+    # The call, JSON-able, to replay the op (generated tests): {"args": [...], "kwargs": {...}}
+    # with tensors as {"tensor": i} (index into `inputs`) and dtypes as {"dtype": "float32"}.
+    call: dict | None = None
 
     def to_dict(self) -> dict:
         return {
@@ -57,6 +60,7 @@ class OpRecord:
             "module_type": self.module_type,
             "source": self.source,
             "repeat": self.repeat,
+            "call": self.call,
         }
 
     @classmethod
@@ -113,9 +117,33 @@ def records_from_graph(graph: fx.Graph, graph_label: str = "main", start: int = 
                 module_type=module_type,
                 source=_source_of(node),
                 repeat=_repeat_of(node, repeats) if repeats else 1,
+                call=_call_of(node),
             )
         )
     return records
+
+
+def _call_of(node: fx.Node) -> dict:
+    counter = iter(range(1 << 30))
+
+    def encode(value: Any) -> Any:
+        if isinstance(value, fx.Node):
+            val = value.meta.get("val")
+            return {"tensor": next(counter)} if isinstance(val, torch.Tensor) else encode(val)
+        if isinstance(value, (list, tuple)):
+            return [encode(v) for v in value]
+        if isinstance(value, torch.dtype):
+            return {"dtype": str(value).removeprefix("torch.")}
+        if isinstance(value, (torch.device, torch.layout, torch.memory_format)):
+            return {"repr": str(value)}
+        if value is None or isinstance(value, (bool, int, float, str)):
+            return value
+        return {"repr": repr(value)}
+
+    # Same traversal order as _input_values, so tensor indices match `inputs`.
+    args = encode(list(node.args))
+    kwargs = {k: encode(v) for k, v in node.kwargs.items()}
+    return {"args": args, "kwargs": kwargs}
 
 
 def _repeat_of(node: fx.Node, repeats: dict[str, int]) -> int:

@@ -113,8 +113,6 @@ def _conv_supported(node: fx.Node) -> str | None:
     weight = meta(node.args[1])
     if weight.dim() not in (3, 4):
         return f"{weight.dim() - 2}-D convolution unsupported (ttnn.conv2d; conv1d runs as conv2d)"
-    if meta(node.args[0]).dim() not in (weight.dim() - 1, weight.dim()):
-        return f"input rank {meta(node.args[0]).dim()} does not match a {weight.dim() - 2}-D convolution"
     if _Conv.of(node).transposed:
         return "transposed convolution unsupported (ttnn.conv_transpose2d is not mapped)"
     return None

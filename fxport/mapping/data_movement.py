@@ -14,7 +14,7 @@ import torch
 from torch import fx
 
 from fxport.mapping.checks import (BASIC, FLOAT_DTYPES, INT_DTYPES, arg, dtypes, max_rank, meta,
-                                   output, param, tensor_inputs)
+                                   output, tensor_inputs)
 from fxport.mapping.registry import rule
 from fxport.runtime.dual import HostValue, TTValue
 
@@ -114,16 +114,12 @@ def repeat(ctx, node, x, repeats):
     return ctx.ops.repeat(x, list(repeats), memory_config=ctx.memory_config)
 
 
-def _repeat_interleave_args(node: fx.Node) -> str | None:
-    if not isinstance(arg(node, 1, "repeats"), int):
-        return "tensor repeats unsupported (ttnn.repeat_interleave takes one int)"
-    if arg(node, 2, "dim") is None:
-        return "dim=None (flattening) unsupported"
-    return None
+def _given_dim(node: fx.Node) -> str | None:
+    return None if arg(node, 2, "dim") is not None else "dim=None (flattening) unsupported"
 
 
 @rule(aten.repeat_interleave.self_int, ttnn="ttnn.repeat_interleave", family="data_movement",
-      checks=(*MOVE, _repeat_interleave_args), conditions="int repeats along a given dim; any dtype")
+      checks=(*MOVE, _given_dim), conditions="int repeats along a given dim; any dtype")
 def repeat_interleave(ctx, node, x, repeats, dim=None, output_size=None):
     x = dev(ctx, x)
     return ctx.ops.repeat_interleave(x, repeats, _dim(dim, len(x.shape)), memory_config=ctx.memory_config)
@@ -146,13 +142,8 @@ def _slice(ctx, x: TTValue, dim: int, start: int, end: int, step: int = 1) -> TT
     return ctx.ops.slice(x, starts, ends, steps, memory_config=ctx.memory_config)
 
 
-def _positive_step(node: fx.Node) -> str | None:
-    step = arg(node, 4, "step", 1)
-    return None if step >= 1 else f"step={step} unsupported"
-
-
 @rule(aten.slice.Tensor, aten.slice_copy.Tensor, ttnn="ttnn.slice", family="data_movement",
-      checks=(*MOVE, _positive_step), conditions="rank <= 8; any dtype; steps >= 1")
+      checks=MOVE, conditions="rank <= 8; any dtype; any step")
 def slice_(ctx, node, x, dim=0, start=None, end=None, step=1):
     x = dev(ctx, x)
     dim = _dim(dim, len(x.shape))
@@ -281,13 +272,8 @@ def _no_bool_cast(node: fx.Node) -> str | None:
     return None
 
 
-def _strided_layout(node: fx.Node) -> str | None:
-    layout = node.kwargs.get("layout")
-    return None if layout in (None, torch.strided) else f"layout={layout} unsupported"
-
-
 @rule(aten._to_copy.default, ttnn="ttnn.typecast", family="data_movement",
-      checks=(*MOVE, _strided_layout, _no_bool_cast),
+      checks=(*MOVE, _no_bool_cast),
       conditions="dtype changes only (device/memory_format are host notions); no cast to bool")
 def to_copy(ctx, node, x, **_):
     return _convert(ctx, dev(ctx, x), output(node).dtype)
@@ -353,8 +339,6 @@ def _single_index(node: fx.Node) -> str | None:
     idx = meta(given[0])
     if idx.dtype == torch.bool:
         return "boolean mask indexing unsupported (data-dependent output shape)"
-    if idx.dtype not in INT_DTYPES:
-        return f"index dtype {str(idx.dtype).removeprefix('torch.')} unsupported"
     return None
 
 
@@ -379,9 +363,7 @@ def flip(ctx, node, x, dims):
 
 
 @rule(aten.gather.default, ttnn="ttnn.gather", family="data_movement",
-      checks=(*BASIC, dtypes(ANY_DTYPES, "float, int or bool"), max_rank(MAX_RANK),
-              param(3, "sparse_grad", False, default=False)),
-      conditions="rank <= 8; index in range [0, size)")
+      checks=MOVE, conditions="rank <= 8; index in range [0, size); sparse_grad only concerns backward")
 def gather(ctx, node, x, dim, index, sparse_grad=False):
     x = ctx.tensor(x)
     index = ctx.tensor(index, dtype=ctx.ttnn.uint32)
