@@ -101,6 +101,7 @@ DATA_MOVEMENT = [
     case("unsafe_index", aten._unsafe_index.Tensor, x(6, 5), [torch.tensor([5, 0, 3])]),
     case("flip", aten.flip.default, x(2, 5, 7), [0, -1]),
     case("gather", aten.gather.default, x(4, 8, 16), 2, ints(16, 4, 8, 5)),
+    case("gather_sparse_grad", aten.gather.default, x(6, 9), 0, ints(6, 2, 9), sparse_grad=True),
     case("roll", aten.roll.default, x(1, 8, 8, 4), [3, -3], [1, 2]),
     case("roll_flat", aten.roll.default, x(3, 4), [5]),
     case("slice_scatter", aten.slice_scatter.default, x(49, 56), x(49, 49), 1, 0, -7),
@@ -192,6 +193,22 @@ def test_max_pools_lower_when_their_indices_are_unused(ctx, target, args):
     assert got[0].shape == want[0].shape and pcc(got[0], want[0]) >= 0.99
 
 
+def test_negative_indices_computed_on_the_device_wrap(ctx):
+    """x[arange(-3, 0)]: the int32 indices never leave the device and are wrapped there."""
+    source = x(6, 4)
+    graph = fx.Graph()
+    table = graph.placeholder("table")
+    table.meta["val"] = source
+    idx = graph.call_function(aten.arange.start, (-3, 0))
+    idx.meta["val"] = torch.arange(-3, 0)
+    out = graph.call_function(aten.index.Tensor, (table, [idx]))
+    out.meta["val"] = expected = source[torch.arange(-3, 0)]
+    graph.output(out)
+    run = execute(partition(fx.GraphModule(torch.nn.Module(), graph)), [source], ctx)
+    assert [n.status for n in run.nodes] == ["device", "device"]
+    assert pcc(run.outputs[0], expected) >= 0.99
+
+
 def _reason(target, *args, **kwargs) -> str:
     node = plan_graph(op_graph(target, args, kwargs)[0].graph).nodes[0]
     assert not node.lowered
@@ -225,6 +242,8 @@ def _reason(target, *args, **kwargs) -> str:
     (aten.arange.start_step, (0.0, 1.0, 0.25), {}, "non-integer range"),
     (aten.full.default, ([2, 2], 0.5), {"dtype": torch.int64}, "does not fit the integer output"),
     (aten.full.default, ([2, 2], 1.0), {"dtype": torch.complex64}, "dtype complex64"),
+    (aten.zeros.default, ([0, 3],), {}, "empty tensor"),
+    (aten.ones.default, ([1] * 9,), {}, "rank 9 exceeds 8"),
 ])
 def test_checks_decline_unsupported_cases_with_a_reason(target, args, kwargs, reason):
     assert reason in _reason(target, *args, **kwargs)

@@ -8,7 +8,9 @@ bool results can be compared exactly."""
 import pytest
 import torch
 
+from fxport.partition import partition
 from fxport.plan import plan_graph
+from fxport.runtime.execute import execute
 from fxport.runtime.single_op import op_graph, run_single_op
 
 aten = torch.ops.aten
@@ -152,7 +154,8 @@ CASES = [
     # where
     ("where", aten.where.self, (mask(*S), rn(*S), rn(*S)), {}),
     ("where_bcast", aten.where.self, (mask(16, 49, 49), rn(), rn(16, 49, 49)), {}),
-    ("where_0d_both", aten.where.self, (mask(1, 1, 5, 61), torch.tensor(0.0), torch.tensor(-3.4028234663852886e38)), {}),
+    ("where_0d_both", aten.where.self,  # PI0's attention mask: 0 or float32 min, beyond the bf16 range
+     (mask(1, 1, 5, 61), torch.tensor(0.0), torch.tensor(torch.finfo(torch.float32).min)), {}),
     ("where_int", aten.where.self, (mask(*S), ints(*S), ints(1, 1, 1, 64)), {}),
     ("where_bool_values", aten.where.self, (mask(*S), mask(*S), mask(*S)), {}),
     # clamp
@@ -196,9 +199,6 @@ def test_lowers_on_device(ctx, name, op, args, kwargs):
 
 def test_bool_result_stays_a_mask_inside_a_partition(ctx):
     """eq -> logical_not -> where on the device: masks pass between rules as bf16 0/1."""
-    from fxport.partition import partition
-    from fxport.runtime.execute import execute
-
     class M(torch.nn.Module):
         def forward(self, x, y):
             keep = torch.ops.aten.logical_not.default(torch.ops.aten.eq.Scalar(x, 0))
@@ -225,7 +225,8 @@ def _reason(op, args, kwargs=None):
 
 
 DECLINES = [
-    (aten.add.Tensor, (rn(2, 2, 2, 2, 2, 2, 2, 8), rn(1, 1, 1, 1, 1, 1, 1, 8)), {}, "broadcasts only the last 6 dims"),
+    (aten.add.Tensor, (rn(2, 2, 2, 2, 2, 2, 2, 8), rn(1, 1, 1, 1, 1, 1, 1, 8)), {},
+     "broadcasts only the last 6 dims"),
     (aten.where.self, (mask(2, 1, 2, 2, 2, 2, 2, 8), rn(2, 2, 2, 2, 2, 2, 2, 8), rn()), {}, "last 6 dims"),
     (aten.exp.default, (rn(*([1] * 9)),), {}, "rank 9 exceeds 8"),
     (aten.add.Tensor, (rn(4).double(), rn(4).double()), {}, "dtype float64 unsupported"),

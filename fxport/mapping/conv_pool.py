@@ -4,7 +4,7 @@ TT-NN convolution and pooling work channels-last on a flattened [1, 1, N*H*W, C]
 lowering permutes NCHW to that form, runs the op and permutes the [1, 1, N*OH*OW, C] result back.
 Unbatched inputs (C, H, W) run as N=1, and conv1d runs as conv2d with H=1.
 
-ttnn.conv2d, max_pool2d, avg_pool2d, adaptive_avg_pool2d and bilinear upsample allocate halo
+ttnn.conv2d, max_pool2d, avg_pool2d, adaptive_avg/max_pool2d and bilinear upsample allocate halo
 buffers in the L1_SMALL region, which exists only if the device was opened with `l1_small_size`
 (a device opened with defaults fails them with an L1_SMALL out-of-memory).
 """
@@ -121,7 +121,7 @@ def _conv_supported(node: fx.Node) -> str | None:
 def _host_weight(ctx, node: fx.Node, name: str, value, shape: tuple[int, ...]):
     """A conv weight or bias as a host-side ttnn tensor (ttnn.conv2d prepares its own device copy).
     Keyed by node and storage, so one parameter converts once per context."""
-    tensor = ctx.host(value).reshape(shape)
+    tensor = ctx.weight(value).reshape(shape)
     return ctx.host_weight(f"{node.name}.{name}@{tensor.data_ptr()}", tensor)
 
 

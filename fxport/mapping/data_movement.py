@@ -87,7 +87,8 @@ def permute(ctx, node, x, dims):
       checks=MOVE, conditions="rank <= 8; any dtype")
 def transpose(ctx, node, x, dim0, dim1):
     rank = len(_shape(node))
-    return ctx.ops.transpose(dev(ctx, x), _dim(dim0, rank), _dim(dim1, rank), memory_config=ctx.memory_config)
+    return ctx.ops.transpose(dev(ctx, x), _dim(dim0, rank), _dim(dim1, rank),
+                             memory_config=ctx.memory_config)
 
 
 @rule(aten.t.default, aten.t_copy.default, ttnn="ttnn.transpose", family="data_movement",
@@ -289,12 +290,14 @@ def copy(ctx, node, dst, src, non_blocking=False):
 
 
 # -- index selection ------------------------------------------------------------------------------
-def _host_index(ctx, index, size: int):
-    """Indices as uint32 ROW_MAJOR (what ttnn.embedding reads). Host-side indices are wrapped
-    (x[-1]) on the host; device indices are taken as they are."""
+def _indices(ctx, index, size: int) -> TTValue:
+    """Indices as uint32 ROW_MAJOR (what ttnn.embedding reads), negative ones (x[-1]) wrapped:
+    on the host for host values, on the device for signed device values."""
     if isinstance(index, HostValue):
         t = index.tensor.to(torch.int64).flatten()
         index = HostValue(torch.where(t < 0, t + size, t))
+    elif index.tt.dtype == ctx.ttnn.int32:
+        index = ctx.ops.where(ctx.ops.lt(index, 0), ctx.ops.add(index, size), index)
     return ctx.tensor(index, layout="row_major", dtype=ctx.ttnn.uint32)
 
 
@@ -308,7 +311,7 @@ def _gather_rows(ctx, x, dim: int, index, out: tuple[int, ...]) -> TTValue:
         x = ctx.ops.permute(x, order, memory_config=ctx.memory_config)
     moved = x.shape
     table = ctx.ops.reshape(x, (moved[0], math.prod(moved[1:])))
-    index = _host_index(ctx, index, moved[0])
+    index = _indices(ctx, index, moved[0])
     if len(index.shape) != 1:
         index = ctx.ops.reshape(index, (math.prod(index.shape),))
     rows = ctx.ops.embedding(index, table, layout=ctx.ttnn.TILE_LAYOUT, memory_config=ctx.memory_config)
@@ -344,7 +347,7 @@ def _single_index(node: fx.Node) -> str | None:
 
 @rule(aten.index.Tensor, aten._unsafe_index.Tensor, ttnn="ttnn.embedding", family="data_movement",
       checks=(*BASIC, _float_source, max_rank(MAX_RANK), _single_index),
-      conditions="float source; one integer index tensor (x[idx], x[:, idx]); negative host indices wrap")
+      conditions="float source; one integer index tensor (x[idx], x[:, idx]); negative indices wrap")
 def index(ctx, node, x, indices):
     dim = next(d for d, i in enumerate(indices) if i is not None)
     return _gather_rows(ctx, x, dim, indices[dim], _shape(node))

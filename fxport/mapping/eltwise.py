@@ -91,11 +91,15 @@ def _int32(ctx, value: Any, kind: str) -> Any:
 
 
 # -- checks ---------------------------------------------------------------------------------------
+def _name(dtype: torch.dtype) -> str:
+    return str(dtype).removeprefix("torch.")
+
+
 def _supported_dtypes(node: fx.Node) -> str | None:
     out = output(node)
     for t in tensor_inputs(node) + ([out] if out is not None else []):
         if t.dtype not in _DTYPES:
-            return f"dtype {str(t.dtype).removeprefix('torch.')} unsupported (TT-NN computes in bf16, fp32 or int32)"
+            return f"dtype {_name(t.dtype)} unsupported (TT-NN computes in bf16, fp32 or int32)"
     return None
 
 
@@ -117,7 +121,7 @@ def float_only(op: str) -> Check:
 
     def check(node: fx.Node) -> str | None:
         if compute_kind(node) == "int":
-            return f"integer dtype {str(output(node).dtype).removeprefix('torch.')} unsupported ({op} is float only)"
+            return f"integer dtype {_name(output(node).dtype)} unsupported ({op} is float only)"
         return None
 
     return check
@@ -140,7 +144,8 @@ def _integral_scalar_vs_int(node: fx.Node) -> str | None:
 
 # The checks every elementwise rule starts with.
 CHECKS: tuple[Check, ...] = (*BASIC, _supported_dtypes, max_rank(MAX_RANK), _broadcast)
-_CONDITIONS = "float, bool (bf16 0/1) or int (int32) tensors, rank <= 8, broadcast within the last 6 dims"
+_CONDITIONS = ("float, bool (bf16 0/1) or int (int32: values must fit) tensors, rank <= 8, broadcast "
+               "within the last 6 dims")
 
 
 # -- registration helpers -------------------------------------------------------------------------
@@ -159,7 +164,8 @@ def register_unary(table: dict, family: str) -> None:
             return getattr(ctx.ops, op)(x, memory_config=ctx.memory_config, **fixed)
 
         checks = CHECKS if ints else (*CHECKS, float_only(f"ttnn.{op}"))
-        conditions = _CONDITIONS if ints else "floating-point or bool inputs, rank <= 8"
+        conditions = ("float, bool or int (int32: values must fit) tensors" if ints
+                      else "float or bool inputs (integers as bf16), no integer result") + ", rank <= 8"
         _register(op, targets, f"ttnn.{op}", family, checks, conditions, lower)
 
 
@@ -353,7 +359,8 @@ def _bounds(node: fx.Node) -> str | None:
 def _clamp(ctx, node, x, bounds: dict):
     kind = compute_kind(node)
     (x,) = _operands(ctx, node, (x,), kind)
-    bounds = {k: device_operand(ctx, v, meta(c), kind, scalar=True) for k, (v, c) in bounds.items() if v is not None}
+    bounds = {k: device_operand(ctx, v, meta(c), kind, scalar=True)
+              for k, (v, c) in bounds.items() if v is not None}
     return ctx.ops.clamp(x, **bounds, memory_config=ctx.memory_config)
 
 

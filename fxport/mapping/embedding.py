@@ -17,15 +17,16 @@ def _embedding_inputs(node: fx.Node) -> str | None:
         return f"weight {list(weight.shape)} {weight.dtype} unsupported (needs a float [num, dim] table)"
     if indices.dtype not in INT_DTYPES:
         return f"indices dtype {str(indices.dtype).removeprefix('torch.')} unsupported (needs integers)"
-    if indices.dim() > 2:
-        # measured: [2, 3, 7] indices give a [2, 7, dim] result instead of [2, 3, 7, dim]
-        return f"rank {indices.dim()} indices unsupported (ttnn.embedding takes [batch, seq] indices)"
+    if not 1 <= indices.dim() <= 2:
+        # measured: [2, 3, 7] indices give a [2, 7, dim] result instead of [2, 3, 7, dim], and a
+        # scalar index fails "ShapeBase[] index out of range"
+        return f"rank {indices.dim()} indices unsupported (ttnn.embedding takes [seq] or [batch, seq])"
     return None
 
 
 @rule(aten.embedding.default, ttnn="ttnn.embedding", family="embedding",
       checks=(*BASIC, _embedding_inputs),
-      conditions="float [num, dim] weight, integer indices of rank <= 2")
+      conditions="float [num, dim] weight, integer indices of rank 1 or 2")
 def embedding(ctx, node, weight, indices, padding_idx=-1, scale_grad_by_freq=False, sparse=False):
     # padding_idx only affects gradients in aten (the forward looks that row up like any other),
     # so it is not passed on to ttnn.embedding.

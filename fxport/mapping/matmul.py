@@ -18,40 +18,41 @@ aten = torch.ops.aten
 MATMUL_MAX_RANK = 6
 
 
-def _batch_broadcast(a_index: int, b_index: int):
+def _batch_broadcast(node: fx.Node) -> str | None:
     """ttnn.matmul broadcasts a batch only when one side's batch dims are all 1 (and, for the first
     operand, only at equal ranks); mixed broadcasts ([2,1] x [1,3]) fail `a_shape[i] == b_shape[i]`."""
-
-    def check(node: fx.Node) -> str | None:
-        a, b = meta(node.args[a_index]), meta(node.args[b_index])
-        if a.dim() == 1 or b.dim() == 1:
-            if a.dim() == 1 and b.dim() > 2:
-                return (f"vector x rank-{b.dim()} matmul unsupported (ttnn.matmul: when in1 rank is "
-                        "greater than in0 rank its front dims must be 1)")
-            return None
-        batch_a, batch_b = tuple(a.shape[:-2]), tuple(b.shape[:-2])
-        if math.prod(batch_b) == 1 and b.dim() <= a.dim():  # a higher-rank b would add dims
-            return None
-        if a.dim() == b.dim() and (batch_a == batch_b or math.prod(batch_a) == 1):
-            return None
-        return (f"batch dims {list(batch_a)} x {list(batch_b)} unsupported (ttnn.matmul needs equal "
-                "batch dims of equal rank, or one operand's batch dims all 1)")
-
-    return check
+    a, b = meta(node.args[0]), meta(node.args[1])
+    if a.dim() == 1 or b.dim() == 1:
+        if a.dim() == 1 and b.dim() > 2:
+            return (f"vector x rank-{b.dim()} matmul unsupported (ttnn.matmul: when in1 rank is "
+                    "greater than in0 rank its front dims must be 1)")
+        return None
+    batch_a, batch_b = tuple(a.shape[:-2]), tuple(b.shape[:-2])
+    if math.prod(batch_b) == 1 and b.dim() <= a.dim():  # a higher-rank b would add dims
+        return None
+    if a.dim() == b.dim() and (batch_a == batch_b or math.prod(batch_a) == 1):
+        return None
+    return (f"batch dims {list(batch_a)} x {list(batch_b)} unsupported (ttnn.matmul needs equal "
+            "batch dims of equal rank, or one operand's batch dims all 1)")
 
 
 MATMUL_CHECKS = (*BASIC, dtypes(), max_rank(MATMUL_MAX_RANK))
 
 
 @rule(aten.mm.default, aten.bmm.default, aten.matmul.default, aten.mv.default, aten.dot.default,
-      ttnn="ttnn.matmul", family="matmul", checks=(*MATMUL_CHECKS, _batch_broadcast(0, 1)),
+      ttnn="ttnn.matmul", family="matmul", checks=(*MATMUL_CHECKS, _batch_broadcast),
       conditions="float dtypes, rank <= 6, batch dims equal or all 1 on one side (all 1 on the "
                  "first operand: DRAM only, ttnn's in0 reuse)")
 def matmul(ctx, node, a, b):
     return ctx.ops.matmul(ctx.tensor(a), ctx.tensor(b), memory_config=ctx.memory_config)
 
 
-@rule(aten.linear.default, ttnn="ttnn.linear", family="matmul", checks=MATMUL_CHECKS,
+def _matrix_weight(node: fx.Node) -> str | None:
+    weight = meta(node.args[1])
+    return None if weight.dim() == 2 else f"rank {weight.dim()} weight unsupported (needs [out, in])"
+
+
+@rule(aten.linear.default, ttnn="ttnn.linear", family="matmul", checks=(*MATMUL_CHECKS, _matrix_weight),
       conditions="float dtypes, rank <= 6; weight [out, in] transposed to [in, out], bias [out]")
 def linear(ctx, node, x, weight, bias=None):
     # ttnn.linear wants the weight as [in, out]. Not through transpose_b: with a bias and an L1
@@ -87,7 +88,7 @@ def addmm(ctx, node, addend, mat1, mat2, *, beta=1, alpha=1):
     if tuple(addend.shape) == out_shape:
         return ctx.ops.addmm(ctx.tensor(addend), a, b, alpha=float(alpha), beta=float(beta),
                              memory_config=ctx.memory_config)
-    if _is_row(addend, out_shape):  # the linear layer pattern: bias broadcast over the rows
+    if _is_row(addend, out_shape) and beta != 0:  # the linear layer: a bias broadcast over the rows
         bias = _scaled(ctx, ctx.tensor(addend), beta)
         return ctx.ops.linear(_scaled(ctx, a, alpha), b, bias=bias, memory_config=ctx.memory_config)
     return _product_plus(ctx, ctx.ops.matmul(a, b, memory_config=ctx.memory_config), addend, alpha, beta)

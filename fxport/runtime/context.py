@@ -59,7 +59,9 @@ class LoweringContext:
             if key not in value.device_copies:
                 self.transfers.to_device += 1
                 t = value.tensor
-                dtype = dtype or (ttnn.uint32 if not t.is_floating_point() else self.dtype)
+                if dtype is None and not t.is_floating_point():  # indices: uint32 unless negative
+                    dtype = ttnn.int32 if (not t.is_meta and bool((t < 0).any())) else ttnn.uint32
+                dtype = dtype or self.dtype
                 if t.is_meta:  # verdicts only: allocate, transfer nothing
                     moved = TTValue(ttnn.empty(list(t.shape), dtype=dtype, layout=want_layout,
                                                device=self.device.device,

@@ -77,7 +77,7 @@ class _Runner(fx.Interpreter):
             if n.op == "placeholder":
                 env[n] = HostValue(next(placeholders))
             elif n.op == "output":
-                return fx.map_arg(n.args[0], lambda a: self.ctx.host(env[a], like=_val(a)))
+                return fx.map_arg(n.args[0], lambda a: _map_pairs(env[a], _val(a), self.ctx.host))
             elif n.target is operator.getitem:
                 env[n] = env[n.args[0]][n.args[1]]
             else:

@@ -1,24 +1,69 @@
 """Golden functions: the torch computation behind each ttnn op, used for values on a mock device.
 
-ttnn attaches a golden function to almost every op; the few without one are listed here.
+ttnn attaches a golden function to almost every op. `OVERRIDES` replaces the ones that cannot
+run from the wheel: ttnn 0.81.1's pool goldens import `tests.sweep_framework`, which the wheel does
+not ship. Overrides take the ttnn op's own arguments ([1, 1, N*H*W, C] activations) and return
+the ttnn op's output layout.
 """
 
 from __future__ import annotations
 
 from typing import Any, Callable
 
-# ttnn ops without a golden function in ttnn 0.81.1 that lowerings use, with their torch meaning.
-_MISSING: dict[str, Callable[..., Any]] = {}
+import torch
+import torch.nn.functional as F
 
 
 class NoGoldenFunction(RuntimeError):
     pass
 
 
+def _pool_input(x: torch.Tensor, n: int, h: int, w: int, c: int, padding, fill: float):
+    """[1, 1, N*H*W, C] -> NCHW. Four-sided padding is applied here: torch pools pad symmetrically."""
+    x = x.reshape(n, h, w, c).permute(0, 3, 1, 2).float()
+    if len(padding) == 4:
+        top, bottom, left, right = padding
+        return F.pad(x, (left, right, top, bottom), value=fill), 0
+    return x, list(padding)
+
+
+def _flat_nhwc(y: torch.Tensor) -> torch.Tensor:
+    return y.permute(0, 2, 3, 1).reshape(1, 1, -1, y.shape[1])
+
+
+def _max_pool2d(input_tensor, batch_size, input_h, input_w, channels, kernel_size, stride, padding,
+                dilation, ceil_mode=False, **_):
+    x, pad = _pool_input(input_tensor, batch_size, input_h, input_w, channels, padding, float("-inf"))
+    return _flat_nhwc(F.max_pool2d(x, kernel_size, stride, pad, dilation, ceil_mode))
+
+
+def _avg_pool2d(input_tensor, batch_size, input_h, input_w, channels, kernel_size, stride, padding,
+                ceil_mode=False, count_include_pad=True, divisor_override=None, **_):
+    x, pad = _pool_input(input_tensor, batch_size, input_h, input_w, channels, padding, 0.0)
+    return _flat_nhwc(F.avg_pool2d(x, kernel_size, stride, pad, ceil_mode, count_include_pad,
+                                   divisor_override))
+
+
+def _adaptive(pool: Callable) -> Callable:
+    def golden(input_tensor, batch_size, input_h, input_w, channels, output_size, **_):
+        x = input_tensor.reshape(batch_size, input_h, input_w, channels).permute(0, 3, 1, 2).float()
+        return _flat_nhwc(pool(x, list(output_size)))
+
+    return golden
+
+
+OVERRIDES: dict[str, Callable[..., Any]] = {
+    "max_pool2d": _max_pool2d,
+    "avg_pool2d": _avg_pool2d,
+    "adaptive_avg_pool2d": _adaptive(F.adaptive_avg_pool2d),
+    "adaptive_max_pool2d": _adaptive(F.adaptive_max_pool2d),
+}
+
+
 def golden_function(name: str, op: Any) -> Callable[..., Any]:
+    if name in OVERRIDES:
+        return OVERRIDES[name]
     fn = getattr(op, "golden_function", None)
     if fn is not None:
         return fn
-    if name in _MISSING:
-        return _MISSING[name]
     raise NoGoldenFunction(f"ttnn.{name} has no golden function: its values cannot be emulated")

@@ -1,0 +1,203 @@
+"""The tables of a run or sweep document as rows of text, shared by the Markdown and HTML
+renderings, and the CSV files (raw values, for spreadsheets).
+
+Rows only select and format fields of the document; sorting and truncating are for display.
+Escaping belongs to each renderer (Markdown pipes, HTML entities).
+"""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+from fxport.report.compare import fallback_kinds
+
+Rows = tuple[list[str], list[list]]  # headers, rows
+
+_STATUS = {"device": "on device", "fallback": "fell back", "host": "host (plan)"}
+
+
+def fmt_bytes(n: int | None) -> str:
+    if n is None:
+        return "-"
+    for unit, size in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
+        if n >= size:
+            return f"{n:,} B ({n / size:.2f} {unit})"
+    return f"{n:,} B"
+
+
+def fmt_pct(p: float | None) -> str:
+    return "-" if p is None else f"{p:.1f}%"
+
+
+def fmt_shape(spec: dict) -> str:
+    return f"[{','.join(map(str, spec['shape']))}] {spec['dtype']}"
+
+
+def fmt_inputs(doc: dict) -> str:
+    return ", ".join(fmt_shape(s) for s in doc["inputs"])
+
+
+def fmt_pcc(values: list[float]) -> str:
+    return ", ".join(f"{p:.6f}" for p in values) or "not computed"
+
+
+def provenance_rows(prov: dict) -> Rows:
+    return ["aspect", "what it is"], [[k, v] for k, v in sorted(prov.items())]
+
+
+def coverage_rows(cov: dict) -> Rows:
+    return ["aten nodes", "count", "share"], [
+        ["in the graph", cov["total"], ""],
+        ["lowered by the mapping table (plan)", cov["planned"], fmt_pct(cov["planned_pct"])],
+        ["ran on the device", cov["on_device"], fmt_pct(cov["device_pct"])],
+        ["fell back at run time (device error, re-ran on host)", cov["fallback"], ""],
+        ["left on the host by the plan", cov["host"], ""],
+        ["not run", cov["not_run"], ""],
+    ]
+
+
+def group_rows(groups: dict[str, dict], label: str) -> Rows:
+    """Coverage by op family or by module."""
+    return [label, "nodes", "lowered", "lowered %", "on device"], [
+        [name, g["total"], g["lowered"], fmt_pct(g["lowered_pct"]), g["on_device"]]
+        for name, g in groups.items()]
+
+
+def unsupported_rows(run: dict) -> Rows:
+    return ["aten op", "family", "nodes", "why the plan declined it", "in modules (first 5)"], [
+        [u["target"], u["family"], u["count"], "; ".join(u["reasons"]), ", ".join(u["modules"])]
+        for u in run["unsupported"]]
+
+
+def fallback_kind_rows(run: dict) -> Rows:
+    return ["error kind", "aten op", "nodes", "example error"], [
+        [g["kind"], g["target"], g["nodes"], g["example"]] for g in fallback_kinds(run)]
+
+
+def fallback_rows(run: dict, limit: int, width: int = 160) -> Rows:
+    rows = [[f["node"], f["target"], f["module"], f["kind"], f["repeat"], f["error"][:width]]
+            for f in sorted(run["fallbacks"], key=lambda f: (f["kind"], f["target"]))[:limit]]
+    return ["node", "aten op", "module", "kind", "repeat", "error"], rows
+
+
+def oom_rows(run: dict) -> Rows:
+    """Why each OOM node does not fit: the fullest bank's need against the bank size."""
+    rows = [[o["node"], o["target"], o["config"], fmt_bytes(o["per_bank"]), fmt_bytes(o["bank_size"]),
+             o["severity"], o["cause"], o["padding"], "OOM" if o["predicted"] else "fits", o["observed"],
+             o["remedy"]] for o in (run["memory"] or {}).get("oom_nodes", [])]
+    return ["node", "aten op", "config", "need per bank", "bank size", "severity", "cause", "padding",
+            "memory model (predicted)", "device verdict (real)", "remedy"], rows
+
+
+def oom_shape_rows(run: dict) -> Rows:
+    rows = [[o["node"], o["module"] or "<top>", o["repeat"],
+             "; ".join(map(fmt_shape, o["inputs"])) + " -> " + "; ".join(map(fmt_shape, o["outputs"])),
+             fmt_bytes(o["resident_bytes"]), fmt_bytes(o["logical_bytes"]), o["banks"]]
+            for o in (run["memory"] or {}).get("oom_nodes", [])]
+    return ["node", "module", "repeat", "inputs -> outputs (as captured)", "resident on device (tile-padded)",
+            "logical", "banks"], rows
+
+
+def partition_rows(run: dict, names: int = 4) -> Rows:
+    def some(items):
+        return ", ".join(items[:names]) + (" ..." if len(items) > names else "")
+
+    parts = sorted(run["partitions"], key=lambda p: (-p["op_count"], p["name"]))
+    return ["partition", "ops", "first .. last op", "inputs", "inputs (first)", "outputs", "outputs (first)"], [
+        [p["name"], p["op_count"], f"{p['nodes'][0]} .. {p['nodes'][-1]}" if p["nodes"] else "",
+         len(p["inputs"]), some(p["inputs"]), len(p["outputs"]), some(p["outputs"])] for p in parts]
+
+
+def host_node_rows(run: dict, limit: int) -> Rows:
+    """Nodes left on the host with their location (Torch-TensorRT's 'nodes left in Torch')."""
+    rows = [[n["node"], n["target"], n["module"] or "<top>", _STATUS.get(n["status"], n["status"]),
+             n["reason"] or n["error_kind"]] for n in run["nodes"] if n["status"] != "device"][:limit]
+    return ["node", "aten op", "module", "status", "reason / error kind"], rows
+
+
+def lowest_pcc_rows(run: dict, limit: int) -> Rows:
+    nodes = sorted((n for n in run["nodes"] if n["pcc"] is not None), key=lambda n: (n["pcc"], n["node"]))
+    return ["node", "aten op", "module", "status", "PCC vs fp32 torch"], [
+        [n["node"], n["target"], n["module"] or "<top>", _STATUS.get(n["status"], n["status"]), f"{n['pcc']:.6f}"]
+        for n in nodes[:limit]]
+
+
+def overview_rows(sweep: dict, link) -> Rows:
+    """One row per sweep entry, failed ones with their error; `link(entry)` formats the name."""
+    rows = []
+    for e in sweep["entries"]:
+        c = e["coverage"] or {}
+        rows.append([link(e), "x".join(map(str, e["input_shape"])), e["status"].upper(),
+                     c.get("total", "-"), fmt_pct(c.get("planned_pct")), fmt_pct(c.get("device_pct")),
+                     c.get("fallback", "-"), c.get("host", "-"), c.get("not_run", "-"),
+                     e["oom_nodes"] if e["status"] == "ok" else "-",
+                     e["unsupported_ops"] if e["status"] == "ok" else "-",
+                     fmt_pcc(e["output_pcc"]) if e["status"] == "ok" else "-", e["error"]])
+    return ["entry", "input", "status", "aten nodes", "lowered %", "on device %", "fell back",
+            "host", "not run", "OOM nodes", "ops declined", "output PCC", "error"], rows
+
+
+def ok_keys(sweep: dict) -> list[str]:
+    return [e["key"] for e in sweep["entries"] if e["status"] == "ok"]
+
+
+def matrix_rows(sweep: dict) -> Rows:
+    """The blocking matrix, ops most widely blocking first; blank = no node of it blocked there."""
+    keys = ok_keys(sweep)
+    ops = sorted(sweep["blocking_matrix"].items(), key=lambda kv: (-len(kv[1]), kv[0]))
+    return ["aten op", *keys], [[op, *(row.get(k, "") for k in keys)] for op, row in ops]
+
+
+def family_matrix_rows(sweep: dict) -> Rows:
+    """Lowered % per op family per entry, with on-device / total nodes."""
+    families = sorted({f for e in sweep["entries"] for f in (e["coverage_by_family"] or {})})
+    rows = []
+    for e in sweep["entries"]:
+        fam = e["coverage_by_family"] or {}
+        rows.append([e["key"], *(f"{fmt_pct(fam[f]['lowered_pct'])} ({fam[f]['on_device']}/{fam[f]['total']})"
+                                 if f in fam else ("" if e["status"] == "ok" else "failed") for f in families)])
+    return ["entry", *families], rows
+
+
+# --- CSV (raw values) ---
+
+def write_sweep_csv(sweep: dict, path: Path) -> Path:
+    cov_fields = ["total", "planned", "planned_pct", "on_device", "device_pct", "fallback", "host", "not_run"]
+    with path.open("w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["key", "model", "input_shape", "status", "error", *cov_fields, "fallback_nodes",
+                    "oom_nodes", "unsupported_ops", "output_pcc", "run"])
+        for e in sweep["entries"]:
+            c = e["coverage"] or {}
+            w.writerow([e["key"], e["model"], "x".join(map(str, e["input_shape"])), e["status"], e["error"],
+                        *(c.get(k, "") for k in cov_fields), e["fallbacks"], e["oom_nodes"],
+                        e["unsupported_ops"], ";".join(map(str, e["output_pcc"])), e["run"] or ""])
+    return path
+
+
+def write_blocking_csv(sweep: dict, path: Path) -> Path:
+    """Ops x entries; 0 = not blocking there, empty = no data (the entry failed)."""
+    keys = [e["key"] for e in sweep["entries"]]
+    ok = set(ok_keys(sweep))
+    with path.open("w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["target", *keys])
+        for op, row in sorted(sweep["blocking_matrix"].items()):
+            w.writerow([op, *(row.get(k, 0) if k in ok else "" for k in keys)])
+    return path
+
+
+OOM_FIELDS = ["node", "target", "module", "repeat", "config", "inputs", "outputs", "resident_bytes",
+              "logical_bytes", "per_bank", "bank_size", "banks", "severity", "cause", "padding",
+              "remedy", "predicted", "observed"]
+
+
+def write_oom_csv(run: dict, path: Path) -> Path:
+    with path.open("w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=OOM_FIELDS, extrasaction="ignore")
+        w.writeheader()
+        for o in (run["memory"] or {}).get("oom_nodes", []):
+            w.writerow({**o, "inputs": " ".join(map(fmt_shape, o["inputs"])),
+                        "outputs": " ".join(map(fmt_shape, o["outputs"]))})
+    return path
