@@ -85,6 +85,15 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--timeout", type=float, default=1800.0, help="seconds per entry (default 1800)")
     p.set_defaults(handler=_cmd_sweep)
 
+    p = sub.add_parser("report", parents=[common], help="render a run or sweep directory (Markdown, HTML, CSV)")
+    p.add_argument("path", type=Path, help="a directory with run.json or sweep.json")
+    p.set_defaults(handler=_cmd_report)
+
+    p = sub.add_parser("compare", parents=[common], help="what changed between two runs or sweeps")
+    p.add_argument("a", type=Path)
+    p.add_argument("b", type=Path)
+    p.set_defaults(handler=_cmd_compare)
+
     p = sub.add_parser("ops", parents=[common], help="print the aten -> TT-NN mapping table")
     p.add_argument("--family", help="only this op family")
     p.set_defaults(handler=_cmd_ops)
@@ -149,8 +158,27 @@ def _cmd_sweep(args) -> int:
 def _render(path: Path) -> None:
     from fxport.report.render import render_dir
 
-    for written in render_dir(path)[:3]:
+    written = render_dir(path)
+    for p in written[:3]:
+        print(f"wrote {p}")
+    if len(written) > 3:
+        print(f"wrote {len(written) - 3} more files (per-entry reports) under {path}/")
+
+
+def _cmd_report(args) -> int:
+    from fxport.report.render import render_dir
+
+    for written in render_dir(args.path):
         print(f"wrote {written}")
+    return 0
+
+
+def _cmd_compare(args) -> int:
+    from fxport.report.compare import compare_text
+    from fxport.report.render import compare_dirs
+
+    print(compare_text(compare_dirs(args.a, args.b)), end="")
+    return 0
 
 
 def _cmd_ops(args) -> int:

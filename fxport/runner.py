@@ -85,6 +85,18 @@ def run_compiled(compiled: Compiled, inputs: tuple, reference: list[torch.Tensor
                      seconds={"execute": time.perf_counter() - start}, outputs=outputs)
 
 
+def redraw_zero_weights(module: torch.nn.Module, std: float = 0.02) -> list[str]:
+    """Random init leaves some weight matrices at zero (torchvision's ViT zero-initialises its
+    head), which makes outputs constant and PCC meaningless. Redraw those, and say which."""
+    redrawn = []
+    with torch.no_grad():
+        for name, p in module.named_parameters():
+            if p.dim() >= 2 and p.numel() and not p.any():
+                p.normal_(0.0, std)
+                redrawn.append(name)
+    return redrawn
+
+
 def run_model(spec: str, dev: DeviceHandle, input_shape: Shape | None = None, memory: str = "dram",
               values: str = "", seed: int = 0, min_block_size: int = 1) -> RunResult:
     """Capture `spec` and run it through TT-NN on `dev`.
@@ -100,6 +112,7 @@ def run_model(spec: str, dev: DeviceHandle, input_shape: Shape | None = None, me
     loaded = load_model(spec, input_shape, device="meta" if verdict_only else "cpu")
     reference: list[torch.Tensor] = []
     if not verdict_only:
+        redraw_zero_weights(loaded.module)
         with torch.no_grad():
             out = loaded.module(*loaded.inputs)
         reference = list(out) if isinstance(out, (list, tuple)) else [out]

@@ -35,6 +35,14 @@ def distinct(*shape):  # integers exact in bf16 (< 256): no ties for arg-reducti
     return torch.randperm(n).float().reshape(shape) - n / 2
 
 
+def exact(*shape):  # small integers: dot products exact in bf16, so a scalar result compares exactly
+    return torch.randint(-3, 4, shape).float()
+
+
+def powers_of_two(*shape):  # products exact in bf16
+    return 2.0 ** torch.randint(-1, 2, shape).float()
+
+
 def tokens(*shape, vocab=100):
     return torch.randint(0, vocab, shape)
 
@@ -50,7 +58,7 @@ ON_DEVICE = [
     ("matmul_bcast_a", aten.matmul.default, (rn(1, 1, 64, 32), rn(2, 3, 32, 96)), {}),
     ("matmul_vec", aten.matmul.default, (rn(3, 64, 32), rn(32)), {}),
     ("mv", aten.mv.default, (rn(64, 32), rn(32)), {}),
-    ("dot", aten.dot.default, (rn(32), rn(32)), {}),
+    ("dot", aten.dot.default, (exact(32), exact(32)), {}),
     ("linear", aten.linear.default, (rn(2, 50, 32), rn(96, 32), rn(96)), {}),
     ("linear_no_bias_5d", aten.linear.default, (rn(2, 2, 2, 10, 32), rn(48, 32)), {}),
     ("addmm_row_bias", aten.addmm.default, (rn(96), rn(64, 32), rn(32, 96)), {}),
@@ -93,11 +101,13 @@ ON_DEVICE = [
     ("embedding", aten.embedding.default, (rn(100, C), tokens(2, 7)), {}),
     ("embedding_1d_unaligned", aten.embedding.default, (rn(100, 50), tokens(9)), {"padding_idx": 0}),
     # reductions
-    ("sum_all", aten.sum.default, (rn(2, 3, 40, 50),), {}),
+    # Scalar results compare within two bf16 steps (pcc's degenerate case): positive inputs keep a
+    # sum of 6000 bf16-rounded values from cancelling down to its rounding noise.
+    ("sum_all", aten.sum.default, (torch.rand(2, 3, 40, 50),), {}),
     ("sum_dims", aten.sum.dim_IntList, (rn(2, 3, 40, 50), [2, 3], True), {}),
     ("sum_5d", aten.sum.dim_IntList, (rn(2, 3, 4, 40, 50), [2]), {}),
     ("sum_bool_count", aten.sum.dim_IntList, (torch.rand(2, 50) > 0.5, [-1]), {}),
-    ("mean_all", aten.mean.default, (rn(2, 3, 40, 50),), {}),
+    ("mean_all", aten.mean.default, (torch.rand(2, 3, 40, 50),), {}),
     ("mean_dim", aten.mean.dim, (rn(2, 50, C), [-1], True), {}),
     ("amax", aten.amax.default, (rn(2, 3, 40, 50), [1]), {}),
     ("amin", aten.amin.default, (rn(2, 3, 40, 50), [0, 1], True), {}),
@@ -113,7 +123,7 @@ ON_DEVICE = [
     ("std_dim", aten.std.dim, (rn(2, 3, 40, 50), [-1], False, True), {}),
     ("std_all", aten.std.default, (rn(2, 3, 40, 50), False), {}),
     ("prod_dim", aten.prod.dim_int, (near_one(2, 3, 40, 16), -1, True), {}),
-    ("prod_all", aten.prod.default, (near_one(4, 16),), {}),
+    ("prod_all", aten.prod.default, (powers_of_two(4, 16),), {}),
     ("cumsum", aten.cumsum.default, (rn(2, 3, 40, 50), 1), {}),
     ("cumsum_int_positions", aten.cumsum.default, (torch.randint(0, 2, (2, 50)), -1), {}),
     ("any_dim", aten.any.dim, (torch.rand(2, 3, 40) > 0.9, -1), {}),

@@ -134,7 +134,7 @@ def group_norm(ctx, node, x, num_groups, weight=None, bias=None, eps=1e-5, cudnn
     def param(value):
         if value is None:
             return None
-        packed = ttnn.create_group_norm_weight_bias_rm(ctx.host(value).float(), c, columns)
+        packed = ttnn.create_group_norm_weight_bias_rm(ctx.weight(value).float(), c, columns)
         return ctx.ops.from_torch(packed, dtype=ctx.dtype, layout=ttnn.ROW_MAJOR_LAYOUT,
                                   device=ctx.device.device, memory_config=ctx.memory_config)
 

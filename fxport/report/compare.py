@@ -62,8 +62,8 @@ class EntryComparison:
     status: tuple[str, str]  # "ok", "failed" or "missing" in A, B
     errors: tuple[str, str]
     coverage: list[Delta] = field(default_factory=list)
-    families: list[Delta] = field(default_factory=list)  # lowered % per op family
-    modules: list[Delta] = field(default_factory=list)  # lowered % per top-level module
+    families: list[Delta] = field(default_factory=list)  # lowered % and on-device nodes per op family
+    modules: list[Delta] = field(default_factory=list)  # the same per top-level module
     blocking: list[Delta] = field(default_factory=list)  # off-device nodes per op (plan + run time)
     fallbacks_appeared: list[dict] = field(default_factory=list)  # node level (run documents only)
     fallbacks_disappeared: list[dict] = field(default_factory=list)
@@ -121,8 +121,7 @@ def compare(a: dict, b: dict, a_runs: dict[str, dict] | None = None,
     keys = list(a_entries) + [k for k in b_entries if k not in a_entries]
     entries = [_compare_views(k, _sweep_view(a, a_entries.get(k), a_runs.get(k)),
                               _sweep_view(b, b_entries.get(k), b_runs.get(k))) for k in keys]
-    return Comparison("sweep", f"sweep of {len(a['entries'])} entries", f"sweep of {len(b['entries'])} entries",
-                      settings, entries)
+    return Comparison("sweep", _sweep_label(a), _sweep_label(b), settings, entries)
 
 
 def _kind(doc: dict) -> str:
@@ -137,6 +136,12 @@ def _kind(doc: dict) -> str:
 def _run_label(doc: dict) -> str:
     shapes = " ".join("x".join(map(str, i["shape"])) for i in doc["inputs"])
     return f"{doc['model']} {shapes} ({doc['memory_config']}, values {doc['values']})"
+
+
+def _sweep_label(doc: dict) -> str:
+    dev = doc["device"]
+    return (f"sweep of {len(doc['entries'])} entries on {dev.get('kind', '?')} {dev.get('arch', '')} "
+            f"({doc['memory_config']}, values {doc['values']})")
 
 
 def _blocking(run: dict) -> dict[str, int]:
@@ -175,10 +180,17 @@ def _sweep_view(sweep: dict, entry: dict | None, run: dict | None) -> dict:
     return view
 
 
-def _deltas(a: dict | None, b: dict | None, value=lambda v: v) -> list[Delta]:
+def _deltas(a: dict | None, b: dict | None) -> list[Delta]:
     a, b = a or {}, b or {}
-    names = sorted(set(a) | set(b))
-    return [Delta(n, value(a[n]) if n in a else None, value(b[n]) if n in b else None) for n in names]
+    return [Delta(n, a.get(n), b.get(n)) for n in sorted(set(a) | set(b))]
+
+
+def _group_deltas(a: dict | None, b: dict | None) -> list[Delta]:
+    """Per coverage group (family or module): lowered % (the plan) and on-device nodes (the run)."""
+    a, b = a or {}, b or {}
+    return [Delta(f"{name}: {label}", a[name][f] if name in a else None, b[name][f] if name in b else None)
+            for name in sorted(set(a) | set(b)) for f, label in (("lowered_pct", "lowered %"),
+                                                                 ("on_device", "on device"))]
 
 
 def _compare_views(key: str, a: dict, b: dict) -> EntryComparison:
@@ -187,9 +199,8 @@ def _compare_views(key: str, a: dict, b: dict) -> EntryComparison:
         return cmp
     ca, cb = a.get("coverage") or {}, b.get("coverage") or {}
     cmp.coverage = [Delta(f, ca.get(f), cb.get(f)) for f in _COVERAGE_FIELDS]
-    pct = lambda g: g["lowered_pct"]  # noqa: E731
-    cmp.families = _deltas(a.get("families"), b.get("families"), pct)
-    cmp.modules = _deltas(a.get("modules"), b.get("modules"), pct)
+    cmp.families = _group_deltas(a.get("families"), b.get("families"))
+    cmp.modules = _group_deltas(a.get("modules"), b.get("modules"))
     # An op absent on one side (fully lowered there, or that side has no data) counts as 0 only
     # when that side has coverage: a failed entry has no numbers, not zero of them.
     ba = a.get("blocking", {}) if ca else None
@@ -211,6 +222,13 @@ def _compare_views(key: str, a: dict, b: dict) -> EntryComparison:
 
 # --- rendering (formatting only) ---
 
+NODE_LIMIT = 25  # nodes listed per change in the terminal
+
+
+def _more(shown: int, items: list) -> list[str]:
+    return [f"... {len(items) - shown} more"] if len(items) > shown else []
+
+
 def _num(v) -> str:
     if v is None:
         return "-"
@@ -229,12 +247,12 @@ def _entry_text(e: EntryComparison) -> list[str]:
     for side, status, error in (("A", e.status[0], e.errors[0]), ("B", e.status[1], e.errors[1])):
         if status == "failed":
             lines.append(f"{side} failed: {error}")
-    for title, deltas in (("coverage (aten nodes)", e.coverage), ("lowered % by op family", e.families),
-                          ("lowered % by module", e.modules), ("counts", e.counts),
+    for title, deltas in (("coverage (aten nodes)", e.coverage), ("by op family", e.families),
+                          ("by module", e.modules), ("counts", e.counts),
                           ("end-to-end PCC", e.pcc)):
         rows = _delta_rows(deltas)
         if rows:
-            lines += [f"{title}:", tabulate(rows, headers=["", "A", "B", "change"], tablefmt="simple"), ""]
+            lines += [f"{title}:", tabulate(rows, headers=["", "A", "B", "change"], tablefmt="simple", disable_numparse=True), ""]
     if e.newly_lowered:
         lines.append("newly lowered (no longer off the device): " + ", ".join(e.newly_lowered))
     if e.newly_blocking:
@@ -242,20 +260,22 @@ def _entry_text(e: EntryComparison) -> list[str]:
     rows = _delta_rows([d for d in e.blocking if d.name not in e.newly_lowered + e.newly_blocking])
     if rows:
         lines += ["off-device nodes per op:", tabulate(rows, headers=["aten op", "A", "B", "change"],
-                                                       tablefmt="simple"), ""]
+                                                       tablefmt="simple", disable_numparse=True), ""]
     for title, items in (("fallbacks appeared", e.fallbacks_appeared),
                          ("fallbacks disappeared", e.fallbacks_disappeared)):
         if items:
-            rows = [[f["node"], f["target"], f["kind"], f["error"][:100]] for f in items]
+            rows = [[f["node"], f["target"], f["kind"], f["error"][:100]] for f in items[:NODE_LIMIT]]
             lines += [f"{title} ({len(items)}):",
-                      tabulate(rows, headers=["node", "aten op", "kind", "error"], tablefmt="simple"), ""]
+                      tabulate(rows, headers=["node", "aten op", "kind", "error"], tablefmt="simple", disable_numparse=True),
+                      *_more(NODE_LIMIT, items), ""]
     for title, items in (("OOM nodes appeared", e.oom_appeared), ("OOM nodes disappeared", e.oom_disappeared)):
         if items:
             rows = [[o["node"], o["target"], o["config"], f"{o['per_bank']:,} / {o['bank_size']:,}",
-                     o["cause"], o["observed"]] for o in items]
+                     o["cause"], o["observed"]] for o in items[:NODE_LIMIT]]
             lines += [f"{title} ({len(items)}):",
                       tabulate(rows, headers=["node", "aten op", "config", "B per bank / bank size",
-                                              "cause", "device"], tablefmt="simple"), ""]
+                                              "cause", "device"], tablefmt="simple", disable_numparse=True),
+                      *_more(NODE_LIMIT, items), ""]
     if len(lines) == 1:
         lines.append("no change")
     return lines
@@ -270,11 +290,13 @@ def compare_text(c: Comparison) -> str:
         for e in c.entries:
             cov = {d.name: d for d in e.coverage}
             dev = cov.get("device_pct")
+            note = "changed" if e.changed else ""
+            if e.status[1] == "failed":
+                note = f"{note}; B failed: {e.errors[1][:70]}".lstrip("; ")
             rows.append([e.key, f"{e.status[0]} -> {e.status[1]}" if e.status[0] != e.status[1] else e.status[0],
-                         _num(dev.before) if dev else "-", _num(dev.after) if dev else "-",
-                         "changed" if e.changed else ""])
-        lines += ["", tabulate(rows, headers=["entry", "status", "on device % A", "on device % B", ""],
-                               tablefmt="simple")]
+                         _num(dev.before) if dev else "-", _num(dev.after) if dev else "-", note])
+        lines += ["", tabulate(rows, headers=["entry", "status", "on device % A", "on device % B", "note"],
+                               tablefmt="simple", disable_numparse=True)]
     changed = [e for e in c.entries if e.changed]
     if not changed:
         lines += ["", "no differences"]

@@ -12,14 +12,13 @@ import html
 import io
 
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 from tabulate import tabulate
 
 from fxport.report import tables as t
 from fxport.report.compare import fallback_kinds
-from fxport.report.markdown import NODE_LIMIT, PCC_LIMIT, report_link
 
 OOM_PLOT_LIMIT = 40  # bars in a run's OOM chart; the table lists every node
-OOM_PER_ENTRY = 5  # bars per entry in the sweep's OOM chart; each report has the rest
 
 COLORS = {"on device": "#2e7d32", "fell back at run time": "#ef6c00", "host (plan)": "#9e9e9e",
           "not run": "#d7ccc8"}
@@ -66,10 +65,15 @@ def _png(fig: Figure) -> str:
 
 
 def _figure(label: str, rows: int, width: float = 10.0) -> tuple[Figure, object]:
-    fig = Figure(figsize=(width, 1.0 + 0.28 * max(rows, 1)), label=label)
+    fig = Figure(figsize=(width, 1.4 + 0.3 * max(rows, 1)), label=label, layout="constrained")
     ax = fig.add_subplot()
     ax.spines[["top", "right"]].set_visible(False)
     return fig, ax
+
+
+def _legend(fig: Figure, columns: int) -> None:
+    # Below the plot, so it never hides a bar or a label.
+    fig.legend(loc="outside lower center", fontsize=8, frameon=False, ncols=columns)
 
 
 def _stacked(ax, labels: list[str], series: list[tuple[str, list]]) -> None:
@@ -80,7 +84,8 @@ def _stacked(ax, labels: list[str], series: list[tuple[str, list]]) -> None:
         left = [a + b for a, b in zip(left, counts)]  # bar positions, not reported numbers
     ax.invert_yaxis()
     ax.set_xlabel("aten nodes")
-    ax.legend(loc="lower right", fontsize=8, frameon=False, ncols=len(series))
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    _legend(ax.figure, len(series))
 
 
 def coverage_plot(labels: list[str], coverages: list[dict | None], title: str) -> str:
@@ -112,8 +117,9 @@ def group_plot(groups: dict[str, dict], title: str) -> str:
         ax.text(g["total"], i, f"  {g['lowered_pct']:.0f}% lowered", va="center", fontsize=8)
     ax.invert_yaxis()
     ax.set_xlabel("aten nodes")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_title(title, fontsize=11)
-    ax.legend(loc="lower right", fontsize=8, frameon=False)
+    _legend(fig, 3)
     return _png(fig)
 
 
@@ -127,6 +133,7 @@ def off_device_plot(run: dict) -> str:
     for i, b in enumerate(bars):
         ax.text(b[1], i, f" {b[1]}", va="center", fontsize=8)
     ax.invert_yaxis()
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("aten nodes (grey: declined by the plan; orange: fell back at run time, by error kind)")
     ax.set_title("Why nodes are not on the device", fontsize=11)
     return _png(fig)
@@ -140,30 +147,41 @@ def oom_plot(nodes: list[tuple[str, dict]], title: str) -> str:
     ax.barh(labels, [o["per_bank"] for _, o in nodes], color=[SEVERITY.get(o["severity"], "#757575") for _, o in nodes])
     ax.scatter([o["bank_size"] for _, o in nodes], labels, marker="|", s=220, color="black", zorder=3,
                label="bank size")
+    for i, (_, o) in enumerate(nodes):
+        ax.text(o["per_bank"], i, f" needs {t.fmt_bytes(o['per_bank'])}; {o['config']} bank {o['bank_size']:,} B",
+                va="center", fontsize=7.5)
     for sev, color in SEVERITY.items():
         ax.barh([labels[0]], [0], color=color, label=sev)  # legend entries only
     ax.set_xscale("log")
+    # Bars start well left of the smallest value, so short bars stay visible on the log axis.
+    ax.set_xlim(left=min(min(o["per_bank"], o["bank_size"]) for _, o in nodes) / 4)
     ax.invert_yaxis()
     ax.set_xlabel("bytes per bank (log scale): bar = need of the fullest bank, | = bank size")
     ax.set_title(title, fontsize=11)
-    ax.legend(loc="lower right", fontsize=8, frameon=False)
+    _legend(fig, 5)
     return _png(fig)
 
 
 def family_heatmap(sweep: dict) -> str:
     families = sorted({f for e in sweep["entries"] for f in (e["coverage_by_family"] or {})})
-    keys = [e["key"] for e in sweep["entries"]]
-    fig = Figure(figsize=(1.6 + 0.9 * max(len(families), 1), 1.2 + 0.35 * len(keys)), label="family coverage")
+    entries = sweep["entries"]
+    fig = Figure(figsize=(2.5 + 0.9 * max(len(families), 1), 1.4 + 0.35 * len(entries)),
+                 label="family coverage", layout="constrained")
     ax = fig.add_subplot()
+    ax.set_facecolor("#eeeeee")  # cells without a value (NaN) show the background
     grid = [[(e["coverage_by_family"] or {}).get(f, {}).get("lowered_pct", float("nan")) for f in families]
-            for e in sweep["entries"]]
+            for e in entries]
     image = ax.imshow(grid, cmap="RdYlGn", vmin=0, vmax=100, aspect="auto")
-    for i, row in enumerate(grid):
+    for i, (e, row) in enumerate(zip(entries, grid)):
+        if e["status"] != "ok":
+            ax.text((len(families) - 1) / 2, i, "FAILED (no result)", ha="center", va="center",
+                    color="#b71c1c", fontsize=9)
         for j, v in enumerate(row):
-            ax.text(j, i, "" if v != v else f"{v:.0f}", ha="center", va="center", fontsize=8)
+            if v == v:  # not NaN
+                ax.text(j, i, f"{v:.0f}", ha="center", va="center", fontsize=8)
     ax.set_xticks(range(len(families)), families, rotation=35, ha="right", fontsize=8)
-    ax.set_yticks(range(len(keys)), keys, fontsize=8)
-    fig.colorbar(image, ax=ax, label="lowered % (blank: no nodes, or the entry failed)")
+    ax.set_yticks(range(len(entries)), [e["key"] for e in entries], fontsize=8)
+    fig.colorbar(image, ax=ax, label="lowered % (grey: no node of the family)")
     ax.set_title("Lowered % by op family", fontsize=11)
     return _png(fig)
 
@@ -194,7 +212,7 @@ def _run_sections(run: dict) -> list[str]:
            f"<li><b>Capture:</b> {_esc(cap.get('method', '?'))}, "
            + ("complete" if cap.get("complete") else '<span class="failed">INCOMPLETE</span>')
            + (f" ({_esc(problems)})" if problems else "") + "</li>",
-           f"<li><b>End-to-end PCC vs fp32 torch:</b> {_esc(t.fmt_pcc(run['output_pcc']))}</li></ul>",
+           f"<li><b>End-to-end PCC vs fp32 torch:</b> {_esc(t.fmt_run_pcc(run))}</li></ul>",
            _provenance(run["provenance"]),
            "<h2>Coverage</h2>", coverage_plot([run["model"]], [cov], "aten nodes by where they ran"),
            _table(t.coverage_rows(cov)),
@@ -214,24 +232,23 @@ def _run_sections(run: dict) -> list[str]:
     elif not run["fallbacks"]:
         out.append("<p>None: every node the plan lowered ran on the device.</p>")
     else:
-        rows = t.fallback_rows(run, NODE_LIMIT)
+        rows = t.fallback_rows(run)
         out += ["<p>Lowered by the plan, rejected by the device at run time, re-run on the host:</p>",
                 _table(t.fallback_kind_rows(run)), "<details><summary>every fallback node</summary>",
-                _table(rows), _more(len(rows[1]), run["fallbacks"], "run.json"), "</details>"]
+                _table(t.limited(rows, t.NODE_LIMIT)), _more(t.NODE_LIMIT, rows[1], "run.json"), "</details>"]
     out += _memory_sections(run)
     tr = run["transfers"]
     out += ["<h2>Device partitions (dry run)</h2>",
-            f"<p>{len(run['partitions'])} device partitions; {tr['to_device']} transfers to the device, "
+            f"<p>Device partitions: {len(run['partitions'])}; transfers: {tr['to_device']} to the device, "
             f"{tr['to_host']} to the host, {tr['layout_changes']} layout changes.</p>"]
     if run["partitions"]:
         out.append(_table(t.partition_rows(run)))
-    host = t.host_node_rows(run, NODE_LIMIT)
+    host = t.host_node_rows(run)
     if host[1]:
-        out += ["<h3>Nodes left on the host</h3>", _table(host)]
-    out += ["<h2>Accuracy</h2>",
-            f"<p>End-to-end PCC vs fp32 torch: {_esc(t.fmt_pcc(run['output_pcc']))} "
-            f"(values: {_esc(run['provenance']['values'])}).</p>"]
-    pcc = t.lowest_pcc_rows(run, PCC_LIMIT)
+        out += ["<h3>Nodes the plan left on the host</h3>", _table(t.limited(host, t.NODE_LIMIT)),
+                _more(t.NODE_LIMIT, host[1], "nodes.csv")]
+    out += ["<h2>Accuracy</h2>", f"<p>End-to-end PCC vs fp32 torch: {_esc(t.fmt_run_pcc(run))}.</p>"]
+    pcc = t.lowest_pcc_rows(run, t.PCC_LIMIT)
     if pcc[1]:
         out += ["<h3>Lowest per-node PCC</h3>", _table(pcc)]
     return out
@@ -274,7 +291,7 @@ def sweep_html(sweep: dict, runs: dict[str, dict]) -> str:
     entries = sweep["entries"]
 
     def link(e):
-        href = report_link(e, "report.html")
+        href = t.report_link(e, "report.html")
         name = _esc(e["key"])
         return f'<a href="{_esc(href)}">{name}</a>' if href and e["key"] in runs else name
 
@@ -318,13 +335,17 @@ def sweep_html(sweep: dict, runs: dict[str, dict]) -> str:
         if runs[key]["fallbacks"]:
             body.append(_table(t.fallback_kind_rows(runs[key])))
     if not off:
-        body.append("<p>None: every node of every entry ran on the device.</p>")
+        body.append("<p>None in the entries with results: no node declined by the plan or fallen back.</p>")
     body.append("<h2>Out of memory</h2>")
-    oom = [(f"{k}: {o['node']}", o) for k in t.ok_keys(sweep) if k in runs
-           for o in (runs[k]["memory"] or {}).get("oom_nodes", [])[:OOM_PER_ENTRY]]
+    with_oom = [k for k in t.ok_keys(sweep) if k in runs and (runs[k]["memory"] or {}).get("oom_nodes")]
+    oom = [(f"{k}: {o['node']}", o) for k in with_oom for o in runs[k]["memory"]["oom_nodes"][:t.OOM_PER_ENTRY]]
     if oom:
         body += [oom_plot(oom, "Out of memory: the largest nodes of each entry"),
                  '<p class="note">Per entry the largest OOM nodes; every node is in its report.</p>']
+        for key in with_oom:
+            rows = t.oom_rows(runs[key])
+            body += [f"<h3>{_esc(key)}</h3>", _table(t.limited(rows, t.OOM_PER_ENTRY)),
+                     _more(t.OOM_PER_ENTRY, rows[1], "its report")]
     else:
         body.append("<p>No entry has a node predicted or observed out of memory.</p>")
     body.append('<hr><p class="note">Source of truth: sweep.json and each entry\'s run.json; '

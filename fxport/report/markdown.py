@@ -6,22 +6,14 @@ or from fxport/report/compare.py. Failures are listed, never left out.
 
 from __future__ import annotations
 
-from pathlib import PurePosixPath
-from urllib.parse import quote
-
 from tabulate import tabulate
 
 from fxport.report import tables as t
 
-# Display limits for per-node tables; the complete lists are in run.json and nodes.csv.
-NODE_LIMIT = 200
-PCC_LIMIT = 10
-OOM_PER_ENTRY = 3
-
 
 def _cell(v) -> str:
     # GitHub Markdown: a pipe ends a cell, a newline ends the row, <...> would be read as HTML.
-    return str(v).replace("|", "\\|").replace("\n", " ").replace("<", "&lt;").replace(">", "&gt;")
+    return str(v).replace("|", "\\|").replace("\n", " ").replace("<", "&lt;")
 
 
 def table(rows: t.Rows, raw_first: bool = False) -> str:
@@ -53,7 +45,7 @@ def _header_lines(run: dict) -> list[str]:
         f"- **Values:** {run['values']}",
         f"- **Capture:** {cap.get('method', '?')}, {'complete' if cap.get('complete') else 'INCOMPLETE'}"
         + (f" (problems: {_cell(problems)})" if problems else ""),
-        f"- **End-to-end PCC vs fp32 torch:** {t.fmt_pcc(run['output_pcc'])} ({run['provenance']['values']})",
+        f"- **End-to-end PCC vs fp32 torch:** {t.fmt_run_pcc(run)}",
     ]
 
 
@@ -67,11 +59,12 @@ def _fallbacks(run: dict) -> list[str]:
         return out + ["The graph did not run on a device: no node results.", ""]
     if not run["fallbacks"]:
         return out + ["None: every node the plan lowered ran on the device.", ""]
-    rows = t.fallback_rows(run, NODE_LIMIT)
+    rows = t.fallback_rows(run)
     return out + [
         "Nodes the plan lowered but the device rejected at run time; each re-ran on the host and the "
         "run went on. By error kind and op:", "", table(t.fallback_kind_rows(run)), "",
-        "Every fallback node:", "", table(rows), *_more(len(rows[1]), run["fallbacks"], "run.json"), ""]
+        "<details><summary>Every fallback node</summary>", "", table(t.limited(rows, t.NODE_LIMIT)),
+        *_more(t.NODE_LIMIT, rows[1], "run.json"), "", "</details>", ""]
 
 
 def _memory(run: dict) -> list[str]:
@@ -94,20 +87,20 @@ def _memory(run: dict) -> list[str]:
 def _partitions(run: dict) -> list[str]:
     tr = run["transfers"]
     out = ["## Device partitions (dry run)", "",
-           f"{len(run['partitions'])} device partitions; {tr['to_device']} transfers to the device, "
+           f"Device partitions: {len(run['partitions'])}; transfers: {tr['to_device']} to the device, "
            f"{tr['to_host']} to the host, {tr['layout_changes']} layout changes.", ""]
     if run["partitions"]:
         out += [table(t.partition_rows(run)), ""]
-    rows = t.host_node_rows(run, NODE_LIMIT)
+    rows = t.host_node_rows(run)
     if rows[1]:
-        out += ["Nodes left on the host, with their location:", "", table(rows), ""]
+        out += ["Nodes the plan left on the host, with their location:", "", table(t.limited(rows, t.NODE_LIMIT)),
+                *_more(t.NODE_LIMIT, rows[1], "nodes.csv"), ""]
     return out
 
 
 def _accuracy(run: dict) -> list[str]:
-    out = ["## Accuracy", "", f"End-to-end PCC vs fp32 torch: {t.fmt_pcc(run['output_pcc'])} "
-                              f"(values: {run['provenance']['values']}).", ""]
-    rows = t.lowest_pcc_rows(run, PCC_LIMIT)
+    out = ["## Accuracy", "", f"End-to-end PCC vs fp32 torch: {t.fmt_run_pcc(run)}.", ""]
+    rows = t.lowest_pcc_rows(run, t.PCC_LIMIT)
     if rows[1]:
         out += ["Lowest per-node PCC:", "", table(rows), ""]
     return out
@@ -131,19 +124,12 @@ def run_markdown(run: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def report_link(entry: dict, name: str) -> str | None:
-    """Relative link from the sweep directory to an entry's rendered report (None if it failed)."""
-    if not entry.get("run"):
-        return None
-    return quote(str(PurePosixPath(entry["run"]).parent / name))
-
-
 def sweep_markdown(sweep: dict, runs: dict[str, dict]) -> str:
     dev = sweep["device"]
     failed = [e for e in sweep["entries"] if e["status"] != "ok"]
 
     def link(e):
-        href = report_link(e, "report.md")
+        href = t.report_link(e, "report.md")
         return f"[{_cell(e['key'])}]({href})" if href and e["key"] in runs else _cell(e["key"])
 
     lines = [f"# fxport sweep on {dev.get('kind', '?')} {dev.get('arch', '')}: activations in "
@@ -170,9 +156,9 @@ def sweep_markdown(sweep: dict, runs: dict[str, dict]) -> str:
     lines += ["## Out-of-memory nodes per entry (largest first)", ""]
     with_oom = [(k, runs[k]) for k in t.ok_keys(sweep) if k in runs and (runs[k]["memory"] or {}).get("oom_nodes")]
     for key, run in with_oom:
-        headers, rows = t.oom_rows(run)
-        lines += [f"### {_cell(key)}", "", table((headers, rows[:OOM_PER_ENTRY])),
-                  *_more(OOM_PER_ENTRY, rows, "its report"), ""]
+        rows = t.oom_rows(run)
+        lines += [f"### {_cell(key)}", "", table(t.limited(rows, t.OOM_PER_ENTRY)),
+                  *_more(t.OOM_PER_ENTRY, rows[1], "its report"), ""]
     if not with_oom:
         lines += ["None.", ""]
     lines += ["---", "Source of truth: `sweep.json` and each entry's `run.json`; CSV: `sweep.csv`, "

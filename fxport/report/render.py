@@ -94,4 +94,6 @@ def compare_dirs(a: Path, b: Path) -> Comparison:
     kind_b, _, doc_b, runs_b = load_results(b)
     if kind_a != kind_b:
         raise FxportError(f"cannot compare a {kind_a} ({a}) with a {kind_b} ({b})")
-    return compare(doc_a, doc_b, runs_a, runs_b)
+    comparison = compare(doc_a, doc_b, runs_a, runs_b)
+    comparison.a, comparison.b = f"{a}: {comparison.a}", f"{b}: {comparison.b}"
+    return comparison

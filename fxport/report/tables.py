@@ -8,11 +8,17 @@ Escaping belongs to each renderer (Markdown pipes, HTML entities).
 from __future__ import annotations
 
 import csv
-from pathlib import Path
+from pathlib import Path, PurePosixPath
+from urllib.parse import quote
 
 from fxport.report.compare import fallback_kinds
 
 Rows = tuple[list[str], list[list]]  # headers, rows
+
+# Display limits for per-node tables; the complete lists are in run.json and nodes.csv.
+NODE_LIMIT = 200
+PCC_LIMIT = 10
+OOM_PER_ENTRY = 5  # OOM nodes per entry on a sweep's pages; each entry's report lists them all
 
 _STATUS = {"device": "on device", "fallback": "fell back", "host": "host (plan)"}
 
@@ -42,8 +48,25 @@ def fmt_pcc(values: list[float]) -> str:
     return ", ".join(f"{p:.6f}" for p in values) or "not computed"
 
 
+def fmt_run_pcc(run: dict) -> str:
+    """End-to-end PCC with what the values were (emulated, real), or why there is none."""
+    values = run["provenance"]["values"]
+    return f"{fmt_pcc(run['output_pcc'])} (values {values})" if run["output_pcc"] else values
+
+
+def limited(rows: Rows, limit: int) -> Rows:
+    return rows[0], rows[1][:limit]
+
+
+def report_link(entry: dict, name: str) -> str | None:
+    """Relative URL from the sweep directory to an entry's rendered report (None if it failed)."""
+    if not entry.get("run"):
+        return None
+    return quote(str(PurePosixPath(entry["run"]).parent / name))
+
+
 def provenance_rows(prov: dict) -> Rows:
-    return ["aspect", "what it is"], [[k, v] for k, v in sorted(prov.items())]
+    return ["aspect", "what it is"], [[k.replace("_", " "), v] for k, v in sorted(prov.items())]
 
 
 def coverage_rows(cov: dict) -> Rows:
@@ -75,9 +98,10 @@ def fallback_kind_rows(run: dict) -> Rows:
         [g["kind"], g["target"], g["nodes"], g["example"]] for g in fallback_kinds(run)]
 
 
-def fallback_rows(run: dict, limit: int, width: int = 160) -> Rows:
+def fallback_rows(run: dict, width: int = 160) -> Rows:
+    """Every fallback node, grouped by kind and op (in execution order within a group)."""
     rows = [[f["node"], f["target"], f["module"], f["kind"], f["repeat"], f["error"][:width]]
-            for f in sorted(run["fallbacks"], key=lambda f: (f["kind"], f["target"]))[:limit]]
+            for f in sorted(run["fallbacks"], key=lambda f: (f["kind"], f["target"]))]
     return ["node", "aten op", "module", "kind", "repeat", "error"], rows
 
 
@@ -109,11 +133,12 @@ def partition_rows(run: dict, names: int = 4) -> Rows:
          len(p["inputs"]), some(p["inputs"]), len(p["outputs"]), some(p["outputs"])] for p in parts]
 
 
-def host_node_rows(run: dict, limit: int) -> Rows:
-    """Nodes left on the host with their location (Torch-TensorRT's 'nodes left in Torch')."""
-    rows = [[n["node"], n["target"], n["module"] or "<top>", _STATUS.get(n["status"], n["status"]),
-             n["reason"] or n["error_kind"]] for n in run["nodes"] if n["status"] != "device"][:limit]
-    return ["node", "aten op", "module", "status", "reason / error kind"], rows
+def host_node_rows(run: dict) -> Rows:
+    """Nodes the plan left on the host, with their location (Torch-TensorRT's 'nodes left in
+    Torch'); run-time fallbacks have their own table."""
+    rows = [[n["node"], n["target"], n["module"] or "<top>", n["reason"]]
+            for n in run["nodes"] if n["status"] == "host"]
+    return ["node", "aten op", "module", "why the plan declined it"], rows
 
 
 def lowest_pcc_rows(run: dict, limit: int) -> Rows:
@@ -163,6 +188,7 @@ def family_matrix_rows(sweep: dict) -> Rows:
 # --- CSV (raw values) ---
 
 def write_sweep_csv(sweep: dict, path: Path) -> Path:
+    """One row per entry; a failed entry has its error and empty numbers (no result, not zero)."""
     cov_fields = ["total", "planned", "planned_pct", "on_device", "device_pct", "fallback", "host", "not_run"]
     with path.open("w", newline="") as f:
         w = csv.writer(f)
@@ -170,9 +196,10 @@ def write_sweep_csv(sweep: dict, path: Path) -> Path:
                     "oom_nodes", "unsupported_ops", "output_pcc", "run"])
         for e in sweep["entries"]:
             c = e["coverage"] or {}
+            counts = [e["fallbacks"], e["oom_nodes"], e["unsupported_ops"]] if e["status"] == "ok" else ["", "", ""]
             w.writerow([e["key"], e["model"], "x".join(map(str, e["input_shape"])), e["status"], e["error"],
-                        *(c.get(k, "") for k in cov_fields), e["fallbacks"], e["oom_nodes"],
-                        e["unsupported_ops"], ";".join(map(str, e["output_pcc"])), e["run"] or ""])
+                        *(c.get(k, "") for k in cov_fields), *counts, ";".join(map(str, e["output_pcc"])),
+                        e["run"] or ""])
     return path
 
 
@@ -198,6 +225,6 @@ def write_oom_csv(run: dict, path: Path) -> Path:
         w = csv.DictWriter(f, fieldnames=OOM_FIELDS, extrasaction="ignore")
         w.writeheader()
         for o in (run["memory"] or {}).get("oom_nodes", []):
-            w.writerow({**o, "inputs": " ".join(map(fmt_shape, o["inputs"])),
-                        "outputs": " ".join(map(fmt_shape, o["outputs"]))})
+            w.writerow({**o, "inputs": "; ".join(map(fmt_shape, o["inputs"])),
+                        "outputs": "; ".join(map(fmt_shape, o["outputs"]))})
     return path
