@@ -11,6 +11,8 @@ buffers in the L1_SMALL region, which exists only if the device was opened with 
 
 from __future__ import annotations
 
+import math
+
 import operator
 from dataclasses import dataclass
 
@@ -125,10 +127,33 @@ def _host_weight(ctx, node: fx.Node, name: str, value, shape: tuple[int, ...]):
     return ctx.host_weight(f"{node.name}.{name}@{tensor.data_ptr()}", tensor)
 
 
+def _nhwc_flat(spec) -> tuple[tuple[int, ...], str]:
+    """NCHW (or NCL) activations as TT-NN's conv/pool kernels hold them: [1, 1, N*H*W, C]."""
+    shape = tuple(spec.shape)
+    n, c, spatial = shape[0], shape[1], shape[2:]
+    return (1, 1, n * math.prod(spatial), c), spec.dtype
+
+
+def _conv_layout(record):
+    """For the memory model: flattened NHWC activations, and the weight as conv2d prepares it
+    (one [C_in*kh*kw, C_out] matrix); the bias is a [1, 1, 1, C_out] row."""
+    x, w, *rest = record.inputs
+    out, i, *kernel = w.shape
+    weight = ((1, 1, i * math.prod(kernel), out), w.dtype)
+    bias = [((1, 1, 1, out), b.dtype) for b in rest[:1]]
+    return [_nhwc_flat(x), weight, *bias], [_nhwc_flat(o) for o in record.outputs[:1]]
+
+
+def _spatial_layout(record):
+    """Pooling and upsampling run on flattened NHWC activations."""
+    return ([_nhwc_flat(s) for s in record.inputs[:1]],
+            [_nhwc_flat(s) for s in record.outputs[:1] if len(s.shape) >= 3])
+
+
 @rule(*_CONVS, ttnn="ttnn.conv2d", family="conv_pool",
       checks=(*BASIC, dtypes(), _conv_supported),
       conditions="1-D/2-D, not transposed; any stride/padding/dilation/groups; float dtypes; "
-                 "device opened with l1_small_size")
+                 "device opened with l1_small_size", device_layout=_conv_layout)
 def conv(ctx, node, x, weight, bias=None, *_, **__):
     p = _Conv.of(node)
     flat = _to_flat_nhwc(ctx, x, p.n, p.c, p.h, p.w)
@@ -164,7 +189,7 @@ SPATIAL = (*BASIC, dtypes())
 @rule(aten.max_pool2d.default, aten.max_pool2d_with_indices.default, ttnn="ttnn.max_pool2d",
       family="conv_pool", checks=(*SPATIAL, _indices_unused),
       conditions="float dtypes; dilation and ceil_mode supported; "
-                 "indices unused; device opened with l1_small_size")
+                 "indices unused; device opened with l1_small_size", device_layout=_spatial_layout)
 def max_pool2d(ctx, node, x, kernel_size, stride=(), padding=0, dilation=1, ceil_mode=False):
     n, c, h, w = _nchw(node)
     kernel = _pair(kernel_size)
@@ -178,7 +203,7 @@ def max_pool2d(ctx, node, x, kernel_size, stride=(), padding=0, dilation=1, ceil
 @rule(aten.avg_pool2d.default, ttnn="ttnn.avg_pool2d", family="conv_pool",
       checks=SPATIAL,
       conditions="float dtypes; ceil_mode, count_include_pad, divisor_override "
-                 "supported; device opened with l1_small_size")
+                 "supported; device opened with l1_small_size", device_layout=_spatial_layout)
 def avg_pool2d(ctx, node, x, kernel_size, stride=(), padding=0, ceil_mode=False,
                count_include_pad=True, divisor_override=None):
     n, c, h, w = _nchw(node)
@@ -212,7 +237,7 @@ def _uniform_windows(node: fx.Node) -> str | None:
       ttnn="ttnn.global_avg_pool2d | ttnn.adaptive_avg_pool2d", family="conv_pool",
       checks=(*SPATIAL, _uniform_windows),
       conditions="float dtypes; output 1x1 (global pool), or any size whose windows are uniform "
-                 "(device opened with l1_small_size)")
+                 "(device opened with l1_small_size)", device_layout=_spatial_layout)
 def adaptive_avg_pool2d(ctx, node, x, output_size):
     n, c, h, w = _nchw(node)
     oh, ow = _out_shape(node)[-2:]
@@ -230,7 +255,7 @@ def adaptive_avg_pool2d(ctx, node, x, output_size):
 @rule(aten.adaptive_max_pool2d.default, ttnn="ttnn.adaptive_max_pool2d", family="conv_pool",
       checks=(*SPATIAL, _uniform_windows, _indices_unused),
       conditions="float dtypes; sizes whose windows are uniform; indices unused; "
-                 "device opened with l1_small_size")
+                 "device opened with l1_small_size", device_layout=_spatial_layout)
 def adaptive_max_pool2d(ctx, node, x, output_size):
     n, c, h, w = _nchw(node)
     oh, ow = _out_shape(node)[-2:]
@@ -272,7 +297,7 @@ def _upsample(ctx, node, x, mode: str):
 
 @rule(aten.upsample_nearest2d.vec, aten.upsample_nearest2d.default, ttnn="ttnn.upsample",
       family="conv_pool", checks=(*SPATIAL, _integer_scale),
-      conditions="float dtypes; integer scale factors (ROW_MAJOR NHWC)")
+      conditions="float dtypes; integer scale factors (ROW_MAJOR NHWC)", device_layout=_spatial_layout)
 def upsample_nearest2d(ctx, node, x, *_, **__):
     return _upsample(ctx, node, x, "nearest")
 
