@@ -1,0 +1,37 @@
+"""`fxport sweep`: one process per entry, failures kept, resume, reports rendered."""
+
+import json
+
+from fxport.cli import main
+from fxport.sweep import SweepItem, sweep
+
+
+def test_sweep_keeps_going_records_failures_and_resumes(tmp_path, capsys):
+    items = [SweepItem("resnet50", (1, 3, 32, 32)), SweepItem("vit_b_16", (1, 3, 30, 30))]
+    doc = sweep(items, tmp_path, device="mock", memory="l1", values="none")
+    ok, bad = doc["entries"]
+    assert ok["status"] == "ok" and ok["coverage"]["total"] > 100
+    assert bad["status"] == "failed" and "divisible by 16" in bad["error"]
+    assert json.loads((tmp_path / "sweep.json").read_text()) == doc
+    assert doc["provenance"]["values"].startswith("not computed")
+
+    run_json = tmp_path / "resnet50@32x32" / "run.json"
+    stamp = run_json.stat().st_mtime_ns
+    again = sweep(items, tmp_path, device="mock", memory="l1", values="none")
+    assert run_json.stat().st_mtime_ns == stamp  # reused, not rerun
+    assert again["entries"][0] == ok
+
+
+def test_sweep_command_renders_reports(tmp_path, capsys):
+    rc = main(["sweep", "resnet50", "--input-shape", "1,3,32,32", "--memory-config", "l1",
+               "--out", str(tmp_path)])
+    assert rc == 0
+    for name in ("sweep.json", "index.md", "index.html", "sweep.csv", "blocking_matrix.csv"):
+        assert (tmp_path / name).exists(), name
+    assert (tmp_path / "resnet50@32x32" / "report.html").exists()
+    assert "resnet50@32x32" in capsys.readouterr().out
+
+
+def test_sweep_rejects_unknown_models(capsys):
+    assert main(["sweep", "nope"]) == 2
+    assert "unknown model(s) nope" in capsys.readouterr().err
