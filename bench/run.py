@@ -6,7 +6,7 @@ functions). Full-size PI0 would need 13 GB of fp32 weights for values, so it run
 Targets (issue: core pipeline): ResNet-50 and ViT-B/16 at 224x224 lower >= 95% of aten nodes and
 reach end-to-end PCC >= 0.99 against fp32 torch.
 
-    .venv/bin/python bench/run.py [MODEL ...]      (default: every zoo model at its input shape)
+    .venv/bin/python bench/run.py [MODEL ...]      (default: every zoo model at its input shape, and pi0-tiny)
 """
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ def bench(model: str, out: Path) -> list:
 def main(argv: list[str]) -> int:
     import models
 
-    names = argv or [e.name for e in models.entries() if "zoo" in e.tags]
+    names = argv or [e.name for e in models.entries() if "zoo" in e.tags] + ["pi0-tiny"]
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for name in names:

@@ -94,6 +94,17 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("b", type=Path)
     p.set_defaults(handler=_cmd_compare)
 
+    p = sub.add_parser("gen-tests", parents=[common], help="generate per-op pytest suites from captured ops")
+    p.add_argument("sources", nargs="*",
+                   help="zoo names, module.path:callable, or ops.json files / `fxport trace` "
+                        "directories (default: every zoo model at its input shape)")
+    p.add_argument("--input-shape", help="input shape for the models named (default: each model's)")
+    p.add_argument("--memory-config", choices=["dram", "l1"], default="dram")
+    p.add_argument("--arch", choices=["n150", "p150"], default="n150")
+    p.add_argument("--pcc", type=float, default=0.99, help="PCC every case must reach (default 0.99)")
+    p.add_argument("--out", type=Path, default=Path("out/op-tests"), help="suite directory")
+    p.set_defaults(handler=_cmd_gen_tests)
+
     p = sub.add_parser("ops", parents=[common], help="print the aten -> TT-NN mapping table")
     p.add_argument("--family", help="only this op family")
     p.set_defaults(handler=_cmd_ops)
@@ -178,6 +189,30 @@ def _cmd_compare(args) -> int:
     from fxport.report.render import compare_dirs
 
     print(compare_text(compare_dirs(args.a, args.b)), end="")
+    return 0
+
+
+def _cmd_gen_tests(args) -> int:
+    from fxport.capture.loader import parse_shape
+    from fxport.capture.trace import trace_model
+    from fxport.testgen import collect, describe_suite, generate
+
+    import models
+
+    shape = parse_shape(args.input_shape) if args.input_shape else None
+    names = args.sources or [e.name for e in models.entries() if "zoo" in e.tags]
+    sources = []
+    for name in names:
+        path = Path(name)
+        if path.exists():
+            sources.append(path)
+        else:
+            sources.append(trace_model(name, shape))
+            print(f"traced {name}", file=sys.stderr)
+    cases = collect(*sources)
+    written = generate(cases, args.out, memory=args.memory_config, arch=args.arch, pcc=args.pcc)
+    print(describe_suite(args.out))
+    print(f"wrote {len(written)} files to {args.out}/; run: .venv/bin/python -m pytest {args.out}")
     return 0
 
 

@@ -7,7 +7,9 @@
 """
 
 from fxport.testgen.collect import Case, Source, collect, load_ops
-from fxport.testgen.generate import PCC_DEFAULT, PCC_OVERRIDES, SLOW_ELEMENTS, generate
+from fxport.testgen.generate import (
+    PCC_DEFAULT, PCC_OVERRIDES, SLOW_ELEMENTS, describe_suite, generate,
+)
 
 __all__ = ["Case", "PCC_DEFAULT", "PCC_OVERRIDES", "SLOW_ELEMENTS", "Source", "collect",
-           "generate", "load_ops"]
+           "describe_suite", "generate", "load_ops"]

@@ -29,12 +29,18 @@ from fxport.capture.records import TensorSpec
 from fxport.memory.devices import DeviceMemory, preset
 from fxport.memory.tiles import fmt_bytes
 from fxport.testgen.collect import Case
-from fxport.testgen.runtime import CASES_FILE, dump_json
+from fxport.testgen.runtime import CASES_FILE, RESULTS_FILE, TIMING_FILE, dump_json
 from fxport.testgen.values import check_replayable, decode, describe, resolve, value_plan
 
 PCC_DEFAULT = 0.99
-# Per-op thresholds below PCC_DEFAULT, each with the bf16 arithmetic that justifies it. Keep
-# this short: a low PCC is usually a wrong lowering, not precision.
+# Per-op thresholds below PCC_DEFAULT: target -> (threshold, the bf16 arithmetic that justifies
+# it). Empty on purpose. Measured on a mock n150 (values from golden functions rounded to bf16,
+# inputs bf16-exact): 850 cases of 60 ops from siglip-tiny, pi0-tiny, yolov8n, swin_t,
+# mobilenet_v3_large and convnext_tiny at small inputs plus a synthetic mix (var, std, cumsum,
+# prod, log, sqrt, rsqrt, pow, div, remainder, acosh, atanh, embedding, gather, index, SDPA with
+# a mask, bmm with K=4096) all reached PCC >= 0.9999, except prod over 64 values (0.99925).
+# An override needs a measurement like that below 0.99 (on hardware: LUT-based transcendentals,
+# bf16 accumulation over long reductions), and its reason goes into every affected case.
 PCC_OVERRIDES: dict[str, tuple[float, str]] = {}
 SLOW_ELEMENTS = 64 * 2**20  # elements of a case's inputs and outputs beyond which it is `slow`
 MEMORY_CONFIGS = {"dram": "DRAM", "l1": "L1"}
@@ -103,7 +109,28 @@ def generate(cases: Iterable[Case], out_dir: str | Path, memory: str = "dram", a
     for old in out_dir.glob("test_*.py"):
         if old.name not in keep and old.read_text().startswith(GENERATED_MARK):
             old.unlink()
+    for stale in (RESULTS_FILE, TIMING_FILE):  # records of a run of the previous generation
+        (out_dir / stale).unlink(missing_ok=True)
     return sorted(written)
+
+
+def describe_suite(out_dir: str | Path) -> str:
+    """One paragraph for the CLI: what was generated and what each case is expected to do."""
+    doc = json.loads((Path(out_dir) / CASES_FILE).read_text())
+    cases, suite = doc["cases"], doc["suite"]
+    expects = defaultdict(int)
+    for c in cases:
+        expects[c["expect"]] += 1
+    slow = sum(bool(c["slow"]) for c in cases)
+    files = len({c["file"] for c in cases})
+    words = {"device": "must run on the device", "oom": "predicted OOM (strict xfail)",
+             "declined": "declined by the plan (strict xfail)",
+             "unreplayable": "cannot be replayed (strict xfail)"}
+    parts = [f"{expects[k]} {words[k]}" for k in words if expects[k]]
+    return (f"{len(cases)} cases of {files} ops from {', '.join(suite['models'])} "
+            f"({suite['memory']} on {suite['arch']}): " + ", ".join(parts)
+            + (f"; {slow} slow (deselected unless --fxport-slow)" if slow else "")
+            + f"\nrun: pytest {out_dir}")
 
 
 def case_entry(c: Case, config: str, dm: DeviceMemory, *, pcc: float = PCC_DEFAULT,
@@ -195,11 +222,12 @@ _SHORT_DTYPES = {"float32": "", "float64": "f64", "float16": "f16", "bfloat16": 
 def _shape_text(s: TensorSpec) -> str:
     dims = "x".join(str(d) for d in s.shape) if s.shape else "scalar"
     dt = _SHORT_DTYPES.get(s.dtype, s.dtype)
-    return f"{dt}{dims}" if dt and dt != "bool" else (f"bool{dims}" if dt == "bool" else dims)
+    return f"{dims}.{dt}" if dt else dims
 
 
 def case_id(c: Case) -> str:
-    """Readable pytest id: input shapes (dtype prefix unless float32), then the arguments."""
+    """Readable pytest id: input shapes ('4x16.i64': dtype suffix unless float32), then the
+    non-tensor arguments."""
     head = "_".join(_shape_text(s) for s in c.inputs) or (
         "out" + "_".join(_shape_text(s) for s in c.outputs))
     args = re.sub(r"\s+", "", c.args).replace("[", "(").replace("]", ")")

@@ -74,14 +74,15 @@ EXPECTED_FAILURES = {"oom": DeviceOutOfMemory, "declined": NotLowered, "unreplay
 
 # -- loading ---------------------------------------------------------------------------------
 
-@lru_cache(maxsize=None)
-def _load(path: str) -> dict:
+@lru_cache(maxsize=8)
+def _load(path: str, mtime_ns: int) -> dict:
     return json.loads(Path(path).read_text())
 
 
 def load_suite(suite_dir: str | Path) -> dict:
-    """The cases.json document of a generated suite."""
-    return _load(str(Path(suite_dir) / CASES_FILE))
+    """The cases.json document of a generated suite (read once per version of the file)."""
+    path = Path(suite_dir) / CASES_FILE
+    return _load(str(path), path.stat().st_mtime_ns)
 
 
 def load_params(test_file: str | Path, target: str) -> list:
