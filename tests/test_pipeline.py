@@ -121,3 +121,21 @@ def test_torch_compile_backend_by_name(mock_device, tmp_path):
     result = fxport.backend.results[before]
     assert all(n.status == "device" for n in result.nodes)
     assert (tmp_path / "graph0" / "run.json").exists() or any(tmp_path.glob("graph*/run.json"))
+
+
+def test_run_document_is_deterministic(mock_device):
+    from fxport.report.results import run_document
+
+    docs = [json.dumps(run_document(run_model("tests.user_models:TinyCNN", mock_device, (1, 3, 16, 16))),
+                       sort_keys=True) for _ in range(2)]
+    assert docs[0] == docs[1]
+
+
+def test_verdict_run_of_a_full_size_model_needs_no_weights(mock_device):
+    result = run_model("yolov8n", mock_device, (1, 3, 2176, 3840), memory="l1", values="none")
+    assert result.values == "none" and result.output_pcc == []
+    kinds = {n.error_kind for n in result.nodes if n.status == "fallback"}
+    assert "OUT_OF_MEMORY" in kinds  # real allocator verdicts at 4K in L1
+    analysis = result.memory_analysis
+    assert analysis.config == "L1" and any(o.predicted and o.observed == "OUT_OF_MEMORY" for o in analysis.oom)
+    assert all(o.remedy for o in analysis.oom if o.predicted)
