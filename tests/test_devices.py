@@ -150,7 +150,8 @@ def test_runtime_root_is_idempotent_and_leaves_ttnn_untouched(tmp_path):
     root_inode = first.root.stat().st_ino
     again = build_runtime_root(tmp_path)
     assert again == first and first.root.stat().st_ino == root_inode  # reused, not rebuilt
-    assert first.root.parent == tmp_path / "mock-runtime" / first.ttnn_version
+    assert first.root.parent.parent == tmp_path / "mock-runtime"
+    assert first.root.parent.name.startswith(f"{first.ttnn_version}-")  # version and install
     assert (first.root / "tt_metal").resolve() == ttnn_dir / "tt_metal"
     assert (first.root / "runtime" / "hw").resolve() == ttnn_dir / "runtime" / "hw"
     assert not (ttnn_dir / "runtime" / "sfpi").exists()

@@ -6,10 +6,11 @@ symlinks every entry of the package, except `runtime/`, which is a real folder h
 the package's `runtime/hw` and the stand-in compiler (`stand_in_gxx.sh`, with its data files from
 `toolchain.py`). `TT_METAL_RUNTIME_ROOT` then points at the new root.
 
-Layout, keyed by the ttnn version so an upgrade gets a fresh root:
-    <cache>/mock-runtime/<ttnn version>/root/        TT_METAL_RUNTIME_ROOT
-    <cache>/mock-runtime/<ttnn version>/jit-cache/   TT_METAL_CACHE (holds stand-in outputs only)
-    <cache>/mock-runtime/<ttnn version>/logs/        TT_METAL_LOGS_PATH
+Layout, keyed by the ttnn version and installation, so an upgrade gets a fresh root and two
+environments (say a checkout's .venv and CI's) never rebuild one root under each other's feet:
+    <cache>/mock-runtime/<ttnn version>-<install hash>/root/        TT_METAL_RUNTIME_ROOT
+    <cache>/mock-runtime/<ttnn version>-<install hash>/jit-cache/   TT_METAL_CACHE (stand-in outputs)
+    <cache>/mock-runtime/<ttnn version>-<install hash>/logs/        TT_METAL_LOGS_PATH
 with <cache> = $FXPORT_CACHE or ~/.cache/fxport. Nothing here imports ttnn.
 """
 
@@ -137,7 +138,8 @@ def build_runtime_root(cache_dir: Path | str | None = None) -> MockRuntime:
     in a temporary folder and renamed into place, so concurrent processes never see half a root.
     """
     version, ttnn_dir = ttnn_location()
-    base = (Path(cache_dir).expanduser() if cache_dir else cache_home()) / "mock-runtime" / version
+    install = _sha256(str(ttnn_dir).encode())[:12]
+    base = (Path(cache_dir).expanduser() if cache_dir else cache_home()) / "mock-runtime" / f"{version}-{install}"
     runtime = MockRuntime(version, ttnn_dir, base / "root", base / "jit-cache", base / "logs")
     manifest = _manifest(ttnn_dir)
     if _is_current(runtime.root, manifest):
