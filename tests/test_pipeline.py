@@ -139,3 +139,13 @@ def test_verdict_run_of_a_full_size_model_needs_no_weights(mock_device):
     analysis = result.memory_analysis
     assert analysis.config == "L1" and any(o.predicted and o.observed == "OUT_OF_MEMORY" for o in analysis.oom)
     assert all(o.remedy for o in analysis.oom if o.predicted)
+
+
+def test_single_op_returns_every_output_of_a_multi_output_op(ctx):
+    from fxport.runtime.single_op import run_single_op
+
+    x = torch.randn(2, 64, 32)
+    r = run_single_op(ctx, torch.ops.aten.split_with_sizes.default, (x, [32, 32], 1))
+    assert r.ran_on_device and len(r.output) == 2
+    for got, want in zip(r.output, r.expected):
+        assert got.shape == want.shape and torch.allclose(got, want, atol=0.02)

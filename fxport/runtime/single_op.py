@@ -6,6 +6,7 @@ on a real ttnn device) and by generated per-op test suites.
 
 from __future__ import annotations
 
+import operator
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,7 +25,7 @@ from fxport.runtime.pcc import pcc
 class SingleOpResult:
     plan: NodePlan
     node: NodeResult | None  # None when the plan sent the op to the host
-    output: Any  # what the pipeline produced (host tensors)
+    output: Any  # what the pipeline produced (host tensors; a tuple for multi-output ops)
     expected: Any  # the aten op in fp32 on the host
     pcc: float | None  # first output vs expected
 
@@ -51,8 +52,16 @@ def op_graph(target: Any, args: tuple, kwargs: dict | None = None) -> tuple[fx.G
 
     node_args, node_kwargs = lift(args), {k: lift(v) for k, v in kwargs.items()}
     node = graph.call_function(target, node_args, node_kwargs)
-    node.meta["val"] = target(*args, **kwargs)
-    graph.output(node)
+    node.meta["val"] = value = target(*args, **kwargs)
+    if isinstance(value, (list, tuple)):  # read each output through getitem, as captured graphs do
+        items = []
+        for i, v in enumerate(value):
+            item = graph.call_function(operator.getitem, (node, i))
+            item.meta["val"] = v
+            items.append(item)
+        graph.output(tuple(items))
+    else:
+        graph.output(node)
     return fx.GraphModule(torch.nn.Module(), graph), inputs
 
 
@@ -61,7 +70,7 @@ def run_single_op(ctx: LoweringContext, target: Any, args: tuple, kwargs: dict |
     node_plan = plan_graph(gm.graph).nodes[0]
     run = execute(partition(gm), inputs, ctx)
     expected = target(*args, **(kwargs or {}))
-    output = run.outputs[0]
+    output = tuple(run.outputs) if isinstance(expected, (list, tuple)) else run.outputs[0]
     first = lambda x: tree_flatten(x)[0][0] if isinstance(x, (list, tuple)) else x  # noqa: E731
     got, want = first(output), first(expected)
     score = None
