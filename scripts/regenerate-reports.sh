@@ -8,3 +8,5 @@ bash scripts/bootstrap.sh
 for memory in dram l1; do
     .venv/bin/fxport sweep --memory-config "$memory" --out "reports/$memory" --no-resume
 done
+# The zoo's per-op test suite (run it with: .venv/bin/python -m pytest reports/op-tests).
+.venv/bin/fxport gen-tests --out reports/op-tests
