@@ -2,7 +2,7 @@ import torch
 from torch import nn
 
 import fxport
-from fxport.capture import unique_ops
+from fxport.capture import capture, op_counts, unique_ops
 from fxport.capture.loader import load_model
 from fxport.capture.trace import trace_model
 from fxport.report.inventory import inventory_document
@@ -66,3 +66,46 @@ def test_loader_builds_user_models_on_meta():
     loaded = load_model("tests.user_models:tiny_mlp", (3, 16))
     assert loaded.device == "meta" and loaded.inputs[0].shape == (3, 16)
     assert all(p.is_meta for p in loaded.module.parameters())
+
+
+def test_folding_repeated_denoise_steps_keeps_the_inventory_exact():
+    """PI0 with 5 denoise steps: trace 2 calls and count 5, or trace all 5: same inventory."""
+    from models.pi0 import PI0, PI0Config, make_inputs
+
+    cfg = PI0Config.preset("pi0-tiny", num_steps=5)
+    with torch.device("meta"):
+        model = PI0(cfg).eval()
+    inputs = make_inputs(cfg, 1, "meta")
+    full = capture(model, inputs, "pi0-tiny")
+    folded = capture(model, inputs, "pi0-tiny", repeated=("denoise",))
+    assert len(folded.records) < len(full.records)  # fewer nodes traced...
+    assert folded.node_count == full.node_count  # ...the same counted
+    assert op_counts(folded.records) == op_counts(full.records)
+    signature = lambda cap: {(u.target, u.inputs, u.args, u.count) for u in unique_ops(cap.records)}  # noqa: E731
+    assert signature(folded) == signature(full)
+    assert folded.complete and "denoise: 5 identical calls" in folded.problems[0].message
+
+
+def test_folding_falls_back_when_calls_differ():
+    class Step(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.lin = nn.Linear(8, 8)
+
+        def forward(self, x):
+            return self.lin(x)
+
+    class Grows(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.step = Step()
+
+        def forward(self, x):
+            for _ in range(3):
+                x = torch.cat([self.step(x), x], dim=0)  # each call sees a bigger batch
+            return x
+
+    cap = fxport.trace(Grows(), torch.randn(1, 8))
+    folded = capture(Grows(), (torch.randn(1, 8),), "grows", repeated=("step",))
+    assert "not folded" in folded.problems[0].message
+    assert folded.node_count == cap.node_count
