@@ -28,7 +28,7 @@ def main(argv: list[str]) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         for item in sweep_items(args.models or None):
             start = time.perf_counter()
-            entry = run_item(item, Path(tmp), "mock", None, args.memory_config, "none", 3600)
+            entry, _ = run_item(item, Path(tmp), "mock", None, args.memory_config, "none", 3600)
             seconds = time.perf_counter() - start
             cov = entry["coverage"] or {}
             rows.append([item.key, entry["status"], cov.get("total", ""), cov.get("on_device", ""),

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import operator
 from dataclasses import dataclass
 
 from torch import fx
@@ -52,13 +51,3 @@ def plan_graph(graph: fx.Graph, registry: Registry = REGISTRY) -> Plan:
             family=rule.family if rule else "", reason=reason or "",
         ))
     return Plan(tuple(nodes))
-
-
-def is_lowered(node: fx.Node, registry: Registry = REGISTRY) -> bool:
-    """The partitioner's question. Tuple indexing follows the node it indexes into."""
-    if node.op != "call_function":
-        return False
-    if node.target is operator.getitem:
-        src = node.args[0]
-        return isinstance(src, fx.Node) and is_lowered(src, registry)
-    return registry.decide(node)[1] is None

@@ -57,8 +57,8 @@ class Compiled:
 
 
 def compile_program(program: torch.export.ExportedProgram, min_block_size: int = 1) -> Compiled:
-    return Compiled(program, plan_graph(program.graph),
-                    partition(program.graph_module, min_block_size=min_block_size))
+    plan = plan_graph(program.graph)
+    return Compiled(program, plan, partition(program.graph_module, plan, min_block_size))
 
 
 def run_compiled(compiled: Compiled, inputs: tuple, reference: list[torch.Tensor], dev: DeviceHandle,

@@ -18,8 +18,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from fxport.errors import FxportError
-
-SCHEMA = "fxport.sweep/1"
+from fxport.report.schema import SWEEP_SCHEMA
 
 
 @dataclass(frozen=True)
@@ -48,8 +47,9 @@ def sweep_items(models: list[str] | None = None, shapes: list[tuple[int, ...]] |
 
 
 def run_item(item: SweepItem, out: Path, device: str, arch: str | None, memory: str, values: str,
-             timeout: float) -> dict:
-    """Run one entry in a fresh process; its run.json lands in out/<key>/."""
+             timeout: float) -> tuple[dict, dict | None]:
+    """Run one entry in a fresh process; its run.json lands in out/<key>/.
+    Returns (the sweep entry, the run document or None when the run failed)."""
     run_dir = out / item.key
     cmd = [sys.executable, "-m", "fxport.cli", "run", item.model,
            "--input-shape", ",".join(map(str, item.input_shape)), "--device", device,
@@ -59,13 +59,18 @@ def run_item(item: SweepItem, out: Path, device: str, arch: str | None, memory: 
     try:
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
     except subprocess.TimeoutExpired:
-        return _failed(item, f"timed out after {timeout:.0f} s")
+        return _failed(item, f"timed out after {timeout:.0f} s"), None
     if proc.returncode != 0:
         lines = proc.stderr.strip().splitlines() or [f"exit code {proc.returncode}"]
         error = next((ln for ln in reversed(lines) if ln.startswith("fxport: error:")), lines[-1])
         return _failed(item, error.removeprefix("fxport: error: ")
-                       + ("" if proc.returncode > 0 else f" (killed by signal {-proc.returncode})"))
-    return _entry(item, out)
+                       + ("" if proc.returncode > 0 else f" (killed by signal {-proc.returncode})")), None
+    doc = load_run(out / item.key / "run.json")
+    return entry(item, doc), doc
+
+
+def load_run(path: Path) -> dict:
+    return json.loads(path.read_text())
 
 
 def _failed(item: SweepItem, error: str) -> dict:
@@ -75,8 +80,8 @@ def _failed(item: SweepItem, error: str) -> dict:
             "oom_nodes": 0, "unsupported_ops": 0, "output_pcc": []}
 
 
-def _entry(item: SweepItem, out: Path) -> dict:
-    doc = json.loads((out / item.key / "run.json").read_text())
+def entry(item: SweepItem, doc: dict) -> dict:
+    """The sweep's summary of one successful run document."""
     memory = doc.get("memory") or {}
     return {"key": item.key, "model": item.model, "input_shape": list(item.input_shape),
             "status": "ok", "error": "", "run": f"{item.key}/run.json",
@@ -87,21 +92,18 @@ def _entry(item: SweepItem, out: Path) -> dict:
             "unsupported_ops": len(doc["unsupported"]), "output_pcc": doc["output_pcc"]}
 
 
-def blocking_matrix(out: Path, entries: list[dict]) -> dict[str, dict[str, int]]:
-    """For every op, how many nodes of it stay off the device in each entry: declined by the plan
-    or failed on the device at run time."""
+def blocking_matrix(runs: dict[str, dict]) -> dict[str, dict[str, int]]:
+    """For every op, how many nodes of it stay off the device in each entry (run documents by
+    entry key): declined by the plan or failed on the device at run time."""
     matrix: dict[str, dict[str, int]] = defaultdict(dict)
-    for e in entries:
-        if e["status"] != "ok":
-            continue
-        doc = json.loads((out / e["run"]).read_text())
+    for key, doc in runs.items():
         counts: dict[str, int] = defaultdict(int)
         for u in doc["unsupported"]:
             counts[u["target"]] += u["count"]
         for f in doc["fallbacks"]:
             counts[f["target"]] += f["repeat"]
         for target, n in counts.items():
-            matrix[target][e["key"]] = n
+            matrix[target][key] = n
     return {t: dict(sorted(row.items())) for t, row in sorted(matrix.items())}
 
 
@@ -109,29 +111,32 @@ def sweep(items: list[SweepItem], out: Path, device: str = "mock", arch: str | N
           memory: str = "dram", values: str = "none", resume: bool = True,
           timeout: float = 1800.0) -> dict:
     out.mkdir(parents=True, exist_ok=True)
-    entries = []
+    entries, runs = [], {}
     progress = tqdm(items, desc="sweep", unit="model", file=sys.stderr)
     for item in progress:
         progress.set_postfix_str(item.key)
         done = out / item.key / "run.json"
-        if resume and done.exists() and _matches(done, memory, values):
-            entries.append(_entry(item, out))
+        saved = load_run(done) if resume and done.exists() else None
+        if saved is not None and _matches(saved, memory, values):
+            summary, run = entry(item, saved), saved
         else:
-            entries.append(run_item(item, out, device, arch, memory, values, timeout))
-    first = next((json.loads((out / e["run"]).read_text()) for e in entries if e["status"] == "ok"), None)
+            summary, run = run_item(item, out, device, arch, memory, values, timeout)
+        entries.append(summary)
+        if run is not None:
+            runs[item.key] = run
+    first = next(iter(runs.values()), None)
     doc = {
-        "schema": SCHEMA,
+        "schema": SWEEP_SCHEMA,
         "device": first["device"] if first else {"kind": device, "arch": arch or ""},
         "memory_config": memory, "values": values,
         "provenance": first["provenance"] if first else {},
         "entries": entries,
-        "blocking_matrix": blocking_matrix(out, entries),
+        "blocking_matrix": blocking_matrix(runs),
     }
     (out / "sweep.json").write_text(json.dumps(doc, indent=1, sort_keys=True) + "\n")
     return doc
 
 
-def _matches(run_json: Path, memory: str, values: str) -> bool:
+def _matches(doc: dict, memory: str, values: str) -> bool:
     """A saved result is reusable only if it was produced with the same settings."""
-    doc = json.loads(run_json.read_text())
     return doc.get("memory_config") == memory and doc.get("values") == values

@@ -6,7 +6,7 @@ from fxport.capture import capture, op_counts, unique_ops
 from fxport.capture.loader import load_model
 from fxport.capture.trace import trace_model
 from fxport.report.inventory import inventory_document
-from tests.user_models import DataDependent, TinyCNN
+from tests.user_models import TinyCNN
 
 
 def test_trace_api_records_shapes_dtypes_modules_and_sources():

@@ -9,7 +9,6 @@ from torch import nn
 
 from fxport.capture import export_program
 from fxport.cli import main
-from fxport.partition import partition
 from fxport.plan import plan_graph
 from fxport.runner import compile_program, run_compiled, run_model
 

@@ -70,12 +70,12 @@ def capture(model: nn.Module, inputs: tuple, name: str = "model", repeated: tupl
     except through the dynamo fallback, which executes the Python between graph breaks.
 
     `repeated` names submodules that run several times per call with identical input shapes, each
-    call feeding the next (an iterative sampler's step). Each is traced once and its nodes are
-    counted once per call (`OpRecord.repeat`): the inventory is the same, the capture much faster.
-    The graph is then not executable; `fxport run` captures without folding."""
+    call feeding the next (an iterative sampler's step). Only their first and last calls are
+    traced; the first call's nodes count for all but the last (`OpRecord.repeat`): the inventory
+    is the same, the capture much faster. Such a graph has the right shapes but not the right
+    values, so it serves verdict runs (`--values none`); runs with values capture every call."""
     start = time.perf_counter()
     input_specs = tuple(s for s in map(TensorSpec.of, inputs) if s is not None)
-    repeats: dict[str, int] = {}
     problems: list[CaptureProblem] = []
     if repeated:
         try:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass
 
-from fxport.capture.records import OpRecord, TensorSpec
+from fxport.capture.records import OpRecord, TensorSpec, split_target
 
 
 @dataclass(frozen=True)
@@ -19,11 +19,11 @@ class UniqueOp:
 
     @property
     def op(self) -> str:
-        return self.target.rpartition(".")[0] if self.target.count(".") >= 2 else self.target
+        return split_target(self.target)[0]
 
     @property
     def overload(self) -> str:
-        return self.target.rpartition(".")[2] if self.target.count(".") >= 2 else ""
+        return split_target(self.target)[1]
 
 
 def unique_ops(records: list[OpRecord]) -> list[UniqueOp]:

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import operator
+import os
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Iterable
 
 import torch
@@ -92,6 +93,14 @@ def target_name(target: Any) -> str:
     return getattr(target, "__qualname__", None) or str(target)
 
 
+def split_target(name: str) -> tuple[str, str]:
+    """'aten.linear.default' -> ('aten.linear', 'default'); a name without overload -> (name, '')."""
+    if name.count(".") >= 2:
+        op, _, overload = name.rpartition(".")
+        return op, overload
+    return name, ""
+
+
 def records_from_graph(graph: fx.Graph, graph_label: str = "main", start: int = 0,
                        repeats: dict[str, int] | None = None) -> list[OpRecord]:
     """One record per op node. `repeats` maps module paths traced once but run n times to n."""
@@ -100,7 +109,7 @@ def records_from_graph(graph: fx.Graph, graph_label: str = "main", start: int = 
         if not is_op_node(node):
             continue
         name = target_name(node.target)
-        op, _, overload = name.rpartition(".") if name.count(".") >= 2 else (name, "", "")
+        op, overload = split_target(name)
         module, module_type = module_of(node)
         records.append(
             OpRecord(
@@ -245,8 +254,6 @@ def _short_path(path: str) -> str:
     for marker in ("site-packages/", "dist-packages/"):
         if marker in path:
             return path.split(marker, 1)[1]
-    import os
-
     try:
         rel = os.path.relpath(path)
     except ValueError:

@@ -18,24 +18,27 @@ _CONDITIONS = "floating-point, rank <= 8"
 register_unary({
     "relu": ((aten.relu.default,), True, {}),
     "relu6": ((aten.relu6.default,), False, {}),
+    "selu": ((aten.selu.default,), False, {}),
+}, family="activation")
+# Composites core aten would split (silu -> sigmoid * x, ...) that TT-NN runs as one op.
+register_unary({
     "silu": ((aten.silu.default,), False, {}),
     "mish": ((aten.mish.default,), False, {}),
     "hardswish": ((aten.hardswish.default,), False, {}),
     "hardsigmoid": ((aten.hardsigmoid.default,), False, {}),
-    "selu": ((aten.selu.default,), False, {}),
-}, family="activation")
+}, family="activation", fused=True)
 
 
 def _input(ctx, node, x):
     return device_operand(ctx, x, meta(node.args[0]), "float")
 
 
-def _activation(*targets, ttnn: str, checks=(), conditions: str = _CONDITIONS):
+def _activation(*targets, ttnn: str, checks=(), conditions: str = _CONDITIONS, fused: bool = False):
     return rule(*targets, ttnn=ttnn, family="activation",
-                checks=(*CHECKS, float_only(ttnn), *checks), conditions=conditions)
+                checks=(*CHECKS, float_only(ttnn), *checks), conditions=conditions, fused=fused)
 
 
-@_activation(aten.gelu.default, ttnn="ttnn.gelu",
+@_activation(aten.gelu.default, ttnn="ttnn.gelu", fused=True,
             checks=(param(1, "approximate", ("none", "tanh"), default="none"),),
             conditions=_CONDITIONS + "; approximate 'none' (GeluVariant.Accurate) or 'tanh' (GeluVariant.Tanh)")
 def gelu(ctx, node, x, approximate="none"):

@@ -42,7 +42,7 @@ def _sdpa_shapes(node: fx.Node) -> str | None:
     return None
 
 
-@rule(aten.scaled_dot_product_attention.default, ttnn="ttnn.transformer.scaled_dot_product_attention",
+@rule(aten.scaled_dot_product_attention.default, ttnn="ttnn.transformer.scaled_dot_product_attention", fused=True,
       family="attention",
       checks=(*BASIC, dtypes(FLOAT_DTYPES | {torch.bool}, "floating-point (bool masks)"), _sdpa_shapes),
       conditions="rank 4, equal batch; GQA; is_causal only with equal q/kv lengths; mask "

@@ -150,7 +150,7 @@ def _spatial_layout(record):
             [_nhwc_flat(s) for s in record.outputs[:1] if len(s.shape) >= 3])
 
 
-@rule(*_CONVS, ttnn="ttnn.conv2d", family="conv_pool",
+@rule(*_CONVS, ttnn="ttnn.conv2d", fused=True, family="conv_pool",
       checks=(*BASIC, dtypes(), _conv_supported),
       conditions="1-D/2-D, not transposed; any stride/padding/dilation/groups; float dtypes; "
                  "device opened with l1_small_size", device_layout=_conv_layout)
@@ -186,7 +186,7 @@ def _indices_unused(node: fx.Node) -> str | None:
 SPATIAL = (*BASIC, dtypes())
 
 
-@rule(aten.max_pool2d.default, aten.max_pool2d_with_indices.default, ttnn="ttnn.max_pool2d",
+@rule(aten.max_pool2d.default, aten.max_pool2d_with_indices.default, ttnn="ttnn.max_pool2d", fused=True,
       family="conv_pool", checks=(*SPATIAL, _indices_unused),
       conditions="float dtypes; dilation and ceil_mode supported; "
                  "indices unused; device opened with l1_small_size", device_layout=_spatial_layout)
@@ -200,7 +200,7 @@ def max_pool2d(ctx, node, x, kernel_size, stride=(), padding=0, dilation=1, ceil
     return (y, None) if node.target == aten.max_pool2d_with_indices.default else y
 
 
-@rule(aten.avg_pool2d.default, ttnn="ttnn.avg_pool2d", family="conv_pool",
+@rule(aten.avg_pool2d.default, ttnn="ttnn.avg_pool2d", fused=True, family="conv_pool",
       checks=SPATIAL,
       conditions="float dtypes; ceil_mode, count_include_pad, divisor_override "
                  "supported; device opened with l1_small_size", device_layout=_spatial_layout)
@@ -233,7 +233,7 @@ def _uniform_windows(node: fx.Node) -> str | None:
             "uses one kernel and stride (and would silently differ)")
 
 
-@rule(aten.adaptive_avg_pool2d.default, aten._adaptive_avg_pool2d.default,
+@rule(aten.adaptive_avg_pool2d.default, aten._adaptive_avg_pool2d.default, fused=True,
       ttnn="ttnn.global_avg_pool2d | ttnn.adaptive_avg_pool2d", family="conv_pool",
       checks=(*SPATIAL, _uniform_windows),
       conditions="float dtypes; output 1x1 (global pool), or any size whose windows are uniform "
@@ -295,7 +295,7 @@ def _upsample(ctx, node, x, mode: str):
     return y if y.shape == _out_shape(node) else ctx.ops.reshape(y, _out_shape(node))
 
 
-@rule(aten.upsample_nearest2d.vec, aten.upsample_nearest2d.default, ttnn="ttnn.upsample",
+@rule(aten.upsample_nearest2d.vec, aten.upsample_nearest2d.default, ttnn="ttnn.upsample", fused=True,
       family="conv_pool", checks=(*SPATIAL, _integer_scale),
       conditions="float dtypes; integer scale factors (ROW_MAJOR NHWC)", device_layout=_spatial_layout)
 def upsample_nearest2d(ctx, node, x, *_, **__):
@@ -308,7 +308,7 @@ def _channels_multiple_of_32(node: fx.Node) -> str | None:
         f"{c} channels unsupported (bilinear ttnn.upsample needs a multiple of 32)"
 
 
-@rule(aten.upsample_bilinear2d.vec, aten.upsample_bilinear2d.default, ttnn="ttnn.upsample",
+@rule(aten.upsample_bilinear2d.vec, aten.upsample_bilinear2d.default, ttnn="ttnn.upsample", fused=True,
       family="conv_pool",
       checks=(*SPATIAL, param(2, "align_corners", False, why="TT-NN samples like align_corners=False"),
               _integer_scale, _channels_multiple_of_32),
@@ -331,7 +331,7 @@ def _no_cropping(node: fx.Node) -> str | None:
     return None if min(pad, default=0) >= 0 else f"negative padding {pad} (cropping) unsupported"
 
 
-@rule(aten.pad.default, aten.constant_pad_nd.default, ttnn="ttnn.pad", family="conv_pool",
+@rule(aten.pad.default, aten.constant_pad_nd.default, ttnn="ttnn.pad", fused=True, family="conv_pool",
       checks=(*BASIC, dtypes(ANY_DTYPES, "float, int or bool"), _constant_mode, _no_cropping),
       conditions="constant mode, non-negative pads; any rank and dtype")
 def pad(ctx, node, x, pad, *_, **__):

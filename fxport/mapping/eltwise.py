@@ -150,12 +150,12 @@ _CONDITIONS = ("float, bool (bf16 0/1) or int (int32: values must fit) tensors, 
 
 # -- registration helpers -------------------------------------------------------------------------
 def _register(name: str, targets: tuple, ttnn: str, family: str, checks: tuple, conditions: str,
-              lower: Callable) -> None:
+              lower: Callable, fused: bool = False) -> None:
     lower.__name__ = name
-    rule(*targets, ttnn=ttnn, family=family, checks=checks, conditions=conditions)(lower)
+    rule(*targets, ttnn=ttnn, family=family, checks=checks, conditions=conditions, fused=fused)(lower)
 
 
-def register_unary(table: dict, family: str) -> None:
+def register_unary(table: dict, family: str, fused: bool = False) -> None:
     """table: ttnn op -> (aten targets, int32 capable, fixed ttnn kwargs)."""
     for op, (targets, ints, fixed) in table.items():
         def lower(ctx, node, x, op=op, fixed=fixed):
@@ -166,7 +166,7 @@ def register_unary(table: dict, family: str) -> None:
         checks = CHECKS if ints else (*CHECKS, float_only(f"ttnn.{op}"))
         conditions = ("float, bool or int (int32: values must fit) tensors" if ints
                       else "float or bool inputs (integers as bf16), no integer result") + ", rank <= 8"
-        _register(op, targets, f"ttnn.{op}", family, checks, conditions, lower)
+        _register(op, targets, f"ttnn.{op}", family, checks, conditions, lower, fused)
 
 
 # -- unary ----------------------------------------------------------------------------------------

@@ -52,7 +52,7 @@ def _matrix_weight(node: fx.Node) -> str | None:
     return None if weight.dim() == 2 else f"rank {weight.dim()} weight unsupported (needs [out, in])"
 
 
-@rule(aten.linear.default, ttnn="ttnn.linear", family="matmul", checks=(*MATMUL_CHECKS, _matrix_weight),
+@rule(aten.linear.default, ttnn="ttnn.linear", fused=True, family="matmul", checks=(*MATMUL_CHECKS, _matrix_weight),
       conditions="float dtypes, rank <= 6; weight [out, in] transposed to [in, out], bias [out]")
 def linear(ctx, node, x, weight, bias=None):
     # ttnn.linear wants the weight as [in, out]. Not through transpose_b: with a bias and an L1

@@ -49,13 +49,13 @@ NORM_CHECKS = (*BASIC, dtypes(), max_rank(), float_result)
 # -- softmax -------------------------------------------------------------------------------------
 # softmax.int's third argument is an output dtype, _softmax's half_to_float: float_result checks
 # the result dtype for both, and the lowering ignores it.
-@rule(aten.softmax.int, aten._softmax.default, ttnn="ttnn.softmax", family="normalization",
+@rule(aten.softmax.int, aten._softmax.default, ttnn="ttnn.softmax", fused=True, family="normalization",
       checks=NORM_CHECKS, conditions="float dtypes, rank <= 4, any dim")
 def softmax(ctx, node, x, dim, *_):
     return ctx.ops.softmax(ctx.tensor(x), dim=dim, memory_config=ctx.memory_config)
 
 
-@rule(aten.log_softmax.int, aten._log_softmax.default, ttnn="ttnn.moreh_logsoftmax",
+@rule(aten.log_softmax.int, aten._log_softmax.default, ttnn="ttnn.moreh_logsoftmax", fused=True,
       family="normalization", checks=NORM_CHECKS, conditions="float dtypes, rank <= 4, any dim")
 def log_softmax(ctx, node, x, dim, *_):
     # One fused op (log of ttnn.softmax would turn underflowed probabilities into -inf);
@@ -64,7 +64,7 @@ def log_softmax(ctx, node, x, dim, *_):
 
 
 # -- layer_norm, rms_norm ------------------------------------------------------------------------
-@rule(aten.layer_norm.default, ttnn="ttnn.layer_norm", family="normalization",
+@rule(aten.layer_norm.default, ttnn="ttnn.layer_norm", fused=True, family="normalization",
       checks=(*NORM_CHECKS, last_dim_only), conditions="float dtypes, rank <= 4, normalized over the last dim")
 def layer_norm(ctx, node, x, normalized_shape, weight=None, bias=None, eps=1e-5, cudnn_enable=True):
     return ctx.ops.layer_norm(ctx.tensor(x), weight=ctx.tensor(weight), bias=ctx.tensor(bias),
@@ -88,7 +88,7 @@ def native_layer_norm(ctx, node, x, normalized_shape, weight, bias, eps):
     return out, mean, rstd
 
 
-@rule(aten.rms_norm.default, ttnn="ttnn.rms_norm", family="normalization",
+@rule(aten.rms_norm.default, ttnn="ttnn.rms_norm", fused=True, family="normalization",
       checks=(*NORM_CHECKS, last_dim_only), conditions="float dtypes, rank <= 4, normalized over the last dim")
 def rms_norm(ctx, node, x, normalized_shape, weight=None, eps=None):
     if eps is None:  # aten's default: the machine epsilon of the input dtype
@@ -110,7 +110,7 @@ def _group_norm_shapes(node: fx.Node) -> str | None:
     return None
 
 
-@rule(aten.group_norm.default, ttnn="ttnn.group_norm", family="normalization",
+@rule(aten.group_norm.default, ttnn="ttnn.group_norm", fused=True, family="normalization",
       checks=(*NORM_CHECKS, _group_norm_shapes),
       conditions="float dtypes, [N, C, L] or [N, C, H, W], C a multiple of 32 and of num_groups")
 def group_norm(ctx, node, x, num_groups, weight=None, bias=None, eps=1e-5, cudnn_enabled=True):

@@ -34,6 +34,9 @@ class Rule:
     lower: Lowering
     conditions: str  # human-readable summary of what the checks require
     device_layout: DeviceLayout | None = None
+    # A composite op TT-NN runs as one fused kernel: capture keeps its targets whole instead of
+    # decomposing them to core aten (fxport/capture/decompositions.py reads this flag).
+    fused: bool = False
 
     def decline_reason(self, node: fx.Node) -> str | None:
         for check in self.checks:
@@ -67,6 +70,9 @@ class Registry:
     def targets(self) -> list[torch._ops.OpOverload]:
         return sorted(self.rules, key=_target_name)
 
+    def fused_targets(self) -> list[torch._ops.OpOverload]:
+        return [t for t in self.targets() if self.rules[t].fused]
+
     def rule_named(self, target: str) -> Rule | None:
         """The rule for a target given by name ("aten.conv2d.default"), as records carry it."""
         if self._by_name is None or len(self._by_name) != len(self.rules):
@@ -79,14 +85,14 @@ REGISTRY = Registry()
 
 def rule(*targets: torch._ops.OpOverload, ttnn: str, family: str,
          checks: Iterable[Check] = (), conditions: str = "",
-         device_layout: DeviceLayout | None = None) -> Callable[[Lowering], Lowering]:
+         device_layout: DeviceLayout | None = None, fused: bool = False) -> Callable[[Lowering], Lowering]:
     """Register the decorated lowering `fn(ctx, node, *args, **kwargs)` for `targets`."""
     if family not in FAMILIES:
         raise ValueError(f"unknown op family {family!r}")
 
     def register(fn: Lowering) -> Lowering:
         REGISTRY.add(Rule(fn.__name__, tuple(targets), ttnn, family, tuple(checks), fn, conditions,
-                          device_layout))
+                          device_layout, fused))
         return fn
 
     return register

@@ -1,13 +1,14 @@
 """Stage 3, partition: device subgraphs and host nodes, by torch.fx's CapabilityBasedPartitioner.
 
-The partitioner asks the mapping table (through `fxport.plan.is_lowered`) which nodes run on the
-device and fuses maximal groups of them into `fused_N` submodules without creating cycles. Host
+The partitioner takes the plan's verdicts (the mapping table's, decided once per node) for which
+nodes run on the device and fuses maximal groups of them into `fused_N` submodules without creating cycles. Host
 <-> device transfers happen only where a value crosses a submodule boundary.
 """
 
 from __future__ import annotations
 
 import copy
+import operator
 from dataclasses import dataclass
 
 from torch import fx
@@ -16,7 +17,7 @@ from torch.fx.passes.operator_support import OperatorSupportBase
 
 from fxport.capture.records import is_op_node
 from fxport.mapping import REGISTRY, Registry
-from fxport.plan import is_lowered
+from fxport.plan import Plan, plan_graph
 
 
 @dataclass(frozen=True)
@@ -37,19 +38,28 @@ class Partitioned:
         return next(p for p in self.partitions if p.name == name)
 
 
-class _TableSupport(OperatorSupportBase):
-    def __init__(self, registry: Registry):
-        self.registry = registry
+class _PlanSupport(OperatorSupportBase):
+    """The plan's verdicts, by node name. Tuple indexing follows the node it indexes into."""
+
+    def __init__(self, plan: Plan):
+        self.lowered = {n.node for n in plan.nodes if n.lowered}
 
     def is_node_supported(self, submodules, node: fx.Node) -> bool:
-        return is_lowered(node, self.registry)
+        if node.op != "call_function":
+            return False
+        if node.target is operator.getitem:
+            return isinstance(node.args[0], fx.Node) and node.args[0].name in self.lowered
+        return node.name in self.lowered
 
 
-def partition(gm: fx.GraphModule, registry: Registry = REGISTRY, min_block_size: int = 1) -> Partitioned:
-    """Partition a copy of `gm`. Partitions with fewer than `min_block_size` ops stay on the host
-    (as in Torch-TensorRT: a tiny island is not worth its two transfers)."""
-    gm = copy.deepcopy(gm)
-    partitioner = CapabilityBasedPartitioner(gm, _TableSupport(registry), allows_single_node_partition=True)
+def partition(gm: fx.GraphModule, plan: Plan | None = None, min_block_size: int = 1,
+              registry: Registry = REGISTRY) -> Partitioned:
+    """Partition a copy of `gm` along `plan` (planned here with `registry` when not given).
+    Partitions with fewer than `min_block_size` ops stay on the host (as in Torch-TensorRT: a tiny
+    island is not worth its two transfers)."""
+    plan = plan or plan_graph(gm.graph, registry)
+    gm = copy.deepcopy(gm)  # node names survive the copy, so the plan's verdicts still apply
+    partitioner = CapabilityBasedPartitioner(gm, _PlanSupport(plan), allows_single_node_partition=True)
     proposed = [p for p in partitioner.propose_partitions()
                 if sum(is_op_node(n) for n in p.nodes) >= min_block_size]
     fused = partitioner.fuse_partitions(proposed)

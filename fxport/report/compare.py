@@ -14,11 +14,7 @@ from dataclasses import dataclass, field
 from tabulate import tabulate
 
 from fxport.errors import FxportError
-from fxport.sweep import SCHEMA as SWEEP_SCHEMA
-
-# Same value as fxport.report.results.SCHEMA (not imported from there: it pulls in torch, which
-# rendering a saved document does not need; tests/test_report.py checks they agree).
-RUN_SCHEMA = "fxport.run/1"
+from fxport.report.schema import RUN_SCHEMA, SWEEP_SCHEMA
 
 _COVERAGE_FIELDS = ("total", "planned", "planned_pct", "on_device", "device_pct", "fallback",
                     "host", "not_run")

@@ -16,10 +16,9 @@ from fxport.memory.analysis import MemoryAnalysis
 from fxport.partition import DevicePartition
 from fxport.plan import Plan
 from fxport.report.families import module_group, op_family
+from fxport.report.schema import RUN_SCHEMA
 from fxport.runtime.context import TransferLog
 from fxport.runtime.execute import NodeResult
-
-SCHEMA = "fxport.run/1"
 
 
 def provenance(device_kind: str, values: str) -> dict:
@@ -137,7 +136,7 @@ def run_document(result: RunResult) -> dict:
     plan_by_node = result.plan.by_node()
     rep = _repeats(result)
     return {
-        "schema": SCHEMA,
+        "schema": RUN_SCHEMA,
         "model": result.model,
         "inputs": [_spec(s) for s in result.inputs],
         "device": asdict(result.device),

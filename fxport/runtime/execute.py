@@ -34,7 +34,8 @@ class NodeResult:
     status: str  # "device" (ran through TT-NN), "fallback" (device failed, re-ran on host), "host"
     error_kind: str = ""  # classification of the device error for fallbacks (OUT_OF_MEMORY, ...)
     error: str = ""  # one line
-    pcc: float | None = None  # device (or emulated) output vs the aten op on the same inputs
+    pcc: float | None = None  # device (or emulated) output vs the aten op on the same inputs;
+    # None for host nodes, fallbacks and runs without values
     seconds: float = 0.0
 
 
@@ -99,7 +100,8 @@ class _Runner(fx.Interpreter):
             status, kind, error = "fallback", verdict.kind, verdict.summary
             out = _as_host(self._host_call(n, args, kwargs, count=True))
         seconds = time.perf_counter() - start
-        score = self._node_pcc(n, args, kwargs, out) if self.node_pcc else None
+        # A fallback's output is the host reference itself: there is no device value to score.
+        score = self._node_pcc(n, args, kwargs, out) if self.node_pcc and status == "device" else None
         self.results.append(NodeResult(n.name, target_name(n.target), module_of(n)[0], partition,
                                        status, kind, error, score, seconds))
         return out

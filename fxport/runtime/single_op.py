@@ -67,8 +67,8 @@ def op_graph(target: Any, args: tuple, kwargs: dict | None = None) -> tuple[fx.G
 
 def run_single_op(ctx: LoweringContext, target: Any, args: tuple, kwargs: dict | None = None) -> SingleOpResult:
     gm, inputs = op_graph(target, args, kwargs)
-    node_plan = plan_graph(gm.graph).nodes[0]
-    run = execute(partition(gm), inputs, ctx)
+    plan = plan_graph(gm.graph)
+    run = execute(partition(gm, plan), inputs, ctx)
     expected = target(*args, **(kwargs or {}))
     output = tuple(run.outputs) if isinstance(expected, (list, tuple)) else run.outputs[0]
     first = lambda x: tree_flatten(x)[0][0] if isinstance(x, (list, tuple)) else x  # noqa: E731
@@ -77,4 +77,4 @@ def run_single_op(ctx: LoweringContext, target: Any, args: tuple, kwargs: dict |
     if isinstance(got, torch.Tensor) and isinstance(want, torch.Tensor):
         score = pcc(got.float(), want.float()) if want.dtype != torch.bool else float(torch.equal(got, want))
     device_nodes = [r for r in run.nodes if r.partition]
-    return SingleOpResult(node_plan, device_nodes[0] if device_nodes else None, output, expected, score)
+    return SingleOpResult(plan.nodes[0], device_nodes[0] if device_nodes else None, output, expected, score)

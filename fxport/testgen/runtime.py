@@ -30,7 +30,7 @@ from typing import Any
 import torch
 from torch.utils._pytree import tree_flatten
 
-from fxport.capture.records import OpRecord, TensorSpec
+from fxport.capture.records import OpRecord, TensorSpec, split_target
 from fxport.testgen.values import check_replayable, decode, describe, make_inputs, resolve
 
 CASES_FILE = "cases.json"
@@ -257,7 +257,7 @@ def _live_memory(case: dict, ctx: Any) -> dict:
 def case_record(case: dict) -> OpRecord:
     """An OpRecord standing for the case (what the memory model sizes)."""
     target = case["target"]
-    op, _, overload = target.rpartition(".") if target.count(".") >= 2 else (target, "", "")
+    op, overload = split_target(target)
     specs = lambda xs: tuple(TensorSpec(tuple(x["shape"]), x["dtype"]) for x in xs)  # noqa: E731
     return OpRecord(index=0, node=case["id"], graph="main", target=target, op=op,
                     overload=overload, inputs=specs(case["inputs"]), outputs=specs(case["outputs"]),

@@ -26,7 +26,7 @@ from typing import Any, Callable
 
 import torch
 
-from fxport.capture.records import TensorSpec
+from fxport.capture.records import TensorSpec, split_target
 
 FLOAT_DTYPES = {"float32", "float64", "float16", "bfloat16"}
 INT_DTYPES = {"int64", "int32", "int16", "int8", "uint8", "uint16", "uint32", "uint64"}
@@ -74,7 +74,7 @@ def value_plan(target: str, inputs: tuple[TensorSpec, ...], outputs: tuple[Tenso
     op = resolve(target)
     bound = bind(op, call) if op is not None and call is not None else {}
     slots = tensor_slots(bound)
-    name = target.rpartition(".")[0] if target.count(".") >= 2 else target
+    name = split_target(target)[0]
     if has_rule is None:
         from fxport.mapping import REGISTRY
 
