@@ -161,6 +161,10 @@ def _cmd_sweep(args) -> int:
              e["fallbacks"], e["oom_nodes"], e["error"][:70]] for e in doc["entries"]]
     print(tabulate(rows, headers=["entry", "status", "nodes", "lowered %", "on device %",
                                   "fallbacks", "OOM nodes", "error"]))
+    failed = [e["key"] for e in doc["entries"] if e["status"] != "ok"]
+    if failed:  # kept in the reports with their errors; said here so that it is not missed
+        print(f"fxport: {len(failed)} of {len(doc['entries'])} entries failed: {', '.join(failed)}",
+              file=sys.stderr)
     print(f"wrote {args.out}/sweep.json")
     _render(args.out)
     return 0

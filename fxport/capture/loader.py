@@ -119,7 +119,8 @@ def _build(factory: Callable[[], nn.Module], device: str, name: str) -> nn.Modul
     except FxportError:
         raise
     except ValueError as exc:  # the builders' own argument checks (e.g. resolution)
-        raise FxportError(f"{name}: {exc}") from None
+        message = str(exc)
+        raise FxportError(message if message.startswith(name) else f"{name}: {message}") from None
     except Exception as exc:
         if device != "meta":
             raise FxportError(f"cannot build {name}: {type(exc).__name__}: {exc}") from None

@@ -164,6 +164,8 @@ def oom_plot(nodes: list[tuple[str, dict]], title: str) -> str:
 
 def family_heatmap(sweep: dict) -> str:
     families = sorted({f for e in sweep["entries"] for f in (e["coverage_by_family"] or {})})
+    if not families:  # every entry failed: the overview table says so, there is nothing to plot
+        return "<p>No entry produced a result.</p>"
     entries = sweep["entries"]
     fig = Figure(figsize=(2.5 + 0.9 * max(len(families), 1), 1.4 + 0.35 * len(entries)),
                  label="family coverage", layout="constrained")
