@@ -11,6 +11,7 @@ import csv
 from pathlib import Path, PurePosixPath
 from urllib.parse import quote
 
+from fxport.memory.tiles import fmt_bytes as memory_fmt_bytes
 from fxport.report.compare import fallback_kinds
 
 Rows = tuple[list[str], list[list]]  # headers, rows
@@ -24,12 +25,7 @@ _STATUS = {"device": "on device", "fallback": "fell back", "host": "host (plan)"
 
 
 def fmt_bytes(n: int | None) -> str:
-    if n is None:
-        return "-"
-    for unit, size in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
-        if n >= size:
-            return f"{n:,} B ({n / size:.2f} {unit})"
-    return f"{n:,} B"
+    return "-" if n is None else memory_fmt_bytes(n)
 
 
 def fmt_pct(p: float | None) -> str:
