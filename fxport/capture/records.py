@@ -26,6 +26,9 @@ class TensorSpec:
     def __str__(self) -> str:
         return f"{list(self.shape)}:{self.dtype}"
 
+    def to_dict(self) -> dict:
+        return {"shape": list(self.shape), "dtype": self.dtype}
+
 
 @dataclass(frozen=True)
 class OpRecord:
@@ -54,8 +57,8 @@ class OpRecord:
             "target": self.target,
             "op": self.op,
             "overload": self.overload,
-            "inputs": [_spec_dict(s) for s in self.inputs],
-            "outputs": [_spec_dict(s) for s in self.outputs],
+            "inputs": [s.to_dict() for s in self.inputs],
+            "outputs": [s.to_dict() for s in self.outputs],
             "args": self.args,
             "module": self.module,
             "module_type": self.module_type,
@@ -68,10 +71,6 @@ class OpRecord:
     def from_dict(cls, d: dict) -> "OpRecord":
         specs = lambda xs: tuple(TensorSpec(tuple(x["shape"]), x["dtype"]) for x in xs)  # noqa: E731
         return cls(**{**d, "inputs": specs(d["inputs"]), "outputs": specs(d["outputs"])})
-
-
-def _spec_dict(spec: TensorSpec) -> dict:
-    return {"shape": list(spec.shape), "dtype": spec.dtype}
 
 
 # Nodes that are bookkeeping, not operators: tuple indexing and export's metadata assertions.

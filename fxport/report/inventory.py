@@ -15,7 +15,7 @@ def inventory_document(cap: Capture) -> dict:
     """The deterministic JSON document of a capture (no timings: see timing.json)."""
     return {
         "model": cap.model,
-        "inputs": [{"shape": list(s.shape), "dtype": s.dtype} for s in cap.inputs],
+        "inputs": [s.to_dict() for s in cap.inputs],
         "capture": {
             "method": cap.method,
             "complete": cap.complete,
@@ -70,8 +70,8 @@ def unique_ops_table(unique: list[dict], fmt: str = "simple") -> str:
 def _unique_dict(u: UniqueOp) -> dict:
     return {
         "target": u.target, "op": u.op, "overload": u.overload,
-        "inputs": [{"shape": list(s.shape), "dtype": s.dtype} for s in u.inputs],
-        "outputs": [{"shape": list(s.shape), "dtype": s.dtype} for s in u.outputs],
+        "inputs": [s.to_dict() for s in u.inputs],
+        "outputs": [s.to_dict() for s in u.outputs],
         "args": u.args, "count": u.count, "modules": list(u.modules),
     }
 

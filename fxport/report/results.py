@@ -115,10 +115,6 @@ def unsupported_ops(result: RunResult) -> list[dict]:
     return sorted(rows, key=lambda d: (-d["count"], d["target"]))
 
 
-def _spec(s: TensorSpec) -> dict:
-    return {"shape": list(s.shape), "dtype": s.dtype}
-
-
 def memory_document(analysis: MemoryAnalysis | None) -> dict | None:
     if analysis is None:
         return None
@@ -127,7 +123,7 @@ def memory_document(analysis: MemoryAnalysis | None) -> dict | None:
         "agreement": {"agree": analysis.agree, "predicted_only": analysis.predicted_only,
                       "observed_only": analysis.observed_only, "not_run": analysis.not_run},
         "oom_nodes": [{**{k: v for k, v in asdict(o).items() if k not in ("inputs", "outputs")},
-                       "inputs": [_spec(s) for s in o.inputs], "outputs": [_spec(s) for s in o.outputs]}
+                       "inputs": [s.to_dict() for s in o.inputs], "outputs": [s.to_dict() for s in o.outputs]}
                       for o in analysis.oom],
     }
 
@@ -138,7 +134,7 @@ def run_document(result: RunResult) -> dict:
     return {
         "schema": RUN_SCHEMA,
         "model": result.model,
-        "inputs": [_spec(s) for s in result.inputs],
+        "inputs": [s.to_dict() for s in result.inputs],
         "device": asdict(result.device),
         "memory_config": result.memory,
         "values": result.values,

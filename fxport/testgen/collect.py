@@ -59,8 +59,8 @@ class Case:
     def to_dict(self) -> dict:
         return {
             "target": self.target,
-            "inputs": [_spec(s) for s in self.inputs],
-            "outputs": [_spec(s) for s in self.outputs],
+            "inputs": [s.to_dict() for s in self.inputs],
+            "outputs": [s.to_dict() for s in self.outputs],
             "args": self.args,
             "call": self.call,
             "count": self.count,
@@ -143,7 +143,3 @@ def _canonical(call: dict | None) -> str:
 
 def _specs_key(specs: tuple[TensorSpec, ...]) -> tuple:
     return tuple((s.shape, s.dtype) for s in specs)
-
-
-def _spec(s: TensorSpec) -> dict:
-    return {"shape": list(s.shape), "dtype": s.dtype}
