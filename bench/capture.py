@@ -20,7 +20,7 @@ from tabulate import tabulate
 CHILD = r"""
 import json, resource, sys, time
 start = time.perf_counter()
-from fxport.capture.trace import trace_model
+from fxport.tracing import trace_model
 from fxport.capture import op_counts
 imported = time.perf_counter()
 cap = trace_model(sys.argv[1], fold=sys.argv[2] == "fold")

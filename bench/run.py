@@ -40,9 +40,9 @@ def bench(model: str, out: Path) -> list:
 
 
 def main(argv: list[str]) -> int:
-    import models
+    import fxport_models
 
-    names = argv or [e.name for e in models.entries() if "zoo" in e.tags] + ["pi0-tiny"]
+    names = argv or [e.name for e in fxport_models.entries() if "zoo" in e.tags] + ["pi0-tiny"]
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for name in names:

@@ -13,9 +13,9 @@ def trace(model, *example_inputs, name: str | None = None):
 
     Inputs may be real, meta or fake tensors; returns a `fxport.capture.Capture`.
     """
-    from fxport.capture import capture
+    from fxport.tracing import trace as trace_at_table_level
 
-    return capture(model, tuple(example_inputs), name=name or type(model).__name__)
+    return trace_at_table_level(model, tuple(example_inputs), name=name or type(model).__name__)
 
 
 __all__ = ["trace", "__version__"]

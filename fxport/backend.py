@@ -82,8 +82,8 @@ class _CompiledGraph:
         _compiled_graphs.append(self)
 
     def __call__(self, *args: Any) -> Any:
-        from fxport.capture import export_program
         from fxport.runner import compile_program, run_compiled
+        from fxport.tracing import export
 
         inputs = tuple(args)
         with torch.no_grad():
@@ -91,7 +91,7 @@ class _CompiledGraph:
         single = not isinstance(reference, (list, tuple))
         reference_list = [reference] if single else list(reference)
         if self.compiled is None:  # first call: real inputs are known, export and plan once
-            self.compiled = compile_program(export_program(self.gm, inputs), self.opts.min_block_size)
+            self.compiled = compile_program(export(self.gm, inputs), self.opts.min_block_size)
         result = run_compiled(self.compiled, inputs, reference_list, _session_device(self.opts),
                               self.opts.memory_config, f"graph{self.index}")
         results.append(result)

@@ -116,7 +116,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def _cmd_trace(args) -> int:
     from fxport.capture.loader import parse_shape
-    from fxport.capture.trace import trace_model
+    from fxport.tracing import trace_model
     from fxport.report.inventory import inventory_document, summary_text, write_inventory
 
     shape = parse_shape(args.input_shape) if args.input_shape else None
@@ -198,13 +198,13 @@ def _cmd_compare(args) -> int:
 
 def _cmd_gen_tests(args) -> int:
     from fxport.capture.loader import parse_shape
-    from fxport.capture.trace import trace_model
+    from fxport.tracing import trace_model
     from fxport.testgen import collect, describe_suite, generate
 
-    import models
+    import fxport_models
 
     shape = parse_shape(args.input_shape) if args.input_shape else None
-    names = args.sources or [e.name for e in models.entries() if "zoo" in e.tags]
+    names = args.sources or [e.name for e in fxport_models.entries() if "zoo" in e.tags]
     sources = []
     for name in names:
         path = Path(name)
@@ -239,9 +239,9 @@ def _cmd_ops(args) -> int:
 def _cmd_models(args) -> int:
     from tabulate import tabulate
 
-    import models
+    import fxport_models
 
-    rows = [[e.name, e.family, "x".join(map(str, e.input_shape)), e.description] for e in models.entries()]
+    rows = [[e.name, e.family, "x".join(map(str, e.input_shape)), e.description] for e in fxport_models.entries()]
     print(tabulate(rows, headers=["model", "family", "default input", "description"]))
     return 0
 

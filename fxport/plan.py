@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from torch import fx
 
 from fxport.capture.records import is_op_node, module_of, target_name
-from fxport.mapping import REGISTRY, Registry
+from fxport.mapping import REGISTRY
 
 
 @dataclass(frozen=True)
@@ -38,12 +38,12 @@ class Plan:
         return {n.node: n for n in self.nodes}
 
 
-def plan_graph(graph: fx.Graph, registry: Registry = REGISTRY) -> Plan:
+def plan_graph(graph: fx.Graph) -> Plan:
     nodes = []
     for node in graph.nodes:
         if not is_op_node(node):
             continue
-        rule, reason = registry.decide(node)
+        rule, reason = REGISTRY.decide(node)
         nodes.append(NodePlan(
             node=node.name, target=target_name(node.target), module=module_of(node)[0],
             lowered=reason is None, rule=rule.name if rule else "",

@@ -8,7 +8,7 @@ from typing import Any
 
 import torch
 
-from fxport.capture import TensorSpec, capture
+from fxport.capture import TensorSpec
 from fxport.capture.records import OpRecord, records_from_graph
 from fxport.capture.loader import Shape, load_model
 from fxport.errors import CaptureError, FxportError
@@ -21,6 +21,7 @@ from fxport.runtime.context import LoweringContext
 from fxport.runtime.devices import DeviceHandle
 from fxport.runtime.execute import execute
 from fxport.runtime.pcc import pcc
+from fxport.tracing import trace
 
 
 def flat_inputs(program: torch.export.ExportedProgram, user_inputs: tuple) -> list[Any]:
@@ -69,7 +70,7 @@ def run_compiled(compiled: Compiled, inputs: tuple, reference: list[torch.Tensor
     start = time.perf_counter()
     ctx = LoweringContext(dev, memory=memory, values=values)
     with torch.no_grad():
-        run = execute(compiled.parts, flat_inputs(compiled.program, inputs), ctx)
+        run = execute(compiled.parts.graph_module, flat_inputs(compiled.program, inputs), ctx)
     outputs = user_outputs(compiled.program, run.outputs)
     output_pcc = [] if ctx.values == "none" else [
         pcc(o.float(), r.float()) if isinstance(o, torch.Tensor) else 0.0
@@ -118,8 +119,8 @@ def run_model(spec: str, dev: DeviceHandle, input_shape: Shape | None = None, me
         reference = list(out) if isinstance(out, (list, tuple)) else [out]
         if not all(isinstance(r, torch.Tensor) for r in reference):
             raise FxportError(f"{loaded.name}: only models returning tensors can be run and compared")
-    cap = capture(loaded.module, loaded.inputs, name=loaded.name,
-                  repeated=loaded.repeated if verdict_only else ())
+    cap = trace(loaded.module, loaded.inputs, name=loaded.name,
+                repeated=loaded.repeated if verdict_only else ())
     if cap.method != "export":
         where = next((p for p in cap.problems if p.stage == "export"), None)
         raise CaptureError(f"cannot capture {loaded.name} as one graph for execution: "

@@ -34,7 +34,7 @@ class SweepItem:
 def sweep_items(models: list[str] | None = None, shapes: list[tuple[int, ...]] | None = None) -> list[SweepItem]:
     """The zoo's sweep entries (models tagged "zoo", each at its sweep shapes), or the named
     models at `shapes` (default: each model's own sweep shapes)."""
-    import models as zoo
+    import fxport_models as zoo
 
     if models:
         unknown = [m for m in models if m not in zoo.names()]

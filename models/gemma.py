@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from models.siglip import ATTN_IMPLS, attend, to_dtype
+from fxport_models.siglip import ATTN_IMPLS, attend, to_dtype
 
 Rope = tuple[torch.Tensor, torch.Tensor]  # cos, sin: [B, 1, S, head_dim], broadcast over heads
 KV = tuple[torch.Tensor, torch.Tensor]  # keys, values: [B, kv_heads, S, head_dim], rotary applied

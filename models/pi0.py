@@ -28,9 +28,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from models.gemma import KV, Gemma, GemmaConfig, Rope
-from models.registry import ModelEntry, Shape, register
-from models.siglip import SiglipConfig, SiglipVisionTower, square_side, to_dtype
+from fxport_models.gemma import KV, Gemma, GemmaConfig, Rope
+from fxport_models.entry import ModelEntry, Shape
+from fxport_models.siglip import SiglipConfig, SiglipVisionTower, square_side, to_dtype
 
 
 @dataclass(frozen=True)
@@ -299,7 +299,7 @@ def _entry(name: str, preset: str, shape: Shape, description: str, tags: tuple[s
     return ModelEntry(name, build, shape, "vla", description, make_inputs=inputs, repeated=("denoise",), tags=tags)
 
 
-register(
+ENTRIES: tuple[ModelEntry, ...] = (
     _entry(
         "pi0",
         "pi0",
@@ -307,9 +307,7 @@ register(
         "PI0 sample_actions: PaliGemma (SigLIP So400m/14, Gemma 2B) + Gemma 300M action expert, 3 cameras, "
         "48 language tokens, 50 actions x 32, 10 Euler steps (about 3.24 B parameters)",
         ("zoo",),
-    )
-)
-register(
+    ),
     _entry(
         "pi0-tiny",
         "pi0-tiny",

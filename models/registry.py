@@ -1,97 +1,61 @@
 """The zoo's registry: every model is a named entry that knows how to build itself and its inputs.
 
-Entries are data. `build(input_shape)` constructs the module (some architectures, such as ViT's
-position embeddings, depend on the resolution) with whatever tensors the ambient device context
-provides: capture calls it under ``torch.device("meta")`` so that full-size models never materialise
-weights; execution calls it on the CPU for real random weights.
+Entries are data (`entry.ModelEntry`). `build(input_shape)` constructs the module (some
+architectures, such as ViT's position embeddings, depend on the resolution) with whatever tensors
+the ambient device context provides: capture calls it under ``torch.device("meta")`` so that
+full-size models never materialise weights; execution calls it on the CPU for real random weights.
+
+The zoo is an explicit list of modules, each exposing `ENTRIES`; they are imported on first use
+(torchvision and the model code cost time that `fxport run pkg:MyNet` never needs). A module that
+fails to import is an error naming it, and leaves the registry empty rather than half filled.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Callable
+import importlib
 
-import torch
-from torch import nn
+from fxport_models.entry import ModelEntry
 
-
-Shape = tuple[int, ...]
+# The zoo, in listing order of nothing in particular: `names()` sorts.
+ZOO_MODULES = ("vision", "yolo", "siglip", "pi0")
 
 
-@dataclass(frozen=True)
-class ModelEntry:
-    name: str
-    build: Callable[[Shape], nn.Module]
-    input_shape: Shape
-    family: str  # "classification", "detection", "vision-encoder", "vla"
-    description: str = ""
-    # Builds example inputs from an image shape (the overridable resolution). The default is one
-    # float image batch of that shape. `device` is where the tensors live ("meta" for capture).
-    make_inputs: Callable[[Shape, str], tuple] | None = None
-    # "meta" when the module can be built on the meta device (no storage); "real" when its
-    # constructor needs data (then capture builds it for real and moves it to meta).
-    build_on: str = "meta"
-    # Submodules called several times per forward with identical input shapes, each call's output
-    # feeding the next (PI0's denoise step). Inventory capture may trace one call and count the
-    # rest (see fxport/capture/engine.py); execution always traces every call.
-    repeated: tuple[str, ...] = ()
-    # Input shapes the zoo sweep covers (default: the input shape alone).
-    sweep_shapes: tuple[Shape, ...] = ()
-    # Free-form labels used to select models (e.g. "tiny" for test-sized configs, "zoo" for the sweep).
-    tags: tuple[str, ...] = field(default_factory=tuple)
-
-    @property
-    def sweep(self) -> tuple[Shape, ...]:
-        return self.sweep_shapes or (self.input_shape,)
-
-    def resolve_shape(self, input_shape: Shape | None) -> Shape:
-        return tuple(input_shape) if input_shape else self.input_shape
-
-    def module(self, input_shape: Shape | None = None) -> nn.Module:
-        return self.build(self.resolve_shape(input_shape)).eval()
-
-    def inputs(self, input_shape: Shape | None = None, device: str = "cpu") -> tuple:
-        shape = self.resolve_shape(input_shape)
-        if self.make_inputs is not None:
-            return self.make_inputs(shape, device)
-        return (torch.randn(shape, device=device),)
+class ZooError(RuntimeError):
+    """A zoo module failed to import, or two entries share a name."""
 
 
 _REGISTRY: dict[str, ModelEntry] = {}
 
 
-def register(entry: ModelEntry) -> ModelEntry:
-    if entry.name in _REGISTRY:
-        raise ValueError(f"model {entry.name!r} registered twice")
-    _REGISTRY[entry.name] = entry
-    return entry
+def _load() -> dict[str, ModelEntry]:
+    if _REGISTRY:
+        return _REGISTRY
+    found: dict[str, ModelEntry] = {}
+    for name in ZOO_MODULES:
+        try:
+            module = importlib.import_module(f"fxport_models.{name}")
+        except Exception as exc:
+            raise ZooError(f"zoo module fxport_models.{name} failed to import: "
+                           f"{type(exc).__name__}: {exc}") from exc
+        for entry in module.ENTRIES:
+            if entry.name in found:
+                raise ZooError(f"model {entry.name!r} registered twice (fxport_models.{name})")
+            found[entry.name] = entry
+    _REGISTRY.update(found)
+    return _REGISTRY
 
 
 def get(name: str) -> ModelEntry:
-    _load_zoo()
     try:
-        return _REGISTRY[name]
+        return _load()[name]
     except KeyError:
         raise KeyError(name) from None
 
 
 def names() -> list[str]:
-    _load_zoo()
-    return sorted(_REGISTRY)
+    return sorted(_load())
 
 
 def entries() -> list[ModelEntry]:
-    _load_zoo()
-    return [_REGISTRY[n] for n in sorted(_REGISTRY)]
-
-
-_loaded = False
-
-
-def _load_zoo() -> None:
-    """Import the zoo modules once; each registers its entries at import time."""
-    global _loaded
-    if _loaded:
-        return
-    _loaded = True
-    from models import zoo  # noqa: F401  (registers everything)
+    zoo = _load()
+    return [zoo[n] for n in sorted(zoo)]

@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from models.registry import ModelEntry, Shape, register
+from fxport_models.entry import ModelEntry, Shape
 
 ATTN_IMPLS = ("sdpa", "eager")
 
@@ -187,16 +187,14 @@ def _entry(name: str, preset: str, shape: Shape, description: str, tags: tuple[s
     return ModelEntry(name, build, shape, "vision-encoder", description, tags=tags)
 
 
-register(
+ENTRIES: tuple[ModelEntry, ...] = (
     _entry(
         "siglip",
         "so400m-14-224",
         (1, 3, 224, 224),
         "SigLIP So400m/14 vision tower (PaliGemma / PI0 image encoder): 27 layers, width 1152, 256 patches",
         ("zoo",),
-    )
-)
-register(
+    ),
     _entry(
         "siglip-tiny",
         "tiny",

@@ -15,7 +15,7 @@ from torch import nn
 from torchvision import models as tvm
 from torchvision.models.detection import retinanet_resnet50_fpn
 
-from models.registry import ModelEntry, Shape, register
+from fxport_models.entry import ModelEntry, Shape
 
 
 def _image_hw(name: str, shape: Shape) -> tuple[int, int]:
@@ -86,11 +86,9 @@ _CLASSIFIERS = [
     ("convnext_tiny", tvm.convnext_tiny, 32, "ConvNeXt-Tiny (torchvision), H and W >= 32 (/4 stem, three /2 stages)"),
 ]
 
-for _name, _builder, _min_side, _description in _CLASSIFIERS:
-    _build = _classifier(_name, _builder, _min_side)
-    register(ModelEntry(_name, _build, _IMAGE, "classification", _description, tags=_TAGS))
-
-register(
+ENTRIES: tuple[ModelEntry, ...] = (
+    *(ModelEntry(name, _classifier(name, builder, min_side), _IMAGE, "classification", description, tags=_TAGS)
+      for name, builder, min_side, description in _CLASSIFIERS),
     ModelEntry(
         "vit_b_16",
         _build_vit_b_16,
@@ -99,10 +97,7 @@ register(
         "ViT-B/16 (torchvision), built for the requested square resolution (side divisible by 16)",
         tags=_TAGS,
         sweep_shapes=(_IMAGE, (1, 3, 384, 384)),
-    )
-)
-
-register(
+    ),
     ModelEntry(
         "retinanet_resnet50_fpn",
         _build_retinanet,

@@ -28,7 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from models.registry import ModelEntry, Shape, register
+from fxport_models.entry import ModelEntry, Shape
 
 # ----------------------------------------------------------------------------------------------
 # Building blocks
@@ -602,19 +602,16 @@ _DESCRIPTIONS = {
 }
 _DESCRIPTION_TAIL = ", 80 classes, random weights; decoded [N, 84, anchors], no NMS; H, W multiples of 32"
 
-ENTRIES: dict[str, ModelEntry] = {}
-for _arch in _ARCHS:
-    for _scale in ("n", "x"):
-        _name = f"{_arch}{_scale}"
-        ENTRIES[_name] = register(
-            ModelEntry(
-                name=_name,
-                build=_builder(_name, _arch, _scale),
-                input_shape=(1, 3, 640, 640),
-                family="detection",
-                # The high resolutions users bring YOLO up at (the seeds' OOM catalogues).
-                sweep_shapes=((1, 3, 640, 640), (1, 3, 1280, 1280), (1, 3, 2176, 3840)),
-                description=_DESCRIPTIONS[_arch].format(s=_scale) + _DESCRIPTION_TAIL,
-                tags=("zoo",),
-            )
-        )
+ENTRIES: tuple[ModelEntry, ...] = tuple(
+    ModelEntry(
+        name=f"{arch}{scale}",
+        build=_builder(f"{arch}{scale}", arch, scale),
+        input_shape=(1, 3, 640, 640),
+        family="detection",
+        # The high resolutions users bring YOLO up at (the seeds' OOM catalogues).
+        sweep_shapes=((1, 3, 640, 640), (1, 3, 1280, 1280), (1, 3, 2176, 3840)),
+        description=_DESCRIPTIONS[arch].format(s=scale) + _DESCRIPTION_TAIL,
+        tags=("zoo",),
+    )
+    for arch in _ARCHS for scale in ("n", "x")
+)

@@ -2,9 +2,9 @@ import torch
 from torch import nn
 
 import fxport
-from fxport.capture import capture, op_counts, unique_ops
+from fxport.capture import op_counts, unique_ops
 from fxport.capture.loader import load_model
-from fxport.capture.trace import trace_model
+from fxport.tracing import trace as capture, trace_model
 from fxport.report.inventory import inventory_document
 from tests.user_models import TinyCNN
 
@@ -70,7 +70,7 @@ def test_loader_builds_user_models_on_meta():
 
 def test_folding_repeated_denoise_steps_keeps_the_inventory_exact():
     """PI0 with 5 denoise steps: trace 2 calls and count 5, or trace all 5: same inventory."""
-    from models.pi0 import PI0, PI0Config, make_inputs
+    from fxport_models.pi0 import PI0, PI0Config, make_inputs
 
     cfg = PI0Config.preset("pi0-tiny", num_steps=5)
     with torch.device("meta"):

@@ -7,7 +7,7 @@ import pytest
 import torch
 from torch import nn
 
-from fxport.capture import export_program
+from fxport.tracing import export as export_program
 from fxport.cli import main
 from fxport.plan import plan_graph
 from fxport.runner import compile_program, run_compiled, run_model
@@ -141,7 +141,7 @@ def test_verdict_run_of_a_full_size_model_needs_no_weights(mock_device):
 
 
 def test_single_op_returns_every_output_of_a_multi_output_op(ctx):
-    from fxport.runtime.single_op import run_single_op
+    from fxport.single_op import run_single_op
 
     x = torch.randn(2, 64, 32)
     r = run_single_op(ctx, torch.ops.aten.split_with_sizes.default, (x, [32, 32], 1))

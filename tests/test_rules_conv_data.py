@@ -8,11 +8,9 @@ import pytest
 import torch
 from torch import fx
 
-from fxport.partition import partition
 from fxport.plan import plan_graph
-from fxport.runtime.execute import execute
 from fxport.runtime.pcc import pcc
-from fxport.runtime.single_op import op_graph, run_single_op
+from fxport.single_op import op_graph, run_graph, run_single_op
 
 aten = torch.ops.aten
 torch.manual_seed(0)
@@ -167,7 +165,7 @@ def _run_outputs(ctx, target, args, kwargs, outputs):
     graph.output(tuple(items))
     gm = fx.GraphModule(torch.nn.Module(), graph)
     assert plan_graph(gm.graph).nodes[0].lowered
-    run = execute(partition(gm), [a for a in args if isinstance(a, torch.Tensor)], ctx)
+    run = run_graph(ctx, gm, [a for a in args if isinstance(a, torch.Tensor)])
     return run.outputs, [expected[i] for i in outputs], run.nodes[0].status
 
 
@@ -204,7 +202,7 @@ def test_negative_indices_computed_on_the_device_wrap(ctx):
     out = graph.call_function(aten.index.Tensor, (table, [idx]))
     out.meta["val"] = expected = source[torch.arange(-3, 0)]
     graph.output(out)
-    run = execute(partition(fx.GraphModule(torch.nn.Module(), graph)), [source], ctx)
+    run = run_graph(ctx, fx.GraphModule(torch.nn.Module(), graph), [source])
     assert [n.status for n in run.nodes] == ["device", "device"]
     assert pcc(run.outputs[0], expected) >= 0.99
 

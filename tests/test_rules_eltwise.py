@@ -8,10 +8,8 @@ bool results can be compared exactly."""
 import pytest
 import torch
 
-from fxport.partition import partition
 from fxport.plan import plan_graph
-from fxport.runtime.execute import execute
-from fxport.runtime.single_op import op_graph, run_single_op
+from fxport.single_op import op_graph, run_graph, run_single_op
 
 aten = torch.ops.aten
 torch.manual_seed(0)
@@ -211,7 +209,7 @@ def test_bool_result_stays_a_mask_inside_a_partition(ctx):
             n.meta["val"] = {"x": x, "y": y}[n.name]
         elif n.op == "call_function":
             n.meta["val"] = n.target(*[a.meta["val"] if isinstance(a, torch.fx.Node) else a for a in n.args])
-    run = execute(partition(gm), [x, y], ctx)
+    run = run_graph(ctx, gm, [x, y])
     assert [r.status for r in run.nodes] == ["device"] * 4
     expected = torch.where(x != 0, y, -y)
     assert torch.equal(run.outputs[0], expected)

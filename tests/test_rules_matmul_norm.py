@@ -10,13 +10,11 @@ import torch
 from torch import fx
 
 from fxport.mapping.normalization import used_outputs
-from fxport.partition import partition
 from fxport.plan import plan_graph
 from fxport.runtime.context import LoweringContext
 from fxport.runtime.dual import DualOps
-from fxport.runtime.execute import execute
 from fxport.runtime.pcc import pcc
-from fxport.runtime.single_op import op_graph, run_single_op
+from fxport.single_op import op_graph, run_graph, run_single_op
 
 aten = torch.ops.aten
 torch.manual_seed(0)
@@ -168,7 +166,7 @@ def run_all_outputs(ctx, target, args):
     out.args = (tuple(items),)
     gm.recompile()
     (plan,) = plan_graph(graph).nodes
-    run = execute(partition(gm), inputs, ctx)
+    run = run_graph(ctx, gm, inputs)
     return plan, [r for r in run.nodes if r.partition], run.outputs, list(target(*args))
 
 
@@ -201,7 +199,7 @@ def test_unused_outputs_are_not_computed(ctx):
     assert used_outputs(node) == {0}
     calls = []
     ctx.ops = DualOps(ctx.ttnn, emulate=True, on_call=calls.append)
-    run = execute(partition(gm), inputs, ctx)
+    run = run_graph(ctx, gm, inputs)
     assert "max" in calls and "argmax" not in calls
     assert pcc(run.outputs[0], inputs[0].amax(-1)) >= 0.99
 
@@ -265,7 +263,7 @@ def test_linear_weight_computed_on_the_device(ctx):
     out = graph.call_function(aten.linear.default, (x, doubled, b))
     out.meta["val"] = aten.linear.default(values[0], values[1] * 2, values[2])
     graph.output(out)
-    run = execute(partition(fx.GraphModule(torch.nn.Module(), graph)), values, ctx)
+    run = run_graph(ctx, fx.GraphModule(torch.nn.Module(), graph), values)
     assert [(r.target, r.status) for r in run.nodes] == [("aten.add.Tensor", "device"),
                                                          ("aten.linear.default", "device")]
     assert pcc(run.outputs[0], out.meta["val"]) >= 0.99

@@ -13,9 +13,8 @@ import pytest
 import torch
 from torch import nn
 
-from fxport.capture.engine import capture
 from fxport.capture.records import TensorSpec
-from fxport.capture.trace import trace_model
+from fxport.tracing import trace as capture, trace_model
 from fxport.report.inventory import write_inventory
 from fxport.testgen import collect, generate
 from fxport.testgen.runtime import (

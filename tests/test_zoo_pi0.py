@@ -12,10 +12,10 @@ import pytest
 import torch
 from torch.fx._lazy_graph_module import _use_lazy_graph_module
 
-from models import registry
-from models.gemma import Gemma, GemmaConfig
-from models.pi0 import PI0, PI0Config, make_inputs, param_count
-from models.siglip import SiglipConfig, SiglipVisionTower
+import fxport_models
+from fxport_models.gemma import Gemma, GemmaConfig
+from fxport_models.pi0 import PI0, PI0Config, make_inputs, param_count
+from fxport_models.siglip import SiglipConfig, SiglipVisionTower
 
 TOP_LEVEL = {"siglip", "projector", "gemma", "expert", "prefix", "suffix", "denoise"}
 
@@ -100,7 +100,7 @@ def test_gemma_cache_matches_a_full_pass():
 
 
 def test_export_of_tiny_attributes_ops_to_every_part():
-    entry = registry._REGISTRY["pi0-tiny"]
+    entry = fxport_models.get("pi0-tiny")
     with torch.device("meta"):
         model = entry.module()
         inputs = entry.inputs(device="meta")
@@ -127,11 +127,11 @@ def test_registry_entries():
         "siglip-tiny": ("vision-encoder", (1, 3, 56, 56), "tiny"),
     }
     for name, (family, shape, tag) in expected.items():
-        entry = registry._REGISTRY[name]
+        entry = fxport_models.get(name)
         assert (entry.family, entry.input_shape, entry.build_on) == (family, shape, "meta")
         assert tag in entry.tags
-    assert registry._REGISTRY["pi0"].repeated == ("denoise",)
-    inputs = registry._REGISTRY["pi0"].inputs((2, 3, 224, 224), "meta")
+    assert fxport_models.get("pi0").repeated == ("denoise",)
+    inputs = fxport_models.get("pi0").inputs((2, 3, 224, 224), "meta")
     images, image_masks, lang_tokens, lang_masks, state, noise = inputs
     assert images.shape == (2, 3, 3, 224, 224) and image_masks.dtype == torch.bool
     assert lang_tokens.shape == (2, 48) and lang_tokens.dtype == torch.int64 and lang_masks.dtype == torch.bool
@@ -139,7 +139,7 @@ def test_registry_entries():
 
 
 def test_siglip_tiny_runs():
-    entry = registry._REGISTRY["siglip-tiny"]
+    entry = fxport_models.get("siglip-tiny")
     torch.manual_seed(0)
     tower = entry.module()
     assert isinstance(tower, SiglipVisionTower)

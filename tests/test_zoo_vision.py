@@ -2,7 +2,7 @@ import pytest
 import torch
 from torch.fx._lazy_graph_module import _use_lazy_graph_module
 
-import models
+import fxport_models
 
 VISION = [
     "resnet50", "mobilenet_v2", "mobilenet_v3_large", "efficientnet_b0",
@@ -12,7 +12,7 @@ SMALL = (1, 3, 64, 64)
 
 
 def _export_on_meta(name: str, shape=SMALL):
-    entry = models.get(name)
+    entry = fxport_models.get(name)
     with torch.device("meta"):
         module = entry.module(shape)
         inputs = entry.inputs(shape, device="meta")
@@ -27,7 +27,7 @@ def _targets(ep) -> set[str]:
 
 @pytest.mark.parametrize("name", VISION)
 def test_entry_builds_on_meta_without_storage(name):
-    entry = models.get(name)
+    entry = fxport_models.get(name)
     assert "zoo" in entry.tags and entry.build_on == "meta"
     with torch.device("meta"):
         module = entry.module()
@@ -37,7 +37,7 @@ def test_entry_builds_on_meta_without_storage(name):
 # Swin and ConvNeXt are left out: their trunc_normal_ init takes seconds on the CPU.
 @pytest.mark.parametrize("name", ["mobilenet_v3_large", "efficientnet_b0", "vit_b_16", "retinanet_resnet50_fpn"])
 def test_entry_runs_on_cpu_with_random_weights(name):
-    entry = models.get(name)
+    entry = fxport_models.get(name)
     torch.manual_seed(0)
     with torch.no_grad():
         out = entry.module(SMALL)(*entry.inputs(SMALL))
@@ -69,13 +69,13 @@ def test_retinanet_returns_dense_head_outputs():
 
 def test_vit_builds_for_the_requested_resolution_only():
     with torch.device("meta"):
-        vit = models.get("vit_b_16").module((1, 3, 96, 96))
+        vit = fxport_models.get("vit_b_16").module((1, 3, 96, 96))
     assert vit.encoder.pos_embedding.shape == (1, 6 * 6 + 1, 768)
     for bad in [(1, 3, 72, 72), (1, 3, 64, 96)]:
         with pytest.raises(ValueError, match="divisible by 16"):
-            models.get("vit_b_16").module(bad)
+            fxport_models.get("vit_b_16").module(bad)
 
 
 def test_convnext_rejects_inputs_below_its_minimum():
     with pytest.raises(ValueError, match="at least 32"):
-        models.get("convnext_tiny").module((1, 3, 16, 16))
+        fxport_models.get("convnext_tiny").module((1, 3, 16, 16))

@@ -6,8 +6,10 @@ import pytest
 import torch
 from torch.fx._lazy_graph_module import _use_lazy_graph_module
 
-# Import the module itself rather than models.zoo, so these tests do not depend on other zoo files.
-from models import yolo
+from fxport_models import yolo
+
+# The module's own entries rather than the registry, so these tests do not depend on other zoo files.
+ENTRIES = {e.name: e for e in yolo.ENTRIES}
 
 
 def _anchors(h: int, w: int) -> int:
@@ -16,11 +18,11 @@ def _anchors(h: int, w: int) -> int:
 
 def _params(name: str) -> int:
     with torch.device("meta"):
-        model = yolo.ENTRIES[name].module()
+        model = ENTRIES[name].module()
     return sum(p.numel() for p in model.parameters())
 
 
-@pytest.mark.parametrize("name", sorted(yolo.ENTRIES))
+@pytest.mark.parametrize("name", sorted(ENTRIES))
 def test_parameter_count_matches_published(name):
     # The architectures reproduce the published counts exactly; 10% leaves room for a deliberate
     # variant (e.g. ultralytics' YOLO12 port) while still catching a wrong scale or block.
@@ -38,7 +40,7 @@ def test_parameter_count_matches_published(name):
     ],
 )
 def test_exports_on_meta(name, shape):
-    entry = yolo.ENTRIES[name]
+    entry = ENTRIES[name]
     with torch.device("meta"):
         model = entry.module(shape)
         inputs = entry.inputs(shape, device="meta")
@@ -51,13 +53,13 @@ def test_exports_on_meta(name, shape):
 @pytest.mark.parametrize("shape", [(1, 3, 100, 128), (1, 3, 640, 650), (3, 640, 640)])
 def test_rejects_shapes_the_strides_cannot_tile(shape):
     with pytest.raises(ValueError):
-        yolo.ENTRIES["yolov8n"].module(shape)
+        ENTRIES["yolov8n"].module(shape)
 
 
 @torch.no_grad()
 def test_forward_on_cpu_decodes_boxes_and_scores():
     torch.manual_seed(0)
-    entry = yolo.ENTRIES["yolov12n"]
+    entry = ENTRIES["yolov12n"]
     shape = (2, 3, 64, 128)
     y = entry.module(shape)(*entry.inputs(shape))
     assert y.shape == (2, 84, _anchors(64, 128))
@@ -68,7 +70,7 @@ def test_forward_on_cpu_decodes_boxes_and_scores():
 
 @torch.no_grad()
 def test_anchor_centres_in_pixels():
-    head = yolo.ENTRIES["yolov8n"].module((1, 3, 64, 128)).model[-1]
+    head = ENTRIES["yolov8n"].module((1, 3, 64, 128)).model[-1]
     feats = [torch.zeros(1, 1, 64 // s, 128 // s) for s in (8, 16, 32)]
     points, strides = head.anchors(feats)
     centres = points * strides

@@ -65,9 +65,13 @@ class Capture:
         return sum(r.repeat for r in self.records)
 
 
-def capture(model: nn.Module, inputs: tuple, name: str = "model", repeated: tuple[str, ...] = ()) -> Capture:
+def capture(model: nn.Module, inputs: tuple, name: str = "model", repeated: tuple[str, ...] = (),
+            keep: tuple[torch._ops.OpOverload, ...] = ()) -> Capture:
     """Capture `model(*inputs)`. Works on meta, fake or real tensors; never runs the model for real
     except through the dynamo fallback, which executes the Python between graph breaks.
+
+    `keep`: ops left whole instead of decomposed to core aten (the mapping table's fused ops; see
+    `fxport.tracing`, which passes them).
 
     `repeated` names submodules that run several times per call with identical input shapes, each
     call feeding the next (an iterative sampler's step). Only their first and last calls are
@@ -81,7 +85,7 @@ def capture(model: nn.Module, inputs: tuple, name: str = "model", repeated: tupl
         try:
             calls = count_calls(model, inputs, repeated)
             with fold_repeated_calls(model, calls):
-                program = export_program(model, inputs)
+                program = export_program(model, inputs, keep)
         except Exception as exc:  # a shape mismatch, or anything folding broke: trace every call
             problems.append(CaptureProblem("note", f"not folded: {_one_line(exc)}"))
         else:
@@ -90,10 +94,10 @@ def capture(model: nn.Module, inputs: tuple, name: str = "model", repeated: tupl
             return _finish(name, input_specs, "export", [CapturedGraph("main", program)], notes,
                            start, {p: n - 1 for p, n in calls.items() if n > 2})
     try:
-        program = export_program(model, inputs)
+        program = export_program(model, inputs, keep)
     except Exception as exc:  # any export failure: fall back, and say why
         problem = CaptureProblem("export", _one_line(exc), _user_location(exc))
-        graphs, dynamo_problems = _capture_with_dynamo(model, inputs)
+        graphs, dynamo_problems = _capture_with_dynamo(model, inputs, keep)
         problems += [problem, *dynamo_problems]
         if not graphs:
             raise CaptureError(f"cannot capture {name}: {problem.message}"
@@ -180,15 +184,17 @@ def _signature(value) -> object:
     return value
 
 
-def export_program(model: nn.Module, inputs: tuple) -> torch.export.ExportedProgram:
+def export_program(model: nn.Module, inputs: tuple,
+                   keep: tuple[torch._ops.OpOverload, ...] = ()) -> torch.export.ExportedProgram:
     # The lazy graph module avoids recompiling the GraphModule once per grad-mode region, which
     # makes export quadratic in graph size (measured: 437 s -> 36 s on full-size PI0).
     with _use_lazy_graph_module(True), _quiet_export():
         program = torch.export.export(model, tuple(inputs), strict=False)
-        return program.run_decompositions(decomposition_table())
+        return program.run_decompositions(decomposition_table(keep))
 
 
-def _capture_with_dynamo(model: nn.Module, inputs: tuple) -> tuple[list[CapturedGraph], list[CaptureProblem]]:
+def _capture_with_dynamo(model: nn.Module, inputs: tuple,
+                         keep: tuple) -> tuple[list[CapturedGraph], list[CaptureProblem]]:
     from torch._dynamo.backends.debugging import ExplainWithBackend
 
     torch._dynamo.reset()
@@ -209,7 +215,7 @@ def _capture_with_dynamo(model: nn.Module, inputs: tuple) -> tuple[list[Captured
     for i, gm in enumerate(explainer.graphs):
         example = [_placeholder_value(n) for n in gm.graph.nodes if n.op == "placeholder"]
         try:
-            graphs.append(CapturedGraph(f"graph{i}", export_program(gm, tuple(example))))
+            graphs.append(CapturedGraph(f"graph{i}", export_program(gm, tuple(example), keep)))
         except Exception as exc:
             problems.append(CaptureProblem("export", f"graph{i}: {_one_line(exc)}"))
     return graphs, problems

@@ -54,12 +54,12 @@ def load_model(spec: str, input_shape: Shape | None = None, device: str = "meta"
 
 
 def _load_zoo_model(name: str, input_shape: Shape | None, device: str) -> LoadedModel:
-    import models
+    import fxport_models
 
     try:
-        entry = models.get(name)
+        entry = fxport_models.get(name)
     except KeyError:
-        close = difflib.get_close_matches(name, models.names(), n=3)
+        close = difflib.get_close_matches(name, fxport_models.names(), n=3)
         hint = f"; did you mean {', '.join(close)}?" if close else "; `fxport models` lists the zoo"
         raise FxportError(f"unknown model {name!r}{hint}") from None
     shape = entry.resolve_shape(input_shape)

@@ -16,7 +16,7 @@ from torch import fx
 from fxport.mapping.checks import (BASIC, FLOAT_DTYPES, INT_DTYPES, arg, dtypes, max_rank, meta,
                                    output, tensor_inputs)
 from fxport.mapping.registry import rule
-from fxport.runtime.dual import HostValue, TTValue
+from fxport.values import HostValue, TTValue
 
 aten = torch.ops.aten
 

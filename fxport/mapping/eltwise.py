@@ -23,7 +23,7 @@ from torch import fx
 from fxport.mapping.checks import (BASIC, FLOAT_DTYPES, INT_DTYPES, arg, max_rank, meta, output, param,
                                    tensor_inputs)
 from fxport.mapping.registry import Check, rule
-from fxport.runtime.dual import HostValue
+from fxport.values import HostValue
 
 aten = torch.ops.aten
 

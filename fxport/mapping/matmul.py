@@ -9,7 +9,7 @@ from torch import fx
 
 from fxport.mapping.checks import BASIC, dtypes, max_rank, meta, output
 from fxport.mapping.registry import rule
-from fxport.runtime.dual import HostValue
+from fxport.values import HostValue
 
 aten = torch.ops.aten
 

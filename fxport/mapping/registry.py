@@ -14,6 +14,8 @@ from typing import Any, Callable, Iterable
 import torch
 from torch import fx
 
+from fxport.capture.records import target_name
+
 Check = Callable[[fx.Node], "str | None"]
 Lowering = Callable[..., Any]
 # How a rule stores a node's tensors on the device, for the memory model: (input specs, output
@@ -64,11 +66,11 @@ class Registry:
         """(rule, None) when the node lowers; (rule or None, reason) when it falls back."""
         rule = self.rule_for(node)
         if rule is None:
-            return None, f"no TT-NN rule for {_target_name(node.target)}"
+            return None, f"no TT-NN rule for {target_name(node.target)}"
         return rule, rule.decline_reason(node)
 
     def targets(self) -> list[torch._ops.OpOverload]:
-        return sorted(self.rules, key=_target_name)
+        return sorted(self.rules, key=target_name)
 
     def fused_targets(self) -> list[torch._ops.OpOverload]:
         return [t for t in self.targets() if self.rules[t].fused]
@@ -76,7 +78,7 @@ class Registry:
     def rule_named(self, target: str) -> Rule | None:
         """The rule for a target given by name ("aten.conv2d.default"), as records carry it."""
         if self._by_name is None or len(self._by_name) != len(self.rules):
-            self._by_name = {_target_name(t): r for t, r in self.rules.items()}
+            self._by_name = {target_name(t): r for t, r in self.rules.items()}
         return self._by_name.get(target)
 
 
@@ -97,8 +99,3 @@ def rule(*targets: torch._ops.OpOverload, ttnn: str, family: str,
 
     return register
 
-
-def _target_name(target: Any) -> str:
-    from fxport.capture.records import target_name
-
-    return target_name(target)

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Iterable
 
 from fxport.capture.records import OpRecord, TensorSpec
+from fxport.mapping import REGISTRY
 from fxport.memory.devices import DRAM, L1, DeviceMemory
 from fxport.memory.model import NodeMemory, node_memory
 
@@ -62,8 +63,6 @@ def device_spec(spec) -> tuple[tuple[int, ...], str]:
 def predict(record: OpRecord, device: DeviceMemory) -> NodeMemory:
     """Memory of the node as its lowering stores it (a rule's `device_layout`, e.g. conv2d's
     flattened NHWC activations), in the dtypes the device holds."""
-    from fxport.mapping import REGISTRY
-
     rule = REGISTRY.rule_named(record.target)
     if rule is not None and rule.device_layout is not None:
         inputs, outputs = rule.device_layout(record)

@@ -16,8 +16,7 @@ from torch.fx.passes.infra.partitioner import CapabilityBasedPartitioner
 from torch.fx.passes.operator_support import OperatorSupportBase
 
 from fxport.capture.records import is_op_node
-from fxport.mapping import REGISTRY, Registry
-from fxport.plan import Plan, plan_graph
+from fxport.plan import Plan
 
 
 @dataclass(frozen=True)
@@ -52,12 +51,10 @@ class _PlanSupport(OperatorSupportBase):
         return node.name in self.lowered
 
 
-def partition(gm: fx.GraphModule, plan: Plan | None = None, min_block_size: int = 1,
-              registry: Registry = REGISTRY) -> Partitioned:
-    """Partition a copy of `gm` along `plan` (planned here with `registry` when not given).
+def partition(gm: fx.GraphModule, plan: Plan, min_block_size: int = 1) -> Partitioned:
+    """Partition a copy of `gm` along `plan`.
     Partitions with fewer than `min_block_size` ops stay on the host (as in Torch-TensorRT: a tiny
     island is not worth its two transfers)."""
-    plan = plan or plan_graph(gm.graph, registry)
     gm = copy.deepcopy(gm)  # node names survive the copy, so the plan's verdicts still apply
     partitioner = CapabilityBasedPartitioner(gm, _PlanSupport(plan), allows_single_node_partition=True)
     proposed = [p for p in partitioner.propose_partitions()

@@ -8,7 +8,8 @@ from typing import Any
 import torch
 
 from fxport.runtime.devices import DeviceHandle
-from fxport.runtime.dual import DualOps, HostValue, TTValue
+from fxport.runtime.dual import DualOps
+from fxport.values import HostValue, TTValue
 
 
 @dataclass

@@ -17,11 +17,10 @@ import torch
 from torch import fx
 
 from fxport.capture.records import is_op_node, module_of, target_name
-from fxport.mapping import REGISTRY, Registry
+from fxport.mapping import REGISTRY
 from fxport.memory.oom import classify
-from fxport.partition import Partitioned
 from fxport.runtime.context import LoweringContext
-from fxport.runtime.dual import HostValue, TTValue
+from fxport.values import HostValue, TTValue
 from fxport.runtime.pcc import pcc
 
 
@@ -45,18 +44,20 @@ class Execution:
     nodes: list[NodeResult]
 
 
-def execute(partitioned: Partitioned, inputs: list[torch.Tensor], ctx: LoweringContext,
-            registry: Registry = REGISTRY, node_pcc: bool = True) -> Execution:
-    runner = _Runner(partitioned.graph_module, ctx, registry, node_pcc and ctx.values != "none")
+def execute(gm: fx.GraphModule, inputs: list[torch.Tensor], ctx: LoweringContext,
+            node_pcc: bool = True) -> Execution:
+    """Run a partitioned graph (`fxport.partition`'s top level: host nodes and `fused_N` device
+    submodules)."""
+    runner = _Runner(gm, ctx, node_pcc and ctx.values != "none")
     out = runner.run(*inputs)
     outputs = list(out) if isinstance(out, (list, tuple)) else [out]
     return Execution(outputs, runner.results)
 
 
 class _Runner(fx.Interpreter):
-    def __init__(self, gm: fx.GraphModule, ctx: LoweringContext, registry: Registry, node_pcc: bool):
+    def __init__(self, gm: fx.GraphModule, ctx: LoweringContext, node_pcc: bool):
         super().__init__(gm)
-        self.ctx, self.registry, self.node_pcc = ctx, registry, node_pcc
+        self.ctx, self.node_pcc = ctx, node_pcc
         self.results: list[NodeResult] = []
 
     def run_node(self, n: fx.Node) -> Any:
@@ -90,7 +91,7 @@ class _Runner(fx.Interpreter):
     def _run_device_node(self, partition: str, n: fx.Node, env: dict) -> Any:
         args = fx.map_arg(n.args, lambda a: env[a])
         kwargs = fx.map_arg(n.kwargs, lambda a: env[a])
-        rule = self.registry.rule_for(n)
+        rule = REGISTRY.rule_for(n)
         start = time.perf_counter()
         status, kind, error = "device", "", ""
         try:

@@ -176,7 +176,7 @@ def case_entry(c: Case, config: str, dm: DeviceMemory, *, pcc: float = PCC_DEFAU
 def _plan(c: Case) -> dict:
     """The plan's verdict, on meta tensors (no values, nothing allocated)."""
     from fxport.plan import plan_graph
-    from fxport.runtime.single_op import op_graph
+    from fxport.single_op import op_graph
 
     try:
         tensors = [torch.empty(s.shape, dtype=getattr(torch, s.dtype), device="meta")

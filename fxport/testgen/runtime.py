@@ -147,7 +147,7 @@ class CaseResult:
 def run_case(case: dict, ctx: Any) -> CaseResult:
     """Build the inputs, run the aten op on the host (fp32) and through the fxport pipeline on
     `ctx`'s device, and compare. Never raises for an outcome: `check` judges the result."""
-    from fxport.runtime.single_op import run_single_op
+    from fxport.single_op import run_single_op
 
     result = CaseResult(
         id=case["id"], target=case["target"], expect=case["expect"], status="not run",

@@ -1,13 +1,35 @@
-"""`fxport trace` as a function: name a model, get its capture."""
+"""Stage 1 at the mapping table's level: capture with the table's fused ops kept whole.
+
+`fxport.capture` knows nothing of the mapping table; this is where the two meet. Everything
+that traces a model for fxport (`fxport trace`, `fxport run`, the torch.compile backend,
+`fxport.trace`) goes through here, so captured graphs always have the level the table lowers.
+"""
 
 from __future__ import annotations
 
-from fxport.capture.engine import Capture, CaptureProblem, capture
+import torch
+from torch import nn
+
+from fxport.capture import Capture, CaptureProblem, capture, export_program
 from fxport.capture.loader import Shape, load_model
+from fxport.mapping import REGISTRY
 
 # Retrying a failed meta capture with real random weights costs their memory; above this many
 # parameters (about 2 GB in fp32) fxport reports the partial capture instead.
 REAL_RETRY_MAX_PARAMS = 500_000_000
+
+
+def kept_ops() -> tuple[torch._ops.OpOverload, ...]:
+    """The ops capture keeps whole: the mapping table's rules marked `fused=True`."""
+    return tuple(REGISTRY.fused_targets())
+
+
+def trace(model: nn.Module, inputs: tuple, name: str = "model", repeated: tuple[str, ...] = ()) -> Capture:
+    return capture(model, inputs, name=name, repeated=repeated, keep=kept_ops())
+
+
+def export(model: nn.Module, inputs: tuple) -> torch.export.ExportedProgram:
+    return export_program(model, inputs, kept_ops())
 
 
 def trace_model(spec: str, input_shape: Shape | None = None, fold: bool = True) -> Capture:
@@ -16,14 +38,13 @@ def trace_model(spec: str, input_shape: Shape | None = None, fold: bool = True) 
     execute Python between graph breaks (`.item()`, a branch on a value), meta tensors have no
     values, so a small model is captured again with real random weights."""
     loaded = load_model(spec, input_shape, device="meta")
-    cap = capture(loaded.module, loaded.inputs, name=loaded.name,
-                  repeated=loaded.repeated if fold else ())
+    cap = trace(loaded.module, loaded.inputs, name=loaded.name, repeated=loaded.repeated if fold else ())
     needs_values = any(p.stage == "dynamo" and "meta" in p.message for p in cap.problems)
     params = sum(p.numel() for p in loaded.module.parameters())
     if not needs_values or params > REAL_RETRY_MAX_PARAMS:
         return cap
     real = load_model(spec, input_shape, device="cpu")
-    retried = capture(real.module, real.inputs, name=real.name)
+    retried = trace(real.module, real.inputs, name=real.name)
     retried.problems.append(CaptureProblem(
         "note", "captured with real random weights: the code between graph breaks needs values"))
     return retried

@@ -17,7 +17,7 @@ from torch.utils._pytree import tree_flatten
 from fxport.partition import partition
 from fxport.plan import NodePlan, plan_graph
 from fxport.runtime.context import LoweringContext
-from fxport.runtime.execute import NodeResult, execute
+from fxport.runtime.execute import Execution, NodeResult, execute
 from fxport.runtime.pcc import pcc
 
 
@@ -65,10 +65,16 @@ def op_graph(target: Any, args: tuple, kwargs: dict | None = None) -> tuple[fx.G
     return fx.GraphModule(torch.nn.Module(), graph), inputs
 
 
+def run_graph(ctx: LoweringContext, gm: fx.GraphModule, inputs: list) -> Execution:
+    """Plan, partition and execute a small graph (a rule test's hand-built graph)."""
+    plan = plan_graph(gm.graph)
+    return execute(partition(gm, plan).graph_module, inputs, ctx)
+
+
 def run_single_op(ctx: LoweringContext, target: Any, args: tuple, kwargs: dict | None = None) -> SingleOpResult:
     gm, inputs = op_graph(target, args, kwargs)
     plan = plan_graph(gm.graph)
-    run = execute(partition(gm, plan), inputs, ctx)
+    run = execute(partition(gm, plan).graph_module, inputs, ctx)
     expected = target(*args, **(kwargs or {}))
     output = tuple(run.outputs) if isinstance(expected, (list, tuple)) else run.outputs[0]
     first = lambda x: tree_flatten(x)[0][0] if isinstance(x, (list, tuple)) else x  # noqa: E731
