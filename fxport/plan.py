@@ -18,7 +18,7 @@ class NodePlan:
     lowered: bool
     rule: str  # the rule that lowers (or declined) it, "" when no rule maps the op
     ttnn: str  # the ttnn op(s) it lowers to, "" when it falls back
-    family: str
+    family: str  # the op family for reports: the rule's, see Registry.family_of for unmapped ops
     reason: str  # why it falls back, "" when lowered
 
 
@@ -44,10 +44,11 @@ def plan_graph(graph: fx.Graph) -> Plan:
         if not is_op_node(node):
             continue
         rule, reason = REGISTRY.decide(node)
+        target = target_name(node.target)
         nodes.append(NodePlan(
-            node=node.name, target=target_name(node.target), module=module_of(node)[0],
+            node=node.name, target=target, module=module_of(node)[0],
             lowered=reason is None, rule=rule.name if rule else "",
             ttnn=rule.ttnn if rule and reason is None else "",
-            family=rule.family if rule else "", reason=reason or "",
+            family=REGISTRY.family_of(target), reason=reason or "",
         ))
     return Plan(tuple(nodes))

@@ -20,7 +20,7 @@ from fxport.report.results import DeviceInfo, RunResult
 from fxport.runtime.context import LoweringContext
 from fxport.runtime.devices import DeviceHandle
 from fxport.runtime.execute import execute
-from fxport.runtime.pcc import pcc
+from fxport.runtime.pcc import agreement
 from fxport.tracing import trace
 
 
@@ -64,26 +64,27 @@ def compile_program(program: torch.export.ExportedProgram, min_block_size: int =
 
 def run_compiled(compiled: Compiled, inputs: tuple, reference: list[torch.Tensor], dev: DeviceHandle,
                  memory: str = "dram", name: str = "model", values: str = "",
-                 records: list[OpRecord] | None = None) -> RunResult:
+                 records: list[OpRecord] | None = None, capture: dict | None = None,
+                 seconds: dict[str, float] | None = None) -> RunResult:
     """Execute a compiled program on `dev`, compare its outputs with `reference` (when there are
-    values) and judge every node's memory against the device verdicts."""
+    values) and judge every node's memory against the device verdicts. `capture` says how the
+    graph was captured and `seconds` what the earlier stages took, for the result."""
     start = time.perf_counter()
     ctx = LoweringContext(dev, memory=memory, values=values)
     with torch.no_grad():
         run = execute(compiled.parts.graph_module, flat_inputs(compiled.program, inputs), ctx)
     outputs = user_outputs(compiled.program, run.outputs)
     output_pcc = [] if ctx.values == "none" else [
-        pcc(o.float(), r.float()) if isinstance(o, torch.Tensor) else 0.0
+        agreement(o, r) if isinstance(o, torch.Tensor) else 0.0
         for o, r in zip(outputs, reference)]
-    device = DeviceInfo(dev.kind, dev.arch, dev.l1_bank_count, dev.l1_bank_size,
-                        dev.dram_bank_count, dev.dram_bank_size)
+    device = DeviceInfo(dev.kind, dev.arch, dev.banks)
     specs = tuple(s for s in map(TensorSpec.of, inputs) if s is not None)
     records = records if records is not None else records_from_graph(compiled.program.graph)
     observed = {n.node: n.error_kind for n in run.nodes if n.status != "host"}
     analysis = analyze_memory(records, DeviceMemory.from_handle(dev), memory.upper(), observed)
     return RunResult(name, specs, device, memory, ctx.values, compiled.plan, compiled.parts.partitions,
-                     run.nodes, output_pcc, ctx.transfers, records, analysis,
-                     seconds={"execute": time.perf_counter() - start}, outputs=outputs)
+                     run.nodes, output_pcc, ctx.transfers, records, analysis, capture or {},
+                     seconds={**(seconds or {}), "execute": time.perf_counter() - start}, outputs=outputs)
 
 
 def redraw_zero_weights(module: torch.nn.Module, std: float = 0.02) -> list[str]:
@@ -130,9 +131,6 @@ def run_model(spec: str, dev: DeviceHandle, input_shape: Shape | None = None, me
     t = time.perf_counter()
     compiled = compile_program(program, min_block_size)
     plan_seconds = time.perf_counter() - t
-    result = run_compiled(compiled, loaded.inputs, reference, dev, memory, loaded.name, values,
-                          cap.records)
-    result.capture = {"method": cap.method, "complete": cap.complete,
-                      "problems": [p.to_dict() for p in cap.problems]}
-    result.seconds.update(build_capture=build_seconds, plan_partition=plan_seconds)
-    return result
+    capture = {"method": cap.method, "complete": cap.complete, "problems": [p.to_dict() for p in cap.problems]}
+    return run_compiled(compiled, loaded.inputs, reference, dev, memory, loaded.name, values, cap.records,
+                        capture, {"build_capture": build_seconds, "plan_partition": plan_seconds})

@@ -18,7 +18,7 @@ from fxport.partition import partition
 from fxport.plan import NodePlan, plan_graph
 from fxport.runtime.context import LoweringContext
 from fxport.runtime.execute import Execution, NodeResult, execute
-from fxport.runtime.pcc import pcc
+from fxport.runtime.pcc import agreement
 
 
 @dataclass
@@ -26,16 +26,24 @@ class SingleOpResult:
     plan: NodePlan
     node: NodeResult | None  # None when the plan sent the op to the host
     output: Any  # what the pipeline produced (host tensors; a tuple for multi-output ops)
-    expected: Any  # the aten op in fp32 on the host
-    pcc: float | None  # first output vs expected
+    expected: Any  # the aten op in fp32 on the host, in the same structure
+    scores: list[float]  # agreement of each output tensor with the expected one (runtime.pcc)
 
     @property
     def ran_on_device(self) -> bool:
         return self.node is not None and self.node.status == "device"
 
+    @property
+    def pcc(self) -> float | None:
+        """The first output's score."""
+        return self.scores[0] if self.scores else None
 
-def op_graph(target: Any, args: tuple, kwargs: dict | None = None) -> tuple[fx.GraphModule, list[torch.Tensor]]:
-    """A graph holding one call of `target`; tensor arguments become placeholders."""
+
+def op_graph(target: Any, args: tuple, kwargs: dict | None = None,
+             reads: tuple[int, ...] | None = None) -> tuple[fx.GraphModule, list[torch.Tensor]]:
+    """A graph holding one call of `target`; tensor arguments become placeholders. A
+    multi-output op's outputs are read through getitem, as in captured graphs: `reads` says
+    which (default: all)."""
     kwargs = kwargs or {}
     graph = fx.Graph()
     inputs: list[torch.Tensor] = []
@@ -53,11 +61,11 @@ def op_graph(target: Any, args: tuple, kwargs: dict | None = None) -> tuple[fx.G
     node_args, node_kwargs = lift(args), {k: lift(v) for k, v in kwargs.items()}
     node = graph.call_function(target, node_args, node_kwargs)
     node.meta["val"] = value = target(*args, **kwargs)
-    if isinstance(value, (list, tuple)):  # read each output through getitem, as captured graphs do
+    if isinstance(value, (list, tuple)):
         items = []
-        for i, v in enumerate(value):
+        for i in range(len(value)) if reads is None else reads:
             item = graph.call_function(operator.getitem, (node, i))
-            item.meta["val"] = v
+            item.meta["val"] = value[i]
             items.append(item)
         graph.output(tuple(items))
     else:
@@ -71,16 +79,21 @@ def run_graph(ctx: LoweringContext, gm: fx.GraphModule, inputs: list) -> Executi
     return execute(partition(gm, plan).graph_module, inputs, ctx)
 
 
-def run_single_op(ctx: LoweringContext, target: Any, args: tuple, kwargs: dict | None = None) -> SingleOpResult:
-    gm, inputs = op_graph(target, args, kwargs)
+def run_single_op(ctx: LoweringContext, target: Any, args: tuple, kwargs: dict | None = None,
+                  reads: tuple[int, ...] | None = None) -> SingleOpResult:
+    gm, inputs = op_graph(target, args, kwargs, reads)
     plan = plan_graph(gm.graph)
     run = execute(partition(gm, plan).graph_module, inputs, ctx)
     expected = target(*args, **(kwargs or {}))
-    output = tuple(run.outputs) if isinstance(expected, (list, tuple)) else run.outputs[0]
-    first = lambda x: tree_flatten(x)[0][0] if isinstance(x, (list, tuple)) else x  # noqa: E731
-    got, want = first(output), first(expected)
-    score = None
-    if isinstance(got, torch.Tensor) and isinstance(want, torch.Tensor):
-        score = pcc(got.float(), want.float()) if want.dtype != torch.bool else float(torch.equal(got, want))
+    if isinstance(expected, (list, tuple)):
+        expected = tuple(expected[i] for i in (range(len(expected)) if reads is None else reads))
+        output = tuple(run.outputs)
+    else:
+        output = run.outputs[0]
+    scores = [agreement(g, w) for g, w in zip(_tensors(output), _tensors(expected))]
     device_nodes = [r for r in run.nodes if r.partition]
-    return SingleOpResult(plan.nodes[0], device_nodes[0] if device_nodes else None, output, expected, score)
+    return SingleOpResult(plan.nodes[0], device_nodes[0] if device_nodes else None, output, expected, scores)
+
+
+def _tensors(value: Any) -> list[torch.Tensor]:
+    return [t for t in tree_flatten(value)[0] if isinstance(t, torch.Tensor)]

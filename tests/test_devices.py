@@ -41,8 +41,8 @@ def ttnn(n150):
 
 def test_mock_n150_memory_read_from_device(n150):
     assert (n150.kind, n150.arch, n150.is_mock) == ("mock", "n150", True)
-    assert (n150.l1_bank_count, n150.l1_bank_size) == N150_L1
-    assert (n150.dram_bank_count, n150.dram_bank_size) == N150_DRAM
+    assert (n150.banks.l1_bank_count, n150.banks.l1_bank_size) == N150_L1
+    assert (n150.banks.dram_bank_count, n150.banks.dram_bank_size) == N150_DRAM
 
 
 def test_real_ops_run_on_mock(n150, ttnn):
@@ -107,7 +107,7 @@ def fresh_process():
                 result["hardware_error"] = str(exc)
             result["ttnn_imported_before_mock"] = "ttnn" in sys.modules
         with open_device("mock" if result["card"] else "auto", "p150") as d:
-            result["device"] = [d.kind, d.arch, d.l1_bank_count, d.l1_bank_size]
+            result["device"] = [d.kind, d.arch, d.banks.l1_bank_count, d.banks.l1_bank_size]
         print(json.dumps(result))
     """
     # The parent's mock variables are inherited; the child must replace them with its own.

@@ -13,7 +13,6 @@ from fxport.mapping.eltwise import CHECKS, device_operand, float_only, register_
 from fxport.mapping.registry import rule
 
 aten = torch.ops.aten
-_CONDITIONS = "floating-point, rank <= 8"
 
 register_unary({
     "relu": ((aten.relu.default,), True, {}),
@@ -33,14 +32,14 @@ def _input(ctx, node, x):
     return device_operand(ctx, x, meta(node.args[0]), "float")
 
 
-def _activation(*targets, ttnn: str, checks=(), conditions: str = _CONDITIONS, fused: bool = False):
-    return rule(*targets, ttnn=ttnn, family="activation",
-                checks=(*CHECKS, float_only(ttnn), *checks), conditions=conditions, fused=fused)
+def _activation(*targets, ttnn: str, checks=(), fused: bool = False):
+    return rule(*targets, ttnn=ttnn, family="activation", checks=(*CHECKS, float_only(ttnn), *checks),
+                fused=fused)
 
 
+# approximate "none" is GeluVariant.Accurate, "tanh" GeluVariant.Tanh.
 @_activation(aten.gelu.default, ttnn="ttnn.gelu", fused=True,
-            checks=(param(1, "approximate", ("none", "tanh"), default="none"),),
-            conditions=_CONDITIONS + "; approximate 'none' (GeluVariant.Accurate) or 'tanh' (GeluVariant.Tanh)")
+             checks=(param(1, "approximate", ("none", "tanh"), default="none"),))
 def gelu(ctx, node, x, approximate="none"):
     variant = ctx.ttnn.GeluVariant.Tanh if approximate == "tanh" else ctx.ttnn.GeluVariant.Accurate
     return ctx.ops.gelu(_input(ctx, node, x), variant=variant, memory_config=ctx.memory_config)
@@ -53,8 +52,7 @@ def leaky_relu(ctx, node, x, negative_slope=0.01):
 
 
 @_activation(aten.elu.default, ttnn="ttnn.elu / ttnn.selu",
-            checks=(param(3, "input_scale", 1, default=1, why="no TT-NN op scales the negative branch's input"),),
-            conditions=_CONDITIONS + "; input_scale 1; scale != 1 runs as ttnn.selu(scale, alpha)")
+             checks=(param(3, "input_scale", 1, default=1, why="no TT-NN op scales the negative branch's input"),))
 def elu(ctx, node, x, alpha=1.0, scale=1.0, input_scale=1.0):
     # aten.elu = scale * (x if x > 0 else alpha * (exp(input_scale * x) - 1)); selu decomposes to
     # it, and ttnn.selu(scale, alpha) is exactly that function when input_scale == 1.

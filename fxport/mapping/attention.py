@@ -6,7 +6,7 @@ import torch
 from torch import fx
 
 from fxport.mapping.checks import BASIC, FLOAT_DTYPES, arg, dtypes, meta
-from fxport.mapping.registry import rule
+from fxport.mapping.registry import check, rule
 
 aten = torch.ops.aten
 
@@ -16,6 +16,8 @@ TILE = 32
 MASKED = -1e9
 
 
+@check("rank 4 q/k/v of one batch (GQA heads allowed); no dropout; is_causal only with equal q/kv "
+       "lengths; mask [1|b, 1|heads, Sq, Sk]")
 def _sdpa_shapes(node: fx.Node) -> str | None:
     """What ttnn.transformer.scaled_dot_product_attention validates (messages from ttnn 0.81.1)
     and the lowering cannot work around. (aten itself rejects query heads that are no multiple of
@@ -44,10 +46,7 @@ def _sdpa_shapes(node: fx.Node) -> str | None:
 
 @rule(aten.scaled_dot_product_attention.default, ttnn="ttnn.transformer.scaled_dot_product_attention", fused=True,
       family="attention",
-      checks=(*BASIC, dtypes(FLOAT_DTYPES | {torch.bool}, "floating-point (bool masks)"), _sdpa_shapes),
-      conditions="rank 4, equal batch; GQA; is_causal only with equal q/kv lengths; mask "
-                 "[1|b, 1|heads, Sq, Sk], float or bool; no dropout; head dims padded to a multiple "
-                 "of 32 (q/k and v may differ)")
+      checks=(*BASIC, dtypes(FLOAT_DTYPES | {torch.bool}, "floating-point (bool masks)"), _sdpa_shapes))
 def scaled_dot_product_attention(ctx, node, q, k, v, attn_mask=None, dropout_p=0.0, is_causal=False,
                                  *, scale=None, enable_gqa=False):
     batch, heads, q_len, qk_dim = q.shape

@@ -21,7 +21,7 @@ from torch import fx
 
 from fxport.mapping.checks import BASIC, arg, dtypes, meta, output, param
 from fxport.mapping.data_movement import ANY_DTYPES, dev
-from fxport.mapping.registry import rule
+from fxport.mapping.registry import check, rule
 
 aten = torch.ops.aten
 
@@ -111,6 +111,7 @@ _CONVS = (aten.conv2d.default, aten.conv2d.padding, aten.conv1d.default, aten.co
           aten.convolution.default)
 
 
+@check('1-D or 2-D, not transposed')
 def _conv_supported(node: fx.Node) -> str | None:
     weight = meta(node.args[1])
     if weight.dim() not in (3, 4):
@@ -151,9 +152,7 @@ def _spatial_layout(record):
 
 
 @rule(*_CONVS, ttnn="ttnn.conv2d", fused=True, family="conv_pool",
-      checks=(*BASIC, dtypes(), _conv_supported),
-      conditions="1-D/2-D, not transposed; any stride/padding/dilation/groups; float dtypes; "
-                 "device opened with l1_small_size", device_layout=_conv_layout)
+      checks=(*BASIC, dtypes(), _conv_supported), device_layout=_conv_layout)
 def conv(ctx, node, x, weight, bias=None, *_, **__):
     p = _Conv.of(node)
     flat = _to_flat_nhwc(ctx, x, p.n, p.c, p.h, p.w)
@@ -173,6 +172,7 @@ def conv(ctx, node, x, weight, bias=None, *_, **__):
 
 
 # -- pooling -------------------------------------------------------------------------------------
+@check('the indices output unused')
 def _indices_unused(node: fx.Node) -> str | None:
     """Max pools that also return argmax indices lower when nothing reads the indices."""
     if not isinstance(node.meta.get("val"), (tuple, list)):
@@ -187,9 +187,7 @@ SPATIAL = (*BASIC, dtypes())
 
 
 @rule(aten.max_pool2d.default, aten.max_pool2d_with_indices.default, ttnn="ttnn.max_pool2d", fused=True,
-      family="conv_pool", checks=(*SPATIAL, _indices_unused),
-      conditions="float dtypes; dilation and ceil_mode supported; "
-                 "indices unused; device opened with l1_small_size", device_layout=_spatial_layout)
+      family="conv_pool", checks=(*SPATIAL, _indices_unused), device_layout=_spatial_layout)
 def max_pool2d(ctx, node, x, kernel_size, stride=(), padding=0, dilation=1, ceil_mode=False):
     n, c, h, w = _nchw(node)
     kernel = _pair(kernel_size)
@@ -201,9 +199,7 @@ def max_pool2d(ctx, node, x, kernel_size, stride=(), padding=0, dilation=1, ceil
 
 
 @rule(aten.avg_pool2d.default, ttnn="ttnn.avg_pool2d", fused=True, family="conv_pool",
-      checks=SPATIAL,
-      conditions="float dtypes; ceil_mode, count_include_pad, divisor_override "
-                 "supported; device opened with l1_small_size", device_layout=_spatial_layout)
+      checks=SPATIAL, device_layout=_spatial_layout)
 def avg_pool2d(ctx, node, x, kernel_size, stride=(), padding=0, ceil_mode=False,
                count_include_pad=True, divisor_override=None):
     n, c, h, w = _nchw(node)
@@ -225,6 +221,7 @@ def _windows(size: int, out: int) -> tuple[int, int] | None:
     return (kernel, stride) if uniform else None
 
 
+@check('adaptive windows of one size and stride (any size to 1x1)')
 def _uniform_windows(node: fx.Node) -> str | None:
     (_, _, h, w), (oh, ow) = _nchw(node), _out_shape(node)[-2:]
     if _windows(h, oh) and _windows(w, ow):
@@ -235,9 +232,7 @@ def _uniform_windows(node: fx.Node) -> str | None:
 
 @rule(aten.adaptive_avg_pool2d.default, aten._adaptive_avg_pool2d.default, fused=True,
       ttnn="ttnn.global_avg_pool2d | ttnn.adaptive_avg_pool2d", family="conv_pool",
-      checks=(*SPATIAL, _uniform_windows),
-      conditions="float dtypes; output 1x1 (global pool), or any size whose windows are uniform "
-                 "(device opened with l1_small_size)", device_layout=_spatial_layout)
+      checks=(*SPATIAL, _uniform_windows), device_layout=_spatial_layout)
 def adaptive_avg_pool2d(ctx, node, x, output_size):
     n, c, h, w = _nchw(node)
     oh, ow = _out_shape(node)[-2:]
@@ -253,9 +248,7 @@ def adaptive_avg_pool2d(ctx, node, x, output_size):
 
 
 @rule(aten.adaptive_max_pool2d.default, ttnn="ttnn.adaptive_max_pool2d", family="conv_pool",
-      checks=(*SPATIAL, _uniform_windows, _indices_unused),
-      conditions="float dtypes; sizes whose windows are uniform; indices unused; "
-                 "device opened with l1_small_size", device_layout=_spatial_layout)
+      checks=(*SPATIAL, _uniform_windows, _indices_unused), device_layout=_spatial_layout)
 def adaptive_max_pool2d(ctx, node, x, output_size):
     n, c, h, w = _nchw(node)
     oh, ow = _out_shape(node)[-2:]
@@ -274,6 +267,7 @@ def _scales(node: fx.Node) -> list | None:
     return None if scales == [None, None] else scales
 
 
+@check('integer scale factors')
 def _integer_scale(node: fx.Node) -> str | None:
     (_, _, h, w), (oh, ow) = _nchw(node), _out_shape(node)[-2:]
     if oh % h or ow % w:
@@ -296,12 +290,12 @@ def _upsample(ctx, node, x, mode: str):
 
 
 @rule(aten.upsample_nearest2d.vec, aten.upsample_nearest2d.default, ttnn="ttnn.upsample", fused=True,
-      family="conv_pool", checks=(*SPATIAL, _integer_scale),
-      conditions="float dtypes; integer scale factors (ROW_MAJOR NHWC)", device_layout=_spatial_layout)
+      family="conv_pool", checks=(*SPATIAL, _integer_scale), device_layout=_spatial_layout)
 def upsample_nearest2d(ctx, node, x, *_, **__):
     return _upsample(ctx, node, x, "nearest")
 
 
+@check('channels a multiple of 32')
 def _channels_multiple_of_32(node: fx.Node) -> str | None:
     c = _nchw(node)[1]
     return None if c % 32 == 0 else \
@@ -311,14 +305,13 @@ def _channels_multiple_of_32(node: fx.Node) -> str | None:
 @rule(aten.upsample_bilinear2d.vec, aten.upsample_bilinear2d.default, ttnn="ttnn.upsample", fused=True,
       family="conv_pool",
       checks=(*SPATIAL, param(2, "align_corners", False, why="TT-NN samples like align_corners=False"),
-              _integer_scale, _channels_multiple_of_32),
-      conditions="float dtypes; align_corners=False; integer scale factors; channels % 32 == 0; "
-                 "device opened with l1_small_size")
+              _integer_scale, _channels_multiple_of_32))
 def upsample_bilinear2d(ctx, node, x, *_, **__):
     return _upsample(ctx, node, x, "bilinear")
 
 
 # -- padding -------------------------------------------------------------------------------------
+@check('constant padding mode')
 def _constant_mode(node: fx.Node) -> str | None:
     if node.target != aten.pad.default:
         return None
@@ -326,14 +319,14 @@ def _constant_mode(node: fx.Node) -> str | None:
     return None if mode == "constant" else f"mode={mode!r} unsupported (ttnn.pad pads with a constant)"
 
 
+@check('non-negative pads')
 def _no_cropping(node: fx.Node) -> str | None:
     pad = list(arg(node, 1, "pad"))
     return None if min(pad, default=0) >= 0 else f"negative padding {pad} (cropping) unsupported"
 
 
 @rule(aten.pad.default, aten.constant_pad_nd.default, ttnn="ttnn.pad", fused=True, family="conv_pool",
-      checks=(*BASIC, dtypes(ANY_DTYPES, "float, int or bool"), _constant_mode, _no_cropping),
-      conditions="constant mode, non-negative pads; any rank and dtype")
+      checks=(*BASIC, dtypes(ANY_DTYPES, "float, int or bool"), _constant_mode, _no_cropping))
 def pad(ctx, node, x, pad, *_, **__):
     value = arg(node, 3 if node.target == aten.pad.default else 2, "value") or 0
     rank = len(_out_shape(node))

@@ -14,7 +14,7 @@ from torch import fx
 
 from fxport.mapping.checks import FLOAT_DTYPES, INT_DTYPES, arg, output
 from fxport.mapping.data_movement import MAX_RANK, tt_dtype
-from fxport.mapping.registry import rule
+from fxport.mapping.registry import Check, check, rule
 
 aten = torch.ops.aten
 
@@ -22,6 +22,8 @@ SUPPORTED = FLOAT_DTYPES | INT_DTYPES | {torch.bool}
 BF16_MAX = torch.finfo(torch.bfloat16).max
 
 
+@check(f"a static, non-empty output of rank <= {MAX_RANK} (floats and bools in bf16, integers in "
+       "uint32, int32 if negative)")
 def _output_ok(node: fx.Node) -> str | None:
     out = output(node)
     if out is None:
@@ -37,8 +39,8 @@ def _output_ok(node: fx.Node) -> str | None:
     return None
 
 
-def _value_check(index: int, name: str, default=None):
-    def check(node: fx.Node) -> str | None:
+def _value_check(index: int, name: str, default=None) -> Check:
+    def test(node: fx.Node) -> str | None:
         value = arg(node, index, name, default)
         if isinstance(value, fx.Node) or not isinstance(value, (int, float, bool)):
             return f"{name} is not a Python number"
@@ -46,7 +48,7 @@ def _value_check(index: int, name: str, default=None):
             return f"{name}={value!r} does not fit the integer output"
         return None
 
-    return check
+    return Check(f"{name} a Python number the output dtype holds", test)
 
 
 def _full(ctx, node: fx.Node, value) -> object:
@@ -64,49 +66,44 @@ def _full(ctx, node: fx.Node, value) -> object:
                         device=ctx.device.device, memory_config=ctx.memory_config)
 
 
-CONDITIONS = "static shape, rank <= 8; floats and bools in bf16, integers in uint32 (int32 if negative)"
-
-
 @rule(aten.full.default, ttnn="ttnn.full", family="creation",
-      checks=(_output_ok, _value_check(1, "fill_value")), conditions=CONDITIONS)
+      checks=(_output_ok, _value_check(1, "fill_value")))
 def full(ctx, node, size, fill_value, **_):
     return _full(ctx, node, fill_value)
 
 
 @rule(aten.full_like.default, ttnn="ttnn.full", family="creation",
-      checks=(_output_ok, _value_check(1, "fill_value")),
-      conditions=CONDITIONS + "; the template tensor stays where it is")
+      checks=(_output_ok, _value_check(1, "fill_value")))
 def full_like(ctx, node, x, fill_value, **_):
     return _full(ctx, node, fill_value)
 
 
 @rule(aten.fill.Scalar, ttnn="ttnn.full", family="creation",
-      checks=(_output_ok, _value_check(1, "value")),
-      conditions=CONDITIONS + "; the filled tensor stays where it is")
+      checks=(_output_ok, _value_check(1, "value")))
 def fill(ctx, node, x, value):
     return _full(ctx, node, value)
 
 
 @rule(aten.new_full.default, ttnn="ttnn.full", family="creation",
-      checks=(_output_ok, _value_check(2, "fill_value")), conditions=CONDITIONS)
+      checks=(_output_ok, _value_check(2, "fill_value")))
 def new_full(ctx, node, x, size, fill_value, **_):
     return _full(ctx, node, fill_value)
 
 
 @rule(aten.scalar_tensor.default, ttnn="ttnn.full", family="creation",
-      checks=(_output_ok, _value_check(0, "s")), conditions=CONDITIONS + "; a 0-d tensor")
+      checks=(_output_ok, _value_check(0, "s")))
 def scalar_tensor(ctx, node, s, **_):
     return _full(ctx, node, s)
 
 
 @rule(aten.zeros.default, aten.zeros_like.default, aten.new_zeros.default, aten.zero.default,
-      ttnn="ttnn.full", family="creation", checks=(_output_ok,), conditions=CONDITIONS)
+      ttnn="ttnn.full", family="creation", checks=(_output_ok,))
 def zeros(ctx, node, *_, **__):
     return _full(ctx, node, 0)
 
 
 @rule(aten.ones.default, aten.ones_like.default, aten.new_ones.default,
-      ttnn="ttnn.full", family="creation", checks=(_output_ok,), conditions=CONDITIONS)
+      ttnn="ttnn.full", family="creation", checks=(_output_ok,))
 def ones(ctx, node, *_, **__):
     return _full(ctx, node, 1)
 
@@ -120,6 +117,7 @@ def _range(node: fx.Node) -> tuple:
     return start, end, step
 
 
+@check('integer start, end and step')
 def _integral_range(node: fx.Node) -> str | None:
     values = _range(node)
     if any(isinstance(v, fx.Node) or not isinstance(v, (int, float)) for v in values):
@@ -130,8 +128,7 @@ def _integral_range(node: fx.Node) -> str | None:
 
 
 @rule(aten.arange.default, aten.arange.start, aten.arange.start_step, ttnn="ttnn.arange",
-      family="creation", checks=(_output_ok, _integral_range),
-      conditions="integer start/end/step; " + CONDITIONS)
+      family="creation", checks=(_output_ok, _integral_range))
 def arange(ctx, node, *_, **__):
     start, end, step = (int(v) for v in _range(node))
     dtype = tt_dtype(ctx, output(node).dtype, signed=min(start, end) < 0)

@@ -15,7 +15,7 @@ from torch import fx
 
 from fxport.mapping.checks import (BASIC, FLOAT_DTYPES, INT_DTYPES, arg, dtypes, max_rank, meta,
                                    output, tensor_inputs)
-from fxport.mapping.registry import rule
+from fxport.mapping.registry import check, rule
 from fxport.values import HostValue, TTValue
 
 aten = torch.ops.aten
@@ -54,8 +54,7 @@ def _dim(dim: int, rank: int) -> int:
       aten.squeeze.default, aten.squeeze.dim, aten.squeeze.dims, aten.squeeze_copy.default,
       aten.squeeze_copy.dim, aten.squeeze_copy.dims, aten.unsqueeze.default,
       aten.unsqueeze_copy.default,
-      ttnn="ttnn.reshape", family="data_movement", checks=MOVE,
-      conditions="rank <= 8; any dtype; reshaped to the captured output shape")
+      ttnn="ttnn.reshape", family="data_movement", checks=MOVE)
 def reshape(ctx, node, x, *_, **__):
     # The captured output shape already resolves -1 and which dims squeeze drops.
     return ctx.ops.reshape(dev(ctx, x), _shape(node))
@@ -63,28 +62,26 @@ def reshape(ctx, node, x, *_, **__):
 
 @rule(aten.alias.default, aten.alias_copy.default, aten.detach.default, aten.lift_fresh_copy.default,
       aten.contiguous.default,
-      ttnn="(none: the device tensor is reused)", family="data_movement", checks=MOVE,
-      conditions="any dtype; values are immutable in a functional graph, so no copy is made")
+      ttnn="(none: the device tensor is reused)", family="data_movement", checks=MOVE)
 def alias(ctx, node, x, *_, **__):
     return dev(ctx, x)
 
 
-@rule(aten.clone.default, ttnn="ttnn.clone", family="data_movement", checks=MOVE,
-      conditions="any dtype; memory_format has no meaning for TT-NN tensors")
+@rule(aten.clone.default, ttnn="ttnn.clone", family="data_movement", checks=MOVE)
 def clone(ctx, node, x, memory_format=None):
     return ctx.ops.clone(dev(ctx, x), memory_config=ctx.memory_config)
 
 
 # -- permutes ----------------------------------------------------------------------------------
 @rule(aten.permute.default, aten.permute_copy.default, ttnn="ttnn.permute", family="data_movement",
-      checks=MOVE, conditions="rank <= 8; any dtype")
+      checks=MOVE)
 def permute(ctx, node, x, dims):
     rank = len(dims)
     return ctx.ops.permute(dev(ctx, x), [_dim(d, rank) for d in dims], memory_config=ctx.memory_config)
 
 
 @rule(aten.transpose.int, aten.transpose_copy.int, ttnn="ttnn.transpose", family="data_movement",
-      checks=MOVE, conditions="rank <= 8; any dtype")
+      checks=MOVE)
 def transpose(ctx, node, x, dim0, dim1):
     rank = len(_shape(node))
     return ctx.ops.transpose(dev(ctx, x), _dim(dim0, rank), _dim(dim1, rank),
@@ -92,7 +89,7 @@ def transpose(ctx, node, x, dim0, dim1):
 
 
 @rule(aten.t.default, aten.t_copy.default, ttnn="ttnn.transpose", family="data_movement",
-      checks=MOVE, conditions="rank <= 2; any dtype")
+      checks=MOVE)
 def t(ctx, node, x):
     x = dev(ctx, x)
     return ctx.ops.transpose(x, 0, 1, memory_config=ctx.memory_config) if len(x.shape) == 2 else x
@@ -100,13 +97,12 @@ def t(ctx, node, x):
 
 # -- broadcasting copies -------------------------------------------------------------------------
 @rule(aten.expand.default, aten.expand_copy.default, ttnn="ttnn.expand", family="data_movement",
-      checks=MOVE, conditions="rank <= 8; any dtype; materialises the broadcast (TT-NN has no strides)")
+      checks=MOVE)
 def expand(ctx, node, x, size, implicit=False):
     return ctx.ops.expand(dev(ctx, x), _shape(node), memory_config=ctx.memory_config)
 
 
-@rule(aten.repeat.default, ttnn="ttnn.repeat", family="data_movement", checks=MOVE,
-      conditions="rank <= 8; any dtype")
+@rule(aten.repeat.default, ttnn="ttnn.repeat", family="data_movement", checks=MOVE)
 def repeat(ctx, node, x, repeats):
     x = dev(ctx, x)
     extra = len(repeats) - len(x.shape)
@@ -115,12 +111,13 @@ def repeat(ctx, node, x, repeats):
     return ctx.ops.repeat(x, list(repeats), memory_config=ctx.memory_config)
 
 
+@check('a given dim')
 def _given_dim(node: fx.Node) -> str | None:
     return None if arg(node, 2, "dim") is not None else "dim=None (flattening) unsupported"
 
 
 @rule(aten.repeat_interleave.self_int, ttnn="ttnn.repeat_interleave", family="data_movement",
-      checks=(*MOVE, _given_dim), conditions="int repeats along a given dim; any dtype")
+      checks=(*MOVE, _given_dim))
 def repeat_interleave(ctx, node, x, repeats, dim=None, output_size=None):
     x = dev(ctx, x)
     return ctx.ops.repeat_interleave(x, repeats, _dim(dim, len(x.shape)), memory_config=ctx.memory_config)
@@ -144,7 +141,7 @@ def _slice(ctx, x: TTValue, dim: int, start: int, end: int, step: int = 1) -> TT
 
 
 @rule(aten.slice.Tensor, aten.slice_copy.Tensor, ttnn="ttnn.slice", family="data_movement",
-      checks=MOVE, conditions="rank <= 8; any dtype; any step")
+      checks=MOVE)
 def slice_(ctx, node, x, dim=0, start=None, end=None, step=1):
     x = dev(ctx, x)
     dim = _dim(dim, len(x.shape))
@@ -153,7 +150,7 @@ def slice_(ctx, node, x, dim=0, start=None, end=None, step=1):
 
 
 @rule(aten.select.int, aten.select_copy.int, ttnn="ttnn.slice + ttnn.reshape", family="data_movement",
-      checks=MOVE, conditions="rank <= 8; any dtype")
+      checks=MOVE)
 def select(ctx, node, x, dim, index):
     x = dev(ctx, x)
     dim = _dim(dim, len(x.shape))
@@ -165,13 +162,14 @@ def _sizes(node: fx.Node) -> list[int]:
     return [t.shape[_dim(arg(node, 2, "dim", 0), t.dim())] for t in node.meta["val"]]
 
 
+@check('non-empty chunks')
 def _split_sizes(node: fx.Node) -> str | None:
     return None if all(_sizes(node)) else "empty split chunk"
 
 
 @rule(aten.split.Tensor, aten.split_copy.Tensor, aten.split_with_sizes.default,
       aten.split_with_sizes_copy.default, ttnn="ttnn.slice", family="data_movement",
-      checks=(*MOVE, _split_sizes), conditions="rank <= 8; any dtype; one slice per chunk")
+      checks=(*MOVE, _split_sizes))
 def split(ctx, node, x, split_size, dim=0):
     x = dev(ctx, x)
     dim = _dim(dim, len(x.shape))
@@ -183,7 +181,7 @@ def split(ctx, node, x, split_size, dim=0):
 
 
 @rule(aten.unbind.int, aten.unbind_copy.int, ttnn="ttnn.slice + ttnn.reshape", family="data_movement",
-      checks=MOVE, conditions="rank <= 8; any dtype; one slice per element")
+      checks=MOVE)
 def unbind(ctx, node, x, dim=0):
     x = dev(ctx, x)
     dim = _dim(dim, len(x.shape))
@@ -192,6 +190,7 @@ def unbind(ctx, node, x, dim=0):
 
 
 # -- joining ------------------------------------------------------------------------------------
+@check('inputs of one dtype')
 def _same_dtype(node: fx.Node) -> str | None:
     kinds = {t.dtype for t in tensor_inputs(node)}
     return None if len(kinds) <= 1 else f"mixed input dtypes {sorted(str(k) for k in kinds)}"
@@ -203,15 +202,14 @@ def _joinable(ctx, values) -> list[TTValue]:
     return [ctx.tensor(v, dtype=ref) for v in values]
 
 
-@rule(aten.cat.default, ttnn="ttnn.concat", family="data_movement", checks=(*MOVE, _same_dtype),
-      conditions="rank <= 8; inputs of one dtype")
+@rule(aten.cat.default, ttnn="ttnn.concat", family="data_movement", checks=(*MOVE, _same_dtype))
 def cat(ctx, node, tensors, dim=0):
     tensors = _joinable(ctx, tensors)
     return ctx.ops.concat(tensors, _dim(dim, len(_shape(node))), memory_config=ctx.memory_config)
 
 
 @rule(aten.stack.default, ttnn="ttnn.reshape + ttnn.concat", family="data_movement",
-      checks=(*MOVE, _same_dtype), conditions="rank <= 8 after stacking; inputs of one dtype")
+      checks=(*MOVE, _same_dtype))
 def stack(ctx, node, tensors, dim=0):
     out = _shape(node)
     dim = _dim(dim, len(out))
@@ -220,6 +218,7 @@ def stack(ctx, node, tensors, dim=0):
                           memory_config=ctx.memory_config)
 
 
+@check('step 1')
 def _unit_step(node: fx.Node) -> str | None:
     step = arg(node, 5, "step", 1)
     return None if step == 1 else f"step={step} unsupported (lowered as slices + concat)"
@@ -236,7 +235,7 @@ def _replace(ctx, x: TTValue, src: TTValue, dim: int, start: int, end: int) -> T
 
 
 @rule(aten.slice_scatter.default, ttnn="ttnn.slice + ttnn.concat", family="data_movement",
-      checks=(*MOVE, _same_dtype, _unit_step), conditions="rank <= 8; step 1; inputs of one dtype")
+      checks=(*MOVE, _same_dtype, _unit_step))
 def slice_scatter(ctx, node, x, src, dim=0, start=None, end=None, step=1):
     x, src = _joinable(ctx, [x, src])
     dim = _dim(dim, len(x.shape))
@@ -244,7 +243,7 @@ def slice_scatter(ctx, node, x, src, dim=0, start=None, end=None, step=1):
 
 
 @rule(aten.select_scatter.default, ttnn="ttnn.slice + ttnn.concat", family="data_movement",
-      checks=(*MOVE, _same_dtype), conditions="rank <= 8; inputs of one dtype")
+      checks=(*MOVE, _same_dtype))
 def select_scatter(ctx, node, x, src, dim, index):
     x, src = _joinable(ctx, [x, src])
     dim = _dim(dim, len(x.shape))
@@ -265,6 +264,7 @@ def _convert(ctx, x: TTValue, dtype: torch.dtype) -> TTValue:
     return ctx.ops.typecast(x, want, memory_config=ctx.memory_config)
 
 
+@check('no cast to bool')
 def _no_bool_cast(node: fx.Node) -> str | None:
     src = tensor_inputs(node)[-1].dtype
     dst = output(node).dtype
@@ -274,14 +274,13 @@ def _no_bool_cast(node: fx.Node) -> str | None:
 
 
 @rule(aten._to_copy.default, ttnn="ttnn.typecast", family="data_movement",
-      checks=(*MOVE, _no_bool_cast),
-      conditions="dtype changes only (device/memory_format are host notions); no cast to bool")
+      checks=(*MOVE, _no_bool_cast))
 def to_copy(ctx, node, x, **_):
     return _convert(ctx, dev(ctx, x), output(node).dtype)
 
 
 @rule(aten.copy.default, ttnn="ttnn.expand + ttnn.typecast", family="data_movement",
-      checks=(*MOVE, _no_bool_cast), conditions="src broadcast to dst's shape and cast to its dtype")
+      checks=(*MOVE, _no_bool_cast))
 def copy(ctx, node, dst, src, non_blocking=False):
     src = dev(ctx, src)
     if src.shape != _shape(node):
@@ -321,6 +320,7 @@ def _gather_rows(ctx, x, dim: int, index, out: tuple[int, ...]) -> TTValue:
     return rows if rows.shape == out else ctx.ops.reshape(rows, out)
 
 
+@check('a floating-point source')
 def _float_source(node: fx.Node) -> str | None:
     src = meta(node.args[0]).dtype
     return None if src in FLOAT_DTYPES else \
@@ -328,12 +328,12 @@ def _float_source(node: fx.Node) -> str | None:
 
 
 @rule(aten.index_select.default, ttnn="ttnn.embedding", family="data_movement",
-      checks=(*BASIC, _float_source, max_rank(MAX_RANK)),
-      conditions="float source; rank <= 8; dim moved to the front and rows gathered")
+      checks=(*BASIC, _float_source, max_rank(MAX_RANK)))
 def index_select(ctx, node, x, dim, index):
     return _gather_rows(ctx, x, _dim(dim, len(meta(node.args[0]).shape)), index, _shape(node))
 
 
+@check('one integer index tensor (x[idx], x[:, idx])')
 def _single_index(node: fx.Node) -> str | None:
     indices = arg(node, 1, "indices")
     given = [i for i in indices if i is not None]
@@ -346,17 +346,14 @@ def _single_index(node: fx.Node) -> str | None:
 
 
 @rule(aten.index.Tensor, aten._unsafe_index.Tensor, ttnn="ttnn.embedding", family="data_movement",
-      checks=(*BASIC, _float_source, max_rank(MAX_RANK), _single_index),
-      conditions="float source; one integer index tensor (x[idx], x[:, idx]); negative indices wrap")
+      checks=(*BASIC, _float_source, max_rank(MAX_RANK), _single_index))
 def index(ctx, node, x, indices):
     dim = next(d for d, i in enumerate(indices) if i is not None)
     return _gather_rows(ctx, x, dim, indices[dim], _shape(node))
 
 
 @rule(aten.flip.default, ttnn="ttnn.embedding", family="data_movement",
-      checks=(*BASIC, _float_source, max_rank(MAX_RANK)),
-      conditions="float source; rank <= 8; each flipped dim is gathered with reversed indices "
-                 "(TT-NN has no flip)")
+      checks=(*BASIC, _float_source, max_rank(MAX_RANK)))
 def flip(ctx, node, x, dims):
     shape = _shape(node)
     for d in dims:
@@ -366,15 +363,15 @@ def flip(ctx, node, x, dims):
 
 
 @rule(aten.gather.default, ttnn="ttnn.gather", family="data_movement",
-      checks=MOVE, conditions="rank <= 8; index in range [0, size); sparse_grad only concerns backward")
+      checks=MOVE)
 def gather(ctx, node, x, dim, index, sparse_grad=False):
+    # The index must lie in [0, size) as for torch; sparse_grad only concerns the backward pass.
     x = ctx.tensor(x)
     index = ctx.tensor(index, dtype=ctx.ttnn.uint32)
     return ctx.ops.gather(x, _dim(dim, len(x.shape)), index=index, memory_config=ctx.memory_config)
 
 
-@rule(aten.roll.default, ttnn="ttnn.roll", family="data_movement", checks=MOVE,
-      conditions="rank <= 8; any dtype; no dims rolls the flattened tensor")
+@rule(aten.roll.default, ttnn="ttnn.roll", family="data_movement", checks=MOVE)
 def roll(ctx, node, x, shifts, dims=()):
     x = dev(ctx, x)
     shape = x.shape

@@ -20,9 +20,10 @@ from typing import Any, Callable
 import torch
 from torch import fx
 
+from fxport.dtypes import name_of
 from fxport.mapping.checks import (BASIC, FLOAT_DTYPES, INT_DTYPES, arg, max_rank, meta, output, param,
                                    tensor_inputs)
-from fxport.mapping.registry import Check, rule
+from fxport.mapping.registry import Check, check, rule
 from fxport.values import HostValue
 
 aten = torch.ops.aten
@@ -91,18 +92,16 @@ def _int32(ctx, value: Any, kind: str) -> Any:
 
 
 # -- checks ---------------------------------------------------------------------------------------
-def _name(dtype: torch.dtype) -> str:
-    return str(dtype).removeprefix("torch.")
-
-
+@check("float, bool (bf16 0/1) or int (int32: values must fit) tensors")
 def _supported_dtypes(node: fx.Node) -> str | None:
     out = output(node)
     for t in tensor_inputs(node) + ([out] if out is not None else []):
         if t.dtype not in _DTYPES:
-            return f"dtype {_name(t.dtype)} unsupported (TT-NN computes in bf16, fp32 or int32)"
+            return f"dtype {name_of(t.dtype)} unsupported (TT-NN computes in bf16, fp32 or int32)"
     return None
 
 
+@check(f"broadcast within the last {MAX_BROADCAST_RANK} dims")
 def _broadcast(node: fx.Node) -> str | None:
     out = output(node)
     if out is None or out.dim() <= MAX_BROADCAST_RANK:
@@ -119,14 +118,15 @@ def _broadcast(node: fx.Node) -> str | None:
 def float_only(op: str) -> Check:
     """Declines integer results: `op` has no int32 kernel (TT_FATAL "does not support integer input")."""
 
-    def check(node: fx.Node) -> str | None:
+    def test(node: fx.Node) -> str | None:
         if compute_kind(node) == "int":
-            return f"integer dtype {_name(output(node).dtype)} unsupported ({op} is float only)"
+            return f"integer dtype {name_of(output(node).dtype)} unsupported ({op} is float only)"
         return None
 
-    return check
+    return Check(f"no integer result ({op} is float only)", test)
 
 
+@check("no bool result (bool arithmetic)")
 def _no_bool_arithmetic(node: fx.Node) -> str | None:
     out = output(node)
     if out is not None and out.dtype == torch.bool:
@@ -134,6 +134,7 @@ def _no_bool_arithmetic(node: fx.Node) -> str | None:
     return None
 
 
+@check("integer tensors compared with integral scalars")
 def _integral_scalar_vs_int(node: fx.Node) -> str | None:
     a, b = (meta(v) for v in node.args[:2])
     if isinstance(a, torch.Tensor) and is_int(a.dtype) and not isinstance(b, torch.Tensor) \
@@ -144,15 +145,13 @@ def _integral_scalar_vs_int(node: fx.Node) -> str | None:
 
 # The checks every elementwise rule starts with.
 CHECKS: tuple[Check, ...] = (*BASIC, _supported_dtypes, max_rank(MAX_RANK), _broadcast)
-_CONDITIONS = ("float, bool (bf16 0/1) or int (int32: values must fit) tensors, rank <= 8, broadcast "
-               "within the last 6 dims")
 
 
 # -- registration helpers -------------------------------------------------------------------------
-def _register(name: str, targets: tuple, ttnn: str, family: str, checks: tuple, conditions: str,
-              lower: Callable, fused: bool = False) -> None:
+def _register(name: str, targets: tuple, ttnn: str, family: str, checks: tuple, lower: Callable,
+              fused: bool = False) -> None:
     lower.__name__ = name
-    rule(*targets, ttnn=ttnn, family=family, checks=checks, conditions=conditions, fused=fused)(lower)
+    rule(*targets, ttnn=ttnn, family=family, checks=checks, fused=fused)(lower)
 
 
 def register_unary(table: dict, family: str, fused: bool = False) -> None:
@@ -164,9 +163,7 @@ def register_unary(table: dict, family: str, fused: bool = False) -> None:
             return getattr(ctx.ops, op)(x, memory_config=ctx.memory_config, **fixed)
 
         checks = CHECKS if ints else (*CHECKS, float_only(f"ttnn.{op}"))
-        conditions = ("float, bool or int (int32: values must fit) tensors" if ints
-                      else "float or bool inputs (integers as bf16), no integer result") + ", rank <= 8"
-        _register(op, targets, f"ttnn.{op}", family, checks, conditions, lower, fused)
+        _register(op, targets, f"ttnn.{op}", family, checks, lower, fused)
 
 
 # -- unary ----------------------------------------------------------------------------------------
@@ -215,15 +212,15 @@ register_unary({
 
 @rule(aten.round.default, aten.round.decimals, ttnn="ttnn.round", family="eltwise",
       checks=(*CHECKS, float_only("ttnn.round"),
-              param(1, "decimals", lambda d: -6 <= d <= 7, default=0, why="ttnn.round takes -6..7")),
-      conditions="floating-point, decimals in -6..7, rank <= 8")
+              param(1, "decimals", lambda d: -6 <= d <= 7, default=0, why="ttnn.round takes -6..7",
+                    requires="decimals in -6..7")))
 def round_(ctx, node, x, decimals=0):
     (x,) = _operands(ctx, node, (x,), "float")
     return ctx.ops.round(x, decimals=decimals, memory_config=ctx.memory_config)
 
 
 @rule(aten.bitwise_not.default, ttnn="ttnn.logical_not (bool) / ttnn.bitwise_not (int32)", family="eltwise",
-      checks=CHECKS, conditions="bool or integer tensors, rank <= 8")
+      checks=CHECKS)
 def bitwise_not(ctx, node, x):
     kind = compute_kind(node)
     (x,) = _operands(ctx, node, (x,), kind)
@@ -247,29 +244,23 @@ def _times(ctx, value: Any, alpha: Any, kind: str) -> Any:
 
 _ARITH_CHECKS = (*CHECKS, _no_bool_arithmetic)
 
+# aten op -> (ttnn op, operands swapped). alpha scales the second operand of the ttnn op:
+# add/sub compute self op alpha * other, rsub other - alpha * self.
+_ADD_SUB = {"add": ("add", False), "sub": ("subtract", False), "rsub": ("subtract", True)}
 
-@rule(aten.add.Tensor, aten.add.Scalar, ttnn="ttnn.add", family="eltwise", checks=_ARITH_CHECKS,
-      conditions=_CONDITIONS + "; alpha folded into b")
-def add(ctx, node, a, b, alpha=1):
+
+def _add_sub(ctx, node, a, b, alpha=1, op="add", swapped=False):
     kind = compute_kind(node)
     a, b = _operands(ctx, node, (a, b), kind)
-    return ctx.ops.add(a, _times(ctx, b, alpha, kind), memory_config=ctx.memory_config)
+    if swapped:
+        a, b = b, a
+    return getattr(ctx.ops, op)(a, _times(ctx, b, alpha, kind), memory_config=ctx.memory_config)
 
 
-@rule(aten.sub.Tensor, aten.sub.Scalar, ttnn="ttnn.subtract", family="eltwise", checks=_ARITH_CHECKS,
-      conditions=_CONDITIONS + "; alpha folded into b")
-def sub(ctx, node, a, b, alpha=1):
-    kind = compute_kind(node)
-    a, b = _operands(ctx, node, (a, b), kind)
-    return ctx.ops.subtract(a, _times(ctx, b, alpha, kind), memory_config=ctx.memory_config)
-
-
-@rule(aten.rsub.Tensor, aten.rsub.Scalar, ttnn="ttnn.subtract", family="eltwise", checks=_ARITH_CHECKS,
-      conditions=_CONDITIONS + "; computed as other - alpha * self")
-def rsub(ctx, node, a, b, alpha=1):
-    kind = compute_kind(node)
-    a, b = _operands(ctx, node, (a, b), kind)
-    return ctx.ops.subtract(b, _times(ctx, a, alpha, kind), memory_config=ctx.memory_config)
+for _aten, (_op, _swapped) in _ADD_SUB.items():
+    _register(_aten, (getattr(aten, _aten).Tensor, getattr(aten, _aten).Scalar), f"ttnn.{_op}", "eltwise",
+              _ARITH_CHECKS, lambda ctx, node, a, b, alpha=1, op=_op, swapped=_swapped:
+              _add_sub(ctx, node, a, b, alpha, op, swapped))
 
 
 # ttnn op -> (aten targets, int32 capable, takes a number as b)
@@ -287,17 +278,16 @@ _BINARY = {
 for _op, (_targets, _ints, _scalars) in _BINARY.items():
     _register(_op, _targets, f"ttnn.{_op}", "eltwise",
               _ARITH_CHECKS if _ints else (*_ARITH_CHECKS, float_only(f"ttnn.{_op}")),
-              _CONDITIONS if _ints else "floating-point, rank <= 8, broadcast within the last 6 dims",
               lambda ctx, node, a, b, op=_op, scalars=_scalars: _binary(ctx, node, op, a, b, scalars))
 
 
-@rule(aten.div.Tensor_mode, aten.div.Scalar_mode, ttnn="ttnn.divide", family="eltwise", checks=_ARITH_CHECKS,
-      conditions=_CONDITIONS + "; rounding_mode None, 'floor' or 'trunc'")
+# rounding_mode None, "floor" or "trunc": all three are ttnn.divide's.
+@rule(aten.div.Tensor_mode, aten.div.Scalar_mode, ttnn="ttnn.divide", family="eltwise", checks=_ARITH_CHECKS)
 def div_mode(ctx, node, a, b, rounding_mode=None):
     return _binary(ctx, node, "divide", a, b, **({"rounding_mode": rounding_mode} if rounding_mode else {}))
 
 
-@rule(aten.pow.Tensor_Scalar, ttnn="ttnn.pow", family="eltwise", checks=_ARITH_CHECKS, conditions=_CONDITIONS)
+@rule(aten.pow.Tensor_Scalar, ttnn="ttnn.pow", family="eltwise", checks=_ARITH_CHECKS)
 def pow_tensor_scalar(ctx, node, x, exponent):
     return _binary(ctx, node, "pow", x, exponent)
 
@@ -317,7 +307,6 @@ def _compare(ctx, node, a, b, op):
 
 for _op, _targets in _COMPARISONS.items():
     _register(_op, _targets, f"ttnn.{_op}", "eltwise", (*CHECKS, _integral_scalar_vs_int),
-              _CONDITIONS + "; returns a bf16 0/1 mask",
               lambda ctx, node, a, b, op=_op: _compare(ctx, node, a, b, op))
 
 
@@ -330,16 +319,13 @@ def _logic(ctx, node, a, b, op):
 
 for _op in ("and", "or", "xor"):
     _register(f"logical_{_op}", (getattr(aten, f"logical_{_op}").default,), f"ttnn.logical_{_op}", "eltwise",
-              CHECKS, _CONDITIONS + "; returns a bf16 0/1 mask",
-              lambda ctx, node, a, b, op=_op: _logic(ctx, node, a, b, op))
+              CHECKS, lambda ctx, node, a, b, op=_op: _logic(ctx, node, a, b, op))
     _register(f"bitwise_{_op}", (getattr(aten, f"bitwise_{_op}").Tensor,),
-              f"ttnn.logical_{_op} (bool) / ttnn.bitwise_{_op} (int32)", "eltwise",
-              CHECKS, "bool or integer tensors, rank <= 8, broadcast within the last 6 dims",
+              f"ttnn.logical_{_op} (bool) / ttnn.bitwise_{_op} (int32)", "eltwise", CHECKS,
               lambda ctx, node, a, b, op=_op: _logic(ctx, node, a, b, op))
 
 
-@rule(aten.where.self, ttnn="ttnn.where", family="eltwise", checks=CHECKS,
-      conditions=_CONDITIONS + "; scalar or 0-d branches allowed")
+@rule(aten.where.self, ttnn="ttnn.where", family="eltwise", checks=CHECKS)
 def where(ctx, node, condition, a, b):
     kind = compute_kind(node)
     # ttnn.where needs the predicate in the dtype of the tensor branches ("Mixed dtype is not
@@ -350,6 +336,7 @@ def where(ctx, node, condition, a, b):
 
 
 # -- clamp ----------------------------------------------------------------------------------------
+@check("a min or a max bound")
 def _bounds(node: fx.Node) -> str | None:
     if arg(node, 1, "min") is None and arg(node, 2, "max") is None:
         return "clamp without bounds"
@@ -364,33 +351,29 @@ def _clamp(ctx, node, x, bounds: dict):
     return ctx.ops.clamp(x, **bounds, memory_config=ctx.memory_config)
 
 
-@rule(aten.clamp.default, ttnn="ttnn.clamp", family="eltwise", checks=(*CHECKS, _bounds),
-      conditions="scalar bounds; float or int (int32) tensors, rank <= 8")
+@rule(aten.clamp.default, ttnn="ttnn.clamp", family="eltwise", checks=(*CHECKS, _bounds))
 def clamp(ctx, node, x, min=None, max=None):
     return _clamp(ctx, node, x, {"min": (min, arg(node, 1, "min")), "max": (max, arg(node, 2, "max"))})
 
 
 @rule(aten.clamp.Tensor, ttnn="ttnn.clamp", family="eltwise",
-      checks=(*CHECKS, _bounds, float_only("ttnn.clamp with tensor bounds")),
-      conditions="tensor bounds; floating-point, rank <= 8, broadcast within the last 6 dims")
+      checks=(*CHECKS, _bounds, float_only("ttnn.clamp with tensor bounds")))
 def clamp_tensor(ctx, node, x, min=None, max=None):
     return _clamp(ctx, node, x, {"min": (min, arg(node, 1, "min")), "max": (max, arg(node, 2, "max"))})
 
 
-@rule(aten.clamp_min.default, ttnn="ttnn.clamp", family="eltwise", checks=CHECKS,
-      conditions="float or int (int32) tensors, rank <= 8")
+@rule(aten.clamp_min.default, ttnn="ttnn.clamp", family="eltwise", checks=CHECKS)
 def clamp_min(ctx, node, x, min):
     return _clamp(ctx, node, x, {"min": (min, node.args[1])})
 
 
-@rule(aten.clamp_max.default, ttnn="ttnn.clamp", family="eltwise", checks=CHECKS,
-      conditions="float or int (int32) tensors, rank <= 8")
+@rule(aten.clamp_max.default, ttnn="ttnn.clamp", family="eltwise", checks=CHECKS)
 def clamp_max(ctx, node, x, max):
     return _clamp(ctx, node, x, {"max": (max, node.args[1])})
 
 
 # Tensor bounds on one side are a maximum/minimum, which (unlike clamp) has int32 kernels.
-_register("clamp_min_tensor", (aten.clamp_min.Tensor,), "ttnn.maximum", "eltwise", _ARITH_CHECKS, _CONDITIONS,
+_register("clamp_min_tensor", (aten.clamp_min.Tensor,), "ttnn.maximum", "eltwise", _ARITH_CHECKS,
           lambda ctx, node, x, bound: _binary(ctx, node, "maximum", x, bound))
-_register("clamp_max_tensor", (aten.clamp_max.Tensor,), "ttnn.minimum", "eltwise", _ARITH_CHECKS, _CONDITIONS,
+_register("clamp_max_tensor", (aten.clamp_max.Tensor,), "ttnn.minimum", "eltwise", _ARITH_CHECKS,
           lambda ctx, node, x, bound: _binary(ctx, node, "minimum", x, bound))

@@ -6,11 +6,12 @@ import torch
 from torch import fx
 
 from fxport.mapping.checks import BASIC, FLOAT_DTYPES, INT_DTYPES, meta
-from fxport.mapping.registry import rule
+from fxport.mapping.registry import check, rule
 
 aten = torch.ops.aten
 
 
+@check("a float [num, dim] weight and integer indices of rank 1 or 2")
 def _embedding_inputs(node: fx.Node) -> str | None:
     weight, indices = meta(node.args[0]), meta(node.args[1])
     if weight.dim() != 2 or weight.dtype not in FLOAT_DTYPES:
@@ -25,8 +26,7 @@ def _embedding_inputs(node: fx.Node) -> str | None:
 
 
 @rule(aten.embedding.default, ttnn="ttnn.embedding", family="embedding",
-      checks=(*BASIC, _embedding_inputs),
-      conditions="float [num, dim] weight, integer indices of rank 1 or 2")
+      checks=(*BASIC, _embedding_inputs))
 def embedding(ctx, node, weight, indices, padding_idx=-1, scale_grad_by_freq=False, sparse=False):
     # padding_idx only affects gradients in aten (the forward looks that row up like any other),
     # so it is not passed on to ttnn.embedding.

@@ -8,7 +8,7 @@ import torch
 from torch import fx
 
 from fxport.mapping.checks import BASIC, dtypes, max_rank, meta, output
-from fxport.mapping.registry import rule
+from fxport.mapping.registry import check, rule
 from fxport.values import HostValue
 
 aten = torch.ops.aten
@@ -18,6 +18,7 @@ aten = torch.ops.aten
 MATMUL_MAX_RANK = 6
 
 
+@check("batch dims equal or all 1 on one side (all 1 on the first operand: DRAM only, ttnn's in0 reuse)")
 def _batch_broadcast(node: fx.Node) -> str | None:
     """ttnn.matmul broadcasts a batch only when one side's batch dims are all 1 (and, for the first
     operand, only at equal ranks); mixed broadcasts ([2,1] x [1,3]) fail `a_shape[i] == b_shape[i]`."""
@@ -40,20 +41,18 @@ MATMUL_CHECKS = (*BASIC, dtypes(), max_rank(MATMUL_MAX_RANK))
 
 
 @rule(aten.mm.default, aten.bmm.default, aten.matmul.default, aten.mv.default, aten.dot.default,
-      ttnn="ttnn.matmul", family="matmul", checks=(*MATMUL_CHECKS, _batch_broadcast),
-      conditions="float dtypes, rank <= 6, batch dims equal or all 1 on one side (all 1 on the "
-                 "first operand: DRAM only, ttnn's in0 reuse)")
+      ttnn="ttnn.matmul", family="matmul", checks=(*MATMUL_CHECKS, _batch_broadcast))
 def matmul(ctx, node, a, b):
     return ctx.ops.matmul(ctx.tensor(a), ctx.tensor(b), memory_config=ctx.memory_config)
 
 
+@check("an [out, in] weight")
 def _matrix_weight(node: fx.Node) -> str | None:
     weight = meta(node.args[1])
     return None if weight.dim() == 2 else f"rank {weight.dim()} weight unsupported (needs [out, in])"
 
 
-@rule(aten.linear.default, ttnn="ttnn.linear", fused=True, family="matmul", checks=(*MATMUL_CHECKS, _matrix_weight),
-      conditions="float dtypes, rank <= 6; weight [out, in] transposed to [in, out], bias [out]")
+@rule(aten.linear.default, ttnn="ttnn.linear", fused=True, family="matmul", checks=(*MATMUL_CHECKS, _matrix_weight))
 def linear(ctx, node, x, weight, bias=None):
     # ttnn.linear wants the weight as [in, out]. Not through transpose_b: with a bias and an L1
     # operand, ttnn 0.81.1 then fails "Broadcast error: Invalid dimension" (dim_a == dim_b).
@@ -64,6 +63,7 @@ def linear(ctx, node, x, weight, bias=None):
     return ctx.ops.linear(ctx.tensor(x), w, bias=ctx.tensor(bias), memory_config=ctx.memory_config)
 
 
+@check("an addend of at most the product's rank")
 def _addend_shape(node: fx.Node) -> str | None:
     addend, out = meta(node.args[0]), output(node)
     if addend.dim() > out.dim():
@@ -80,10 +80,9 @@ def _is_row(addend, out_shape) -> bool:
 
 
 @rule(aten.addmm.default, ttnn="ttnn.addmm / ttnn.linear / ttnn.matmul + ttnn.add", family="matmul",
-      checks=(*BASIC, dtypes(), max_rank(2), _addend_shape),
-      conditions="float dtypes; an [M, N] addend uses ttnn.addmm, a row-vector bias ttnn.linear, "
-                 "other broadcasts matmul + add")
+      checks=(*BASIC, dtypes(), max_rank(2), _addend_shape))
 def addmm(ctx, node, addend, mat1, mat2, *, beta=1, alpha=1):
+    """An [M, N] addend uses ttnn.addmm, a row-vector bias ttnn.linear, other broadcasts matmul + add."""
     a, b, out_shape = ctx.tensor(mat1), ctx.tensor(mat2), tuple(output(node).shape)
     if tuple(addend.shape) == out_shape:
         return ctx.ops.addmm(ctx.tensor(addend), a, b, alpha=float(alpha), beta=float(beta),
@@ -103,8 +102,7 @@ def _product_plus(ctx, product, addend, alpha, beta):
 
 
 @rule(aten.baddbmm.default, ttnn="ttnn.matmul + ttnn.add", family="matmul",
-      checks=(*BASIC, dtypes(), max_rank(3), _addend_shape),
-      conditions="float dtypes; the addend broadcast by ttnn.add")
+      checks=(*BASIC, dtypes(), max_rank(3), _addend_shape))
 def baddbmm(ctx, node, addend, batch1, batch2, *, beta=1, alpha=1):
     product = ctx.ops.matmul(ctx.tensor(batch1), ctx.tensor(batch2), memory_config=ctx.memory_config)
     return _product_plus(ctx, product, addend, alpha, beta)

@@ -9,7 +9,7 @@ import torch
 from torch import fx
 
 from fxport.mapping.checks import BASIC, FLOAT_DTYPES, arg, dtypes, max_rank, meta, output
-from fxport.mapping.registry import rule
+from fxport.mapping.registry import check, rule
 from fxport.values import HostValue
 
 aten = torch.ops.aten
@@ -29,6 +29,7 @@ def used_outputs(node: fx.Node) -> set[int]:
     return used
 
 
+@check("a floating-point result")
 def float_result(node: fx.Node) -> str | None:
     out = output(node)
     if out is not None and out.dtype not in FLOAT_DTYPES:
@@ -36,6 +37,7 @@ def float_result(node: fx.Node) -> str | None:
     return None
 
 
+@check("normalized over the last dim")
 def last_dim_only(node: fx.Node) -> str | None:
     shape = list(meta(arg(node, 1, "normalized_shape")))
     if len(shape) != 1:
@@ -50,13 +52,13 @@ NORM_CHECKS = (*BASIC, dtypes(), max_rank(), float_result)
 # softmax.int's third argument is an output dtype, _softmax's half_to_float: float_result checks
 # the result dtype for both, and the lowering ignores it.
 @rule(aten.softmax.int, aten._softmax.default, ttnn="ttnn.softmax", fused=True, family="normalization",
-      checks=NORM_CHECKS, conditions="float dtypes, rank <= 4, any dim")
+      checks=NORM_CHECKS)
 def softmax(ctx, node, x, dim, *_):
     return ctx.ops.softmax(ctx.tensor(x), dim=dim, memory_config=ctx.memory_config)
 
 
 @rule(aten.log_softmax.int, aten._log_softmax.default, ttnn="ttnn.moreh_logsoftmax", fused=True,
-      family="normalization", checks=NORM_CHECKS, conditions="float dtypes, rank <= 4, any dim")
+      family="normalization", checks=NORM_CHECKS)
 def log_softmax(ctx, node, x, dim, *_):
     # One fused op (log of ttnn.softmax would turn underflowed probabilities into -inf);
     # moreh ops take a non-negative dim.
@@ -65,15 +67,14 @@ def log_softmax(ctx, node, x, dim, *_):
 
 # -- layer_norm, rms_norm ------------------------------------------------------------------------
 @rule(aten.layer_norm.default, ttnn="ttnn.layer_norm", fused=True, family="normalization",
-      checks=(*NORM_CHECKS, last_dim_only), conditions="float dtypes, rank <= 4, normalized over the last dim")
+      checks=(*NORM_CHECKS, last_dim_only))
 def layer_norm(ctx, node, x, normalized_shape, weight=None, bias=None, eps=1e-5, cudnn_enable=True):
     return ctx.ops.layer_norm(ctx.tensor(x), weight=ctx.tensor(weight), bias=ctx.tensor(bias),
                               epsilon=eps, memory_config=ctx.memory_config)
 
 
 @rule(aten.native_layer_norm.default, ttnn="ttnn.layer_norm (+ ttnn.mean, ttnn.var for the stats)",
-      family="normalization", checks=(*NORM_CHECKS, last_dim_only),
-      conditions="float dtypes, rank <= 4, normalized over the last dim")
+      family="normalization", checks=(*NORM_CHECKS, last_dim_only))
 def native_layer_norm(ctx, node, x, normalized_shape, weight, bias, eps):
     xt = ctx.tensor(x)
     out = ctx.ops.layer_norm(xt, weight=ctx.tensor(weight), bias=ctx.tensor(bias), epsilon=eps,
@@ -89,7 +90,7 @@ def native_layer_norm(ctx, node, x, normalized_shape, weight, bias, eps):
 
 
 @rule(aten.rms_norm.default, ttnn="ttnn.rms_norm", fused=True, family="normalization",
-      checks=(*NORM_CHECKS, last_dim_only), conditions="float dtypes, rank <= 4, normalized over the last dim")
+      checks=(*NORM_CHECKS, last_dim_only))
 def rms_norm(ctx, node, x, normalized_shape, weight=None, eps=None):
     if eps is None:  # aten's default: the machine epsilon of the input dtype
         eps = torch.finfo(meta(node.args[0]).dtype).eps
@@ -98,6 +99,7 @@ def rms_norm(ctx, node, x, normalized_shape, weight=None, eps=None):
 
 
 # -- group_norm ----------------------------------------------------------------------------------
+@check(f"[N, C, L] or [N, C, H, W] with C a multiple of {TILE} and of num_groups")
 def _group_norm_shapes(node: fx.Node) -> str | None:
     x, groups = meta(node.args[0]), arg(node, 1, "num_groups")
     if x.dim() not in (3, 4):
@@ -111,8 +113,7 @@ def _group_norm_shapes(node: fx.Node) -> str | None:
 
 
 @rule(aten.group_norm.default, ttnn="ttnn.group_norm", fused=True, family="normalization",
-      checks=(*NORM_CHECKS, _group_norm_shapes),
-      conditions="float dtypes, [N, C, L] or [N, C, H, W], C a multiple of 32 and of num_groups")
+      checks=(*NORM_CHECKS, _group_norm_shapes))
 def group_norm(ctx, node, x, num_groups, weight=None, bias=None, eps=1e-5, cudnn_enabled=True):
     ttnn = ctx.ttnn
     from ttnn.operations.normalization import dram_group_norm_virtual_columns
@@ -147,9 +148,9 @@ def group_norm(ctx, node, x, num_groups, weight=None, bias=None, eps=1e-5, cudnn
 
 # -- batch_norm (eval) ---------------------------------------------------------------------------
 @rule(aten._native_batch_norm_legit_no_training.default, ttnn="ttnn.batch_norm", family="normalization",
-      checks=NORM_CHECKS,
-      conditions="float dtypes, rank 2-4 ([N, C], [N, C, L] reshaped to rank 4), running statistics")
+      checks=NORM_CHECKS)
 def batch_norm(ctx, node, x, weight, bias, running_mean, running_var, momentum, eps):
+    """With running statistics; [N, C] and [N, C, L] inputs are reshaped to rank 4."""
     shape = tuple(x.shape)
     channels = (1, shape[1], 1, 1)
     xt = ctx.tensor(x)

@@ -11,7 +11,7 @@ from torch.fx.operator_schemas import normalize_function
 
 from fxport.mapping.checks import BASIC, FLOAT_DTYPES, INT_DTYPES, dtypes, max_rank, meta, output
 from fxport.mapping.normalization import float_result, used_outputs
-from fxport.mapping.registry import rule
+from fxport.mapping.registry import check, rule
 
 aten = torch.ops.aten
 
@@ -35,6 +35,7 @@ def _dims(dim: Any) -> int | tuple[int, ...] | None:
     return dim
 
 
+@check("integer results of integer inputs, float results of float inputs")
 def _same_kind(node: fx.Node) -> str | None:
     x, out = meta(node.args[0]), output(node)
     if x.is_floating_point() != out.is_floating_point():
@@ -61,19 +62,18 @@ def _reduction(op: str):
 
 INTEGER_CHECKS = (*BASIC, dtypes(FLOAT_DTYPES | INT_DTYPES | {torch.bool}, "bool, int or float"),
                   max_rank(REDUCE_MAX_RANK), _same_kind)
-rule(aten.sum.default, aten.sum.dim_IntList, ttnn="ttnn.sum", family="reduction", checks=INTEGER_CHECKS,
-     conditions=f"rank <= {REDUCE_MAX_RANK}, any dims; floats in bf16, integers in int32")(_reduction("sum"))
+# Floats in bf16, integers (counts, positions) in int32.
+rule(aten.sum.default, aten.sum.dim_IntList, ttnn="ttnn.sum", family="reduction",
+     checks=INTEGER_CHECKS)(_reduction("sum"))
 for _op, _targets in {
     "mean": (aten.mean.default, aten.mean.dim),
     "max": (aten.amax.default, aten.max.default),
     "min": (aten.amin.default, aten.min.default),
 }.items():
-    rule(*_targets, ttnn=f"ttnn.{_op}", family="reduction", checks=REDUCE_CHECKS,
-         conditions=f"float dtypes, rank <= {REDUCE_MAX_RANK}, any dims")(_reduction(_op))
+    rule(*_targets, ttnn=f"ttnn.{_op}", family="reduction", checks=REDUCE_CHECKS)(_reduction(_op))
 
 
-@rule(aten.prod.default, aten.prod.dim_int, ttnn="ttnn.prod", family="reduction", checks=REDUCE_CHECKS,
-      conditions=f"float dtypes, rank <= {REDUCE_MAX_RANK}, all dims or one dim")
+@rule(aten.prod.default, aten.prod.dim_int, ttnn="ttnn.prod", family="reduction", checks=REDUCE_CHECKS)
 def prod(ctx, node, *args, **kwargs):
     a = bound(node.target, args, kwargs)
     if a.get("dim") is None:  # ttnn.prod takes a single int dim, or none for the full product
@@ -89,6 +89,7 @@ def _correction(a: dict) -> Any:
     return 1 if a.get("unbiased", True) else 0
 
 
+@check("correction 0 or 1")
 def _bessel_only(node: fx.Node) -> str | None:
     correction = _correction(bound(node.target, node.args, node.kwargs))
     if correction not in (0, 1):
@@ -110,8 +111,7 @@ def _statistic(op: str):
 for _op in ("var", "std"):
     _aten = getattr(aten, _op)
     rule(_aten.correction, _aten.dim, _aten.default, ttnn=f"ttnn.{_op}", family="reduction",
-         checks=(*REDUCE_CHECKS, _bessel_only),
-         conditions=f"float dtypes, rank <= {REDUCE_MAX_RANK}, correction 0 or 1")(_statistic(_op))
+         checks=(*REDUCE_CHECKS, _bessel_only))(_statistic(_op))
 
 
 # -- values with indices, arg-reductions ---------------------------------------------------------
@@ -126,15 +126,13 @@ def _argmax(ctx, x, dim, keepdim, negate: bool):
 
 
 @rule(aten.argmax.default, aten.argmin.default, ttnn="ttnn.argmax", family="reduction",
-      checks=(*BASIC, dtypes(), max_rank(REDUCE_MAX_RANK)),
-      conditions=f"float dtypes, rank <= {REDUCE_MAX_RANK}; argmin as argmax of the negated input")
+      checks=(*BASIC, dtypes(), max_rank(REDUCE_MAX_RANK)))
 def argmax(ctx, node, x, dim=None, keepdim=False):
     return _argmax(ctx, x, dim, keepdim, negate=node.target is aten.argmin.default)
 
 
 @rule(aten.max.dim, aten.min.dim, ttnn="ttnn.max / ttnn.min (+ ttnn.argmax for the indices)",
-      family="reduction", checks=REDUCE_CHECKS,
-      conditions=f"float dtypes, rank <= {REDUCE_MAX_RANK}; indices computed only when used")
+      family="reduction", checks=REDUCE_CHECKS)
 def max_dim(ctx, node, x, dim, keepdim=False):
     is_min = node.target is aten.min.dim
     values = getattr(ctx.ops, "min" if is_min else "max")(ctx.tensor(x), dim=dim, keepdim=keepdim,
@@ -159,12 +157,10 @@ def _truth(op: str):
 for _op, _aten in (("max", aten.any), ("min", aten.all)):
     rule(_aten.default, _aten.dim, _aten.dims, ttnn=f"ttnn.ne + ttnn.{_op}", family="reduction",
          checks=(*BASIC, dtypes(FLOAT_DTYPES | INT_DTYPES | {torch.bool}, "bool, int or float"),
-                 max_rank(REDUCE_MAX_RANK)),
-         conditions=f"rank <= {REDUCE_MAX_RANK}; max/min of x != 0 in bf16")(_truth(_op))
+                 max_rank(REDUCE_MAX_RANK)))(_truth(_op))
 
 
 # -- cumsum --------------------------------------------------------------------------------------
-@rule(aten.cumsum.default, ttnn="ttnn.cumsum", family="reduction", checks=INTEGER_CHECKS,
-      conditions=f"rank <= {REDUCE_MAX_RANK}; floats in bf16, integers in int32")
+@rule(aten.cumsum.default, ttnn="ttnn.cumsum", family="reduction", checks=INTEGER_CHECKS)
 def cumsum(ctx, node, x, dim, *, dtype=None):
     return ctx.ops.cumsum(_operand(ctx, node, x), dim, memory_config=ctx.memory_config)

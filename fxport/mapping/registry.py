@@ -1,9 +1,11 @@
 """The aten -> TT-NN mapping table: one registry of rules, keyed by aten overload.
 
-A rule names its aten targets, the ttnn op(s) it lowers to, a capability check that returns the
-reason it declines a node (or None when it accepts), and the lowering. Rules are grouped by op
-family in sibling modules; each registers itself with the `rule` decorator, so adding an op
-touches one place. Nothing here imports ttnn: planning works without a device.
+A rule names its aten targets, the ttnn op(s) it lowers to, its op family, its capability checks
+and the lowering. A check (`Check`) carries what it requires, for people, and a test that returns
+the reason it declines a node (or None when the node meets it); a rule's `conditions` are its
+checks' requirements, so what `fxport ops` says cannot drift from what the checks do. Rules are
+grouped by op family in sibling modules; each registers itself with the `rule` decorator, so adding
+an op touches one place. Nothing here imports ttnn: planning works without a device.
 """
 
 from __future__ import annotations
@@ -14,9 +16,8 @@ from typing import Any, Callable, Iterable
 import torch
 from torch import fx
 
-from fxport.capture.records import target_name
+from fxport.capture.records import split_target, target_name
 
-Check = Callable[[fx.Node], "str | None"]
 Lowering = Callable[..., Any]
 # How a rule stores a node's tensors on the device, for the memory model: (input specs, output
 # specs) as (shape, dtype) pairs, from an OpRecord. Default: the aten shapes as they are.
@@ -24,6 +25,27 @@ DeviceLayout = Callable[[Any], "tuple[list[tuple[tuple[int, ...], str]], list[tu
 
 FAMILIES = ("eltwise", "activation", "matmul", "conv_pool", "normalization", "attention",
             "embedding", "data_movement", "reduction", "creation")
+# The family of an op no rule maps, and of which no other overload is mapped either.
+UNMAPPED = "unmapped"
+
+
+@dataclass(frozen=True)
+class Check:
+    """A capability check. `requires` says what it requires ("rank <= 8"); `test(node)` returns
+    why the node does not meet it, or None."""
+
+    requires: str
+    test: Callable[[fx.Node], "str | None"]
+
+    def __call__(self, node: fx.Node) -> str | None:
+        return self.test(node)
+
+
+def check(requires: str) -> Callable[[Callable[[fx.Node], "str | None"]], Check]:
+    """Decorator: a test function as a Check that requires `requires`."""
+    if not requires:
+        raise ValueError("a check must say what it requires")
+    return lambda test: Check(requires, test)
 
 
 @dataclass(frozen=True)
@@ -34,15 +56,19 @@ class Rule:
     family: str
     checks: tuple[Check, ...]
     lower: Lowering
-    conditions: str  # human-readable summary of what the checks require
     device_layout: DeviceLayout | None = None
     # A composite op TT-NN runs as one fused kernel: capture keeps its targets whole instead of
-    # decomposing them to core aten (fxport/capture/decompositions.py reads this flag).
+    # decomposing them to core aten (fxport/tracing.py reads this flag).
     fused: bool = False
 
+    @property
+    def conditions(self) -> str:
+        """What the rule requires of a node: its checks' requirements, in the order they run."""
+        return "; ".join(dict.fromkeys(c.requires for c in self.checks))
+
     def decline_reason(self, node: fx.Node) -> str | None:
-        for check in self.checks:
-            reason = check(node)
+        for c in self.checks:
+            reason = c(node)
             if reason:
                 return reason
         return None
@@ -51,9 +77,12 @@ class Rule:
 @dataclass
 class Registry:
     rules: dict[torch._ops.OpOverload, Rule] = field(default_factory=dict)
-    _by_name: dict[str, Rule] | None = field(default=None, repr=False)
+    _by_name: dict[str, Rule] = field(default_factory=dict, repr=False)
 
     def add(self, rule: Rule) -> None:
+        for c in rule.checks:
+            if not isinstance(c, Check):
+                raise TypeError(f"rule {rule.name}: check {c!r} is not a Check (use @check(requires))")
         for target in rule.targets:
             if target in self.rules:
                 raise ValueError(f"{target} is mapped twice ({self.rules[target].name}, {rule.name})")
@@ -75,27 +104,38 @@ class Registry:
     def fused_targets(self) -> list[torch._ops.OpOverload]:
         return [t for t in self.targets() if self.rules[t].fused]
 
+    def _names(self) -> dict[str, Rule]:
+        if len(self._by_name) != len(self.rules):
+            self._by_name = {target_name(t): r for t, r in self.rules.items()}
+        return self._by_name
+
     def rule_named(self, target: str) -> Rule | None:
         """The rule for a target given by name ("aten.conv2d.default"), as records carry it."""
-        if self._by_name is None or len(self._by_name) != len(self.rules):
-            self._by_name = {target_name(t): r for t, r in self.rules.items()}
-        return self._by_name.get(target)
+        return self._names().get(target)
+
+    def family_of(self, target: str) -> str:
+        """The op family of a target given by name, for reports: its rule's family; for an
+        overload no rule maps, the family of a mapped overload of the same op (aten.add.out is
+        "eltwise" like aten.add.Tensor); else UNMAPPED."""
+        rule = self.rule_named(target)
+        if rule is not None:
+            return rule.family
+        op = split_target(target)[0]
+        families = sorted({r.family for name, r in self._names().items() if split_target(name)[0] == op})
+        return families[0] if families else UNMAPPED
 
 
 REGISTRY = Registry()
 
 
-def rule(*targets: torch._ops.OpOverload, ttnn: str, family: str,
-         checks: Iterable[Check] = (), conditions: str = "",
+def rule(*targets: torch._ops.OpOverload, ttnn: str, family: str, checks: Iterable[Check] = (),
          device_layout: DeviceLayout | None = None, fused: bool = False) -> Callable[[Lowering], Lowering]:
     """Register the decorated lowering `fn(ctx, node, *args, **kwargs)` for `targets`."""
     if family not in FAMILIES:
         raise ValueError(f"unknown op family {family!r}")
 
     def register(fn: Lowering) -> Lowering:
-        REGISTRY.add(Rule(fn.__name__, tuple(targets), ttnn, family, tuple(checks), fn, conditions,
-                          device_layout, fused))
+        REGISTRY.add(Rule(fn.__name__, tuple(targets), ttnn, family, tuple(checks), fn, device_layout, fused))
         return fn
 
     return register
-

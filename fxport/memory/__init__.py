@@ -4,11 +4,11 @@ Pure arithmetic and regexes: usable without a device and without importing ttnn 
 """
 
 from fxport.memory.devices import (
-    CONFIGS, DRAM, L1, N150, P150, PRESETS, Banks, DeviceMemory, preset,
+    CONFIGS, DRAM, L1, N150, P150, PRESETS, Banks, BankSpec, DeviceMemory, preset,
 )
 from fxport.memory.model import (
     SEVERITY_BANDS, NodeMemory, Remedy, TensorMemory, Verdict, node_memory, remedy, severity,
-    shard_need, tensor_memory, verdicts_for_bytes,
+    tensor_memory, verdicts_for_bytes,
 )
 from fxport.memory.oom import Classification, Kind, classify
 from fxport.memory.tiles import (
@@ -18,8 +18,8 @@ from fxport.memory.tiles import (
 
 __all__ = [
     "CONFIGS", "DRAM", "L1", "N150", "P150", "PRESETS", "ROW_MAJOR_LAYOUT", "SEVERITY_BANDS",
-    "TILE_LAYOUT", "Banks", "Classification", "DeviceMemory", "Kind", "NodeMemory", "Padding",
+    "TILE_LAYOUT", "Banks", "BankSpec", "Classification", "DeviceMemory", "Kind", "NodeMemory", "Padding",
     "Pages", "Remedy", "TensorMemory", "Verdict", "classify", "device_dtype", "fmt_bytes",
     "logical_bytes", "node_memory", "padded_bytes", "padded_shape", "padding", "pages", "preset",
-    "remedy", "severity", "shard_need", "tensor_memory", "verdicts_for_bytes",
+    "remedy", "severity", "tensor_memory", "verdicts_for_bytes",
 ]

@@ -11,12 +11,12 @@ from dataclasses import dataclass
 from typing import Iterable
 
 from fxport.capture.records import OpRecord, TensorSpec
+from fxport.dtypes import is_float
 from fxport.mapping import REGISTRY
 from fxport.memory.devices import DRAM, L1, DeviceMemory
 from fxport.memory.model import NodeMemory, node_memory
 
 _DEVICE_FLOAT = "bfloat16"
-_FLOATS = {"float32", "float64", "float16", "bfloat16"}
 # Padding explains an OOM when it at least doubles the node's bytes and the unpadded node fits.
 _PADDING_CAUSE_FACTOR = 2.0
 
@@ -57,7 +57,7 @@ class MemoryAnalysis:
 
 def device_spec(spec) -> tuple[tuple[int, ...], str]:
     shape, dtype = (spec.shape, spec.dtype) if isinstance(spec, TensorSpec) else spec
-    return tuple(shape), _DEVICE_FLOAT if dtype in _FLOATS else dtype
+    return tuple(shape), _DEVICE_FLOAT if is_float(dtype) else dtype
 
 
 def predict(record: OpRecord, device: DeviceMemory) -> NodeMemory:

@@ -42,6 +42,17 @@ class Banks:
 
 
 @dataclass(frozen=True)
+class BankSpec:
+    """The bank figures of an opened device, as its allocator reports them (ttnn.get_memory_view):
+    the one form of them the device handle, run documents and the memory model share."""
+
+    l1_bank_count: int
+    l1_bank_size: int
+    dram_bank_count: int
+    dram_bank_size: int
+
+
+@dataclass(frozen=True)
 class DeviceMemory:
     name: str  # board, e.g. "n150"
     l1: Banks
@@ -60,31 +71,26 @@ class DeviceMemory:
         raise ValueError(f"unknown memory config {config!r}; expected one of {', '.join(CONFIGS)}")
 
     @classmethod
-    def from_banks(cls, name: str, *, l1_bank_count: int, l1_bank_size: int,
-                   dram_bank_count: int, dram_bank_size: int,
-                   grid: tuple[int, int] | None = None) -> DeviceMemory:
+    def from_banks(cls, name: str, banks: BankSpec, grid: tuple[int, int] | None = None) -> DeviceMemory:
         """From the bank figures of an opened device. Alignment and grid come from the board's
         preset when known; otherwise Blackhole's roundings (the coarser) and the most square
         grid with l1_bank_count cores are assumed."""
         known = PRESETS.get(name)
-        l1 = Banks(l1_bank_count, l1_bank_size, 16, 64)
-        dram = Banks(dram_bank_count, dram_bank_size, 64, 64)
+        l1 = Banks(banks.l1_bank_count, banks.l1_bank_size, 16, 64)
+        dram = Banks(banks.dram_bank_count, banks.dram_bank_size, 64, 64)
         if known is not None:
-            l1 = replace(known.l1, count=l1_bank_count, size=l1_bank_size)
-            dram = replace(known.dram, count=dram_bank_count, size=dram_bank_size)
+            l1 = replace(known.l1, count=banks.l1_bank_count, size=banks.l1_bank_size)
+            dram = replace(known.dram, count=banks.dram_bank_count, size=banks.dram_bank_size)
         if grid is None:
-            same_grid = known is not None and known.cores == l1_bank_count
-            grid = known.grid if same_grid else _square_grid(l1_bank_count)
+            same_grid = known is not None and known.cores == banks.l1_bank_count
+            grid = known.grid if same_grid else _square_grid(banks.l1_bank_count)
         return cls(name, l1, dram, grid)
 
     @classmethod
     def from_handle(cls, handle: Any) -> DeviceMemory:
-        """From an open device handle (fxport.runtime.devices.DeviceHandle or anything with the
-        same attributes: arch, l1_bank_count, l1_bank_size, dram_bank_count, dram_bank_size)."""
-        return cls.from_banks(handle.arch, l1_bank_count=handle.l1_bank_count,
-                              l1_bank_size=handle.l1_bank_size,
-                              dram_bank_count=handle.dram_bank_count,
-                              dram_bank_size=handle.dram_bank_size)
+        """From an open device handle (fxport.runtime.devices.DeviceHandle, or anything with its
+        `arch` and `banks`)."""
+        return cls.from_banks(handle.arch, handle.banks)
 
 
 def _square_grid(cores: int) -> tuple[int, int]:

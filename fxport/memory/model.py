@@ -16,14 +16,12 @@ Sizes in reports are exact bytes plus MiB (2^20 B). The seeds' "MB" figures (765
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Sequence
 
 from fxport.memory.devices import CONFIGS, DRAM, L1, N150, DeviceMemory
 from fxport.memory.tiles import (
-    MIB, TILE, TILE_LAYOUT, Padding, Pages, device_dtype, fmt_bytes, padded_shape, padding, pages,
-    round_up,
+    MIB, TILE_LAYOUT, Padding, Pages, device_dtype, fmt_bytes, padding, pages,
 )
 
 # (band, floor): a size belongs to the first band whose floor it exceeds.
@@ -120,15 +118,13 @@ def tensor_memory(shape: Sequence[int], dtype: str, device: DeviceMemory = N150,
 
 @dataclass(frozen=True)
 class Remedy:
-    """The first rung of the ladder that makes a node fit: DRAM, then L1 sharding, then chunking."""
+    """The first rung of the ladder that makes a node fit: DRAM instead of L1, then chunking."""
 
-    kind: str  # "DRAM", "SHARD", "CHUNK", or "NONE" when nothing on the ladder fits
+    kind: str  # "DRAM", "CHUNK", or "NONE" when nothing on the ladder fits
     config: str  # where the node would live
-    per_bank: int  # bytes the fullest bank (SHARD: core) then needs
+    per_bank: int  # bytes the fullest bank then needs
     bank_size: int
     text: str
-    strategy: str | None = None  # SHARD: "HEIGHT", "WIDTH" or "BLOCK"
-    shard_shape: tuple[int, int] | None = None  # SHARD: of the largest tensor, in elements
     dim: int | None = None  # CHUNK: dim index in the node's largest tensor
     dim_name: str | None = None
     factor: int | None = None  # CHUNK: number of chunks
@@ -137,8 +133,6 @@ class Remedy:
     def to_dict(self) -> dict:
         d = {k: v for k, v in vars(self).items() if v is not None}
         d["tried"] = list(self.tried)
-        if self.shard_shape is not None:
-            d["shard_shape"] = list(self.shard_shape)
         return d
 
 
@@ -228,33 +222,6 @@ def node_memory(record: Any = None, device: DeviceMemory = N150, *,
 
 # --- remedies -------------------------------------------------------------------------------
 
-SHARD_STRATEGIES = ("HEIGHT", "WIDTH", "BLOCK")
-
-
-def shard_need(tensor: TensorMemory, strategy: str, device: DeviceMemory
-               ) -> tuple[int, tuple[int, int]]:
-    """Bytes one core holds when `tensor` is sharded over the worker grid, and the shard shape.
-
-    The tensor is seen as 2-D: rows = all dims but the last, flattened (after padding); columns =
-    the last dim. HEIGHT gives each core a band of rows, WIDTH a band of columns, BLOCK one cell
-    of a grid (columns x rows of cores) cut over both. Shards are whole tiles in TILE layout.
-    """
-    padded = padded_shape(tensor.shape, tensor.layout)
-    rows, cols = math.prod(padded[:-1]), padded[-1]
-    unit = TILE if tensor.layout == TILE_LAYOUT else 1
-    grid_cols, grid_rows = device.grid
-    split_rows, split_cols = {"HEIGHT": (device.cores, 1), "WIDTH": (1, device.cores),
-                              "BLOCK": (grid_rows, grid_cols)}[strategy]
-    shard_h = round_up(-(-rows // split_rows), unit)
-    shard_w = round_up(-(-cols // split_cols), unit)
-    dt = device_dtype(tensor.dtype)
-    if tensor.layout == TILE_LAYOUT:
-        nbytes = (shard_h // TILE) * (shard_w // TILE) * dt.tile_bytes
-    else:  # one page per shard row, aligned like any L1 page
-        nbytes = shard_h * round_up(shard_w * dt.element_bytes, device.l1.alignment)
-    return nbytes, (shard_h, shard_w)
-
-
 def dim_names(rank: int) -> tuple[str, ...]:
     """Names for the dims of a tensor, by NCHW convention: [batch, channels, height, width]."""
     names = [f"dim{i}" for i in range(rank)]
@@ -317,13 +284,13 @@ def remedy(node: NodeMemory, config: str = L1) -> Remedy | None:
     """What makes `node` fit when it does not fit `config` (None when it fits):
 
     1. L1 wanted and DRAM fits: "DRAM instead of L1".
-    2. L1 wanted: height / width / block sharding, if the node's shards on one core fit an L1
-       bank. Interleaving already spreads pages evenly over every bank, so a shard is never
-       smaller than the interleaved share: this rung can only confirm that sharding will not
-       rescue a node that interleaved L1 cannot hold, and says so with its numbers.
-    3. Chunking: the fewest chunks k along one named dim of the node's largest tensor such that
+    2. Chunking: the fewest chunks k along one named dim of the node's largest tensor such that
        each chunk fits DRAM (tensors of the same rank and size along that dim are cut with it).
     Otherwise kind "NONE", with every rung's reason in `tried`.
+
+    Sharding in L1 is no rung: interleaving already deals a buffer's pages evenly over every
+    bank, so a height, width or block shard on one core is never smaller than the interleaved
+    per-bank share, and cannot rescue a node interleaved L1 cannot hold.
     """
     if node.fits(config):
         return None
@@ -335,21 +302,6 @@ def remedy(node: NodeMemory, config: str = L1) -> Remedy | None:
                           f"DRAM instead of L1: each of {dram.banks} DRAM banks needs "
                           f"{dram.per_bank:,} B of {dram.bank_size:,} B")
         tried.append(str(dram))
-        if node.overridden:
-            tried.append("sharding: not assessed (an override gives bytes, not shapes)")
-        else:
-            l1 = node.device.l1
-            needs = {s: sum(shard_need(t, s, node.device)[0] for t in node.tensors)
-                     for s in SHARD_STRATEGIES}
-            strategy = min(SHARD_STRATEGIES, key=needs.__getitem__)
-            largest = _largest(node)
-            if needs[strategy] <= l1.size:
-                return Remedy("SHARD", L1, needs[strategy], l1.size,
-                              f"{strategy} sharding in L1: {needs[strategy]:,} B per core of "
-                              f"{l1.size:,} B", strategy=strategy,
-                              shard_shape=shard_need(largest, strategy, node.device)[1])
-            tried.append(f"sharding: {strategy.lower()} sharding (the smallest) needs "
-                         f"{needs[strategy]:,} B per core, L1 bank size is {l1.size:,} B")
     found = _smallest_chunking(node, DRAM)
     if found is None:
         tried.append("chunking: no single dim can be cut fine enough to fit DRAM")
@@ -367,7 +319,6 @@ def remedy(node: NodeMemory, config: str = L1) -> Remedy | None:
 
 
 __all__ = [
-    "SEVERITY_BANDS", "SHARD_STRATEGIES", "NodeMemory", "Remedy", "TensorMemory", "Verdict",
-    "dim_names", "node_memory", "remedy", "severity", "shard_need", "tensor_memory",
-    "verdicts_for_bytes",
+    "SEVERITY_BANDS", "NodeMemory", "Remedy", "TensorMemory", "Verdict", "dim_names", "node_memory",
+    "remedy", "severity", "tensor_memory", "verdicts_for_bytes",
 ]

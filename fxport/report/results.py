@@ -13,9 +13,9 @@ from dataclasses import asdict, dataclass, field
 
 from fxport.capture.records import OpRecord, TensorSpec
 from fxport.memory.analysis import MemoryAnalysis
+from fxport.memory.devices import BankSpec
 from fxport.partition import DevicePartition
 from fxport.plan import Plan
-from fxport.report.families import module_group, op_family
 from fxport.report.schema import RUN_SCHEMA
 from fxport.runtime.context import TransferLog
 from fxport.runtime.execute import NodeResult
@@ -40,13 +40,13 @@ def provenance(device_kind: str, values: str) -> dict:
 class DeviceInfo:
     kind: str  # "mock" or "hardware"
     arch: str
-    l1_bank_count: int
-    l1_bank_size: int
-    dram_bank_count: int
-    dram_bank_size: int
+    banks: BankSpec
+
+    def to_dict(self) -> dict:
+        return {"kind": self.kind, "arch": self.arch, **asdict(self.banks)}
 
 
-@dataclass
+@dataclass(frozen=True)
 class RunResult:
     model: str
     inputs: tuple[TensorSpec, ...]
@@ -63,6 +63,12 @@ class RunResult:
     capture: dict = field(default_factory=dict)  # method, complete, problems
     seconds: dict[str, float] = field(default_factory=dict)  # per stage; volatile
     outputs: list = field(default_factory=list, repr=False)  # output tensors (not saved)
+
+
+def module_group(module: str) -> str:
+    """The top-level submodule an op belongs to (PI0: siglip, projector, gemma, expert, prefix,
+    suffix, denoise); "<top>" for ops of the root module's own forward."""
+    return module.split(".")[0] if module else "<top>"
 
 
 def _repeats(result: RunResult) -> dict[str, int]:
@@ -109,7 +115,7 @@ def unsupported_ops(result: RunResult) -> list[dict]:
     for n in result.plan.nodes:
         if not n.lowered:
             groups[n.target].append(n)
-    rows = [{"target": t, "family": op_family(t), "count": sum(rep.get(n.node, 1) for n in ns),
+    rows = [{"target": t, "family": ns[0].family, "count": sum(rep.get(n.node, 1) for n in ns),
              "reasons": sorted({n.reason for n in ns}), "modules": sorted({n.module for n in ns})[:5]}
             for t, ns in groups.items()]
     return sorted(rows, key=lambda d: (-d["count"], d["target"]))
@@ -135,13 +141,13 @@ def run_document(result: RunResult) -> dict:
         "schema": RUN_SCHEMA,
         "model": result.model,
         "inputs": [s.to_dict() for s in result.inputs],
-        "device": asdict(result.device),
+        "device": result.device.to_dict(),
         "memory_config": result.memory,
         "values": result.values,
         "provenance": provenance(result.device.kind, result.values),
         "capture": result.capture,
         "coverage": coverage(result),
-        "coverage_by_family": coverage_by(result, lambda p: op_family(p.target)),
+        "coverage_by_family": coverage_by(result, lambda p: p.family),
         "coverage_by_module": coverage_by(result, lambda p: module_group(p.module)),
         "output_pcc": [round(p, 6) for p in result.output_pcc],
         "unsupported": unsupported_ops(result),

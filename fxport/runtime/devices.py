@@ -2,7 +2,7 @@
 
     with open_device("auto") as dev:      # hardware when a card is present, else a mock n150
         ttnn.add(a, b)                     # dev.device is the ttnn device
-        dev.l1_bank_count, dev.l1_bank_size
+        dev.banks.l1_bank_count, dev.banks.l1_bank_size
 
 Why ttnn is imported lazily (inside functions) throughout fxport: importing it takes 1.5-2 s,
 and TT-Metal reads its environment (TT_METAL_MOCK_CLUSTER_DESC_PATH, TT_METAL_RUNTIME_ROOT,
@@ -23,6 +23,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
+from fxport.memory.devices import BankSpec
 from fxport.runtime.mock import MockRuntime, build_runtime_root, descriptor_path
 
 KINDS = ("auto", "mock", "hardware")
@@ -99,10 +100,7 @@ class DeviceHandle:
     kind: str  # "mock" or "hardware": what was opened, also when "auto" was asked for
     arch: str  # board, e.g. "n150", "p150" (from ttnn.cluster.get_cluster_type())
     device: Any
-    l1_bank_count: int
-    l1_bank_size: int
-    dram_bank_count: int
-    dram_bank_size: int
+    banks: BankSpec
     mock_runtime: MockRuntime | None = field(default=None, repr=False)
     _open: bool = field(default=True, init=False, repr=False)
 
@@ -159,10 +157,9 @@ def open_device(kind: str = "auto", arch: str | None = None, *, device_id: int =
     except BaseException:
         ttnn.close_device(device)
         raise
-    return DeviceHandle(kind=kind, arch=actual_arch, device=device,
-                        l1_bank_count=l1.num_banks, l1_bank_size=l1.total_bytes_per_bank,
-                        dram_bank_count=dram.num_banks, dram_bank_size=dram.total_bytes_per_bank,
-                        mock_runtime=runtime)
+    banks = BankSpec(l1_bank_count=l1.num_banks, l1_bank_size=l1.total_bytes_per_bank,
+                     dram_bank_count=dram.num_banks, dram_bank_size=dram.total_bytes_per_bank)
+    return DeviceHandle(kind=kind, arch=actual_arch, device=device, banks=banks, mock_runtime=runtime)
 
 
 def _claim_hardware() -> None:

@@ -20,8 +20,8 @@ from fxport.capture.records import is_op_node, module_of, target_name
 from fxport.mapping import REGISTRY
 from fxport.memory.oom import classify
 from fxport.runtime.context import LoweringContext
+from fxport.runtime.pcc import agreement
 from fxport.values import HostValue, TTValue
-from fxport.runtime.pcc import pcc
 
 
 @dataclass(frozen=True)
@@ -127,8 +127,7 @@ class _Runner(fx.Interpreter):
         got = self.ctx.host(actual, like=expected, count=False)
         if not isinstance(got, torch.Tensor):
             return None
-        return round(pcc(got.float(), expected.float()) if expected.dtype != torch.bool
-                     else float(torch.equal(got, expected)), 6)
+        return round(agreement(got, expected), 6)
 
 
 def _val(a: Any) -> Any:

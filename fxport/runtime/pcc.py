@@ -32,3 +32,13 @@ def pcc(actual: torch.Tensor, expected: torch.Tensor) -> float:
     a, e = a - a.mean(), e - e.mean()
     denom = a.norm() * e.norm()
     return float((a @ e) / denom) if denom > 0 else 0.0
+
+
+def agreement(actual: torch.Tensor, expected: torch.Tensor) -> float:
+    """How closely an output matches its reference, the one comparison fxport scores outputs
+    with: bool results (bf16 0/1 masks on the device) must be equal, 1.0 or 0.0; everything else
+    is compared by PCC in floating point."""
+    if expected.dtype == torch.bool or actual.dtype == torch.bool:
+        same = tuple(actual.shape) == tuple(expected.shape) and torch.equal(actual.bool(), expected.bool())
+        return float(same)
+    return pcc(actual.float(), expected.float())

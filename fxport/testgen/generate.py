@@ -26,7 +26,7 @@ from typing import Any, Iterable
 import torch
 
 from fxport.capture.records import TensorSpec
-from fxport.memory.devices import DeviceMemory, preset
+from fxport.memory.devices import BankSpec, DeviceMemory, preset
 from fxport.memory.tiles import fmt_bytes
 from fxport.testgen.collect import Case
 from fxport.testgen.runtime import CASES_FILE, RESULTS_FILE, TIMING_FILE, dump_json
@@ -55,10 +55,9 @@ def execution_memory(arch: str) -> DeviceMemory:
     from fxport.runtime.devices import EXECUTION_OPTIONS
 
     p = preset(arch)
-    return DeviceMemory.from_banks(p.name, l1_bank_count=p.l1.count,
-                                   l1_bank_size=p.l1.size - EXECUTION_OPTIONS["l1_small_size"],
-                                   dram_bank_count=p.dram.count, dram_bank_size=p.dram.size,
-                                   grid=p.grid)
+    banks = BankSpec(l1_bank_count=p.l1.count, l1_bank_size=p.l1.size - EXECUTION_OPTIONS["l1_small_size"],
+                     dram_bank_count=p.dram.count, dram_bank_size=p.dram.size)
+    return DeviceMemory.from_banks(p.name, banks, grid=p.grid)
 
 
 def generate(cases: Iterable[Case], out_dir: str | Path, memory: str = "dram", arch: str = "n150",

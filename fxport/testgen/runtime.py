@@ -200,14 +200,9 @@ def run_case(case: dict, ctx: Any) -> CaseResult:
                             "pipeline's result holds only those)")
     elif len(got) > len(want):
         result.notes.append(f"the pipeline returned {len(got)} tensors, the aten op {len(want)}")
-    from fxport.runtime.pcc import pcc
+    from fxport.runtime.pcc import agreement
 
-    for g, w in zip(got, want):
-        if w.dtype == torch.bool or g.dtype == torch.bool:
-            score = float(torch.equal(g.bool(), w.bool())) if g.shape == w.shape else 0.0
-        else:
-            score = pcc(g.float(), w.float())
-        result.pcc.append(round(score, 6))
+    result.pcc += [round(agreement(g, w), 6) for g, w in zip(got, want)]
     return result
 
 

@@ -27,8 +27,9 @@ from typing import Any, Callable
 import torch
 
 from fxport.capture.records import TensorSpec, split_target
+from fxport.dtypes import is_float
+from fxport.mapping import REGISTRY
 
-FLOAT_DTYPES = {"float32", "float64", "float16", "bfloat16"}
 INT_DTYPES = {"int64", "int32", "int16", "int8", "uint8", "uint16", "uint32", "uint64"}
 
 NORMAL = {"kind": "normal", "scale": 1.0}
@@ -45,27 +46,49 @@ NEAR_ONE = _uniform(0.9, 1.1, "near 1: a product of many random values under/ove
 AWAY = {"kind": "away_from_zero", "low": 0.5, "high": 2.5,
         "why": "divisor: away from zero (a quotient near a pole is ill-conditioned in bf16)"}
 WIDE = {"kind": "normal", "scale": 4.0, "why": "rounding op: values spanning several integers"}
+KINKS = {"kind": "normal", "scale": 4.0, "why": "piecewise activation: values reaching its bends (+-3, 6)"}
+INT_DIVISOR = {"kind": "away_from_zero", "low": 1, "high": DEFAULT_INTS[1], "why": "integer divisor: nonzero"}
 
-# Floating-point domains, by op (without overload) and schema argument name.
-FLOAT_DOMAINS: dict[str, dict[str, dict]] = {
-    **{f"aten.{op}": {"self": POSITIVE} for op in (
+# Restricted input ranges: the one table generated suites and the rule tests
+# (tests/rule_harness.py) draw inputs from. By op (without overload; "*" for any op), then schema
+# argument name, then the kind of input ("float" or "int"); anything not listed gets plain
+# random values. A new op with a restricted domain adds its line here.
+DOMAINS: dict[str, dict[str, dict[str, dict]]] = {
+    **{f"aten.{op}": {"self": {"float": POSITIVE}} for op in (
         "log", "log2", "log10", "log1p", "sqrt", "rsqrt", "lgamma", "digamma")},
-    **{f"aten.{op}": {"self": UNIT} for op in ("asin", "acos", "atanh", "erfinv", "tan")},
-    **{f"aten.{op}": {"self": WIDE} for op in ("floor", "ceil", "round", "trunc", "frac")},
-    **{f"aten.{op}": {"other": AWAY} for op in (
+    **{f"aten.{op}": {"self": {"float": UNIT}} for op in ("asin", "acos", "atanh", "erfinv", "tan")},
+    **{f"aten.{op}": {"self": {"float": WIDE}} for op in ("floor", "ceil", "round", "trunc", "frac")},
+    **{f"aten.{op}": {"self": {"float": KINKS}} for op in (
+        "relu6", "hardtanh", "hardswish", "hardsigmoid", "softplus")},
+    **{f"aten.{op}": {"other": {"float": AWAY, "int": INT_DIVISOR}} for op in (
         "div", "true_divide", "floor_divide", "remainder", "fmod")},
-    "aten.reciprocal": {"self": AWAY},
-    "aten.addcdiv": {"tensor2": AWAY},
-    "aten.acosh": {"self": _uniform(1.1, 4.1, "domain: >= 1")},
-    "aten.logit": {"self": _uniform(0.05, 0.95, "domain: inside (0, 1)")},
-    "aten.xlogy": {"other": POSITIVE},
-    "aten.pow": {"self": _uniform(0.1, 3.1, "base of a power: positive")},
-    "aten.prod": {"self": NEAR_ONE},
-    "aten.cumprod": {"self": NEAR_ONE},
-    "aten.grid_sampler_2d": {"grid": _uniform(-1.0, 1.0, "sampling grid: normalised coordinates")},
+    "aten.reciprocal": {"self": {"float": AWAY}},
+    "aten.addcdiv": {"tensor2": {"float": AWAY}},
+    "aten.acosh": {"self": {"float": _uniform(1.1, 4.1, "domain: >= 1")}},
+    "aten.logit": {"self": {"float": _uniform(0.05, 0.95, "domain: inside (0, 1)")}},
+    "aten.xlogy": {"other": {"float": POSITIVE}},
+    # A float base of a non-integral power must be positive (value_plan lifts this for integral
+    # exponents); an integer exponent must not be negative.
+    "aten.pow": {"self": {"float": _uniform(0.1, 3.1, "base of a power: positive")},
+                 "exponent": {"int": {"kind": "randint", "low": 0, "high": 4,
+                                      "why": "integer exponent: non-negative"}}},
+    "aten.prod": {"self": {"float": NEAR_ONE}},
+    "aten.cumprod": {"self": {"float": NEAR_ONE}},
+    "aten.clamp": {"min": {"float": _uniform(-2.5, -0.5, "lower bound below the upper one")},
+                   "max": {"float": _uniform(0.5, 2.5, "upper bound above the lower one")}},
+    "aten.grid_sampler_2d": {"grid": {"float": _uniform(-1.0, 1.0, "sampling grid: normalised coordinates")}},
+    "*": {"running_var": {"float": _uniform(0.1, 3.1, "a variance: positive")}},
 }
-# Any op: arguments that are variances.
-FLOAT_ARG_DOMAINS: dict[str, dict] = {"running_var": _uniform(0.1, 3.1, "a variance: positive")}
+
+
+def domain(op: str, arg: str, kind: str) -> dict | None:
+    """The restricted range of argument `arg` of `op` ("aten.log") for a "float" or "int"
+    input, or None when plain random values do."""
+    for key in (op, "*"):
+        found = DOMAINS.get(key, {}).get(arg, {}).get(kind)
+        if found is not None:
+            return found
+    return None
 
 
 def value_plan(target: str, inputs: tuple[TensorSpec, ...], outputs: tuple[TensorSpec, ...],
@@ -76,8 +99,6 @@ def value_plan(target: str, inputs: tuple[TensorSpec, ...], outputs: tuple[Tenso
     slots = tensor_slots(bound)
     name = split_target(target)[0]
     if has_rule is None:
-        from fxport.mapping import REGISTRY
-
         has_rule = lambda t: REGISTRY.rule_named(t) is not None  # noqa: E731
     index_bounds = _index_bounds(name, bound, inputs, outputs)
     plan = []
@@ -100,18 +121,16 @@ def _value_for(spec: TensorSpec, i: int, arg: str, name: str, bound: dict, index
         if not value_op:
             return {"kind": "zeros", "why": f"integer input {arg or i!s} of an op with no TT-NN "
                                             "rule and no known index bounds: zeros (values unknown)"}
+        limited = domain(name, arg, "int")
+        if limited is not None:
+            return dict(limited)
         lo, hi = _int_range(spec.dtype)
-        if name in ("aten.div", "aten.remainder", "aten.fmod", "aten.floor_divide") and arg == "other":
-            return {"kind": "away_from_zero", "low": 1, "high": max(2, hi),
-                    "why": "integer divisor: nonzero"}
-        if name == "aten.pow" and arg == "exponent":
-            return {"kind": "randint", "low": 0, "high": 4, "why": "integer exponent: non-negative"}
         return {"kind": "randint", "low": lo, "high": hi}
-    if spec.dtype in FLOAT_DTYPES:
-        domain = FLOAT_DOMAINS.get(name, {}).get(arg) or FLOAT_ARG_DOMAINS.get(arg)
+    if is_float(spec.dtype):
+        limited = domain(name, arg, "float")
         if name == "aten.pow" and arg == "self" and _integral(bound.get("exponent")):
-            domain = None  # an integer power takes any base
-        return dict(domain) if domain else dict(NORMAL)
+            limited = None  # an integer power takes any base
+        return dict(limited) if limited else dict(NORMAL)
     return {"kind": "zeros", "why": f"dtype {spec.dtype}: no random values (zeros)"}
 
 
