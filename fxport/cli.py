@@ -142,7 +142,8 @@ def _cmd_run(args) -> int:
     out = args.out or Path("out") / _safe_name(result.model)
     doc = write_run(result, out)
     print(run_summary_text(doc))
-    print(f"wrote {out}/run.json (source of truth), nodes.csv")
+    print(f"wrote {out}/run.json (source of truth)")
+    _render(out)
     return 0
 
 
@@ -171,13 +172,16 @@ def _cmd_sweep(args) -> int:
 
 
 def _render(path: Path) -> None:
+    """The renderings people read (Markdown, summary CSVs); `fxport report` adds HTML pages,
+    plots and per-node CSVs on demand."""
     from fxport.report.render import render_dir
 
-    written = render_dir(path)
+    written = render_dir(path, html=False)
     for p in written[:3]:
         print(f"wrote {p}")
     if len(written) > 3:
         print(f"wrote {len(written) - 3} more files (per-entry reports) under {path}/")
+    print(f"`fxport report {path}` writes the HTML pages, plots and per-node CSVs")
 
 
 def _cmd_report(args) -> int:

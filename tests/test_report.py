@@ -155,15 +155,40 @@ def test_run_markdown_explains_every_failure():
     assert run_markdown(doc) == md  # deterministic
 
 
-def test_run_html_is_self_contained():
+def test_run_html_draws_its_plots_as_separate_images():
     page = run_html(run_doc())
-    assert page.startswith("<!DOCTYPE html>") and page.rstrip().endswith("</html>")
-    assert external_refs(page) == []
-    assert "<script" not in page and "<link" not in page
-    assert page.count("data:image/png;base64,") >= 4  # coverage, modules, families, reasons, OOM
-    for text in PROVENANCE.values():
-        assert text in page
-    assert "Not enough space to allocate 134217728 B" in page and "&lt;top&gt;" in page
+    text = page.text
+    assert text.startswith("<!DOCTYPE html>") and text.rstrip().endswith("</html>")
+    assert external_refs(text) == []
+    assert "<script" not in text and "<link" not in text and "base64" not in text
+    # coverage, families, modules, off-device reasons, OOM: each an image file beside the page
+    assert set(page.plots) == {"coverage.png", "families.png", "modules.png", "off_device.png", "oom.png"}
+    assert sorted(re.findall(r'src="(plots/[^"]+)"', text)) == sorted(f"plots/{n}" for n in page.plots)
+    for text_ in PROVENANCE.values():
+        assert text_ in text
+    assert "Not enough space to allocate 134217728 B" in text and "&lt;top&gt;" in text
+
+
+def test_markdown_and_html_follow_one_page_structure():
+    from fxport.report.pages import Section, run_page
+
+    run = run_doc()
+    md, page = run_markdown(run), run_html(run).text
+    titles = [b.title for b in run_page(run).blocks if isinstance(b, Section)]
+    assert titles[:3] == ["Coverage", "Coverage by op family", "Coverage by module"]
+    md_order = [md.index(f"## {title}\n") for title in titles]
+    html_order = [page.index(f"<h2>{title}</h2>") for title in titles]
+    assert md_order == sorted(md_order) and html_order == sorted(html_order)
+
+
+def test_markdown_tables_are_not_padded():
+    """A changed cell changes its own line: no column is padded to the widest cell."""
+    md = run_markdown(run_doc())
+    assert "| aten nodes | count | share |" in md and "|---|---|---|" in md
+    longer = run_doc()
+    longer["coverage_by_module"]["a_much_longer_module_name"] = dict(longer["coverage_by_module"]["conv"])
+    before, after = md.splitlines(), run_markdown(longer).splitlines()
+    assert len(after) == len(before) + 1 and len(set(after) - set(before)) == 1
 
 
 def test_real_run_renders(mock_device, tmp_path):
@@ -172,21 +197,31 @@ def test_real_run_renders(mock_device, tmp_path):
 
     result = run_model("tests.user_models:TinyCNN", mock_device, (1, 3, 16, 16))
     doc = write_run(result, tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run.json", "timing.json"]
+    assert [p.name for p in render_dir(tmp_path, html=False)] == ["report.md"]
     written = render_dir(tmp_path)
-    assert [p.name for p in written] == ["report.md", "report.html", "oom_nodes.csv"]
+    assert [p.name for p in written][:2] == ["report.md", "report.html"]
+    assert {"nodes.csv", "oom_nodes.csv", "coverage.png"} <= {p.name for p in written}
     md, page = (tmp_path / "report.md").read_text(), (tmp_path / "report.html").read_text()
     assert doc["provenance"]["values"] in md and doc["provenance"]["values"] in page
     assert external_refs(page) == []
+    assert all((tmp_path / src).is_file() for src in re.findall(r'src="([^"]+)"', page))
     assert f"{doc['coverage']['device_pct']:.1f}%" in md
+    nodes = list(csv.DictReader((tmp_path / "nodes.csv").open()))
+    assert [n["node"] for n in nodes] == [n["node"] for n in doc["nodes"]]
 
 
 def test_sweep_directory(tmp_path):
     runs = {"tiny@16x16": run_doc("tiny"), "clean@16x16": clean_run_doc()}
     write_sweep(tmp_path, runs, failed={"broken@16x16": FAILED_ERROR})
+    readable = [p.relative_to(tmp_path).as_posix() for p in render_dir(tmp_path, html=False)]
+    assert readable == ["index.md", "sweep.csv", "blocking_matrix.csv", "tiny@16x16/report.md",
+                        "clean@16x16/report.md"]
     written = render_dir(tmp_path)
     names = [p.relative_to(tmp_path).as_posix() for p in written]
-    assert names[:4] == ["index.html", "index.md", "sweep.csv", "blocking_matrix.csv"]
-    assert {"tiny@16x16/report.md", "tiny@16x16/report.html", "clean@16x16/report.html"} <= set(names)
+    assert names[:4] == ["index.md", "sweep.csv", "blocking_matrix.csv", "index.html"]
+    assert {"tiny@16x16/report.md", "tiny@16x16/report.html", "clean@16x16/report.html",
+            "plots/coverage.png", "tiny@16x16/plots/oom.png"} <= set(names)
     assert not (tmp_path / "broken@16x16").exists()
 
     md, page = (tmp_path / "index.md").read_text(), (tmp_path / "index.html").read_text()
@@ -194,6 +229,7 @@ def test_sweep_directory(tmp_path):
         assert text in md and text in page
     assert "FAILED" in md and "(tiny%4016x16/report.md)" in md
     assert external_refs(page) == [] and 'href="tiny%4016x16/report.html"' in page
+    assert all((tmp_path / src).is_file() for src in re.findall(r'src="([^"]+)"', page))
 
     rows = list(csv.DictReader((tmp_path / "sweep.csv").open()))
     broken = next(r for r in rows if r["key"] == "broken@16x16")
@@ -208,7 +244,7 @@ def test_sweep_directory(tmp_path):
 def test_sweep_with_a_missing_run_document_says_so():
     runs = {"tiny@16x16": run_doc("tiny"), "gone@16x16": clean_run_doc("gone")}
     doc = sweep_doc(runs)
-    md, page = sweep_markdown(doc, {"tiny@16x16": runs["tiny@16x16"]}), sweep_html(doc, {"tiny@16x16": runs["tiny@16x16"]})
+    md, page = sweep_markdown(doc, {"tiny@16x16": runs["tiny@16x16"]}), sweep_html(doc, {"tiny@16x16": runs["tiny@16x16"]}).text
     assert "missing" in md and "gone@16x16" in md and "gone@16x16" in page
 
 

@@ -26,10 +26,13 @@ def test_sweep_command_renders_reports(tmp_path, capsys):
     rc = main(["sweep", "resnet50", "--input-shape", "1,3,32,32", "--memory-config", "l1",
                "--out", str(tmp_path)])
     assert rc == 0
-    for name in ("sweep.json", "index.md", "index.html", "sweep.csv", "blocking_matrix.csv"):
+    for name in ("sweep.json", "index.md", "sweep.csv", "blocking_matrix.csv", "resnet50@32x32/report.md"):
         assert (tmp_path / name).exists(), name
-    assert (tmp_path / "resnet50@32x32" / "report.html").exists()
+    assert not list(tmp_path.rglob("*.html"))  # built on demand by `fxport report`
     assert "resnet50@32x32" in capsys.readouterr().out
+    assert main(["report", str(tmp_path)]) == 0
+    assert (tmp_path / "index.html").exists() and (tmp_path / "resnet50@32x32" / "report.html").exists()
+    assert (tmp_path / "plots" / "coverage.png").exists()
 
 
 def test_sweep_rejects_unknown_models(capsys):

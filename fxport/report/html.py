@@ -1,24 +1,26 @@
-"""HTML renderings of a run document (report.html) and a sweep document (index.html).
+"""HTML renderings of the report pages (fxport/report/pages.py): report.html and index.html.
 
-Each page is one self-contained file: inline CSS, plots as base64 PNG (matplotlib's Agg canvas
-through `Figure`, so no global pyplot state), no scripts, no external resources. Formatting
-only: every number comes from the documents or fxport/report/compare.py.
+A page is an HTML file with inline CSS and no scripts or external resources; its plots are PNG
+files beside it (`plots/<name>.png`, drawn with matplotlib's Agg canvas through `Figure`, so no
+global pyplot state), which `fxport report` writes. Formatting only: every number comes from the
+documents or fxport/report/compare.py.
 """
 
 from __future__ import annotations
 
-import base64
 import html
-import io
+from dataclasses import dataclass
+from typing import Any
 
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 from tabulate import tabulate
 
+from fxport.report import pages as p
 from fxport.report import tables as t
 from fxport.report.compare import fallback_kinds
 
-OOM_PLOT_LIMIT = 40  # bars in a run's OOM chart; the table lists every node
+PLOTS_DIR = "plots"
 
 COLORS = {"on device": "#2e7d32", "fell back at run time": "#ef6c00", "host (plan)": "#9e9e9e",
           "not run": "#d7ccc8"}
@@ -50,18 +52,9 @@ def _esc(v) -> str:
     return html.escape(str(v))
 
 
-def _table(rows: t.Rows, raw: tuple[int, ...] = ()) -> str:
-    """An HTML table; columns in `raw` hold markup made here (links, shading), the rest is escaped."""
-    headers, body = rows
-    body = [[c if i in raw else _esc(c) for i, c in enumerate(r)] for r in body]
-    return tabulate(body, headers=[_esc(h) for h in headers], tablefmt="unsafehtml", disable_numparse=True)
-
-
-def _png(fig: Figure) -> str:
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=96, bbox_inches="tight", metadata={"Software": None})
-    data = base64.b64encode(buf.getvalue()).decode("ascii")
-    return f'<img alt="{_esc(fig.get_label())}" src="data:image/png;base64,{data}">'
+def save_png(fig: Figure, path) -> None:
+    """The plot as a PNG file; no timestamp or version metadata, so the bytes follow the data."""
+    fig.savefig(path, format="png", dpi=96, bbox_inches="tight", metadata={"Software": None})
 
 
 def _figure(label: str, rows: int, width: float = 10.0) -> tuple[Figure, object]:
@@ -88,7 +81,7 @@ def _stacked(ax, labels: list[str], series: list[tuple[str, list]]) -> None:
     _legend(ax.figure, len(series))
 
 
-def coverage_plot(labels: list[str], coverages: list[dict | None], title: str) -> str:
+def coverage_plot(labels: list[str], coverages: list[dict | None], title: str) -> Figure:
     """Stacked bars per model: on device / fell back / host / not run (None: a failed entry)."""
     fig, ax = _figure(title, len(labels))
     cov = [c or {} for c in coverages]
@@ -102,10 +95,10 @@ def coverage_plot(labels: list[str], coverages: list[dict | None], title: str) -
         else:
             ax.text(c["total"], i, f"  {c['device_pct']:.1f}% on device", va="center", fontsize=8)
     ax.set_title(title, fontsize=11)
-    return _png(fig)
+    return fig
 
 
-def group_plot(groups: dict[str, dict], title: str) -> str:
+def group_plot(groups: dict[str, dict], title: str) -> Figure:
     """Per module or family: bars drawn over each other (total, lowered, on device), which shows
     the three shares without computing differences."""
     names = list(groups)
@@ -120,10 +113,10 @@ def group_plot(groups: dict[str, dict], title: str) -> str:
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_title(title, fontsize=11)
     _legend(fig, 3)
-    return _png(fig)
+    return fig
 
 
-def off_device_plot(run: dict) -> str:
+def off_device_plot(run: dict) -> Figure:
     """Why nodes are off the device: plan declines per op and run-time fallbacks per kind and op."""
     bars = ([(f"declined: {u['target']}", u["count"], COLORS["host (plan)"]) for u in run["unsupported"]]
             + [(f"{g['kind']}: {g['target']}", g["nodes"], COLORS["fell back at run time"])
@@ -136,10 +129,10 @@ def off_device_plot(run: dict) -> str:
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("aten nodes (grey: declined by the plan; orange: fell back at run time, by error kind)")
     ax.set_title("Why nodes are not on the device", fontsize=11)
-    return _png(fig)
+    return fig
 
 
-def oom_plot(nodes: list[tuple[str, dict]], title: str) -> str:
+def oom_plot(nodes: list[tuple[str, dict]], title: str) -> Figure:
     """Need of the fullest bank vs the bank size, log scale, coloured by severity; `nodes` is
     [(label, oom node)] as they are to be shown."""
     fig, ax = _figure(title, len(nodes))
@@ -159,13 +152,13 @@ def oom_plot(nodes: list[tuple[str, dict]], title: str) -> str:
     ax.set_xlabel("bytes per bank (log scale): bar = need of the fullest bank, | = bank size")
     ax.set_title(title, fontsize=11)
     _legend(fig, 5)
-    return _png(fig)
+    return fig
 
 
-def family_heatmap(sweep: dict) -> str:
+def family_heatmap(sweep: dict) -> Figure | None:
     families = sorted({f for e in sweep["entries"] for f in (e["coverage_by_family"] or {})})
     if not families:  # every entry failed: the overview table says so, there is nothing to plot
-        return "<p>No entry produced a result.</p>"
+        return None
     entries = sweep["entries"]
     fig = Figure(figsize=(2.5 + 0.9 * max(len(families), 1), 1.4 + 0.35 * len(entries)),
                  label="family coverage", layout="constrained")
@@ -185,171 +178,88 @@ def family_heatmap(sweep: dict) -> str:
     ax.set_yticks(range(len(entries)), [e["key"] for e in entries], fontsize=8)
     fig.colorbar(image, ax=ax, label="lowered % (grey: no node of the family)")
     ax.set_title("Lowered % by op family", fontsize=11)
-    return _png(fig)
+    return fig
 
 
-def _page(title: str, body: list[str]) -> str:
-    return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
-            f"<title>{_esc(title)}</title><style>{CSS}</style></head><body>\n"
+# What each pages.Plot kind draws.
+PLOTS = {"coverage": coverage_plot, "groups": group_plot, "off_device": off_device_plot, "oom": oom_plot,
+         "family_heatmap": family_heatmap}
+
+
+@dataclass
+class HtmlPage:
+    text: str
+    plots: dict[str, Figure]  # file name under PLOTS_DIR -> figure
+
+
+def _value(v: Any) -> str:
+    if isinstance(v, p.Link):
+        return f'<a href="{_esc(v.target)}.html">{_esc(v.text)}</a>'
+    if isinstance(v, p.Flag):
+        return f'<span class="failed">{_esc(v.text)}</span>'
+    if isinstance(v, p.Heat):
+        alpha = 0.15 + 0.75 * v.value / v.top if v.top else 0.15
+        return f'<span class="heat" style="background:rgba(239,108,0,{alpha:.2f})">{v.value}</span>'
+    if isinstance(v, tuple):
+        return "".join(_value(x) for x in v)
+    return _esc(v)
+
+
+def _table(rows: t.Rows) -> str:
+    headers, body = rows
+    return tabulate([[_value(c) for c in r] for r in body], headers=[_esc(h) for h in headers],
+                    tablefmt="unsafehtml", disable_numparse=True)
+
+
+class _Renderer:
+    def __init__(self) -> None:
+        self.plots: dict[str, Figure] = {}
+
+    def block(self, b: Any) -> list[str]:
+        if isinstance(b, p.Facts):
+            return ['<ul class="facts">', *(f"<li><b>{_esc(label)}:</b> {_value(v)}</li>" for label, v in b.items),
+                    "</ul>"]
+        if isinstance(b, p.Provenance):
+            rows = (["aspect", "what it is"], [[k.replace("_", " "), v] for k, v in sorted(b.provenance.items())])
+            return ['<div class="provenance"><b>What is real, predicted and emulated</b>' + _table(rows) + "</div>"]
+        if isinstance(b, p.Text):
+            css = "note" if b.note else "failed" if b.failed else ""
+            return [f'<p class="{css}">{_esc(b.text)}</p>' if css else f"<p>{_esc(b.text)}</p>"]
+        if isinstance(b, p.Bullets):
+            return ["<ul>", *(f"<li><b>{_esc(label)}</b>: {_value(v)}</li>" for label, v in b.items), "</ul>"]
+        if isinstance(b, p.Table):
+            shown = b.rows[1] if b.limit is None else b.rows[1][:b.limit]
+            out = [_table((b.rows[0], shown))]
+            if len(b.rows[1]) > len(shown):
+                out.append(f'<p class="note">{len(b.rows[1]) - len(shown)} more in {_esc(b.more_in)}.</p>')
+            return [f"<details><summary>{_esc(b.fold)}</summary>", *out, "</details>"] if b.fold else out
+        if isinstance(b, p.Plot):
+            fig = PLOTS[b.kind](*b.args)
+            if fig is None:
+                return ['<p class="note">Nothing to plot: no entry produced a result.</p>']
+            name = f"{b.name}.png"
+            self.plots[name] = fig
+            return [f'<img alt="{_esc(fig.get_label())}" src="{PLOTS_DIR}/{_esc(name)}">']
+        if isinstance(b, p.Section):
+            body = [line for x in b.blocks for line in self.block(x)]
+            if b.fold:
+                return [f"<details><summary>{_esc(b.title)}</summary>", *body, "</details>"]
+            return [f"<h{b.level}>{_esc(b.title)}</h{b.level}>", *body]
+        raise TypeError(f"no HTML for {type(b).__name__}")
+
+
+def render(page: p.Page) -> HtmlPage:
+    r = _Renderer()
+    body = [f"<h1>{_esc(page.heading)}</h1>", *(line for b in page.blocks for line in r.block(b))]
+    text = ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+            f"<title>{_esc(page.title)}</title><style>{CSS}</style></head><body>\n"
             + "\n".join(body) + "\n</body></html>\n")
+    return HtmlPage(text, r.plots)
 
 
-def _provenance(prov: dict) -> str:
-    return ('<div class="provenance"><b>What is real, predicted and emulated</b>'
-            + _table(t.provenance_rows(prov)) + "</div>")
+def run_html(run: dict) -> HtmlPage:
+    return render(p.run_page(run))
 
 
-def _more(shown: int, items: list, where: str) -> str:
-    return f'<p class="note">{len(items) - shown} more in {where}.</p>' if len(items) > shown else ""
-
-
-def _run_sections(run: dict) -> list[str]:
-    dev, cov, cap = run["device"], run["coverage"], run["capture"]
-    problems = "; ".join(f"{p.get('stage', '')}: {p.get('message', '')}" for p in cap.get("problems", []))
-    out = ['<ul class="facts">',
-           f"<li><b>Inputs:</b> {_esc(t.fmt_inputs(run))}</li>",
-           f"<li><b>Device:</b> {_esc(dev['kind'])} {_esc(dev['arch'])}; L1 {dev['l1_bank_count']} banks of "
-           f"{dev['l1_bank_size']:,} B; DRAM {dev['dram_bank_count']} banks of {dev['dram_bank_size']:,} B</li>",
-           f"<li><b>Activations in:</b> {_esc(run['memory_config'].upper())}; <b>values:</b> {_esc(run['values'])}</li>",
-           f"<li><b>Capture:</b> {_esc(cap.get('method', '?'))}, "
-           + ("complete" if cap.get("complete") else '<span class="failed">INCOMPLETE</span>')
-           + (f" ({_esc(problems)})" if problems else "") + "</li>",
-           f"<li><b>End-to-end PCC vs fp32 torch:</b> {_esc(t.fmt_run_pcc(run))}</li></ul>",
-           _provenance(run["provenance"]),
-           "<h2>Coverage</h2>", coverage_plot([run["model"]], [cov], "aten nodes by where they ran"),
-           _table(t.coverage_rows(cov)),
-           "<h2>Coverage by module</h2>", group_plot(run["coverage_by_module"], "Coverage by module"),
-           _table(t.group_rows(run["coverage_by_module"], "module")),
-           "<h2>Coverage by op family</h2>", group_plot(run["coverage_by_family"], "Coverage by op family"),
-           _table(t.group_rows(run["coverage_by_family"], "family")),
-           "<h2>Why nodes are not on the device</h2>"]
-    if run["unsupported"] or run["fallbacks"]:
-        out.append(off_device_plot(run))
-    out.append("<h3>Left on the host by the plan</h3>")
-    out.append(_table(t.unsupported_rows(run)) if run["unsupported"]
-               else "<p>None: the mapping table lowers every node of this graph.</p>")
-    out.append("<h3>Runtime fallbacks</h3>")
-    if not run["nodes"]:
-        out.append('<p class="failed">The graph did not run on a device: no node results.</p>')
-    elif not run["fallbacks"]:
-        out.append("<p>None: every node the plan lowered ran on the device.</p>")
-    else:
-        rows = t.fallback_rows(run)
-        out += ["<p>Lowered by the plan, rejected by the device at run time, re-run on the host:</p>",
-                _table(t.fallback_kind_rows(run)), "<details><summary>every fallback node</summary>",
-                _table(t.limited(rows, t.NODE_LIMIT)), _more(t.NODE_LIMIT, rows[1], "run.json"), "</details>"]
-    out += _memory_sections(run)
-    tr = run["transfers"]
-    out += ["<h2>Device partitions (dry run)</h2>",
-            f"<p>Device partitions: {len(run['partitions'])}; transfers: {tr['to_device']} to the device, "
-            f"{tr['to_host']} to the host, {tr['layout_changes']} layout changes.</p>"]
-    if run["partitions"]:
-        out.append(_table(t.partition_rows(run)))
-    host = t.host_node_rows(run)
-    if host[1]:
-        out += ["<h3>Nodes the plan left on the host</h3>", _table(t.limited(host, t.NODE_LIMIT)),
-                _more(t.NODE_LIMIT, host[1], "nodes.csv")]
-    out += ["<h2>Accuracy</h2>", f"<p>End-to-end PCC vs fp32 torch: {_esc(t.fmt_run_pcc(run))}.</p>"]
-    pcc = t.lowest_pcc_rows(run, t.PCC_LIMIT)
-    if pcc[1]:
-        out += ["<h3>Lowest per-node PCC</h3>", _table(pcc)]
-    return out
-
-
-def _memory_sections(run: dict) -> list[str]:
-    mem = run["memory"]
-    out = ["<h2>Out of memory</h2>"]
-    if mem is None:
-        return out + ["<p>No memory analysis in this run.</p>"]
-    a = mem["agreement"]
-    out += [f"<p>Every node judged under the <b>{_esc(mem['config'])}</b> config on {_esc(mem['device'])}: "
-            "the memory model's prediction next to the allocator's verdict on the device.</p>",
-            _table((["agree", "predicted only", "observed only", "no device verdict"],
-                    [[a["agree"], a["predicted_only"], a["observed_only"], a["not_run"]]]))]
-    if not mem["oom_nodes"]:
-        return out + ["<p>No node is predicted or observed out of memory.</p>"]
-    return out + [oom_plot([(o["node"], o) for o in mem["oom_nodes"][:OOM_PLOT_LIMIT]],
-                           f"Out of memory under {mem['config']}"),
-                  _more(OOM_PLOT_LIMIT, mem["oom_nodes"], "the table (plot shows the largest)"),
-                  _table(t.oom_rows(run)), "<h3>Their tensors</h3>", _table(t.oom_shape_rows(run))]
-
-
-def run_html(run: dict) -> str:
-    title = f"{run['model']}: {t.fmt_pct(run['coverage']['device_pct'])} of aten nodes on the device"
-    return _page(f"fxport: {run['model']}", [f"<h1>{_esc(title)}</h1>", *_run_sections(run),
-                                             "<hr><p class=\"note\">Source of truth: run.json; every node: nodes.csv.</p>"])
-
-
-def _heat(value, top: int) -> str:
-    """A matrix cell shaded by its count (relative to the largest cell, for the eye only)."""
-    if value == "":
-        return ""
-    alpha = 0.15 + 0.75 * value / top if top else 0.15
-    return f'<span class="heat" style="background:rgba(239,108,0,{alpha:.2f})">{value}</span>'
-
-
-def sweep_html(sweep: dict, runs: dict[str, dict]) -> str:
-    dev = sweep["device"]
-    entries = sweep["entries"]
-
-    def link(e):
-        href = t.report_link(e, "report.html")
-        name = _esc(e["key"])
-        return f'<a href="{_esc(href)}">{name}</a>' if href and e["key"] in runs else name
-
-    overview = t.overview_rows(sweep, link)
-    status_col = overview[0].index("status")
-    for row in overview[1]:
-        if row[status_col] != "OK":
-            row[status_col] = f'<span class="failed">{_esc(row[status_col])}</span>'
-    body = [f"<h1>fxport sweep on {_esc(dev.get('kind', '?'))} {_esc(dev.get('arch', ''))}: activations in "
-            f"{_esc(sweep['memory_config'].upper())}, values {_esc(sweep['values'])}</h1>",
-            _provenance(sweep["provenance"]),
-            "<h2>Coverage per model</h2>",
-            coverage_plot([e["key"] for e in entries], [e["coverage"] for e in entries], "aten nodes by where they ran"),
-            _table(overview, raw=(0, status_col))]
-    failed = [e for e in entries if e["status"] != "ok"]
-    if failed:
-        body += ["<h2>Failed entries</h2><ul>",
-                 *[f'<li><b>{_esc(e["key"])}</b>: <span class="failed">{_esc(e["error"])}</span></li>' for e in failed],
-                 "</ul>"]
-    missing = [e["key"] for e in entries if e["status"] == "ok" and e["key"] not in runs]
-    if missing:
-        body.append(f'<p class="failed">Run documents missing (listed from sweep.json only): {_esc(", ".join(missing))}</p>')
-    headers, rows = t.matrix_rows(sweep)
-    top = max((c for r in rows for c in r[1:] if c != ""), default=0)
-    body += ["<h2>Blocking matrix</h2>",
-             "<p>Nodes of each op kept off the device (declined by the plan or failed at run time), per entry; "
-             "blank: none." + (" Failed entries have no data." if failed else "") + "</p>",
-             _table((headers, [[r[0], *(_heat(c, top) for c in r[1:])] for r in rows]),
-                    raw=tuple(range(1, len(headers)))) if rows else "<p>No op blocks any entry.</p>",
-             "<h2>Coverage by op family</h2>", family_heatmap(sweep), _table(t.family_matrix_rows(sweep))]
-    body.append("<h2>Coverage by module</h2>")
-    for key in t.ok_keys(sweep):
-        if key in runs:
-            body += [f"<details><summary>{_esc(key)}</summary>",
-                     group_plot(runs[key]["coverage_by_module"], f"{key}: coverage by module"),
-                     _table(t.group_rows(runs[key]["coverage_by_module"], "module")), "</details>"]
-    body.append("<h2>Why nodes are not on the device, per entry</h2>")
-    off = [k for k in t.ok_keys(sweep) if k in runs and (runs[k]["fallbacks"] or runs[k]["unsupported"])]
-    for key in off:
-        body += [f"<h3>{_esc(key)}</h3>", off_device_plot(runs[key])]
-        if runs[key]["fallbacks"]:
-            body.append(_table(t.fallback_kind_rows(runs[key])))
-    if not off:
-        body.append("<p>None in the entries with results: no node declined by the plan or fallen back.</p>")
-    body.append("<h2>Out of memory</h2>")
-    with_oom = [k for k in t.ok_keys(sweep) if k in runs and (runs[k]["memory"] or {}).get("oom_nodes")]
-    oom = [(f"{k}: {o['node']}", o) for k in with_oom for o in runs[k]["memory"]["oom_nodes"][:t.OOM_PER_ENTRY]]
-    if oom:
-        body += [oom_plot(oom, "Out of memory: the largest nodes of each entry"),
-                 '<p class="note">Per entry the largest OOM nodes; every node is in its report.</p>']
-        for key in with_oom:
-            rows = t.oom_rows(runs[key])
-            body += [f"<h3>{_esc(key)}</h3>", _table(t.limited(rows, t.OOM_PER_ENTRY)),
-                     _more(t.OOM_PER_ENTRY, rows[1], "its report")]
-    else:
-        body.append("<p>No entry has a node predicted or observed out of memory.</p>")
-    body.append('<hr><p class="note">Source of truth: sweep.json and each entry\'s run.json; '
-                "CSV: sweep.csv, blocking_matrix.csv.</p>")
-    return _page("fxport sweep", body)
+def sweep_html(sweep: dict, runs: dict[str, dict]) -> HtmlPage:
+    return render(p.sweep_page(sweep, runs))

@@ -3,6 +3,11 @@
 A run directory holds run.json; a sweep directory holds sweep.json and one sub-directory per
 entry with that entry's run.json. Reading and writing files happens here only; the renderers
 are pure functions of the documents.
+
+Two sets of renderings: what people read and diff (report.md; index.md, sweep.csv,
+blocking_matrix.csv), which `fxport run` and `fxport sweep` write, and what is built on demand
+by `fxport report` (HTML pages with their plots as PNG files under plots/, and the per-node
+files nodes.csv and oom_nodes.csv).
 """
 
 from __future__ import annotations
@@ -12,9 +17,9 @@ from pathlib import Path
 
 from fxport.errors import FxportError
 from fxport.report.compare import RUN_SCHEMA, SWEEP_SCHEMA, Comparison, compare
-from fxport.report.html import run_html, sweep_html
+from fxport.report.html import PLOTS_DIR, HtmlPage, run_html, save_png, sweep_html
 from fxport.report.markdown import run_markdown, sweep_markdown
-from fxport.report.tables import write_blocking_csv, write_oom_csv, write_sweep_csv
+from fxport.report.tables import write_blocking_csv, write_nodes_csv, write_oom_csv, write_sweep_csv
 
 
 def _read(path: Path) -> dict:
@@ -62,28 +67,48 @@ def _write(path: Path, text: str) -> Path:
     return path
 
 
-def _render_run(run: dict, directory: Path) -> list[Path]:
-    written = [_write(directory / "report.md", run_markdown(run)),
-               _write(directory / "report.html", run_html(run))]
-    if run["memory"] is not None:
-        written.append(write_oom_csv(run, directory / "oom_nodes.csv"))
+def _write_html(path: Path, page: HtmlPage) -> list[Path]:
+    """The page and its plots (plots/<name>.png beside it); plots of an earlier rendering that
+    this one no longer has are removed."""
+    plots = path.parent / PLOTS_DIR
+    written = []
+    if page.plots:
+        plots.mkdir(exist_ok=True)
+        for name, fig in page.plots.items():
+            save_png(fig, plots / name)
+            written.append(plots / name)
+    for old in plots.glob("*.png") if plots.is_dir() else ():
+        if old.name not in page.plots:
+            old.unlink()
+    return [_write(path, page.text), *written]
+
+
+def _render_run(run: dict, directory: Path, html: bool) -> list[Path]:
+    written = [_write(directory / "report.md", run_markdown(run))]
+    if html:
+        written += _write_html(directory / "report.html", run_html(run))
+        written.append(write_nodes_csv(run, directory / "nodes.csv"))
+        if run["memory"] is not None:
+            written.append(write_oom_csv(run, directory / "oom_nodes.csv"))
     return written
 
 
-def render_dir(path: Path) -> list[Path]:
-    """Write the reports of a run directory (report.md, report.html, oom_nodes.csv) or of a sweep
-    directory (index.md, index.html, sweep.csv, blocking_matrix.csv, then each entry's reports);
-    returns the files written, the top-level ones first."""
+def render_dir(path: Path, html: bool = True) -> list[Path]:
+    """Write the renderings of a run directory (report.md; with `html`, report.html and its plots,
+    nodes.csv, oom_nodes.csv) or of a sweep directory (index.md, sweep.csv, blocking_matrix.csv;
+    with `html`, index.html and its plots; then each entry's renderings); returns the files
+    written, the top-level ones first."""
     kind, directory, doc, runs = load_results(path)
     if kind == "run":
-        return _render_run(doc, directory)
-    written = [_write(directory / "index.html", sweep_html(doc, runs)),
-               _write(directory / "index.md", sweep_markdown(doc, runs)),
+        return _render_run(doc, directory, html)
+    written = [_write(directory / "index.md", sweep_markdown(doc, runs)),
                write_sweep_csv(doc, directory / "sweep.csv"),
                write_blocking_csv(doc, directory / "blocking_matrix.csv")]
+    if html:
+        written += _write_html(directory / "index.html", sweep_html(doc, runs))
     for e in doc["entries"]:
         if e["key"] in runs:
-            written += _render_run(runs[e["key"]], (directory / e["run"]).parent)
+            written += _render_run(runs[e["key"]], (directory / e["run"]).parent, html)
     return written
 
 

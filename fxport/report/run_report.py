@@ -1,8 +1,7 @@
-"""Renderings of a run: the JSON document, a node CSV and the terminal summary."""
+"""A run's documents (run.json, timing.json) and its terminal summary."""
 
 from __future__ import annotations
 
-import csv
 import json
 from pathlib import Path
 
@@ -17,12 +16,6 @@ def write_run(result: RunResult, out_dir: Path) -> dict:
     (out_dir / "run.json").write_text(json.dumps(doc, indent=1, sort_keys=True) + "\n")
     (out_dir / "timing.json").write_text(
         json.dumps({k: round(v, 3) for k, v in result.seconds.items()}, sort_keys=True) + "\n")
-    with (out_dir / "nodes.csv").open("w", newline="") as f:
-        fields = ["node", "target", "module", "partition", "status", "ttnn", "reason",
-                  "error_kind", "error", "pcc", "repeat"]
-        writer = csv.DictWriter(f, fieldnames=fields)
-        writer.writeheader()
-        writer.writerows(doc["nodes"])
     return doc
 
 

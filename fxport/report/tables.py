@@ -1,5 +1,5 @@
-"""The tables of a run or sweep document as rows of text, shared by the Markdown and HTML
-renderings, and the CSV files (raw values, for spreadsheets).
+"""The tables of a run or sweep document as rows of text, which the report pages
+(fxport/report/pages.py) arrange, and the CSV files (raw values, for spreadsheets).
 
 Rows only select and format fields of the document; sorting and truncating are for display.
 Escaping belongs to each renderer (Markdown pipes, HTML entities).
@@ -16,10 +16,8 @@ from fxport.report.compare import fallback_kinds
 
 Rows = tuple[list[str], list[list]]  # headers, rows
 
-# Display limits for per-node tables; the complete lists are in run.json and nodes.csv.
-NODE_LIMIT = 200
 PCC_LIMIT = 10
-OOM_PER_ENTRY = 5  # OOM nodes per entry on a sweep's pages; each entry's report lists them all
+OOM_PER_ENTRY = 5  # OOM nodes per entry on a sweep's pages; each entry's oom_nodes.csv lists them all
 
 _STATUS = {"device": "on device", "fallback": "fell back", "host": "host (plan)"}
 
@@ -48,10 +46,6 @@ def fmt_run_pcc(run: dict) -> str:
     """End-to-end PCC with what the values were (emulated, real), or why there is none."""
     values = run["provenance"]["values"]
     return f"{fmt_pcc(run['output_pcc'])} (values {values})" if run["output_pcc"] else values
-
-
-def limited(rows: Rows, limit: int) -> Rows:
-    return rows[0], rows[1][:limit]
 
 
 def report_link(entry: dict, name: str) -> str | None:
@@ -208,6 +202,19 @@ def write_blocking_csv(sweep: dict, path: Path) -> Path:
         w.writerow(["target", *keys])
         for op, row in sorted(sweep["blocking_matrix"].items()):
             w.writerow([op, *(row.get(k, 0) if k in ok else "" for k in keys)])
+    return path
+
+
+NODE_FIELDS = ["node", "target", "module", "partition", "status", "ttnn", "reason", "error_kind", "error",
+               "pcc", "repeat"]
+
+
+def write_nodes_csv(run: dict, path: Path) -> Path:
+    """Every node of the run, one row each."""
+    with path.open("w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=NODE_FIELDS, extrasaction="ignore")
+        w.writeheader()
+        w.writerows(run["nodes"])
     return path
 
 
