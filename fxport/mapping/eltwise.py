@@ -196,6 +196,7 @@ register_unary({
     "sigmoid": ((aten.sigmoid.default,), False, {}),
     "erf": ((aten.erf.default,), False, {}),
     "erfc": ((aten.erfc.default,), False, {}),
+    "erfinv": ((aten.erfinv.default,), False, {}),
     "floor": ((aten.floor.default,), False, {}),
     "ceil": ((aten.ceil.default,), False, {}),
     "trunc": ((aten.trunc.default,), False, {}),
