@@ -176,6 +176,10 @@ def _accuracy(run: dict) -> tuple:
     return tuple(blocks)
 
 
+def _groups(title: str, name: str, label: str, groups: dict) -> Section:
+    return Section(title, (Plot(name, "groups", (groups, title)), Table(t.group_rows(groups, label))))
+
+
 def run_page(run: dict) -> Page:
     cov = run["coverage"]
     facts = Facts((("Inputs", t.fmt_inputs(run)), ("Device", _device(run["device"])),
@@ -185,12 +189,11 @@ def run_page(run: dict) -> Page:
                 f"{run['model']} on {run['device']['kind']} {run['device']['arch']}: "
                 f"{t.fmt_pct(cov['device_pct'])} of aten nodes ran on the device",
                 (facts, Provenance(run["provenance"]),
-                 Section("Coverage", (Plot("coverage", "coverage", ([run["model"]], [cov], "aten nodes by where they ran")),
+                 Section("Coverage", (Plot("coverage", "coverage", ([run["model"]], [cov],
+                                                                    "aten nodes by where they ran")),
                                       Table(t.coverage_rows(cov)))),
-                 Section("Coverage by op family", (Plot("families", "groups", (run["coverage_by_family"], "Coverage by op family")),
-                                                   Table(t.group_rows(run["coverage_by_family"], "family")))),
-                 Section("Coverage by module", (Plot("modules", "groups", (run["coverage_by_module"], "Coverage by module")),
-                                                Table(t.group_rows(run["coverage_by_module"], "module")))),
+                 _groups("Coverage by op family", "families", "family", run["coverage_by_family"]),
+                 _groups("Coverage by module", "modules", "module", run["coverage_by_module"]),
                  Section("Why nodes are not on the device", _off_device(run)),
                  Section("Out of memory", _memory(run)),
                  Section("Device partitions (dry run)", _partitions(run)),
@@ -217,7 +220,8 @@ def sweep_page(sweep: dict, runs: dict[str, dict]) -> Page:
     overview = (headers, [[Flag(c) if i == status and c != "OK" else c for i, c in enumerate(r)] for r in rows])
     blocks: list = [
         Provenance(sweep["provenance"]),
-        Section("Overview", (Plot("coverage", "coverage", ([e["key"] for e in entries], [e["coverage"] for e in entries],
+        Section("Overview", (Plot("coverage", "coverage", ([e["key"] for e in entries],
+                                                           [e["coverage"] for e in entries],
                                                            "aten nodes by where they ran")),
                              Table(overview)))]
     if failed:
