@@ -29,6 +29,8 @@ from fxport.errors import FxportError
 results: list = []  # RunResult of every graph run, in order
 
 _OPTION_NAMES = {"device", "arch", "memory_config", "out", "min_block_size"}
+_OPTION_VALUES = {"device": ("auto", "mock", "hardware"), "arch": (None, "n150", "p150"),
+                  "memory_config": ("dram", "l1")}
 
 
 @dataclass(frozen=True)
@@ -46,6 +48,15 @@ class BackendOptions:
         if unknown:
             raise FxportError(f"unknown fxport backend option(s): {', '.join(sorted(unknown))}; "
                               f"known: {', '.join(sorted(_OPTION_NAMES))}")
+        for name, allowed in _OPTION_VALUES.items():
+            if name in options and options[name] not in allowed:
+                raise FxportError(f"fxport backend option {name}={options[name]!r}: expected one of "
+                                  f"{', '.join(map(repr, allowed))}")
+        block = options.get("min_block_size", 1)
+        if isinstance(block, bool) or not isinstance(block, int) or block < 1:
+            raise FxportError(f"fxport backend option min_block_size={block!r}: expected an integer >= 1")
+        if options.get("out") is not None and not isinstance(options["out"], (str, Path)):
+            raise FxportError(f"fxport backend option out={options['out']!r}: expected a directory path")
         return cls(**options)
 
 

@@ -1,49 +1,144 @@
-"""The `fxport` command line. Every user error is one line on stderr and a non-zero exit."""
+"""The `fxport` command line. Every error is one line on stderr and a documented exit code
+(fxport.errors, README "Exit codes"): 0 success (OOMs and fallbacks are results), 1 a bug in fxport,
+2 bad input, 3 a broken environment, 4 a sweep with entries that produced no result, 130 Ctrl-C.
+"""
 
 from __future__ import annotations
 
 import argparse
+import math
+import os
 import sys
 import time
 from pathlib import Path
 
-from fxport.errors import FxportError
+from fxport.durable import LOCK_NAME, output_dir
+from fxport.errors import (
+    EXIT_ENVIRONMENT, EXIT_INCOMPLETE, EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_USER, EnvironmentFault,
+    FxportError,
+)
 
-EXIT_USER_ERROR = 2
-EXIT_INTERNAL_ERROR = 1
+_HOST_MEMORY = ("can't allocate memory", "DefaultCPUAllocator")
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = _parser()
-    args = parser.parse_args(argv)
+    try:
+        args = _parser().parse_args(argv)
+    except SystemExit as exc:  # --help (0) or a usage error, already printed on one line (2)
+        return exc.code if isinstance(exc.code, int) else EXIT_USER
     if not getattr(args, "handler", None):
-        parser.print_help()
-        return EXIT_USER_ERROR
+        _parser().print_help()
+        return EXIT_USER
+    code = _run(args)
+    _exit_if_wedged(code)
+    return code
+
+
+def _run(args: argparse.Namespace) -> int:
     try:
         return args.handler(args) or 0
-    except FxportError as exc:
+    except KeyboardInterrupt as exc:
+        _say(f"fxport: interrupted{_kept(exc)}")
+        return EXIT_INTERRUPTED
+    except Exception as exc:
         if args.debug:
             raise
-        print(f"fxport: error: {exc}", file=sys.stderr)
-        return EXIT_USER_ERROR
-    except KeyboardInterrupt:
-        print("fxport: interrupted", file=sys.stderr)
-        return 130
-    except Exception as exc:  # a bug or an unforeseen failure: still one line, unless --debug
-        if args.debug:
-            raise
-        first = (str(exc).strip().splitlines() or [""])[0][:300]
-        print(f"fxport: error: {type(exc).__name__}: {first} (rerun with --debug for the traceback)",
-              file=sys.stderr)
-        return EXIT_INTERNAL_ERROR
+        short = _host_memory(exc) or _host_memory(exc.__context__)
+        if short:  # whoever caught it first: the machine, not the model or fxport
+            _say(f"fxport: error: not enough host memory ({short}); free memory, or use --values "
+                 "none (weights stay on meta) or a smaller --input-shape")
+            return EXIT_ENVIRONMENT
+        if isinstance(exc, FxportError):
+            _say(f"fxport: error: {exc}{_kept(exc)}")
+            return exc.exit_code
+        return _internal(exc)
+
+
+def _say(line: str) -> None:
+    """One line on stderr, whatever a name inside it holds (names come from user input)."""
+    print(" ".join(line.split()), file=sys.stderr)
+
+
+def _host_memory(exc: BaseException | None) -> str:
+    """The first line of a host out-of-memory error ("" for anything else)."""
+    if isinstance(exc, MemoryError):
+        return type(exc).__name__
+    text = (str(exc).strip().splitlines() or [""])[0] if isinstance(exc, RuntimeError) else ""
+    return text[max(text.find("DefaultCPUAllocator"), 0):][:160] if any(p in text for p in _HOST_MEMORY) else ""
+
+
+def _internal(exc: Exception) -> int:
+    """A bug or an unforeseen failure: still one line."""
+    first = (str(exc).strip().splitlines() or [""])[0][:300]
+    _say(f"fxport: error: {type(exc).__name__}: {first} (an fxport bug: rerun with --debug for the "
+         "traceback)")
+    return EXIT_INTERNAL
+
+
+def _kept(exc: BaseException) -> str:
+    """What a stopped run saved before stopping ("" when nothing was)."""
+    kept = getattr(exc, "kept", "")
+    return f"; {kept}" if kept else ""
+
+
+def _exit_if_wedged(code: int) -> None:
+    """A device call that never returned holds a worker thread inside TT-Metal: exiting
+    normally would wait for it (closing the device, finalising ttnn). Everything is written and
+    said by now, so leave at once."""
+    devices = sys.modules.get("fxport.runtime.devices")
+    session = getattr(devices, "_session", None) if devices else None
+    if session is not None and session.wedged:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+
+
+# -- option values: each bad one is a one-line usage error -------------------------------------
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} is not >= 1")
+    return value
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"{text} is not a positive number of seconds")
+    return value
+
+
+def _pcc(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not math.isfinite(value) or not 0 < value <= 1:
+        raise argparse.ArgumentTypeError(f"{text} is not a PCC threshold in (0, 1]")
+    return value
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, with usage errors on one line (the usage is one `--help` away)."""
+
+    def error(self, message: str):
+        _say(f"fxport: error: {self.prog.removeprefix('fxport ')}: {message}".replace(": :", ":"))
+        raise SystemExit(EXIT_USER)
 
 
 def _parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--debug", action="store_true", help="show tracebacks")
-    parser = argparse.ArgumentParser(prog="fxport", parents=[common],
-                                     description="PyTorch -> TT-NN graph capture, lowering and coverage")
-    sub = parser.add_subparsers(metavar="COMMAND")
+    parser = _Parser(prog="fxport", parents=[common],
+                     description="PyTorch -> TT-NN graph capture, lowering and coverage")
+    sub = parser.add_subparsers(metavar="COMMAND", parser_class=_Parser)
 
     p = sub.add_parser("trace", parents=[common], help="capture a model's aten ops with shapes")
     p.add_argument("model", help="zoo name (see `fxport models`) or module.path:callable")
@@ -66,8 +161,11 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--values", choices=["emulate", "device", "none"],
                    help="emulate: golden functions (mock default); device: read back (hardware "
                         "default); none: verdicts only, weights on meta (for full-size models)")
-    p.add_argument("--min-block-size", type=int, default=1,
+    p.add_argument("--min-block-size", type=_positive_int, default=1,
                    help="leave device partitions with fewer ops on the host (default 1)")
+    p.add_argument("--device-timeout", type=_seconds, default=None, metavar="SECONDS",
+                   help="bound on each device call; one that does not return stops the run as a "
+                        "broken environment (default 300)")
     p.add_argument("--out", type=Path, help="output directory (default: out/<model>)")
     p.set_defaults(handler=_cmd_run)
 
@@ -82,7 +180,9 @@ def _parser() -> argparse.ArgumentParser:
                    help="none (default): verdict runs of full-size models on meta weights")
     p.add_argument("--out", type=Path, default=Path("reports"), help="output directory (default reports/)")
     p.add_argument("--no-resume", action="store_true", help="rerun entries that already have results")
-    p.add_argument("--timeout", type=float, default=1800.0, help="seconds per entry (default 1800)")
+    p.add_argument("--timeout", type=_seconds, default=1800.0, help="seconds per entry (default 1800)")
+    p.add_argument("--device-timeout", type=_seconds, default=None, metavar="SECONDS",
+                   help="bound on each device call of an entry (default 300)")
     p.set_defaults(handler=_cmd_sweep)
 
     p = sub.add_parser("report", parents=[common], help="render a run or sweep directory (Markdown, HTML, CSV)")
@@ -101,7 +201,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--input-shape", help="input shape for the models named (default: each model's)")
     p.add_argument("--memory-config", choices=["dram", "l1"], default="dram")
     p.add_argument("--arch", choices=["n150", "p150"], default="n150")
-    p.add_argument("--pcc", type=float, default=0.99, help="PCC every case must reach (default 0.99)")
+    p.add_argument("--pcc", type=_pcc, default=0.99, help="PCC every case must reach, in (0, 1] (default 0.99)")
     p.add_argument("--out", type=Path, default=Path("out/op-tests"), help="suite directory")
     p.set_defaults(handler=_cmd_gen_tests)
 
@@ -115,80 +215,127 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _cmd_trace(args) -> int:
-    from fxport.capture.loader import parse_shape
-    from fxport.tracing import trace_model
-    from fxport.report.inventory import inventory_document, summary_text, write_inventory
+    # The output directory first: a second writer or an unusable --out fails before any import.
+    with output_dir(args.out or Path("out") / _safe_name(args.model), f"fxport trace {args.model}") as out:
+        from fxport.capture.loader import parse_shape
+        from fxport.report.inventory import inventory_document, summary_text, write_inventory
+        from fxport.tracing import trace_model
 
-    shape = parse_shape(args.input_shape) if args.input_shape else None
-    start = time.perf_counter()
-    cap = trace_model(args.model, shape, fold=not args.no_fold)
-    out = args.out or Path("out") / _safe_name(cap.model)
-    write_inventory(cap, out)
+        shape = parse_shape(args.input_shape) if args.input_shape else None
+        start = time.perf_counter()
+        cap = trace_model(args.model, shape, fold=not args.no_fold)
+        if cap.node_count == 0:
+            raise FxportError(f"{cap.model}: captured 0 aten nodes: its outputs are computed by no "
+                              "tensor op (does forward return tensors computed from its input?)")
+        write_inventory(cap, out)
     print(summary_text(inventory_document(cap), seconds=time.perf_counter() - start))
     print(f"wrote {out}/ops.json (source of truth), ops.csv, unique_ops.csv, unique_ops.md")
     return 0
 
 
-def _cmd_run(args) -> int:
-    from fxport.capture.loader import parse_shape
-    from fxport.report.run_report import run_summary_text, write_run
-    from fxport.runner import run_model
-    from fxport.runtime.devices import open_session_device
+def _refuse_mock_values(values: str | None, kind: str) -> None:
+    if values == "device" and kind == "mock":
+        raise FxportError("--values device reads values back from a card, but a mock device runs "
+                          "no kernels; use --values emulate (golden functions) or --values none")
 
-    shape = parse_shape(args.input_shape) if args.input_shape else None
-    dev = open_session_device(args.device, args.arch)  # closed at exit
-    result = run_model(args.model, dev, shape, memory=args.memory_config, values=args.values or "",
-                       min_block_size=args.min_block_size)
-    out = args.out or Path("out") / _safe_name(result.model)
-    doc = write_run(result, out)
-    print(run_summary_text(doc))
-    print(f"wrote {out}/run.json (source of truth)")
-    _render(out)
+
+def _cmd_run(args) -> int:
+    _refuse_mock_values(args.values, args.device)
+    with output_dir(args.out or Path("out") / _safe_name(args.model), f"fxport run {args.model}") as out:
+        from fxport.capture.loader import parse_shape
+        from fxport.report.run_report import run_summary_text, write_run
+        from fxport.runner import run_model
+        from fxport.runtime.devices import open_session_device
+        from fxport.settings import run_settings
+
+        shape = parse_shape(args.input_shape) if args.input_shape else None
+        dev = open_session_device(args.device, args.arch, timeout=args.device_timeout)
+        _say_repairs(dev)
+        _refuse_mock_values(args.values, dev.kind)
+
+        def settings(result):
+            return run_settings(args.model, shape or result.inputs[0].shape, dev.kind, args.arch,
+                                args.memory_config, args.values or "", args.min_block_size)
+
+        try:
+            result = run_model(args.model, dev, shape, memory=args.memory_config,
+                               values=args.values or "", min_block_size=args.min_block_size)
+        except (KeyboardInterrupt, EnvironmentFault) as exc:
+            partial = getattr(exc, "result", None)
+            if partial is not None:  # keep what was computed, marked as stopped
+                write_run(partial, out, settings(partial))
+                exc.kept = f"the {len(partial.nodes)} nodes run before are in {out}/run.json (marked stopped)"
+            raise
+        doc = write_run(result, out, settings(result))
+        print(run_summary_text(doc))
+        print(f"wrote {out}/run.json (source of truth)")
+        _render(out)
     return 0
+
+
+def _say_repairs(dev) -> None:
+    for note in (dev.mock_runtime.repaired if dev.mock_runtime else ()):
+        print(f"fxport: note: {note}", file=sys.stderr)
 
 
 def _cmd_sweep(args) -> int:
     from tabulate import tabulate
 
     from fxport.capture.loader import parse_shape
-    from fxport.sweep import sweep, sweep_items
+    from fxport.sweep import run_sweep, sweep_items
 
+    _refuse_mock_values(args.values, args.device)
     items = sweep_items(args.models or None, [parse_shape(s) for s in args.input_shape] or None)
-    doc = sweep(items, args.out, args.device, args.arch, args.memory_config, args.values,
-                resume=not args.no_resume, timeout=args.timeout)
-    rows = [[e["key"], e["status"], e["coverage"]["total"] if e["coverage"] else "",
-             f"{e['coverage']['planned_pct']:.1f}" if e["coverage"] else "",
-             f"{e['coverage']['device_pct']:.1f}" if e["coverage"] else "",
-             e["fallbacks"], e["oom_nodes"], e["error"][:70]] for e in doc["entries"]]
-    print(tabulate(rows, headers=["entry", "status", "nodes", "lowered %", "on device %",
-                                  "fallbacks", "OOM nodes", "error"]))
-    failed = [e["key"] for e in doc["entries"] if e["status"] != "ok"]
-    if failed:  # kept in the reports with their errors; said here so that it is not missed
-        print(f"fxport: {len(failed)} of {len(doc['entries'])} entries failed: {', '.join(failed)}",
-              file=sys.stderr)
-    print(f"wrote {args.out}/sweep.json")
-    _render(args.out)
+    with output_dir(args.out, "fxport sweep") as out:
+        done = run_sweep(items, out, args.device, args.arch, args.memory_config, args.values,
+                         resume=not args.no_resume, timeout=args.timeout,
+                         device_timeout=args.device_timeout)
+        doc = done.doc
+        rows = [[e["key"], e["status"], e["coverage"]["total"] if e["coverage"] else "",
+                 f"{e['coverage']['planned_pct']:.1f}" if e["coverage"] else "",
+                 f"{e['coverage']['device_pct']:.1f}" if e["coverage"] else "",
+                 e["fallbacks"], e["oom_nodes"], e["error"][:70]] for e in doc["entries"]]
+        print(tabulate(rows, headers=["entry", "status", "nodes", "lowered %", "on device %",
+                                      "fallbacks", "OOM nodes", "error"]))
+        print(f"wrote {out}/sweep.json")
+        _render(out)
+    if done.redone:
+        print(f"fxport: note: redid {len(done.redone)} entries whose saved results could not be "
+              f"reused: {', '.join(done.redone)}", file=sys.stderr)
+    if done.failed:  # kept in the reports with their errors; CI sees it in the exit code
+        print(f"fxport: error: {len(done.failed)} of {len(doc['entries'])} entries produced no result: "
+              f"{', '.join(done.failed)} (errors in {out}/index.md)", file=sys.stderr)
+        return EXIT_INCOMPLETE
     return 0
 
 
-def _render(path: Path) -> None:
-    """The renderings people read (Markdown, summary CSVs); `fxport report` adds HTML pages,
-    plots and per-node CSVs on demand."""
-    from fxport.report.render import render_dir
+def _render(path: Path, html: bool = False) -> list[str]:
+    """Render a run or sweep directory and say what was written; returns its damaged entries.
+    By default the renderings people read (Markdown, summary CSVs); `html` (`fxport report`)
+    adds the HTML pages, plots and per-node CSVs."""
+    from fxport.report.render import render_results
 
-    written = render_dir(path, html=False)
-    for p in written[:3]:
+    done = render_results(path, html)
+    for p in done.written[:3]:
         print(f"wrote {p}")
-    if len(written) > 3:
-        print(f"wrote {len(written) - 3} more files (per-entry reports) under {path}/")
-    print(f"`fxport report {path}` writes the HTML pages, plots and per-node CSVs")
+    if len(done.written) > 3:
+        print(f"wrote {len(done.written) - 3} more files (per-entry reports) under {path}/")
+    if not html:
+        print(f"`fxport report {path}` writes the HTML pages, plots and per-node CSVs")
+    return list(done.damaged)
 
 
 def _cmd_report(args) -> int:
-    from fxport.report.render import render_dir
+    directory = args.path.parent if args.path.is_file() else args.path
+    if not (directory / LOCK_NAME).exists():  # no lock file left where there are no results
+        from fxport.report.render import results_file
 
-    for written in render_dir(args.path):
-        print(f"wrote {written}")
+        results_file(args.path)
+    with output_dir(directory, f"fxport report {args.path}"):
+        damaged = _render(args.path, html=True)
+    if damaged:
+        raise FxportError(f"{len(damaged)} damaged sweep entries rendered as DAMAGED (the rest in "
+                          f"full): {', '.join(damaged)}")
     return 0
 
 
@@ -209,18 +356,19 @@ def _cmd_gen_tests(args) -> int:
 
     shape = parse_shape(args.input_shape) if args.input_shape else None
     names = args.sources or [e.name for e in fxport_models.entries() if "zoo" in e.tags]
-    sources = []
-    for name in names:
-        path = Path(name)
-        if path.exists():
-            sources.append(path)
-        else:
-            sources.append(trace_model(name, shape))
-            print(f"traced {name}", file=sys.stderr)
-    cases = collect(*sources)
-    written = generate(cases, args.out, memory=args.memory_config, arch=args.arch, pcc=args.pcc)
-    print(describe_suite(args.out))
-    print(f"wrote {len(written)} files to {args.out}/; run: .venv/bin/python -m pytest {args.out}")
+    with output_dir(args.out, "fxport gen-tests") as out:
+        sources = []
+        for name in names:
+            path = Path(name)
+            if path.exists():
+                sources.append(path)
+            else:
+                sources.append(trace_model(name, shape))
+                print(f"traced {name}", file=sys.stderr)
+        cases = collect(*sources)
+        written = generate(cases, out, memory=args.memory_config, arch=args.arch, pcc=args.pcc)
+    print(describe_suite(out))
+    print(f"wrote {len(written)} files to {out}/; run: .venv/bin/python -m pytest {out}")
     return 0
 
 

@@ -11,7 +11,7 @@ import torch
 from fxport.capture import TensorSpec
 from fxport.capture.records import OpRecord, records_from_graph
 from fxport.capture.loader import Shape, load_model
-from fxport.errors import CaptureError, FxportError
+from fxport.errors import CaptureError, EnvironmentFault, FxportError
 from fxport.memory.analysis import analyze as analyze_memory
 from fxport.memory.devices import DeviceMemory
 from fxport.partition import Partitioned, partition
@@ -68,23 +68,44 @@ def run_compiled(compiled: Compiled, inputs: tuple, reference: list[torch.Tensor
                  seconds: dict[str, float] | None = None) -> RunResult:
     """Execute a compiled program on `dev`, compare its outputs with `reference` (when there are
     values) and judge every node's memory against the device verdicts. `capture` says how the
-    graph was captured and `seconds` what the earlier stages took, for the result."""
+    graph was captured and `seconds` what the earlier stages took, for the result.
+
+    Ctrl-C and a broken environment stop the run: the exception is re-raised with `exc.result`,
+    the RunResult of the nodes run so far (`stopped` says why), so that it can still be saved."""
     start = time.perf_counter()
     ctx = LoweringContext(dev, memory=memory, values=values)
-    with torch.no_grad():
-        run = execute(compiled.parts.graph_module, flat_inputs(compiled.program, inputs), ctx)
+    try:
+        with torch.no_grad():
+            run = execute(compiled.parts.graph_module, flat_inputs(compiled.program, inputs), ctx)
+    except (KeyboardInterrupt, EnvironmentFault) as exc:
+        partial = getattr(exc, "partial", None)
+        if partial is not None:
+            stopped = (f"interrupted (Ctrl-C) after {len(partial.nodes)} nodes"
+                       if isinstance(exc, KeyboardInterrupt) else str(exc))
+            exc.result = _result(compiled, inputs, [], dev, ctx, name, records, partial.nodes, [],
+                                 capture, {**(seconds or {}), "execute": time.perf_counter() - start},
+                                 stopped)
+        raise
     outputs = user_outputs(compiled.program, run.outputs)
     output_pcc = [] if ctx.values == "none" else [
         agreement(o, r) if isinstance(o, torch.Tensor) else 0.0
         for o, r in zip(outputs, reference)]
+    return _result(compiled, inputs, outputs, dev, ctx, name, records, run.nodes, output_pcc,
+                   capture, {**(seconds or {}), "execute": time.perf_counter() - start})
+
+
+def _result(compiled: Compiled, inputs: tuple, outputs: list, dev: DeviceHandle,
+            ctx: LoweringContext, name: str, records: list[OpRecord] | None, nodes: list,
+            output_pcc: list[float], capture: dict | None, seconds: dict[str, float],
+            stopped: str = "") -> RunResult:
     device = DeviceInfo(dev.kind, dev.arch, dev.banks)
     specs = tuple(s for s in map(TensorSpec.of, inputs) if s is not None)
     records = records if records is not None else records_from_graph(compiled.program.graph)
-    observed = {n.node: n.error_kind for n in run.nodes if n.status != "host"}
-    analysis = analyze_memory(records, DeviceMemory.from_handle(dev), memory.upper(), observed)
-    return RunResult(name, specs, device, memory, ctx.values, compiled.plan, compiled.parts.partitions,
-                     run.nodes, output_pcc, ctx.transfers, records, analysis, capture or {},
-                     seconds={**(seconds or {}), "execute": time.perf_counter() - start}, outputs=outputs)
+    observed = {n.node: n.error_kind for n in nodes if n.status != "host"}
+    analysis = analyze_memory(records, DeviceMemory.from_handle(dev), ctx.memory.upper(), observed)
+    return RunResult(name, specs, device, ctx.memory, ctx.values, compiled.plan,
+                     compiled.parts.partitions, nodes, output_pcc, ctx.transfers, records, analysis,
+                     capture or {}, seconds=seconds, outputs=outputs, stopped=stopped)
 
 
 def redraw_zero_weights(module: torch.nn.Module, std: float = 0.02) -> list[str]:

@@ -78,8 +78,8 @@ def _load_user_model(spec: str, input_shape: Shape | None, device: str) -> Loade
         sys.path.insert(0, os.getcwd())
     try:
         module = importlib.import_module(module_name)
-    except ImportError as exc:
-        raise FxportError(f"cannot import {module_name!r}: {exc}") from None
+    except Exception as exc:  # the user's module: a SyntaxError or its own failure is bad input
+        raise FxportError(f"cannot import {module_name!r}: {type(exc).__name__}: {exc}") from None
     factory = getattr(module, attr, None)
     if factory is None:
         raise FxportError(f"{module_name!r} has no attribute {attr!r}")

@@ -109,11 +109,18 @@ def compare(a: dict, b: dict, a_runs: dict[str, dict] | None = None,
     if arch[0] != arch[1]:
         settings.append(("device", *arch))
     if kind == "run":
+        settings[:0] = [(name, side_a, side_b) for name, side_a, side_b in (
+            ("model", a["model"], b["model"]), ("inputs", _inputs(a["inputs"]), _inputs(b["inputs"])))
+            if side_a != side_b]
         return Comparison("run", _run_label(a), _run_label(b), settings,
                           [_compare_views(a["model"], _run_view(a), _run_view(b))])
     a_runs, b_runs = a_runs or {}, b_runs or {}
     a_entries = {e["key"]: e for e in a["entries"]}
     b_entries = {e["key"]: e for e in b["entries"]}
+    settings[:0] = [(f"input of {k}", "x".join(map(str, a_entries[k]["input_shape"])),
+                     "x".join(map(str, b_entries[k]["input_shape"])))
+                    for k in a_entries if k in b_entries
+                    and a_entries[k]["input_shape"] != b_entries[k]["input_shape"]]
     keys = list(a_entries) + [k for k in b_entries if k not in a_entries]
     entries = [_compare_views(k, _sweep_view(a, a_entries.get(k), a_runs.get(k)),
                               _sweep_view(b, b_entries.get(k), b_runs.get(k))) for k in keys]
@@ -127,6 +134,10 @@ def _kind(doc: dict) -> str:
     if schema == SWEEP_SCHEMA:
         return "sweep"
     raise FxportError(f"unknown result schema {schema!r} (expected {RUN_SCHEMA} or {SWEEP_SCHEMA})")
+
+
+def _inputs(specs: list[dict]) -> str:
+    return " ".join(f"{'x'.join(map(str, s['shape']))} {s['dtype']}" for s in specs)
 
 
 def _run_label(doc: dict) -> str:

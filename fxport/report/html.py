@@ -9,13 +9,17 @@ documents or fxport/report/compare.py.
 from __future__ import annotations
 
 import html
+import warnings
 from dataclasses import dataclass
 from typing import Any
 
+from matplotlib import rc_context
 from matplotlib.figure import Figure
+from matplotlib.text import Text
 from matplotlib.ticker import MaxNLocator
 from tabulate import tabulate
 
+from fxport.durable import atomic_open
 from fxport.report import pages as p
 from fxport.report import tables as t
 from fxport.report.compare import fallback_kinds
@@ -53,8 +57,14 @@ def _esc(v) -> str:
 
 
 def save_png(fig: Figure, path) -> None:
-    """The plot as a PNG file; no timestamp or version metadata, so the bytes follow the data."""
-    fig.savefig(path, format="png", dpi=96, bbox_inches="tight", metadata={"Software": None})
+    """The plot as a PNG file; no timestamp or version metadata, so the bytes follow the data.
+    Labels hold names read from documents: they are drawn as plain text (a "$" would start
+    mathtext, which fails on malformed input), and a glyph the font lacks is a box, not a warning."""
+    for text in fig.findobj(Text):
+        text.set_parse_math(False)
+    with rc_context({"text.parse_math": False}), warnings.catch_warnings(), atomic_open(path, "wb") as f:
+        warnings.filterwarnings("ignore", message="Glyph .* missing from font")
+        fig.savefig(f, format="png", dpi=96, bbox_inches="tight", metadata={"Software": None})
 
 
 def _figure(label: str, rows: int, width: float = 10.0) -> tuple[Figure, object]:

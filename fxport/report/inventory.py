@@ -9,6 +9,7 @@ from pathlib import Path
 from tabulate import tabulate
 
 from fxport.capture import Capture, UniqueOp, op_counts, unique_ops
+from fxport.durable import atomic_open, write_text
 
 
 def inventory_document(cap: Capture) -> dict:
@@ -38,7 +39,7 @@ def write_inventory(cap: Capture, out_dir: Path) -> list[Path]:
         "unique_ops.md": unique_ops_table(doc["unique_ops"], fmt="github") + "\n",
     }
     for name, text in paths.items():
-        (out_dir / name).write_text(text)
+        write_text(out_dir / name, text)
     _write_csv(out_dir / "ops.csv", [_record_row(r) for r in doc["ops"]])
     _write_csv(out_dir / "unique_ops.csv", [_unique_row(u) for u in doc["unique_ops"]])
     return [out_dir / n for n in (*paths, "ops.csv", "unique_ops.csv")]
@@ -99,7 +100,7 @@ def _unique_row(u: dict) -> dict:
 
 
 def _write_csv(path: Path, rows: list[dict]) -> None:
-    with path.open("w", newline="") as f:
+    with atomic_open(path, newline="") as f:
         if not rows:
             return
         writer = csv.DictWriter(f, fieldnames=list(rows[0]))

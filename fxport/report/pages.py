@@ -182,7 +182,9 @@ def _groups(title: str, name: str, label: str, groups: dict) -> Section:
 
 def run_page(run: dict) -> Page:
     cov = run["coverage"]
-    facts = Facts((("Inputs", t.fmt_inputs(run)), ("Device", _device(run["device"])),
+    stopped = ((("STOPPED before the end", Flag(f"{run['stopped']} (nodes not reached count as not run)")),)
+               if run.get("stopped") else ())
+    facts = Facts((*stopped, ("Inputs", t.fmt_inputs(run)), ("Device", _device(run["device"])),
                    ("Activations in", run["memory_config"].upper()), ("Values", run["values"]),
                    ("Capture", _capture(run["capture"])), ("End-to-end PCC vs fp32 torch", t.fmt_run_pcc(run))))
     return Page(f"fxport: {run['model']}",

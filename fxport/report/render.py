@@ -8,63 +8,114 @@ Two sets of renderings: what people read and diff (report.md; index.md, sweep.cs
 blocking_matrix.csv), which `fxport run` and `fxport sweep` write, and what is built on demand
 by `fxport report` (HTML pages with their plots as PNG files under plots/, and the per-node
 files nodes.csv and oom_nodes.csv).
+
+Every document read here is untrusted (README, "Threat model"): it is checked before use
+(`schema.problems`), and a path inside it is followed only when it resolves inside the directory
+given (`durable.inside`), so a crafted sweep.json can neither make fxport read nor write anywhere
+else. A damaged sweep entry (unreadable run.json, a path leading outside, a document that does
+not render) is shown as DAMAGED with the reason, and the rest of the sweep renders.
 """
 
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass, field
 from pathlib import Path
 
+from fxport.durable import inside, write_text
 from fxport.errors import FxportError
+from fxport.report import schema
 from fxport.report.compare import RUN_SCHEMA, SWEEP_SCHEMA, Comparison, compare
 from fxport.report.html import PLOTS_DIR, HtmlPage, run_html, save_png, sweep_html
 from fxport.report.markdown import run_markdown, sweep_markdown
 from fxport.report.tables import write_blocking_csv, write_nodes_csv, write_oom_csv, write_sweep_csv
 
+DAMAGED = "damaged"  # the status a reader gives a sweep entry it cannot use
+
 
 def _read(path: Path) -> dict:
+    """A run or sweep document, checked; a one-line FxportError naming the file otherwise."""
     try:
         doc = json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+    except (OSError, UnicodeDecodeError, ValueError) as e:
         raise FxportError(f"cannot read {path}: {e}") from None
     if not isinstance(doc, dict) or doc.get("schema") not in (RUN_SCHEMA, SWEEP_SCHEMA):
         found = doc.get("schema") if isinstance(doc, dict) else None
         raise FxportError(f"{path}: unknown schema {found!r} (this fxport reads {RUN_SCHEMA} and {SWEEP_SCHEMA})")
+    wrong = schema.problems(doc, schema.RUN_FIELDS if doc["schema"] == RUN_SCHEMA else schema.SWEEP_FIELDS)
+    if wrong:
+        raise FxportError(f"{path}: damaged document ({'; '.join(wrong[:3])})")
     return doc
+
+
+def read_run(path: Path) -> dict:
+    doc = _read(path)
+    if doc["schema"] != RUN_SCHEMA:
+        raise FxportError(f"{path}: schema {doc['schema']!r} where {RUN_SCHEMA} belongs")
+    return doc
+
+
+def _damaged(entry: object, index: int, reason: str) -> dict:
+    """A placeholder entry for one the reader cannot use; keeps the key when there is one."""
+    e = entry if isinstance(entry, dict) else {}
+    key = e.get("key") if isinstance(e.get("key"), str) else f"entry {index + 1}"
+    shape = e.get("input_shape") if isinstance(e.get("input_shape"), list) else []
+    return {"key": key, "model": e.get("model") if isinstance(e.get("model"), str) else "",
+            "input_shape": [d for d in shape if isinstance(d, int)], "status": DAMAGED,
+            "error": reason, "run": None, "coverage": None, "coverage_by_family": None,
+            "coverage_by_module": None, "fallbacks": 0, "oom_nodes": 0, "unsupported_ops": 0,
+            "output_pcc": []}
+
+
+def results_file(path: Path) -> Path:
+    """The run.json or sweep.json that `path` (a file, or a run or sweep directory) stands for."""
+    path = Path(path)
+    if path.is_file():
+        return path
+    for name in ("sweep.json", "run.json"):
+        if (path / name).is_file():
+            return path / name
+    if path.is_dir():
+        raise FxportError(f"{path}: no run.json or sweep.json here (give the --out directory of "
+                          "`fxport run` or `fxport sweep`)")
+    raise FxportError(f"{path}: no such file or directory")
 
 
 def load_results(path: Path) -> tuple[str, Path, dict, dict[str, dict]]:
     """(kind "run" or "sweep", directory, document, run documents by entry key) of a run or sweep
     directory, or of its run.json / sweep.json. A sweep entry whose run.json is gone is left out
-    of the run documents; the renderings say so."""
-    path = Path(path)
-    if path.is_file():
-        file = path
-    elif (path / "sweep.json").is_file():
-        file = path / "sweep.json"
-    elif (path / "run.json").is_file():
-        file = path / "run.json"
-    elif path.is_dir():
-        raise FxportError(f"{path}: no run.json or sweep.json here (give the --out directory of "
-                          "`fxport run` or `fxport sweep`)")
-    else:
-        raise FxportError(f"{path}: no such file or directory")
+    of the run documents (the renderings say so); one that is damaged, or whose path leads
+    outside the directory, becomes a DAMAGED entry with the reason."""
+    file = results_file(path)
     doc, directory = _read(file), file.parent
     if doc["schema"] == RUN_SCHEMA:
         return "run", directory, doc, {}
-    runs = {}
-    for e in doc["entries"]:
-        if e["status"] == "ok" and e["run"] and (directory / e["run"]).is_file():
-            run = _read(directory / e["run"])
-            if run["schema"] != RUN_SCHEMA:
-                raise FxportError(f"{directory / e['run']}: schema {run['schema']!r} where {RUN_SCHEMA} belongs")
-            runs[e["key"]] = run
-    return "sweep", directory, doc, runs
+    runs, entries = {}, []
+    for i, e in enumerate(doc["entries"]):
+        wrong = schema.problems(e, schema.ENTRY_FIELDS)
+        if wrong:
+            entries.append(_damaged(e, i, f"damaged entry in sweep.json ({'; '.join(wrong[:3])})"))
+            continue
+        if e["status"] == "ok" and e["run"] is not None:
+            run_path = inside(directory, e["run"])
+            if run_path is None:
+                entries.append(_damaged(e, i, f"its run path {e['run']!r} leads outside {directory}; "
+                                              "not followed"))
+                continue
+            if run_path.is_file():
+                try:
+                    runs[e["key"]] = read_run(run_path)
+                except FxportError as exc:
+                    entries.append(_damaged(e, i, str(exc)))
+                    continue
+        entries.append(e)
+    return "sweep", directory, {**doc, "entries": entries}, runs
 
 
-def _write(path: Path, text: str) -> Path:
-    path.write_text(text)
-    return path
+@dataclass
+class Rendered:
+    written: list[Path] = field(default_factory=list)  # top-level files first
+    damaged: dict[str, str] = field(default_factory=dict)  # sweep entry key -> why
 
 
 def _write_html(path: Path, page: HtmlPage) -> list[Path]:
@@ -80,36 +131,64 @@ def _write_html(path: Path, page: HtmlPage) -> list[Path]:
     for old in plots.glob("*.png") if plots.is_dir() else ():
         if old.name not in page.plots:
             old.unlink()
-    return [_write(path, page.text), *written]
+    return [write_text(path, page.text), *written]
+
+
+_DAMAGE = (KeyError, TypeError, ValueError, AttributeError, IndexError)  # a document missing what a page needs
 
 
 def _render_run(run: dict, directory: Path, html: bool) -> list[Path]:
-    written = [_write(directory / "report.md", run_markdown(run))]
-    if html:
-        written += _write_html(directory / "report.html", run_html(run))
+    """Render everything first, then write: a document that does not render writes nothing."""
+    try:
+        markdown = run_markdown(run)
+        page = run_html(run) if html else None
+    except _DAMAGE as exc:
+        raise FxportError(f"{directory / 'run.json'}: damaged document ({type(exc).__name__}: {exc})") from None
+    written = [write_text(directory / "report.md", markdown)]
+    if page is not None:
+        written += _write_html(directory / "report.html", page)
         written.append(write_nodes_csv(run, directory / "nodes.csv"))
         if run["memory"] is not None:
             written.append(write_oom_csv(run, directory / "oom_nodes.csv"))
     return written
 
 
-def render_dir(path: Path, html: bool = True) -> list[Path]:
+def render_results(path: Path, html: bool = True) -> Rendered:
     """Write the renderings of a run directory (report.md; with `html`, report.html and its plots,
     nodes.csv, oom_nodes.csv) or of a sweep directory (index.md, sweep.csv, blocking_matrix.csv;
-    with `html`, index.html and its plots; then each entry's renderings); returns the files
-    written, the top-level ones first."""
+    with `html`, index.html and its plots; then each entry's renderings). Damaged sweep entries
+    are rendered as DAMAGED and listed in `damaged`."""
     kind, directory, doc, runs = load_results(path)
     if kind == "run":
-        return _render_run(doc, directory, html)
-    written = [_write(directory / "index.md", sweep_markdown(doc, runs)),
-               write_sweep_csv(doc, directory / "sweep.csv"),
-               write_blocking_csv(doc, directory / "blocking_matrix.csv")]
-    if html:
-        written += _write_html(directory / "index.html", sweep_html(doc, runs))
-    for e in doc["entries"]:
-        if e["key"] in runs:
-            written += _render_run(runs[e["key"]], (directory / e["run"]).parent, html)
-    return written
+        return Rendered(_render_run(doc, directory, html))
+    done = Rendered()
+    entry_files = []
+    for i, e in enumerate(doc["entries"]):
+        if e["key"] not in runs:
+            continue
+        try:
+            entry_files += _render_run(runs[e["key"]], inside(directory, e["run"]).parent, html)
+        except FxportError as exc:  # marked here, rendered as damaged in the index
+            runs.pop(e["key"])
+            doc["entries"][i] = _damaged(e, i, str(exc))
+    done.damaged = {e["key"]: e["error"] for e in doc["entries"] if e["status"] == DAMAGED}
+    try:
+        markdown = sweep_markdown(doc, runs)
+        page = sweep_html(doc, runs) if html else None
+    except _DAMAGE as exc:
+        raise FxportError(f"{directory / 'sweep.json'}: damaged document ({type(exc).__name__}: {exc})") from None
+    done.written = [write_text(directory / "index.md", markdown),
+                    write_sweep_csv(doc, directory / "sweep.csv"),
+                    write_blocking_csv(doc, directory / "blocking_matrix.csv")]
+    if page is not None:
+        done.written += _write_html(directory / "index.html", page)
+    done.written += entry_files
+    return done
+
+
+def render_dir(path: Path, html: bool = True) -> list[Path]:
+    """The files `render_results` writes (top-level ones first)."""
+    return render_results(path, html).written
 
 
 def compare_dirs(a: Path, b: Path) -> Comparison:

@@ -63,6 +63,7 @@ class RunResult:
     capture: dict = field(default_factory=dict)  # method, complete, problems
     seconds: dict[str, float] = field(default_factory=dict)  # per stage; volatile
     outputs: list = field(default_factory=list, repr=False)  # output tensors (not saved)
+    stopped: str = ""  # why the run stopped before its end (Ctrl-C, a broken environment)
 
 
 def module_group(module: str) -> str:
@@ -135,9 +136,13 @@ def memory_document(analysis: MemoryAnalysis | None) -> dict | None:
 
 
 def run_document(result: RunResult) -> dict:
+    """The run.json document. A run stopped early (Ctrl-C, a broken environment) has "stopped"
+    with the reason: its unreached nodes count as not run, and it is never reused as a result."""
     plan_by_node = result.plan.by_node()
     rep = _repeats(result)
+    stopped = {"stopped": result.stopped} if result.stopped else {}
     return {
+        **stopped,
         "schema": RUN_SCHEMA,
         "model": result.model,
         "inputs": [s.to_dict() for s in result.inputs],

@@ -3,19 +3,33 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 from tabulate import tabulate
 
+from fxport.durable import write_json, write_text
+from fxport.report.html import PLOTS_DIR
 from fxport.report.results import RunResult, run_document
 
+# What is rendered from a run.json (report.md by `fxport run`, the rest by `fxport report`): stale
+# once another run.json replaces it. Plots live in PLOTS_DIR.
+RENDERINGS = ("report.md", "report.html", "nodes.csv", "oom_nodes.csv")
 
-def write_run(result: RunResult, out_dir: Path) -> dict:
+
+def write_run(result: RunResult, out_dir: Path, settings: dict | None = None) -> dict:
+    """Write run.json (with `settings`, the block that keys resume: fxport.settings) and
+    timing.json, each atomically, run.json last; renderings of a previous run are removed."""
     out_dir.mkdir(parents=True, exist_ok=True)
     doc = run_document(result)
-    (out_dir / "run.json").write_text(json.dumps(doc, indent=1, sort_keys=True) + "\n")
-    (out_dir / "timing.json").write_text(
-        json.dumps({k: round(v, 3) for k, v in result.seconds.items()}, sort_keys=True) + "\n")
+    if settings is not None:
+        doc["settings"] = settings
+    for name in RENDERINGS:  # of the run.json this one replaces
+        (out_dir / name).unlink(missing_ok=True)
+    shutil.rmtree(out_dir / PLOTS_DIR, ignore_errors=True)
+    write_text(out_dir / "timing.json",
+               json.dumps({k: round(v, 3) for k, v in result.seconds.items()}, sort_keys=True) + "\n")
+    write_json(out_dir / "run.json", doc)
     return doc
 
 
@@ -23,7 +37,8 @@ def run_summary_text(doc: dict, top: int = 15) -> str:
     dev, cov = doc["device"], doc["coverage"]
     prov = doc["provenance"]
     pcc = ", ".join(f"{p:.6f}" for p in doc["output_pcc"]) or "not computed (no values)"
-    lines = [
+    lines = [f"STOPPED before the end: {doc['stopped']}; nodes not reached count as not run"] if doc.get("stopped") else []
+    lines += [
         f"{doc['model']} on {dev['kind']} {dev['arch']}, activations in {doc['memory_config'].upper()}",
         f"  validation: {prov['validation']}; allocation: {prov['allocation']}; values: {prov['values']}",
         f"aten nodes {cov['total']}: lowered by the mapping table {cov['planned']} "

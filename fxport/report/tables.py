@@ -11,6 +11,7 @@ import csv
 from pathlib import Path, PurePosixPath
 from urllib.parse import quote
 
+from fxport.durable import atomic_open
 from fxport.memory.tiles import fmt_bytes as memory_fmt_bytes
 from fxport.report.compare import fallback_kinds
 
@@ -180,7 +181,7 @@ def family_matrix_rows(sweep: dict) -> Rows:
 def write_sweep_csv(sweep: dict, path: Path) -> Path:
     """One row per entry; a failed entry has its error and empty numbers (no result, not zero)."""
     cov_fields = ["total", "planned", "planned_pct", "on_device", "device_pct", "fallback", "host", "not_run"]
-    with path.open("w", newline="") as f:
+    with atomic_open(path, newline="") as f:
         w = csv.writer(f)
         w.writerow(["key", "model", "input_shape", "status", "error", *cov_fields, "fallback_nodes",
                     "oom_nodes", "unsupported_ops", "output_pcc", "run"])
@@ -197,7 +198,7 @@ def write_blocking_csv(sweep: dict, path: Path) -> Path:
     """Ops x entries; 0 = not blocking there, empty = no data (the entry failed)."""
     keys = [e["key"] for e in sweep["entries"]]
     ok = set(ok_keys(sweep))
-    with path.open("w", newline="") as f:
+    with atomic_open(path, newline="") as f:
         w = csv.writer(f)
         w.writerow(["target", *keys])
         for op, row in sorted(sweep["blocking_matrix"].items()):
@@ -211,7 +212,7 @@ NODE_FIELDS = ["node", "target", "module", "partition", "status", "ttnn", "reaso
 
 def write_nodes_csv(run: dict, path: Path) -> Path:
     """Every node of the run, one row each."""
-    with path.open("w", newline="") as f:
+    with atomic_open(path, newline="") as f:
         w = csv.DictWriter(f, fieldnames=NODE_FIELDS, extrasaction="ignore")
         w.writeheader()
         w.writerows(run["nodes"])
@@ -224,7 +225,7 @@ OOM_FIELDS = ["node", "target", "module", "repeat", "config", "inputs", "outputs
 
 
 def write_oom_csv(run: dict, path: Path) -> Path:
-    with path.open("w", newline="") as f:
+    with atomic_open(path, newline="") as f:
         w = csv.DictWriter(f, fieldnames=OOM_FIELDS, extrasaction="ignore")
         w.writeheader()
         for o in (run["memory"] or {}).get("oom_nodes", []):

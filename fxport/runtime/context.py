@@ -42,6 +42,9 @@ class LoweringContext:
             raise ValueError(f"values must be one of {VALUE_MODES}, not {self.values!r}")
         if self.values == "emulate" and not self.device.is_mock:
             raise ValueError("golden-function values are for mock devices; hardware computes them")
+        if self.values == "device" and self.device.is_mock:
+            raise ValueError("a mock device runs no kernels, so it has no values to read back; "
+                             "use values 'emulate' (golden functions) or 'none'")
         self.ttnn = ttnn
         self.ops = DualOps(ttnn, emulate=self.values == "emulate")
         self.memory_config = ttnn.L1_MEMORY_CONFIG if self.memory == "l1" else ttnn.DRAM_MEMORY_CONFIG

@@ -17,9 +17,11 @@ import torch
 from torch import fx
 
 from fxport.capture.records import is_op_node, module_of, target_name
+from fxport.errors import EnvironmentFault
 from fxport.mapping import REGISTRY
 from fxport.memory.oom import classify
 from fxport.runtime.context import LoweringContext
+from fxport.runtime.devices import environment_error
 from fxport.runtime.pcc import agreement
 from fxport.values import HostValue, TTValue
 
@@ -49,7 +51,11 @@ def execute(gm: fx.GraphModule, inputs: list[torch.Tensor], ctx: LoweringContext
     """Run a partitioned graph (`fxport.partition`'s top level: host nodes and `fused_N` device
     submodules)."""
     runner = _Runner(gm, ctx, node_pcc and ctx.values != "none")
-    out = runner.run(*inputs)
+    try:
+        out = runner.run(*inputs)
+    except (KeyboardInterrupt, EnvironmentFault) as exc:
+        exc.partial = Execution([], runner.results)
+        raise
     outputs = list(out) if isinstance(out, (list, tuple)) else [out]
     return Execution(outputs, runner.results)
 
@@ -57,6 +63,7 @@ def execute(gm: fx.GraphModule, inputs: list[torch.Tensor], ctx: LoweringContext
 class _Runner(fx.Interpreter):
     def __init__(self, gm: fx.GraphModule, ctx: LoweringContext, node_pcc: bool):
         super().__init__(gm)
+        self.extra_traceback = False  # keep exceptions as raised: fxport's messages are one line
         self.ctx, self.node_pcc = ctx, node_pcc
         self.results: list[NodeResult] = []
 
@@ -95,8 +102,14 @@ class _Runner(fx.Interpreter):
         start = time.perf_counter()
         status, kind, error = "device", "", ""
         try:
-            out = rule.lower(self.ctx, n, *args, **kwargs)
+            out = self.ctx.device.calls(lambda: rule.lower(self.ctx, n, *args, **kwargs),
+                                        label=f"node {n.name} ({target_name(n.target)})")
+        except EnvironmentFault:
+            raise
         except Exception as exc:  # contained: classify, record, re-run on the host
+            broken = environment_error(self.ctx.device, exc)
+            if broken is not None:
+                raise broken from None
             verdict = classify(str(exc) or type(exc).__name__)
             status, kind, error = "fallback", verdict.kind, verdict.summary
             out = _as_host(self._host_call(n, args, kwargs, count=True))

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, Iterable, Union
 
 from fxport.capture.records import OpRecord, TensorSpec
+from fxport.errors import FxportError
 
 
 @dataclass(frozen=True)
@@ -100,13 +101,16 @@ def load_ops(path: str | Path) -> tuple[str, list[OpRecord]]:
     path = Path(path)
     if path.is_dir():
         path = path / "ops.json"
-    doc = json.loads(path.read_text())
-    return _from_document(doc, default_name=path.parent.name or path.stem)
+    try:
+        doc = json.loads(path.read_text())
+        return _from_document(doc, default_name=path.parent.name or path.stem)
+    except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise FxportError(f"cannot read {path}: {type(exc).__name__}: {exc}") from None
 
 
 def _from_document(doc: dict, default_name: str) -> tuple[str, list[OpRecord]]:
-    if "ops" not in doc:
-        raise ValueError("not an ops.json document written by `fxport trace` (no \"ops\" key)")
+    if not isinstance(doc, dict) or not isinstance(doc.get("ops"), list):
+        raise ValueError("not an ops.json document written by `fxport trace` (no \"ops\" list)")
     return str(doc.get("model") or default_name), [OpRecord.from_dict(d) for d in doc["ops"]]
 
 

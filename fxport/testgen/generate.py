@@ -30,7 +30,10 @@ from fxport.memory.devices import BankSpec, DeviceMemory, preset
 from fxport.memory.tiles import fmt_bytes
 from fxport.testgen.collect import Case
 from fxport.testgen.runtime import CASES_FILE, RESULTS_FILE, TIMING_FILE, dump_json
-from fxport.testgen.values import check_replayable, decode, describe, resolve, value_plan
+from fxport.durable import write_text
+from fxport.testgen.values import (
+    check_replayable, decode, describe, dtype_problem, resolve, torch_dtype, value_plan,
+)
 
 PCC_DEFAULT = 0.99
 # Per-op thresholds below PCC_DEFAULT: target -> (threshold, the bf16 arithmetic that justifies
@@ -80,7 +83,7 @@ def generate(cases: Iterable[Case], out_dir: str | Path, memory: str = "dram", a
         entry = case_entry(c, config, dm, pcc=pcc, slow_elements=slow_elements)
         entry["id"] = _unique(entry["id"], seen_ids[c.target])
         entry["seed"] = zlib.crc32(f"{c.target} {entry['id']}".encode()) & 0x7FFFFFFF
-        entry["file"] = files[c.target][0]
+        entry["file"] = files[c.target]
         entries.append(entry)
 
     models = sorted({m for c in cases for m in c.models})
@@ -92,18 +95,13 @@ def generate(cases: Iterable[Case], out_dir: str | Path, memory: str = "dram", a
         "pcc_default": pcc, "slow_elements": slow_elements,
         "pcc_overrides": {k: {"pcc": v, "why": why} for k, (v, why) in PCC_OVERRIDES.items()},
     }
-    written = [out_dir / CASES_FILE, out_dir / "conftest.py"]
-    doc = {"suite": suite, "cases": entries}
-    (out_dir / CASES_FILE).write_text(dump_json(doc) + "\n")
-    (out_dir / "conftest.py").write_text(CONFTEST.format(mark=GENERATED_MARK, arch=arch,
-                                                         memory=memory, models=", ".join(models)))
-    by_target: dict[str, list[dict]] = defaultdict(list)
-    for e in entries:
-        by_target[e["target"]].append(e)
-    for target, (file_name, func) in files.items():
-        path = out_dir / file_name
-        path.write_text(_test_file(target, func, by_target[target]))
-        written.append(path)
+    # Code is never made from data: the conftest and every test file are fixed texts; a test file
+    # finds its cases in cases.json by its own file name. (Model names and op targets come from
+    # ops.json files, which anyone may have written.)
+    written = [write_text(out_dir / CASES_FILE, dump_json({"suite": suite, "cases": entries}) + "\n"),
+               write_text(out_dir / "conftest.py", CONFTEST)]
+    for file_name in files.values():
+        written.append(write_text(out_dir / file_name, TEST_FILE))
     keep = {p.name for p in written}
     for old in out_dir.glob("test_*.py"):
         if old.name not in keep and old.read_text().startswith(GENERATED_MARK):
@@ -153,11 +151,12 @@ def case_entry(c: Case, config: str, dm: DeviceMemory, *, pcc: float = PCC_DEFAU
                          f"{slow_elements / 2**20:g} Mi budget of a default CPU run")
         entry["id"] += "-slow"
 
-    problem = check_replayable(c.call) if resolve(c.target) is not None else (
-        f"{c.target} is not an operator overload fxport can call")
+    bad_dtype = dtype_problem([s.dtype for s in (*c.inputs, *c.outputs)])
+    problem = bad_dtype or (check_replayable(c.call) if resolve(c.target) is not None else (
+        f"{c.target} is not an operator overload fxport can call"))
     plan = _plan(c) if problem is None else {"lowered": None, "reason": "", "note": problem}
     entry["plan"] = plan
-    entry["memory"] = _memory(c, config, dm)
+    entry["memory"] = _memory(c, config, dm) if bad_dtype is None else {"config": config, "fits": None}
     if problem is not None:
         entry["expect"], entry["reason"] = "unreplayable", f"cannot replay: {problem}"
     elif plan["lowered"] is False:
@@ -178,7 +177,7 @@ def _plan(c: Case) -> dict:
     from fxport.single_op import op_graph
 
     try:
-        tensors = [torch.empty(s.shape, dtype=getattr(torch, s.dtype), device="meta")
+        tensors = [torch.empty(s.shape, dtype=torch_dtype(s.dtype), device="meta")
                    for s in c.inputs]
         args, kwargs = decode(c.call, tensors, device="meta")
         gm, _ = op_graph(resolve(c.target), args, kwargs)
@@ -245,16 +244,17 @@ def _unique(text: str, seen: set[str]) -> str:
     return out
 
 
-def _file_names(targets: list[str]) -> dict[str, tuple[str, str]]:
-    """target -> (file name, test function name): test_aten_conv2d_default.py."""
+def _file_names(targets: list[str]) -> dict[str, str]:
+    """target -> test file name: test_aten_conv2d_default.py (ASCII letters, digits and _ only,
+    whatever the target holds)."""
     out, used = {}, set()
     for t in targets:
-        base = "test_" + re.sub(r"\W+", "_", t).strip("_").lower()
+        base = "test_" + (re.sub(r"[^a-z0-9]+", "_", t.lower()).strip("_")[:80] or "op")
         name, n = base, 2
         while name in used:
             name, n = f"{base}_{n}", n + 1
         used.add(name)
-        out[t] = (f"{name}.py", name)
+        out[t] = f"{name}.py"
     return out
 
 
@@ -267,23 +267,10 @@ def _numel(s: TensorSpec) -> int:
 
 # -- file templates --------------------------------------------------------------------------
 
-def _test_file(target: str, func: str, entries: list[dict]) -> str:
-    expects = defaultdict(int)
-    for e in entries:
-        expects[e["expect"]] += 1
-    models = sorted({s["model"] for e in entries for s in e["sources"]})
-    nodes = sum(e["count"] for e in entries)
-    slow = sum(bool(e["slow"]) for e in entries)
-    summary = ", ".join(f"{n} {k}" for k, n in sorted(expects.items()))
-    return TEST_FILE.format(
-        mark=GENERATED_MARK, target=target, func=func, n=len(entries), nodes=nodes,
-        models=", ".join(models), summary=summary + (f"; {slow} slow" if slow else ""))
+TEST_FILE = f'''{GENERATED_MARK}: do not edit, regenerate.
+"""The cases of one aten op: those of cases.json whose "file" is this file's name.
 
-
-TEST_FILE = '''{mark}: do not edit, regenerate.
-"""{target}: {n} case(s), {nodes} node(s) in {models}; expected: {summary}.
-
-Each case (cases.json) replays the recorded call on inputs built from its specs, runs the aten op
+Each case replays the recorded call on inputs built from its specs, runs the aten op
 on the host in fp32 and the fxport pipeline (plan -> partition -> execute) on the device,
 records both in results.json, and asserts that the op ran on the device with PCC >= the case's
 threshold. A predicted OOM is a strict xfail that must fail with OUT_OF_MEMORY; an op the plan
@@ -294,18 +281,16 @@ import pytest
 
 from fxport.testgen.runtime import check, load_params, run_case
 
-TARGET = "{target}"
 
-
-@pytest.mark.parametrize("case", load_params(__file__, TARGET))
-def {func}(case, fxport_ctx, fxport_record):
+@pytest.mark.parametrize("case", load_params(__file__))
+def test_op(case, fxport_ctx, fxport_record):
     result = run_case(case, fxport_ctx)
     fxport_record(result)
     check(result)
 '''
 
-CONFTEST = '''{mark}: do not edit, regenerate.
-"""Fixtures of a generated per-op suite ({models}; {memory} on {arch}).
+CONFTEST = f'''{GENERATED_MARK}: do not edit, regenerate.
+"""Fixtures of a generated per-op suite (its models, arch and memory config: cases.json).
 
 The device is opened once per process (TT-Metal holds one cluster per process); set
 FXPORT_TEST_DEVICE=hardware to run on a card. Cases marked `slow` are deselected unless

@@ -31,7 +31,10 @@ import torch
 from torch.utils._pytree import tree_flatten
 
 from fxport.capture.records import OpRecord, TensorSpec, split_target
-from fxport.testgen.values import check_replayable, decode, describe, make_inputs, resolve
+from fxport.durable import write_text
+from fxport.testgen.values import (
+    check_replayable, decode, describe, dtype_problem, make_inputs, resolve,
+)
 
 CASES_FILE = "cases.json"
 RESULTS_FILE = "results.json"
@@ -85,15 +88,18 @@ def load_suite(suite_dir: str | Path) -> dict:
     return _load(str(path), path.stat().st_mtime_ns)
 
 
-def load_params(test_file: str | Path, target: str) -> list:
-    """pytest params of `target`'s cases, with their marks: strict xfail (and the exception it
-    expects) for predicted OOM, declined ops and unreplayable calls; `slow` for big cases."""
+def load_params(test_file: str | Path, target: str | None = None) -> list:
+    """pytest params of the cases of `test_file` (those whose "file" is its name; or, as suites
+    generated before that had it, those of `target`), with their marks: strict xfail (and the
+    exception it expects) for predicted OOM, declined ops and unreplayable calls; `slow` for big
+    cases."""
     import pytest
 
     suite = load_suite(Path(test_file).parent)
+    name = Path(test_file).name
     params = []
     for case in suite["cases"]:
-        if case["target"] != target:
+        if (case["target"] != target) if target is not None else (case.get("file") != name):
             continue
         marks = []
         expected = EXPECTED_FAILURES.get(case["expect"])
@@ -103,7 +109,7 @@ def load_params(test_file: str | Path, target: str) -> list:
             marks.append(pytest.mark.slow(reason=case["slow"]))
         params.append(pytest.param(case, id=case["id"], marks=marks))
     if not params:
-        raise LookupError(f"{CASES_FILE} has no cases for {target}: regenerate the suite")
+        raise LookupError(f"{CASES_FILE} has no cases for {target or name}: regenerate the suite")
     return params
 
 
@@ -156,8 +162,9 @@ def run_case(case: dict, ctx: Any) -> CaseResult:
         threshold=case["pcc"], notes=list(case.get("notes", [])))
     result.memory = {"generated": case.get("memory", {}), "device": _live_memory(case, ctx)}
     op = resolve(case["target"])
-    problem = (None if op is not None else f"{case['target']} is not an operator overload fxport "
-               "can call") or check_replayable(case.get("call"))
+    problem = (dtype_problem([s["dtype"] for s in (*case["inputs"], *case["outputs"])])
+               or (None if op is not None else f"{case['target']} is not an operator overload "
+                   "fxport can call") or check_replayable(case.get("call")))
     if problem:
         result.error = problem
         return result
@@ -351,10 +358,10 @@ def session_finish(session: Any, suite_dir: str | Path) -> None:
     ordered = [results[k] for k in sorted(results)]
     doc = {"suite": load_suite(suite_dir)["suite"], "results": [r.to_dict() for r in ordered],
            "summary": _summary(ordered)}
-    path.write_text(dump_json(doc) + "\n")
+    write_text(path, dump_json(doc) + "\n")
     timing = {f"{r.target} [{r.id}]": {"native": r.native_seconds, "device": r.device_seconds}
               for r in ordered}
-    path.with_name(TIMING_FILE).write_text(json.dumps(timing, indent=1, sort_keys=True) + "\n")
+    write_text(path.with_name(TIMING_FILE), json.dumps(timing, indent=1, sort_keys=True) + "\n")
 
 
 def dump_json(value: Any, indent: str = "", width: int = 100) -> str:

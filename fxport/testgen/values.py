@@ -22,6 +22,7 @@ and the host reference compute on the same numbers and only the op's own arithme
 from __future__ import annotations
 
 import math
+import re
 from typing import Any, Callable
 
 import torch
@@ -135,7 +136,7 @@ def _value_for(spec: TensorSpec, i: int, arg: str, name: str, bound: dict, index
 
 
 def _int_range(dtype: str) -> tuple[int, int]:
-    info = torch.iinfo(getattr(torch, dtype))
+    info = torch.iinfo(torch_dtype(dtype))
     return max(DEFAULT_INTS[0], info.min), min(DEFAULT_INTS[1], info.max + 1)
 
 
@@ -223,10 +224,33 @@ def _index_bounds(name: str, bound: dict, inputs: tuple[TensorSpec, ...],
 
 # -- the call ------------------------------------------------------------------------------
 
+_NAME = re.compile(r"(?!__)[A-Za-z_][A-Za-z0-9_]*\Z")  # an identifier, not a dunder
+
+
+def torch_dtype(name: str) -> torch.dtype:
+    """The torch dtype called `name` ("float32"): names come from cases.json, which is data, so
+    only a dtype is ever returned (never another attribute of torch)."""
+    dtype = getattr(torch, name, None) if isinstance(name, str) and _NAME.match(name) else None
+    if not isinstance(dtype, torch.dtype):
+        raise ValueError(f"{name!r} is not a torch dtype")
+    return dtype
+
+
+def dtype_problem(dtypes: list[str]) -> str | None:
+    """Why a case's tensor dtypes cannot be made (one that is not a torch dtype), or None."""
+    for name in dtypes:
+        try:
+            torch_dtype(name)
+        except ValueError as exc:
+            return str(exc)
+    return None
+
+
 def resolve(target: str) -> Any:
-    """The OpOverload named "ns.op.overload", or None when it is not one."""
-    parts = target.split(".")
-    if len(parts) != 3:
+    """The OpOverload named "ns.op.overload", or None when it is not one (names are data: only
+    plain identifiers are looked up, and only an OpOverload is returned)."""
+    parts = target.split(".") if isinstance(target, str) else []
+    if len(parts) != 3 or not all(_NAME.match(p) for p in parts):
         return None
     try:
         op = getattr(getattr(getattr(torch.ops, parts[0]), parts[1]), parts[2])
@@ -281,7 +305,7 @@ def decode(call: dict, tensors: list[Any], device: str = "cpu") -> tuple[tuple, 
             if set(v) == {"tensor"}:
                 return tensors[v["tensor"]]
             if set(v) == {"dtype"}:
-                return getattr(torch, v["dtype"])
+                return torch_dtype(v["dtype"])
             if set(v) == {"repr"}:
                 text = v["repr"]
                 if text in _REPRS:
@@ -321,10 +345,10 @@ def make_inputs(specs: list[dict], values: list[dict], seed: int) -> list[torch.
 
 
 def make_tensor(shape: tuple[int, ...], dtype: str, value: dict, gen: torch.Generator) -> torch.Tensor:
-    torch_dtype = getattr(torch, dtype)
+    dt = torch_dtype(dtype)
     kind = value["kind"]
     if kind == "zeros":
-        return torch.zeros(shape, dtype=torch_dtype)
+        return torch.zeros(shape, dtype=dt)
     if kind == "bool":
         return torch.rand(shape, generator=gen) < value.get("p", 0.5)
     if kind == "causal":
@@ -332,21 +356,21 @@ def make_tensor(shape: tuple[int, ...], dtype: str, value: dict, gen: torch.Gene
         mask = torch.ones(rows, cols, dtype=torch.bool).tril(max(cols - rows, 0))
         return mask.expand(shape).clone() if shape else mask.reshape(())
     if kind == "randint":
-        return torch.randint(value["low"], value["high"], shape, generator=gen).to(torch_dtype)
+        return torch.randint(value["low"], value["high"], shape, generator=gen).to(dt)
     if kind == "away_from_zero":
         sign = torch.where(torch.rand(shape, generator=gen) < 0.5, -1, 1)
-        if torch_dtype.is_floating_point:
+        if dt.is_floating_point:
             mag = value["low"] + (value["high"] - value["low"]) * torch.rand(shape, generator=gen)
-            return _bf16_exact(sign * mag, torch_dtype)
+            return _bf16_exact(sign * mag, dt)
         mag = torch.randint(value["low"], value["high"], shape, generator=gen)
-        return (sign * mag).to(torch_dtype)
+        return (sign * mag).to(dt)
     if kind == "uniform":
         x = value["low"] + (value["high"] - value["low"]) * torch.rand(shape, generator=gen)
-        return _bf16_exact(x, torch_dtype)
+        return _bf16_exact(x, dt)
     if kind == "normal":
-        if torch_dtype.is_complex:
-            return torch.randn(shape, generator=gen, dtype=torch_dtype)
-        return _bf16_exact(value.get("scale", 1.0) * torch.randn(shape, generator=gen), torch_dtype)
+        if dt.is_complex:
+            return torch.randn(shape, generator=gen, dtype=dt)
+        return _bf16_exact(value.get("scale", 1.0) * torch.randn(shape, generator=gen), dt)
     raise ValueError(f"unknown value kind {kind!r}")
 
 

@@ -24,8 +24,10 @@ import os
 import shutil
 import subprocess
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
+
+from fxport.errors import EnvironmentFault
 
 from . import toolchain
 
@@ -37,7 +39,7 @@ MANIFEST_NAME = ".fxport-mock-root.json"
 LAYOUT_VERSION = 1
 
 
-class MockRuntimeError(RuntimeError):
+class MockRuntimeError(EnvironmentFault):
     """The private runtime root cannot be built or used."""
 
 
@@ -48,6 +50,7 @@ class MockRuntime:
     root: Path  # TT_METAL_RUNTIME_ROOT (exported with a trailing slash)
     jit_cache: Path  # TT_METAL_CACHE
     logs: Path  # TT_METAL_LOGS_PATH (TT-Metal's generated/ folder)
+    repaired: tuple[str, ...] = field(default=(), compare=False)  # what opening it had to repair
 
     @property
     def compiler(self) -> Path:
@@ -75,7 +78,7 @@ def _sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def _manifest(ttnn_dir: Path) -> dict:
+def expected_manifest(ttnn_dir: Path) -> dict:
     """Everything a built root depends on; a root whose manifest differs is rebuilt."""
     return {
         "layout": LAYOUT_VERSION,
@@ -88,12 +91,76 @@ def _manifest(ttnn_dir: Path) -> dict:
     }
 
 
-def _is_current(root: Path, manifest: dict) -> bool:
+# Folders fxport creates hold the compiler it executes: never writable by group or others,
+# whatever the umask (with umask 000 they would be world-writable).
+DIR_MODE = 0o755
+
+
+def make_dirs(path: Path) -> None:
+    """mkdir -p with DIR_MODE for every folder created, independent of the umask."""
+    missing = []
+    for p in (path, *path.parents):
+        if p.exists():
+            break
+        missing.append(p)
+    for p in reversed(missing):
+        try:
+            p.mkdir()
+        except FileExistsError:
+            continue  # a concurrent process made it
+        p.chmod(DIR_MODE)
+
+
+def _unsafe(path: Path) -> str | None:
+    """Why a folder or file fxport executes from must not be trusted, or None."""
+    st = path.lstat()
+    if st.st_uid != os.geteuid():
+        return f"{path} belongs to uid {st.st_uid}, not to this user"
+    if st.st_mode & 0o022:
+        return f"{path} is writable by {'others' if st.st_mode & 0o002 else 'its group'}"
+    return None
+
+
+def _recorded_manifest(root: Path) -> dict | None:
     try:
-        recorded = json.loads((root / MANIFEST_NAME).read_text())
+        return json.loads((root / MANIFEST_NAME).read_text())
     except (OSError, ValueError):
-        return False
-    return recorded == manifest and os.access(root / COMPILER_RELPATH, os.X_OK)
+        return None
+
+
+def root_problems(root: Path, ttnn_dir: Path, manifest: dict) -> list[str]:
+    """What is wrong with a built root, checked against what `_populate` writes (the integrity
+    manifest: every link and its target, the stand-in compiler and its data files by content,
+    permissions); empty when the root is sound. Costs a few small reads."""
+    if not root.is_dir() or root.is_symlink():
+        return [f"{root} is missing"]
+    if _recorded_manifest(root) != manifest:
+        return [f"{root} was built for another ttnn or fxport version"]
+    problems = []
+    links = [(root / e, ttnn_dir / e) for e in manifest["entries"] if e != "runtime"]
+    links += [(root / "runtime" / e, ttnn_dir / "runtime" / e)
+              for e in manifest["runtime_entries"] if e != "sfpi"]
+    for link, target in links:
+        if not link.is_symlink() or os.readlink(link) != str(target) or not link.exists():
+            problems.append(f"{link} no longer links to {target}")
+    data = root / COMPILER_DATA_RELPATH
+    expected = {root / COMPILER_RELPATH: STAND_IN.read_bytes(),
+                data / "version": (toolchain.version_line(manifest["sfpi_version"]) + "\n").encode(),
+                data / "minimal.elf": toolchain.minimal_riscv_elf()}
+    for path, content in expected.items():
+        try:
+            if path.is_symlink() or path.read_bytes() != content:
+                problems.append(f"{path} is damaged (content differs)")
+        except OSError:
+            problems.append(f"{path} is missing")
+    compiler = root / COMPILER_RELPATH
+    if not problems and not os.access(compiler, os.X_OK):
+        problems.append(f"{compiler} is not executable")
+    if not problems:  # the folders and files on the way to what TT-Metal executes
+        chain = [root, *[root / p for p in COMPILER_RELPATH.parents if str(p) != "."], compiler,
+                 data, *expected]
+        problems = [reason for reason in map(_unsafe, dict.fromkeys(chain)) if reason][:1]
+    return problems
 
 
 def _populate(root: Path, ttnn_dir: Path, manifest: dict) -> None:
@@ -101,19 +168,22 @@ def _populate(root: Path, ttnn_dir: Path, manifest: dict) -> None:
         if entry != "runtime":
             os.symlink(ttnn_dir / entry, root / entry)
     runtime = root / "runtime"
-    runtime.mkdir()
+    make_dirs(runtime)
     for entry in manifest["runtime_entries"]:
         if entry != "sfpi":
             os.symlink(ttnn_dir / "runtime" / entry, runtime / entry)
     compiler = root / COMPILER_RELPATH
-    compiler.parent.mkdir(parents=True)
+    make_dirs(compiler.parent)
     shutil.copyfile(STAND_IN, compiler)
     compiler.chmod(0o755)
     data = root / COMPILER_DATA_RELPATH
-    data.mkdir()
-    (data / "version").write_text(toolchain.version_line(manifest["sfpi_version"]) + "\n")
-    (data / "minimal.elf").write_bytes(toolchain.minimal_riscv_elf())
+    make_dirs(data)
+    for name, content in (("version", toolchain.version_line(manifest["sfpi_version"]) + "\n"),
+                          ("minimal.elf", toolchain.minimal_riscv_elf())):
+        (data / name).write_bytes(content if isinstance(content, bytes) else content.encode())
+        (data / name).chmod(0o644)
     (root / MANIFEST_NAME).write_text(json.dumps(manifest, indent=1, sort_keys=True))
+    (root / MANIFEST_NAME).chmod(0o644)
 
 
 def _check_compiler(compiler: Path, sfpi_version: str) -> None:
@@ -123,7 +193,7 @@ def _check_compiler(compiler: Path, sfpi_version: str) -> None:
         done = subprocess.run([str(compiler), "--version"], capture_output=True, text=True,
                               timeout=60)
         first_line = done.stdout.splitlines()[0] if done.stdout else ""
-    except OSError as exc:
+    except (OSError, subprocess.TimeoutExpired) as exc:
         raise MockRuntimeError(f"cannot run the stand-in compiler {compiler}: {exc}") from exc
     if done.returncode != 0 or first_line != expected:
         raise MockRuntimeError(
@@ -131,26 +201,51 @@ def _check_compiler(compiler: Path, sfpi_version: str) -> None:
             f"expected {expected!r}: {done.stderr.strip()}")
 
 
-def build_runtime_root(cache_dir: Path | str | None = None) -> MockRuntime:
-    """Build the private runtime root if it is missing or stale; return its paths.
-
-    Idempotent and cheap when current (one listdir and one small JSON read). A new root is built
-    in a temporary folder and renamed into place, so concurrent processes never see half a root.
-    """
+def runtime_paths(cache_dir: Path | str | None = None) -> MockRuntime:
+    """Where the runtime root for the installed ttnn lives (nothing is created)."""
     version, ttnn_dir = ttnn_location()
     install = _sha256(str(ttnn_dir).encode())[:12]
     base = (Path(cache_dir).expanduser() if cache_dir else cache_home()) / "mock-runtime" / f"{version}-{install}"
-    runtime = MockRuntime(version, ttnn_dir, base / "root", base / "jit-cache", base / "logs")
-    manifest = _manifest(ttnn_dir)
-    if _is_current(runtime.root, manifest):
-        return runtime
+    return MockRuntime(version, ttnn_dir, base / "root", base / "jit-cache", base / "logs")
 
-    base.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=".root-", dir=base))
+
+def build_runtime_root(cache_dir: Path | str | None = None) -> MockRuntime:
+    """Build the private runtime root if it is missing, stale or damaged; return its paths.
+
+    Cheap when sound (one listdir, a few small reads). A new root is built in a temporary folder
+    and renamed into place, so concurrent processes never see half a root. A rebuilt root also
+    drops the JIT cache: its binaries came from the old stand-in. Callers that share the root
+    with other processes hold the runtime lock (`fxport.runtime.mock.health`) while building.
+    """
+    runtime = runtime_paths(cache_dir)
+    expected = expected_manifest(runtime.ttnn_dir)
+    problems = root_problems(runtime.root, runtime.ttnn_dir, expected)
+    if problems:
+        # A root of this very version that fails its checks was damaged: say so. A first build
+        # or an upgrade is routine and silent.
+        damaged = _recorded_manifest(runtime.root) == expected
+        _rebuild(runtime, expected)
+        if damaged:
+            runtime = replace(runtime, repaired=(f"rebuilt the mock runtime root ({problems[0]})",))
+    make_dirs(runtime.jit_cache)
+    return runtime
+
+
+def _rebuild(runtime: MockRuntime, expected: dict) -> None:
+    base = runtime.root.parent
     try:
-        staging.chmod(0o755)
-        _populate(staging, ttnn_dir, manifest)
-        _check_compiler(staging / COMPILER_RELPATH, manifest["sfpi_version"])
+        make_dirs(base)
+        for p in (base, base.parent):  # made by an fxport of before the explicit modes
+            if p.stat().st_uid == os.geteuid() and p.stat().st_mode & 0o022:
+                p.chmod(p.stat().st_mode & ~0o022)
+        staging = Path(tempfile.mkdtemp(prefix=".root-", dir=base))
+    except OSError as exc:
+        raise MockRuntimeError(f"cannot create the mock runtime under {base}: {exc.strerror or exc}; "
+                               "set FXPORT_CACHE to a writable folder") from None
+    try:
+        staging.chmod(DIR_MODE)
+        _populate(staging, runtime.ttnn_dir, expected)
+        _check_compiler(staging / COMPILER_RELPATH, expected["sfpi_version"])
         if runtime.root.exists() or runtime.root.is_symlink():
             retired = Path(tempfile.mkdtemp(prefix=".stale-", dir=base))
             os.replace(runtime.root, retired / "root")
@@ -160,9 +255,10 @@ def build_runtime_root(cache_dir: Path | str | None = None) -> MockRuntime:
         try:
             os.rename(staging, runtime.root)
         except OSError:
-            if not _is_current(runtime.root, manifest):  # lost a race to an equal root: fine
+            if root_problems(runtime.root, runtime.ttnn_dir, expected):  # lost a race to an equal root: fine
                 raise
+    except OSError as exc:
+        raise MockRuntimeError(f"cannot build the mock runtime root {runtime.root}: "
+                               f"{exc.strerror or exc}; set FXPORT_CACHE to a writable folder") from None
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    runtime.jit_cache.mkdir(parents=True, exist_ok=True)
-    return runtime

@@ -1,0 +1,100 @@
+"""Device calls with a time bound, on one worker thread, so that no device call can hang a run.
+
+TT-Metal can block for good inside C++ (measured with ttnn 0.81.1: a truncated ELF in the JIT cache
+makes `get_cached_binary` wait forever). It releases the GIL there, but a Python signal handler
+only runs between bytecodes of the main thread, so Ctrl-C did nothing while the main thread was
+the one waiting. Here the main thread hands each device call to a worker thread and waits for it
+with a deadline: a call that does not return in time raises DeviceTimeout, and Ctrl-C raises
+KeyboardInterrupt in the waiting thread at once. A worker stuck in C++ cannot be stopped; the
+device is then `wedged`: later calls fail at once, and it is not closed at exit (closing would
+wait on the stuck call).
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import torch
+
+from fxport.errors import EnvironmentFault
+
+DEFAULT_TIMEOUT = 300.0  # seconds; the slowest legitimate call measured (a golden conv at 4K) is far below
+
+
+class DeviceTimeout(EnvironmentFault):
+    """A device call did not return within its bound (the device or its runtime stopped
+    responding)."""
+
+
+@dataclass
+class _Job:
+    fn: Callable[[], Any] | None
+    grad: bool  # torch's grad mode is per thread: the worker runs with the caller's
+    label: str
+    done: threading.Event = field(default_factory=threading.Event)
+    result: Any = None
+    error: BaseException | None = None
+
+
+class DeviceCalls:
+    """Run a callable of no arguments on the device worker: `calls(lambda: ..., label="node x")`."""
+
+    def __init__(self, timeout: float = DEFAULT_TIMEOUT):
+        self.timeout = timeout
+        self._jobs: queue.SimpleQueue[_Job] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self._pending: _Job | None = None  # a call the caller stopped waiting for
+        self.stuck = ""  # the label of a call that timed out: the device is wedged
+
+    @property
+    def busy(self) -> bool:
+        """A call is still running that nobody waits for (after a timeout or Ctrl-C)."""
+        return self._pending is not None and not self._pending.done.is_set()
+
+    def __call__(self, fn: Callable[[], Any], label: str = "", timeout: float | None = None) -> Any:
+        if self.stuck:
+            raise DeviceTimeout(f"the device stopped responding earlier ({self.stuck})")
+        if self.busy:  # Ctrl-C left a call running: wait for it before starting another
+            self._wait(self._pending, timeout)
+        if threading.current_thread() is self._thread:  # a device call inside a device call
+            return fn()
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._work, name="fxport-device", daemon=True)
+            self._thread.start()
+        job = _Job(fn, torch.is_grad_enabled(), label)
+        self._jobs.put(job)
+        self._wait(job, timeout)
+        # Drop the job's references now: a device tensor kept alive past its last use would
+        # change the allocator's verdicts on later nodes.
+        result, error = job.result, job.error
+        job.fn = job.result = job.error = None
+        if error is not None:
+            try:
+                raise error
+            finally:
+                del error  # no frame -> exception -> traceback -> frame cycle
+        return result
+
+    def _wait(self, job: _Job, timeout: float | None) -> None:
+        bound = self.timeout if timeout is None else timeout
+        self._pending = job
+        # Event.wait is interrupted by signals: Ctrl-C raises KeyboardInterrupt here at once.
+        if not job.done.wait(bound):
+            self.stuck = f"{job.label or 'a device call'} did not return within {bound:g} s"
+            raise DeviceTimeout(self.stuck)
+        self._pending = None
+
+    def _work(self) -> None:
+        while True:
+            job = self._jobs.get()
+            try:
+                with torch.set_grad_enabled(job.grad):
+                    job.result = job.fn()
+            except BaseException as exc:  # handed to the caller, who decides
+                job.error = exc
+            finally:
+                job.done.set()
+                del job

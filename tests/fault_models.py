@@ -1,0 +1,37 @@
+"""User models for the fault-injection suite (named as `tests.fault_models:NAME`)."""
+
+import os
+from pathlib import Path
+
+import torch
+from torch import nn
+
+
+class Marker(nn.Module):
+    """Touches $FXPORT_TEST_MARKER when built: proves whether any work started."""
+
+    def __init__(self):
+        super().__init__()
+        Path(os.environ["FXPORT_TEST_MARKER"]).touch()
+        self.lin = nn.Linear(4, 4)
+
+    def forward(self, x):
+        return self.lin(x)
+
+
+class NoTensorOutput(nn.Module):
+    """Returns a constant: there is no tensor op to capture."""
+
+    def forward(self, x):
+        return 3
+
+
+class Huge(nn.Module):
+    """A 2^40-element weight: building it with real values needs 4 TiB of host memory."""
+
+    def __init__(self):
+        super().__init__()
+        self.weight = nn.Parameter(torch.empty(2**20, 2**20))
+
+    def forward(self, x):
+        return x @ self.weight
