@@ -37,6 +37,8 @@ def _load() -> dict[str, ModelEntry]:
         except Exception as exc:
             raise ZooError(f"zoo module fxport_models.{name} failed to import: "
                            f"{type(exc).__name__}: {exc}") from exc
+        if not isinstance(getattr(module, "ENTRIES", None), tuple):
+            raise ZooError(f"zoo module fxport_models.{name} has no ENTRIES tuple")
         for entry in module.ENTRIES:
             if entry.name in found:
                 raise ZooError(f"model {entry.name!r} registered twice (fxport_models.{name})")
