@@ -34,7 +34,7 @@ def bench(model: str, out: Path) -> list:
                 f"{seconds:.1f}"]
     doc = json.loads((out / "run.json").read_text())
     cov = doc["coverage"]
-    pcc = ", ".join(f"{p:.4f}" for p in doc["output_pcc"]) or "n/a (no values)"
+    pcc = ", ".join("uninformative" if p is None else f"{p:.4f}" for p in doc["output_pcc"]) or "n/a (no values)"
     return [model, values, cov["total"], f"{cov['planned_pct']:.1f}", f"{cov['device_pct']:.1f}",
             cov["fallback"], pcc, f"{seconds:.1f}"]
 

@@ -1,6 +1,13 @@
 """fxport: capture PyTorch models as aten graphs, lower them to TT-NN, and report what runs where.
 
 Importing fxport is cheap: torch is imported, ttnn only when a device is opened.
+
+    cap = fxport.trace(model, x, mask, kwargs={"labels": y})       # inventory, no device
+    result = fxport.run(model, x, mask, device="mock")             # a RunResult
+    compiled = fxport.compile(model, device="mock"); compiled(x)   # torch.compile(backend="fxport")
+
+Positional inputs follow the model, keyword inputs go in `kwargs` (so that they never collide with
+fxport's own options); inputs and outputs may be any pytree of tensors.
 """
 
 from __future__ import annotations
@@ -8,14 +15,39 @@ from __future__ import annotations
 __version__ = "0.1.0"
 
 
-def trace(model, *example_inputs, name: str | None = None):
-    """Capture `model(*example_inputs)` as aten graphs with per-node shapes and dtypes.
+def trace(model, *args, kwargs: dict | None = None, name: str | None = None):
+    """Capture `model(*args, **kwargs)` as aten graphs with per-node shapes and dtypes.
 
     Inputs may be real, meta or fake tensors; returns a `fxport.capture.Capture`.
     """
+    from fxport.capture.loader import check_inputs
     from fxport.tracing import trace as trace_at_table_level
 
-    return trace_at_table_level(model, tuple(example_inputs), name=name or type(model).__name__)
+    name = name or type(model).__name__
+    check_inputs(model, args, kwargs or {}, name)
+    return trace_at_table_level(model, tuple(args), name=name, kwargs=kwargs)
 
 
-__all__ = ["trace", "__version__"]
+def run(model, *args, kwargs: dict | None = None, device: str = "auto", arch: str | None = None,
+        memory_config: str = "dram", values: str = "", min_block_size: int = 1, name: str | None = None):
+    """Run `model(*args, **kwargs)` through TT-NN (the pipeline of `fxport run`) and return its
+    `fxport.report.results.RunResult`: coverage, fallbacks, memory verdicts, PCC per output."""
+    from fxport.capture.loader import LoadedModel, check_inputs
+    from fxport.runner import run_loaded
+    from fxport.runtime.devices import open_session_device
+
+    name = name or type(model).__name__
+    check_inputs(model, args, kwargs or {}, name)
+    loaded = LoadedModel(name, model.eval(), tuple(args), "cpu", (), dict(kwargs or {}))
+    return run_loaded(loaded, open_session_device(device, arch), memory_config, values, min_block_size)
+
+
+def compile(model, *, dynamic: bool | None = None, fullgraph: bool = False, **options):
+    """`torch.compile(model, backend="fxport", options=options)`: call the result with the model's
+    own args and kwargs. Options are those of `fxport.backend` (device, memory_config, check, ...)."""
+    import torch
+
+    return torch.compile(model, backend="fxport", dynamic=dynamic, fullgraph=fullgraph, options=options)
+
+
+__all__ = ["trace", "run", "compile", "__version__"]

@@ -1,36 +1,66 @@
 """fxport as a torch.compile backend: `torch.compile(model, backend="fxport", options={...})`.
 
 Registered through the `torch_dynamo_backends` entry point, so the name works after installation
-without importing fxport. Dynamo hands over each captured graph; on its first call (with real
-inputs) fxport exports it to aten, plans, partitions and runs it on the device; later calls reuse
-the plan and the partitions. Options:
+without importing fxport. Dynamo hands over each captured graph (one per piece between graph
+breaks, and again when it recompiles). For every concrete shape signature a graph is called with
+(dynamo makes graphs dynamic after a second batch size, or with `dynamic=True`), fxport exports
+it to aten, plans, partitions and analyses memory once, keeps that state in a bounded cache and
+runs the device on every call with that shape. Options:
 
     device          "auto" (default), "mock" or "hardware"
     arch            mock board, "n150" (default) or "p150"
     memory_config   "dram" (default) or "l1"
-    out             a directory: each graph's run.json and nodes.csv are written under it
+    out             a directory: graph_breaks.json, and graph<i>/shape<k>/run.json + nodes.csv
+                    for the first call of each shape (and every checked call)
     min_block_size  device partitions with fewer ops stay on the host (default 1)
+    check           compare with fp32 torch (a host forward of the graph): "first" call of each
+                    shape (default), "every" call, or "never"
+    max_shapes      shape signatures kept planned per graph (default 8; the least recently used
+                    is dropped and planned again if it returns)
 
-Every run's `RunResult` is appended to `fxport.backend.results` for inspection.
+Values that decide Python control flow: a graph output that is a bool tensor or a 0-d tensor
+goes back to Python, which branches on it (`if x.sum() > 0:` breaks the graph there). The device
+computes in bf16, so such outputs are computed again on the host in fp32 from the same graph
+inputs, on every call; the host value is returned, and every call records both values
+(`RunResult.control_values`), so a disagreement is visible, never silent.
+
+`results` keeps the RunResult of the latest RESULTS_KEPT calls; `functions` is the graph-break
+report: for every function dynamo compiled, the graphs it produced and each break's reason and
+source location (also in `out/graph_breaks.json`).
 """
 
 from __future__ import annotations
 
 import atexit
-from dataclasses import dataclass
+import copy
+import gc
+import json
+import os
+import re
+from collections import OrderedDict, deque
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import fx
 
+from fxport.capture.records import OpRecord, records_from_graph
 from fxport.errors import FxportError
+from fxport.memory.analysis import MemoryAnalysis
+from fxport.report.results import RunResult
+from fxport.report.run_report import write_run
+from fxport.runner import Compiled, compile_program, run_compiled
+from fxport.runtime.accuracy import vary_inputs
+from fxport.runtime.devices import open_session_device
+from fxport.tracing import export
 
-results: list = []  # RunResult of every graph run, in order
+RESULTS_KEPT = 64
+results: deque[RunResult] = deque(maxlen=RESULTS_KEPT)  # the latest calls' results, oldest first
 
-_OPTION_NAMES = {"device", "arch", "memory_config", "out", "min_block_size"}
+CHECKS = ("first", "every", "never")
 _OPTION_VALUES = {"device": ("auto", "mock", "hardware"), "arch": (None, "n150", "p150"),
-                  "memory_config": ("dram", "l1")}
+                  "memory_config": ("dram", "l1"), "check": CHECKS}
 
 
 @dataclass(frozen=True)
@@ -40,38 +70,73 @@ class BackendOptions:
     memory_config: str = "dram"
     out: str | None = None
     min_block_size: int = 1
+    check: str = "first"
+    max_shapes: int = 8
 
     @classmethod
     def parse(cls, options: dict | None) -> "BackendOptions":
+        """The options dict of torch.compile, validated: every problem is one FxportError line."""
         options = dict(options or {})
-        unknown = set(options) - _OPTION_NAMES
+        known = {f for f in cls.__dataclass_fields__}
+        unknown = set(options) - known
         if unknown:
             raise FxportError(f"unknown fxport backend option(s): {', '.join(sorted(unknown))}; "
-                              f"known: {', '.join(sorted(_OPTION_NAMES))}")
+                              f"known: {', '.join(sorted(known))}")
         for name, allowed in _OPTION_VALUES.items():
             if name in options and options[name] not in allowed:
                 raise FxportError(f"fxport backend option {name}={options[name]!r}: expected one of "
                                   f"{', '.join(map(repr, allowed))}")
-        block = options.get("min_block_size", 1)
-        if isinstance(block, bool) or not isinstance(block, int) or block < 1:
-            raise FxportError(f"fxport backend option min_block_size={block!r}: expected an integer >= 1")
+        for name in ("min_block_size", "max_shapes"):
+            value = options.get(name, 1)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise FxportError(f"fxport backend option {name}={value!r}: expected an integer >= 1")
         if options.get("out") is not None and not isinstance(options["out"], (str, Path)):
             raise FxportError(f"fxport backend option out={options['out']!r}: expected a directory path")
         return cls(**options)
+
+
+@dataclass(frozen=True)
+class GraphBreak:
+    reason: str  # one line
+    location: str  # "file.py:22 in forward", where the break happened
+
+
+@dataclass
+class CompiledFunction:
+    """One function dynamo compiled (a forward, or its continuation after a break)."""
+
+    name: str  # "forward (model.py)", "torch_dynamo_resume_in_forward_at_22 (model.py)"
+    graphs: list[str] = field(default_factory=list)  # graph labels produced for it (recompiles too)
+    breaks: list[GraphBreak] = field(default_factory=list)  # distinct breaks that ended its graphs
+
+    def to_dict(self) -> dict:
+        return {"function": self.name, "graphs": self.graphs, "breaks": [asdict(b) for b in self.breaks]}
+
+
+functions: dict[str, CompiledFunction] = {}  # the graph-break report, by function
 
 
 def fxport_backend(gm: fx.GraphModule, example_inputs: list, options: dict | None = None):
     opts = BackendOptions.parse(options)
     if not _compiled_graphs:
         atexit.register(_release)
-    return _CompiledGraph(gm, opts, index=len(_compiled_graphs))
+    graph = _CompiledGraph(gm, opts, index=len(_compiled_graphs))
+    _compiled_graphs.append(graph)
+    if opts.out:
+        _write_json(Path(opts.out) / "graph_breaks.json", graph_break_report())
+    return graph
+
+
+def graph_break_report() -> dict:
+    """Every function dynamo compiled in this process: its graphs and its graph breaks."""
+    fns = sorted(functions.values(), key=lambda f: f.name)
+    return {"functions": [f.to_dict() for f in fns], "graphs": sum(len(f.graphs) for f in fns),
+            "breaks": sum(len(f.breaks) for f in fns)}
 
 
 def _release() -> None:
     """Drop dynamo's caches before exit: they keep objects alive that reference ttnn, and
     nanobind then reports every ttnn binding as leaked when the interpreter shuts down."""
-    import gc
-
     _compiled_graphs.clear()
     torch._dynamo.reset()
     gc.collect()
@@ -80,34 +145,165 @@ def _release() -> None:
 _compiled_graphs: list["_CompiledGraph"] = []
 
 
-def _session_device(opts: BackendOptions):
-    from fxport.runtime.devices import open_session_device
+@dataclass
+class _ShapeState:
+    """What one concrete shape signature of a graph reuses from call to call."""
 
-    return open_session_device(opts.device, opts.arch)
+    label: str  # "shape0"
+    compiled: Compiled
+    records: list[OpRecord]
+    analysis: MemoryAnalysis | None = None  # from the first call's device verdicts
+    calls: int = 0
 
 
 class _CompiledGraph:
     def __init__(self, gm: fx.GraphModule, opts: BackendOptions, index: int):
         self.gm, self.opts, self.index = gm, opts, index
-        self.compiled = None
-        _compiled_graphs.append(self)
+        self.label = f"graph{index}"
+        self.shapes: OrderedDict[tuple, _ShapeState] = OrderedDict()
+        self.planned = 0  # shape signatures planned so far (labels stay unique after eviction)
+        placeholders = [n for n in gm.graph.nodes if n.op == "placeholder"]
+        args = [n.meta.get("grapharg") for n in placeholders]
+        # The function's own inputs (frame locals, or items of them), not the module's weights
+        # and buffers: only these are varied to learn whether an output depends on its input.
+        self.local_inputs = [i for i, a in enumerate(args) if _LOCAL.fullmatch(_source_name(a))]
+        # Python floats dynamo passes as 0-d tensors (with dynamic=True: LayerNorm's eps) and reads
+        # back with .item() inside the graph; export needs them as constants.
+        self.wrapped_scalars = [i for i, a in enumerate(args) if getattr(a, "pass_arg_as_tensor", False)]
+        function, brk = _register(gm, self.label)
+        self.capture = {"method": "dynamo", "complete": brk is None, "function": function,
+                        "problems": [] if brk is None else [
+                            {"stage": "graph-break", "message": brk.reason, "location": brk.location}]}
 
     def __call__(self, *args: Any) -> Any:
-        from fxport.runner import compile_program, run_compiled
-        from fxport.tracing import export
-
         inputs = tuple(args)
-        with torch.no_grad():
-            reference = self.gm(*inputs)
-        single = not isinstance(reference, (list, tuple))
-        reference_list = [reference] if single else list(reference)
-        if self.compiled is None:  # first call: real inputs are known, export and plan once
-            self.compiled = compile_program(export(self.gm, inputs), self.opts.min_block_size)
-        result = run_compiled(self.compiled, inputs, reference_list, _session_device(self.opts),
-                              self.opts.memory_config, f"graph{self.index}")
+        state = self._state(inputs)
+        check = self.opts.check == "every" or (self.opts.check == "first" and state.calls == 0)
+        reference = varied = None
+        if check:
+            with torch.no_grad():
+                reference = self.gm(*inputs)
+                varied_inputs = self._varied(inputs)
+                varied = self.gm(*varied_inputs) if varied_inputs is not None else None
+        result = run_compiled(state.compiled, inputs, reference, _session_device(self.opts),
+                              self.opts.memory_config, f"{self.label}/{state.label}",
+                              records=state.records, varied=varied, analysis=state.analysis,
+                              node_pcc=check, capture=self.capture)
+        state.analysis = result.memory_analysis
         results.append(result)
-        if self.opts.out:
-            from fxport.report.run_report import write_run
+        if self.opts.out and (check or state.calls == 0):
+            write_run(result, Path(self.opts.out) / self.label / state.label)
+        state.calls += 1
+        return result.outputs
 
-            write_run(result, Path(self.opts.out) / f"graph{self.index}")
-        return result.outputs[0] if single else tuple(result.outputs)
+    def _state(self, inputs: tuple) -> _ShapeState:
+        """The planned state for this call's shape signature: cached (bounded, least recently
+        used dropped), else exported, planned and partitioned now."""
+        signature = (tuple(_signature(v) for v in inputs),
+                     tuple(inputs[i].item() for i in self.wrapped_scalars))
+        state = self.shapes.get(signature)
+        if state is not None:
+            self.shapes.move_to_end(signature)
+            return state
+        program = export(_specialize_scalars(self.gm, {i: inputs[i].item() for i in self.wrapped_scalars}),
+                         inputs)
+        compiled = compile_program(program, self.opts.min_block_size, host_control=True)
+        state = _ShapeState(f"shape{self.planned}", compiled, records_from_graph(program.graph))
+        self.planned += 1
+        self.shapes[signature] = state
+        while len(self.shapes) > self.opts.max_shapes:
+            self.shapes.popitem(last=False)
+        return state
+
+    def _varied(self, inputs: tuple) -> tuple | None:
+        local = tuple(inputs[i] for i in self.local_inputs)
+        moved, _, changed = vary_inputs(local, {})
+        if not changed:
+            return None
+        varied = list(inputs)
+        for i, value in zip(self.local_inputs, moved):
+            varied[i] = value
+        return tuple(varied)
+
+
+# A frame local or an item of one (L['x'], L['args'][0], L['kwargs']['mask']); no attribute access.
+_LOCAL = re.compile(r"L\[[^\]]+\](\[[^\]]+\])*")
+
+
+def _source_name(grapharg: Any) -> str:
+    name = getattr(getattr(grapharg, "source", None), "name", "")
+    return name() if callable(name) else str(name)
+
+
+def _specialize_scalars(gm: fx.GraphModule, values: dict[int, float]) -> fx.GraphModule:
+    """A copy of `gm` whose `.item()` reads of the wrapped scalars at those placeholder positions
+    are the given Python numbers (the shape signature includes them)."""
+    if not values:
+        return gm
+    gm = copy.deepcopy(gm)
+    placeholders = [n for n in gm.graph.nodes if n.op == "placeholder"]
+    for position, value in values.items():
+        for user in list(placeholders[position].users):
+            if user.op == "call_method" and user.target == "item":
+                user.replace_all_uses_with(value)
+                gm.graph.erase_node(user)
+    gm.recompile()
+    return gm
+
+
+def _signature(value: Any) -> Any:
+    if isinstance(value, torch.Tensor):
+        return ("tensor", tuple(value.shape), value.dtype, value.device.type)
+    if isinstance(value, (int, float, bool)):
+        return (type(value).__name__, value)
+    return (type(value).__name__,)
+
+
+def _register(gm: fx.GraphModule, label: str) -> tuple[str, GraphBreak | None]:
+    """Record the graph under the function dynamo compiled, with the break that ended it."""
+    reason = getattr(gm, "compile_subgraph_reason", None)
+    stack = list(getattr(reason, "user_stack", None) or [])
+    name = f"{stack[0].name} ({_path(stack[0].filename)})" if stack else "<unknown function>"
+    fn = functions.setdefault(name, CompiledFunction(name))
+    fn.graphs.append(label)
+    if reason is None or not reason.graph_break:
+        return name, None
+    brk = GraphBreak(_reason_line(reason.reason), _where(stack[-1]) if stack else "")
+    if brk not in fn.breaks:
+        fn.breaks.append(brk)
+    return name, brk
+
+
+def _path(filename: str) -> str:
+    """A source path relative to the working directory when it lies below it."""
+    try:
+        relative = os.path.relpath(filename)
+    except ValueError:
+        return filename
+    return filename if relative.startswith("..") else relative
+
+
+def _where(frame) -> str:
+    return f"{_path(frame.filename)}:{frame.lineno} in {frame.name}"
+
+
+def _reason_line(reason: str) -> str:
+    """Dynamo's break reason as one line: its first line and its explanation."""
+    lines = [ln.strip() for ln in str(reason).splitlines() if ln.strip()]
+    head = lines[0] if lines else "unknown"
+    if head.startswith("generic_jump"):
+        head = f"data-dependent branch: Python decides on a tensor value ({head})"
+    explanation = next((ln for ln in lines[1:] if ln.startswith("Explanation:")), "")
+    return f"{head}. {explanation}"[:300] if explanation else head[:300]
+
+
+def _session_device(opts: BackendOptions):
+    return open_session_device(opts.device, opts.arch)
+
+
+def _write_json(path: Path, doc: dict) -> None:
+    """Atomically: a reader never sees half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(doc, indent=1, sort_keys=True) + "\n")
+    os.replace(tmp, path)

@@ -143,6 +143,7 @@ def _parser() -> argparse.ArgumentParser:
     p = sub.add_parser("trace", parents=[common], help="capture a model's aten ops with shapes")
     p.add_argument("model", help="zoo name (see `fxport models`) or module.path:callable")
     p.add_argument("--input-shape", help="input shape, e.g. 1,3,224,224 (default: the model's)")
+    _add_input_options(p)
     p.add_argument("--out", type=Path, help="output directory (default: out/<model>)")
     p.add_argument("--no-fold", action="store_true",
                    help="trace every call of repeated blocks (PI0's denoise steps) instead of "
@@ -152,6 +153,7 @@ def _parser() -> argparse.ArgumentParser:
     p = sub.add_parser("run", parents=[common], help="lower a model to TT-NN and run it on a device")
     p.add_argument("model", help="zoo name or module.path:callable")
     p.add_argument("--input-shape", help="input shape, e.g. 1,3,224,224 (default: the model's)")
+    _add_input_options(p)
     p.add_argument("--device", choices=["auto", "mock", "hardware"], default="auto",
                    help="hardware: a Tenstorrent card; mock: TT-NN without a card; auto: a card "
                         "when present, else mock (default)")
@@ -170,9 +172,11 @@ def _parser() -> argparse.ArgumentParser:
     p.set_defaults(handler=_cmd_run)
 
     p = sub.add_parser("sweep", parents=[common], help="run the zoo (or MODELS) x resolutions and write reports")
-    p.add_argument("models", nargs="*", help="zoo names (default: every zoo model at its sweep shapes)")
+    p.add_argument("models", nargs="*", help="zoo names or module.path:callable (default: every zoo "
+                                             "model at its sweep shapes)")
     p.add_argument("--input-shape", action="append", default=[],
                    help="shape to run every model at (repeatable; default: each model's sweep shapes)")
+    _add_input_options(p)
     p.add_argument("--device", choices=["auto", "mock", "hardware"], default="mock")
     p.add_argument("--arch", choices=["n150", "p150"])
     p.add_argument("--memory-config", choices=["dram", "l1"], default="dram")
@@ -199,6 +203,7 @@ def _parser() -> argparse.ArgumentParser:
                    help="zoo names, module.path:callable, or ops.json files / `fxport trace` "
                         "directories (default: every zoo model at its input shape)")
     p.add_argument("--input-shape", help="input shape for the models named (default: each model's)")
+    _add_input_options(p)
     p.add_argument("--memory-config", choices=["dram", "l1"], default="dram")
     p.add_argument("--arch", choices=["n150", "p150"], default="n150")
     p.add_argument("--pcc", type=_pcc, default=0.99, help="PCC every case must reach, in (0, 1] (default 0.99)")
@@ -217,13 +222,11 @@ def _parser() -> argparse.ArgumentParser:
 def _cmd_trace(args) -> int:
     # The output directory first: a second writer or an unusable --out fails before any import.
     with output_dir(args.out or Path("out") / _safe_name(args.model), f"fxport trace {args.model}") as out:
-        from fxport.capture.loader import parse_shape
         from fxport.report.inventory import inventory_document, summary_text, write_inventory
         from fxport.tracing import trace_model
 
-        shape = parse_shape(args.input_shape) if args.input_shape else None
         start = time.perf_counter()
-        cap = trace_model(args.model, shape, fold=not args.no_fold)
+        cap = trace_model(args.model, _input_options(args), fold=not args.no_fold)
         if cap.node_count == 0:
             raise FxportError(f"{cap.model}: captured 0 aten nodes: its outputs are computed by no "
                               "tensor op (does forward return tensors computed from its input?)")
@@ -242,23 +245,25 @@ def _refuse_mock_values(values: str | None, kind: str) -> None:
 def _cmd_run(args) -> int:
     _refuse_mock_values(args.values, args.device)
     with output_dir(args.out or Path("out") / _safe_name(args.model), f"fxport run {args.model}") as out:
-        from fxport.capture.loader import parse_shape
         from fxport.report.run_report import run_summary_text, write_run
         from fxport.runner import run_model
         from fxport.runtime.devices import open_session_device
         from fxport.settings import run_settings
 
-        shape = parse_shape(args.input_shape) if args.input_shape else None
+        options, given = _input_options(args), _input_args(args)
+        shape = options.shape
         dev = open_session_device(args.device, args.arch, timeout=args.device_timeout)
         _say_repairs(dev)
         _refuse_mock_values(args.values, dev.kind)
 
         def settings(result):
-            return run_settings(args.model, shape or result.inputs[0].shape, dev.kind, args.arch,
-                                args.memory_config, args.values or "", args.min_block_size)
+            # Inputs given as --input/--inputs are keyed by those options, not by a shape.
+            full = shape or (() if given else result.inputs[0].spec.shape if result.inputs else ())
+            return run_settings(args.model, full, dev.kind, args.arch, args.memory_config,
+                                args.values or "", args.min_block_size, inputs=given)
 
         try:
-            result = run_model(args.model, dev, shape, memory=args.memory_config,
+            result = run_model(args.model, dev, options, memory=args.memory_config,
                                values=args.values or "", min_block_size=args.min_block_size)
         except (KeyboardInterrupt, EnvironmentFault) as exc:
             partial = getattr(exc, "result", None)
@@ -285,7 +290,8 @@ def _cmd_sweep(args) -> int:
     from fxport.sweep import run_sweep, sweep_items
 
     _refuse_mock_values(args.values, args.device)
-    items = sweep_items(args.models or None, [parse_shape(s) for s in args.input_shape] or None)
+    items = sweep_items(args.models or None, [parse_shape(s) for s in args.input_shape] or None,
+                        _input_args(args))
     with output_dir(args.out, "fxport sweep") as out:
         done = run_sweep(items, out, args.device, args.arch, args.memory_config, args.values,
                          resume=not args.no_resume, timeout=args.timeout,
@@ -348,13 +354,12 @@ def _cmd_compare(args) -> int:
 
 
 def _cmd_gen_tests(args) -> int:
-    from fxport.capture.loader import parse_shape
     from fxport.tracing import trace_model
     from fxport.testgen import collect, describe_suite, generate
 
     import fxport_models
 
-    shape = parse_shape(args.input_shape) if args.input_shape else None
+    options = _input_options(args)
     names = args.sources or [e.name for e in fxport_models.entries() if "zoo" in e.tags]
     with output_dir(args.out, "fxport gen-tests") as out:
         sources = []
@@ -363,7 +368,7 @@ def _cmd_gen_tests(args) -> int:
             if path.exists():
                 sources.append(path)
             else:
-                sources.append(trace_model(name, shape))
+                sources.append(trace_model(name, options))
                 print(f"traced {name}", file=sys.stderr)
         cases = collect(*sources)
         written = generate(cases, out, memory=args.memory_config, arch=args.arch, pcc=args.pcc)
@@ -396,6 +401,35 @@ def _cmd_models(args) -> int:
     rows = [[e.name, e.family, "x".join(map(str, e.input_shape)), e.description] for e in fxport_models.entries()]
     print(tabulate(rows, headers=["model", "family", "default input", "description"]))
     return 0
+
+
+def _add_input_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--input", action="append", default=[], metavar="SHAPE[:DTYPE[:LOW..HIGH]]",
+                   help="a positional input of forward, repeatable, in order: e.g. --input 1,3,224,224 "
+                        "--input 1,48:int64:0..32000 --input 1,48:bool (floats: normal, or uniform "
+                        "in LOW..HIGH; integers: [LOW, HIGH), default [0, 10))")
+    p.add_argument("--inputs", metavar="MODULE:CALLABLE",
+                   help="a callable returning example inputs: a tuple of args, a dict of kwargs, "
+                        "or (args, kwargs)")
+    p.add_argument("--model-arg", action="append", default=[], metavar="KEY=VALUE",
+                   help="keyword argument for a module.path:callable model's factory, repeatable; "
+                        "VALUE is a Python literal (None, 10, 'resnet18', [1, 2]), else a string")
+
+
+def _input_options(args):
+    from fxport.capture.loader import InputOptions, parse_input, parse_model_arg, parse_shape
+
+    shape = args.input_shape if isinstance(args.input_shape, str) else None  # sweep: a list
+    return InputOptions(shape=parse_shape(shape) if shape else None,
+                        specs=tuple(parse_input(s) for s in args.input),
+                        source=args.inputs, model_args=dict(map(parse_model_arg, args.model_arg)))
+
+
+def _input_args(args) -> tuple[str, ...]:
+    """The input options as `fxport run` arguments (sweep passes them on), validated first."""
+    _input_options(args)
+    return (*(a for s in args.input for a in ("--input", s)), *(("--inputs", args.inputs) if args.inputs else ()),
+            *(a for m in args.model_arg for a in ("--model-arg", m)))
 
 
 def _safe_name(name: str) -> str:

@@ -2,50 +2,86 @@
 
 from __future__ import annotations
 
+import copy
 import time
 from dataclasses import dataclass
 from typing import Any
 
 import torch
+import torch.utils._pytree as pytree
+from torch import fx
+from torch.export.graph_signature import OutputKind
 
-from fxport.capture import TensorSpec
+from fxport.capture.loader import InputOptions, LoadedModel, Shape, load_model
+from fxport.capture.pytrees import forward_signature, input_leaves, register_dataclasses
 from fxport.capture.records import OpRecord, records_from_graph
-from fxport.capture.loader import Shape, load_model
 from fxport.errors import CaptureError, EnvironmentFault, FxportError
-from fxport.memory.analysis import analyze as analyze_memory
+from fxport.memory.analysis import MemoryAnalysis, analyze as analyze_memory
 from fxport.memory.devices import DeviceMemory
 from fxport.partition import Partitioned, partition
 from fxport.plan import Plan, plan_graph
 from fxport.report.results import DeviceInfo, RunResult
+from fxport.runtime.accuracy import ControlValue, check_outputs, unchecked_outputs, vary_inputs
 from fxport.runtime.context import LoweringContext
 from fxport.runtime.devices import DeviceHandle
 from fxport.runtime.execute import execute
-from fxport.runtime.pcc import agreement
 from fxport.tracing import trace
 
 
-def flat_inputs(program: torch.export.ExportedProgram, user_inputs: tuple) -> list[Any]:
+def flat_inputs(program: torch.export.ExportedProgram, args: tuple, kwargs: dict | None = None) -> list[Any]:
     """Values for every placeholder of `program.graph_module`: lifted weights, buffers and
-    constants in signature order, then the user's inputs."""
-    from torch.export.graph_signature import InputKind
-
-    user = iter(user_inputs)
-    values = []
-    for spec in program.graph_signature.input_specs:
-        if spec.kind == InputKind.USER_INPUT:
-            values.append(next(user))
-        elif spec.target in program.state_dict:
-            values.append(program.state_dict[spec.target])
-        else:
-            values.append(program.constants[spec.target])
-    return values
+    constants in signature order, then the user's inputs flattened as export flattened them."""
+    return list(program._graph_module_flat_inputs(tuple(args), dict(kwargs or {})))
 
 
-def user_outputs(program: torch.export.ExportedProgram, outputs: list[Any]) -> list[Any]:
-    from torch.export.graph_signature import OutputKind
-
+def user_outputs(program: torch.export.ExportedProgram, outputs: list[Any]) -> Any:
+    """The model's outputs in the structure it returns them (tuple, dict, dataclass, ...)."""
     kinds = [s.kind for s in program.graph_signature.output_specs]
-    return [o for o, k in zip(outputs, kinds) if k == OutputKind.USER_OUTPUT]
+    flat = [o for o, k in zip(outputs, kinds) if k == OutputKind.USER_OUTPUT]
+    return pytree.tree_unflatten(flat, program.call_spec.out_spec)
+
+
+@dataclass
+class HostControl:
+    """The outputs of a graph that Python branches on (a bool tensor or a 0-d tensor handed back
+    to the caller, as torch.compile graphs end at `if y.sum() > 0:`), computed on the host in
+    fp32 by the slice of the graph they depend on. The device computes in bf16: a near-zero
+    reduction can come back with the other sign and silently take the other branch."""
+
+    gm: fx.GraphModule  # the slice: the program's graph with only these outputs
+    positions: list[int]  # their indices among the program's flat user outputs
+
+    @classmethod
+    def of(cls, program: torch.export.ExportedProgram) -> "HostControl | None":
+        kinds = [s.kind for s in program.graph_signature.output_specs]
+        output = next(n for n in program.graph.nodes if n.op == "output")
+        users = [a for a, k in zip(output.args[0], kinds) if k == OutputKind.USER_OUTPUT]
+        positions = [i for i, a in enumerate(users) if _decides_control(a)]
+        if not positions:
+            return None
+        gm = copy.deepcopy(program.graph_module)
+        out = next(n for n in gm.graph.nodes if n.op == "output")
+        kept = [a for a, k in zip(out.args[0], kinds) if k == OutputKind.USER_OUTPUT]
+        out.args = (tuple(kept[i] for i in positions),)
+        gm.graph.eliminate_dead_code()
+        gm.recompile()
+        return cls(gm, positions)
+
+    def apply(self, flat: list[Any], outputs: Any) -> tuple[Any, list[ControlValue]]:
+        """`outputs` with the control values replaced by the host's; both values recorded."""
+        with torch.no_grad():
+            exact = self.gm(*flat)
+        leaves, spec = pytree.tree_flatten(outputs)
+        values = []
+        for position, value in zip(self.positions, exact):
+            values.append(ControlValue.of(f"out[{position}]", leaves[position], value))
+            leaves[position] = value
+        return pytree.tree_unflatten(leaves, spec), values
+
+
+def _decides_control(node: Any) -> bool:
+    val = node.meta.get("val") if isinstance(node, fx.Node) else None
+    return isinstance(val, torch.Tensor) and (val.dim() == 0 or val.dtype == torch.bool)
 
 
 @dataclass
@@ -55,57 +91,75 @@ class Compiled:
     program: torch.export.ExportedProgram
     plan: Plan
     parts: Partitioned
+    control: HostControl | None = None  # outputs computed on the host (torch.compile graphs)
 
 
-def compile_program(program: torch.export.ExportedProgram, min_block_size: int = 1) -> Compiled:
+def compile_program(program: torch.export.ExportedProgram, min_block_size: int = 1,
+                    host_control: bool = False) -> Compiled:
+    """Plan and partition `program`; with `host_control`, its bool and 0-d outputs (values Python
+    branches on) are computed on the host on every run, see HostControl."""
     plan = plan_graph(program.graph)
-    return Compiled(program, plan, partition(program.graph_module, plan, min_block_size))
+    return Compiled(program, plan, partition(program.graph_module, plan, min_block_size),
+                    HostControl.of(program) if host_control else None)
 
 
-def run_compiled(compiled: Compiled, inputs: tuple, reference: list[torch.Tensor], dev: DeviceHandle,
+def run_compiled(compiled: Compiled, inputs: tuple, reference: Any, dev: DeviceHandle,
                  memory: str = "dram", name: str = "model", values: str = "",
-                 records: list[OpRecord] | None = None, capture: dict | None = None,
+                 records: list[OpRecord] | None = None, kwargs: dict | None = None,
+                 varied: Any = None, analysis: MemoryAnalysis | None = None,
+                 node_pcc: bool = True, capture: dict | None = None,
                  seconds: dict[str, float] | None = None) -> RunResult:
-    """Execute a compiled program on `dev`, compare its outputs with `reference` (when there are
-    values) and judge every node's memory against the device verdicts. `capture` says how the
-    graph was captured and `seconds` what the earlier stages took, for the result.
+    """Execute a compiled program on `dev`, compare its outputs with `reference` (the fp32 torch
+    outputs, any pytree; None: not compared) leaf by leaf, `varied` (the reference on varied
+    inputs) telling which comparisons mean something, and judge every node's memory against the
+    device verdicts. A caller that runs the same program again passes its `records` and
+    `analysis`, which depend on the shapes only. `capture` says how the graph was captured and
+    `seconds` what the earlier stages took, for the result.
 
     Ctrl-C and a broken environment stop the run: the exception is re-raised with `exc.result`,
     the RunResult of the nodes run so far (`stopped` says why), so that it can still be saved."""
     start = time.perf_counter()
     ctx = LoweringContext(dev, memory=memory, values=values)
+    flat = flat_inputs(compiled.program, inputs, kwargs)
+    leaves = input_leaves(inputs, kwargs)
     try:
         with torch.no_grad():
-            run = execute(compiled.parts.graph_module, flat_inputs(compiled.program, inputs), ctx)
+            run = execute(compiled.parts.graph_module, flat, ctx, node_pcc=node_pcc)
     except (KeyboardInterrupt, EnvironmentFault) as exc:
         partial = getattr(exc, "partial", None)
         if partial is not None:
             stopped = (f"interrupted (Ctrl-C) after {len(partial.nodes)} nodes"
                        if isinstance(exc, KeyboardInterrupt) else str(exc))
-            exc.result = _result(compiled, inputs, [], dev, ctx, name, records, partial.nodes, [],
+            exc.result = _result(compiled, leaves, None, dev, ctx, name, records, partial.nodes, [],
                                  capture, {**(seconds or {}), "execute": time.perf_counter() - start},
-                                 stopped)
+                                 analysis, stopped=stopped)
         raise
     outputs = user_outputs(compiled.program, run.outputs)
-    output_pcc = [] if ctx.values == "none" else [
-        agreement(o, r) if isinstance(o, torch.Tensor) else 0.0
-        for o, r in zip(outputs, reference)]
-    return _result(compiled, inputs, outputs, dev, ctx, name, records, run.nodes, output_pcc,
-                   capture, {**(seconds or {}), "execute": time.perf_counter() - start})
+    control: list[ControlValue] = []
+    if compiled.control is not None and ctx.values != "none":
+        outputs, control = compiled.control.apply(flat, outputs)
+    if ctx.values == "none":
+        checks = unchecked_outputs(outputs, "not computed (no values)")
+    elif reference is None:
+        checks = unchecked_outputs(outputs, "not compared on this call")
+    else:
+        checks = check_outputs(outputs, reference, varied)
+    return _result(compiled, leaves, outputs, dev, ctx, name, records, run.nodes, checks, capture,
+                   {**(seconds or {}), "execute": time.perf_counter() - start}, analysis, control)
 
 
-def _result(compiled: Compiled, inputs: tuple, outputs: list, dev: DeviceHandle,
-            ctx: LoweringContext, name: str, records: list[OpRecord] | None, nodes: list,
-            output_pcc: list[float], capture: dict | None, seconds: dict[str, float],
-            stopped: str = "") -> RunResult:
+def _result(compiled: Compiled, inputs: tuple, outputs: Any, dev: DeviceHandle, ctx: LoweringContext,
+            name: str, records: list[OpRecord] | None, nodes: list, checks: list, capture: dict | None,
+            seconds: dict[str, float], analysis: MemoryAnalysis | None = None,
+            control: list[ControlValue] | None = None, stopped: str = "") -> RunResult:
     device = DeviceInfo(dev.kind, dev.arch, dev.banks)
-    specs = tuple(s for s in map(TensorSpec.of, inputs) if s is not None)
     records = records if records is not None else records_from_graph(compiled.program.graph)
-    observed = {n.node: n.error_kind for n in nodes if n.status != "host"}
-    analysis = analyze_memory(records, DeviceMemory.from_handle(dev), ctx.memory.upper(), observed)
-    return RunResult(name, specs, device, ctx.memory, ctx.values, compiled.plan,
-                     compiled.parts.partitions, nodes, output_pcc, ctx.transfers, records, analysis,
-                     capture or {}, seconds=seconds, outputs=outputs, stopped=stopped)
+    if analysis is None:
+        observed = {n.node: n.error_kind for n in nodes if n.status != "host"}
+        analysis = analyze_memory(records, DeviceMemory.from_handle(dev), ctx.memory.upper(), observed)
+    return RunResult(name, inputs, device, ctx.memory, ctx.values, compiled.plan, compiled.parts.partitions,
+                     nodes, checks, ctx.transfers, records, analysis, capture or {}, seconds=seconds,
+                     outputs=outputs, stopped=stopped, control_values=control or [])
 
 
 def redraw_zero_weights(module: torch.nn.Module, std: float = 0.02) -> list[str]:
@@ -120,38 +174,60 @@ def redraw_zero_weights(module: torch.nn.Module, std: float = 0.02) -> list[str]
     return redrawn
 
 
-def run_model(spec: str, dev: DeviceHandle, input_shape: Shape | None = None, memory: str = "dram",
+def run_model(spec: str, dev: DeviceHandle, inputs: InputOptions | Shape | None = None, memory: str = "dram",
               values: str = "", seed: int = 0, min_block_size: int = 1) -> RunResult:
-    """Capture `spec` and run it through TT-NN on `dev`.
-
-    With values (the default: emulated on a mock, real on hardware) the model is built with real
-    random weights, its fp32 torch output is the reference, and every call is traced (the graph
-    must compute). With `values="none"` it is built on meta and captured like `fxport trace`
-    (repeated calls folded): a verdict run for full-size models, with no weights in memory.
-    """
+    """Build `spec` (a zoo name or module.path:callable) with its inputs and run it through TT-NN
+    on `dev`: see `run_loaded`."""
     torch.manual_seed(seed)
     t = time.perf_counter()
+    loaded = load_model(spec, inputs, device="meta" if values == "none" else "cpu")
+    return run_loaded(loaded, dev, memory, values, min_block_size, build_seconds=time.perf_counter() - t)
+
+
+def run_loaded(loaded: LoadedModel, dev: DeviceHandle, memory: str = "dram", values: str = "",
+               min_block_size: int = 1, build_seconds: float = 0.0) -> RunResult:
+    """Capture a built model and run it through TT-NN on `dev`.
+
+    With values (the default: emulated on a mock, real on hardware) the model has real weights,
+    its fp32 torch output is the reference (and its output on varied inputs tells which output
+    PCCs mean something), and every call is traced (the graph must compute). With
+    `values="none"` the model is on meta and captured like `fxport trace` (repeated calls
+    folded): a verdict run for full-size models, with no weights in memory.
+    """
+    t = time.perf_counter()
     verdict_only = values == "none"
-    loaded = load_model(spec, input_shape, device="meta" if verdict_only else "cpu")
-    reference: list[torch.Tensor] = []
+    reference = varied = None
     if not verdict_only:
         redraw_zero_weights(loaded.module)
-        with torch.no_grad():
-            out = loaded.module(*loaded.inputs)
-        reference = list(out) if isinstance(out, (list, tuple)) else [out]
-        if not all(isinstance(r, torch.Tensor) for r in reference):
-            raise FxportError(f"{loaded.name}: only models returning tensors can be run and compared")
+        reference = _forward(loaded, loaded.inputs, loaded.kwargs)
+        args, kwargs, changed = vary_inputs(loaded.inputs, loaded.kwargs)
+        varied = _forward(loaded, args, kwargs) if changed else None
     cap = trace(loaded.module, loaded.inputs, name=loaded.name,
-                repeated=loaded.repeated if verdict_only else ())
+                repeated=loaded.repeated if verdict_only else (), kwargs=loaded.kwargs)
     if cap.method != "export":
         where = next((p for p in cap.problems if p.stage == "export"), None)
         raise CaptureError(f"cannot capture {loaded.name} as one graph for execution: "
                            f"{where.message if where else 'export failed'} (`fxport trace` shows where)")
     program = cap.graphs[0].program
-    build_seconds = time.perf_counter() - t
+    build_seconds += time.perf_counter() - t
     t = time.perf_counter()
     compiled = compile_program(program, min_block_size)
     plan_seconds = time.perf_counter() - t
     capture = {"method": cap.method, "complete": cap.complete, "problems": [p.to_dict() for p in cap.problems]}
     return run_compiled(compiled, loaded.inputs, reference, dev, memory, loaded.name, values, cap.records,
-                        capture, {"build_capture": build_seconds, "plan_partition": plan_seconds})
+                        loaded.kwargs, varied, capture=capture,
+                        seconds={"build_capture": build_seconds, "plan_partition": plan_seconds})
+
+
+def _forward(loaded: LoadedModel, args: tuple, kwargs: dict) -> Any:
+    """The fp32 torch reference; a forward that fails on its inputs is the user's to fix."""
+    try:
+        with torch.no_grad():
+            out = loaded.module(*args, **kwargs)
+    except Exception as exc:
+        first = (str(exc).strip().splitlines() or [""])[0][:200]
+        raise FxportError(f"{loaded.name}: {forward_signature(loaded.module)} failed on its inputs "
+                          f"({', '.join(f'{leaf.path} {leaf.spec}' for leaf in input_leaves(args, kwargs))}): "
+                          f"{type(exc).__name__}: {first}") from None
+    register_dataclasses(out)
+    return out

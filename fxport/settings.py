@@ -50,10 +50,12 @@ def resolve_device(kind: str) -> str:
 
 def run_settings(model: str, input_shape: list[int] | tuple[int, ...], device: str = "auto",
                  arch: str | None = None, memory: str = "dram", values: str = "",
-                 min_block_size: int = 1, passes: dict | None = None) -> dict:
-    """The settings block of one run. `input_shape` is the full shape (batch included)."""
+                 min_block_size: int = 1, passes: dict | None = None, inputs: tuple[str, ...] = ()) -> dict:
+    """The settings block of one run. `input_shape` is the full shape (batch included); `inputs`
+    the --input / --inputs / --model-arg options, when given (then they say what the inputs are)."""
     kind = resolve_device(device)
     return {
+        **({"inputs": list(inputs)} if inputs else {}),
         "model": model,
         "input_shape": list(input_shape),
         "device": kind,

@@ -15,6 +15,7 @@ and the rest marked "not run".
 
 from __future__ import annotations
 
+import hashlib
 import subprocess
 import sys
 from collections import defaultdict
@@ -35,26 +36,33 @@ NOT_RUN = "not run"
 @dataclass(frozen=True)
 class SweepItem:
     model: str
-    input_shape: tuple[int, ...]
+    input_shape: tuple[int, ...]  # () : the model's own, or what `inputs` says
+    inputs: tuple[str, ...] = ()  # `fxport run` input options (--input, --inputs, --model-arg)
 
     @property
     def key(self) -> str:
-        return f"{self.model}@{'x'.join(map(str, self.input_shape[2:] or self.input_shape))}"
+        shape = "x".join(map(str, self.input_shape[2:] or self.input_shape)) or "default"
+        if self.inputs:  # entries with other inputs get their own directory
+            shape += "-" + hashlib.sha1("\0".join(self.inputs).encode()).hexdigest()[:8]
+        return f"{self.model}@{shape}"
 
 
-def sweep_items(models: list[str] | None = None, shapes: list[tuple[int, ...]] | None = None) -> list[SweepItem]:
+def sweep_items(models: list[str] | None = None, shapes: list[tuple[int, ...]] | None = None,
+                inputs: tuple[str, ...] = ()) -> list[SweepItem]:
     """The zoo's sweep entries (models tagged "zoo", each at its sweep shapes), or the named
-    models at `shapes` (default: each model's own sweep shapes)."""
+    models (zoo names or module.path:callable) at `shapes` (default: each zoo model's own sweep
+    shapes), each run with the `fxport run` input options `inputs`."""
     import fxport_models as zoo
 
-    if models:
-        unknown = [m for m in models if m not in zoo.names()]
+    if not models:
+        items = [SweepItem(e.name, tuple(s), inputs) for e in zoo.entries() if "zoo" in e.tags
+                 for s in (shapes or e.sweep)]
+    else:
+        unknown = [m for m in models if ":" not in m and m not in zoo.names()]
         if unknown:
             raise FxportError(f"unknown model(s) {', '.join(unknown)}; `fxport models` lists the zoo")
-        entries = [zoo.get(m) for m in models]
-    else:
-        entries = [e for e in zoo.entries() if "zoo" in e.tags]
-    items = [SweepItem(e.name, tuple(s)) for e in entries for s in (shapes or e.sweep)]
+        own = lambda m: zoo.get(m).sweep if ":" not in m and not inputs else [()]  # noqa: E731
+        items = [SweepItem(m, tuple(s), inputs) for m in models for s in (shapes or own(m))]
     keys = [i.key for i in items]
     twice = sorted({k for k in keys if keys.count(k) > 1})
     if twice:  # two shapes that differ only in batch or channels would share one directory
@@ -69,9 +77,10 @@ def run_item(item: SweepItem, out: Path, device: str, arch: str | None, memory: 
     Returns (the sweep entry, the run document or None when the run failed). A child that
     reports a broken environment raises EnvironmentFault with its line."""
     run_dir = out / item.key
-    cmd = [sys.executable, "-m", "fxport.cli", "run", item.model,
-           "--input-shape", ",".join(map(str, item.input_shape)), "--device", device,
+    cmd = [sys.executable, "-m", "fxport.cli", "run", item.model, *item.inputs, "--device", device,
            "--memory-config", memory, "--values", values, "--out", str(run_dir)]
+    if item.input_shape:
+        cmd += ["--input-shape", ",".join(map(str, item.input_shape))]
     if arch:
         cmd += ["--arch", arch]
     if device_timeout:
@@ -173,7 +182,7 @@ def run_sweep(items: list[SweepItem], out: Path, device: str = "mock", arch: str
     try:
         for item in progress:
             progress.set_postfix_str(item.key)
-            expected = run_settings(item.model, item.input_shape, device, arch, memory, values)
+            expected = run_settings(item.model, item.input_shape, device, arch, memory, values, inputs=item.inputs)
             saved, why = saved_result(out / item.key / "run.json", expected) if resume else (None, "")
             if saved is not None:
                 summary, run = entry(item, saved), saved

@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from fxport.capture import Capture, CaptureProblem, capture, export_program
-from fxport.capture.loader import Shape, load_model
+from fxport.capture.loader import InputOptions, Shape, load_model
 from fxport.mapping import REGISTRY
 
 # Retrying a failed meta capture with real random weights costs their memory; above this many
@@ -24,27 +24,29 @@ def kept_ops() -> tuple[torch._ops.OpOverload, ...]:
     return tuple(REGISTRY.fused_targets())
 
 
-def trace(model: nn.Module, inputs: tuple, name: str = "model", repeated: tuple[str, ...] = ()) -> Capture:
-    return capture(model, inputs, name=name, repeated=repeated, keep=kept_ops())
+def trace(model: nn.Module, inputs: tuple, name: str = "model", repeated: tuple[str, ...] = (),
+          kwargs: dict | None = None) -> Capture:
+    return capture(model, inputs, name=name, repeated=repeated, keep=kept_ops(), kwargs=kwargs)
 
 
-def export(model: nn.Module, inputs: tuple) -> torch.export.ExportedProgram:
-    return export_program(model, inputs, kept_ops())
+def export(model: nn.Module, inputs: tuple, kwargs: dict | None = None) -> torch.export.ExportedProgram:
+    return export_program(model, inputs, kept_ops(), kwargs)
 
 
-def trace_model(spec: str, input_shape: Shape | None = None, fold: bool = True) -> Capture:
+def trace_model(spec: str, inputs: InputOptions | Shape | None = None, fold: bool = True) -> Capture:
     """Capture a zoo model or `module:callable` on the meta device, folding repeated identical
     calls the zoo entry declares (`fold=False` traces every call). When the dynamo fallback has to
     execute Python between graph breaks (`.item()`, a branch on a value), meta tensors have no
     values, so a small model is captured again with real random weights."""
-    loaded = load_model(spec, input_shape, device="meta")
-    cap = trace(loaded.module, loaded.inputs, name=loaded.name, repeated=loaded.repeated if fold else ())
+    loaded = load_model(spec, inputs, device="meta")
+    cap = trace(loaded.module, loaded.inputs, name=loaded.name, repeated=loaded.repeated if fold else (),
+                kwargs=loaded.kwargs)
     needs_values = any(p.stage == "dynamo" and "meta" in p.message for p in cap.problems)
     params = sum(p.numel() for p in loaded.module.parameters())
     if not needs_values or params > REAL_RETRY_MAX_PARAMS:
         return cap
-    real = load_model(spec, input_shape, device="cpu")
-    retried = trace(real.module, real.inputs, name=real.name)
+    real = load_model(spec, inputs, device="cpu")
+    retried = trace(real.module, real.inputs, name=real.name, kwargs=real.kwargs)
     retried.problems.append(CaptureProblem(
         "note", "captured with real random weights: the code between graph breaks needs values"))
     return retried

@@ -2,11 +2,13 @@
 through TT-NN on the mock device (status "device") and matches the aten op, and each documented
 limitation is declined by a check, with its reason, before anything runs."""
 
+import pytest
 import torch
 from torch import fx
 
 from fxport.runtime.pcc import pcc
-from fxport.single_op import run_graph
+from fxport.plan import plan_graph
+from fxport.single_op import op_graph, run_graph
 from tests.rule_harness import T, declines, lowers, rule_tests
 
 aten = torch.ops.aten
@@ -39,6 +41,9 @@ CONV_POOL = [
     lowers("upsample_nearest_default", aten.upsample_nearest2d.default, T(2, 3, 4, 4), [8, 8]),
     lowers("upsample_bilinear", aten.upsample_bilinear2d.vec, T(1, 32, 8, 8), None, False, [2.0, 2.0]),
     lowers("upsample_bilinear_default", aten.upsample_bilinear2d.default, T(1, 32, 8, 8), [16, 24], False),
+    # Segmentation heads: 21 classes, padded to 32 channels on the device and cut back.
+    lowers("upsample_bilinear_21_channels", aten.upsample_bilinear2d.vec, T(1, 21, 8, 8), None, False, [4.0, 4.0]),
+    lowers("upsample_bilinear_3_channels_size", aten.upsample_bilinear2d.default, T(2, 3, 5, 6), [10, 12], False),
     lowers("pad_back", aten.pad.default, T(1, 3, 16, 16), [0, 2, 0, 1]),
     lowers("pad_front_value", aten.pad.default, T(1, 3, 16, 16), [1, 1, 2, 0], "constant", 0.5),
     lowers("pad_zero", aten.pad.default, T(1, 56, 56, 8), [0, 0, 0, 0, 0, 0]),
@@ -50,7 +55,7 @@ CONV_POOL = [
     declines("conv_transposed", aten.convolution.default, T(1, 4, 8, 8), T(4, 8, 3, 3), None, [1, 1], [0, 0],
              [1, 1], True, [0, 0], 1, reason="transposed convolution"),
     declines("conv_3d", aten.convolution.default, T(1, 2, 4, 8, 8), T(4, 2, 3, 3, 3), None, [1] * 3, [0] * 3,
-             [1] * 3, False, [0] * 3, 1, reason="3-D convolution"),
+             [1] * 3, False, [0] * 3, 1, reason="no 3-D convolution kernel"),
     declines("conv2d_float64", aten.conv2d.default, T(1, 3, 8, 8, dtype=F64), T(4, 3, 3, 3, dtype=F64),
              reason="dtype float64"),
     declines("conv2d_same_float64", aten.conv2d.padding, T(1, 3, 8, 8, dtype=F64), T(4, 3, 3, 3, dtype=F64),
@@ -77,8 +82,8 @@ CONV_POOL = [
              reason="dtype float64"),
     declines("upsample_bilinear_align_corners", aten.upsample_bilinear2d.vec, T(1, 32, 4, 4), None, True,
              [2.0, 2.0], reason="align_corners=True"),
-    declines("upsample_bilinear_3_channels", aten.upsample_bilinear2d.vec, T(1, 3, 4, 4), None, False, [2.0, 2.0],
-             reason="multiple of 32"),
+    declines("upsample_bilinear_3x_fractional", aten.upsample_bilinear2d.vec, T(1, 3, 4, 4), None, False,
+             [2.5, 2.5], reason="not an integer scale"),
     declines("upsample_bilinear_default_align_corners", aten.upsample_bilinear2d.default, T(1, 32, 4, 4), [8, 8],
              True, reason="align_corners=True"),
     declines("pad_reflect", aten.pad.default, T(1, 3, 8, 8), [1, 1, 1, 1], "reflect", reason="mode='reflect'"),
@@ -145,6 +150,9 @@ DATA_MOVEMENT = [
     lowers("slice_copy", aten.slice_copy.Tensor, T(4, 40), 1, 8, 24),
     lowers("select_copy", aten.select_copy.int, T(3, 4, 5), 2, 1),
     lowers("alias_copy", aten.alias_copy.default, T(2, 8)),
+    lowers("detach_copy", aten.detach_copy.default, T(3, 5)),
+    lowers("as_strided_reshape", aten.as_strided.default, T(4, 6), [2, 12], [12, 1]),
+    lowers("as_strided_copy_same", aten.as_strided_copy.default, T(2, 3, 4), [2, 3, 4], [12, 4, 1]),
     lowers("detach", aten.detach.default, T(2, 8)),
     lowers("lift_fresh_copy", aten.lift_fresh_copy.default, T(2, 8)),
     lowers("contiguous", aten.contiguous.default, T(2, 8)),
@@ -162,7 +170,9 @@ DATA_MOVEMENT = [
           (aten.view_copy.default, [8]), (aten.squeeze.default,), (aten.squeeze.dim, 0), (aten.squeeze.dims, [0]),
           (aten.squeeze_copy.default,), (aten.squeeze_copy.dim, 0), (aten.squeeze_copy.dims, [0]),
           (aten.unsqueeze.default, 0), (aten.unsqueeze_copy.default, 0), (aten.alias.default,),
-          (aten.alias_copy.default,), (aten.detach.default,), (aten.lift_fresh_copy.default,),
+          (aten.alias_copy.default,), (aten.detach.default,), (aten.detach_copy.default,),
+          (aten.lift_fresh_copy.default,), (aten.as_strided.default, [8], [1]),
+          (aten.as_strided_copy.default, [8], [1]),
           (aten.contiguous.default,), (aten.clone.default,), (aten.permute_copy.default, [1, 0]),
           (aten.transpose.int, 0, 1), (aten.transpose_copy.int, 0, 1), (aten.t.default,), (aten.t_copy.default,),
           (aten.expand.default, [3, 2, 4]), (aten.expand_copy.default, [3, 2, 4]), (aten.repeat.default, [2, 1]),
@@ -179,6 +189,8 @@ DATA_MOVEMENT = [
              reason="dtype float64"),
     declines("select_scatter_float64", aten.select_scatter.default, T(2, 4, dtype=F64), T(4, dtype=F64), 0, 0,
              reason="dtype float64"),
+    declines("as_strided_window", aten.as_strided.default, T(4, 6), [3, 3], [6, 2], reason="not a contiguous view"),
+    declines("as_strided_offset", aten.as_strided.default, T(4, 6), [2, 6], [6, 1], 6, reason="not a contiguous view"),
     declines("view_rank10", aten.view.default, T(*[1] * 9, 2), [2] + [1] * 9, reason="rank 10 exceeds 8"),
     declines("permute_complex64", aten.permute.default, T(2, 3, dtype=torch.complex64), [1, 0],
              reason="dtype complex64"),
@@ -214,6 +226,8 @@ CREATION = [
     lowers("new_zeros", aten.new_zeros.default, T(2), [3, 4]),
     lowers("new_ones", aten.new_ones.default, T(2), [4]),
     lowers("fill", aten.fill.Scalar, T(3, 4), 7.0),
+    lowers("fill_tensor", aten.fill.Tensor, T(3, 40), torch.tensor(-1.5)),
+    lowers("fill_tensor_rank5", aten.fill.Tensor, T(1, 2, 3, 4, 5), torch.tensor(0.25)),
     lowers("zero", aten.zero.default, T(3, 4)),
 
     declines("arange_fractional", aten.arange.start_step, 0.0, 1.0, 0.25, reason="non-integer range"),
@@ -223,6 +237,7 @@ CREATION = [
              reason="does not fit the integer output"),
     declines("full_complex64", aten.full.default, [2, 2], 1.0, dtype=torch.complex64, reason="dtype complex64"),
     declines("zeros_empty", aten.zeros.default, [0, 3], reason="empty tensor"),
+    declines("fill_tensor_int", aten.fill.Tensor, T(3, 4, dtype=I64), torch.tensor(2), reason="dtype int64 unsupported"),
     declines("ones_rank9", aten.ones.default, [1] * 9, reason="rank 9 exceeds 8"),
     declines("scalar_tensor_complex64", aten.scalar_tensor.default, 1.0, dtype=torch.complex64,
              reason="dtype complex64"),
@@ -250,3 +265,12 @@ def test_negative_indices_computed_on_the_device_wrap(ctx):
     run = run_graph(ctx, fx.GraphModule(torch.nn.Module(), graph), [source])
     assert [n.status for n in run.nodes] == ["device", "device"]
     assert pcc(run.outputs[0], expected) >= 0.99
+
+
+@pytest.mark.parametrize("target, args", [
+    (aten.max_pool3d_with_indices.default, (torch.randn(1, 4, 4, 8, 8), [2, 2, 2])),
+    (aten.avg_pool3d.default, (torch.randn(1, 4, 4, 8, 8), [1, 2, 2])),
+])
+def test_3d_pooling_falls_back_naming_the_missing_kernel(target, args):
+    node = plan_graph(op_graph(target, args, {})[0].graph).nodes[0]
+    assert not node.lowered and "TT-NN 0.81.1 has no 3-D pooling kernel" in node.reason

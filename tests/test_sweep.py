@@ -38,3 +38,13 @@ def test_sweep_command_renders_reports(tmp_path, capsys):
 def test_sweep_rejects_unknown_models(capsys):
     assert main(["sweep", "nope"]) == 2
     assert "unknown model(s) nope" in capsys.readouterr().err
+
+
+def test_sweep_passes_input_options_to_user_models(tmp_path, capsys):
+    rc = main(["sweep", "tests.user_models:Embed", "--input", "2,8:int64:0..20", "--model-arg", "vocab=20",
+               "--out", str(tmp_path)])
+    assert rc == 0
+    (entry,) = json.loads((tmp_path / "sweep.json").read_text())["entries"]
+    assert entry["status"] == "ok" and entry["key"].startswith("tests.user_models:Embed@default-")
+    run = json.loads((tmp_path / entry["run"]).read_text())
+    assert run["inputs"] == [{"path": "args[0]", "shape": [2, 8], "dtype": "int64"}]

@@ -1,5 +1,7 @@
 """Small user-supplied models for the capture and CLI tests (named as `tests.user_models:NAME`)."""
 
+import dataclasses
+
 import torch
 from torch import nn
 
@@ -51,3 +53,72 @@ class DataDependent(nn.Module):
 class Broken(nn.Module):
     def forward(self, x):
         raise RuntimeError("this model cannot run")
+
+
+class TwoInputs(nn.Module):
+    """Two positional tensors and an optional keyword mask: what --input (repeated) and --inputs feed."""
+
+    def __init__(self):
+        super().__init__()
+        self.a, self.b = nn.Linear(8, 8), nn.Linear(8, 8)
+
+    def forward(self, x, y, mask=None):
+        out = self.a(x) + self.b(y)
+        return out if mask is None else out * mask.unsqueeze(-1)
+
+
+def two_inputs_args():
+    return torch.randn(2, 4, 8), torch.randn(2, 4, 8)
+
+
+def two_inputs_kwargs():
+    return (torch.randn(2, 4, 8),), {"y": torch.randn(2, 4, 8), "mask": torch.ones(2, 4)}
+
+
+def not_inputs():
+    return "a string"
+
+
+class Embed(nn.Module):
+    """Integer token ids in, a factory argument for the table size."""
+
+    def __init__(self, vocab=100, width=16):
+        super().__init__()
+        self.table = nn.Embedding(vocab, width)
+        self.proj = nn.Linear(width, width)
+
+    def forward(self, ids):
+        return self.proj(self.table(ids))
+
+
+@dataclasses.dataclass
+class Parts:
+    """An output type nobody registered with pytree."""
+
+    main: torch.Tensor
+    extras: list
+
+
+class NestedOutputs(nn.Module):
+    """A dict holding a tuple and a dataclass with a list: every leaf gets its own PCC by path."""
+
+    def __init__(self):
+        super().__init__()
+        self.a, self.b = nn.Linear(8, 8), nn.Linear(8, 4)
+
+    def forward(self, x):
+        h = torch.relu(self.a(x))
+        return {"pair": (h, self.b(h)), "parts": Parts(h.sigmoid(), [h * 2, self.b(x)])}
+
+
+class Independent(nn.Module):
+    """One output follows the input; one is the same for every input (a head fed with zeros); one
+    is constant. Only the first has a PCC that means anything."""
+
+    def __init__(self):
+        super().__init__()
+        self.live, self.head = nn.Linear(8, 8), nn.Linear(8, 8)
+
+    def forward(self, x):
+        return {"live": self.live(x), "fixed": self.head(torch.zeros_like(x)),
+                "constant": torch.ones_like(x) * 3}

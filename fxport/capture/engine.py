@@ -16,10 +16,12 @@ from dataclasses import dataclass, field
 
 import torch
 from torch import fx, nn
+from torch.export.graph_signature import OutputKind
 from torch.fx._lazy_graph_module import _use_lazy_graph_module
 
 from fxport.capture.decompositions import decomposition_table
-from fxport.capture.records import OpRecord, TensorSpec, records_from_graph
+from fxport.capture.pytrees import Leaf, forward_signature, input_leaves, register_dataclasses, tensor_leaves
+from fxport.capture.records import OpRecord, records_from_graph
 from fxport.errors import CaptureError
 
 
@@ -48,12 +50,13 @@ class Capture:
     """The result of capturing one model: its aten graphs, op records and what went wrong."""
 
     model: str
-    inputs: tuple[TensorSpec, ...]
+    inputs: tuple[Leaf, ...]  # every input tensor, named by its path ("args[0]", "kwargs['mask']")
     method: str  # "export" or "dynamo"
     graphs: list[CapturedGraph]
     records: list[OpRecord]
     problems: list[CaptureProblem] = field(default_factory=list)
     seconds: float = 0.0
+    outputs: tuple[Leaf, ...] = ()  # the model's output tensors by path ("out['logits']"); export only
 
     @property
     def complete(self) -> bool:
@@ -66,8 +69,8 @@ class Capture:
 
 
 def capture(model: nn.Module, inputs: tuple, name: str = "model", repeated: tuple[str, ...] = (),
-            keep: tuple[torch._ops.OpOverload, ...] = ()) -> Capture:
-    """Capture `model(*inputs)`. Works on meta, fake or real tensors; never runs the model for real
+            keep: tuple[torch._ops.OpOverload, ...] = (), kwargs: dict | None = None) -> Capture:
+    """Capture `model(*inputs, **kwargs)`. Works on meta, fake or real tensors; never runs the model for real
     except through the dynamo fallback, which executes the Python between graph breaks.
 
     `keep`: ops left whole instead of decomposed to core aten (the mapping table's fused ops; see
@@ -79,13 +82,14 @@ def capture(model: nn.Module, inputs: tuple, name: str = "model", repeated: tupl
     is the same, the capture much faster. Such a graph has the right shapes but not the right
     values, so it serves verdict runs (`--values none`); runs with values capture every call."""
     start = time.perf_counter()
-    input_specs = tuple(s for s in map(TensorSpec.of, inputs) if s is not None)
+    kwargs = dict(kwargs or {})
+    input_specs = input_leaves(inputs, kwargs)
     problems: list[CaptureProblem] = []
     if repeated:
         try:
-            calls = count_calls(model, inputs, repeated)
+            calls = count_calls(model, inputs, repeated, kwargs)
             with fold_repeated_calls(model, calls):
-                program = export_program(model, inputs, keep)
+                program = export_program(model, inputs, keep, kwargs)
         except Exception as exc:  # a shape mismatch, or anything folding broke: trace every call
             problems.append(CaptureProblem("note", f"not folded: {_one_line(exc)}"))
         else:
@@ -94,31 +98,45 @@ def capture(model: nn.Module, inputs: tuple, name: str = "model", repeated: tupl
             return _finish(name, input_specs, "export", [CapturedGraph("main", program)], notes,
                            start, {p: n - 1 for p, n in calls.items() if n > 2})
     try:
-        program = export_program(model, inputs, keep)
+        program = export_program(model, inputs, keep, kwargs)
     except Exception as exc:  # any export failure: fall back, and say why
         problem = CaptureProblem("export", _one_line(exc), _user_location(exc))
-        graphs, dynamo_problems = _capture_with_dynamo(model, inputs, keep)
+        graphs, dynamo_problems = _capture_with_dynamo(model, inputs, keep, kwargs)
         problems += [problem, *dynamo_problems]
         if not graphs:
             raise CaptureError(f"cannot capture {name}: {problem.message}"
-                               + (f" (at {problem.location})" if problem.location else "")) from exc
+                               + (f" (at {problem.location})" if problem.location else "")
+                               + f"; it was called as {forward_signature(model)} with "
+                               + (", ".join(f"{leaf.path} {leaf.spec}" for leaf in input_specs) or "no tensors")
+                               ) from exc
         return _finish(name, input_specs, "dynamo", graphs, problems, start)
     return _finish(name, input_specs, "export", [CapturedGraph("main", program)], problems, start)
 
 
-def _finish(name: str, inputs: tuple[TensorSpec, ...], method: str, graphs: list[CapturedGraph],
+def _finish(name: str, inputs: tuple[Leaf, ...], method: str, graphs: list[CapturedGraph],
             problems: list[CaptureProblem], start: float, repeats: dict[str, int] | None = None) -> Capture:
     records: list[OpRecord] = []
     for g in graphs:
         records += records_from_graph(g.program.graph, g.label, start=len(records), repeats=repeats)
-    return Capture(name, inputs, method, graphs, records, problems, seconds=time.perf_counter() - start)
+    outputs = output_leaves(graphs[0].program) if method == "export" else ()
+    return Capture(name, inputs, method, graphs, records, problems, seconds=time.perf_counter() - start,
+                   outputs=outputs)
+
+
+def output_leaves(program: torch.export.ExportedProgram) -> tuple[Leaf, ...]:
+    """The model's output tensors, by path, from the program's output specs and node metadata."""
+    output = next(n for n in program.graph.nodes if n.op == "output")
+    kinds = [s.kind for s in program.graph_signature.output_specs]
+    values = [a.meta.get("val") if isinstance(a, fx.Node) else a
+              for a, k in zip(output.args[0], kinds) if k == OutputKind.USER_OUTPUT]
+    return tensor_leaves(torch.utils._pytree.tree_unflatten(values, program.call_spec.out_spec), "out")
 
 
 class FoldMismatch(Exception):
     """A module named as repeated was called with different input shapes: folding would lose ops."""
 
 
-def count_calls(model: nn.Module, inputs: tuple, paths: tuple[str, ...]) -> dict[str, int]:
+def count_calls(model: nn.Module, inputs: tuple, paths: tuple[str, ...], kwargs: dict | None = None) -> dict[str, int]:
     """Calls per forward of each named submodule, from one eager run (cheap on meta tensors)."""
     counts = dict.fromkeys(paths, 0)
 
@@ -128,7 +146,7 @@ def count_calls(model: nn.Module, inputs: tuple, paths: tuple[str, ...]) -> dict
     handles = [model.get_submodule(p).register_forward_pre_hook(hook(p)) for p in paths]
     try:
         with torch.no_grad():
-            model(*inputs)
+            model(*inputs, **(kwargs or {}))
     finally:
         for h in handles:
             h.remove()
@@ -184,24 +202,33 @@ def _signature(value) -> object:
     return value
 
 
-def export_program(model: nn.Module, inputs: tuple,
-                   keep: tuple[torch._ops.OpOverload, ...] = ()) -> torch.export.ExportedProgram:
+def export_program(model: nn.Module, inputs: tuple, keep: tuple[torch._ops.OpOverload, ...] = (),
+                   kwargs: dict | None = None) -> torch.export.ExportedProgram:
     # The lazy graph module avoids recompiling the GraphModule once per grad-mode region, which
     # makes export quadratic in graph size (measured: 437 s -> 36 s on full-size PI0).
     with _use_lazy_graph_module(True), _quiet_export():
-        program = torch.export.export(model, tuple(inputs), strict=False)
+        try:
+            program = torch.export.export(model, tuple(inputs), kwargs, strict=False)
+        except RuntimeError as exc:
+            if "in output, which is not a known type" not in str(exc):
+                raise
+            # A dataclass output nobody registered with pytree: one eager call (cheap on meta
+            # tensors) finds the types, then register them and export again.
+            with torch.no_grad():
+                register_dataclasses(model(*inputs, **(kwargs or {})))
+            program = torch.export.export(model, tuple(inputs), kwargs, strict=False)
         return program.run_decompositions(decomposition_table(keep))
 
 
-def _capture_with_dynamo(model: nn.Module, inputs: tuple,
-                         keep: tuple) -> tuple[list[CapturedGraph], list[CaptureProblem]]:
+def _capture_with_dynamo(model: nn.Module, inputs: tuple, keep: tuple,
+                         kwargs: dict | None = None) -> tuple[list[CapturedGraph], list[CaptureProblem]]:
     from torch._dynamo.backends.debugging import ExplainWithBackend
 
     torch._dynamo.reset()
     explainer = ExplainWithBackend("eager")
     problems: list[CaptureProblem] = []
     try:
-        torch.compile(model, backend=explainer, fullgraph=False)(*inputs)
+        torch.compile(model, backend=explainer, fullgraph=False)(*inputs, **(kwargs or {}))
     except Exception as exc:  # the Python between graphs failed; keep the graphs seen so far
         problems.append(CaptureProblem("dynamo", _one_line(exc), _user_location(exc)))
     finally:

@@ -21,9 +21,15 @@ from torch import fx
 
 from fxport.mapping.checks import BASIC, arg, dtypes, meta, output, param
 from fxport.mapping.data_movement import ANY_DTYPES, dev
-from fxport.mapping.registry import check, rule
+from fxport.mapping.registry import check, no_kernel, rule
 
 aten = torch.ops.aten
+TILE = 32
+
+no_kernel(aten.max_pool3d_with_indices.default, aten.avg_pool3d.default, aten.adaptive_avg_pool3d.default,
+          aten._adaptive_avg_pool3d.default, aten.adaptive_max_pool3d.default,
+          limit="TT-NN 0.81.1 has no 3-D pooling kernel (max_pool2d, avg_pool2d and adaptive_*_pool2d "
+                "are 2-D)")
 
 
 def _pair(value, default: tuple[int, int] | None = None) -> tuple[int, int]:
@@ -115,7 +121,8 @@ _CONVS = (aten.conv2d.default, aten.conv2d.padding, aten.conv1d.default, aten.co
 def _conv_supported(node: fx.Node) -> str | None:
     weight = meta(node.args[1])
     if weight.dim() not in (3, 4):
-        return f"{weight.dim() - 2}-D convolution unsupported (ttnn.conv2d; conv1d runs as conv2d)"
+        return (f"{weight.dim() - 2}-D convolution unsupported: TT-NN 0.81.1 has no 3-D convolution "
+                "kernel (ttnn.conv2d is 2-D; conv1d runs as conv2d)")
     if _Conv.of(node).transposed:
         return "transposed convolution unsupported (ttnn.conv_transpose2d is not mapped)"
     return None
@@ -284,7 +291,14 @@ def _upsample(ctx, node, x, mode: str):
     oh, ow = _out_shape(node)[-2:]
     nhwc = ctx.ops.permute(ctx.ops.reshape(ctx.tensor(x, layout="row_major"), (n, c, h, w)),
                            (0, 2, 3, 1), memory_config=ctx.memory_config)
+    # Bilinear ttnn.upsample takes channels in multiples of 32 (a tile's width): zero channels
+    # pad the rest and are cut off again; channels do not mix, so the padding changes nothing.
+    padded = -c % TILE if mode == "bilinear" else 0
+    if padded:
+        nhwc = ctx.ops.pad(nhwc, [(0, 0), (0, 0), (0, 0), (0, padded)], 0.0, memory_config=ctx.memory_config)
     y = ctx.ops.upsample(nhwc, [oh // h, ow // w], mode=mode, memory_config=ctx.memory_config)
+    if padded:
+        y = ctx.ops.slice(y, [0, 0, 0, 0], [n, oh, ow, c], memory_config=ctx.memory_config)
     y = ctx.ops.permute(y, (0, 3, 1, 2), memory_config=ctx.memory_config)
     return y if y.shape == _out_shape(node) else ctx.ops.reshape(y, _out_shape(node))
 
@@ -295,17 +309,10 @@ def upsample_nearest2d(ctx, node, x, *_, **__):
     return _upsample(ctx, node, x, "nearest")
 
 
-@check('channels a multiple of 32')
-def _channels_multiple_of_32(node: fx.Node) -> str | None:
-    c = _nchw(node)[1]
-    return None if c % 32 == 0 else \
-        f"{c} channels unsupported (bilinear ttnn.upsample needs a multiple of 32)"
-
-
 @rule(aten.upsample_bilinear2d.vec, aten.upsample_bilinear2d.default, ttnn="ttnn.upsample", fused=True,
       family="conv_pool",
       checks=(*SPATIAL, param(2, "align_corners", False, why="TT-NN samples like align_corners=False"),
-              _integer_scale, _channels_multiple_of_32))
+              _integer_scale))
 def upsample_bilinear2d(ctx, node, x, *_, **__):
     return _upsample(ctx, node, x, "bilinear")
 

@@ -12,7 +12,7 @@ import math
 import torch
 from torch import fx
 
-from fxport.mapping.checks import FLOAT_DTYPES, INT_DTYPES, arg, output
+from fxport.mapping.checks import FLOAT_DTYPES, INT_DTYPES, arg, meta, output
 from fxport.mapping.data_movement import MAX_RANK, tt_dtype
 from fxport.mapping.registry import Check, check, rule
 
@@ -82,6 +82,26 @@ def full_like(ctx, node, x, fill_value, **_):
       checks=(_output_ok, _value_check(1, "value")))
 def fill(ctx, node, x, value):
     return _full(ctx, node, value)
+
+
+@check("a 0-d value tensor and a float output")
+def _scalar_value(node: fx.Node) -> str | None:
+    value = meta(node.args[1])
+    if not isinstance(value, torch.Tensor) or value.dim() != 0:
+        return "value is not a 0-d tensor"
+    if not output(node).is_floating_point():
+        return f"dtype {str(output(node).dtype).removeprefix('torch.')} unsupported (fills floats)"
+    return None
+
+
+@rule(aten.fill.Tensor, ttnn="ttnn.full + ttnn.add", family="creation", checks=(_output_ok, _scalar_value))
+def fill_tensor(ctx, node, x, value):
+    # The value is a 0-d tensor known only at run time: zeros plus its broadcast, on the device.
+    shape = tuple(output(node).shape)
+    zeros = ctx.ops.full(shape, 0.0, dtype=ctx.dtype, layout=ctx.ttnn.TILE_LAYOUT,
+                         device=ctx.device.device, memory_config=ctx.memory_config)
+    scalar = ctx.ops.reshape(ctx.tensor(value), (1,) * len(shape))
+    return ctx.ops.add(zeros, scalar, memory_config=ctx.memory_config)
 
 
 @rule(aten.new_full.default, ttnn="ttnn.full", family="creation",

@@ -60,11 +60,32 @@ def reshape(ctx, node, x, *_, **__):
     return ctx.ops.reshape(dev(ctx, x), _shape(node))
 
 
-@rule(aten.alias.default, aten.alias_copy.default, aten.detach.default, aten.lift_fresh_copy.default,
-      aten.contiguous.default,
+@rule(aten.alias.default, aten.alias_copy.default, aten.detach.default, aten.detach_copy.default,
+      aten.lift_fresh_copy.default, aten.contiguous.default,
       ttnn="(none: the device tensor is reused)", family="data_movement", checks=MOVE)
 def alias(ctx, node, x, *_, **__):
     return dev(ctx, x)
+
+
+@check("a contiguous view of the whole input (a reshape)")
+def _contiguous_view(node: fx.Node) -> str | None:
+    """as_strided that reads the input in order from its start is a reshape; else a real gather."""
+    x, out = meta(node.args[0]), output(node)
+    size, stride = list(arg(node, 1, "size")), list(arg(node, 2, "stride"))
+    offset = arg(node, 3, "storage_offset") or 0
+    expected = [math.prod(size[i + 1:]) for i in range(len(size))]
+    if offset or any(s != e for s, e, n in zip(stride, expected, size) if n != 1) \
+            or out.numel() != x.numel() or not x.is_contiguous():
+        return (f"as_strided(size={size}, stride={stride}, offset={offset}) is not a contiguous view "
+                "of its whole input (TT-NN has no strided gather)")
+    return None
+
+
+@rule(aten.as_strided.default, aten.as_strided_copy.default, ttnn="ttnn.reshape", family="data_movement",
+      checks=(*MOVE, _contiguous_view))
+def as_strided(ctx, node, x, *_, **__):
+    shape = _shape(node)
+    return dev(ctx, x) if tuple(x.shape) == shape else ctx.ops.reshape(dev(ctx, x), shape)
 
 
 @rule(aten.clone.default, ttnn="ttnn.clone", family="data_movement", checks=MOVE)

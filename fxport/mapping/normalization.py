@@ -45,7 +45,30 @@ def last_dim_only(node: fx.Node) -> str | None:
     return None
 
 
-NORM_CHECKS = (*BASIC, dtypes(), max_rank(), float_result)
+# Rank > 4 inputs (video, window attention) fold their leading dims into rank 4 (`_folded`); TT-NN
+# tensors go up to rank 8.
+NORM_CHECKS = (*BASIC, dtypes(), max_rank(8), float_result)
+
+
+def _folded(shape: tuple[int, ...], dim: int) -> tuple[tuple[int, ...], int]:
+    """A rank-4 shape holding `shape` with `dim` kept whole, and `dim`'s index in it: the last
+    dim stays last (with the one before it), another dim becomes dim 2 between the products of
+    the dims before and after it. Normalizing over `dim` is the same in both shapes."""
+    dim %= len(shape)
+    if len(shape) <= 4:
+        return shape, dim
+    if dim == len(shape) - 1:
+        return (1, math.prod(shape[:-2]), shape[-2], shape[-1]), 3
+    return (1, math.prod(shape[:dim]), shape[dim], math.prod(shape[dim + 1:])), 2
+
+
+def _fold(ctx, x, shape4: tuple[int, ...]):
+    xt = ctx.tensor(x)
+    return xt if tuple(xt.shape) == shape4 else ctx.ops.reshape(xt, shape4)
+
+
+def _unfold(ctx, y, shape: tuple[int, ...]):
+    return y if tuple(y.shape) == shape else ctx.ops.reshape(y, shape)
 
 
 # -- softmax -------------------------------------------------------------------------------------
@@ -54,7 +77,11 @@ NORM_CHECKS = (*BASIC, dtypes(), max_rank(), float_result)
 @rule(aten.softmax.int, aten._softmax.default, ttnn="ttnn.softmax", fused=True, family="normalization",
       checks=NORM_CHECKS)
 def softmax(ctx, node, x, dim, *_):
-    return ctx.ops.softmax(ctx.tensor(x), dim=dim, memory_config=ctx.memory_config)
+    shape = tuple(x.shape)
+    shape4, dim4 = _folded(shape, dim)
+    y = ctx.ops.softmax(_fold(ctx, x, shape4), dim=dim4 if len(shape) > 4 else dim,
+                        memory_config=ctx.memory_config)
+    return _unfold(ctx, y, shape)
 
 
 @rule(aten.log_softmax.int, aten._log_softmax.default, ttnn="ttnn.moreh_logsoftmax", fused=True,
@@ -62,31 +89,38 @@ def softmax(ctx, node, x, dim, *_):
 def log_softmax(ctx, node, x, dim, *_):
     # One fused op (log of ttnn.softmax would turn underflowed probabilities into -inf);
     # moreh ops take a non-negative dim.
-    return ctx.ops.moreh_logsoftmax(ctx.tensor(x), dim % len(x.shape), memory_config=ctx.memory_config)
+    shape = tuple(x.shape)
+    shape4, dim4 = _folded(shape, dim)
+    y = ctx.ops.moreh_logsoftmax(_fold(ctx, x, shape4), dim4, memory_config=ctx.memory_config)
+    return _unfold(ctx, y, shape)
 
 
 # -- layer_norm, rms_norm ------------------------------------------------------------------------
 @rule(aten.layer_norm.default, ttnn="ttnn.layer_norm", fused=True, family="normalization",
       checks=(*NORM_CHECKS, last_dim_only))
 def layer_norm(ctx, node, x, normalized_shape, weight=None, bias=None, eps=1e-5, cudnn_enable=True):
-    return ctx.ops.layer_norm(ctx.tensor(x), weight=ctx.tensor(weight), bias=ctx.tensor(bias),
-                              epsilon=eps, memory_config=ctx.memory_config)
+    shape = tuple(x.shape)
+    y = ctx.ops.layer_norm(_fold(ctx, x, _folded(shape, -1)[0]), weight=ctx.tensor(weight),
+                           bias=ctx.tensor(bias), epsilon=eps, memory_config=ctx.memory_config)
+    return _unfold(ctx, y, shape)
 
 
 @rule(aten.native_layer_norm.default, ttnn="ttnn.layer_norm (+ ttnn.mean, ttnn.var for the stats)",
       family="normalization", checks=(*NORM_CHECKS, last_dim_only))
 def native_layer_norm(ctx, node, x, normalized_shape, weight, bias, eps):
-    xt = ctx.tensor(x)
+    shape = tuple(x.shape)
+    xt = _fold(ctx, x, _folded(shape, -1)[0])
     out = ctx.ops.layer_norm(xt, weight=ctx.tensor(weight), bias=ctx.tensor(bias), epsilon=eps,
                              memory_config=ctx.memory_config)
     mean = rstd = None
     used = used_outputs(node)
+    stats = shape[:-1] + (1,)  # the statistics keep their captured shape
     if 1 in used:
-        mean = ctx.ops.mean(xt, dim=-1, keepdim=True, memory_config=ctx.memory_config)
+        mean = _unfold(ctx, ctx.ops.mean(xt, dim=-1, keepdim=True, memory_config=ctx.memory_config), stats)
     if 2 in used:  # 1 / sqrt(biased variance + eps), as aten saves it for the backward pass
         var = ctx.ops.var(xt, dim=-1, keepdim=True, correction=False, memory_config=ctx.memory_config)
-        rstd = ctx.ops.rsqrt(ctx.ops.add(var, eps), memory_config=ctx.memory_config)
-    return out, mean, rstd
+        rstd = _unfold(ctx, ctx.ops.rsqrt(ctx.ops.add(var, eps), memory_config=ctx.memory_config), stats)
+    return _unfold(ctx, out, shape), mean, rstd
 
 
 @rule(aten.rms_norm.default, ttnn="ttnn.rms_norm", fused=True, family="normalization",
@@ -94,16 +128,18 @@ def native_layer_norm(ctx, node, x, normalized_shape, weight, bias, eps):
 def rms_norm(ctx, node, x, normalized_shape, weight=None, eps=None):
     if eps is None:  # aten's default: the machine epsilon of the input dtype
         eps = torch.finfo(meta(node.args[0]).dtype).eps
-    return ctx.ops.rms_norm(ctx.tensor(x), weight=ctx.tensor(weight), epsilon=eps,
-                            memory_config=ctx.memory_config)
+    shape = tuple(x.shape)
+    y = ctx.ops.rms_norm(_fold(ctx, x, _folded(shape, -1)[0]), weight=ctx.tensor(weight), epsilon=eps,
+                         memory_config=ctx.memory_config)
+    return _unfold(ctx, y, shape)
 
 
 # -- group_norm ----------------------------------------------------------------------------------
-@check(f"[N, C, L] or [N, C, H, W] with C a multiple of {TILE} and of num_groups")
+@check(f"[N, C, L], [N, C, H, W] or [N, C, T, H, W] with C a multiple of {TILE} and of num_groups")
 def _group_norm_shapes(node: fx.Node) -> str | None:
     x, groups = meta(node.args[0]), arg(node, 1, "num_groups")
-    if x.dim() not in (3, 4):
-        return f"rank {x.dim()} unsupported (group_norm lowers [N, C, L] and [N, C, H, W])"
+    if x.dim() not in (3, 4, 5):
+        return f"rank {x.dim()} unsupported (group_norm lowers [N, C, L], [N, C, H, W] and [N, C, T, H, W])"
     channels = x.shape[1]
     if channels % TILE:
         return f"C={channels} unsupported (ttnn.group_norm needs C a multiple of {TILE})"
@@ -150,12 +186,14 @@ def group_norm(ctx, node, x, num_groups, weight=None, bias=None, eps=1e-5, cudnn
 @rule(aten._native_batch_norm_legit_no_training.default, ttnn="ttnn.batch_norm", family="normalization",
       checks=NORM_CHECKS)
 def batch_norm(ctx, node, x, weight, bias, running_mean, running_var, momentum, eps):
-    """With running statistics; [N, C] and [N, C, L] inputs are reshaped to rank 4."""
+    """With running statistics; [N, C], [N, C, L] and [N, C, T, H, W] inputs are reshaped to rank 4."""
     shape = tuple(x.shape)
     channels = (1, shape[1], 1, 1)
     xt = ctx.tensor(x)
     if len(shape) < 4:  # ttnn.batch_norm takes rank 4 only: trailing unit dims keep the channel dim
         xt = ctx.ops.reshape(xt, shape + (1,) * (4 - len(shape)))
+    elif len(shape) > 4:  # [N, C, T, H, W]: the dims after C fold into two, C stays dim 1
+        xt = ctx.ops.reshape(xt, (shape[0], shape[1], math.prod(shape[2:-1]), shape[-1]))
 
     def param(value):  # ttnn wants per-channel tensors as [1, C, 1, 1]
         return None if value is None else ctx.ops.reshape(ctx.tensor(value), channels)
@@ -163,7 +201,7 @@ def batch_norm(ctx, node, x, weight, bias, running_mean, running_var, momentum, 
     out = ctx.ops.batch_norm(xt, running_mean=param(running_mean), running_var=param(running_var),
                              weight=param(weight), bias=param(bias), eps=eps, training=False,
                              memory_config=ctx.memory_config)
-    if len(shape) < 4:
+    if len(shape) != 4:
         out = ctx.ops.reshape(out, shape)
     # Without training, aten's saved mean and inverse std are empty tensors.
     return out, HostValue(torch.empty(0)), HostValue(torch.empty(0))

@@ -77,6 +77,8 @@ class Rule:
 @dataclass
 class Registry:
     rules: dict[torch._ops.OpOverload, Rule] = field(default_factory=dict)
+    # Ops no rule maps because TT-NN has no kernel for them: the limit, said when they fall back.
+    limits: dict[torch._ops.OpOverload, str] = field(default_factory=dict)
     _by_name: dict[str, Rule] = field(default_factory=dict, repr=False)
 
     def add(self, rule: Rule) -> None:
@@ -95,7 +97,8 @@ class Registry:
         """(rule, None) when the node lowers; (rule or None, reason) when it falls back."""
         rule = self.rule_for(node)
         if rule is None:
-            return None, f"no TT-NN rule for {target_name(node.target)}"
+            limit = self.limits.get(node.target) if node.op == "call_function" else None
+            return None, f"no TT-NN rule for {target_name(node.target)}" + (f": {limit}" if limit else "")
         return rule, rule.decline_reason(node)
 
     def targets(self) -> list[torch._ops.OpOverload]:
@@ -126,6 +129,13 @@ class Registry:
 
 
 REGISTRY = Registry()
+
+
+def no_kernel(*targets: torch._ops.OpOverload, limit: str) -> None:
+    """Record that TT-NN has no kernel for `targets`: they stay unmapped (no rule, not counted by
+    `fxport ops`) and their fallback reason names the limit."""
+    for target in targets:
+        REGISTRY.limits[target] = limit
 
 
 def rule(*targets: torch._ops.OpOverload, ttnn: str, family: str, checks: Iterable[Check] = (),

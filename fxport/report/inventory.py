@@ -17,6 +17,7 @@ def inventory_document(cap: Capture) -> dict:
     return {
         "model": cap.model,
         "inputs": [s.to_dict() for s in cap.inputs],
+        "outputs": [s.to_dict() for s in cap.outputs],
         "capture": {
             "method": cap.method,
             "complete": cap.complete,
@@ -55,7 +56,10 @@ def summary_text(doc: dict, seconds: float | None = None, top: int = 25) -> str:
     rows = counts[:top]
     if len(counts) > top:
         rows.append((f"... {len(counts) - top} more ops", sum(c for _, c in counts[top:])))
-    lines = [head, tabulate(rows, headers=["aten op", "nodes"], tablefmt="simple")]
+    lines = [head, "inputs: " + _leaves(doc["inputs"])]
+    if doc.get("outputs"):
+        lines.append("outputs: " + _leaves(doc["outputs"]))
+    lines.append(tabulate(rows, headers=["aten op", "nodes"], tablefmt="simple"))
     for p in cap["problems"]:
         lines.append(f"{p['stage']}: {p['message']}" + (f" (at {p['location']})" if p["location"] else ""))
     return "\n".join(lines)
@@ -75,6 +79,11 @@ def _unique_dict(u: UniqueOp) -> dict:
         "outputs": [s.to_dict() for s in u.outputs],
         "args": u.args, "count": u.count, "modules": list(u.modules),
     }
+
+
+def _leaves(leaves: list[dict], limit: int = 8) -> str:
+    shown = [f"{leaf.get('path', '')} {leaf['shape']}:{leaf['dtype']}".strip() for leaf in leaves[:limit]]
+    return ", ".join(shown) + (f" (+{len(leaves) - limit} more)" if len(leaves) > limit else "")
 
 
 def _shapes(specs: list[dict]) -> str:

@@ -10,13 +10,16 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import asdict, dataclass, field
+from typing import Any
 
-from fxport.capture.records import OpRecord, TensorSpec
+from fxport.capture.pytrees import Leaf
+from fxport.capture.records import OpRecord
 from fxport.memory.analysis import MemoryAnalysis
 from fxport.memory.devices import BankSpec
 from fxport.partition import DevicePartition
 from fxport.plan import Plan
 from fxport.report.schema import RUN_SCHEMA
+from fxport.runtime.accuracy import ControlValue, OutputCheck
 from fxport.runtime.context import TransferLog
 from fxport.runtime.execute import NodeResult
 
@@ -49,21 +52,28 @@ class DeviceInfo:
 @dataclass(frozen=True)
 class RunResult:
     model: str
-    inputs: tuple[TensorSpec, ...]
+    inputs: tuple[Leaf, ...]  # input tensors by path ("args[0]", "kwargs['attention_mask']")
     device: DeviceInfo
     memory: str  # "dram" or "l1": where activations were placed
     values: str  # "emulate", "device" or "none"
     plan: Plan
     partitions: list[DevicePartition]
     nodes: list[NodeResult]  # in execution order; empty when the graph did not run
-    output_pcc: list[float]  # end to end, per model output, vs fp32 torch (empty without values)
+    output_checks: list[OutputCheck]  # end to end, per output tensor (by path), vs fp32 torch
     transfers: TransferLog
     records: list[OpRecord] = field(default_factory=list)
     memory_analysis: MemoryAnalysis | None = None
     capture: dict = field(default_factory=dict)  # method, complete, problems
     seconds: dict[str, float] = field(default_factory=dict)  # per stage; volatile
-    outputs: list = field(default_factory=list, repr=False)  # output tensors (not saved)
+    outputs: Any = field(default=None, repr=False)  # the outputs, as the model returns them (not saved)
     stopped: str = ""  # why the run stopped before its end (Ctrl-C, a broken environment)
+    # torch.compile: outputs Python branches on, computed on the host (fxport.runner.HostControl)
+    control_values: list[ControlValue] = field(default_factory=list)
+
+    @property
+    def output_pcc(self) -> list[float | None]:
+        """PCC per output tensor; None where it is uninformative or was not computed."""
+        return [c.shown_pcc for c in self.output_checks if c.pcc is not None or c.informative is False]
 
 
 def module_group(module: str) -> str:
@@ -154,7 +164,9 @@ def run_document(result: RunResult) -> dict:
         "coverage": coverage(result),
         "coverage_by_family": coverage_by(result, lambda p: p.family),
         "coverage_by_module": coverage_by(result, lambda p: module_group(p.module)),
-        "output_pcc": [round(p, 6) for p in result.output_pcc],
+        "output_pcc": [None if p is None else round(p, 6) for p in result.output_pcc],
+        "outputs": [c.to_dict() for c in result.output_checks],
+        "control_values": [c.to_dict() for c in result.control_values],
         "unsupported": unsupported_ops(result),
         "fallbacks": [
             {"node": n.node, "target": n.target, "module": n.module, "kind": n.error_kind,

@@ -11,6 +11,7 @@ from tabulate import tabulate
 from fxport.durable import write_json, write_text
 from fxport.report.html import PLOTS_DIR
 from fxport.report.results import RunResult, run_document
+from fxport.report.tables import fmt_output_pcc, fmt_outputs_pcc
 
 # What is rendered from a run.json (report.md by `fxport run`, the rest by `fxport report`): stale
 # once another run.json replaces it. Plots live in PLOTS_DIR.
@@ -36,7 +37,6 @@ def write_run(result: RunResult, out_dir: Path, settings: dict | None = None) ->
 def run_summary_text(doc: dict, top: int = 15) -> str:
     dev, cov = doc["device"], doc["coverage"]
     prov = doc["provenance"]
-    pcc = ", ".join(f"{p:.6f}" for p in doc["output_pcc"]) or "not computed (no values)"
     lines = [f"STOPPED before the end: {doc['stopped']}; nodes not reached count as not run"] if doc.get("stopped") else []
     lines += [
         f"{doc['model']} on {dev['kind']} {dev['arch']}, activations in {doc['memory_config'].upper()}",
@@ -44,7 +44,7 @@ def run_summary_text(doc: dict, top: int = 15) -> str:
         f"aten nodes {cov['total']}: lowered by the mapping table {cov['planned']} "
         f"({cov['planned_pct']:.1f}%), ran on device {cov['on_device']} ({cov['device_pct']:.1f}%), "
         f"fell back at run time {cov['fallback']}, host {cov['host']}",
-        "end-to-end PCC vs fp32 torch: " + pcc,
+        *_pcc_lines(doc, top),
         f"transfers: {doc['transfers']['to_device']} to device, {doc['transfers']['to_host']} to host, "
         f"{doc['transfers']['layout_changes']} layout changes; {len(doc['partitions'])} device partitions",
     ]
@@ -76,3 +76,16 @@ def run_summary_text(doc: dict, top: int = 15) -> str:
         lines += ["", "Device partitions (largest first):",
                   tabulate(rows, headers=["partition", "ops", "inputs", "outputs"], tablefmt="simple")]
     return "\n".join(lines)
+
+
+def _pcc_lines(doc: dict, top: int) -> list[str]:
+    """End-to-end PCC: one line for a single output, a table per output tensor otherwise."""
+    outputs = doc.get("outputs") or []
+    if not doc["output_pcc"] or len(outputs) <= 1:
+        return ["end-to-end PCC vs fp32 torch: "
+                + (fmt_outputs_pcc(doc) if doc["output_pcc"] else "not computed (no values)")]
+    rows = [[o["path"], "x".join(map(str, o["shape"])), o["dtype"], fmt_output_pcc(o)] for o in outputs[:top]]
+    if len(outputs) > top:
+        rows.append([f"... {len(outputs) - top} more in run.json", "", "", ""])
+    table = tabulate(rows, headers=["output", "shape", "dtype", "PCC"], tablefmt="simple")
+    return ["end-to-end PCC vs fp32 torch, per output:", *table.splitlines()]

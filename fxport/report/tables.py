@@ -39,14 +39,37 @@ def fmt_inputs(doc: dict) -> str:
     return ", ".join(fmt_shape(s) for s in doc["inputs"])
 
 
-def fmt_pcc(values: list[float]) -> str:
-    return ", ".join(f"{p:.6f}" for p in values) or "not computed"
+UNINFORMATIVE = "PCC uninformative"
+
+
+def fmt_pcc(values: list[float | None]) -> str:
+    """PCC figures; None (an output whose PCC means nothing) is never shown as a number."""
+    return ", ".join(UNINFORMATIVE if p is None else f"{p:.6f}" for p in values) or "not computed"
+
+
+def fmt_output_pcc(output: dict) -> str:
+    """One output's PCC, or why it has none: 'PCC uninformative: output does not depend on input'."""
+    if output.get("informative") is False:
+        return f"{UNINFORMATIVE}: {output.get('note', '')}"
+    if output.get("pcc") is None:
+        return output.get("note") or "not computed"
+    return f"{output['pcc']:.6f}"
+
+
+def fmt_outputs_pcc(run: dict) -> str:
+    """Per output tensor, named by its path: "out['logits'] 0.999512; out['aux'] PCC uninformative: ..."."""
+    outputs = run.get("outputs")
+    if not outputs:
+        return fmt_pcc(run["output_pcc"])
+    if len(outputs) == 1 and outputs[0]["path"] == "out":
+        return fmt_output_pcc(outputs[0])
+    return "; ".join(f"{o['path']} {fmt_output_pcc(o)}" for o in outputs)
 
 
 def fmt_run_pcc(run: dict) -> str:
     """End-to-end PCC with what the values were (emulated, real), or why there is none."""
     values = run["provenance"]["values"]
-    return f"{fmt_pcc(run['output_pcc'])} (values {values})" if run["output_pcc"] else values
+    return f"{fmt_outputs_pcc(run)} (values {values})" if run["output_pcc"] else values
 
 
 def report_link(entry: dict, name: str) -> str | None:

@@ -1,0 +1,144 @@
+"""The torch.compile backend: dynamic shapes, graph breaks, values Python branches on, the
+reference check and bounded state, on the mock device."""
+
+import json
+
+import pytest
+import torch
+from torch import nn
+
+import fxport
+import fxport.backend as backend
+from fxport.errors import FxportError
+
+
+class Flatten(nn.Module):
+    """A reshape that names the batch size: planned once for one size, it fails for the next.
+    With dynamic=True dynamo also passes LayerNorm's eps as a 0-d tensor read with .item()."""
+
+    def __init__(self):
+        super().__init__()
+        self.a, self.norm, self.b = nn.Linear(16, 32), nn.LayerNorm(32), nn.Linear(128, 8)
+
+    def forward(self, x):
+        return self.b(torch.relu(self.norm(self.a(x))).reshape(x.shape[0], -1))
+
+
+class NearZeroBranch(nn.Module):
+    """Python branches on a reduction whose fp32 value is about 1e-3: the device's bf16 sum
+    often has the other sign."""
+
+    def __init__(self):
+        super().__init__()
+        self.a = nn.Linear(64, 64)
+
+    def forward(self, x):
+        y = self.a(x)
+        if (y - y.mean()).sum() + 1e-3 * x[0, 0] > 0:
+            return y * 2
+        return y - 1
+
+
+def _close(got, expected):
+    return got.shape == expected.shape and torch.allclose(got, expected, rtol=0.05, atol=0.05)
+
+
+@pytest.fixture(autouse=True)
+def fresh_dynamo():
+    torch._dynamo.reset()
+    yield
+    torch._dynamo.reset()
+
+
+@pytest.mark.parametrize("dynamic", [None, True])
+def test_every_batch_size_is_planned_for_its_own_shape(dynamic, mock_device):
+    torch.manual_seed(0)
+    model = Flatten().eval()
+    compiled = fxport.compile(model, device="mock", dynamic=dynamic)
+    for batch in (1, 2, 3, 5, 2, 1):
+        x = torch.randn(batch, 4, 16)
+        with torch.no_grad():
+            assert _close(compiled(x), model(x)), batch
+        result = backend.results[-1]
+        assert all(n.status == "device" for n in result.nodes)
+    planned = {r.model for r in backend.results if r.model.startswith("graph")}
+    assert len(planned) >= 4  # one plan per distinct batch size, reused when a size returns
+
+
+def test_shape_cache_is_bounded_and_still_correct(mock_device):
+    torch.manual_seed(0)
+    model = Flatten().eval()
+    compiled = fxport.compile(model, device="mock", dynamic=True, max_shapes=2)
+    for batch in (2, 3, 4, 5, 2):
+        x = torch.randn(batch, 4, 16)
+        with torch.no_grad():
+            assert _close(compiled(x), model(x))
+    graph = backend._compiled_graphs[-1]
+    assert len(graph.shapes) == 2 and graph.planned == 5  # size 2 was dropped, planned again
+
+
+def test_near_zero_branch_takes_eagers_path_on_every_call(mock_device):
+    torch.manual_seed(0)
+    model = NearZeroBranch().eval()
+    compiled = fxport.compile(model, device="mock")
+    disagreed = 0
+    for _ in range(12):
+        x = torch.randn(4, 64)
+        with torch.no_grad():
+            assert _close(compiled(x), model(x))
+        control = next(r for r in reversed(backend.results) if r.control_values).control_values
+        assert control[0].host == bool((model.a(x) - model.a(x).mean()).sum() + 1e-3 * x[0, 0] > 0)
+        disagreed += not control[0].agreed
+    assert disagreed > 0  # the device's own bf16 value would have taken the wrong branch
+
+
+def test_graph_breaks_are_reported_per_function(mock_device, tmp_path):
+    model = NearZeroBranch().eval()
+    compiled = fxport.compile(model, device="mock", out=str(tmp_path))
+    with torch.no_grad():
+        compiled(torch.randn(4, 64))
+    report = json.loads((tmp_path / "graph_breaks.json").read_text())
+    forward = next(f for f in report["functions"] if f["function"].startswith("forward ("))
+    assert "test_backend.py" in forward["function"]
+    (brk,) = forward["breaks"]
+    assert "data-dependent branch" in brk["reason"] and "test_backend.py:" in brk["location"]
+    assert report["graphs"] >= 2
+    assert backend.graph_break_report() == report
+    run = json.loads(next(tmp_path.glob("graph*/shape0/run.json")).read_text())
+    assert run["capture"]["method"] == "dynamo" and "function" in run["capture"]
+    with_control = [json.loads(p.read_text()) for p in tmp_path.glob("graph*/shape0/run.json")]
+    assert any(doc["control_values"] for doc in with_control)
+
+
+@pytest.mark.parametrize("check, checked_calls", [("first", 1), ("every", 3), ("never", 0)])
+def test_reference_check_option(check, checked_calls, mock_device):
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(16, 32), nn.GELU(), nn.Linear(32, 8)).eval()
+    compiled = fxport.compile(model, device="mock", check=check)
+    with torch.no_grad():
+        for _ in range(3):
+            compiled(torch.randn(4, 16))
+    calls = list(backend.results)[-3:]
+    assert sum(bool(r.output_pcc) for r in calls) == checked_calls
+    assert all(p > 0.99 for r in calls for p in r.output_pcc)
+    # State is built once per shape: later calls reuse the records and the memory analysis.
+    assert calls[1].records is calls[0].records and calls[2].memory_analysis is calls[0].memory_analysis
+
+
+def test_results_are_bounded(mock_device):
+    model = nn.Linear(8, 8).eval()
+    compiled = fxport.compile(model, device="mock", check="never")
+    with torch.no_grad():
+        for _ in range(backend.RESULTS_KEPT + 5):
+            compiled(torch.randn(2, 8))
+    assert len(backend.results) == backend.RESULTS_KEPT
+
+
+@pytest.mark.parametrize("options, message", [
+    ({"check": "sometimes"}, "check='sometimes'"),
+    ({"max_shapes": 0}, "max_shapes=0"),
+    ({"colour": "red"}, "unknown fxport backend option"),
+])
+def test_bad_options_are_one_line(options, message):
+    with pytest.raises(FxportError, match=message):
+        backend.BackendOptions.parse(options)
