@@ -34,7 +34,6 @@ from __future__ import annotations
 import atexit
 import copy
 import gc
-import json
 import os
 import re
 from collections import OrderedDict, deque
@@ -46,6 +45,7 @@ import torch
 from torch import fx
 
 from fxport.capture.records import OpRecord, records_from_graph
+from fxport.durable import write_json
 from fxport.errors import FxportError
 from fxport.memory.analysis import MemoryAnalysis
 from fxport.report.results import RunResult
@@ -123,7 +123,8 @@ def fxport_backend(gm: fx.GraphModule, example_inputs: list, options: dict | Non
     graph = _CompiledGraph(gm, opts, index=len(_compiled_graphs))
     _compiled_graphs.append(graph)
     if opts.out:
-        _write_json(Path(opts.out) / "graph_breaks.json", graph_break_report())
+        Path(opts.out).mkdir(parents=True, exist_ok=True)
+        write_json(Path(opts.out) / "graph_breaks.json", graph_break_report())
     return graph
 
 
@@ -299,11 +300,3 @@ def _reason_line(reason: str) -> str:
 
 def _session_device(opts: BackendOptions):
     return open_session_device(opts.device, opts.arch)
-
-
-def _write_json(path: Path, doc: dict) -> None:
-    """Atomically: a reader never sees half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(doc, indent=1, sort_keys=True) + "\n")
-    os.replace(tmp, path)
