@@ -187,6 +187,21 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--timeout", type=_seconds, default=1800.0, help="seconds per entry (default 1800)")
     p.add_argument("--device-timeout", type=_seconds, default=None, metavar="SECONDS",
                    help="bound on each device call of an entry (default 300)")
+    p.add_argument("-j", "--jobs", type=_positive_int, default=None, metavar="N",
+                   help="entries run in parallel, each in its own worker process and device "
+                        "session (default: one per core, as many as the memory holds)")
+    p.add_argument("--entries-per-worker", type=_positive_int, default=16, metavar="K",
+                   help="a warm worker runs about K entries, then is replaced (default 16; 1: a "
+                        "fresh process per entry)")
+    p.add_argument("--cluster", choices=["local", "ray"], default="local",
+                   help="local: worker processes on this host (default); ray: tasks on a Ray "
+                        "cluster (pip install fxport[ray]; RAY_ADDRESS or --ray-address, else a "
+                        "local one)")
+    p.add_argument("--ray-address", default=None, help="address of the Ray cluster to join")
+    p.add_argument("--cache", type=Path, default=None, metavar="DIR",
+                   help="verdict cache shared across entries and runs (default "
+                        "$FXPORT_CACHE/verdicts); used by verdict runs only (--values none)")
+    p.add_argument("--no-cache", action="store_true", help="run every device call (no verdict cache)")
     p.set_defaults(handler=_cmd_sweep)
 
     p = sub.add_parser("report", parents=[common], help="render a run or sweep directory (Markdown, HTML, CSV)")
@@ -287,15 +302,21 @@ def _cmd_sweep(args) -> int:
     from tabulate import tabulate
 
     from fxport.capture.loader import parse_shape
-    from fxport.sweep import run_sweep, sweep_items
+    from fxport.runtime.verdict_cache import default_cache_dir
+    from fxport.sweep import Fleet, run_sweep, sweep_items
 
     _refuse_mock_values(args.values, args.device)
     items = sweep_items(args.models or None, [parse_shape(s) for s in args.input_shape] or None,
                         _input_args(args))
+    cache = None if args.no_cache or args.values != "none" else (args.cache or default_cache_dir())
+    if cache is not None:
+        _check_cache(cache)
+    fleet = Fleet(args.jobs, args.entries_per_worker, "ray" if args.cluster == "ray" else "",
+                  args.ray_address, str(cache) if cache else None)
     with output_dir(args.out, "fxport sweep") as out:
         done = run_sweep(items, out, args.device, args.arch, args.memory_config, args.values,
                          resume=not args.no_resume, timeout=args.timeout,
-                         device_timeout=args.device_timeout)
+                         device_timeout=args.device_timeout, fleet=fleet)
         doc = done.doc
         rows = [[e["key"], e["status"], e["coverage"]["total"] if e["coverage"] else "",
                  f"{e['coverage']['planned_pct']:.1f}" if e["coverage"] else "",
@@ -303,7 +324,8 @@ def _cmd_sweep(args) -> int:
                  e["fallbacks"], e["oom_nodes"], e["error"][:70]] for e in doc["entries"]]
         print(tabulate(rows, headers=["entry", "status", "nodes", "lowered %", "on device %",
                                       "fallbacks", "OOM nodes", "error"]))
-        print(f"wrote {out}/sweep.json")
+        print(_sweep_timing_text(done.timing))
+        print(f"wrote {out}/sweep.json, {out}/timing.json")
         _render(out)
     if done.redone:
         print(f"fxport: note: redid {len(done.redone)} entries whose saved results could not be "
@@ -313,6 +335,33 @@ def _cmd_sweep(args) -> int:
               f"{', '.join(done.failed)} (errors in {out}/index.md)", file=sys.stderr)
         return EXIT_INCOMPLETE
     return 0
+
+
+def _check_cache(path: Path) -> None:
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise FxportError(f"cannot use verdict cache {path}: {exc.strerror or exc}; choose another "
+                          "--cache or --no-cache") from None
+    if not path.is_dir() or not os.access(path, os.W_OK):
+        raise FxportError(f"cannot use verdict cache {path}: not a writable directory; choose "
+                          "another --cache or --no-cache")
+
+
+def _sweep_timing_text(timing: dict) -> str:
+    """The sweep's volatile facts in one or two lines: wall time, workers, verdict cache."""
+    if not timing or not timing.get("entries_run"):
+        return "every entry reused from an earlier sweep (--resume)"
+    line = (f"ran {timing['entries_run']} entries in {timing['wall_seconds']:.1f} s on "
+            f"{timing['workers']}")
+    vc = timing.get("verdict_cache") or {}
+    if vc.get("calls"):
+        line += (f"; verdict cache: {vc['hits']:,} of {vc['calls']:,} device calls replayed "
+                 f"({100 * vc['hit_rate']:.1f}%), {vc['misses']:,} run and stored, "
+                 f"{vc['not_replayable'] + vc['uncacheable']:,} run uncached")
+        if vc.get("rejected"):
+            line += f", {vc['rejected']} damaged or foreign entries ignored and rewritten"
+    return line
 
 
 def _render(path: Path, html: bool = False) -> list[str]:

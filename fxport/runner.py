@@ -25,6 +25,7 @@ from fxport.runtime.accuracy import ControlValue, check_outputs, unchecked_outpu
 from fxport.runtime.context import LoweringContext
 from fxport.runtime.devices import DeviceHandle
 from fxport.runtime.execute import execute
+from fxport.runtime.verdict_cache import VerdictCache
 from fxport.tracing import trace
 
 
@@ -108,18 +109,20 @@ def run_compiled(compiled: Compiled, inputs: tuple, reference: Any, dev: DeviceH
                  records: list[OpRecord] | None = None, kwargs: dict | None = None,
                  varied: Any = None, analysis: MemoryAnalysis | None = None,
                  node_pcc: bool = True, capture: dict | None = None,
-                 seconds: dict[str, float] | None = None) -> RunResult:
+                 seconds: dict[str, float] | None = None,
+                 cache: VerdictCache | None = None) -> RunResult:
     """Execute a compiled program on `dev`, compare its outputs with `reference` (the fp32 torch
     outputs, any pytree; None: not compared) leaf by leaf, `varied` (the reference on varied
     inputs) telling which comparisons mean something, and judge every node's memory against the
     device verdicts. A caller that runs the same program again passes its `records` and
     `analysis`, which depend on the shapes only. `capture` says how the graph was captured and
-    `seconds` what the earlier stages took, for the result.
+    `seconds` what the earlier stages took, for the result. `cache` answers repeated device calls
+    of a verdict run (fxport.runtime.verdict_cache).
 
     Ctrl-C and a broken environment stop the run: the exception is re-raised with `exc.result`,
     the RunResult of the nodes run so far (`stopped` says why), so that it can still be saved."""
     start = time.perf_counter()
-    ctx = LoweringContext(dev, memory=memory, values=values)
+    ctx = LoweringContext(dev, memory=memory, values=values, cache=cache)
     flat = flat_inputs(compiled.program, inputs, kwargs)
     leaves = input_leaves(inputs, kwargs)
     try:
@@ -175,24 +178,28 @@ def redraw_zero_weights(module: torch.nn.Module, std: float = 0.02) -> list[str]
 
 
 def run_model(spec: str, dev: DeviceHandle, inputs: InputOptions | Shape | None = None, memory: str = "dram",
-              values: str = "", seed: int = 0, min_block_size: int = 1) -> RunResult:
+              values: str = "", seed: int = 0, min_block_size: int = 1,
+              cache: VerdictCache | None = None) -> RunResult:
     """Build `spec` (a zoo name or module.path:callable) with its inputs and run it through TT-NN
     on `dev`: see `run_loaded`."""
     torch.manual_seed(seed)
     t = time.perf_counter()
     loaded = load_model(spec, inputs, device="meta" if values == "none" else "cpu")
-    return run_loaded(loaded, dev, memory, values, min_block_size, build_seconds=time.perf_counter() - t)
+    return run_loaded(loaded, dev, memory, values, min_block_size, build_seconds=time.perf_counter() - t,
+                      cache=cache)
 
 
 def run_loaded(loaded: LoadedModel, dev: DeviceHandle, memory: str = "dram", values: str = "",
-               min_block_size: int = 1, build_seconds: float = 0.0) -> RunResult:
+               min_block_size: int = 1, build_seconds: float = 0.0,
+               cache: VerdictCache | None = None) -> RunResult:
     """Capture a built model and run it through TT-NN on `dev`.
 
     With values (the default: emulated on a mock, real on hardware) the model has real weights,
     its fp32 torch output is the reference (and its output on varied inputs tells which output
     PCCs mean something), and every call is traced (the graph must compute). With
     `values="none"` the model is on meta and captured like `fxport trace` (repeated calls
-    folded): a verdict run for full-size models, with no weights in memory.
+    folded): a verdict run for full-size models, with no weights in memory; `cache` (verdict
+    runs only) replays device calls judged before.
     """
     t = time.perf_counter()
     verdict_only = values == "none"
@@ -216,7 +223,8 @@ def run_loaded(loaded: LoadedModel, dev: DeviceHandle, memory: str = "dram", val
     capture = {"method": cap.method, "complete": cap.complete, "problems": [p.to_dict() for p in cap.problems]}
     return run_compiled(compiled, loaded.inputs, reference, dev, memory, loaded.name, values, cap.records,
                         loaded.kwargs, varied, capture=capture,
-                        seconds={"build_capture": build_seconds, "plan_partition": plan_seconds})
+                        seconds={"build_capture": build_seconds, "plan_partition": plan_seconds},
+                        cache=cache)
 
 
 def _forward(loaded: LoadedModel, args: tuple, kwargs: dict) -> Any:

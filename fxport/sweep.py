@@ -1,14 +1,18 @@
-"""`fxport sweep`: the zoo (or a list of models) x resolutions through `fxport run`.
+"""`fxport sweep`: the zoo (or a list of models) x resolutions, each entry run as `fxport run`.
 
-Each model runs in its own process: a model that fails, or an op that brings the device down,
-costs that entry only, and peak memory is per model. Results already on disk are reused
+Entries run in warm worker processes (fxport.fleet): `-j N` on this host, or `--cluster ray`. A
+worker runs the same entry function either way, with its own device session, and returns the run
+document; this driver writes it (atomically) and the sweep's documents. A model that fails, or an
+op that brings a worker down, costs that entry only. Results already on disk are reused
 (`--resume`) when their settings block (fxport.settings: model, full input shape, device, arch,
 memory config, values, block size, passes, versions, mapping table) equals this sweep's, so an
 interrupted sweep picks up where it stopped and a changed setting is never answered from an old
 result. An unreadable result is redone, and said so. The sweep document (`sweep.json`) summarises
-every entry, failed ones included, with their error.
+every entry, failed ones included, with their error; `timing.json` beside it holds what changes
+from one run to the next (wall time, workers, per-entry seconds and peak memory, verdict cache
+counts), so that sweep.json and run.json stay deterministic.
 
-A broken environment (a child exits with the environment code) stops the sweep: every later entry
+A broken environment (an entry ends with the environment code) stops the sweep: every later entry
 would fail the same way. Ctrl-C stops it too; both write sweep.json with the entries done so far
 and the rest marked "not run".
 """
@@ -16,17 +20,23 @@ and the rest marked "not run".
 from __future__ import annotations
 
 import hashlib
-import subprocess
+import json
 import sys
+import time
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from tqdm import tqdm
 
-from fxport.durable import write_json
+from fxport.durable import output_dir, write_json, write_text
 from fxport.errors import EXIT_ENVIRONMENT, EnvironmentFault, FxportError
+from fxport.fleet.local import run_local
+from fxport.fleet.resources import choose_workers
+from fxport.fleet.worker import EntryJob, EntryOutcome
 from fxport.report.render import read_run
+from fxport.report.run_report import write_run_document
+from fxport.runtime.verdict_cache import CacheStats
 from fxport.report.schema import SWEEP_SCHEMA
 from fxport.settings import differences, run_settings
 
@@ -69,39 +79,6 @@ def sweep_items(models: list[str] | None = None, shapes: list[tuple[int, ...]] |
         raise FxportError(f"sweep entries {', '.join(twice)} would share a directory: give shapes "
                           "that differ in height or width, or sweep them into separate --out folders")
     return items
-
-
-def run_item(item: SweepItem, out: Path, device: str, arch: str | None, memory: str, values: str,
-             timeout: float, device_timeout: float | None = None) -> tuple[dict, dict | None]:
-    """Run one entry in a fresh process; its run.json lands in out/<key>/.
-    Returns (the sweep entry, the run document or None when the run failed). A child that
-    reports a broken environment raises EnvironmentFault with its line."""
-    run_dir = out / item.key
-    cmd = [sys.executable, "-m", "fxport.cli", "run", item.model, *item.inputs, "--device", device,
-           "--memory-config", memory, "--values", values, "--out", str(run_dir)]
-    if item.input_shape:
-        cmd += ["--input-shape", ",".join(map(str, item.input_shape))]
-    if arch:
-        cmd += ["--arch", arch]
-    if device_timeout:
-        cmd += ["--device-timeout", f"{device_timeout:g}"]
-    try:
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
-    except subprocess.TimeoutExpired:
-        return _failed(item, f"timed out after {timeout:g} s"), None
-    if proc.returncode != 0:
-        lines = proc.stderr.strip().splitlines() or [f"exit code {proc.returncode}"]
-        error = next((ln for ln in reversed(lines) if ln.startswith("fxport: error:")), lines[-1])
-        error = error.removeprefix("fxport: error: ")
-        if proc.returncode == EXIT_ENVIRONMENT:
-            raise EnvironmentFault(f"{item.key}: {error}")
-        return _failed(item, error + ("" if proc.returncode > 0 else
-                                      f" (killed by signal {-proc.returncode})")), None
-    try:
-        doc = read_run(run_dir / "run.json")
-    except FxportError as exc:
-        return _failed(item, f"its run.json cannot be read after the run: {exc}"), None
-    return entry(item, doc), doc
 
 
 def _failed(item: SweepItem, error: str, status: str = "failed") -> dict:
@@ -157,54 +134,138 @@ def saved_result(path: Path, expected: dict) -> tuple[dict | None, str]:
 
 @dataclass
 class SweepRun:
-    """What `sweep` did besides the document: entries redone and why (for the terminal)."""
+    """What `sweep` did besides the document: entries redone and why, and the sweep's volatile
+    facts (timing.json: wall time, workers, per-entry seconds and memory, verdict cache counts)."""
     doc: dict
     redone: dict[str, str] = field(default_factory=dict)
+    timing: dict = field(default_factory=dict)
 
     @property
     def failed(self) -> list[str]:
         return [e["key"] for e in self.doc["entries"] if e["status"] != "ok"]
 
 
+@dataclass(frozen=True)
+class Fleet:
+    """How entries run: `workers` warm processes on this host (None: from the cores and the
+    memory), each for up to `per_worker` entries (1: a fresh process per entry), or on a Ray
+    cluster (`cluster="ray"`, `address` None: a local one); `cache_dir` is the verdict cache
+    (verdict runs only; None: none)."""
+    workers: int | None = None
+    per_worker: int = 16
+    cluster: str = ""
+    address: str | None = None
+    cache_dir: str | None = None
+
+
 def sweep(items: list[SweepItem], out: Path, device: str = "mock", arch: str | None = None,
           memory: str = "dram", values: str = "none", resume: bool = True,
-          timeout: float = 1800.0, device_timeout: float | None = None) -> dict:
+          timeout: float = 1800.0, device_timeout: float | None = None,
+          fleet: Fleet = Fleet()) -> dict:
     """Run the entries and write sweep.json; returns the sweep document."""
-    return run_sweep(items, out, device, arch, memory, values, resume, timeout, device_timeout).doc
+    return run_sweep(items, out, device, arch, memory, values, resume, timeout, device_timeout,
+                     fleet).doc
 
 
 def run_sweep(items: list[SweepItem], out: Path, device: str = "mock", arch: str | None = None,
               memory: str = "dram", values: str = "none", resume: bool = True,
-              timeout: float = 1800.0, device_timeout: float | None = None) -> SweepRun:
+              timeout: float = 1800.0, device_timeout: float | None = None,
+              fleet: Fleet = Fleet()) -> SweepRun:
+    start = time.perf_counter()
     out.mkdir(parents=True, exist_ok=True)
-    entries, runs, redone = [], {}, {}
-    progress = tqdm(items, desc="sweep", unit="model", file=sys.stderr)
+    summaries: dict[str, dict] = {}
+    runs: dict[str, dict] = {}
+    redone: dict[str, str] = {}
+    timing: dict[str, dict] = {}
+    jobs = []
+    for item in items:
+        expected = run_settings(item.model, item.input_shape, device, arch, memory, values,
+                                inputs=item.inputs)
+        saved, why = saved_result(out / item.key / "run.json", expected) if resume else (None, "")
+        if saved is not None:
+            summaries[item.key], runs[item.key] = entry(item, saved), saved
+            continue
+        if why:
+            redone[item.key] = why
+            tqdm.write(f"fxport: redoing {item.key}: {why}", file=sys.stderr)
+        jobs.append(EntryJob(item.key, item.model, tuple(item.input_shape), device, arch, memory,
+                             values, timeout, device_timeout, fleet.cache_dir, str(out / item.key),
+                             inputs=item.inputs))
+    by_key = {i.key: i for i in items}
+    previous = _read_timing(out)
+    progress = tqdm(total=len(items), initial=len(summaries), desc="sweep", unit="entry",
+                    file=sys.stderr)
+
+    def done(o: EntryOutcome) -> None:
+        item = by_key[o.key]
+        if o.doc is not None:
+            t = time.perf_counter()
+            with output_dir(out / o.key, f"fxport sweep ({o.key})"):
+                write_run_document(o.doc, out / o.key, {**o.seconds, "verdict_cache": o.cache,
+                                                        "peak_rss": o.peak_rss, "worker": o.worker})
+            o.seconds["write"] = time.perf_counter() - t
+        timing[o.key] = {"seconds": o.seconds, "peak_rss": o.peak_rss, "worker": o.worker,
+                         "verdict_cache": o.cache}
+        if o.exit_code == EXIT_ENVIRONMENT:
+            raise EnvironmentFault(f"{o.key}: {o.error}")
+        if o.doc is not None and not o.stopped:
+            summaries[o.key], runs[o.key] = entry(item, o.doc), o.doc
+        else:
+            summaries[o.key] = _failed(item, o.error or "no result")
+        progress.set_postfix_str(o.key)
+        progress.update()
+
+    used = ""
     try:
-        for item in progress:
-            progress.set_postfix_str(item.key)
-            expected = run_settings(item.model, item.input_shape, device, arch, memory, values, inputs=item.inputs)
-            saved, why = saved_result(out / item.key / "run.json", expected) if resume else (None, "")
-            if saved is not None:
-                summary, run = entry(item, saved), saved
-            else:
-                if why:
-                    redone[item.key] = why
-                    tqdm.write(f"fxport: redoing {item.key}: {why}", file=sys.stderr)
-                summary, run = run_item(item, out, device, arch, memory, values, timeout, device_timeout)
-            entries.append(summary)
-            if run is not None:
-                runs[item.key] = run
+        if jobs and fleet.cluster == "ray":
+            try:
+                from fxport.fleet.cluster import run_ray  # Ray is an optional extra
+            except ImportError as exc:
+                raise FxportError(f"--cluster ray needs Ray ({exc}): pip install 'fxport[ray]'") from None
+            used = run_ray(jobs, fleet.address, fleet.per_worker, done, previous)
+        elif jobs:
+            workers, note = choose_workers(fleet.workers, [j.key for j in jobs], previous)
+            if note:
+                tqdm.write(f"fxport: note: {note}", file=sys.stderr)
+            used = f"{workers} local workers"
+            run_local(jobs, workers, fleet.per_worker, done)
     except (KeyboardInterrupt, EnvironmentFault) as exc:
         reason = "interrupted (Ctrl-C)" if isinstance(exc, KeyboardInterrupt) else "stopped: the environment is broken"
-        done = len(entries)
-        entries += [_failed(i, reason, NOT_RUN) for i in items[done:]]
+        entries = [summaries.get(i.key) or _failed(i, reason, NOT_RUN) for i in items]
         _write(out, entries, runs, device, arch, memory, values)
-        exc.kept = (f"{out}/sweep.json lists the {done} entries done and {len(items) - done} not run; "
-                    "the same command resumes")
+        finished = sum(1 for i in items if i.key in summaries)
+        exc.kept = (f"{out}/sweep.json lists the {finished} entries done and "
+                    f"{len(items) - finished} not run; the same command resumes")
         raise
     finally:
         progress.close()
-    return SweepRun(_write(out, entries, runs, device, arch, memory, values), redone)
+    entries = [summaries[i.key] for i in items]
+    doc = _write(out, entries, runs, device, arch, memory, values)
+    return SweepRun(doc, redone, _write_timing(out, timing, previous, used, time.perf_counter() - start))
+
+
+def _read_timing(out: Path) -> dict:
+    """The per-entry facts a previous sweep left in timing.json (peak memory of each entry);
+    untrusted: anything malformed is ignored."""
+    try:
+        doc = json.loads((out / "timing.json").read_text())
+        entries = doc["entries"]
+        return {k: v for k, v in entries.items() if isinstance(k, str) and isinstance(v, dict)}
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return {}
+
+
+def _write_timing(out: Path, timing: dict, previous: dict, used: str, wall: float) -> dict:
+    """timing.json of the sweep: what changes from one run of the same sweep to the next."""
+    totals = CacheStats()
+    for t in timing.values():
+        totals.add(t.get("verdict_cache") or {})
+    doc = {"wall_seconds": round(wall, 3), "workers": used, "entries_run": len(timing),
+           "verdict_cache": totals.to_dict(),
+           "entries": {**previous, **{k: {**v, "seconds": {s: round(x, 3) for s, x in v["seconds"].items()}}
+                                      for k, v in timing.items()}}}
+    write_text(out / "timing.json", json.dumps(doc, indent=1, sort_keys=True) + "\n")
+    return doc
 
 
 def _write(out: Path, entries: list[dict], runs: dict[str, dict], device: str, arch: str | None,

@@ -35,3 +35,23 @@ class Huge(nn.Module):
 
     def forward(self, x):
         return x @ self.weight
+
+
+class Crasher(nn.Module):
+    """Kills its own process with SIGSEGV when traced: a crash in native code, as a worker sees it."""
+
+    def forward(self, x):
+        import signal
+
+        os.kill(os.getpid(), signal.SIGSEGV)
+        return x
+
+
+class Sleeper(nn.Module):
+    """Never finishes tracing: an entry that hangs."""
+
+    def forward(self, x):
+        import time
+
+        time.sleep(3600)
+        return x

@@ -18,20 +18,35 @@ from fxport.report.tables import fmt_output_pcc, fmt_outputs_pcc
 RENDERINGS = ("report.md", "report.html", "nodes.csv", "oom_nodes.csv")
 
 
-def write_run(result: RunResult, out_dir: Path, settings: dict | None = None) -> dict:
+def write_run(result: RunResult, out_dir: Path, settings: dict | None = None,
+              timing: dict | None = None) -> dict:
     """Write run.json (with `settings`, the block that keys resume: fxport.settings) and
     timing.json, each atomically, run.json last; renderings of a previous run are removed."""
-    out_dir.mkdir(parents=True, exist_ok=True)
     doc = run_document(result)
     if settings is not None:
         doc["settings"] = settings
+    write_run_document(doc, out_dir, {**result.seconds, **(timing or {})})
+    return doc
+
+
+def write_run_document(doc: dict, out_dir: Path, timing: dict) -> None:
+    """Write a run document made elsewhere (a sweep's worker) and its timing.json: the volatile
+    facts of the run (seconds per stage, verdict cache counts, peak memory), kept out of run.json
+    so that it stays deterministic."""
+    out_dir.mkdir(parents=True, exist_ok=True)
     for name in RENDERINGS:  # of the run.json this one replaces
         (out_dir / name).unlink(missing_ok=True)
     shutil.rmtree(out_dir / PLOTS_DIR, ignore_errors=True)
-    write_text(out_dir / "timing.json",
-               json.dumps({k: round(v, 3) for k, v in result.seconds.items()}, sort_keys=True) + "\n")
+    write_text(out_dir / "timing.json", json.dumps(_rounded(timing), sort_keys=True) + "\n")
     write_json(out_dir / "run.json", doc)
-    return doc
+
+
+def _rounded(value):
+    if isinstance(value, float):
+        return round(value, 3)
+    if isinstance(value, dict):
+        return {k: _rounded(v) for k, v in value.items()}
+    return value
 
 
 def run_summary_text(doc: dict, top: int = 15) -> str:

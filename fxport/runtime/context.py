@@ -7,8 +7,9 @@ from typing import Any
 
 import torch
 
-from fxport.runtime.devices import DeviceHandle
+from fxport.runtime.devices import DeviceHandle, environment_error
 from fxport.runtime.dual import DualOps
+from fxport.runtime.verdict_cache import VerdictCache
 from fxport.values import HostValue, TTValue
 
 
@@ -33,6 +34,7 @@ class LoweringContext:
     memory: str = "dram"  # "dram" or "l1": where activations are placed
     values: str = ""  # "" picks the device's default
     transfers: TransferLog = field(default_factory=TransferLog)
+    cache: VerdictCache | None = None  # used by verdict runs only (values "none")
 
     def __post_init__(self) -> None:
         import ttnn
@@ -46,7 +48,10 @@ class LoweringContext:
             raise ValueError("a mock device runs no kernels, so it has no values to read back; "
                              "use values 'emulate' (golden functions) or 'none'")
         self.ttnn = ttnn
-        self.ops = DualOps(ttnn, emulate=self.values == "emulate")
+        self.ops = DualOps(ttnn, emulate=self.values == "emulate",
+                           cache=self.cache if self.values == "none" else None,
+                           device=self.device.device,
+                           is_environment_error=lambda exc: environment_error(self.device, exc) is not None)
         self.memory_config = ttnn.L1_MEMORY_CONFIG if self.memory == "l1" else ttnn.DRAM_MEMORY_CONFIG
         self.dtype = ttnn.bfloat16
         self._constants: dict[tuple, TTValue] = {}

@@ -15,6 +15,7 @@ import torch
 from torch.utils._pytree import tree_map
 
 from fxport.runtime.golden import golden_function
+from fxport.runtime.verdict_cache import VerdictCache
 from fxport.values import TTValue
 
 
@@ -26,10 +27,15 @@ class ShapeMismatch(RuntimeError):
 class DualOps:
     """`ops.add(a, b, memory_config=...)` calls `ttnn.add` and, on a mock, its golden function."""
 
-    def __init__(self, ttnn_module: Any, emulate: bool, on_call: Callable[[str], None] | None = None):
+    def __init__(self, ttnn_module: Any, emulate: bool, on_call: Callable[[str], None] | None = None,
+                 cache: VerdictCache | None = None, device: Any = None,
+                 is_environment_error: Callable[[BaseException], bool] = lambda exc: False):
         self._ttnn = ttnn_module
         self._emulate = emulate
         self._on_call = on_call
+        # Verdict runs only: with values to compute, a replayed call would have none.
+        self._cache = cache if not emulate else None
+        self._device, self._is_environment_error = device, is_environment_error
 
     def __getattr__(self, name: str) -> Callable[..., Any]:
         op = self._ttnn
@@ -39,7 +45,12 @@ class DualOps:
         def call(*args: Any, **kwargs: Any) -> Any:
             if self._on_call:
                 self._on_call(name)
-            out = op(*tree_map(_tt, args), **tree_map(_tt, kwargs))
+            tt_args, tt_kwargs = tree_map(_tt, args), tree_map(_tt, kwargs)
+            if self._cache is not None:
+                out = self._cache.call(self._ttnn, self._device, name, op, tt_args, tt_kwargs,
+                                       self._is_environment_error)
+            else:
+                out = op(*tt_args, **tt_kwargs)
             golden = None
             if self._emulate:
                 golden = golden_function(name, op)(*tree_map(_golden, args), **tree_map(_golden, kwargs))
