@@ -8,6 +8,10 @@ time when workers run in parallel), peak memory per entry, and whether every doc
 and each run.json) is byte-identical to the reference's.
 
     .venv/bin/python bench/sweep.py [MODEL ...] [--memory-config dram|l1] [--configs ref,j1,j2,ray]
+                                    [--reference DIR]
+
+`--reference DIR` compares with the documents of an earlier sweep instead of running `ref` (for
+example reports/dram, whose sweep.json is checked in: only the documents DIR holds are compared).
 
 Run it on a quiet machine (it prints the load average before and after).
 """
@@ -39,6 +43,16 @@ def documents(out: Path) -> dict[str, str]:
             if p.name != "timing.json"}
 
 
+def _same(docs: dict[str, str], reference: dict[str, str]) -> str:
+    """Whether every reference document has an identical twin (parsed JSON, so that an older
+    writer's formatting does not count), and how many of how many were compared."""
+    differ = [k for k, v in reference.items() if k not in docs or json.loads(docs[k]) != json.loads(v)]
+    extra = len(set(docs) - set(reference))
+    return (f"yes ({len(reference)} documents)" if not differ and not extra else
+            f"NO: {len(differ)} of {len(reference)} differ ({', '.join(differ[:3])})" if differ else
+            f"yes ({len(reference)} documents compared; {extra} not in the reference)")
+
+
 def sweep(models: list[str], memory: str, out: Path, options: list[str], cache: Path | None) -> float:
     cmd = [sys.executable, "-m", "fxport.cli", "sweep", *models, "--memory-config", memory,
            "--out", str(out), "--no-resume", *options]
@@ -57,12 +71,13 @@ def main(argv: list[str]) -> int:
     parser.add_argument("models", nargs="*")
     parser.add_argument("--memory-config", choices=["dram", "l1"], default="dram")
     parser.add_argument("--configs", default="ref,j1,j2,ray")
+    parser.add_argument("--reference", type=Path, help="a sweep directory to compare with")
     args = parser.parse_args(argv)
     print(f"load average before: {os.getloadavg()[0]:.2f} ({os.cpu_count()} cores)", flush=True)
     rows, stage_rows = [], []
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        reference = None
+        reference = documents(args.reference) if args.reference else None
         for name in args.configs.split(","):
             label, options, cached = CONFIGS[name]
             cache = tmp / f"cache-{name}" if cached else None
@@ -74,8 +89,7 @@ def main(argv: list[str]) -> int:
                 if name == "ref":
                     reference = docs
                 same = ("reference" if name == "ref" else "-" if reference is None else
-                        "yes" if docs == reference else
-                        f"NO ({sum(docs.get(k) != v for k, v in reference.items())} files differ)")
+                        _same(docs, reference))
                 entries = timing["entries"].values()
                 vc = timing["verdict_cache"]
                 peak = max((e["peak_rss"] for e in entries), default=0)
