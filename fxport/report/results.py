@@ -137,8 +137,10 @@ def memory_document(analysis: MemoryAnalysis | None) -> dict | None:
         return None
     return {
         "device": analysis.device, "config": analysis.config, "nodes": analysis.nodes,
+        "method": analysis.method, "peak": dict(sorted((analysis.peak or {}).items())),
         "agreement": {"agree": analysis.agree, "predicted_only": analysis.predicted_only,
                       "observed_only": analysis.observed_only, "not_run": analysis.not_run},
+        "disagreements": [asdict(d) for d in analysis.disagreements],
         "oom_nodes": [{**{k: v for k, v in asdict(o).items() if k not in ("inputs", "outputs")},
                        "inputs": [s.to_dict() for s in o.inputs], "outputs": [s.to_dict() for s in o.outputs]}
                       for o in analysis.oom],

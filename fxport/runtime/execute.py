@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import operator
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -38,6 +38,7 @@ class NodeResult:
     pcc: float | None = None  # device (or emulated) output vs the aten op on the same inputs;
     # None for host nodes, fallbacks and runs without values
     seconds: float = 0.0
+    fields: dict = field(default_factory=dict)  # the classified error's numbers (allocator figures)
 
 
 @dataclass
@@ -100,7 +101,7 @@ class _Runner(fx.Interpreter):
         kwargs = fx.map_arg(n.kwargs, lambda a: env[a])
         rule = REGISTRY.rule_for(n)
         start = time.perf_counter()
-        status, kind, error = "device", "", ""
+        status, kind, error, fields = "device", "", "", {}
         try:
             out = self.ctx.device.calls(lambda: rule.lower(self.ctx, n, *args, **kwargs),
                                         label=f"node {n.name} ({target_name(n.target)})")
@@ -111,13 +112,13 @@ class _Runner(fx.Interpreter):
             if broken is not None:
                 raise broken from None
             verdict = classify(str(exc) or type(exc).__name__)
-            status, kind, error = "fallback", verdict.kind, verdict.summary
+            status, kind, error, fields = "fallback", verdict.kind, verdict.summary, verdict.fields
             out = _as_host(self._host_call(n, args, kwargs, count=True))
         seconds = time.perf_counter() - start
         # A fallback's output is the host reference itself: there is no device value to score.
         score = self._node_pcc(n, args, kwargs, out) if self.node_pcc and status == "device" else None
         self.results.append(NodeResult(n.name, target_name(n.target), module_of(n)[0], partition,
-                                       status, kind, error, score, seconds))
+                                       status, kind, error, score, seconds, fields))
         return out
 
     def _host_call(self, n: fx.Node, args: Any, kwargs: Any, count: bool = False) -> Any:
