@@ -40,6 +40,13 @@ class BankAllocator:
         self._free_size: dict[int, int] = {0: bank_size}
         self._used: dict[int, int] = {}  # allocated block start -> size
 
+    def clone(self) -> "BankAllocator":
+        """An independent copy (for trial placements)."""
+        other = BankAllocator.__new__(BankAllocator)
+        other.size, other.top_down, other.alignment = self.size, self.top_down, self.alignment
+        other._free, other._free_size, other._used = list(self._free), dict(self._free_size), dict(self._used)
+        return other
+
     def aligned(self, nbytes: int) -> int:
         return -(-max(nbytes, self.alignment) // self.alignment) * self.alignment
 

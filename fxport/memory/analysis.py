@@ -169,10 +169,12 @@ def analyze(records: Iterable[OpRecord], states: Iterable[NodeState], device: De
 
 
 def _device_verdict(seen: Observation | None) -> str:
+    """The allocator's verdict on the node as placed: a node kept on the device by a remedy was
+    refused first (its error kind)."""
     if seen is None or seen.status == "host":
         return "not run"
     if seen.status == "device":
-        return "fits"
+        return seen.kind if seen.kind in MEMORY_KINDS else "fits"
     return seen.kind if seen.kind in MEMORY_KINDS else "not run"  # failed before allocating
 
 
@@ -283,26 +285,7 @@ def _cause(state: NodeState | None, fail: Failure | None, att: Attribution | Non
 
 def _fits_alone(fp: Footprint, device: DeviceMemory) -> bool:
     """Whether the node's own buffers fit an otherwise empty device (no live tensors)."""
-    walk = Walk(device)
-    allocators = walk.allocators
-    placed = {}
-    for e in fp.events:
-        if e.kind == "cbs":
-            if walk._check_cbs(e.cb, e.op) is not None:
-                return False
-            continue
-        b = fp.buffers[e.buffer]
-        if b.memory not in allocators:
-            continue
-        if e.kind == "free":
-            if e.buffer in placed:
-                allocators[b.memory].free(placed.pop(e.buffer))
-            continue
-        address = allocators[b.memory].allocate(b.per_bank)
-        if address is None:
-            return False
-        placed[e.buffer] = address
-    return True
+    return Walk(device).trial(fp, []) is None
 
 
 __all__ = ["Attribution", "Disagreement", "MemoryAnalysis", "OomNode", "analyze", "attribute", "device_spec",

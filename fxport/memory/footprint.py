@@ -26,7 +26,7 @@ from typing import Any, Iterable
 
 ROLES = ("transfer", "constant", "intermediate", "output", "retained")
 MEMORIES = ("L1", "DRAM", "L1_SMALL")
-FOOTPRINT_SCHEMA = "fxport.footprint/2"
+FOOTPRINT_SCHEMA = "fxport.footprint/3"
 
 MARK = "fxport."  # prefix of the driver's marker scopes
 
@@ -100,7 +100,9 @@ class Footprint:
     outputs: tuple[Output, ...]
     peak_l1: int = 0  # per core, TT-NN's extract_resource_usage_per_core (inputs included)
     peak_cb: int = 0  # per core, circular plus dataflow buffers
-    error: str = ""  # the lowering raised during the capture (a validation error): no verdict
+    error: str = ""  # the lowering raised during the capture: what it said (one line)
+    error_kind: str = ""  # its classification: a memory kind (CB_CLASH: the programs met the L1
+    # buffers the measurement reproduced) is a verdict; anything else (validation) is none
     seconds: float = field(default=0.0, compare=False)  # volatile: not stored
 
     def of_role(self, role: str) -> list[int]:
@@ -110,7 +112,8 @@ class Footprint:
         return {"buffers": [b.to_dict() for b in self.buffers],
                 "events": [e.to_dict() for e in self.events],
                 "outputs": [o.to_dict() for o in self.outputs],
-                "peak_l1": self.peak_l1, "peak_cb": self.peak_cb, "error": self.error}
+                "peak_l1": self.peak_l1, "peak_cb": self.peak_cb, "error": self.error,
+                "error_kind": self.error_kind}
 
 
 # -- parsing a graph capture ---------------------------------------------------------------------
@@ -139,7 +142,7 @@ class CaptureError(ValueError):
 
 
 def parse_capture(graph: list[dict], n_outputs: int, peak_l1: int = 0, peak_cb: int = 0,
-                  error: str = "") -> Footprint:
+                  error: str = "", error_kind: str = "") -> Footprint:
     """The footprint of a node from the graph capture of its lowering (see the module doc).
     Buffers of kinds the allocator model does not track (trace, system memory) are skipped."""
     nodes = sorted(graph, key=lambda n: n["counter"])
@@ -227,7 +230,7 @@ def parse_capture(graph: list[dict], n_outputs: int, peak_l1: int = 0, peak_cb: 
                             out_index if role == "output" else None, b.op, b.key))
     return Footprint(tuple(final), tuple(events),
                      tuple(o or Output(None, None, (), "", "", "") for o in outputs),
-                     peak_l1, peak_cb, error)
+                     peak_l1, peak_cb, error, error_kind)
 
 
 def _ref(node: dict) -> int:
@@ -297,7 +300,8 @@ def from_dict(doc: Any) -> Footprint:
                               _str(o.get("dtype"), "dtype", limit=40), _str(o.get("layout"), "layout", limit=40),
                               _str(o.get("memory"), "memory", limit=40)))
     return Footprint(tuple(buffers), tuple(events), tuple(outputs), _int(doc.get("peak_l1", 0), "peak_l1"),
-                     _int(doc.get("peak_cb", 0), "peak_cb"), _str(doc.get("error", ""), "error", limit=2000))
+                     _int(doc.get("peak_cb", 0), "peak_cb"), _str(doc.get("error", ""), "error", limit=2000),
+                     _str(doc.get("error_kind", ""), "error_kind", limit=40))
 
 
 __all__ = ["HOST", "Buffer", "CaptureError", "Event", "FOOTPRINT_SCHEMA", "Footprint", "InputSpec", "MEMORIES",

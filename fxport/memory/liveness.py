@@ -38,8 +38,8 @@ from fxport.memory.footprint import HOST, Footprint, InputSpec
 
 MEMORY_KINDS = ("OUT_OF_MEMORY", "CB_CLASH", "CB_OVERFLOW")
 FootprintOf = Callable[[fx.Node, list[InputSpec], str], Footprint]
-# The footprint of a node measured with only `room` bytes of L1 free below the lowest L1 buffer.
-RefitOf = Callable[[fx.Node, list[InputSpec], str, int], "Footprint | None"]
+# The footprint of a node measured with L1 holding these (address, size) buffers, as the walk has it.
+RefitOf = Callable[[fx.Node, list[InputSpec], str, tuple], "Footprint | None"]
 
 
 @dataclass(frozen=True)
@@ -85,7 +85,6 @@ class NodeState:
     peak: dict[str, int]  # most bytes per bank allocated during the node, per memory
     largest_free: dict[str, int]  # per memory, before the node
     cb: int  # the node's largest circular-buffer region, bytes per core
-    live: int  # device tensors held for later consumers before the node
     footprint: Footprint = field(repr=False)
     # The model's (allocated, largest free block) in the failing memory just before the buffer the
     # allocator refused (a fallback the run saw), to set beside the allocator's own figures.
@@ -119,10 +118,10 @@ class _Replay:
 
 
 class _Block:
-    __slots__ = ("memory", "address", "refs")
+    __slots__ = ("memory", "address", "refs", "size", "owner")
 
-    def __init__(self, memory: str, address: int):
-        self.memory, self.address, self.refs = memory, address, 0
+    def __init__(self, memory: str, address: int, size: int = 0, owner: str = ""):
+        self.memory, self.address, self.refs, self.size, self.owner = memory, address, 0, size, owner
 
 
 @dataclass
@@ -149,6 +148,7 @@ class Walk:
             self.allocators["L1_SMALL"] = BankAllocator(device.l1_small_size, top_down=True,
                                                         alignment=device.l1.granule)
         self.states: list[NodeState] = []
+        self._env: dict[fx.Node, _Value] = {}
 
     # -- blocks ----------------------------------------------------------------------------------
     def _hold(self, block: _Block | None) -> None:
@@ -177,27 +177,31 @@ class Walk:
     # -- one node --------------------------------------------------------------------------------
     def node(self, node: fx.Node, inputs: list[_Value], fp: Footprint, memory: str,
              observed: Observation | None = None,
-             refit: Callable[[int], Footprint | None] | None = None) -> tuple[NodeState, list[_Value] | None]:
+             refit: Callable[[tuple], Footprint | None] | None = None) -> tuple[NodeState, list[_Value] | None]:
         """Replay `fp` for `node`; return its state and its outputs (None: it fell back).
 
         The verdict is the model's own (the replay stops at the first buffer or circular-buffer
-        region that does not fit). Some programs size their circular buffers from the L1 room
-        left below the lowest L1 buffer when they are built (matmul does): when the replay finds
-        a clash, `refit(room)` measures the node again with that room, and the node is replayed
-        with what it returns. What follows the node is what the run did when `observed` says so:
+        region that does not fit). Some programs size their circular buffers (or choose to slice)
+        from the L1 they find free when they are built (matmul and conv2d do): when the replay
+        finds a clash, `refit(layout)` measures the node again with L1 holding what it holds now,
+        and the node is replayed with what it returns. What follows the node is what the run did when `observed` says so:
         a node the device ran keeps its outputs, one that fell back keeps only the transfers made
         before the buffer the allocator refused."""
         resident = self._allocated()
         largest = {m: a.largest_free for m, a in self.allocators.items()}
         ran_on_device = observed is not None and observed.status == "device"
         refused = _refused(observed)
-        r = self._replay(fp, inputs, ran_on_device, refused)
+        layout = self.l1_layout()  # what the node's programs find in L1 when they are built
+        r = self._replay(fp, inputs, ran_on_device, refused, node.name)
         if r.failure is not None and r.failure.kind == "CB_CLASH" and refit is not None:
-            tighter = refit(r.failure.room)
+            tighter = refit(layout)
             if tighter is not None and tighter != fp:
                 self._rollback(r, inputs)
                 fp = tighter
-                r = self._replay(fp, inputs, ran_on_device, refused)
+                r = self._replay(fp, inputs, ran_on_device, refused, node.name)
+        if r.failure is None and fp.error_kind in MEMORY_KINDS:  # raised while it was measured
+            r.failure = Failure(fp.error_kind, "circular buffers" if fp.error_kind != "OUT_OF_MEMORY" else "buffer",
+                                "L1", 0, 0, op=fp.error[:80])
         verdict = r.failure.kind if r.failure is not None else ("error" if fp.error else "fits")
         ran = ran_on_device if observed is not None else verdict == "fits"
         outputs = None
@@ -227,12 +231,12 @@ class Walk:
         for i, block in r.placed.items():
             if fp.buffers[i].role != "retained" or not ran:
                 self._release(block)
-        state = NodeState(node.name, memory.upper(), verdict, r.failure, resident, r.peak, largest, r.cb_max, 0,
+        state = NodeState(node.name, memory.upper(), verdict, r.failure, resident, r.peak, largest, r.cb_max,
                           fp, at_observed)
         return state, outputs
 
     def _replay(self, fp: Footprint, inputs: list[_Value], ran_on_device: bool,
-                refused: tuple[str, int, int | None] | None) -> "_Replay":
+                refused: tuple[str, int, int | None] | None, owner: str = "") -> "_Replay":
         r = _Replay(peak=self._allocated())
         for index, event in enumerate(fp.events):
             if r.failure is not None and not ran_on_device:
@@ -263,7 +267,7 @@ class Walk:
                     r.failure = Failure("OUT_OF_MEMORY", buf.role, buf.memory, buf.per_bank, stats.largest_free,
                                         stats.allocated, buf.input, buf.op)
                 continue  # only a node the device ran gets here: the model lacks room the device had
-            block = _Block(buf.memory, address)
+            block = _Block(buf.memory, address, buf.per_bank, owner)
             self._hold(block)
             r.placed[event.buffer] = block
             if copy:
@@ -295,18 +299,69 @@ class Walk:
                 buf = fp.buffers[buffer]
                 self._release(inputs[buf.input].copies.pop(buf.key, None))
 
-    def _check_cbs(self, cb: int, op: str) -> Failure | None:
+    def _check_cbs(self, cb: int, op: str, allocators: dict[str, BankAllocator] | None = None) -> Failure | None:
         limit = self.device.cb_limit
         if cb > limit:
             return Failure("CB_OVERFLOW", "circular buffers", "L1", cb, limit, op=op)
-        lowest = self.allocators["L1"].lowest_occupied
+        lowest = (allocators or self.allocators)["L1"].lowest_occupied
         if lowest is not None and cb > lowest:
             return Failure("CB_CLASH", "circular buffers", "L1", cb, lowest, op=op)
         return None
 
+    def trial(self, fp: Footprint, inputs: list[_Value], without: list[_Block] = ()) -> Failure | None:
+        """Where `fp` would fail now (None: it fits), on a copy of the allocators, with the
+        blocks in `without` freed first; nothing is changed."""
+        allocators = {m: a.clone() for m, a in self.allocators.items()}
+        for block in without:
+            allocators[block.memory].free(block.address)
+        placed: dict[int, int] = {}
+        for event in fp.events:
+            if event.kind == "cbs":
+                failure = self._check_cbs(event.cb, event.op, allocators)
+                if failure is not None:
+                    return failure
+                continue
+            buf = fp.buffers[event.buffer]
+            if buf.memory not in allocators:
+                continue
+            if event.kind == "free":
+                if event.buffer in placed:
+                    allocators[buf.memory].free(placed.pop(event.buffer))
+                continue
+            source = inputs[buf.input] if buf.input is not None and buf.input < len(inputs) else None
+            if buf.role in ("transfer", "constant") and source is not None and buf.key in source.copies:
+                continue
+            address = allocators[buf.memory].allocate(buf.per_bank)
+            if address is None:
+                stats = allocators[buf.memory].stats()
+                return Failure("OUT_OF_MEMORY", buf.role, buf.memory, buf.per_bank, stats.largest_free,
+                               stats.allocated, buf.input, buf.op)
+            placed[event.buffer] = address
+        if fp.error_kind in MEMORY_KINDS:
+            return Failure(fp.error_kind, "circular buffers", "L1", 0, 0, op=fp.error[:80])
+        return None
+
+    def l1_layout(self, allocators: dict[str, BankAllocator] | None = None) -> tuple:
+        """The (address, size) of every L1 buffer held, lowest first."""
+        return tuple((a, s) for a, s, used in (allocators or self.allocators)["L1"].blocks() if used)
+
+    def held(self, memory: str) -> list[_Block]:
+        """The blocks of `memory` the values of the current partition hold (unique)."""
+        seen: dict[int, _Block] = {}
+        for value in self._env.values():
+            for block in [*value.blocks, *value.copies.values(),
+                          *(b for item in value.items or () for b in item.blocks)]:
+                if block.memory == memory:
+                    seen[id(block)] = block
+        return list(seen.values())
+
     # -- a partition -----------------------------------------------------------------------------
-    def partition(self, sub: fx.GraphModule, footprint_of: FootprintOf, placement: Callable[[fx.Node], str],
-                  observed: dict[str, Observation] | None = None, refit: RefitOf | None = None) -> None:
+    def partition(self, sub: fx.GraphModule, footprint_of: FootprintOf, placement: "Placer",
+                  observed: dict[str, Observation] | None = None, refit: RefitOf | None = None,
+                  on_device: Callable[[fx.Node], bool] | None = None) -> None:
+        """Walk one device partition (or, with `on_device`, a whole unpartitioned graph whose
+        other nodes run on the host). `placement` says where each node's activations go: a
+        function of the node, or a `Placer` deciding as the walk goes (auto placement)."""
         graph = nx.DiGraph()
         order = {n: i for i, n in enumerate(sub.graph.nodes)}
         graph.add_nodes_from(order)
@@ -318,8 +373,10 @@ class Walk:
         for n, i in last_use.items():
             dying.setdefault(i, []).append(n)
         env: dict[fx.Node, _Value] = {}
+        self._env = env
         for n in sub.graph.nodes:
-            if n.op == "placeholder":
+            if n.op == "placeholder" or (n.op == "call_function" and on_device is not None
+                                         and not on_device(n)):
                 env[n] = _Value()
             elif n.op == "call_function" and getattr(n.target, "__name__", "") == "getitem":
                 source = env[n.args[0]]
@@ -330,12 +387,14 @@ class Walk:
             elif n.op == "call_function":
                 inputs = [env[a] for a in n.all_input_nodes]
                 specs = [v.spec for v in inputs]
-                memory = placement(n)
+                memory = (placement.choose(self, n, inputs, specs) if isinstance(placement, Placer)
+                          else placement(n))
                 fp = footprint_of(n, specs, memory)
-                tighter = (lambda room: refit(n, specs, memory, room)) if refit is not None else None
+                tighter = (lambda layout: refit(n, specs, memory, layout)) if refit is not None else None
                 state, outputs = self.node(n, inputs, fp, memory, (observed or {}).get(n.name), tighter)
-                held = sum(1 for v in env.values() if v.blocks or v.copies)
-                self.states.append(_with_live(state, held))
+                self.states.append(state)
+                if isinstance(placement, Placer) and state.verdict != "fits":
+                    placement.failed(self, n, inputs, state)
                 if outputs is None:
                     env[n] = _Value()
                 elif isinstance(n.meta.get("val"), (list, tuple)):
@@ -347,11 +406,17 @@ class Walk:
                     self._drop(env.pop(dead))
         for value in env.values():  # the partition returns: everything it held is released
             self._drop(value)
+        self._env = {}
 
 
-def _with_live(state: NodeState, live: int) -> NodeState:
-    return NodeState(state.node, state.memory, state.verdict, state.failure, state.resident, state.peak,
-                     state.largest_free, state.cb, live, state.footprint, state.at_observed)
+class Placer:
+    """Decides each device node's placement as the walk reaches it (see fxport.memory.placement)."""
+
+    def choose(self, walk: Walk, node: fx.Node, inputs: list[_Value], specs: list[InputSpec]) -> str:
+        raise NotImplementedError
+
+    def failed(self, walk: Walk, node: fx.Node, inputs: list[_Value], state: NodeState) -> None:
+        """The node did not fit where `choose` put it."""
 
 
 def _refused(observed: Observation | None) -> tuple[str, int, int | None] | None:
@@ -366,7 +431,7 @@ def _refused(observed: Observation | None) -> tuple[str, int, int | None] | None
 
 
 def walk(gm: fx.GraphModule, device: DeviceMemory, footprint_of: FootprintOf,
-         placement: Callable[[fx.Node], str], observed: dict[str, Observation] | None = None,
+         placement: "Callable[[fx.Node], str] | Placer", observed: dict[str, Observation] | None = None,
          refit: RefitOf | None = None) -> list[NodeState]:
     """Walk a partitioned graph (`fxport.partition`'s top level: host nodes and `fused_N` device
     submodules) and return the state of every device node, in execution order."""
@@ -377,4 +442,4 @@ def walk(gm: fx.GraphModule, device: DeviceMemory, footprint_of: FootprintOf,
     return state.states
 
 
-__all__ = ["MEMORY_KINDS", "Failure", "NodeState", "Observation", "Walk", "walk"]
+__all__ = ["MEMORY_KINDS", "Failure", "NodeState", "Observation", "Placer", "Walk", "walk"]

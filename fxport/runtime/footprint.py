@@ -58,16 +58,15 @@ def used_outputs(node: fx.Node) -> list[int] | None:
     return sorted(used)
 
 
-def _canonical(value: Any, inputs: dict[fx.Node, int], specs: list[InputSpec]) -> Any:
+def _canonical(value: Any, inputs: dict[fx.Node, int]) -> Any:
     if isinstance(value, fx.Node):
-        i = inputs[value]
-        return {"input": i, "spec": specs[i].key(), "val": _canonical(value.meta.get("val"), {}, [])}
+        return {"input": inputs[value], "val": _canonical(value.meta.get("val"), {})}
     if isinstance(value, torch.Tensor):
         return {"tensor": list(value.shape), "dtype": str(value.dtype)}
     if isinstance(value, (list, tuple)):
-        return [_canonical(v, inputs, specs) for v in value]
+        return [_canonical(v, inputs) for v in value]
     if isinstance(value, dict):
-        return {str(k): _canonical(v, inputs, specs) for k, v in sorted(value.items())}
+        return {str(k): _canonical(v, inputs) for k, v in sorted(value.items())}
     if value is None or isinstance(value, (bool, int, str)):
         return value
     if isinstance(value, float):
@@ -85,32 +84,41 @@ class FootprintProbe:
         self.measured = 0  # captures run by this probe
         self.reused = 0  # footprints found in the disk cache
         self.seconds = 0.0  # spent measuring
-        self._device_key = [dev.kind, dev.arch, *vars(dev.banks).values()]
+        self._context = json.dumps({"schema": FOOTPRINT_SCHEMA, "ttnn": _version("ttnn"), "mapping": mapping_hash(),
+                                    "device": [dev.kind, dev.arch, *vars(dev.banks).values()]},
+                                   sort_keys=True, separators=(",", ":"))
+        self._node_keys: dict[fx.Node, str] = {}
         path = (cache_home() / "footprints" / "footprints.sqlite") if cache is True else (cache or None)
         self._db = _open_cache(path) if path else None
 
     # -- the cache -------------------------------------------------------------------------------
     def signature(self, node: fx.Node, specs: list[InputSpec], memory: str, remedy: dict | None,
-                  room: int | None = None) -> str:
-        inputs = {n: i for i, n in enumerate(tensor_inputs(node))}
-        doc = {"schema": FOOTPRINT_SCHEMA, "ttnn": _version("ttnn"), "mapping": mapping_hash(),
-               "device": self._device_key, "target": target_name(node.target),
-               "args": _canonical(node.args, inputs, specs), "kwargs": _canonical(node.kwargs, inputs, specs),
-               "out": _canonical(node.meta.get("val"), {}, []), "used": used_outputs(node),
-               "memory": memory, "remedy": remedy or {}, **({"room": room} if room is not None else {})}
-        return json.dumps(doc, sort_keys=True, separators=(",", ":"))
+                  layout: tuple | None = None) -> str:
+        """Everything the node's footprint depends on, as one canonical JSON text."""
+        head = self._node_keys.get(node)
+        if head is None:  # the node's own part, once per node
+            inputs = {n: i for i, n in enumerate(tensor_inputs(node))}
+            head = json.dumps({"target": target_name(node.target), "args": _canonical(node.args, inputs),
+                               "kwargs": _canonical(node.kwargs, inputs),
+                               "out": _canonical(node.meta.get("val"), {}), "used": used_outputs(node)},
+                              sort_keys=True, separators=(",", ":"))
+            self._node_keys[node] = head
+        rest = {"specs": [s.key() for s in specs], "memory": memory, "remedy": remedy or {},
+                **({"l1": [list(b) for b in layout]} if layout is not None else {})}
+        return self._context + head + json.dumps(rest, sort_keys=True, separators=(",", ":"))
 
     def footprint(self, node: fx.Node, specs: list[InputSpec], memory: str = "l1",
-                  remedy: dict | None = None, room: int | None = None) -> Footprint:
+                  remedy: dict | None = None, layout: tuple | None = None) -> Footprint:
         """The footprint of `node` lowered with its activations in `memory` ("l1" or "dram").
-        `room`: measure it with only that many bytes of L1 free below the lowest L1 buffer (a
-        program that sizes its circular buffers from the room it finds then sizes them so)."""
-        sig = self.signature(node, specs, memory, remedy, room)
+        `layout`: measure it with the L1 banks holding these (address, size) buffers, as the run
+        will (programs that size their circular buffers, or choose to slice, from the L1 they find
+        free then decide as they will in the run)."""
+        sig = self.signature(node, specs, memory, remedy, layout)
         key = hashlib.sha256(sig.encode()).hexdigest()
         found = self._memory.get(key) or self._load(key, sig)
         if found is None:
             start = time.perf_counter()
-            with self._l1_room(room):
+            with self._l1_layout(layout):
                 found = self._measure(node, specs, memory, remedy)
             self.seconds += time.perf_counter() - start
             self.measured += 1
@@ -147,19 +155,21 @@ class FootprintProbe:
         except sqlite3.Error as exc:
             print(f"fxport: note: footprint cache not written ({exc})", file=sys.stderr)
 
-    def refit(self, node: fx.Node, specs: list[InputSpec], memory: str, room: int) -> Footprint | None:
-        """The node measured with `room` bytes of L1 below the lowest L1 buffer (see footprint);
-        None when that cannot be measured (the device holds other L1 buffers)."""
+    def refit(self, node: fx.Node, specs: list[InputSpec], memory: str, layout: tuple) -> Footprint | None:
+        """The node measured with L1 holding `layout` (see footprint); None when that cannot be
+        measured (the device holds other L1 buffers)."""
         try:
-            return self.footprint(node, specs, memory, room=room)
+            return self.footprint(node, specs, memory, layout=layout)
         except _Busy:
             return None
 
     @contextlib.contextmanager
-    def _l1_room(self, room: int | None) -> Iterator[None]:
-        """A real L1 buffer from the top of the banks down to `room` for the duration: what ops
-        see of the allocator when they size their programs. Only on an otherwise empty L1."""
-        if room is None:
+    def _l1_layout(self, layout: tuple | None) -> Iterator[None]:
+        """Real L1 buffers at the given (address, size) places for the duration: what ops see of
+        the allocator when they build their programs. L1 allocates from the top down, first fit,
+        so filling the bank from its top with one buffer per block (held or free) and freeing the
+        free ones leaves exactly the held ones. Only on an otherwise empty L1."""
+        if layout is None:
             yield
             return
         import ttnn
@@ -167,17 +177,21 @@ class FootprintProbe:
         view = ttnn.get_memory_view(self.dev.device, ttnn.BufferType.L1)
         if view.total_bytes_allocated_per_bank:
             raise _Busy()
-        size = view.total_bytes_per_bank - room
-        filler = None
-        if size > 0:  # uint8 rows of 32 B: one row per bank per 32 B, any multiple of 32
-            filler = ttnn.empty([view.num_banks * (size // 32), 32], dtype=ttnn.uint8,
-                                layout=ttnn.ROW_MAJOR_LAYOUT, device=self.dev.device,
-                                memory_config=ttnn.L1_MEMORY_CONFIG)
+        bank, held = view.total_bytes_per_bank, dict(layout)
+        edges = sorted({0, bank, *held, *(a + s for a, s in held.items())}, reverse=True)
+        fillers, gaps = [], []
+        for top, bottom in zip(edges, edges[1:]):  # one 32 B row per bank per 32 B of block
+            t = ttnn.empty([view.num_banks * ((top - bottom) // 32), 32], dtype=ttnn.uint8,
+                           layout=ttnn.ROW_MAJOR_LAYOUT, device=self.dev.device,
+                           memory_config=ttnn.L1_MEMORY_CONFIG)
+            (fillers if bottom in held else gaps).append(t)
+        for t in gaps:
+            ttnn.deallocate(t)
         try:
             yield
         finally:
-            if filler is not None:
-                ttnn.deallocate(filler)
+            for t in fillers:
+                ttnn.deallocate(t)
 
     # -- measuring -------------------------------------------------------------------------------
     def _measure(self, node: fx.Node, specs: list[InputSpec], memory: str, remedy: dict | None) -> Footprint:
@@ -189,9 +203,9 @@ class FootprintProbe:
         nodes = tensor_inputs(node)
         values: dict[fx.Node, Any] = {}
         outputs: list[Any] = []
-        error = ""
+        error = kind = ""
         graph: list = []
-        with _quiet_capture_warning():
+        with quiet_capture():
             ttnn.graph.begin_graph_capture(ttnn.graph.RunMode.NO_DISPATCH)
         try:
             for i, (n, spec) in enumerate(zip(nodes, specs)):
@@ -203,8 +217,9 @@ class FootprintProbe:
                 kwargs = fx.map_arg(node.kwargs, lambda a: values[a])
                 out = rule.lower(ctx, node, *args, **kwargs)
                 outputs = _leaves(out)
-            except Exception as exc:  # a validation error: the run will fail the node too
-                error = classify(str(exc) or type(exc).__name__).summary
+            except Exception as exc:  # the run will fail the node too
+                verdict = classify(str(exc) or type(exc).__name__)
+                error, kind = verdict.summary, str(verdict.kind)
             described = [_describe(o) for o in outputs]
             for i, o in enumerate(outputs):
                 _mark(f"output:{i}")
@@ -215,9 +230,10 @@ class FootprintProbe:
             graph = ttnn.graph.end_graph_capture()
         usage = ttnn.graph.extract_resource_usage_per_core(graph)
         found = parse_capture(graph, len(outputs), int(usage.peak_l1),
-                              int(usage.peak_cb) + int(getattr(usage, "peak_dataflow_buffer", 0)), error)
+                              int(usage.peak_cb) + int(getattr(usage, "peak_dataflow_buffer", 0)), error, kind)
         outs = tuple(o.__class__(o.buffer, o.alias, *d) for o, d in zip(found.outputs, described))
-        return Footprint(found.buffers, found.events, outs, found.peak_l1, found.peak_cb, found.error)
+        return Footprint(found.buffers, found.events, outs, found.peak_l1, found.peak_cb, found.error,
+                         found.error_kind)
 
     def _input(self, ctx: LoweringContext, i: int, node: fx.Node, spec: InputSpec) -> Any:
         import ttnn
@@ -264,7 +280,7 @@ class _CapturingContext(LoweringContext):
 
 
 @contextlib.contextmanager
-def _quiet_capture_warning() -> Iterator[None]:
+def quiet_capture() -> Iterator[None]:
     """ttnn warns at every capture that fast runtime mode records no per-operation sub-graphs:
     footprints need only the buffer and circular-buffer events, which it records."""
     from loguru import logger
@@ -328,4 +344,4 @@ def probe(dev: DeviceHandle, cache: Path | None | bool = True) -> Iterator[Footp
         p.close()
 
 
-__all__ = ["HOST", "FootprintProbe", "InputSpec", "probe", "tensor_inputs", "used_outputs"]
+__all__ = ["HOST", "FootprintProbe", "InputSpec", "probe", "quiet_capture", "tensor_inputs", "used_outputs"]
