@@ -9,7 +9,7 @@ runs the device on every call with that shape. Options:
 
     device          "auto" (default), "mock" or "hardware"
     arch            mock board, "n150" (default) or "p150"
-    memory_config   "dram" (default) or "l1"
+    memory_config   "dram" (default), "l1" or "auto" (per activation, see `fxport run`)
     out             a directory: graph_breaks.json, and graph<i>/shape<k>/run.json + nodes.csv
                     for the first call of each shape (and every checked call)
     min_block_size  device partitions with fewer ops stay on the host (default 1)
@@ -60,7 +60,7 @@ results: deque[RunResult] = deque(maxlen=RESULTS_KEPT)  # the latest calls' resu
 
 CHECKS = ("first", "every", "never")
 _OPTION_VALUES = {"device": ("auto", "mock", "hardware"), "arch": (None, "n150", "p150"),
-                  "memory_config": ("dram", "l1"), "check": CHECKS}
+                  "memory_config": ("dram", "l1", "auto"), "check": CHECKS}
 
 
 @dataclass(frozen=True)

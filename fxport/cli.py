@@ -158,8 +158,9 @@ def _parser() -> argparse.ArgumentParser:
                    help="hardware: a Tenstorrent card; mock: TT-NN without a card; auto: a card "
                         "when present, else mock (default)")
     p.add_argument("--arch", choices=["n150", "p150"], help="mock device board (default n150)")
-    p.add_argument("--memory-config", choices=["dram", "l1"], default="dram",
-                   help="where activations live on the device (default dram)")
+    p.add_argument("--memory-config", choices=["dram", "l1", "auto"], default="dram",
+                   help="where activations live on the device: dram (default), l1, or auto (each "
+                        "activation in L1 when it fits given what is live there, else DRAM)")
     p.add_argument("--values", choices=["emulate", "device", "none"],
                    help="emulate: golden functions (mock default); device: read back (hardware "
                         "default); none: verdicts only, weights on meta (for full-size models)")
@@ -179,7 +180,7 @@ def _parser() -> argparse.ArgumentParser:
     _add_input_options(p)
     p.add_argument("--device", choices=["auto", "mock", "hardware"], default="mock")
     p.add_argument("--arch", choices=["n150", "p150"])
-    p.add_argument("--memory-config", choices=["dram", "l1"], default="dram")
+    p.add_argument("--memory-config", choices=["dram", "l1", "auto"], default="dram")
     p.add_argument("--values", choices=["emulate", "device", "none"], default="none",
                    help="none (default): verdict runs of full-size models on meta weights")
     p.add_argument("--out", type=Path, default=Path("reports"), help="output directory (default reports/)")

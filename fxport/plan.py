@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from torch import fx
 
@@ -20,6 +20,7 @@ class NodePlan:
     ttnn: str  # the ttnn op(s) it lowers to, "" when it falls back
     family: str  # the op family for reports: the rule's, see Registry.family_of for unmapped ops
     reason: str  # why it falls back, "" when lowered
+    memory: str = ""  # where its activations go ("l1" / "dram"), when placed per node (`auto`)
 
 
 @dataclass(frozen=True)
@@ -36,6 +37,14 @@ class Plan:
 
     def by_node(self) -> dict[str, NodePlan]:
         return {n.node: n for n in self.nodes}
+
+    def placed(self, memory: dict[str, str]) -> "Plan":
+        """This plan with each node's placement (node -> "l1" / "dram")."""
+        return Plan(tuple(replace(n, memory=memory.get(n.node, n.memory)) for n in self.nodes))
+
+    @property
+    def placement(self) -> dict[str, str]:
+        return {n.node: n.memory for n in self.nodes if n.memory}
 
 
 def plan_graph(graph: fx.Graph) -> Plan:

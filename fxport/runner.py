@@ -16,8 +16,7 @@ from fxport.capture.loader import InputOptions, LoadedModel, Shape, load_model
 from fxport.capture.pytrees import forward_signature, input_leaves, register_dataclasses
 from fxport.capture.records import OpRecord, records_from_graph
 from fxport.errors import CaptureError, EnvironmentFault, FxportError
-from fxport.memory.analysis import MemoryAnalysis, analyze as analyze_memory
-from fxport.memory.devices import DeviceMemory
+from fxport.memory.analysis import MemoryAnalysis
 from fxport.partition import Partitioned, partition
 from fxport.plan import Plan, plan_graph
 from fxport.report.results import DeviceInfo, RunResult
@@ -25,6 +24,7 @@ from fxport.runtime.accuracy import ControlValue, check_outputs, unchecked_outpu
 from fxport.runtime.context import LoweringContext
 from fxport.runtime.devices import DeviceHandle
 from fxport.runtime.execute import execute
+from fxport.runtime.memory import explain_run, place_activations
 from fxport.runtime.verdict_cache import VerdictCache
 from fxport.tracing import trace
 
@@ -93,6 +93,7 @@ class Compiled:
     plan: Plan
     parts: Partitioned
     control: HostControl | None = None  # outputs computed on the host (torch.compile graphs)
+    placement: dict | None = None  # `auto`: how the placement went (fxport.memory.placement summary)
 
 
 def compile_program(program: torch.export.ExportedProgram, min_block_size: int = 1,
@@ -122,7 +123,15 @@ def run_compiled(compiled: Compiled, inputs: tuple, reference: Any, dev: DeviceH
     Ctrl-C and a broken environment stop the run: the exception is re-raised with `exc.result`,
     the RunResult of the nodes run so far (`stopped` says why), so that it can still be saved."""
     start = time.perf_counter()
-    ctx = LoweringContext(dev, memory=memory, values=values, cache=cache)
+    if memory == "auto" and compiled.placement is None:
+        t = time.perf_counter()
+        placed = place_activations(compiled.parts.graph_module, dev)
+        compiled.plan = compiled.plan.placed(placed.memory)
+        compiled.placement = placed.summary()
+        seconds = {**(seconds or {}), "placement": time.perf_counter() - t}
+        start = time.perf_counter()
+    ctx = LoweringContext(dev, memory=memory, values=values, placement=compiled.plan.placement,
+                          cache=cache)
     flat = flat_inputs(compiled.program, inputs, kwargs)
     leaves = input_leaves(inputs, kwargs)
     try:
@@ -157,12 +166,15 @@ def _result(compiled: Compiled, inputs: tuple, outputs: Any, dev: DeviceHandle, 
             control: list[ControlValue] | None = None, stopped: str = "") -> RunResult:
     device = DeviceInfo(dev.kind, dev.arch, dev.banks)
     records = records if records is not None else records_from_graph(compiled.program.graph)
-    if analysis is None:
-        observed = {n.node: n.error_kind for n in nodes if n.status != "host"}
-        analysis = analyze_memory(records, DeviceMemory.from_handle(dev), ctx.memory.upper(), observed)
+    if analysis is None and not stopped:  # a stopped run may hold a wedged device: no captures
+        t = time.perf_counter()
+        analysis = explain_run(compiled.parts.graph_module, records, dev, ctx.memory, nodes,
+                               placement=lambda n: ctx.memory_of(n.name))
+        seconds["memory_analysis"] = time.perf_counter() - t
     return RunResult(name, inputs, device, ctx.memory, ctx.values, compiled.plan, compiled.parts.partitions,
                      nodes, checks, ctx.transfers, records, analysis, capture or {}, seconds=seconds,
-                     outputs=outputs, stopped=stopped, control_values=control or [])
+                     outputs=outputs, stopped=stopped, control_values=control or [],
+                     placement=compiled.placement)
 
 
 def redraw_zero_weights(module: torch.nn.Module, std: float = 0.02) -> list[str]:

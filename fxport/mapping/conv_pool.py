@@ -172,7 +172,7 @@ def conv(ctx, node, x, weight, bias=None, *_, **__):
                        in_channels=p.c, out_channels=p.out_channels, batch_size=p.n,
                        input_height=p.h, input_width=p.w, kernel_size=p.kernel, stride=p.stride,
                        padding=padding, dilation=p.dilation, groups=p.groups,
-                       memory_config=ctx.memory_config)
+                       memory_config=ctx.memory_config, slice_config=ctx.slice_config)
     out = _out_shape(node)
     oh, ow = (1, out[-1]) if meta(node.args[1]).dim() == 3 else out[-2:]  # conv1d: H = 1
     return _from_flat_nhwc(ctx, y, node, p.n, oh, ow, p.out_channels)

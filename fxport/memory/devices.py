@@ -50,6 +50,9 @@ class BankSpec:
     l1_bank_size: int
     dram_bank_count: int
     dram_bank_size: int
+    # The L1_SMALL region (device option `l1_small_size`) sits between the L1 banks and the top
+    # of L1: circular buffers may grow into it, so it bounds them too.
+    l1_small_bank_size: int = 0
 
 
 @dataclass(frozen=True)
@@ -58,10 +61,17 @@ class DeviceMemory:
     l1: Banks
     dram: Banks
     grid: tuple[int, int]  # worker cores (columns, rows); each worker core holds one L1 bank
+    l1_small_size: int = 0  # bytes per bank of the L1_SMALL region above the L1 banks
 
     @property
     def cores(self) -> int:
         return self.grid[0] * self.grid[1]
+
+    @property
+    def cb_limit(self) -> int:
+        """How far circular buffers may grow from the L1 bank's base: the rest of L1 (the L1
+        banks and L1_SMALL above them; TT-Metal's "max L1 size" less the base)."""
+        return self.l1.size + self.l1_small_size
 
     def banks(self, config: str) -> Banks:
         if config == L1:
@@ -84,7 +94,7 @@ class DeviceMemory:
         if grid is None:
             same_grid = known is not None and known.cores == banks.l1_bank_count
             grid = known.grid if same_grid else _square_grid(banks.l1_bank_count)
-        return cls(name, l1, dram, grid)
+        return cls(name, l1, dram, grid, banks.l1_small_bank_size)
 
     @classmethod
     def from_handle(cls, handle: Any) -> DeviceMemory:

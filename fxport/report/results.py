@@ -14,7 +14,8 @@ from typing import Any
 
 from fxport.capture.pytrees import Leaf
 from fxport.capture.records import OpRecord
-from fxport.memory.analysis import MemoryAnalysis
+from fxport.memory.analysis import MemoryAnalysis, device_spec
+from fxport.memory.tiles import padded_bytes
 from fxport.memory.devices import BankSpec
 from fxport.partition import DevicePartition
 from fxport.plan import Plan
@@ -69,6 +70,7 @@ class RunResult:
     stopped: str = ""  # why the run stopped before its end (Ctrl-C, a broken environment)
     # torch.compile: outputs Python branches on, computed on the host (fxport.runner.HostControl)
     control_values: list[ControlValue] = field(default_factory=list)
+    placement: dict | None = None  # `auto`: how the placement pass went (rounds, demoted nodes)
 
     @property
     def output_pcc(self) -> list[float | None]:
@@ -132,13 +134,37 @@ def unsupported_ops(result: RunResult) -> list[dict]:
     return sorted(rows, key=lambda d: (-d["count"], d["target"]))
 
 
+def placement_share(result: RunResult) -> dict:
+    """Where the run kept its activations: the share of device nodes whose outputs were in L1,
+    and of the bytes of those outputs (tile-padded, as the device stores them), by repeat."""
+    rep = _repeats(result)
+    outs = {r.node: sum(padded_bytes(*device_spec(s)) for s in r.outputs) for r in result.records}
+    nodes = {"L1": 0, "DRAM": 0}
+    nbytes = {"L1": 0, "DRAM": 0}
+    for n in result.nodes:
+        if n.status != "device" or n.memory.upper() not in nodes:
+            continue
+        nodes[n.memory.upper()] += rep.get(n.node, 1)
+        nbytes[n.memory.upper()] += rep.get(n.node, 1) * outs.get(n.node, 0)
+    total_nodes, total_bytes = sum(nodes.values()), sum(nbytes.values())
+    remedied = [n for n in result.nodes if n.remedy_applied]
+    return {"l1_nodes": nodes["L1"], "device_nodes": total_nodes,
+            "l1_node_share": round(nodes["L1"] / total_nodes, 4) if total_nodes else None,
+            "l1_bytes": nbytes["L1"], "activation_bytes": total_bytes,
+            "l1_byte_share": round(nbytes["L1"] / total_bytes, 4) if total_bytes else None,
+            "remedies_applied": [{"node": n.node, "remedy": n.remedy} for n in remedied],
+            "plan": result.placement}
+
+
 def memory_document(analysis: MemoryAnalysis | None) -> dict | None:
     if analysis is None:
         return None
     return {
         "device": analysis.device, "config": analysis.config, "nodes": analysis.nodes,
+        "method": analysis.method, "peak": dict(sorted((analysis.peak or {}).items())),
         "agreement": {"agree": analysis.agree, "predicted_only": analysis.predicted_only,
                       "observed_only": analysis.observed_only, "not_run": analysis.not_run},
+        "disagreements": [asdict(d) for d in analysis.disagreements],
         "oom_nodes": [{**{k: v for k, v in asdict(o).items() if k not in ("inputs", "outputs")},
                        "inputs": [s.to_dict() for s in o.inputs], "outputs": [s.to_dict() for s in o.outputs]}
                       for o in analysis.oom],
@@ -170,15 +196,19 @@ def run_document(result: RunResult) -> dict:
         "unsupported": unsupported_ops(result),
         "fallbacks": [
             {"node": n.node, "target": n.target, "module": n.module, "kind": n.error_kind,
-             "error": n.error, "repeat": rep.get(n.node, 1)}
+             "error": n.error, "repeat": rep.get(n.node, 1), "fields": n.fields,
+             "remedy": n.remedy, "remedy_tried": list(n.remedy_tried)}
             for n in result.nodes if n.status == "fallback"],
         "memory": memory_document(result.memory_analysis),
+        "placement": placement_share(result),
         "partitions": [asdict(p) for p in result.partitions],
         "transfers": asdict(result.transfers),
         "nodes": [
             {"node": n.node, "target": n.target, "module": n.module, "partition": n.partition,
              "status": n.status, "ttnn": plan_by_node[n.node].ttnn if n.node in plan_by_node else "",
              "reason": plan_by_node[n.node].reason if n.node in plan_by_node else "",
-             "error_kind": n.error_kind, "error": n.error, "pcc": n.pcc, "repeat": rep.get(n.node, 1)}
+             "error_kind": n.error_kind, "error": n.error, "pcc": n.pcc, "repeat": rep.get(n.node, 1),
+             "memory": n.memory, **({"remedy": n.remedy, "remedy_applied": n.remedy_applied}
+                                    if n.remedy else {})}
             for n in result.nodes],
     }

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Iterator
 
 import torch
 
@@ -21,6 +22,7 @@ class TransferLog:
 
 
 VALUE_MODES = ("emulate", "device", "none")
+MEMORY_MODES = ("dram", "l1", "auto")  # auto: per node, from the plan's placement (default DRAM)
 
 
 @dataclass
@@ -31,9 +33,10 @@ class LoweringContext:
     full-size models get real validation and allocator verdicts without their weights)."""
 
     device: DeviceHandle
-    memory: str = "dram"  # "dram" or "l1": where activations are placed
+    memory: str = "dram"  # "dram", "l1", or "auto" (per node: `placement`)
     values: str = ""  # "" picks the device's default
     transfers: TransferLog = field(default_factory=TransferLog)
+    placement: dict[str, str] = field(default_factory=dict)  # node -> "l1" / "dram" (the plan's)
     cache: VerdictCache | None = None  # used by verdict runs only (values "none")
 
     def __post_init__(self) -> None:
@@ -47,19 +50,50 @@ class LoweringContext:
         if self.values == "device" and self.device.is_mock:
             raise ValueError("a mock device runs no kernels, so it has no values to read back; "
                              "use values 'emulate' (golden functions) or 'none'")
+        if self.memory not in MEMORY_MODES:
+            raise ValueError(f"memory must be one of {MEMORY_MODES}, not {self.memory!r}")
         self.ttnn = ttnn
         self.ops = DualOps(ttnn, emulate=self.values == "emulate",
                            cache=self.cache if self.values == "none" else None,
                            device=self.device.device,
                            is_environment_error=lambda exc: environment_error(self.device, exc) is not None)
-        self.memory_config = ttnn.L1_MEMORY_CONFIG if self.memory == "l1" else ttnn.DRAM_MEMORY_CONFIG
+        self.memory_config = self._config(self.memory)
+        # Per-node knobs the executor sets from the plan's placement and remedies (`placed`);
+        # rules read them like the memory config: tensors kept row-major, conv DRAM slicing.
+        self.layout = ""
+        self.slice_config = None
         self.dtype = ttnn.bfloat16
         self._constants: dict[tuple, TTValue] = {}
+
+    # -- placement --------------------------------------------------------------------------------
+    def _config(self, memory: str) -> Any:
+        return self.ttnn.L1_MEMORY_CONFIG if memory == "l1" else self.ttnn.DRAM_MEMORY_CONFIG
+
+    def memory_of(self, node: str) -> str:
+        """Where `node`'s activations go: its placement, else the run's memory ("auto": DRAM)."""
+        return self.placement.get(node) or ("dram" if self.memory == "auto" else self.memory)
+
+    @contextlib.contextmanager
+    def placed(self, node: str, remedy: Any = None) -> Iterator[None]:
+        """Lower `node` with its placement (or `remedy`'s: memory, layout, conv slicing)."""
+        saved = (self.memory_config, self.layout, self.slice_config)
+        memory = getattr(remedy, "memory", "") or self.memory_of(node)
+        self.memory_config = self._config(memory)
+        self.layout = getattr(remedy, "layout", "")
+        slices = getattr(remedy, "slices", 0)
+        if slices:
+            self.slice_config = self.ttnn.Conv2dSliceConfig(
+                slice_type=self.ttnn.Conv2dDRAMSliceHeight, num_slices=slices)
+        try:
+            yield
+        finally:
+            self.memory_config, self.layout, self.slice_config = saved
 
     # -- values ---------------------------------------------------------------------------------
     def tensor(self, value: Any, layout: str = "tile", dtype: Any = None) -> Any:
         """The value as a device tensor in `layout`; Python scalars pass through unchanged."""
         ttnn = self.ttnn
+        layout = self.layout or layout  # a row-major remedy keeps the node's tensors row-major
         want_layout = ttnn.TILE_LAYOUT if layout == "tile" else ttnn.ROW_MAJOR_LAYOUT
         if isinstance(value, HostValue):
             key = (layout, str(dtype))

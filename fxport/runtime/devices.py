@@ -171,11 +171,13 @@ def open_device(kind: str = "auto", arch: str | None = None, *, device_id: int =
             raise DeviceUnavailable(f"asked for {kind} {arch}, but TT-Metal opened a {actual_arch}")
         l1 = ttnn.get_memory_view(device, ttnn.BufferType.L1)
         dram = ttnn.get_memory_view(device, ttnn.BufferType.DRAM)
+        l1_small = ttnn.get_memory_view(device, ttnn.BufferType.L1_SMALL)
     except BaseException:
         ttnn.close_device(device)
         raise
     banks = BankSpec(l1_bank_count=l1.num_banks, l1_bank_size=l1.total_bytes_per_bank,
-                     dram_bank_count=dram.num_banks, dram_bank_size=dram.total_bytes_per_bank)
+                     dram_bank_count=dram.num_banks, dram_bank_size=dram.total_bytes_per_bank,
+                     l1_small_bank_size=l1_small.total_bytes_per_bank)
     handle = DeviceHandle(kind=kind, arch=actual_arch, device=device, banks=banks,
                           mock_runtime=runtime, calls=DeviceCalls(timeout))
     try:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import operator
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -22,6 +22,7 @@ from fxport.mapping import REGISTRY
 from fxport.memory.oom import classify
 from fxport.runtime.context import LoweringContext
 from fxport.runtime.devices import environment_error
+from fxport.runtime.remedies import try_remedies
 from fxport.runtime.pcc import agreement
 from fxport.values import HostValue, TTValue
 
@@ -38,6 +39,13 @@ class NodeResult:
     pcc: float | None = None  # device (or emulated) output vs the aten op on the same inputs;
     # None for host nodes, fallbacks and runs without values
     seconds: float = 0.0
+    fields: dict = field(default_factory=dict)  # the classified error's numbers (allocator figures)
+    memory: str = ""  # where its activations were placed ("l1" / "dram"); "" for host nodes
+    # A memory failure re-run with the remedy ladder: the cheapest remedy the allocator took
+    # (fxport/runtime/remedies.py), whether the run kept its result (`auto` does), every rung tried.
+    remedy: str = ""
+    remedy_applied: bool = False
+    remedy_tried: tuple[str, ...] = ()
 
 
 @dataclass
@@ -46,11 +54,16 @@ class Execution:
     nodes: list[NodeResult]
 
 
+MEMORY_KINDS = ("OUT_OF_MEMORY", "CB_CLASH", "CB_OVERFLOW")
+
+
 def execute(gm: fx.GraphModule, inputs: list[torch.Tensor], ctx: LoweringContext,
-            node_pcc: bool = True) -> Execution:
+            node_pcc: bool = True, remedies: bool = True) -> Execution:
     """Run a partitioned graph (`fxport.partition`'s top level: host nodes and `fused_N` device
-    submodules)."""
-    runner = _Runner(gm, ctx, node_pcc and ctx.values != "none")
+    submodules). `remedies`: a node that runs out of memory is re-run with the remedy ladder in
+    the allocator state it failed in; under `auto` placement the cheapest verified remedy's result
+    is kept (the node runs on the device), otherwise it is recorded and the node falls back."""
+    runner = _Runner(gm, ctx, node_pcc and ctx.values != "none", remedies)
     try:
         out = runner.run(*inputs)
     except (KeyboardInterrupt, EnvironmentFault) as exc:
@@ -61,10 +74,10 @@ def execute(gm: fx.GraphModule, inputs: list[torch.Tensor], ctx: LoweringContext
 
 
 class _Runner(fx.Interpreter):
-    def __init__(self, gm: fx.GraphModule, ctx: LoweringContext, node_pcc: bool):
+    def __init__(self, gm: fx.GraphModule, ctx: LoweringContext, node_pcc: bool, remedies: bool = True):
         super().__init__(gm)
         self.extra_traceback = False  # keep exceptions as raised: fxport's messages are one line
-        self.ctx, self.node_pcc = ctx, node_pcc
+        self.ctx, self.node_pcc, self.remedies = ctx, node_pcc, remedies
         self.results: list[NodeResult] = []
 
     def run_node(self, n: fx.Node) -> Any:
@@ -100,10 +113,17 @@ class _Runner(fx.Interpreter):
         kwargs = fx.map_arg(n.kwargs, lambda a: env[a])
         rule = REGISTRY.rule_for(n)
         start = time.perf_counter()
-        status, kind, error = "device", "", ""
+        status, kind, error, fields = "device", "", "", {}
+        memory = self.ctx.memory_of(n.name)
+        remedy, applied, tried = "", False, ()
+        label = f"node {n.name} ({target_name(n.target)})"
+
+        def lower() -> Any:
+            with self.ctx.placed(n.name):
+                return rule.lower(self.ctx, n, *args, **kwargs)
+
         try:
-            out = self.ctx.device.calls(lambda: rule.lower(self.ctx, n, *args, **kwargs),
-                                        label=f"node {n.name} ({target_name(n.target)})")
+            out = self.ctx.device.calls(lower, label=label)
         except EnvironmentFault:
             raise
         except Exception as exc:  # contained: classify, record, re-run on the host
@@ -111,14 +131,74 @@ class _Runner(fx.Interpreter):
             if broken is not None:
                 raise broken from None
             verdict = classify(str(exc) or type(exc).__name__)
-            status, kind, error = "fallback", verdict.kind, verdict.summary
+            status, kind, error, fields = "fallback", verdict.kind, verdict.summary, verdict.fields
+            out = None
+        if status == "fallback" and kind in MEMORY_KINDS and self.remedies:
+            found = self._remedy(n, args, kwargs, memory, label)
+            if (found is None or found.verified is None) and self.ctx.memory == "auto":
+                # Under `auto` the run may also move what it holds: tensors kept in L1 for later
+                # consumers go to DRAM (their buffers block this node's), then the ladder again.
+                spilled = self._spill(env)
+                if spilled:
+                    args = fx.map_arg(n.args, lambda a: env[a])
+                    kwargs = fx.map_arg(n.kwargs, lambda a: env[a])
+                    again = self._remedy(n, args, kwargs, "dram", label)
+                    if again is not None:
+                        again.tried = [*(found.tried if found else []), f"moved {spilled} L1 tensors to DRAM",
+                                       *again.tried]
+                        found = again
+            if found is not None:
+                tried = found.tried
+                if found.verified is not None:
+                    remedy = found.verified.text
+                    if self.ctx.memory == "auto":  # the placement is the run's to adjust: keep it
+                        out, status, applied = found.outputs, "device", True
+                        memory = found.verified.remedy.memory
+                found.outputs = None
+        if status == "fallback":
             out = _as_host(self._host_call(n, args, kwargs, count=True))
         seconds = time.perf_counter() - start
         # A fallback's output is the host reference itself: there is no device value to score.
         score = self._node_pcc(n, args, kwargs, out) if self.node_pcc and status == "device" else None
         self.results.append(NodeResult(n.name, target_name(n.target), module_of(n)[0], partition,
-                                       status, kind, error, score, seconds))
+                                       status, kind, error, score, seconds, fields, memory, remedy, applied,
+                                       tuple(tried)))
         return out
+
+    def _spill(self, env: dict) -> int:
+        """Move every L1 tensor the partition holds (values and host values' device copies) to
+        DRAM; the number moved."""
+        ttnn = self.ctx.ttnn
+
+        def to_dram(v: TTValue) -> TTValue | None:
+            tt = v.tt
+            if not _in_l1(tt):
+                return None
+            return TTValue(self.ctx.device.calls(lambda: ttnn.to_memory_config(tt, ttnn.DRAM_MEMORY_CONFIG),
+                                                 label="moving an L1 tensor to DRAM"), v.golden)
+
+        moved = 0
+        for key, value in list(env.items()):
+            if isinstance(value, TTValue) and (new := to_dram(value)) is not None:
+                env[key], moved = new, moved + 1
+            elif isinstance(value, HostValue):
+                for copy_key, copy in list(value.device_copies.items()):
+                    if (new := to_dram(copy)) is not None:
+                        value.device_copies[copy_key], moved = new, moved + 1
+        return moved
+
+    def _remedy(self, n: fx.Node, args: Any, kwargs: Any, memory: str, label: str) -> Any:
+        try:
+            found = self.ctx.device.calls(lambda: try_remedies(self.ctx, n, args, kwargs, memory),
+                                          label=f"remedies of {label}")
+        except EnvironmentFault:
+            raise
+        except Exception as exc:
+            broken = environment_error(self.ctx.device, exc)
+            if broken is not None:
+                raise broken from None
+            return None  # the ladder itself failed: the node falls back unremedied
+        return found if found.verified is not None else _Tried(found.tried)
 
     def _host_call(self, n: fx.Node, args: Any, kwargs: Any, count: bool = False) -> Any:
         """The aten op on host values, in the dtypes capture recorded (fp32 activations).
@@ -141,6 +221,22 @@ class _Runner(fx.Interpreter):
         if not isinstance(got, torch.Tensor):
             return None
         return round(agreement(got, expected), 6)
+
+
+def _in_l1(tt: Any) -> bool:
+    try:
+        return str(tt.memory_config().buffer_type).rsplit(".", 1)[-1].upper() == "L1"
+    except Exception:  # a host-side ttnn tensor
+        return False
+
+
+@dataclass
+class _Tried:
+    """No rung of the ladder fitted: what was tried."""
+
+    tried: list[str]
+    verified: None = None
+    outputs: None = None
 
 
 def _val(a: Any) -> Any:
