@@ -409,7 +409,8 @@ def test_interrupted_and_killed_sweeps_resume_to_the_clean_result(clean_sweep, t
     out = tmp_path / "s"
     first, second = out / "siglip-tiny@56x56" / "run.json", out / "siglip-tiny@28x28" / "run.json"
 
-    proc = _sweep_proc(out, start_new_session=True)  # SIGKILL to the process group, as a crash
+    # -j 1: entry 2 must still be running when entry 1 is written (parallel workers finish together)
+    proc = _sweep_proc(out, "-j", "1", start_new_session=True)  # SIGKILL to the group, as a crash
     _wait_for(first, proc)
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait(30)
@@ -418,7 +419,7 @@ def test_interrupted_and_killed_sweeps_resume_to_the_clean_result(clean_sweep, t
                      proc.returncode, "(killed; resumed below)"))
 
     (second.parent / LOCK_NAME).unlink(missing_ok=True)  # so that the wait below sees a new writer
-    proc = _sweep_proc(out)  # reuses entry 1; interrupted while entry 2 runs
+    proc = _sweep_proc(out, "-j", "1")  # reuses entry 1; interrupted while entry 2 runs
     _wait_for(second.parent / LOCK_NAME, proc)
     sent = time.monotonic()
     proc.send_signal(signal.SIGINT)

@@ -9,7 +9,8 @@ the same arguments with torch tensors in place of device tensors go to the op's 
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from contextlib import contextmanager
+from typing import Any, Callable, Iterator
 
 import torch
 from torch.utils._pytree import tree_map
@@ -36,6 +37,16 @@ class DualOps:
         # Verdict runs only: with values to compute, a replayed call would have none.
         self._cache = cache if not emulate else None
         self._device, self._is_environment_error = device, is_environment_error
+
+    @contextmanager
+    def uncached(self) -> Iterator[None]:
+        """Calls whose allocations are measured run for real: a replayed call allocates its
+        outputs only, not its intermediates and circular buffers."""
+        cache, self._cache = self._cache, None
+        try:
+            yield
+        finally:
+            self._cache = cache
 
     def __getattr__(self, name: str) -> Callable[..., Any]:
         op = self._ttnn

@@ -75,7 +75,7 @@ def try_remedies(ctx: LoweringContext, node: fx.Node, args: tuple, kwargs: dict,
         with quiet_capture():
             ttnn.graph.begin_graph_capture(ttnn.graph.RunMode.NORMAL)
         try:
-            with ctx.placed(node.name, remedy):
+            with ctx.placed(node.name, remedy), ctx.ops.uncached():
                 if remedy.kind == "chunk":
                     out = _chunked(ctx, rule, node, fresh_args, fresh_kwargs, remedy.dim, remedy.chunks)
                 else:
