@@ -169,6 +169,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--device-timeout", type=_seconds, default=None, metavar="SECONDS",
                    help="bound on each device call; one that does not return stops the run as a "
                         "broken environment (default 300)")
+    p.add_argument("--ttnn-report", action="store_true",
+                   help="also write TT-NN's own report of the run (OUT/ttnn_report/db.sqlite, from "
+                        "its graph capture), the database ttnn-visualizer opens")
     p.add_argument("--out", type=Path, help="output directory (default: out/<model>)")
     p.set_defaults(handler=_cmd_run)
 
@@ -280,7 +283,8 @@ def _cmd_run(args) -> int:
 
         try:
             result = run_model(args.model, dev, options, memory=args.memory_config,
-                               values=args.values or "", min_block_size=args.min_block_size)
+                               values=args.values or "", min_block_size=args.min_block_size,
+                               ttnn_report=out if args.ttnn_report else None)
         except (KeyboardInterrupt, EnvironmentFault) as exc:
             partial = getattr(exc, "result", None)
             if partial is not None:  # keep what was computed, marked as stopped
@@ -290,6 +294,11 @@ def _cmd_run(args) -> int:
         doc = write_run(result, out, settings(result))
         print(run_summary_text(doc))
         print(f"wrote {out}/run.json (source of truth)")
+        report = doc.get("ttnn_report")
+        if report:
+            print(f"wrote {out}/{report['database']}: TT-NN's report of the run ({report['operations']} "
+                  f"operations, {report['buffers']} buffers) for ttnn-visualizer" if not report["error"]
+                  else f"fxport: note: no TT-NN report: {report['error']}")
         _render(out)
     return 0
 

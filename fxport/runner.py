@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import copy
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -25,6 +26,7 @@ from fxport.runtime.context import LoweringContext
 from fxport.runtime.devices import DeviceHandle
 from fxport.runtime.execute import execute
 from fxport.runtime.memory import explain_run, place_activations
+from fxport.runtime.ttnn_report import ttnn_report as capture_ttnn_report
 from fxport.runtime.verdict_cache import VerdictCache
 from fxport.tracing import trace
 
@@ -111,14 +113,15 @@ def run_compiled(compiled: Compiled, inputs: tuple, reference: Any, dev: DeviceH
                  varied: Any = None, analysis: MemoryAnalysis | None = None,
                  node_pcc: bool = True, capture: dict | None = None,
                  seconds: dict[str, float] | None = None,
-                 cache: VerdictCache | None = None) -> RunResult:
+                 cache: VerdictCache | None = None, ttnn_report: Path | None = None) -> RunResult:
     """Execute a compiled program on `dev`, compare its outputs with `reference` (the fp32 torch
     outputs, any pytree; None: not compared) leaf by leaf, `varied` (the reference on varied
     inputs) telling which comparisons mean something, and judge every node's memory against the
     device verdicts. A caller that runs the same program again passes its `records` and
     `analysis`, which depend on the shapes only. `capture` says how the graph was captured and
     `seconds` what the earlier stages took, for the result. `cache` answers repeated device calls
-    of a verdict run (fxport.runtime.verdict_cache).
+    of a verdict run (fxport.runtime.verdict_cache). `ttnn_report`: a folder to write TT-NN's own
+    report of the execution into (fxport.runtime.ttnn_report).
 
     Ctrl-C and a broken environment stop the run: the exception is re-raised with `exc.result`,
     the RunResult of the nodes run so far (`stopped` says why), so that it can still be saved."""
@@ -130,12 +133,15 @@ def run_compiled(compiled: Compiled, inputs: tuple, reference: Any, dev: DeviceH
         compiled.placement = placed.summary()
         seconds = {**(seconds or {}), "placement": time.perf_counter() - t}
         start = time.perf_counter()
+    if ttnn_report is not None:  # TT-NN's report records the calls made: none replayed from a cache
+        cache = None
     ctx = LoweringContext(dev, memory=memory, values=values, placement=compiled.plan.placement,
                           cache=cache)
     flat = flat_inputs(compiled.program, inputs, kwargs)
     leaves = input_leaves(inputs, kwargs)
+    report = None
     try:
-        with torch.no_grad():
+        with torch.no_grad(), capture_ttnn_report(ttnn_report, dev) as report:
             run = execute(compiled.parts.graph_module, flat, ctx, node_pcc=node_pcc)
     except (KeyboardInterrupt, EnvironmentFault) as exc:
         partial = getattr(exc, "partial", None)
@@ -156,8 +162,9 @@ def run_compiled(compiled: Compiled, inputs: tuple, reference: Any, dev: DeviceH
         checks = unchecked_outputs(outputs, "not compared on this call")
     else:
         checks = check_outputs(outputs, reference, varied)
-    return _result(compiled, leaves, outputs, dev, ctx, name, records, run.nodes, checks, capture,
-                   {**(seconds or {}), "execute": time.perf_counter() - start}, analysis, control)
+    result = _result(compiled, leaves, outputs, dev, ctx, name, records, run.nodes, checks, capture,
+                     {**(seconds or {}), "execute": time.perf_counter() - start}, analysis, control)
+    return replace(result, ttnn_report=report.to_dict() if report is not None else None)
 
 
 def _result(compiled: Compiled, inputs: tuple, outputs: Any, dev: DeviceHandle, ctx: LoweringContext,
@@ -191,19 +198,19 @@ def redraw_zero_weights(module: torch.nn.Module, std: float = 0.02) -> list[str]
 
 def run_model(spec: str, dev: DeviceHandle, inputs: InputOptions | Shape | None = None, memory: str = "dram",
               values: str = "", seed: int = 0, min_block_size: int = 1,
-              cache: VerdictCache | None = None) -> RunResult:
+              cache: VerdictCache | None = None, ttnn_report: Path | None = None) -> RunResult:
     """Build `spec` (a zoo name or module.path:callable) with its inputs and run it through TT-NN
     on `dev`: see `run_loaded`."""
     torch.manual_seed(seed)
     t = time.perf_counter()
     loaded = load_model(spec, inputs, device="meta" if values == "none" else "cpu")
     return run_loaded(loaded, dev, memory, values, min_block_size, build_seconds=time.perf_counter() - t,
-                      cache=cache)
+                      cache=cache, ttnn_report=ttnn_report)
 
 
 def run_loaded(loaded: LoadedModel, dev: DeviceHandle, memory: str = "dram", values: str = "",
                min_block_size: int = 1, build_seconds: float = 0.0,
-               cache: VerdictCache | None = None) -> RunResult:
+               cache: VerdictCache | None = None, ttnn_report: Path | None = None) -> RunResult:
     """Capture a built model and run it through TT-NN on `dev`.
 
     With values (the default: emulated on a mock, real on hardware) the model has real weights,
@@ -236,7 +243,7 @@ def run_loaded(loaded: LoadedModel, dev: DeviceHandle, memory: str = "dram", val
     return run_compiled(compiled, loaded.inputs, reference, dev, memory, loaded.name, values, cap.records,
                         loaded.kwargs, varied, capture=capture,
                         seconds={"build_capture": build_seconds, "plan_partition": plan_seconds},
-                        cache=cache)
+                        cache=cache, ttnn_report=ttnn_report)
 
 
 def _forward(loaded: LoadedModel, args: tuple, kwargs: dict) -> Any:

@@ -71,6 +71,7 @@ class RunResult:
     # torch.compile: outputs Python branches on, computed on the host (fxport.runner.HostControl)
     control_values: list[ControlValue] = field(default_factory=list)
     placement: dict | None = None  # `auto`: how the placement pass went (rounds, demoted nodes)
+    ttnn_report: dict | None = None  # `--ttnn-report`: TT-NN's own report database of the run
 
     @property
     def output_pcc(self) -> list[float | None]:
@@ -201,6 +202,7 @@ def run_document(result: RunResult) -> dict:
             for n in result.nodes if n.status == "fallback"],
         "memory": memory_document(result.memory_analysis),
         "placement": placement_share(result),
+        **({"ttnn_report": result.ttnn_report} if result.ttnn_report else {}),
         "partitions": [asdict(p) for p in result.partitions],
         "transfers": asdict(result.transfers),
         "nodes": [
