@@ -11,7 +11,7 @@ from tabulate import tabulate
 from fxport.durable import write_json, write_text
 from fxport.report.html import PLOTS_DIR
 from fxport.report.results import RunResult, run_document
-from fxport.report.tables import fmt_output_pcc, fmt_outputs_pcc
+from fxport.report.tables import fmt_output_pcc, fmt_outputs_pcc, fmt_remedy
 
 # What is rendered from a run.json (report.md by `fxport run`, the rest by `fxport report`): stale
 # once another run.json replaces it. Plots live in PLOTS_DIR.
@@ -76,15 +76,18 @@ def run_summary_text(doc: dict, top: int = 15) -> str:
             lines.append(f"... {more} more in run.json")
     mem = doc["memory"]
     if mem and mem["oom_nodes"]:
-        rows = [[o["node"], o["target"], o["severity"], f"{o['per_bank']:,} / {o['bank_size']:,}",
-                 o["cause"], "yes" if o["predicted"] else "no", o["observed"], o["remedy"][:60]]
+        rows = [[o["node"], o["target"], (o.get("allocator") or o.get("buffer") or "-")[:40],
+                 f"{o.get('peak') or o['per_bank']:,}",
+                 "-" if o.get("allocator_peak") is None else f"{o['allocator_peak']:,}", f"{o['bank_size']:,}",
+                 "OOM" if o["predicted"] else "fits", o["observed"], fmt_remedy(o)[:80]]
                 for o in mem["oom_nodes"][:top]]
         agreement = mem["agreement"]
         lines += ["", f"Out of memory under {mem['config']} ({len(mem['oom_nodes'])} nodes; model vs "
                       f"device: {agreement['agree']} agree, {agreement['predicted_only']} predicted only, "
                       f"{agreement['observed_only']} observed only):",
-                  tabulate(rows, headers=["node", "aten op", "severity", "B per bank / bank size",
-                                          "cause", "predicted", "device", "remedy"], tablefmt="simple")]
+                  tabulate(rows, headers=["node", "aten op", "failing buffer", "peak/bank (model)",
+                                          "peak/bank (allocator)", "bank size", "model", "device", "remedy"],
+                           tablefmt="simple")]
     if doc["partitions"]:
         parts = sorted(doc["partitions"], key=lambda p: -p["op_count"])
         rows = [[p["name"], p["op_count"], len(p["inputs"]), len(p["outputs"])] for p in parts[:top]]

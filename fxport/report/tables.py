@@ -119,13 +119,23 @@ def fallback_rows(run: dict, width: int = 160) -> Rows:
     return ["node", "aten op", "module", "kind", "repeat", "error"], rows
 
 
+def fmt_remedy(o: dict) -> str:
+    """The remedy, marked verified when the device re-ran the node with it and the allocator took it."""
+    if not o["remedy"]:
+        return "-"
+    return f"{o['remedy']} ({'verified on the device' if o.get('remedy_verified') else 'not verified'})"
+
+
 def oom_rows(run: dict) -> Rows:
-    """Why each OOM node does not fit: the fullest bank's need against the bank size."""
-    rows = [[o["node"], o["target"], o["config"], fmt_bytes(o["per_bank"]), fmt_bytes(o["bank_size"]),
+    """Why each OOM node does not fit: the failing buffer, the memory model's peak per bank beside
+    the allocator's (from its error), the bank size, and the verified remedy."""
+    rows = [[o["node"], o["target"], o["config"], o.get("buffer") or "-", o.get("allocator") or "-",
+             fmt_bytes(o.get("peak") or o["per_bank"]), fmt_bytes(o.get("allocator_peak")), fmt_bytes(o["bank_size"]),
              o["severity"], o["cause"], o["padding"], "OOM" if o["predicted"] else "fits", o["observed"],
-             o["remedy"]] for o in (run["memory"] or {}).get("oom_nodes", [])]
-    return ["node", "aten op", "config", "need per bank", "bank size", "severity", "cause", "padding",
-            "memory model (predicted)", "device verdict (real)", "remedy"], rows
+             fmt_remedy(o)] for o in (run["memory"] or {}).get("oom_nodes", [])]
+    return ["node", "aten op", "config", "failing buffer (model)", "failing buffer (allocator)",
+            "peak per bank (model, predicted)", "peak per bank (allocator, real)", "bank size", "severity",
+            "cause", "padding", "memory model (predicted)", "device verdict (real)", "remedy"], rows
 
 
 def oom_shape_rows(run: dict) -> Rows:
@@ -244,7 +254,8 @@ def write_nodes_csv(run: dict, path: Path) -> Path:
 
 OOM_FIELDS = ["node", "target", "module", "repeat", "config", "inputs", "outputs", "resident_bytes",
               "logical_bytes", "per_bank", "bank_size", "banks", "severity", "cause", "padding",
-              "remedy", "predicted", "observed"]
+              "remedy", "remedy_verified", "predicted", "observed", "buffer", "allocator", "peak",
+              "allocator_peak", "disagreement"]
 
 
 def write_oom_csv(run: dict, path: Path) -> Path:
