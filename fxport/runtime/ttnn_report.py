@@ -13,7 +13,10 @@ only the tensors Python frees there.
 
 `VISUALIZER_COLUMNS` lists what ttnn-visualizer 0.108.0 reads (its `queries.py` selects these
 columns of these tables through its dataclass models); a database missing any is reported, since
-the visualizer would then show defaults instead of the run's figures.
+the visualizer would then show defaults instead of the run's figures. Checked on 2026-12-02 with
+ttnn-visualizer 0.108.0 itself, in a venv of its own (installing it into fxport's would downgrade
+matplotlib, pandas and pydantic, so it is not an extra): its `DatabaseQueries` read the operations,
+buffers, tensors, devices, arguments and buffer totals of a run's db.sqlite.
 """
 
 from __future__ import annotations
