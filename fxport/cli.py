@@ -312,6 +312,7 @@ def _cmd_sweep(args) -> int:
     from tabulate import tabulate
 
     from fxport.capture.loader import parse_shape
+    from fxport.report.tables import fmt_agreement, fmt_l1_share
     from fxport.runtime.verdict_cache import default_cache_dir
     from fxport.sweep import Fleet, run_sweep, sweep_items
 
@@ -331,9 +332,11 @@ def _cmd_sweep(args) -> int:
         rows = [[e["key"], e["status"], e["coverage"]["total"] if e["coverage"] else "",
                  f"{e['coverage']['planned_pct']:.1f}" if e["coverage"] else "",
                  f"{e['coverage']['device_pct']:.1f}" if e["coverage"] else "",
-                 e["fallbacks"], e["oom_nodes"], e["error"][:70]] for e in doc["entries"]]
+                 e["fallbacks"], e["oom_nodes"], fmt_agreement(e.get("memory_agreement")),
+                 fmt_l1_share(e.get("l1_share")), e["error"][:70]] for e in doc["entries"]]
         print(tabulate(rows, headers=["entry", "status", "nodes", "lowered %", "on device %",
-                                      "fallbacks", "OOM nodes", "error"]))
+                                      "fallbacks", "OOM nodes", "model = allocator", "L1 share (bytes / nodes)",
+                                      "error"]))
         print(_sweep_timing_text(done.timing))
         print(f"wrote {out}/sweep.json, {out}/timing.json")
         _render(out)

@@ -85,7 +85,7 @@ def _failed(item: SweepItem, error: str, status: str = "failed") -> dict:
     return {"key": item.key, "model": item.model, "input_shape": list(item.input_shape),
             "status": status, "error": error, "run": None, "coverage": None,
             "coverage_by_family": None, "coverage_by_module": None, "fallbacks": 0,
-            "oom_nodes": 0, "unsupported_ops": 0, "output_pcc": []}
+            "oom_nodes": 0, "unsupported_ops": 0, "output_pcc": [], "memory_agreement": None, "l1_share": None}
 
 
 def entry(item: SweepItem, doc: dict) -> dict:
@@ -97,7 +97,25 @@ def entry(item: SweepItem, doc: dict) -> dict:
             "coverage_by_module": doc["coverage_by_module"],
             "fallbacks": sum(f["repeat"] for f in doc["fallbacks"]),
             "oom_nodes": len(memory.get("oom_nodes", [])),
-            "unsupported_ops": len(doc["unsupported"]), "output_pcc": doc["output_pcc"]}
+            "unsupported_ops": len(doc["unsupported"]), "output_pcc": doc["output_pcc"],
+            "memory_agreement": memory_agreement(memory), "l1_share": l1_share(doc)}
+
+
+def memory_agreement(memory: dict) -> dict | None:
+    """Nodes where the memory model and the allocator agree, of those both judged."""
+    a = memory.get("agreement") or {}
+    if not isinstance(a.get("agree"), int):
+        return None
+    judged = a["agree"] + a.get("predicted_only", 0) + a.get("observed_only", 0)
+    return {"agree": a["agree"], "judged": judged, "share": round(a["agree"] / judged, 4) if judged else None}
+
+
+def l1_share(doc: dict) -> dict | None:
+    """The share of the device nodes' activation bytes, and of the nodes, kept in L1."""
+    p = doc.get("placement") or {}
+    if "l1_byte_share" not in p:
+        return None
+    return {"bytes": p["l1_byte_share"], "nodes": p.get("l1_node_share")}
 
 
 def blocking_matrix(runs: dict[str, dict]) -> dict[str, dict[str, int]]:

@@ -23,13 +23,22 @@ def test_sweep_keeps_going_records_failures_and_resumes(tmp_path, capsys):
 
 
 def test_sweep_command_renders_reports(tmp_path, capsys):
-    rc = main(["sweep", "resnet50", "--input-shape", "1,3,32,32", "--memory-config", "l1",
+    rc = main(["sweep", "resnet50", "--input-shape", "1,3,32,32", "--memory-config", "auto",
                "--out", str(tmp_path)])
     assert rc == 0
     for name in ("sweep.json", "index.md", "sweep.csv", "blocking_matrix.csv", "resnet50@32x32/report.md"):
         assert (tmp_path / name).exists(), name
     assert not list(tmp_path.rglob("*.html"))  # built on demand by `fxport report`
-    assert "resnet50@32x32" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "resnet50@32x32" in out and "L1 share (bytes / nodes)" in out
+    # auto: the memory model judged against the allocator, and the L1-resident share, per entry
+    (e,) = json.loads((tmp_path / "sweep.json").read_text())["entries"]
+    assert e["oom_nodes"] == 0 and e["coverage"]["fallback"] == 0
+    agreement, share = e["memory_agreement"], e["l1_share"]
+    assert agreement["judged"] == e["coverage"]["on_device"] and agreement["agree"] == agreement["judged"]
+    assert 0 < share["bytes"] <= 1 and 0 < share["nodes"] <= 1  # a 32x32 ResNet fits L1 in part at least
+    index = (tmp_path / "index.md").read_text()
+    assert "memory model = allocator" in index and "L1 share" in index
     assert main(["report", str(tmp_path)]) == 0
     assert (tmp_path / "index.html").exists() and (tmp_path / "resnet50@32x32" / "report.html").exists()
     assert (tmp_path / "plots" / "coverage.png").exists()

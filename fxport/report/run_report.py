@@ -62,6 +62,7 @@ def run_summary_text(doc: dict, top: int = 15) -> str:
         *_pcc_lines(doc, top),
         f"transfers: {doc['transfers']['to_device']} to device, {doc['transfers']['to_host']} to host, "
         f"{doc['transfers']['layout_changes']} layout changes; {len(doc['partitions'])} device partitions",
+        *_memory_lines(doc),
     ]
     if doc["unsupported"]:
         rows = [[u["target"], u["count"], "; ".join(u["reasons"])[:90]] for u in doc["unsupported"][:top]]
@@ -94,6 +95,27 @@ def run_summary_text(doc: dict, top: int = 15) -> str:
         lines += ["", "Device partitions (largest first):",
                   tabulate(rows, headers=["partition", "ops", "inputs", "outputs"], tablefmt="simple")]
     return "\n".join(lines)
+
+
+def _memory_lines(doc: dict) -> list[str]:
+    """The memory model against the allocator, and (L1 or auto) the activations kept in L1."""
+    lines = []
+    agreement = (doc.get("memory") or {}).get("agreement")
+    if agreement:
+        judged = agreement["agree"] + agreement["predicted_only"] + agreement["observed_only"]
+        lines.append(f"memory model vs allocator, node by node: {agreement['agree']} of {judged} agree"
+                     + (f" ({100 * agreement['agree'] / judged:.1f}%)" if judged else "")
+                     + f", {agreement['predicted_only']} predicted only, {agreement['observed_only']} observed only")
+    share = doc.get("placement") or {}
+    if doc["memory_config"] != "dram" and share.get("device_nodes"):
+        plan = share.get("plan") or {}
+        lines.append(f"activations in L1: {100 * (share['l1_byte_share'] or 0):.1f}% of their bytes, "
+                     f"{100 * (share['l1_node_share'] or 0):.1f}% of device nodes ({share['l1_nodes']} of "
+                     f"{share['device_nodes']})"
+                     + (f"; placement took {plan['rounds']} rounds, {plan['demoted']} nodes kept out of L1 "
+                        "to make room" if plan else "")
+                     + (f"; {len(share['remedies_applied'])} remedies applied" if share.get("remedies_applied") else ""))
+    return lines
 
 
 def _pcc_lines(doc: dict, top: int) -> list[str]:

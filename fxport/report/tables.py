@@ -123,7 +123,9 @@ def fmt_remedy(o: dict) -> str:
     """The remedy, marked verified when the device re-ran the node with it and the allocator took it."""
     if not o["remedy"]:
         return "-"
-    return f"{o['remedy']} ({'verified on the device' if o.get('remedy_verified') else 'not verified'})"
+    if o.get("remedy_verified"):
+        return o["remedy"] if "verified" in o["remedy"] else f"{o['remedy']} (verified on the device)"
+    return f"{o['remedy']} (NOT verified)"
 
 
 def oom_rows(run: dict) -> Rows:
@@ -182,9 +184,26 @@ def overview_rows(sweep: dict, link) -> Rows:
                      c.get("fallback", "-"), c.get("host", "-"), c.get("not_run", "-"),
                      e["oom_nodes"] if e["status"] == "ok" else "-",
                      e["unsupported_ops"] if e["status"] == "ok" else "-",
+                     fmt_agreement(e.get("memory_agreement")), fmt_l1_share(e.get("l1_share")),
                      fmt_pcc(e["output_pcc"]) if e["status"] == "ok" else "-", e["error"]])
     return ["entry", "input", "status", "aten nodes", "lowered %", "on device %", "fell back",
-            "host", "not run", "OOM nodes", "ops declined", "output PCC", "error"], rows
+            "host", "not run", "OOM nodes", "ops declined", "memory model = allocator",
+            "L1 share (bytes / nodes)", "output PCC", "error"], rows
+
+
+def fmt_agreement(a: dict | None) -> str:
+    """Memory model vs allocator, node by node: share and counts."""
+    if not isinstance(a, dict) or not a.get("judged"):
+        return "-"
+    return f"{fmt_pct(100 * a['agree'] / a['judged'])} ({a['agree']}/{a['judged']})"
+
+
+def fmt_l1_share(s: dict | None) -> str:
+    """The activations a run kept in L1: share of bytes / share of device nodes."""
+    if not isinstance(s, dict) or s.get("bytes") is None:
+        return "-"
+    nodes = s.get("nodes")
+    return f"{fmt_pct(100 * s['bytes'])} / {'-' if nodes is None else fmt_pct(100 * nodes)}"
 
 
 def ok_keys(sweep: dict) -> list[str]:
