@@ -193,16 +193,17 @@ def overview_rows(sweep: dict, link) -> Rows:
 
 def fmt_agreement(a: dict | None) -> str:
     """Memory model vs allocator, node by node: share and counts."""
-    if not isinstance(a, dict) or not a.get("judged"):
-        return "-"
+    if not isinstance(a, dict) or not all(isinstance(a.get(k), int) for k in ("agree", "judged")) or not a["judged"]:
+        return "-"  # absent (an older sweep, a failed entry) or damaged
     return f"{fmt_pct(100 * a['agree'] / a['judged'])} ({a['agree']}/{a['judged']})"
 
 
 def fmt_l1_share(s: dict | None) -> str:
     """The activations a run kept in L1: share of bytes / share of device nodes."""
-    if not isinstance(s, dict) or s.get("bytes") is None:
+    number = (int, float)
+    if not isinstance(s, dict) or not isinstance(s.get("bytes"), number):
         return "-"
-    nodes = s.get("nodes")
+    nodes = s.get("nodes") if isinstance(s.get("nodes"), number) else None
     return f"{fmt_pct(100 * s['bytes'])} / {'-' if nodes is None else fmt_pct(100 * nodes)}"
 
 
