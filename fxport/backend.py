@@ -17,6 +17,9 @@ runs the device on every call with that shape. Options:
                     shape (default), "every" call, or "never"
     max_shapes      shape signatures kept planned per graph (default 8; the least recently used
                     is dropped and planned again if it returns)
+    passes          graph passes: "all" (default), "none", or names (a list or comma-separated)
+    no_pass         pass names to leave out (a list)
+    weights         dtype of conv and linear weights on the device, "bfloat16" or "bfloat8_b"
 
 Values that decide Python control flow: a graph output that is a bool tensor or a 0-d tensor
 goes back to Python, which branches on it (`if x.sum() > 0:` breaks the graph there). The device
@@ -44,10 +47,11 @@ from typing import Any
 import torch
 from torch import fx
 
-from fxport.capture.records import OpRecord, records_from_graph
+from fxport.capture.records import OpRecord
 from fxport.durable import write_json
 from fxport.errors import FxportError
 from fxport.memory.analysis import MemoryAnalysis
+from fxport.passes import select
 from fxport.report.results import RunResult
 from fxport.report.run_report import write_run
 from fxport.runner import Compiled, compile_program, run_compiled
@@ -60,7 +64,8 @@ results: deque[RunResult] = deque(maxlen=RESULTS_KEPT)  # the latest calls' resu
 
 CHECKS = ("first", "every", "never")
 _OPTION_VALUES = {"device": ("auto", "mock", "hardware"), "arch": (None, "n150", "p150"),
-                  "memory_config": ("dram", "l1", "auto"), "check": CHECKS}
+                  "memory_config": ("dram", "l1", "auto"), "check": CHECKS,
+                  "weights": ("bfloat16", "bfloat8_b")}
 
 
 @dataclass(frozen=True)
@@ -72,6 +77,9 @@ class BackendOptions:
     min_block_size: int = 1
     check: str = "first"
     max_shapes: int = 8
+    passes: str | tuple[str, ...] = "all"
+    no_pass: tuple[str, ...] = ()
+    weights: str = "bfloat16"
 
     @classmethod
     def parse(cls, options: dict | None) -> "BackendOptions":
@@ -92,7 +100,16 @@ class BackendOptions:
                 raise FxportError(f"fxport backend option {name}={value!r}: expected an integer >= 1")
         if options.get("out") is not None and not isinstance(options["out"], (str, Path)):
             raise FxportError(f"fxport backend option out={options['out']!r}: expected a directory path")
-        return cls(**options)
+        if not isinstance(options.get("passes", ""), str):
+            options["passes"] = tuple(options["passes"])
+        options["no_pass"] = tuple(options.get("no_pass", ()))
+        opts = cls(**options)
+        select(opts.passes, opts.no_pass)  # unknown names: one clear error now, not at first call
+        return opts
+
+    @property
+    def selected_passes(self) -> tuple[str, ...]:
+        return select(self.passes, self.no_pass)
 
 
 @dataclass(frozen=True)
@@ -189,7 +206,8 @@ class _CompiledGraph:
         result = run_compiled(state.compiled, inputs, reference, _session_device(self.opts),
                               self.opts.memory_config, f"{self.label}/{state.label}",
                               records=state.records, varied=varied, analysis=state.analysis,
-                              node_pcc=check, capture=self.capture)
+                              node_pcc=check, capture=self.capture,
+                              weights=self.opts.weights)
         state.analysis = result.memory_analysis
         results.append(result)
         if self.opts.out and (check or state.calls == 0):
@@ -208,8 +226,9 @@ class _CompiledGraph:
             return state
         program = export(_specialize_scalars(self.gm, {i: inputs[i].item() for i in self.wrapped_scalars}),
                          inputs)
-        compiled = compile_program(program, self.opts.min_block_size, host_control=True)
-        state = _ShapeState(f"shape{self.planned}", compiled, records_from_graph(program.graph))
+        compiled = compile_program(program, self.opts.min_block_size, host_control=True,
+                                   passes=self.opts.selected_passes, memory=self.opts.memory_config)
+        state = _ShapeState(f"shape{self.planned}", compiled, compiled.records)
         self.planned += 1
         self.shapes[signature] = state
         while len(self.shapes) > self.opts.max_shapes:

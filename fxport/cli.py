@@ -133,6 +133,20 @@ class _Parser(argparse.ArgumentParser):
         raise SystemExit(EXIT_USER)
 
 
+def _pass_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--passes", default="all",
+                   help="graph passes to run: all (default), none, or a comma-separated list of "
+                        "noops, batchnorm, activations, layout")
+    p.add_argument("--no-pass", action="append", default=[], metavar="NAME",
+                   help="leave out one graph pass (repeatable)")
+
+
+def _selected_passes(args) -> tuple[str, ...]:
+    from fxport.passes import select
+
+    return select(args.passes, args.no_pass)
+
+
 def _parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--debug", action="store_true", help="show tracebacks")
@@ -173,6 +187,9 @@ def _parser() -> argparse.ArgumentParser:
                    help="also write TT-NN's own report of the run (OUT/ttnn_report/db.sqlite, from "
                         "its graph capture), the database ttnn-visualizer opens")
     p.add_argument("--out", type=Path, help="output directory (default: out/<model>)")
+    _pass_options(p)
+    p.add_argument("--weights", choices=["bfloat16", "bfloat8_b"], default="bfloat16",
+                   help="dtype of conv and linear weights on the device (default bfloat16)")
     p.set_defaults(handler=_cmd_run)
 
     p = sub.add_parser("sweep", parents=[common], help="run the zoo (or MODELS) x resolutions and write reports")
@@ -206,6 +223,7 @@ def _parser() -> argparse.ArgumentParser:
                    help="verdict cache shared across entries and runs (default "
                         "$FXPORT_CACHE/verdicts); used by verdict runs only (--values none)")
     p.add_argument("--no-cache", action="store_true", help="run every device call (no verdict cache)")
+    _pass_options(p)
     p.set_defaults(handler=_cmd_sweep)
 
     p = sub.add_parser("report", parents=[common], help="render a run or sweep directory (Markdown, HTML, CSV)")
@@ -227,6 +245,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--arch", choices=["n150", "p150"], default="n150")
     p.add_argument("--pcc", type=_pcc, default=0.99, help="PCC every case must reach, in (0, 1] (default 0.99)")
     p.add_argument("--out", type=Path, default=Path("out/op-tests"), help="suite directory")
+    _pass_options(p)
     p.set_defaults(handler=_cmd_gen_tests)
 
     p = sub.add_parser("ops", parents=[common], help="print the aten -> TT-NN mapping table")
@@ -267,9 +286,10 @@ def _cmd_run(args) -> int:
         from fxport.report.run_report import run_summary_text, write_run
         from fxport.runner import run_model
         from fxport.runtime.devices import open_session_device
-        from fxport.settings import run_settings
+        from fxport.settings import pass_settings, run_settings
 
         options, given = _input_options(args), _input_args(args)
+        passes = _selected_passes(args)
         shape = options.shape
         dev = open_session_device(args.device, args.arch, timeout=args.device_timeout)
         _say_repairs(dev)
@@ -279,12 +299,14 @@ def _cmd_run(args) -> int:
             # Inputs given as --input/--inputs are keyed by those options, not by a shape.
             full = shape or (() if given else result.inputs[0].spec.shape if result.inputs else ())
             return run_settings(args.model, full, dev.kind, args.arch, args.memory_config,
-                                args.values or "", args.min_block_size, inputs=given)
+                                args.values or "", args.min_block_size,
+                                passes=pass_settings(passes, args.weights), inputs=given)
 
         try:
             result = run_model(args.model, dev, options, memory=args.memory_config,
                                values=args.values or "", min_block_size=args.min_block_size,
-                               ttnn_report=out if args.ttnn_report else None)
+                               ttnn_report=out if args.ttnn_report else None,
+                               passes=passes, weights=args.weights)
         except (KeyboardInterrupt, EnvironmentFault) as exc:
             partial = getattr(exc, "result", None)
             if partial is not None:  # keep what was computed, marked as stopped
@@ -327,7 +349,8 @@ def _cmd_sweep(args) -> int:
     with output_dir(args.out, "fxport sweep") as out:
         done = run_sweep(items, out, args.device, args.arch, args.memory_config, args.values,
                          resume=not args.no_resume, timeout=args.timeout,
-                         device_timeout=args.device_timeout, fleet=fleet)
+                         device_timeout=args.device_timeout, fleet=fleet,
+                         passes=_selected_passes(args))
         doc = done.doc
         rows = [[e["key"], e["status"], e["coverage"]["total"] if e["coverage"] else "",
                  f"{e['coverage']['planned_pct']:.1f}" if e["coverage"] else "",
@@ -417,11 +440,12 @@ def _cmd_compare(args) -> int:
 
 def _cmd_gen_tests(args) -> int:
     from fxport.tracing import trace_model
-    from fxport.testgen import collect, describe_suite, generate
+    from fxport.testgen import collect, describe_suite, generate, optimized_capture
 
     import fxport_models
 
     options = _input_options(args)
+    passes = _selected_passes(args)
     names = args.sources or [e.name for e in fxport_models.entries() if "zoo" in e.tags]
     with output_dir(args.out, "fxport gen-tests") as out:
         sources = []
@@ -430,7 +454,7 @@ def _cmd_gen_tests(args) -> int:
             if path.exists():
                 sources.append(path)
             else:
-                sources.append(trace_model(name, options))
+                sources.append(optimized_capture(trace_model(name, options), passes))
                 print(f"traced {name}", file=sys.stderr)
         cases = collect(*sources)
         written = generate(cases, out, memory=args.memory_config, arch=args.arch, pcc=args.pcc)
@@ -450,8 +474,10 @@ def _cmd_ops(args) -> int:
     rows = [[target_name(t), r.ttnn, r.family, r.conditions]
             for t, r in ((t, REGISTRY.rules[t]) for t in REGISTRY.targets())
             if not args.family or r.family == args.family]
-    print(tabulate(rows, headers=["aten overload", "ttnn", "family", "conditions"], tablefmt="simple"))
-    print(f"{len(rows)} aten overloads")
+    print(tabulate(rows, headers=["overload", "ttnn", "family", "conditions"], tablefmt="simple"))
+    own = sum(1 for row in rows if row[0].startswith("fxport."))
+    print(f"{len(rows) - own} aten overloads")
+    print(f"{own} fxport ops (fused and channels-last forms the graph passes introduce)")
     return 0
 
 

@@ -15,14 +15,15 @@ from torch.export.graph_signature import OutputKind
 
 from fxport.capture.loader import InputOptions, LoadedModel, Shape, load_model
 from fxport.capture.pytrees import forward_signature, input_leaves, register_dataclasses
-from fxport.capture.records import OpRecord, records_from_graph
+from fxport.capture.records import OpRecord
 from fxport.errors import CaptureError, EnvironmentFault, FxportError
 from fxport.memory.analysis import MemoryAnalysis
 from fxport.partition import Partitioned, partition
+from fxport.passes import PASS_NAMES, Optimized, constants_of, records_after, run_passes
 from fxport.plan import Plan, plan_graph
 from fxport.report.results import DeviceInfo, RunResult
 from fxport.runtime.accuracy import ControlValue, check_outputs, unchecked_outputs, vary_inputs
-from fxport.runtime.context import LoweringContext
+from fxport.runtime.context import DeviceConstants, LoweringContext
 from fxport.runtime.devices import DeviceHandle
 from fxport.runtime.execute import execute
 from fxport.runtime.memory import explain_run, place_activations
@@ -89,21 +90,32 @@ def _decides_control(node: Any) -> bool:
 
 @dataclass
 class Compiled:
-    """An exported program with its plan and partitions: what repeated runs reuse."""
+    """An exported program after the graph passes, with its plan and partitions, and the device
+    copies of its constants: what repeated runs reuse."""
 
     program: torch.export.ExportedProgram
+    optimized: Optimized
     plan: Plan
     parts: Partitioned
+    records: list[OpRecord]  # of the optimized graph: what the memory model sizes
+    constants: DeviceConstants  # made by the first run, reused by every later one
     control: HostControl | None = None  # outputs computed on the host (torch.compile graphs)
     placement: dict | None = None  # `auto`: how the placement went (fxport.memory.placement summary)
+    captured_nodes: int = 0  # aten nodes as captured, counting a folded capture's repeats (0: unknown)
+    runs: int = 0
 
 
 def compile_program(program: torch.export.ExportedProgram, min_block_size: int = 1,
-                    host_control: bool = False) -> Compiled:
-    """Plan and partition `program`; with `host_control`, its bool and 0-d outputs (values Python
-    branches on) are computed on the host on every run, see HostControl."""
-    plan = plan_graph(program.graph)
-    return Compiled(program, plan, partition(program.graph_module, plan, min_block_size),
+                    host_control: bool = False, passes: tuple[str, ...] = PASS_NAMES,
+                    memory: str = "dram", repeats: dict[str, int] | None = None) -> Compiled:
+    """Graph passes, plan and partition `program`. With `host_control`, its bool and 0-d outputs
+    (values Python branches on) are computed on the host on every run, see HostControl.
+    `repeats`: the capture's folded calls (records count them)."""
+    optimized = run_passes(program.graph_module, constants_of(program), passes, memory)
+    plan = plan_graph(optimized.graph_module.graph)
+    parts = partition(optimized.graph_module, plan, min_block_size)
+    return Compiled(program, optimized, plan, parts, records_after(optimized, repeats=repeats),
+                    DeviceConstants(optimized.constants.values()),
                     HostControl.of(program) if host_control else None)
 
 
@@ -113,19 +125,24 @@ def run_compiled(compiled: Compiled, inputs: tuple, reference: Any, dev: DeviceH
                  varied: Any = None, analysis: MemoryAnalysis | None = None,
                  node_pcc: bool = True, capture: dict | None = None,
                  seconds: dict[str, float] | None = None,
-                 cache: VerdictCache | None = None, ttnn_report: Path | None = None) -> RunResult:
+                 cache: VerdictCache | None = None, weights: str = "bfloat16",
+                 ttnn_report: Path | None = None) -> RunResult:
     """Execute a compiled program on `dev`, compare its outputs with `reference` (the fp32 torch
     outputs, any pytree; None: not compared) leaf by leaf, `varied` (the reference on varied
     inputs) telling which comparisons mean something, and judge every node's memory against the
     device verdicts. A caller that runs the same program again passes its `records` and
     `analysis`, which depend on the shapes only. `capture` says how the graph was captured and
     `seconds` what the earlier stages took, for the result. `cache` answers repeated device calls
-    of a verdict run (fxport.runtime.verdict_cache). `ttnn_report`: a folder to write TT-NN's own
-    report of the execution into (fxport.runtime.ttnn_report).
+    of a verdict run (fxport.runtime.verdict_cache). The ttnn calls are counted per inference;
+    constants' uploads (`weights`: their dtype) happen on the first run only. `ttnn_report`: a
+    folder to write TT-NN's own report of the execution into (fxport.runtime.ttnn_report).
 
     Ctrl-C and a broken environment stop the run: the exception is re-raised with `exc.result`,
     the RunResult of the nodes run so far (`stopped` says why), so that it can still be saved."""
     start = time.perf_counter()
+    if not compiled.runs:  # a model starts from a device no other model's programs occupy
+        dev.release_programs()
+    compiled.runs += 1
     if memory == "auto" and compiled.placement is None:
         t = time.perf_counter()
         placed = place_activations(compiled.parts.graph_module, dev)
@@ -136,7 +153,7 @@ def run_compiled(compiled: Compiled, inputs: tuple, reference: Any, dev: DeviceH
     if ttnn_report is not None:  # TT-NN's report records the calls made: none replayed from a cache
         cache = None
     ctx = LoweringContext(dev, memory=memory, values=values, placement=compiled.plan.placement,
-                          cache=cache)
+                          cache=cache, constants=compiled.constants, weights=weights)
     flat = flat_inputs(compiled.program, inputs, kwargs)
     leaves = input_leaves(inputs, kwargs)
     report = None
@@ -172,16 +189,25 @@ def _result(compiled: Compiled, inputs: tuple, outputs: Any, dev: DeviceHandle, 
             seconds: dict[str, float], analysis: MemoryAnalysis | None = None,
             control: list[ControlValue] | None = None, stopped: str = "") -> RunResult:
     device = DeviceInfo(dev.kind, dev.arch, dev.banks)
-    records = records if records is not None else records_from_graph(compiled.program.graph)
+    records = records if records is not None else compiled.records
     if analysis is None and not stopped:  # a stopped run may hold a wedged device: no captures
         t = time.perf_counter()
         analysis = explain_run(compiled.parts.graph_module, records, dev, ctx.memory, nodes,
                                placement=lambda n: ctx.memory_of(n.name))
         seconds["memory_analysis"] = time.perf_counter() - t
+    optimized = compiled.optimized
+    calls = ctx.calls.copy()
+    repeats = {r.node: r.repeat for r in records}
+    for n in nodes:  # nodes a folded capture traced once run `repeat` times per inference
+        if n.calls is not None and repeats.get(n.node, 1) > 1:
+            calls.repeated(n.calls, repeats[n.node] - 1)
+    seconds.update(passes=optimized.seconds, fold_constants=optimized.fold_seconds)
     return RunResult(name, inputs, device, ctx.memory, ctx.values, compiled.plan, compiled.parts.partitions,
                      nodes, checks, ctx.transfers, records, analysis, capture or {}, seconds=seconds,
                      outputs=outputs, stopped=stopped, control_values=control or [],
-                     placement=compiled.placement)
+                     placement=compiled.placement, passes=optimized.passes, pass_records=optimized.records,
+                     captured_nodes=compiled.captured_nodes or optimized.nodes_before, calls=calls,
+                     weights=ctx.weights)
 
 
 def redraw_zero_weights(module: torch.nn.Module, std: float = 0.02) -> list[str]:
@@ -198,19 +224,23 @@ def redraw_zero_weights(module: torch.nn.Module, std: float = 0.02) -> list[str]
 
 def run_model(spec: str, dev: DeviceHandle, inputs: InputOptions | Shape | None = None, memory: str = "dram",
               values: str = "", seed: int = 0, min_block_size: int = 1,
-              cache: VerdictCache | None = None, ttnn_report: Path | None = None) -> RunResult:
+              cache: VerdictCache | None = None, passes: tuple[str, ...] = PASS_NAMES,
+              weights: str = "bfloat16",
+              ttnn_report: Path | None = None) -> RunResult:
     """Build `spec` (a zoo name or module.path:callable) with its inputs and run it through TT-NN
     on `dev`: see `run_loaded`."""
     torch.manual_seed(seed)
     t = time.perf_counter()
     loaded = load_model(spec, inputs, device="meta" if values == "none" else "cpu")
     return run_loaded(loaded, dev, memory, values, min_block_size, build_seconds=time.perf_counter() - t,
-                      cache=cache, ttnn_report=ttnn_report)
+                      cache=cache, passes=passes, weights=weights, ttnn_report=ttnn_report)
 
 
 def run_loaded(loaded: LoadedModel, dev: DeviceHandle, memory: str = "dram", values: str = "",
                min_block_size: int = 1, build_seconds: float = 0.0,
-               cache: VerdictCache | None = None, ttnn_report: Path | None = None) -> RunResult:
+               cache: VerdictCache | None = None, passes: tuple[str, ...] = PASS_NAMES,
+               weights: str = "bfloat16",
+               ttnn_report: Path | None = None) -> RunResult:
     """Capture a built model and run it through TT-NN on `dev`.
 
     With values (the default: emulated on a mock, real on hardware) the model has real weights,
@@ -218,7 +248,8 @@ def run_loaded(loaded: LoadedModel, dev: DeviceHandle, memory: str = "dram", val
     PCCs mean something), and every call is traced (the graph must compute). With
     `values="none"` the model is on meta and captured like `fxport trace` (repeated calls
     folded): a verdict run for full-size models, with no weights in memory; `cache` (verdict
-    runs only) replays device calls judged before.
+    runs only) replays device calls judged before. `passes` rewrite the captured graph before
+    it is planned; `weights` is the dtype of constant conv and linear weights on the device.
     """
     t = time.perf_counter()
     verdict_only = values == "none"
@@ -237,13 +268,15 @@ def run_loaded(loaded: LoadedModel, dev: DeviceHandle, memory: str = "dram", val
     program = cap.graphs[0].program
     build_seconds += time.perf_counter() - t
     t = time.perf_counter()
-    compiled = compile_program(program, min_block_size)
-    plan_seconds = time.perf_counter() - t
+    compiled = compile_program(program, min_block_size, passes=passes, memory=memory, repeats=cap.repeats)
+    compiled.captured_nodes = cap.node_count
+    plan_seconds = time.perf_counter() - t - compiled.optimized.seconds - compiled.optimized.fold_seconds
     capture = {"method": cap.method, "complete": cap.complete, "problems": [p.to_dict() for p in cap.problems]}
-    return run_compiled(compiled, loaded.inputs, reference, dev, memory, loaded.name, values, cap.records,
+    return run_compiled(compiled, loaded.inputs, reference, dev, memory, loaded.name, values, None,
                         loaded.kwargs, varied, capture=capture,
-                        seconds={"build_capture": build_seconds, "plan_partition": plan_seconds},
-                        cache=cache, ttnn_report=ttnn_report)
+                        seconds={"build_capture": build_seconds, "capture": cap.seconds,
+                                 "plan_partition": plan_seconds},
+                        cache=cache, weights=weights, ttnn_report=ttnn_report)
 
 
 def _forward(loaded: LoadedModel, args: tuple, kwargs: dict) -> Any:

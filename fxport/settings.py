@@ -70,6 +70,12 @@ def run_settings(model: str, input_shape: list[int] | tuple[int, ...], device: s
     }
 
 
+def pass_settings(passes, weights: str = "bfloat16") -> dict:
+    """The graph-pass settings of a run (`run_settings`'s `passes`): the passes it applies, in
+    order, and the dtype of its device weights."""
+    return {"applied": list(passes), "weights": weights}
+
+
 def differences(saved: object, expected: dict) -> list[str]:
     """The settings that differ between a saved block and the expected one (names), or
     ["settings"] when the saved block is missing or malformed."""

@@ -34,11 +34,12 @@ from fxport.errors import EXIT_ENVIRONMENT, EnvironmentFault, FxportError
 from fxport.fleet.local import run_local
 from fxport.fleet.resources import choose_workers
 from fxport.fleet.worker import EntryJob, EntryOutcome
+from fxport.passes import PASS_NAMES
 from fxport.report.render import read_run
 from fxport.report.run_report import write_run_document
 from fxport.runtime.verdict_cache import CacheStats
 from fxport.report.schema import SWEEP_SCHEMA
-from fxport.settings import differences, run_settings
+from fxport.settings import differences, pass_settings, run_settings
 
 NOT_RUN = "not run"
 
@@ -85,7 +86,8 @@ def _failed(item: SweepItem, error: str, status: str = "failed") -> dict:
     return {"key": item.key, "model": item.model, "input_shape": list(item.input_shape),
             "status": status, "error": error, "run": None, "coverage": None,
             "coverage_by_family": None, "coverage_by_module": None, "fallbacks": 0,
-            "oom_nodes": 0, "unsupported_ops": 0, "output_pcc": [], "memory_agreement": None, "l1_share": None}
+            "oom_nodes": 0, "unsupported_ops": 0, "output_pcc": [], "memory_agreement": None, "l1_share": None,
+            "ttnn_calls": None}
 
 
 def entry(item: SweepItem, doc: dict) -> dict:
@@ -98,7 +100,8 @@ def entry(item: SweepItem, doc: dict) -> dict:
             "fallbacks": sum(f["repeat"] for f in doc["fallbacks"]),
             "oom_nodes": len(memory.get("oom_nodes", [])),
             "unsupported_ops": len(doc["unsupported"]), "output_pcc": doc["output_pcc"],
-            "memory_agreement": memory_agreement(memory), "l1_share": l1_share(doc)}
+            "memory_agreement": memory_agreement(memory), "l1_share": l1_share(doc),
+            "ttnn_calls": (doc.get("ttnn_calls") or {}).get("per_inference")}
 
 
 def memory_agreement(memory: dict) -> dict | None:
@@ -179,17 +182,19 @@ class Fleet:
 def sweep(items: list[SweepItem], out: Path, device: str = "mock", arch: str | None = None,
           memory: str = "dram", values: str = "none", resume: bool = True,
           timeout: float = 1800.0, device_timeout: float | None = None,
-          fleet: Fleet = Fleet()) -> dict:
-    """Run the entries and write sweep.json; returns the sweep document."""
+          fleet: Fleet = Fleet(), passes: tuple[str, ...] | None = None) -> dict:
+    """Run the entries and write sweep.json; returns the sweep document. `passes`: the graph
+    passes each run applies (None: `fxport run`'s default, all)."""
     return run_sweep(items, out, device, arch, memory, values, resume, timeout, device_timeout,
-                     fleet).doc
+                     fleet, passes).doc
 
 
 def run_sweep(items: list[SweepItem], out: Path, device: str = "mock", arch: str | None = None,
               memory: str = "dram", values: str = "none", resume: bool = True,
               timeout: float = 1800.0, device_timeout: float | None = None,
-              fleet: Fleet = Fleet()) -> SweepRun:
+              fleet: Fleet = Fleet(), passes: tuple[str, ...] | None = None) -> SweepRun:
     start = time.perf_counter()
+    passes = PASS_NAMES if passes is None else tuple(passes)
     out.mkdir(parents=True, exist_ok=True)
     summaries: dict[str, dict] = {}
     runs: dict[str, dict] = {}
@@ -198,7 +203,7 @@ def run_sweep(items: list[SweepItem], out: Path, device: str = "mock", arch: str
     jobs = []
     for item in items:
         expected = run_settings(item.model, item.input_shape, device, arch, memory, values,
-                                inputs=item.inputs)
+                                passes=pass_settings(passes), inputs=item.inputs)
         saved, why = saved_result(out / item.key / "run.json", expected) if resume else (None, "")
         if saved is not None:
             summaries[item.key], runs[item.key] = entry(item, saved), saved
@@ -208,7 +213,7 @@ def run_sweep(items: list[SweepItem], out: Path, device: str = "mock", arch: str
             tqdm.write(f"fxport: redoing {item.key}: {why}", file=sys.stderr)
         jobs.append(EntryJob(item.key, item.model, tuple(item.input_shape), device, arch, memory,
                              values, timeout, device_timeout, fleet.cache_dir, str(out / item.key),
-                             inputs=item.inputs))
+                             inputs=item.inputs, passes=passes))
     by_key = {i.key: i for i in items}
     previous = _read_timing(out)
     progress = tqdm(total=len(items), initial=len(summaries), desc="sweep", unit="entry",
@@ -250,7 +255,7 @@ def run_sweep(items: list[SweepItem], out: Path, device: str = "mock", arch: str
     except (KeyboardInterrupt, EnvironmentFault) as exc:
         reason = "interrupted (Ctrl-C)" if isinstance(exc, KeyboardInterrupt) else "stopped: the environment is broken"
         entries = [summaries.get(i.key) or _failed(i, reason, NOT_RUN) for i in items]
-        _write(out, entries, runs, device, arch, memory, values)
+        _write(out, entries, runs, device, arch, memory, values, passes)
         finished = sum(1 for i in items if i.key in summaries)
         exc.kept = (f"{out}/sweep.json lists the {finished} entries done and "
                     f"{len(items) - finished} not run; the same command resumes")
@@ -258,7 +263,7 @@ def run_sweep(items: list[SweepItem], out: Path, device: str = "mock", arch: str
     finally:
         progress.close()
     entries = [summaries[i.key] for i in items]
-    doc = _write(out, entries, runs, device, arch, memory, values)
+    doc = _write(out, entries, runs, device, arch, memory, values, passes)
     return SweepRun(doc, redone, _write_timing(out, timing, previous, used, time.perf_counter() - start))
 
 
@@ -287,12 +292,13 @@ def _write_timing(out: Path, timing: dict, previous: dict, used: str, wall: floa
 
 
 def _write(out: Path, entries: list[dict], runs: dict[str, dict], device: str, arch: str | None,
-           memory: str, values: str) -> dict:
+           memory: str, values: str, passes: tuple[str, ...]) -> dict:
     first = next(iter(runs.values()), None)
     doc = {
         "schema": SWEEP_SCHEMA,
         "device": first["device"] if first else {"kind": device, "arch": arch or ""},
         "memory_config": memory, "values": values,
+        "passes": list(passes),
         "provenance": first["provenance"] if first else {},
         "entries": entries,
         "blocking_matrix": blocking_matrix(runs),

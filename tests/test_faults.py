@@ -33,7 +33,8 @@ from fxport.errors import EXIT_ENVIRONMENT, EXIT_INCOMPLETE, EXIT_INTERRUPTED, E
 from fxport.report.render import render_results
 from fxport.runtime.mock.runtime_root import COMPILER_DATA_RELPATH, build_runtime_root
 from fxport.runtime.mock.toolchain import minimal_riscv_elf
-from fxport.settings import run_settings
+from fxport.passes import PASS_NAMES
+from fxport.settings import pass_settings, run_settings
 from fxport.sweep import saved_result
 
 REPO = Path(__file__).resolve().parents[1]
@@ -441,7 +442,8 @@ def test_resume_never_reuses_results_of_other_settings(clean_sweep, tmp_path, ca
     out = tmp_path / "s"
     shutil.copytree(clean, out)
     saved = out / "siglip-tiny@28x28" / "run.json"
-    other_batch = run_settings("siglip-tiny", (2, 3, 28, 28), "mock", None, "dram", "none")
+    other_batch = run_settings("siglip-tiny", (2, 3, 28, 28), "mock", None, "dram", "none",
+                               passes=pass_settings(PASS_NAMES))
     assert saved_result(saved, other_batch)[1].endswith("(input_shape)")  # another batch: redone
 
     torn = out / "siglip-tiny@56x56" / "run.json"

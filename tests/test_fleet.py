@@ -1,7 +1,9 @@
 """Sweeps at fleet scale: warm parallel workers, crash isolation, the verdict cache, memory budget.
 (The Ray path: tests/test_ray.py.)"""
 
+import gc
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -60,24 +62,34 @@ def test_a_crash_or_a_hang_costs_that_entry_only(tmp_path):
 
 
 def _captured(model: str, shape: tuple):
-    """A verdict run's capture (as run_model does it for --values none), compiled once."""
+    """A verdict run's capture (as run_model does it for --values none)."""
     torch.manual_seed(0)
     loaded = load_model(model, shape, device="meta")
     cap = trace(loaded.module, loaded.inputs, name=loaded.name, repeated=loaded.repeated,
                 kwargs=loaded.kwargs)
-    return loaded, cap, compile_program(cap.graphs[0].program)
+    return loaded, cap
+
+
+def _fresh(cap):
+    """Compiled anew for each run: a compiled model keeps its device weights for later runs (the
+    previous one's are freed first, as a warm worker frees them between entries)."""
+    gc.collect()
+    return compile_program(cap.graphs[0].program, repeats=cap.repeats)
 
 
 @pytest.mark.parametrize("memory", ["dram", "l1"])
 def test_cached_verdict_runs_give_the_uncached_documents(memory, mock_device, tmp_path):
     # YOLOv8n at 1280 in L1 has real allocator OOMs (fallbacks) to cache and replay.
-    loaded, cap, compiled = _captured("yolov8n", (1, 3, 1280, 1280))
+    loaded, cap = _captured("yolov8n", (1, 3, 1280, 1280))
 
     def run(cache):
         mock_device.device.clear_program_cache()
-        result = run_compiled(compiled, loaded.inputs, None, mock_device, memory, loaded.name, "none",
-                              cap.records, loaded.kwargs, cache=cache)
-        return json.dumps(run_document(result), sort_keys=True)
+        result = run_compiled(_fresh(cap), loaded.inputs, None, mock_device, memory, loaded.name, "none",
+                              None, loaded.kwargs, cache=cache)
+        # A CB-clash message names its program by TT-Metal's process-wide program counter, which
+        # differs between any two runs in one process, cached or not: compared without it.
+        text = json.dumps(run_document(result), sort_keys=True)
+        return re.sub(r'"program": \d+', '"program": 0', re.sub(r"program \d+", "program N", text))
 
     uncached = run(None)
     cold, warm = VerdictCache(tmp_path), VerdictCache(tmp_path)
@@ -90,12 +102,12 @@ def test_cached_verdict_runs_give_the_uncached_documents(memory, mock_device, tm
 
 
 def test_damaged_or_foreign_cache_entries_are_ignored_and_rewritten(mock_device, tmp_path):
-    loaded, cap, compiled = _captured("siglip-tiny", (1, 3, 32, 32))
+    loaded, cap = _captured("siglip-tiny", (1, 3, 32, 32))
 
     def run(cache):
         mock_device.device.clear_program_cache()
-        return json.dumps(run_document(run_compiled(compiled, loaded.inputs, None, mock_device, "l1",
-                                                    loaded.name, "none", cap.records, loaded.kwargs,
+        return json.dumps(run_document(run_compiled(_fresh(cap), loaded.inputs, None, mock_device, "l1",
+                                                    loaded.name, "none", None, loaded.kwargs,
                                                     cache=cache)), sort_keys=True)
 
     uncached = run(None)

@@ -71,7 +71,8 @@ def test_readme_op_count_is_written_from_fxport_ops():
     spec = importlib.util.spec_from_file_location("readme_op_count", ROOT / "scripts" / "readme_op_count.py")
     script = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(script)
-    assert script.op_count() == len(REGISTRY.rules)
+    # fxport's own ops (the graph passes' fused and channels-last forms) are counted apart
+    assert script.op_count() == sum(1 for t in REGISTRY.rules if not target_name(t).startswith("fxport."))
     readme = (ROOT / "README.md").read_text()
     assert len(script.PHRASE.findall(readme)) == 1
     assert "1,234 aten overloads are mapped; `fxport ops`" in script.with_count(

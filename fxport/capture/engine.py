@@ -57,6 +57,9 @@ class Capture:
     problems: list[CaptureProblem] = field(default_factory=list)
     seconds: float = 0.0
     outputs: tuple[Leaf, ...] = ()  # the model's output tensors by path ("out['logits']"); export only
+    # Module path -> how many calls its first traced call stands for (folded repeated calls, see
+    # `capture`), so that records of a rewritten graph count the same way.
+    repeats: dict[str, int] = field(default_factory=dict)
 
     @property
     def complete(self) -> bool:
@@ -120,7 +123,7 @@ def _finish(name: str, inputs: tuple[Leaf, ...], method: str, graphs: list[Captu
         records += records_from_graph(g.program.graph, g.label, start=len(records), repeats=repeats)
     outputs = output_leaves(graphs[0].program) if method == "export" else ()
     return Capture(name, inputs, method, graphs, records, problems, seconds=time.perf_counter() - start,
-                   outputs=outputs)
+                   outputs=outputs, repeats=dict(repeats or {}))
 
 
 def output_leaves(program: torch.export.ExportedProgram) -> tuple[Leaf, ...]:

@@ -31,7 +31,8 @@ from pathlib import Path
 
 from fxport.durable import check_output, lock_output, unlock_output
 from fxport.errors import EXIT_ENVIRONMENT, EXIT_INTERNAL, EXIT_OK, EnvironmentFault, FxportError
-from fxport.settings import run_settings
+from fxport.passes import PASS_NAMES
+from fxport.settings import pass_settings, run_settings
 
 TIMEOUT_NAME = ".fxport-timeout"  # in the entry's directory: the stack of an entry that timed out
 
@@ -53,6 +54,7 @@ class EntryJob:
     run_dir: str | None = None  # where the driver writes it: marked while it runs (best effort)
     host: str = field(default_factory=socket.gethostname)  # the driver's: run_dir is on it
     inputs: tuple[str, ...] = ()  # `fxport run` input options (--input, --inputs, --model-arg)
+    passes: tuple[str, ...] = PASS_NAMES  # the graph passes the run applies
 
     def options(self):
         """The entry's inputs as `fxport run` reads its options."""
@@ -220,13 +222,13 @@ def _run(job: EntryJob, outcome: EntryOutcome) -> None:
         full = job.input_shape or (() if job.inputs else
                                    result.inputs[0].spec.shape if result.inputs else ())
         doc["settings"] = run_settings(job.model, full, dev.kind, job.arch, job.memory, job.values,
-                                       inputs=job.inputs)
+                                       passes=pass_settings(job.passes), inputs=job.inputs)
         return doc
 
     try:
         canary(dev)  # a fresh process's program cache holds the device canary's program
         result = run_model(job.model, dev, job.options(), memory=job.memory, values=job.values,
-                           cache=cache)
+                           cache=cache, passes=job.passes)
         outcome.doc = document(result)
         outcome.seconds.update(result.seconds)
     except (KeyboardInterrupt, EnvironmentFault) as exc:

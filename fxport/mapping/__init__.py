@@ -9,6 +9,7 @@ from fxport.mapping import (  # noqa: F401  (each module registers its rules)
     data_movement,
     eltwise,
     embedding,
+    fused,
     matmul,
     normalization,
     reduction,

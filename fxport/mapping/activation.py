@@ -8,9 +8,12 @@ from __future__ import annotations
 
 import torch
 
-from fxport.mapping.checks import meta, param
+from torch import fx
+
+from fxport.mapping.checks import arg, meta, param
 from fxport.mapping.eltwise import CHECKS, device_operand, float_only, register_unary
-from fxport.mapping.registry import rule
+from fxport.mapping.nhwc import pointwise
+from fxport.mapping.registry import FusedActivation, check, rule
 
 aten = torch.ops.aten
 
@@ -34,7 +37,7 @@ def _input(ctx, node, x):
 
 def _activation(*targets, ttnn: str, checks=(), fused: bool = False):
     return rule(*targets, ttnn=ttnn, family="activation", checks=(*CHECKS, float_only(ttnn), *checks),
-                fused=fused)
+                fused=fused, nhwc=pointwise)
 
 
 # approximate "none" is GeluVariant.Accurate, "tanh" GeluVariant.Tanh.
@@ -92,3 +95,35 @@ def hardshrink(ctx, node, x, lambd=0.5):
 @_activation(aten.softshrink.default, ttnn="ttnn.softshrink")
 def softshrink(ctx, node, x, lambd=0.5):
     return ctx.ops.softshrink(_input(ctx, node, x), lambd=float(lambd), memory_config=ctx.memory_config)
+
+
+# -- fused into conv2d and linear -----------------------------------------------------------------
+@check("hardtanh bounds (0, 6)")
+def _hardtanh_is_relu6(node: fx.Node) -> str | None:
+    bounds = (arg(node, 1, "min_val", -1.0), arg(node, 2, "max_val", 1.0))
+    return None if bounds == (0.0, 6.0) else f"hardtanh{bounds} is not relu6"
+
+
+@check("approximate='none'")
+def _exact_gelu(node: fx.Node) -> str | None:
+    approximate = arg(node, 1, "approximate", "none")
+    return None if approximate == "none" else f"approximate={approximate!r} (TT-NN fuses the exact gelu)"
+
+
+# The aten activations TT-NN can apply inside a conv2d or linear kernel, by TT-NN's name (a
+# UnaryOpType); the conv2d and linear rules say which of them each takes.
+_FUSABLE = {
+    "relu": (FusedActivation(aten.relu.default, "relu"),),
+    "relu6": (FusedActivation(aten.relu6.default, "relu6"),
+              FusedActivation(aten.hardtanh.default, "relu6", _hardtanh_is_relu6)),
+    "silu": (FusedActivation(aten.silu.default, "silu"),),
+    "sigmoid": (FusedActivation(aten.sigmoid.default, "sigmoid"),),
+    "hardsigmoid": (FusedActivation(aten.hardsigmoid.default, "hardsigmoid"),),
+    "tanh": (FusedActivation(aten.tanh.default, "tanh"),),
+    "gelu": (FusedActivation(aten.gelu.default, "gelu", _exact_gelu),),
+    "mish": (FusedActivation(aten.mish.default, "mish"),),
+}
+
+
+def fusable(*names: str) -> tuple[FusedActivation, ...]:
+    return tuple(a for name in names for a in _FUSABLE[name])

@@ -19,9 +19,12 @@ from dataclasses import dataclass
 import torch
 from torch import fx
 
+from fxport.mapping.activation import fusable
 from fxport.mapping.checks import BASIC, arg, dtypes, meta, output, param
 from fxport.mapping.data_movement import ANY_DTYPES, dev
-from fxport.mapping.registry import check, no_kernel, rule
+from fxport.mapping.fused_ops import ops as fxport_ops
+from fxport.mapping.registry import Fusion, NhwcCall, check, no_kernel, rule
+from fxport.values import HostValue, TTValue
 
 aten = torch.ops.aten
 TILE = 32
@@ -46,21 +49,28 @@ def _out_shape(node: fx.Node) -> tuple[int, ...]:
     return tuple(output(node).shape)
 
 
-def _to_flat_nhwc(ctx, x, n: int, c: int, h: int, w: int, layout: str = "row_major"):
-    """NCHW (or unbatched CHW) -> [1, 1, N*H*W, C], the input form of TT-NN conv and pool ops."""
-    x = ctx.tensor(x, layout=layout)
-    if x.shape != (n, c, h, w):
-        x = ctx.ops.reshape(x, (n, c, h, w))
-    x = ctx.ops.permute(x, (0, 2, 3, 1), memory_config=ctx.memory_config)
-    return ctx.ops.reshape(x, (1, 1, n * h * w, c))
+def to_flat_nhwc(ctx, x, n: int, c: int, h: int, w: int, layout: str = "row_major"):
+    """NCHW (or unbatched CHW) -> [1, 1, N*H*W, C], the input form of TT-NN conv and pool ops.
+    Counted as layout conversions; a host value is permuted on the host before it moves."""
+    with ctx.counting("layout"):
+        if isinstance(x, HostValue):
+            return ctx.tensor(HostValue(x.tensor.reshape(n, c, h, w).permute(0, 2, 3, 1)
+                                        .reshape(1, 1, n * h * w, c)), layout=layout)
+        x = ctx.tensor(x, layout=layout)
+        if x.shape != (n, c, h, w):
+            x = ctx.ops.reshape(x, (n, c, h, w))
+        x = ctx.ops.permute(x, (0, 2, 3, 1), memory_config=ctx.memory_config)
+        return ctx.ops.reshape(x, (1, 1, n * h * w, c))
 
 
-def _from_flat_nhwc(ctx, y, node: fx.Node, n: int, oh: int, ow: int, c: int):
-    """[1, 1, N*OH*OW, C] -> the node's output: NCHW, unbatched CHW, or conv1d's N, C, L."""
-    y = ctx.ops.reshape(y, (n, oh, ow, c))
-    y = ctx.ops.permute(y, (0, 3, 1, 2), memory_config=ctx.memory_config)
-    out = _out_shape(node)
-    return y if y.shape == out else ctx.ops.reshape(y, out)
+def from_flat_nhwc(ctx, y, shape: tuple[int, ...], n: int, oh: int, ow: int, c: int):
+    """[1, 1, N*OH*OW, C] -> `shape`: NCHW, unbatched CHW, or conv1d's N, C, L. Counted as layout
+    conversions; when OH*OW or C is 1 the two layouts hold the same order and a reshape does."""
+    with ctx.counting("layout"):
+        if oh * ow > 1 and c > 1:
+            y = ctx.ops.reshape(y, (n, oh, ow, c))
+            y = ctx.ops.permute(y, (0, 3, 1, 2), memory_config=ctx.memory_config)
+        return y if y.shape == shape else ctx.ops.reshape(y, shape)
 
 
 def _nchw(node: fx.Node) -> tuple[int, int, int, int]:
@@ -128,11 +138,9 @@ def _conv_supported(node: fx.Node) -> str | None:
     return None
 
 
-def _host_weight(ctx, node: fx.Node, name: str, value, shape: tuple[int, ...]):
-    """A conv weight or bias as a host-side ttnn tensor (ttnn.conv2d prepares its own device copy).
-    Keyed by node and storage, so one parameter converts once per context."""
-    tensor = ctx.weight(value).reshape(shape)
-    return ctx.host_weight(f"{node.name}.{name}@{tensor.data_ptr()}", tensor)
+def _host_weight(ctx, value, shape: tuple[int, ...]):
+    """A conv weight or bias as a host-side ttnn tensor (ttnn.conv2d prepares its own device copy)."""
+    return ctx.host_weight(ctx.weight(value).reshape(shape))
 
 
 def _nhwc_flat(spec) -> tuple[tuple[int, ...], str]:
@@ -158,24 +166,90 @@ def _spatial_layout(record):
             [_nhwc_flat(s) for s in record.outputs[:1] if len(s.shape) >= 3])
 
 
-@rule(*_CONVS, ttnn="ttnn.conv2d", fused=True, family="conv_pool",
-      checks=(*BASIC, dtypes(), _conv_supported), device_layout=_conv_layout)
-def conv(ctx, node, x, weight, bias=None, *_, **__):
-    p = _Conv.of(node)
-    flat = _to_flat_nhwc(ctx, x, p.n, p.c, p.h, p.w)
+def conv2d_flat(ctx, flat, weight, bias, p: _Conv, activation: str = ""):
+    """ttnn.conv2d on a flattened NHWC input, returning [1, 1, N*OH*OW, C_out]; TT-NN applies
+    `activation` inside the kernel. A constant weight (a model parameter) is prepared on the device
+    by its first call and reused by every later one, as deployed TT-NN models do."""
+    ttnn = ctx.ttnn
     kh, kw = p.kernel
-    w = _host_weight(ctx, node, "weight", weight, (p.out_channels, p.c // p.groups, kh, kw))
-    b = None if bias is None else _host_weight(ctx, node, "bias", bias, (1, 1, 1, p.out_channels))
+    constant = ctx.is_constant(weight) and (bias is None or ctx.is_constant(bias))
+    key = ("conv2d", p, ctx.weights, bias is not None and ctx.constants.key(bias.tensor))
+    prepared = ctx.prepared(weight, key) if constant else None
+    if prepared is None:
+        with ctx.counting("weights" if constant else "transfer"):
+            w = _host_weight(ctx, weight, (p.out_channels, p.c // p.groups, kh, kw))
+            b = None if bias is None else _host_weight(ctx, bias, (1, 1, 1, p.out_channels))
+        if ctx.weights_dtype != ctx.dtype:
+            w, b = _quantized(ctx, w), b and _quantized(ctx, b)
+    else:
+        w, b = prepared
+    config = {}
+    if activation:
+        config["activation"] = ttnn.UnaryWithParam(getattr(ttnn.UnaryOpType, activation.upper()))
+    if ctx.weights_dtype != ctx.dtype:
+        config["weights_dtype"] = ctx.weights_dtype
     top, bottom, left, right = p.padding
     padding = (top, left) if (top, left) == (bottom, right) else p.padding
-    y = ctx.ops.conv2d(input_tensor=flat, weight_tensor=w, bias_tensor=b, device=ctx.device.device,
-                       in_channels=p.c, out_channels=p.out_channels, batch_size=p.n,
-                       input_height=p.h, input_width=p.w, kernel_size=p.kernel, stride=p.stride,
-                       padding=padding, dilation=p.dilation, groups=p.groups,
-                       memory_config=ctx.memory_config, slice_config=ctx.slice_config)
+    y, (w_dev, b_dev) = ctx.ops.conv2d(
+        input_tensor=flat, weight_tensor=w, bias_tensor=b, device=ctx.device.device, in_channels=p.c,
+        out_channels=p.out_channels, batch_size=p.n, input_height=p.h, input_width=p.w,
+        kernel_size=p.kernel, stride=p.stride, padding=padding, dilation=p.dilation, groups=p.groups,
+        conv_config=ttnn.Conv2dConfig(**config) if config else None, memory_config=ctx.memory_config,
+        slice_config=ctx.slice_config, return_weights_and_bias=True)
+    if constant and prepared is None:  # the device copies keep the host weights' values (goldens read them)
+        ctx.keep_prepared(weight, key, (TTValue(w_dev.tt, w.golden), b and TTValue(b_dev.tt, b.golden)))
+    return y
+
+
+def _quantized(ctx, value: TTValue) -> TTValue:
+    """A conv weight or bias prepared in a block-float dtype (`--weights bfloat8_b`): its emulated
+    values are packed by ttnn's host code in the matrix layout conv2d prepares ([C_in*kh*kw,
+    C_out], exponents shared along C_out), so that they carry the device's quantization."""
+    golden = value.golden
+    if golden is None:
+        return value
+    matrix = golden.reshape(golden.shape[0], -1).t() if golden.dim() == 4 else golden.reshape(1, -1)
+    packed = ctx.ttnn.Tensor(tensor=matrix.float().contiguous(), data_type=ctx.weights_dtype,
+                             layout=ctx.ttnn.TILE_LAYOUT).to_torch()
+    return TTValue(value.tt, (packed.t() if golden.dim() == 4 else packed).reshape(golden.shape))
+
+
+def _conv_form(node: fx.Node, activation: str, nhw: list[int]) -> tuple:
+    p = _Conv.of(node)
+    bias = node.args[2] if len(node.args) > 2 else node.kwargs.get("bias")
+    return fxport_ops.conv2d.default, (node.args[0], node.args[1], bias, list(p.stride),
+                                       list(p.padding), list(p.dilation), p.groups, activation, nhw)
+
+
+def _conv2d_fused(node: fx.Node, activation: str) -> tuple | None:
+    if meta(node.args[1]).dim() != 4 or meta(node.args[0]).dim() != 4 or _conv_supported(node):
+        return None  # conv1d and unbatched inputs keep their aten form
+    return _conv_form(node, activation, [])
+
+
+def _conv2d_nhwc(node: fx.Node, flat) -> NhwcCall | None:
+    if meta(node.args[1]).dim() != 4 or meta(node.args[0]).dim() != 4 or _conv_supported(node):
+        return None
+    p = _Conv.of(node)
+    target, args = _conv_form(node, "", [p.n, p.h, p.w])
+    return NhwcCall(target, (flat(node.args[0]), *args[1:]), native=True)
+
+
+# The activations ttnn.conv2d applies in its kernel (Conv2dConfig.activation), each checked on the
+# mock device against its golden function (tests/test_passes.py); hardswish, mish, softplus,
+# leaky_relu and elu are not taken (TT_THROW, or no golden function).
+CONV_ACTIVATIONS = fusable("relu", "relu6", "silu", "sigmoid", "hardsigmoid", "tanh", "gelu")
+
+
+@rule(*_CONVS, ttnn="ttnn.conv2d", fused=True, family="conv_pool",
+      checks=(*BASIC, dtypes(), _conv_supported), device_layout=_conv_layout,
+      fusion=Fusion(CONV_ACTIVATIONS, _conv2d_fused), nhwc=_conv2d_nhwc)
+def conv(ctx, node, x, weight, bias=None, *_, **__):
+    p = _Conv.of(node)
+    y = conv2d_flat(ctx, to_flat_nhwc(ctx, x, p.n, p.c, p.h, p.w), weight, bias, p)
     out = _out_shape(node)
     oh, ow = (1, out[-1]) if meta(node.args[1]).dim() == 3 else out[-2:]  # conv1d: H = 1
-    return _from_flat_nhwc(ctx, y, node, p.n, oh, ow, p.out_channels)
+    return from_flat_nhwc(ctx, y, out, p.n, oh, ow, p.out_channels)
 
 
 # -- pooling -------------------------------------------------------------------------------------
@@ -193,28 +267,67 @@ def _indices_unused(node: fx.Node) -> str | None:
 SPATIAL = (*BASIC, dtypes())
 
 
+def max_pool_flat(ctx, flat, n: int, h: int, w: int, c: int, kernel, stride, padding, dilation,
+                  ceil_mode: bool):
+    return ctx.ops.max_pool2d(flat, n, h, w, c, list(kernel), list(stride), list(padding),
+                              list(dilation), ceil_mode, memory_config=ctx.memory_config)
+
+
+def avg_pool_flat(ctx, flat, n: int, h: int, w: int, c: int, kernel, stride, padding, ceil_mode: bool,
+                  count_include_pad: bool, divisor_override):
+    return ctx.ops.avg_pool2d(flat, n, h, w, c, list(kernel), list(stride), list(padding), ceil_mode,
+                              count_include_pad, divisor_override, memory_config=ctx.memory_config)
+
+
+def _pool_args(node: fx.Node) -> tuple:
+    """max/avg pool's (kernel, stride, padding) as pairs: torch's stride defaults to the kernel."""
+    kernel = _pair(arg(node, 1, "kernel_size"))
+    return kernel, _pair(arg(node, 2, "stride", ()), kernel), _pair(arg(node, 3, "padding", 0))
+
+
+def _max_pool_nhwc(node: fx.Node, flat) -> NhwcCall | None:
+    if node.target != aten.max_pool2d.default or meta(node.args[0]).dim() != 4:
+        return None
+    n, c, h, w = _nchw(node)
+    kernel, stride, padding = _pool_args(node)
+    return NhwcCall(fxport_ops.max_pool2d.default,
+                    (flat(node.args[0]), [n, h, w], list(kernel), list(stride), list(padding),
+                     list(_pair(arg(node, 4, "dilation", 1))), bool(arg(node, 5, "ceil_mode", False))),
+                    native=True)
+
+
 @rule(aten.max_pool2d.default, aten.max_pool2d_with_indices.default, ttnn="ttnn.max_pool2d", fused=True,
-      family="conv_pool", checks=(*SPATIAL, _indices_unused), device_layout=_spatial_layout)
+      family="conv_pool", checks=(*SPATIAL, _indices_unused), device_layout=_spatial_layout,
+      nhwc=_max_pool_nhwc)
 def max_pool2d(ctx, node, x, kernel_size, stride=(), padding=0, dilation=1, ceil_mode=False):
     n, c, h, w = _nchw(node)
     kernel = _pair(kernel_size)
-    y = ctx.ops.max_pool2d(_to_flat_nhwc(ctx, x, n, c, h, w), n, h, w, c, list(kernel),
-                           list(_pair(stride, kernel)), list(_pair(padding)), list(_pair(dilation)),
-                           ceil_mode, memory_config=ctx.memory_config)
-    y = _from_flat_nhwc(ctx, y, node, n, *_out_shape(node)[-2:], c)
+    y = max_pool_flat(ctx, to_flat_nhwc(ctx, x, n, c, h, w), n, h, w, c, kernel, _pair(stride, kernel),
+                      _pair(padding), _pair(dilation), ceil_mode)
+    y = from_flat_nhwc(ctx, y, _out_shape(node), n, *_out_shape(node)[-2:], c)
     return (y, None) if node.target == aten.max_pool2d_with_indices.default else y
 
 
+def _avg_pool_nhwc(node: fx.Node, flat) -> NhwcCall | None:
+    if meta(node.args[0]).dim() != 4:
+        return None
+    n, c, h, w = _nchw(node)
+    kernel, stride, padding = _pool_args(node)
+    return NhwcCall(fxport_ops.avg_pool2d.default, (
+        flat(node.args[0]), [n, h, w], list(kernel), list(stride), list(padding),
+        bool(arg(node, 4, "ceil_mode", False)), bool(arg(node, 5, "count_include_pad", True)),
+        arg(node, 6, "divisor_override")), native=True)
+
+
 @rule(aten.avg_pool2d.default, ttnn="ttnn.avg_pool2d", fused=True, family="conv_pool",
-      checks=SPATIAL, device_layout=_spatial_layout)
+      checks=SPATIAL, device_layout=_spatial_layout, nhwc=_avg_pool_nhwc)
 def avg_pool2d(ctx, node, x, kernel_size, stride=(), padding=0, ceil_mode=False,
                count_include_pad=True, divisor_override=None):
     n, c, h, w = _nchw(node)
     kernel = _pair(kernel_size)
-    y = ctx.ops.avg_pool2d(_to_flat_nhwc(ctx, x, n, c, h, w), n, h, w, c, list(kernel),
-                           list(_pair(stride, kernel)), list(_pair(padding)), ceil_mode,
-                           count_include_pad, divisor_override, memory_config=ctx.memory_config)
-    return _from_flat_nhwc(ctx, y, node, n, *_out_shape(node)[-2:], c)
+    y = avg_pool_flat(ctx, to_flat_nhwc(ctx, x, n, c, h, w), n, h, w, c, kernel, _pair(stride, kernel),
+                      _pair(padding), ceil_mode, count_include_pad, divisor_override)
+    return from_flat_nhwc(ctx, y, _out_shape(node), n, *_out_shape(node)[-2:], c)
 
 
 def _windows(size: int, out: int) -> tuple[int, int] | None:
@@ -237,21 +350,36 @@ def _uniform_windows(node: fx.Node) -> str | None:
             "uses one kernel and stride (and would silently differ)")
 
 
+def adaptive_avg_pool_flat(ctx, flat, n: int, h: int, w: int, c: int, oh: int, ow: int):
+    """[1, 1, N*H*W, C] -> [1, 1, N*OH*OW, C]. A 1x1 output of one image is a single reduction
+    over the rows (no halo, and no L1_SMALL, needed)."""
+    if (oh, ow) == (1, 1) and n == 1:
+        return ctx.ops.global_avg_pool2d(flat)
+    return ctx.ops.adaptive_avg_pool2d(flat, n, h, w, c, [oh, ow], memory_config=ctx.memory_config)
+
+
+def _adaptive_avg_nhwc(node: fx.Node, flat) -> NhwcCall | None:
+    if meta(node.args[0]).dim() != 4 or _uniform_windows(node):
+        return None
+    n, c, h, w = _nchw(node)
+    return NhwcCall(fxport_ops.adaptive_avg_pool2d.default,
+                    (flat(node.args[0]), [n, h, w], list(_out_shape(node)[-2:])), native=True)
+
+
 @rule(aten.adaptive_avg_pool2d.default, aten._adaptive_avg_pool2d.default, fused=True,
       ttnn="ttnn.global_avg_pool2d | ttnn.adaptive_avg_pool2d", family="conv_pool",
-      checks=(*SPATIAL, _uniform_windows), device_layout=_spatial_layout)
+      checks=(*SPATIAL, _uniform_windows), device_layout=_spatial_layout, nhwc=_adaptive_avg_nhwc)
 def adaptive_avg_pool2d(ctx, node, x, output_size):
     n, c, h, w = _nchw(node)
     oh, ow = _out_shape(node)[-2:]
     if (oh, ow) == (1, 1):  # a single reduction, no halo (and no L1_SMALL) needed
-        nhwc = ctx.ops.permute(ctx.ops.reshape(ctx.tensor(x), (n, c, h, w)), (0, 2, 3, 1),
-                               memory_config=ctx.memory_config)
+        with ctx.counting("layout"):
+            nhwc = ctx.ops.permute(ctx.ops.reshape(ctx.tensor(x), (n, c, h, w)), (0, 2, 3, 1),
+                                   memory_config=ctx.memory_config)
         y = ctx.ops.global_avg_pool2d(nhwc)
-        y = ctx.ops.permute(y, (0, 3, 1, 2), memory_config=ctx.memory_config)
-        return y if y.shape == _out_shape(node) else ctx.ops.reshape(y, _out_shape(node))
-    y = ctx.ops.adaptive_avg_pool2d(_to_flat_nhwc(ctx, x, n, c, h, w), n, h, w, c, [oh, ow],
-                                    memory_config=ctx.memory_config)
-    return _from_flat_nhwc(ctx, y, node, n, oh, ow, c)
+        return from_flat_nhwc(ctx, y, _out_shape(node), n, 1, 1, c)
+    y = adaptive_avg_pool_flat(ctx, to_flat_nhwc(ctx, x, n, c, h, w), n, h, w, c, oh, ow)
+    return from_flat_nhwc(ctx, y, _out_shape(node), n, oh, ow, c)
 
 
 @rule(aten.adaptive_max_pool2d.default, ttnn="ttnn.adaptive_max_pool2d", family="conv_pool",
@@ -259,9 +387,9 @@ def adaptive_avg_pool2d(ctx, node, x, output_size):
 def adaptive_max_pool2d(ctx, node, x, output_size):
     n, c, h, w = _nchw(node)
     oh, ow = _out_shape(node)[-2:]
-    y = ctx.ops.adaptive_max_pool2d(_to_flat_nhwc(ctx, x, n, c, h, w), n, h, w, c, [oh, ow],
+    y = ctx.ops.adaptive_max_pool2d(to_flat_nhwc(ctx, x, n, c, h, w), n, h, w, c, [oh, ow],
                                     memory_config=ctx.memory_config)
-    return _from_flat_nhwc(ctx, y, node, n, oh, ow, c), None
+    return from_flat_nhwc(ctx, y, _out_shape(node), n, oh, ow, c), None
 
 
 # -- upsampling ----------------------------------------------------------------------------------
@@ -286,25 +414,47 @@ def _integer_scale(node: fx.Node) -> str | None:
     return None
 
 
+def upsample_flat(ctx, flat, n: int, h: int, w: int, scale: tuple[int, int], mode: str = "nearest"):
+    """ttnn.upsample on [N, H, W, C] (ROW_MAJOR: tiled inputs must be tile-aligned), from and back
+    to [1, 1, N*H*W, C]."""
+    c = flat.shape[-1]
+    with ctx.counting("layout"):
+        x = ctx.ops.reshape(ctx.tensor(flat, layout="row_major"), (n, h, w, c))
+    y = ctx.ops.upsample(x, list(scale), mode=mode, memory_config=ctx.memory_config)
+    with ctx.counting("layout"):
+        return ctx.ops.reshape(y, (1, 1, n * h * scale[0] * w * scale[1], c))
+
+
 def _upsample(ctx, node, x, mode: str):
     n, c, h, w = _nchw(node)
     oh, ow = _out_shape(node)[-2:]
-    nhwc = ctx.ops.permute(ctx.ops.reshape(ctx.tensor(x, layout="row_major"), (n, c, h, w)),
-                           (0, 2, 3, 1), memory_config=ctx.memory_config)
-    # Bilinear ttnn.upsample takes channels in multiples of 32 (a tile's width): zero channels
-    # pad the rest and are cut off again; channels do not mix, so the padding changes nothing.
-    padded = -c % TILE if mode == "bilinear" else 0
-    if padded:
-        nhwc = ctx.ops.pad(nhwc, [(0, 0), (0, 0), (0, 0), (0, padded)], 0.0, memory_config=ctx.memory_config)
+    with ctx.counting("layout"):
+        nhwc = ctx.ops.permute(ctx.ops.reshape(ctx.tensor(x, layout="row_major"), (n, c, h, w)),
+                               (0, 2, 3, 1), memory_config=ctx.memory_config)
+        # Bilinear ttnn.upsample takes channels in multiples of 32 (a tile's width): zero channels
+        # pad the rest and are cut off again; channels do not mix, so the padding changes nothing.
+        padded = -c % TILE if mode == "bilinear" else 0
+        if padded:
+            nhwc = ctx.ops.pad(nhwc, [(0, 0), (0, 0), (0, 0), (0, padded)], 0.0, memory_config=ctx.memory_config)
     y = ctx.ops.upsample(nhwc, [oh // h, ow // w], mode=mode, memory_config=ctx.memory_config)
-    if padded:
-        y = ctx.ops.slice(y, [0, 0, 0, 0], [n, oh, ow, c], memory_config=ctx.memory_config)
-    y = ctx.ops.permute(y, (0, 3, 1, 2), memory_config=ctx.memory_config)
-    return y if y.shape == _out_shape(node) else ctx.ops.reshape(y, _out_shape(node))
+    with ctx.counting("layout"):
+        if padded:
+            y = ctx.ops.slice(y, [0, 0, 0, 0], [n, oh, ow, c], memory_config=ctx.memory_config)
+        y = ctx.ops.permute(y, (0, 3, 1, 2), memory_config=ctx.memory_config)
+        return y if y.shape == _out_shape(node) else ctx.ops.reshape(y, _out_shape(node))
+
+
+def _upsample_nhwc(node: fx.Node, flat) -> NhwcCall | None:
+    if meta(node.args[0]).dim() != 4 or _integer_scale(node):
+        return None
+    (n, c, h, w), (oh, ow) = _nchw(node), _out_shape(node)[-2:]
+    return NhwcCall(fxport_ops.upsample_nearest2d.default, (flat(node.args[0]), [n, h, w], [oh // h, ow // w]),
+                    native=True)
 
 
 @rule(aten.upsample_nearest2d.vec, aten.upsample_nearest2d.default, ttnn="ttnn.upsample", fused=True,
-      family="conv_pool", checks=(*SPATIAL, _integer_scale), device_layout=_spatial_layout)
+      family="conv_pool", checks=(*SPATIAL, _integer_scale), device_layout=_spatial_layout,
+      nhwc=_upsample_nhwc)
 def upsample_nearest2d(ctx, node, x, *_, **__):
     return _upsample(ctx, node, x, "nearest")
 

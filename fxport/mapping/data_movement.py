@@ -15,6 +15,7 @@ from torch import fx
 
 from fxport.mapping.checks import (BASIC, FLOAT_DTYPES, INT_DTYPES, arg, dtypes, max_rank, meta,
                                    output, tensor_inputs)
+from fxport.mapping import nhwc
 from fxport.mapping.registry import check, rule
 from fxport.values import HostValue, TTValue
 
@@ -62,7 +63,7 @@ def reshape(ctx, node, x, *_, **__):
 
 @rule(aten.alias.default, aten.alias_copy.default, aten.detach.default, aten.detach_copy.default,
       aten.lift_fresh_copy.default, aten.contiguous.default,
-      ttnn="(none: the device tensor is reused)", family="data_movement", checks=MOVE)
+      ttnn="(none: the device tensor is reused)", family="data_movement", checks=MOVE, nhwc=nhwc.pointwise)
 def alias(ctx, node, x, *_, **__):
     return dev(ctx, x)
 
@@ -88,21 +89,21 @@ def as_strided(ctx, node, x, *_, **__):
     return dev(ctx, x) if tuple(x.shape) == shape else ctx.ops.reshape(dev(ctx, x), shape)
 
 
-@rule(aten.clone.default, ttnn="ttnn.clone", family="data_movement", checks=MOVE)
+@rule(aten.clone.default, ttnn="ttnn.clone", family="data_movement", checks=MOVE, nhwc=nhwc.pointwise)
 def clone(ctx, node, x, memory_format=None):
     return ctx.ops.clone(dev(ctx, x), memory_config=ctx.memory_config)
 
 
 # -- permutes ----------------------------------------------------------------------------------
 @rule(aten.permute.default, aten.permute_copy.default, ttnn="ttnn.permute", family="data_movement",
-      checks=MOVE)
+      checks=MOVE, nhwc=nhwc.permute)
 def permute(ctx, node, x, dims):
     rank = len(dims)
     return ctx.ops.permute(dev(ctx, x), [_dim(d, rank) for d in dims], memory_config=ctx.memory_config)
 
 
 @rule(aten.transpose.int, aten.transpose_copy.int, ttnn="ttnn.transpose", family="data_movement",
-      checks=MOVE)
+      checks=MOVE, nhwc=nhwc.transpose)
 def transpose(ctx, node, x, dim0, dim1):
     rank = len(_shape(node))
     return ctx.ops.transpose(dev(ctx, x), _dim(dim0, rank), _dim(dim1, rank),
@@ -162,7 +163,7 @@ def _slice(ctx, x: TTValue, dim: int, start: int, end: int, step: int = 1) -> TT
 
 
 @rule(aten.slice.Tensor, aten.slice_copy.Tensor, ttnn="ttnn.slice", family="data_movement",
-      checks=MOVE)
+      checks=MOVE, nhwc=nhwc.channel_slice)
 def slice_(ctx, node, x, dim=0, start=None, end=None, step=1):
     x = dev(ctx, x)
     dim = _dim(dim, len(x.shape))
@@ -190,7 +191,7 @@ def _split_sizes(node: fx.Node) -> str | None:
 
 @rule(aten.split.Tensor, aten.split_copy.Tensor, aten.split_with_sizes.default,
       aten.split_with_sizes_copy.default, ttnn="ttnn.slice", family="data_movement",
-      checks=(*MOVE, _split_sizes))
+      checks=(*MOVE, _split_sizes), nhwc=nhwc.split)
 def split(ctx, node, x, split_size, dim=0):
     x = dev(ctx, x)
     dim = _dim(dim, len(x.shape))
@@ -223,7 +224,8 @@ def _joinable(ctx, values) -> list[TTValue]:
     return [ctx.tensor(v, dtype=ref) for v in values]
 
 
-@rule(aten.cat.default, ttnn="ttnn.concat", family="data_movement", checks=(*MOVE, _same_dtype))
+@rule(aten.cat.default, ttnn="ttnn.concat", family="data_movement", checks=(*MOVE, _same_dtype),
+      nhwc=nhwc.cat)
 def cat(ctx, node, tensors, dim=0):
     tensors = _joinable(ctx, tensors)
     return ctx.ops.concat(tensors, _dim(dim, len(_shape(node))), memory_config=ctx.memory_config)
@@ -295,7 +297,7 @@ def _no_bool_cast(node: fx.Node) -> str | None:
 
 
 @rule(aten._to_copy.default, ttnn="ttnn.typecast", family="data_movement",
-      checks=(*MOVE, _no_bool_cast))
+      checks=(*MOVE, _no_bool_cast), nhwc=nhwc.pointwise)
 def to_copy(ctx, node, x, **_):
     return _convert(ctx, dev(ctx, x), output(node).dtype)
 

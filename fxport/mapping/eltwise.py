@@ -23,6 +23,7 @@ from torch import fx
 from fxport.dtypes import name_of
 from fxport.mapping.checks import (BASIC, FLOAT_DTYPES, INT_DTYPES, arg, max_rank, meta, output, param,
                                    tensor_inputs)
+from fxport.mapping.nhwc import pointwise
 from fxport.mapping.registry import Check, check, rule
 from fxport.values import HostValue
 
@@ -150,8 +151,9 @@ CHECKS: tuple[Check, ...] = (*BASIC, _supported_dtypes, max_rank(MAX_RANK), _bro
 # -- registration helpers -------------------------------------------------------------------------
 def _register(name: str, targets: tuple, ttnn: str, family: str, checks: tuple, lower: Callable,
               fused: bool = False) -> None:
+    """An elementwise rule: it runs on channels-last values as it is (`nhwc=pointwise`)."""
     lower.__name__ = name
-    rule(*targets, ttnn=ttnn, family=family, checks=checks, fused=fused)(lower)
+    rule(*targets, ttnn=ttnn, family=family, checks=checks, fused=fused, nhwc=pointwise)(lower)
 
 
 def register_unary(table: dict, family: str, fused: bool = False) -> None:
@@ -214,14 +216,15 @@ register_unary({
 @rule(aten.round.default, aten.round.decimals, ttnn="ttnn.round", family="eltwise",
       checks=(*CHECKS, float_only("ttnn.round"),
               param(1, "decimals", lambda d: -6 <= d <= 7, default=0, why="ttnn.round takes -6..7",
-                    requires="decimals in -6..7")))
+                    requires="decimals in -6..7")),
+      nhwc=pointwise)
 def round_(ctx, node, x, decimals=0):
     (x,) = _operands(ctx, node, (x,), "float")
     return ctx.ops.round(x, decimals=decimals, memory_config=ctx.memory_config)
 
 
 @rule(aten.bitwise_not.default, ttnn="ttnn.logical_not (bool) / ttnn.bitwise_not (int32)", family="eltwise",
-      checks=CHECKS)
+      checks=CHECKS, nhwc=pointwise)
 def bitwise_not(ctx, node, x):
     kind = compute_kind(node)
     (x,) = _operands(ctx, node, (x,), kind)
@@ -283,12 +286,13 @@ for _op, (_targets, _ints, _scalars) in _BINARY.items():
 
 
 # rounding_mode None, "floor" or "trunc": all three are ttnn.divide's.
-@rule(aten.div.Tensor_mode, aten.div.Scalar_mode, ttnn="ttnn.divide", family="eltwise", checks=_ARITH_CHECKS)
+@rule(aten.div.Tensor_mode, aten.div.Scalar_mode, ttnn="ttnn.divide", family="eltwise", checks=_ARITH_CHECKS,
+      nhwc=pointwise)
 def div_mode(ctx, node, a, b, rounding_mode=None):
     return _binary(ctx, node, "divide", a, b, **({"rounding_mode": rounding_mode} if rounding_mode else {}))
 
 
-@rule(aten.pow.Tensor_Scalar, ttnn="ttnn.pow", family="eltwise", checks=_ARITH_CHECKS)
+@rule(aten.pow.Tensor_Scalar, ttnn="ttnn.pow", family="eltwise", checks=_ARITH_CHECKS, nhwc=pointwise)
 def pow_tensor_scalar(ctx, node, x, exponent):
     return _binary(ctx, node, "pow", x, exponent)
 
@@ -326,7 +330,7 @@ for _op in ("and", "or", "xor"):
               lambda ctx, node, a, b, op=_op: _logic(ctx, node, a, b, op))
 
 
-@rule(aten.where.self, ttnn="ttnn.where", family="eltwise", checks=CHECKS)
+@rule(aten.where.self, ttnn="ttnn.where", family="eltwise", checks=CHECKS, nhwc=pointwise)
 def where(ctx, node, condition, a, b):
     kind = compute_kind(node)
     # ttnn.where needs the predicate in the dtype of the tensor branches ("Mixed dtype is not
@@ -352,23 +356,23 @@ def _clamp(ctx, node, x, bounds: dict):
     return ctx.ops.clamp(x, **bounds, memory_config=ctx.memory_config)
 
 
-@rule(aten.clamp.default, ttnn="ttnn.clamp", family="eltwise", checks=(*CHECKS, _bounds))
+@rule(aten.clamp.default, ttnn="ttnn.clamp", family="eltwise", checks=(*CHECKS, _bounds), nhwc=pointwise)
 def clamp(ctx, node, x, min=None, max=None):
     return _clamp(ctx, node, x, {"min": (min, arg(node, 1, "min")), "max": (max, arg(node, 2, "max"))})
 
 
 @rule(aten.clamp.Tensor, ttnn="ttnn.clamp", family="eltwise",
-      checks=(*CHECKS, _bounds, float_only("ttnn.clamp with tensor bounds")))
+      checks=(*CHECKS, _bounds, float_only("ttnn.clamp with tensor bounds")), nhwc=pointwise)
 def clamp_tensor(ctx, node, x, min=None, max=None):
     return _clamp(ctx, node, x, {"min": (min, arg(node, 1, "min")), "max": (max, arg(node, 2, "max"))})
 
 
-@rule(aten.clamp_min.default, ttnn="ttnn.clamp", family="eltwise", checks=CHECKS)
+@rule(aten.clamp_min.default, ttnn="ttnn.clamp", family="eltwise", checks=CHECKS, nhwc=pointwise)
 def clamp_min(ctx, node, x, min):
     return _clamp(ctx, node, x, {"min": (min, node.args[1])})
 
 
-@rule(aten.clamp_max.default, ttnn="ttnn.clamp", family="eltwise", checks=CHECKS)
+@rule(aten.clamp_max.default, ttnn="ttnn.clamp", family="eltwise", checks=CHECKS, nhwc=pointwise)
 def clamp_max(ctx, node, x, max):
     return _clamp(ctx, node, x, {"max": (max, node.args[1])})
 

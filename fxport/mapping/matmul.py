@@ -7,8 +7,10 @@ import math
 import torch
 from torch import fx
 
+from fxport.mapping.activation import fusable
 from fxport.mapping.checks import BASIC, dtypes, max_rank, meta, output
-from fxport.mapping.registry import check, rule
+from fxport.mapping.fused_ops import ops as fxport_ops
+from fxport.mapping.registry import Fusion, check, rule
 from fxport.values import HostValue
 
 aten = torch.ops.aten
@@ -52,15 +54,34 @@ def _matrix_weight(node: fx.Node) -> str | None:
     return None if weight.dim() == 2 else f"rank {weight.dim()} weight unsupported (needs [out, in])"
 
 
-@rule(aten.linear.default, ttnn="ttnn.linear", fused=True, family="matmul", checks=(*MATMUL_CHECKS, _matrix_weight))
-def linear(ctx, node, x, weight, bias=None):
-    # ttnn.linear wants the weight as [in, out]. Not through transpose_b: with a bias and an L1
-    # operand, ttnn 0.81.1 then fails "Broadcast error: Invalid dimension" (dim_a == dim_b).
+def linear_call(ctx, x, weight, bias=None, activation: str = ""):
+    """ttnn.linear with TT-NN's fused `activation`. ttnn.linear wants the weight as [in, out]. Not
+    through transpose_b: with a bias and an L1 operand, ttnn 0.81.1 then fails "Broadcast error:
+    Invalid dimension" (dim_a == dim_b)."""
     if isinstance(weight, HostValue):  # a parameter: transposed on the host, before the upload
-        w = ctx.tensor(HostValue(weight.tensor.transpose(-2, -1)))
+        dtype = ctx.weights_dtype if ctx.is_constant(weight) else None
+        w = ctx.tensor(HostValue(weight.tensor.transpose(-2, -1)), dtype=dtype)
     else:
         w = ctx.ops.transpose(ctx.tensor(weight), -2, -1, memory_config=ctx.memory_config)
-    return ctx.ops.linear(ctx.tensor(x), w, bias=ctx.tensor(bias), memory_config=ctx.memory_config)
+    extra = {"activation": activation} if activation else {}
+    return ctx.ops.linear(ctx.tensor(x), w, bias=ctx.tensor(bias), memory_config=ctx.memory_config, **extra)
+
+
+# The activations ttnn.linear applies in its kernel (its `activation` argument), each checked on
+# the mock device against its golden function (tests/test_passes.py); hardswish is not taken
+# (softplus is, but capture decomposes it: it never reaches a graph whole).
+LINEAR_ACTIVATIONS = fusable("relu", "relu6", "silu", "sigmoid", "hardsigmoid", "tanh", "gelu", "mish")
+
+
+def _linear_fused(node: fx.Node, activation: str) -> tuple:
+    bias = node.args[2] if len(node.args) > 2 else node.kwargs.get("bias")
+    return fxport_ops.linear.default, (node.args[0], node.args[1], bias, activation)
+
+
+@rule(aten.linear.default, ttnn="ttnn.linear", fused=True, family="matmul", checks=(*MATMUL_CHECKS, _matrix_weight),
+      fusion=Fusion(LINEAR_ACTIVATIONS, _linear_fused))
+def linear(ctx, node, x, weight, bias=None):
+    return linear_call(ctx, x, weight, bias)
 
 
 @check("an addend of at most the product's rank")

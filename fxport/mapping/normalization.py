@@ -157,14 +157,16 @@ def group_norm(ctx, node, x, num_groups, weight=None, bias=None, eps=1e-5, cudnn
     n, c, *spatial = x.shape
     hw, rank = math.prod(spatial), len(x.shape)
     # ttnn.group_norm groups the last dim of a channels-last [N, 1, H*W, C] tensor.
-    xt = ctx.ops.permute(ctx.tensor(x), (0, *range(2, rank), 1), memory_config=ctx.memory_config)
-    xt = ctx.ops.reshape(xt, (n, 1, hw, c))
+    with ctx.counting("layout"):
+        xt = ctx.ops.permute(ctx.tensor(x), (0, *range(2, rank), 1), memory_config=ctx.memory_config)
+        xt = ctx.ops.reshape(xt, (n, 1, hw, c))
     # The op picks its core grid this way when given none; mask and parameters are laid out per
     # virtual column of that grid.
     grid = ttnn.determine_expected_group_norm_dram_grid_size(
         device=ctx.device.device, num_channels=c, num_groups=num_groups, input_nhw=n * hw, num_batches=n)
     columns = dram_group_norm_virtual_columns(grid, c, num_groups)
     # The mask only steers the kernel (golden functions ignore it), so it goes to the device as is.
+    ctx.count("to_device")
     mask = ttnn.to_device(ttnn.create_group_norm_input_mask(c, num_groups, columns, ctx.dtype),
                           ctx.device.device, memory_config=ctx.memory_config)
 
@@ -178,8 +180,9 @@ def group_norm(ctx, node, x, num_groups, weight=None, bias=None, eps=1e-5, cudnn
     out = ctx.ops.group_norm(xt, num_groups=num_groups, epsilon=eps, input_mask=mask, weight=param(weight),
                              bias=param(bias), memory_config=ctx.memory_config, inplace=False,
                              output_layout=ttnn.TILE_LAYOUT)
-    out = ctx.ops.reshape(out, (n, *spatial, c))
-    return ctx.ops.permute(out, (0, rank - 1, *range(1, rank - 1)), memory_config=ctx.memory_config)
+    with ctx.counting("layout"):
+        out = ctx.ops.reshape(out, (n, *spatial, c))
+        return ctx.ops.permute(out, (0, rank - 1, *range(1, rank - 1)), memory_config=ctx.memory_config)
 
 
 # -- batch_norm (eval) ---------------------------------------------------------------------------

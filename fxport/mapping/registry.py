@@ -23,6 +23,26 @@ Lowering = Callable[..., Any]
 # specs) as (shape, dtype) pairs, from an OpRecord. Default: the aten shapes as they are.
 DeviceLayout = Callable[[Any], "tuple[list[tuple[tuple[int, ...], str]], list[tuple[tuple[int, ...], str]]]"]
 
+
+
+@dataclass(frozen=True)
+class NhwcCall:
+    """A node's channels-last form: the call computing its output from flattened NHWC inputs
+    ([1, 1, N*H*W, C], what TT-NN's conv and pool kernels take and return)."""
+
+    target: Any
+    args: tuple
+    kwargs: dict = field(default_factory=dict)
+    flat_output: bool = True  # its output is flattened too (else: the node's own aten output)
+    # Worth running even when no input is channels-last yet: the device's own form of the op
+    # (conv, pool), or a permute that becomes a reshape.
+    native: bool = False
+
+
+# The layout pass calls a rule's form with the node and `flat`, which gives an input's value
+# flattened; the form returns the NhwcCall, or None when the node needs the aten layout.
+NhwcForm = Callable[[fx.Node, Callable[[fx.Node], fx.Node]], "NhwcCall | None"]
+
 FAMILIES = ("eltwise", "activation", "matmul", "conv_pool", "normalization", "attention",
             "embedding", "data_movement", "reduction", "creation")
 # The family of an op no rule maps, and of which no other overload is mapped either.
@@ -49,6 +69,33 @@ def check(requires: str) -> Callable[[Callable[[fx.Node], "str | None"]], Check]
 
 
 @dataclass(frozen=True)
+class FusedActivation:
+    """An aten activation TT-NN applies inside a conv2d or linear kernel (checked on the mock
+    device per activation: tests/test_passes.py)."""
+
+    target: torch._ops.OpOverload
+    name: str  # the fused op's `activation` argument, TT-NN's name for it ("relu", "silu")
+    accepts: Check | None = None  # declines (a reason) parameters TT-NN's fused form lacks
+
+
+@dataclass(frozen=True)
+class Fusion:
+    """What a rule's op (conv2d, linear) can absorb: the activations TT-NN fuses into it, and
+    `form(node, activation)`, the (target, args) of the fused op."""
+
+    activations: tuple[FusedActivation, ...]
+    form: Callable[[fx.Node, str], "tuple[Any, tuple]"]
+
+    def activation_for(self, node: fx.Node) -> str | None:
+        """TT-NN's name for the activation `node` computes, when it fuses into this op."""
+        for a in self.activations:
+            if node.op == "call_function" and node.target == a.target and \
+                    (a.accepts is None or a.accepts(node) is None):
+                return a.name
+        return None
+
+
+@dataclass(frozen=True)
 class Rule:
     name: str  # the lowering function's name, for messages
     targets: tuple[torch._ops.OpOverload, ...]
@@ -60,6 +107,10 @@ class Rule:
     # A composite op TT-NN runs as one fused kernel: capture keeps its targets whole instead of
     # decomposing them to core aten (fxport/tracing.py reads this flag).
     fused: bool = False
+    # Activations TT-NN applies inside this op (the fuse_activations pass reads it).
+    fusion: Fusion | None = None
+    # How this op runs on channels-last values (the layout pass reads it); None: aten layout only.
+    nhwc: NhwcForm | None = None
 
     @property
     def conditions(self) -> str:
@@ -139,13 +190,15 @@ def no_kernel(*targets: torch._ops.OpOverload, limit: str) -> None:
 
 
 def rule(*targets: torch._ops.OpOverload, ttnn: str, family: str, checks: Iterable[Check] = (),
-         device_layout: DeviceLayout | None = None, fused: bool = False) -> Callable[[Lowering], Lowering]:
+         device_layout: DeviceLayout | None = None, fused: bool = False, fusion: Fusion | None = None,
+         nhwc: NhwcForm | None = None) -> Callable[[Lowering], Lowering]:
     """Register the decorated lowering `fn(ctx, node, *args, **kwargs)` for `targets`."""
     if family not in FAMILIES:
         raise ValueError(f"unknown op family {family!r}")
 
     def register(fn: Lowering) -> Lowering:
-        REGISTRY.add(Rule(fn.__name__, tuple(targets), ttnn, family, tuple(checks), fn, device_layout, fused))
+        REGISTRY.add(Rule(fn.__name__, tuple(targets), ttnn, family, tuple(checks), fn, device_layout,
+                          fused, fusion, nhwc))
         return fn
 
     return register

@@ -55,7 +55,9 @@ def partition(gm: fx.GraphModule, plan: Plan, min_block_size: int = 1) -> Partit
     """Partition a copy of `gm` along `plan`.
     Partitions with fewer than `min_block_size` ops stay on the host (as in Torch-TensorRT: a tiny
     island is not worth its two transfers)."""
-    gm = copy.deepcopy(gm)  # node names survive the copy, so the plan's verdicts still apply
+    # Node names survive the copy, so the plan's verdicts still apply. Tensors are shared, not
+    # copied: constants keep their identity (the runtime keeps their device copies by it).
+    gm = copy.deepcopy(gm, {id(t): t for t in [*gm.parameters(), *gm.buffers()]})
     partitioner = CapabilityBasedPartitioner(gm, _PlanSupport(plan), allows_single_node_partition=True)
     proposed = [p for p in partitioner.propose_partitions()
                 if sum(is_op_node(n) for n in p.nodes) >= min_block_size]

@@ -105,6 +105,10 @@ def compare(a: dict, b: dict, a_runs: dict[str, dict] | None = None,
         raise FxportError("cannot compare a run with a sweep: give two run directories or two sweep directories")
     kind = kinds.pop()
     settings = [(s, str(a.get(s)), str(b.get(s))) for s in _SETTINGS if a.get(s) != b.get(s)]
+    for name, key in (("graph passes", "passes"), ("weights", "weights")):
+        va, vb = _graph_setting(a, key), _graph_setting(b, key)
+        if va != vb:
+            settings.append((name, va, vb))
     arch = (f"{a['device'].get('kind')} {a['device'].get('arch')}", f"{b['device'].get('kind')} {b['device'].get('arch')}")
     if arch[0] != arch[1]:
         settings.append(("device", *arch))
@@ -125,6 +129,13 @@ def compare(a: dict, b: dict, a_runs: dict[str, dict] | None = None,
     entries = [_compare_views(k, _sweep_view(a, a_entries.get(k), a_runs.get(k)),
                               _sweep_view(b, b_entries.get(k), b_runs.get(k))) for k in keys]
     return Comparison("sweep", _sweep_label(a), _sweep_label(b), settings, entries)
+
+
+def _graph_setting(doc: dict, key: str) -> str:
+    """A graph-pass setting of a run document (a sweep records its passes at the top)."""
+    graph = doc.get("graph") or {"passes": doc.get("passes", "(not recorded)")}
+    value = graph.get(key, "(not recorded)")
+    return ", ".join(value) or "none" if isinstance(value, list) else str(value)
 
 
 def _kind(doc: dict) -> str:
@@ -169,7 +180,17 @@ def _run_view(run: dict, status: str = "ok", error: str = "") -> dict:
             "fallbacks": {f["node"]: f for f in run["fallbacks"]},
             "oom": {o["node"]: o for o in memory.get("oom_nodes", [])},
             "counts": {"fallback nodes": sum(f["repeat"] for f in run["fallbacks"]),
-                       "OOM nodes": len(memory.get("oom_nodes", []))}}
+                       "OOM nodes": len(memory.get("oom_nodes", [])), **_call_counts(run)}}
+
+
+def _call_counts(run: dict) -> dict:
+    """The ttnn calls of one inference by kind, and the graph's nodes after the passes."""
+    calls = run.get("ttnn_calls")
+    if not calls:
+        return {}
+    return {"ttnn calls per inference": calls["per_inference"], "ttnn compute calls": calls["compute"],
+            "ttnn layout conversions": calls["layout"], "ttnn transfers": calls["transfer"],
+            "ttnn weight calls (once)": calls["weights_once"], "graph nodes": run["coverage"]["total"]}
 
 
 def _sweep_view(sweep: dict, entry: dict | None, run: dict | None) -> dict:

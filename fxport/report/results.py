@@ -18,10 +18,11 @@ from fxport.memory.analysis import MemoryAnalysis, device_spec
 from fxport.memory.tiles import padded_bytes
 from fxport.memory.devices import BankSpec
 from fxport.partition import DevicePartition
+from fxport.passes import PassRecord
 from fxport.plan import Plan
 from fxport.report.schema import RUN_SCHEMA
 from fxport.runtime.accuracy import ControlValue, OutputCheck
-from fxport.runtime.context import TransferLog
+from fxport.runtime.context import CallCounts, TransferLog
 from fxport.runtime.execute import NodeResult
 
 
@@ -72,6 +73,11 @@ class RunResult:
     control_values: list[ControlValue] = field(default_factory=list)
     placement: dict | None = None  # `auto`: how the placement pass went (rounds, demoted nodes)
     ttnn_report: dict | None = None  # `--ttnn-report`: TT-NN's own report database of the run
+    passes: tuple[str, ...] = ()  # the graph passes asked for
+    pass_records: list[PassRecord] = field(default_factory=list)  # what each changed
+    captured_nodes: int = 0  # aten nodes as captured (before the passes), counting repeats
+    calls: CallCounts = field(default_factory=CallCounts)  # ttnn calls issued by this run
+    weights: str = "bfloat16"  # dtype of constant conv and linear weights on the device
 
     @property
     def output_pcc(self) -> list[float | None]:
@@ -172,6 +178,19 @@ def memory_document(analysis: MemoryAnalysis | None) -> dict | None:
     }
 
 
+def graph_document(result: RunResult) -> dict:
+    """What the passes did: the nodes before and after, and each pass's record."""
+    return {"captured_nodes": result.captured_nodes, "nodes": coverage(result)["total"],
+            "passes": list(result.passes), "weights": result.weights,
+            "applied": [r.to_dict() for r in result.pass_records]}
+
+
+def calls_document(result: RunResult) -> dict:
+    """ttnn calls of one inference by kind (weights: once per compiled model), beside the aten
+    nodes as captured. Both count a folded capture's repeated nodes `repeat` times."""
+    return {**result.calls.to_dict(), "captured_nodes": result.captured_nodes}
+
+
 def run_document(result: RunResult) -> dict:
     """The run.json document. A run stopped early (Ctrl-C, a broken environment) has "stopped"
     with the reason: its unreached nodes count as not run, and it is never reused as a result."""
@@ -180,6 +199,8 @@ def run_document(result: RunResult) -> dict:
     stopped = {"stopped": result.stopped} if result.stopped else {}
     return {
         **stopped,
+        "graph": graph_document(result),
+        "ttnn_calls": calls_document(result),
         "schema": RUN_SCHEMA,
         "model": result.model,
         "inputs": [s.to_dict() for s in result.inputs],

@@ -56,7 +56,7 @@ def run_summary_text(doc: dict, top: int = 15) -> str:
     lines += [
         f"{doc['model']} on {dev['kind']} {dev['arch']}, activations in {doc['memory_config'].upper()}",
         f"  validation: {prov['validation']}; allocation: {prov['allocation']}; values: {prov['values']}",
-        f"aten nodes {cov['total']}: lowered by the mapping table {cov['planned']} "
+        f"graph nodes {cov['total']}: lowered by the mapping table {cov['planned']} "
         f"({cov['planned_pct']:.1f}%), ran on device {cov['on_device']} ({cov['device_pct']:.1f}%), "
         f"fell back at run time {cov['fallback']}, host {cov['host']}",
         *_pcc_lines(doc, top),
@@ -64,6 +64,23 @@ def run_summary_text(doc: dict, top: int = 15) -> str:
         f"{doc['transfers']['layout_changes']} layout changes; {len(doc['partitions'])} device partitions",
         *_memory_lines(doc),
     ]
+    calls, graph = doc.get("ttnn_calls"), doc.get("graph")
+    if calls:
+        lines.append(f"ttnn calls per inference: {calls['per_inference']} (compute {calls['compute']}, "
+                     f"layout conversions {calls['layout']}, transfers {calls['transfer']}) for "
+                     f"{calls['captured_nodes']} aten nodes as captured; weights moved and prepared "
+                     f"once: {calls['weights_once']} calls ({graph['weights'] if graph else 'bfloat16'})")
+    if graph:
+        applied = [r for r in graph["applied"] if r["error"] or r["removed"] or r["fused"] or r["rewritten"]
+                   or r["added"]]
+        lines.append(f"graph passes: {', '.join(graph['passes']) or 'none'}; nodes {graph['captured_nodes']} "
+                     f"as captured -> {graph['nodes']}")
+        if applied:
+            rows = [[r["name"], r["removed"], r["fused"], r["rewritten"], r["added"], r["conversions_saved"],
+                     r["transfers_saved"], r["error"][:60]] for r in applied]
+            lines += [tabulate(rows, headers=["pass", "removed", "fused", "rewritten", "added",
+                                              "conversions saved", "transfers saved", "error"],
+                               tablefmt="simple")]
     if doc["unsupported"]:
         rows = [[u["target"], u["count"], "; ".join(u["reasons"])[:90]] for u in doc["unsupported"][:top]]
         lines += ["", "Left on the host by the plan:",

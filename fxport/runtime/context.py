@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any, Iterator
+from typing import Any, Iterable, Iterator
 
 import torch
 
@@ -23,6 +24,81 @@ class TransferLog:
 
 VALUE_MODES = ("emulate", "device", "none")
 MEMORY_MODES = ("dram", "l1", "auto")  # auto: per node, from the plan's placement (default DRAM)
+WEIGHT_DTYPES = ("bfloat16", "bfloat8_b")
+CALL_KINDS = ("compute", "layout", "transfer", "weights")
+_TRANSFERS = frozenset({"from_torch", "to_torch", "to_device", "from_device", "empty"})
+
+
+@dataclass
+class CallCounts:
+    """The ttnn calls a run issued, counted where they leave fxport (every `ctx.ops` call and the
+    context's own conversions and transfers), by kind:
+    compute: the ops of the model; layout: conversions the lowering adds (TILE <-> ROW_MAJOR,
+    NCHW <-> flattened NHWC, dtype casts); transfer: host <-> device moves of activations;
+    weights: uploads and preparation of the model's constants, made once per compiled model and
+    reused by later inferences (they are not part of the per-inference total)."""
+
+    compute: int = 0
+    layout: int = 0
+    transfer: int = 0
+    weights: int = 0
+    ops: Counter = field(default_factory=Counter)  # per-inference calls by ttnn op name
+
+    @property
+    def per_inference(self) -> int:
+        return self.compute + self.layout + self.transfer
+
+    def add(self, kind: str, name: str) -> None:
+        setattr(self, kind, getattr(self, kind) + 1)
+        if kind != "weights":
+            self.ops[name] += 1
+
+    def copy(self) -> "CallCounts":
+        return CallCounts(self.compute, self.layout, self.transfer, self.weights, Counter(self.ops))
+
+    def since(self, earlier: "CallCounts") -> "CallCounts":
+        """The calls made after `earlier` (a copy of these counts taken then)."""
+        return CallCounts(self.compute - earlier.compute, self.layout - earlier.layout,
+                          self.transfer - earlier.transfer, self.weights - earlier.weights,
+                          self.ops - earlier.ops)
+
+    def repeated(self, calls: "CallCounts", times: int) -> None:
+        """Add `times` more runs of a node's `calls` (a node a folded capture traced once but runs
+        `times` + 1 times). Its compute and conversions repeat; weights are made once, and its
+        transfers brought in the first call's inputs (later calls take the previous one's)."""
+        self.compute += times * calls.compute
+        self.layout += times * calls.layout
+        for name, n in calls.ops.items():
+            if name not in _TRANSFERS:
+                self.ops[name] += times * n
+
+    def to_dict(self) -> dict:
+        return {"compute": self.compute, "layout": self.layout, "transfer": self.transfer,
+                "per_inference": self.per_inference, "weights_once": self.weights,
+                "by_op": dict(sorted(self.ops.items()))}
+
+
+class DeviceConstants:
+    """The device copies of a compiled model's constants (parameters, buffers, folded weights):
+    made by the first inference that needs them, kept for every later one, as a deployed model
+    keeps its weights on the device (in DRAM: activations alone use the configured memory).
+    Tensors are known by identity; the cache holds them, so identities stay unique."""
+
+    def __init__(self, tensors: Iterable[torch.Tensor] = ()):
+        self._tensors = {id(t): t for t in tensors}
+        self.copies: dict[tuple, Any] = {}
+
+    def holds(self, tensor: torch.Tensor) -> bool:
+        return id(_root(tensor)) in self._tensors
+
+    def key(self, tensor: torch.Tensor, *what: Any) -> tuple:
+        """A view of a constant (a transposed weight) is its own entry."""
+        root = _root(tensor)
+        return (id(root), tuple(tensor.shape), tuple(tensor.stride()), tensor.storage_offset(), *what)
+
+
+def _root(t: torch.Tensor) -> torch.Tensor:
+    return t._base if t._base is not None else t
 
 
 @dataclass
@@ -38,6 +114,9 @@ class LoweringContext:
     transfers: TransferLog = field(default_factory=TransferLog)
     placement: dict[str, str] = field(default_factory=dict)  # node -> "l1" / "dram" (the plan's)
     cache: VerdictCache | None = None  # used by verdict runs only (values "none")
+    constants: DeviceConstants = field(default_factory=DeviceConstants)
+    weights: str = "bfloat16"  # the dtype of constant conv and linear weights on the device
+    calls: CallCounts = field(default_factory=CallCounts)
 
     def __post_init__(self) -> None:
         import ttnn
@@ -52,8 +131,10 @@ class LoweringContext:
                              "use values 'emulate' (golden functions) or 'none'")
         if self.memory not in MEMORY_MODES:
             raise ValueError(f"memory must be one of {MEMORY_MODES}, not {self.memory!r}")
+        if self.weights not in WEIGHT_DTYPES:
+            raise ValueError(f"weights must be one of {WEIGHT_DTYPES}, not {self.weights!r}")
         self.ttnn = ttnn
-        self.ops = DualOps(ttnn, emulate=self.values == "emulate",
+        self.ops = DualOps(ttnn, emulate=self.values == "emulate", on_call=self.count,
                            cache=self.cache if self.values == "none" else None,
                            device=self.device.device,
                            is_environment_error=lambda exc: environment_error(self.device, exc) is not None)
@@ -63,7 +144,43 @@ class LoweringContext:
         self.layout = ""
         self.slice_config = None
         self.dtype = ttnn.bfloat16
-        self._constants: dict[tuple, TTValue] = {}
+        self.weights_dtype = getattr(ttnn, self.weights)
+        self._kinds: list[str] = []
+
+    # -- counting -------------------------------------------------------------------------------
+    @contextlib.contextmanager
+    def counting(self, kind: str) -> Iterator[None]:
+        """Count the ttnn calls made inside as `kind` ("layout" for a lowering's conversions,
+        "weights" for constants' one-time preparation); transfers stay transfers."""
+        self._kinds.append(kind)
+        try:
+            yield
+        finally:
+            self._kinds.pop()
+
+    def count(self, name: str) -> None:
+        """Count one ttnn call (`ctx.ops` calls count themselves; a rule calling ttnn directly
+        counts its call here)."""
+        kind = self._kinds[-1] if self._kinds else "compute"
+        if kind != "weights" and name in _TRANSFERS:
+            kind = "transfer"
+        elif kind == "compute" and name == "to_layout":
+            kind = "layout"
+        self.calls.add(kind, name)
+
+    # -- constants ------------------------------------------------------------------------------
+    def is_constant(self, value: Any) -> bool:
+        return isinstance(value, HostValue) and self.constants.holds(value.tensor)
+
+    def prepared(self, value: Any, key: tuple) -> Any:
+        """What `keep_prepared` stored for a constant under `key` (a conv's device weights)."""
+        if not self.is_constant(value):
+            return None
+        return self.constants.copies.get(self.constants.key(value.tensor, *key))
+
+    def keep_prepared(self, value: Any, key: tuple, prepared: Any) -> None:
+        if self.is_constant(value):
+            self.constants.copies[self.constants.key(value.tensor, *key)] = prepared
 
     # -- placement --------------------------------------------------------------------------------
     def _config(self, memory: str) -> Any:
@@ -96,35 +213,44 @@ class LoweringContext:
         layout = self.layout or layout  # a row-major remedy keeps the node's tensors row-major
         want_layout = ttnn.TILE_LAYOUT if layout == "tile" else ttnn.ROW_MAJOR_LAYOUT
         if isinstance(value, HostValue):
+            if self.is_constant(value):
+                key = self.constants.key(value.tensor, layout, str(dtype))
+                if key not in self.constants.copies:
+                    with self.counting("weights"):
+                        self.constants.copies[key] = self._upload(value.tensor, want_layout, dtype,
+                                                                  ttnn.DRAM_MEMORY_CONFIG)
+                return self.constants.copies[key]
             key = (layout, str(dtype))
             # Cached on the value: a host value feeding several nodes moves once, and its device
             # copy is freed with it after its last use.
             if key not in value.device_copies:
-                self.transfers.to_device += 1
-                t = value.tensor
-                if dtype is None and not t.is_floating_point():  # indices: uint32 unless negative
-                    dtype = ttnn.int32 if (not t.is_meta and bool((t < 0).any())) else ttnn.uint32
-                dtype = dtype or self.dtype
-                if t.is_meta:  # verdicts only: allocate, transfer nothing
-                    moved = TTValue(ttnn.empty(list(t.shape), dtype=dtype, layout=want_layout,
-                                               device=self.device.device,
-                                               memory_config=self.memory_config), None)
-                else:
-                    if dtype in (ttnn.uint32, ttnn.int32):
-                        t = t.to(torch.int32)
-                    moved = self.ops.from_torch(t, dtype=dtype, layout=want_layout,
-                                                device=self.device.device,
-                                                memory_config=self.memory_config)
-                value.device_copies[key] = moved
+                value.device_copies[key] = self._upload(value.tensor, want_layout, dtype, self.memory_config)
             return value.device_copies[key]
         if isinstance(value, TTValue):
             if dtype is not None and value.tt.dtype != dtype:
-                value = self.ops.typecast(value, dtype)
+                with self.counting("layout"):
+                    value = self.ops.typecast(value, dtype)
             if value.tt.layout != want_layout:
                 self.transfers.layout_changes += 1
-                value = self.ops.to_layout(value, want_layout)
+                with self.counting("layout"):
+                    value = self.ops.to_layout(value, want_layout)
             return value
         return value
+
+    def _upload(self, t: torch.Tensor, layout: Any, dtype: Any, memory_config: Any) -> TTValue:
+        ttnn = self.ttnn
+        self.transfers.to_device += 1
+        if dtype is None and not t.is_floating_point():  # indices: uint32 unless negative
+            dtype = ttnn.int32 if (not t.is_meta and bool((t < 0).any())) else ttnn.uint32
+        dtype = dtype or self.dtype
+        if t.is_meta:  # verdicts only: allocate, transfer nothing
+            self.count("empty")
+            return TTValue(ttnn.empty(list(t.shape), dtype=dtype, layout=layout, device=self.device.device,
+                                      memory_config=memory_config), None)
+        if dtype in (ttnn.uint32, ttnn.int32):
+            t = t.to(torch.int32)
+        return self.ops.from_torch(t, dtype=dtype, layout=layout, device=self.device.device,
+                                   memory_config=memory_config)
 
     def host(self, value: Any, like: torch.Tensor | None = None, count: bool = True) -> Any:
         """The value as a torch tensor on the host (golden value on a mock; read back on hardware),
@@ -134,6 +260,8 @@ class LoweringContext:
             t = value.tensor
         elif isinstance(value, TTValue):
             self.transfers.to_host += count
+            if count:
+                self.count("to_torch")
             if value.golden is not None:
                 t = value.golden
             elif self.values == "none":
@@ -155,10 +283,9 @@ class LoweringContext:
         t = self.host(value, count=False)
         return torch.zeros(t.shape, dtype=t.dtype) if t.is_meta else t
 
-    def host_weight(self, key: str, tensor: torch.Tensor, dtype: Any = None) -> TTValue:
-        """A weight as a host-side ttnn tensor (ROW_MAJOR): conv2d prepares its own weights from
-        this form. Converted once per key."""
-        key_ = ("host", key, str(dtype))
-        if key_ not in self._constants:
-            self._constants[key_] = self.ops.from_torch(tensor, dtype=dtype or self.dtype)
-        return self._constants[key_]
+    def host_weight(self, tensor: torch.Tensor, dtype: Any = None) -> TTValue:
+        """A weight as a host-side ttnn tensor (ROW_MAJOR): conv2d prepares its own device copy
+        from this form (see `prepared` for keeping that copy). A host-side conversion: no device
+        verdict to cache."""
+        with self.ops.uncached():
+            return self.ops.from_torch(tensor, dtype=dtype or self.dtype)

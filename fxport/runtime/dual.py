@@ -82,7 +82,8 @@ def _golden(v: Any) -> Any:
 def _pair(name: str, out: Any, golden: Any) -> Any:
     if isinstance(out, (list, tuple)):
         if not isinstance(golden, (list, tuple)):  # golden functions may return the main output only
-            golden = [golden] + [None] * (len(out) - 1)
+            golden = [golden]
+        golden = [*golden, *[None] * (len(out) - len(golden))]
         return type(out)(_pair(name, o, g) for o, g in zip(out, golden))
     if not _is_ttnn_tensor(out):
         return out

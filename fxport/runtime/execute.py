@@ -20,7 +20,7 @@ from fxport.capture.records import is_op_node, module_of, target_name
 from fxport.errors import EnvironmentFault
 from fxport.mapping import REGISTRY
 from fxport.memory.oom import classify
-from fxport.runtime.context import LoweringContext
+from fxport.runtime.context import CallCounts, LoweringContext
 from fxport.runtime.devices import environment_error
 from fxport.runtime.remedies import try_remedies
 from fxport.runtime.pcc import agreement
@@ -46,6 +46,7 @@ class NodeResult:
     remedy: str = ""
     remedy_applied: bool = False
     remedy_tried: tuple[str, ...] = ()
+    calls: CallCounts | None = None  # the ttnn calls its lowering issued (device nodes)
 
 
 @dataclass
@@ -112,7 +113,7 @@ class _Runner(fx.Interpreter):
         args = fx.map_arg(n.args, lambda a: env[a])
         kwargs = fx.map_arg(n.kwargs, lambda a: env[a])
         rule = REGISTRY.rule_for(n)
-        start = time.perf_counter()
+        start, calls = time.perf_counter(), self.ctx.calls.copy()
         status, kind, error, fields = "device", "", "", {}
         memory = self.ctx.memory_of(n.name)
         remedy, applied, tried = "", False, ()
@@ -134,6 +135,8 @@ class _Runner(fx.Interpreter):
             status, kind, error, fields = "fallback", verdict.kind, verdict.summary, verdict.fields
             out = None
         if status == "fallback" and kind in MEMORY_KINDS and self.remedies:
+            # The ladder's trials measure; an inference issues the node's calls once.
+            counted = self.ctx.calls.copy()
             found = self._remedy(n, args, kwargs, memory, label)
             if (found is None or found.verified is None) and self.ctx.memory == "auto":
                 # Under `auto` the run may also move what it holds: tensors kept in L1 for later
@@ -155,6 +158,7 @@ class _Runner(fx.Interpreter):
                         out, status, applied = found.outputs, "device", True
                         memory = found.verified.remedy.memory
                 found.outputs = None
+            self.ctx.calls = counted
         if status == "fallback":
             out = _as_host(self._host_call(n, args, kwargs, count=True))
         seconds = time.perf_counter() - start
@@ -162,7 +166,7 @@ class _Runner(fx.Interpreter):
         score = self._node_pcc(n, args, kwargs, out) if self.node_pcc and status == "device" else None
         self.results.append(NodeResult(n.name, target_name(n.target), module_of(n)[0], partition,
                                        status, kind, error, score, seconds, fields, memory, remedy, applied,
-                                       tuple(tried)))
+                                       tuple(tried), self.ctx.calls.since(calls)))
         return out
 
     def _spill(self, env: dict) -> int:

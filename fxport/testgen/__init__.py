@@ -6,10 +6,10 @@
 `runtime` is what the generated tests import; `values` decides and makes their inputs.
 """
 
-from fxport.testgen.collect import Case, Source, collect, load_ops
+from fxport.testgen.collect import Case, Source, collect, load_ops, optimized_capture
 from fxport.testgen.generate import (
     PCC_DEFAULT, PCC_OVERRIDES, SLOW_ELEMENTS, describe_suite, generate,
 )
 
 __all__ = ["Case", "PCC_DEFAULT", "PCC_OVERRIDES", "SLOW_ELEMENTS", "Source", "collect",
-           "describe_suite", "generate", "load_ops"]
+           "describe_suite", "generate", "load_ops", "optimized_capture"]

@@ -17,6 +17,7 @@ from typing import Any, Iterable, Union
 
 from fxport.capture.records import OpRecord, TensorSpec
 from fxport.errors import FxportError
+from fxport.passes import constants_of, records_after, run_passes
 
 
 @dataclass(frozen=True)
@@ -88,6 +89,18 @@ def collect(*sources: SourceLike | Iterable[SourceLike]) -> list[Case]:
     cases.sort(key=lambda c: (c.target, -c.count, _specs_key(c.inputs), c.args,
                               _canonical(c.call)))
     return cases
+
+
+def optimized_capture(capture: Any, passes: tuple[str, ...]) -> Any:
+    """A capture as a source of the cases its model runs after the graph passes (fused and
+    channels-last ops in place of what they replace): `(model name, records)` of every graph."""
+    if not passes:
+        return capture
+    records: list[OpRecord] = []
+    for g in capture.graphs:
+        optimized = run_passes(g.graph_module, constants_of(g.program), passes)
+        records += records_after(optimized, g.label, capture.repeats)
+    return str(capture.model), records
 
 
 def case_key(r: OpRecord) -> tuple:
