@@ -166,6 +166,11 @@ def _spatial_layout(record):
             [_nhwc_flat(s) for s in record.outputs[:1] if len(s.shape) >= 3])
 
 
+def _in_l1(ctx, value) -> bool:
+    tt = getattr(value, "tt", None)
+    return tt is not None and tt.is_allocated() and tt.memory_config().buffer_type == ctx.ttnn.BufferType.L1
+
+
 def conv2d_flat(ctx, flat, weight, bias, p: _Conv, activation: str = ""):
     """ttnn.conv2d on a flattened NHWC input, returning [1, 1, N*OH*OW, C_out]; TT-NN applies
     `activation` inside the kernel. A constant weight (a model parameter) is prepared on the device
@@ -190,6 +195,11 @@ def conv2d_flat(ctx, flat, weight, bias, p: _Conv, activation: str = ""):
         config["weights_dtype"] = ctx.weights_dtype
     top, bottom, left, right = p.padding
     padding = (top, left) if (top, left) == (bottom, right) else p.padding
+    if ctx.slice_config is not None and _in_l1(ctx, flat):
+        # TT-NN's DRAM slicing reads its input from DRAM; an input kept in L1 (channels-last
+        # chains of the layout pass hand it over without a copy) moves there first.
+        with ctx.counting("layout"):
+            flat = ctx.ops.to_memory_config(flat, ttnn.DRAM_MEMORY_CONFIG)
     y, (w_dev, b_dev) = ctx.ops.conv2d(
         input_tensor=flat, weight_tensor=w, bias_tensor=b, device=ctx.device.device, in_channels=p.c,
         out_channels=p.out_channels, batch_size=p.n, input_height=p.h, input_width=p.w,

@@ -52,7 +52,8 @@ def rungs_for(node: fx.Node, memory: str, device: DeviceMemory) -> list[Remedy]:
         if found is not None:
             dim, k, _ = found
             chunking = [(dim, k, out.dim()), (dim, min(2 * k, out.shape[dim]), out.dim())]
-    return ladder(memory, family, rule is not None and rule.name == "conv", factor, chunking)
+    # Every rule that issues ttnn.conv2d (aten conv, the passes' fused conv) takes its DRAM slicing
+    return ladder(memory, family, rule is not None and rule.ttnn == "ttnn.conv2d", factor, chunking)
 
 
 def try_remedies(ctx: LoweringContext, node: fx.Node, args: tuple, kwargs: dict, memory: str) -> Attempted:
