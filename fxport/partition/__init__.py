@@ -1,21 +1,29 @@
 """Stage 3, partition: device subgraphs and host nodes, by torch.fx's CapabilityBasedPartitioner.
 
 The partitioner takes the plan's verdicts (the mapping table's, decided once per node) for which
-nodes run on the device and fuses maximal groups of them into `fused_N` submodules without creating cycles. Host
-<-> device transfers happen only where a value crosses a submodule boundary.
+nodes run on the device and fuses maximal groups of them into `fused_N` submodules without creating
+cycles. Host <-> device transfers happen only where a value crosses a submodule boundary.
+
+The upstream partitioner is quadratic in the nodes it sees, so it is given condensed graphs
+(`fxport.partition.condense`): runs of nodes that end up together whatever it decides become one
+node each, and the graph is cut at host nodes no partition can span. It decides over those runs
+(merging, cycle checks, horizontal fusion) as it would over their nodes, and torch.fx's
+`fuse_by_partitions` builds the submodules on the real graph.
 """
 
 from __future__ import annotations
 
-import copy
-import operator
 from dataclasses import dataclass
+from unittest.mock import patch
 
 from torch import fx
+from torch.fx._lazy_graph_module import _make_graph_module, _use_lazy_graph_module
 from torch.fx.passes.infra.partitioner import CapabilityBasedPartitioner
-from torch.fx.passes.operator_support import OperatorSupportBase
+from torch.fx.passes.utils import fuser_utils
+from torch.fx.passes.utils.fuser_utils import fuse_by_partitions
 
 from fxport.capture.records import is_op_node
+from fxport.partition.condense import Condensed, GroupSupport, condense
 from fxport.plan import Plan
 
 
@@ -37,29 +45,19 @@ class Partitioned:
         return next(p for p in self.partitions if p.name == name)
 
 
-class _PlanSupport(OperatorSupportBase):
-    """The plan's verdicts, by node name. Tuple indexing follows the node it indexes into."""
-
-    def __init__(self, plan: Plan):
-        self.lowered = {n.node for n in plan.nodes if n.lowered}
-
-    def is_node_supported(self, submodules, node: fx.Node) -> bool:
-        if node.op != "call_function":
-            return False
-        if node.target is operator.getitem:
-            return isinstance(node.args[0], fx.Node) and node.args[0].name in self.lowered
-        return node.name in self.lowered
-
-
 def partition(gm: fx.GraphModule, plan: Plan, min_block_size: int = 1) -> Partitioned:
     """Partition a copy of `gm` along `plan`.
     Partitions with fewer than `min_block_size` ops stay on the host (as in Torch-TensorRT: a tiny
     island is not worth its two transfers)."""
-    gm = copy.deepcopy(gm)  # node names survive the copy, so the plan's verdicts still apply
-    partitioner = CapabilityBasedPartitioner(gm, _PlanSupport(plan), allows_single_node_partition=True)
-    proposed = [p for p in partitioner.propose_partitions()
-                if sum(is_op_node(n) for n in p.nodes) >= min_block_size]
-    fused = partitioner.fuse_partitions(proposed)
+    gm = _copy(gm)  # node names survive the copy, so the plan's verdicts still apply
+    condensed = condense(gm.graph, {n.node for n in plan.nodes if n.lowered})
+    proposed = []
+    for segment in condensed.segments:
+        partitioner = CapabilityBasedPartitioner(segment, GroupSupport(condensed),
+                                                 allows_single_node_partition=True)
+        proposed += [_expand(condensed, p.nodes) for p in partitioner.propose_partitions()]
+    proposed = [p for p in proposed if sum(is_op_node(n) for n in p) >= min_block_size]
+    fused = _fuse(gm, proposed) if proposed else gm
     partitions = []
     for node in fused.graph.nodes:
         if node.op == "call_module" and node.target.startswith("fused_"):
@@ -70,6 +68,32 @@ def partition(gm: fx.GraphModule, plan: Plan, min_block_size: int = 1) -> Partit
                 name=node.target, op_count=len(ops), nodes=ops,
                 inputs=tuple(a.name for a in node.all_input_nodes), outputs=outputs))
     return Partitioned(fused, partitions)
+
+
+def _fuse(gm: fx.GraphModule, partitions: list[dict[fx.Node, None]]) -> fx.GraphModule:
+    """torch.fx's `fuse_by_partitions`, with one cycle check of the result instead of one per
+    partition: `fuse_as_graphmodule` validates each partition by a walk of every node downstream of
+    it (nodes x partitions in all, seconds on a long graph with a host op in every block). These
+    partitions passed the partitioner's own cycle checks, and the stable topological sort that ends
+    `fuse_by_partitions` raises on any cycle in the fused graph."""
+    with _use_lazy_graph_module(True), patch.object(fuser_utils, "validate_partition", lambda nodes: True):
+        return fuse_by_partitions(gm, partitions, prefix="fused_")
+
+
+def _expand(condensed: Condensed, groups) -> dict[fx.Node, None]:
+    """The graph nodes of a partition of the condensed graph, in graph order."""
+    nodes = [n for g in groups for n in condensed.members[g]]
+    nodes.sort(key=condensed.order.__getitem__)
+    return dict.fromkeys(nodes)
+
+
+def _copy(gm: fx.GraphModule) -> fx.GraphModule:
+    """A new module over a copy of the graph (node metadata is shared, not deep-copied: it is
+    never mutated here, and deep-copying every node's fake tensors costs seconds on large graphs)."""
+    graph = fx.Graph()
+    graph.output(graph.graph_copy(gm.graph, {}))
+    with _use_lazy_graph_module(True):  # its code is generated if anything asks for it
+        return _make_graph_module(gm, graph)
 
 
 def _returns_tuple(sub: fx.GraphModule) -> bool:
