@@ -107,3 +107,26 @@ def test_min_block_size_leaves_small_partitions_on_the_host(residual):
     sizes = sorted(p.op_count for p in partition(residual, plan).partitions)
     kept = partition(residual, plan, min_block_size=sizes[0] + 1).partitions
     assert len(kept) == len([s for s in sizes if s > sizes[0]])
+
+
+class TwoStreams(nn.Module):
+    """Outputs reached by disjoint paths (as in torchvision's RAFT, whose flow predictions leave
+    by separate streams): the condensed graph's sink has no dominator but the source."""
+
+    def forward(self, x, y):
+        a = torch.relu(x) * 2
+        b = torch.lgamma(torch.sigmoid(y)) + 1
+        return a, torch.lgamma(b)
+
+
+def test_outputs_on_disjoint_paths_have_no_dominator_and_one_segment():
+    gm = export(TwoStreams(), (torch.randn(2, 4), torch.randn(2, 4))).graph_module
+    plan = plan_graph(gm.graph)
+    lowered = {n.node for n in plan.nodes if n.lowered}
+    assert 0 < len(lowered) < len(plan.nodes)
+    condensed = condense(gm.graph, lowered)
+    assert len(condensed.segments) == 1
+    result = partition(gm, plan)
+    result.graph_module.graph.lint()
+    assert sorted(name for p in result.partitions for name in p.nodes) == sorted(lowered)
+    assert len(result.partitions) == _upstream_count(gm, plan)

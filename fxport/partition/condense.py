@@ -140,11 +140,12 @@ def _segments(dag: nx.DiGraph, host: set[int]) -> list[int]:
     """The segment of every group (groups are numbered in topological order).
 
     The dominators of the condensed graph's sink (from a source joined to every source) are the
-    groups on every path; every other group lies between two consecutive ones. Unit k is the k-th
-    dominator and the groups after it, before the next. A partition cannot hold device groups on
-    both sides of the start of unit k when that dominator is a host group, or when the groups
-    just before it (after the previous dominator, which they follow) are all host groups: every
-    device group before reaches them and they reach every group after."""
+    groups on every path; every group is an ancestor of the first (unit 0), or is dominated by the
+    k-th and an ancestor of the (k+1)-th (unit k+1, the k-th dominator first). There may be no
+    dominator at all (outputs reached by disjoint paths): then everything is unit 0. A partition
+    cannot hold device groups on both sides of the start of unit k >= 1 when its dominator is a
+    host group, or when the other groups of unit k-1 are all host groups: every device group
+    before reaches them and they reach every group after."""
     if not dag:
         return []
     flow = dag.copy()
@@ -156,16 +157,18 @@ def _segments(dag: nx.DiGraph, host: set[int]) -> list[int]:
         chain.append(g)
         g = idom[g]
     chain.reverse()
-    index = {d: k for k, d in enumerate(chain)}
-    unit = [0] * len(dag)  # groups before the first dominator count as unit 0
-    between = [[False, False] for _ in chain]  # per unit: holds a host / device group after its dominator
+    unit_of = {d: k + 1 for k, d in enumerate(chain)}
+    unit = [0] * len(dag)
+    others = [[False, False] for _ in range(len(chain) + 1)]  # per unit: holds a non-dominator host / device group
     for g in range(len(dag)):  # a group's inputs are in its unit, or are that unit's dominator
-        unit[g] = index[g] if g in index else max((unit[u] for u in dag.predecessors(g)), default=0)
-        if g not in index:
-            between[unit[g]][g not in host] = True
-    start, count = [0] * len(chain), 0
-    for k in range(1, len(chain)):
-        host_before = between[k - 1][0] and not between[k - 1][1]
-        count += chain[k] in host or host_before
+        if g in unit_of:
+            unit[g] = unit_of[g]
+        else:
+            unit[g] = max((unit[u] for u in dag.predecessors(g)), default=0)
+            others[unit[g]][g not in host] = True
+    start, count = [0] * (len(chain) + 1), 0
+    for k, d in enumerate(chain, start=1):
+        host_before = others[k - 1][0] and not others[k - 1][1]
+        count += d in host or host_before
         start[k] = count
     return [start[u] for u in unit]
