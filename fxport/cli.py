@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 from fxport.durable import LOCK_NAME, output_dir
+from fxport.settings import PCC_THRESHOLD
 from fxport.errors import (
     EXIT_ENVIRONMENT, EXIT_INCOMPLETE, EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_USER, EnvironmentFault,
     FxportError,
@@ -172,6 +173,12 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--ttnn-report", action="store_true",
                    help="also write TT-NN's own report of the run (OUT/ttnn_report/db.sqlite, from "
                         "its graph capture), the database ttnn-visualizer opens")
+    p.add_argument("--pcc", type=_pcc, default=PCC_THRESHOLD,
+                   help=f"end-to-end PCC every output must reach, in (0, 1]; below it the run "
+                        f"fails its accuracy (exit 5) (default {PCC_THRESHOLD})")
+    p.add_argument("--localize", action="store_true",
+                   help="find the nodes where error enters: each node's output as run vs the fp32 "
+                        "reference fed with reference values (needs values)")
     p.add_argument("--out", type=Path, help="output directory (default: out/<model>)")
     p.set_defaults(handler=_cmd_run)
 
@@ -255,6 +262,10 @@ def _cmd_trace(args) -> int:
     return 0
 
 
+# Exit status of a run whose end-to-end PCC is below --pcc (README, Exit codes).
+ACCURACY_FAILED = 5
+
+
 def _refuse_mock_values(values: str | None, kind: str) -> None:
     if values == "device" and kind == "mock":
         raise FxportError("--values device reads values back from a card, but a mock device runs "
@@ -263,6 +274,8 @@ def _refuse_mock_values(values: str | None, kind: str) -> None:
 
 def _cmd_run(args) -> int:
     _refuse_mock_values(args.values, args.device)
+    if args.localize and args.values == "none":
+        raise FxportError("--localize compares values: it needs --values emulate or device, not none")
     with output_dir(args.out or Path("out") / _safe_name(args.model), f"fxport run {args.model}") as out:
         from fxport.report.run_report import run_summary_text, write_run
         from fxport.runner import run_model
@@ -284,7 +297,8 @@ def _cmd_run(args) -> int:
         try:
             result = run_model(args.model, dev, options, memory=args.memory_config,
                                values=args.values or "", min_block_size=args.min_block_size,
-                               ttnn_report=out if args.ttnn_report else None)
+                               ttnn_report=out if args.ttnn_report else None,
+                               pcc_threshold=args.pcc, localize=args.localize)
         except (KeyboardInterrupt, EnvironmentFault) as exc:
             partial = getattr(exc, "result", None)
             if partial is not None:  # keep what was computed, marked as stopped
@@ -300,6 +314,9 @@ def _cmd_run(args) -> int:
                   f"operations, {report['buffers']} buffers) for ttnn-visualizer" if not report["error"]
                   else f"fxport: note: no TT-NN report: {report['error']}")
         _render(out)
+    if doc["accuracy"]["verdict"] == "fail":  # a result, saved and rendered, that CI must see
+        print(f"fxport: accuracy failed: {'; '.join(doc['accuracy']['failing'])}", file=sys.stderr)
+        return ACCURACY_FAILED
     return 0
 
 

@@ -21,13 +21,14 @@ from fxport.memory.analysis import MemoryAnalysis
 from fxport.partition import Partitioned, partition
 from fxport.plan import Plan, plan_graph
 from fxport.report.results import DeviceInfo, RunResult
-from fxport.runtime.accuracy import ControlValue, check_outputs, unchecked_outputs, vary_inputs
+from fxport.runtime.accuracy import PCC_THRESHOLD, ControlValue, check_outputs, unchecked_outputs, vary_inputs
 from fxport.runtime.context import LoweringContext
 from fxport.runtime.devices import DeviceHandle
 from fxport.runtime.execute import execute
 from fxport.runtime.memory import explain_run, place_activations
 from fxport.runtime.ttnn_report import ttnn_report as capture_ttnn_report
 from fxport.runtime.verdict_cache import VerdictCache
+from fxport.runtime.localize import localize as localize_error, reference_values
 from fxport.tracing import trace
 
 
@@ -113,7 +114,8 @@ def run_compiled(compiled: Compiled, inputs: tuple, reference: Any, dev: DeviceH
                  varied: Any = None, analysis: MemoryAnalysis | None = None,
                  node_pcc: bool = True, capture: dict | None = None,
                  seconds: dict[str, float] | None = None,
-                 cache: VerdictCache | None = None, ttnn_report: Path | None = None) -> RunResult:
+                 cache: VerdictCache | None = None, ttnn_report: Path | None = None,
+                 pcc_threshold: float = PCC_THRESHOLD, localize: bool = False) -> RunResult:
     """Execute a compiled program on `dev`, compare its outputs with `reference` (the fp32 torch
     outputs, any pytree; None: not compared) leaf by leaf, `varied` (the reference on varied
     inputs) telling which comparisons mean something, and judge every node's memory against the
@@ -122,6 +124,9 @@ def run_compiled(compiled: Compiled, inputs: tuple, reference: Any, dev: DeviceH
     `seconds` what the earlier stages took, for the result. `cache` answers repeated device calls
     of a verdict run (fxport.runtime.verdict_cache). `ttnn_report`: a folder to write TT-NN's own
     report of the execution into (fxport.runtime.ttnn_report).
+    `pcc_threshold` is the end-to-end PCC every informative output must reach; `localize` finds
+    the nodes where error enters (fxport.runtime.localize: it keeps every node's output and the
+    fp32 reference's in memory).
 
     Ctrl-C and a broken environment stop the run: the exception is re-raised with `exc.result`,
     the RunResult of the nodes run so far (`stopped` says why), so that it can still be saved."""
@@ -142,7 +147,8 @@ def run_compiled(compiled: Compiled, inputs: tuple, reference: Any, dev: DeviceH
     report = None
     try:
         with torch.no_grad(), capture_ttnn_report(ttnn_report, dev) as report:
-            run = execute(compiled.parts.graph_module, flat, ctx, node_pcc=node_pcc)
+            run = execute(compiled.parts.graph_module, flat, ctx, node_pcc=node_pcc,
+                          observe=localize and ctx.values != "none")
     except (KeyboardInterrupt, EnvironmentFault) as exc:
         partial = getattr(exc, "partial", None)
         if partial is not None:
@@ -164,7 +170,14 @@ def run_compiled(compiled: Compiled, inputs: tuple, reference: Any, dev: DeviceH
         checks = check_outputs(outputs, reference, varied)
     result = _result(compiled, leaves, outputs, dev, ctx, name, records, run.nodes, checks, capture,
                      {**(seconds or {}), "execute": time.perf_counter() - start}, analysis, control)
-    return replace(result, ttnn_report=report.to_dict() if report is not None else None)
+    localized = None
+    if run.observed is not None:
+        sources = {r.node: r.source for r in result.records}
+        localized = localize_error(compiled.program.graph, run.observed,
+                                   reference_values(compiled.program.graph_module, flat),
+                                   sources, pcc_threshold)
+    return replace(result, ttnn_report=report.to_dict() if report is not None else None,
+                   pcc_threshold=pcc_threshold, localized=localized)
 
 
 def _result(compiled: Compiled, inputs: tuple, outputs: Any, dev: DeviceHandle, ctx: LoweringContext,
@@ -198,19 +211,22 @@ def redraw_zero_weights(module: torch.nn.Module, std: float = 0.02) -> list[str]
 
 def run_model(spec: str, dev: DeviceHandle, inputs: InputOptions | Shape | None = None, memory: str = "dram",
               values: str = "", seed: int = 0, min_block_size: int = 1,
-              cache: VerdictCache | None = None, ttnn_report: Path | None = None) -> RunResult:
+              cache: VerdictCache | None = None, ttnn_report: Path | None = None,
+              pcc_threshold: float = PCC_THRESHOLD, localize: bool = False) -> RunResult:
     """Build `spec` (a zoo name or module.path:callable) with its inputs and run it through TT-NN
     on `dev`: see `run_loaded`."""
     torch.manual_seed(seed)
     t = time.perf_counter()
     loaded = load_model(spec, inputs, device="meta" if values == "none" else "cpu")
     return run_loaded(loaded, dev, memory, values, min_block_size, build_seconds=time.perf_counter() - t,
-                      cache=cache, ttnn_report=ttnn_report)
+                      cache=cache, ttnn_report=ttnn_report,
+                      pcc_threshold=pcc_threshold, localize=localize)
 
 
 def run_loaded(loaded: LoadedModel, dev: DeviceHandle, memory: str = "dram", values: str = "",
                min_block_size: int = 1, build_seconds: float = 0.0,
-               cache: VerdictCache | None = None, ttnn_report: Path | None = None) -> RunResult:
+               cache: VerdictCache | None = None, ttnn_report: Path | None = None,
+               pcc_threshold: float = PCC_THRESHOLD, localize: bool = False) -> RunResult:
     """Capture a built model and run it through TT-NN on `dev`.
 
     With values (the default: emulated on a mock, real on hardware) the model has real weights,
@@ -243,7 +259,8 @@ def run_loaded(loaded: LoadedModel, dev: DeviceHandle, memory: str = "dram", val
     return run_compiled(compiled, loaded.inputs, reference, dev, memory, loaded.name, values, cap.records,
                         loaded.kwargs, varied, capture=capture,
                         seconds={"build_capture": build_seconds, "plan_partition": plan_seconds},
-                        cache=cache, ttnn_report=ttnn_report)
+                        cache=cache, ttnn_report=ttnn_report,
+                        pcc_threshold=pcc_threshold, localize=localize)
 
 
 def _forward(loaded: LoadedModel, args: tuple, kwargs: dict) -> Any:
