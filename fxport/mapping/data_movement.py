@@ -354,23 +354,35 @@ def index_select(ctx, node, x, dim, index):
     return _gather_rows(ctx, x, _dim(dim, len(meta(node.args[0]).shape)), index, _shape(node))
 
 
-@check('one integer index tensor (x[idx], x[:, idx])')
-def _single_index(node: fx.Node) -> str | None:
+@check('integer index tensors on adjacent dims (x[idx], x[:, i, j])')
+def _adjacent_indices(node: fx.Node) -> str | None:
     indices = arg(node, 1, "indices")
-    given = [i for i in indices if i is not None]
-    if len(given) != 1:
-        return f"{len(given)} index tensors unsupported (only one, like x[:, idx])"
-    idx = meta(given[0])
-    if idx.dtype == torch.bool:
+    given = [d for d, i in enumerate(indices) if i is not None]
+    if any(meta(indices[d]).dtype == torch.bool for d in given):
         return "boolean mask indexing unsupported (data-dependent output shape)"
+    if given != list(range(given[0], given[-1] + 1)):
+        # torch then moves the broadcast index dims to the front: another layout, not lowered
+        return f"index tensors on dims {given} are not adjacent (torch moves their result to the front)"
     return None
 
 
 @rule(aten.index.Tensor, aten._unsafe_index.Tensor, ttnn="ttnn.embedding", family="data_movement",
-      checks=(*BASIC, _float_source, max_rank(MAX_RANK), _single_index))
+      checks=(*BASIC, _float_source, max_rank(MAX_RANK), _adjacent_indices))
 def index(ctx, node, x, indices):
-    dim = next(d for d, i in enumerate(indices) if i is not None)
-    return _gather_rows(ctx, x, dim, indices[dim], _shape(node))
+    given = [d for d, i in enumerate(indices) if i is not None]
+    if len(given) == 1:
+        return _gather_rows(ctx, x, given[0], indices[given[0]], _shape(node))
+    # x[:, i, j] with broadcast i, j: the indexed dims merge into one, indexed by i * size_j + j.
+    # The flat index is computed exactly on the host (int64): bf16 cannot hold it.
+    shape = tuple(meta(node.args[0]).shape)
+    first, last = given[0], given[-1] + 1
+    flat = torch.zeros((), dtype=torch.int64)
+    for d in given:
+        i = ctx.host(indices[d]).to(torch.int64)
+        flat = flat * shape[d] + torch.where(i < 0, i + shape[d], i)
+    merged = shape[:first] + (math.prod(shape[first:last]),) + shape[last:]
+    x = ctx.ops.reshape(dev(ctx, x), merged)
+    return _gather_rows(ctx, x, first, HostValue(flat.flatten()), _shape(node))
 
 
 @rule(aten.flip.default, ttnn="ttnn.embedding", family="data_movement",
