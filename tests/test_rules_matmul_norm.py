@@ -125,6 +125,7 @@ CASES = [
     lowers("prod_all", aten.prod.default, powers_of_two(4, 16)),
     lowers("cumsum", aten.cumsum.default, T(2, 3, 40, 50), 1),
     lowers("cumsum_int_positions", aten.cumsum.default, torch.randint(0, 2, (2, 50)), -1),
+    lowers("cumsum_bool_mask", aten.cumsum.default, torch.rand(2, 50) > 0.5, -1),
     lowers("any_dim", aten.any.dim, torch.rand(2, 3, 40) > 0.9, -1),
     lowers("any_float", aten.any.default, torch.zeros(4, 40).index_fill_(1, torch.tensor([3]), 2.0)),
     lowers("any_dims", aten.any.dims, torch.rand(2, 3, 40) > 0.9, [0, 2]),
