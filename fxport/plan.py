@@ -56,6 +56,13 @@ class Plan:
         """This plan with each node's placement (node -> "l1" / "dram")."""
         return Plan(tuple(replace(n, memory=memory.get(n.node, n.memory)) for n in self.nodes))
 
+    def on_host(self, reasons: dict[str, str]) -> "Plan":
+        """This plan with the nodes in `reasons` left on the host, each for its reason."""
+        if not reasons:
+            return self
+        return Plan(tuple(replace(n, lowered=False, ttnn="", reason=reasons[n.node]) if n.node in reasons
+                          else n for n in self.nodes))
+
     @property
     def placement(self) -> dict[str, str]:
         return {n.node: n.memory for n in self.nodes if n.memory}

@@ -104,7 +104,11 @@ def compile_program(program: torch.export.ExportedProgram, min_block_size: int =
     """Plan and partition `program`; with `host_control`, its bool and 0-d outputs (values Python
     branches on) are computed on the host on every run, see HostControl."""
     plan = plan_graph(program.graph)
-    return Compiled(program, plan, partition(program.graph_module, plan, min_block_size),
+    sig = program.graph_signature
+    constants = frozenset({*sig.inputs_to_parameters, *sig.inputs_to_buffers,
+                           *sig.inputs_to_lifted_tensor_constants})
+    parts = partition(program.graph_module, plan, min_block_size, constants)
+    return Compiled(program, plan.on_host(parts.kept_on_host), parts,
                     HostControl.of(program) if host_control else None)
 
 

@@ -130,3 +130,33 @@ def test_outputs_on_disjoint_paths_have_no_dominator_and_one_segment():
     result.graph_module.graph.lint()
     assert sorted(name for p in result.partitions for name in p.nodes) == sorted(lowered)
     assert len(result.partitions) == _upstream_count(gm, plan)
+
+
+class WeightStandardised(nn.Module):
+    """A conv whose weight is standardised every call: a weight transform (view) the plan lowers,
+    then a training-mode batch norm it cannot, then the conv."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(4, 8, 3, padding=1)
+
+    def forward(self, x):
+        w = torch.nn.functional.batch_norm(self.conv.weight.reshape(1, 8, -1), None, None, training=True,
+                                           momentum=0.0).reshape_as(self.conv.weight)
+        return torch.nn.functional.conv2d(x, w, self.conv.bias, padding=1)
+
+
+def test_no_device_partition_ships_only_parameter_transforms():
+    from fxport.partition import CONSTANTS_ONLY
+    from fxport.runner import compile_program
+
+    program = export(WeightStandardised(), (torch.randn(1, 4, 8, 8),))
+    compiled = compile_program(program)
+    params = set(program.graph_signature.inputs_to_parameters)
+    assert compiled.parts.partitions
+    assert all(not set(p.inputs) <= params for p in compiled.parts.partitions)
+    kept = {n.node: n.reason for n in compiled.plan.nodes if n.reason == CONSTANTS_ONLY}
+    assert list(kept) == ["view"]  # the weight's reshape before the host batch norm: the report says why
+    # Without the policy the partitioner would have shipped it alone.
+    plain = partition(program.graph_module, plan_graph(program.graph))
+    assert any(set(p.inputs) <= params for p in plain.partitions)

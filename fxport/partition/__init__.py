@@ -13,7 +13,7 @@ node each, and the graph is cut at host nodes no partition can span. It decides 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from unittest.mock import patch
 
 from torch import fx
@@ -36,19 +36,28 @@ class DevicePartition:
     outputs: tuple[str, ...]  # values leaving to the host
 
 
+# Why a partition the partitioner proposed stays on the host (`constants` policy, below).
+CONSTANTS_ONLY = ("reads only parameters and constants and every output goes back to the host: "
+                  "computed on the host, it ships nothing to the device and back every inference")
+
+
 @dataclass
 class Partitioned:
     graph_module: fx.GraphModule  # top level: host nodes + call_module nodes for partitions
     partitions: list[DevicePartition]
+    kept_on_host: dict[str, str] = field(default_factory=dict)  # lowered node -> why it stays on the host
 
     def partition(self, name: str) -> DevicePartition:
         return next(p for p in self.partitions if p.name == name)
 
 
-def partition(gm: fx.GraphModule, plan: Plan, min_block_size: int = 1) -> Partitioned:
+def partition(gm: fx.GraphModule, plan: Plan, min_block_size: int = 1,
+              constants: frozenset[str] = frozenset()) -> Partitioned:
     """Partition a copy of `gm` along `plan`.
     Partitions with fewer than `min_block_size` ops stay on the host (as in Torch-TensorRT: a tiny
-    island is not worth its two transfers)."""
+    island is not worth its two transfers). So does a partition that reads nothing but `constants`
+    (placeholder names of parameters, buffers and lifted constants) and feeds no other partition:
+    weight transforms whose every output goes straight back to the host (`kept_on_host` says why)."""
     gm = _copy(gm)  # node names survive the copy, so the plan's verdicts still apply
     condensed = condense(gm.graph, {n.node for n in plan.nodes if n.lowered})
     proposed = []
@@ -57,6 +66,8 @@ def partition(gm: fx.GraphModule, plan: Plan, min_block_size: int = 1) -> Partit
                                                  allows_single_node_partition=True)
         proposed += [_expand(condensed, p.nodes) for p in partitioner.propose_partitions()]
     proposed = [p for p in proposed if sum(is_op_node(n) for n in p) >= min_block_size]
+    kept = _constant_only(proposed, constants)
+    proposed = [p for i, p in enumerate(proposed) if i not in kept]
     fused = _fuse(gm, proposed) if proposed else gm
     partitions = []
     for node in fused.graph.nodes:
@@ -67,7 +78,22 @@ def partition(gm: fx.GraphModule, plan: Plan, min_block_size: int = 1) -> Partit
             partitions.append(DevicePartition(
                 name=node.target, op_count=len(ops), nodes=ops,
                 inputs=tuple(a.name for a in node.all_input_nodes), outputs=outputs))
-    return Partitioned(fused, partitions)
+    return Partitioned(fused, partitions, {n.name: CONSTANTS_ONLY for i in kept for n in kept[i] if is_op_node(n)})
+
+
+def _constant_only(proposed: list[dict[fx.Node, None]], constants: frozenset[str]) -> dict[int, dict]:
+    """The proposed partitions whose inputs are all constants (or none) and whose outputs no other
+    partition reads."""
+    owner = {n: i for i, p in enumerate(proposed) for n in p}
+    kept = {}
+    for i, p in enumerate(proposed):
+        inputs = {u for n in p for u in n.all_input_nodes if owner.get(u) != i}
+        if not all(u.op == "get_attr" or (u.op == "placeholder" and u.name in constants) for u in inputs):
+            continue
+        if any(owner.get(u, i) != i for n in p for u in n.users):
+            continue  # a device consumer: the values stay on the device
+        kept[i] = p
+    return kept
 
 
 def _fuse(gm: fx.GraphModule, partitions: list[dict[fx.Node, None]]) -> fx.GraphModule:
