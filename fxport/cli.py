@@ -13,11 +13,11 @@ import time
 from pathlib import Path
 
 from fxport.durable import LOCK_NAME, output_dir
-from fxport.settings import PCC_THRESHOLD
 from fxport.errors import (
-    EXIT_ENVIRONMENT, EXIT_INCOMPLETE, EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_USER, EnvironmentFault,
-    FxportError,
+    EXIT_ENVIRONMENT, EXIT_INACCURATE, EXIT_INCOMPLETE, EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_USER,
+    EnvironmentFault, FxportError,
 )
+from fxport.settings import PCC_THRESHOLD
 
 _HOST_MEMORY = ("can't allocate memory", "DefaultCPUAllocator")
 
@@ -262,10 +262,6 @@ def _cmd_trace(args) -> int:
     return 0
 
 
-# Exit status of a run whose end-to-end PCC is below --pcc (README, Exit codes).
-ACCURACY_FAILED = 5
-
-
 def _refuse_mock_values(values: str | None, kind: str) -> None:
     if values == "device" and kind == "mock":
         raise FxportError("--values device reads values back from a card, but a mock device runs "
@@ -316,7 +312,7 @@ def _cmd_run(args) -> int:
         _render(out)
     if doc["accuracy"]["verdict"] == "fail":  # a result, saved and rendered, that CI must see
         print(f"fxport: accuracy failed: {'; '.join(doc['accuracy']['failing'])}", file=sys.stderr)
-        return ACCURACY_FAILED
+        return EXIT_INACCURATE
     return 0
 
 
@@ -364,6 +360,11 @@ def _cmd_sweep(args) -> int:
         print(f"fxport: error: {len(done.failed)} of {len(doc['entries'])} entries produced no result: "
               f"{', '.join(done.failed)} (errors in {out}/index.md)", file=sys.stderr)
         return EXIT_INCOMPLETE
+    inaccurate = [e["key"] for e in doc["entries"] if e.get("accuracy") == "fail"]
+    if inaccurate:  # results, saved and rendered; CI sees them in the exit code
+        print(f"fxport: accuracy failed (end-to-end PCC below {PCC_THRESHOLD}): {', '.join(inaccurate)}",
+              file=sys.stderr)
+        return EXIT_INACCURATE
     return 0
 
 

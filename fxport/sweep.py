@@ -85,7 +85,8 @@ def _failed(item: SweepItem, error: str, status: str = "failed") -> dict:
     return {"key": item.key, "model": item.model, "input_shape": list(item.input_shape),
             "status": status, "error": error, "run": None, "coverage": None,
             "coverage_by_family": None, "coverage_by_module": None, "fallbacks": 0,
-            "oom_nodes": 0, "unsupported_ops": 0, "output_pcc": [], "memory_agreement": None, "l1_share": None}
+            "oom_nodes": 0, "unsupported_ops": 0, "output_pcc": [], "memory_agreement": None, "l1_share": None,
+            "accuracy": "not checked"}
 
 
 def entry(item: SweepItem, doc: dict) -> dict:
@@ -98,7 +99,8 @@ def entry(item: SweepItem, doc: dict) -> dict:
             "fallbacks": sum(f["repeat"] for f in doc["fallbacks"]),
             "oom_nodes": len(memory.get("oom_nodes", [])),
             "unsupported_ops": len(doc["unsupported"]), "output_pcc": doc["output_pcc"],
-            "memory_agreement": memory_agreement(memory), "l1_share": l1_share(doc)}
+            "memory_agreement": memory_agreement(memory), "l1_share": l1_share(doc),
+            "accuracy": (doc.get("accuracy") or {}).get("verdict", "not checked")}
 
 
 def memory_agreement(memory: dict) -> dict | None:

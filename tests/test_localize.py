@@ -86,3 +86,19 @@ def test_accuracy_below_the_threshold_fails_the_run_with_exit_5(tmp_path):
     done = subprocess.run(cmd + ["--out", str(tmp_path / "default")], env=env, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     assert "accuracy: pass" in done.stdout
+
+
+def test_a_sweep_with_an_inaccurate_entry_exits_5(tmp_path):
+    """bf16 cannot hold x next to 1000 (its step there is 4): the model is wrong on the device."""
+    (tmp_path / "cancel.py").write_text("from torch import nn\n\n"
+                                        "class Cancel(nn.Module):\n"
+                                        "    def forward(self, x):\n"
+                                        "        return (x + 1000) - 1000\n")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), os.environ.get("PYTHONPATH", "")])}
+    done = subprocess.run([sys.executable, "-m", "fxport.cli", "sweep", "cancel:Cancel", "--input-shape", "4,64",
+                           "--device", "mock", "--values", "emulate", "-j", "1", "--out", str(tmp_path / "s")],
+                          env=env, capture_output=True, text=True)
+    assert done.returncode == 5, done.stderr
+    assert "accuracy failed" in done.stderr and "cancel:Cancel" in done.stderr
+    (entry,) = json.loads((tmp_path / "s" / "sweep.json").read_text())["entries"]
+    assert entry["accuracy"] == "fail"
