@@ -103,7 +103,14 @@ def exact_nodes(graph: fx.Graph) -> dict[fx.Node, str]:
     feeding = nx.ancestors(flow, "indices") if "indices" in flow else set()
     flow.add_edges_from(("feeding", u) for u in feeding)
     derived = (nx.descendants(flow, "feeding") - feeding - {"indices"}) if feeding else set()
-    return {**{n: INDEX_DERIVED for n in derived}, **{n: INDEX_ARITHMETIC for n in feeding}}
+    exact = {**{n: INDEX_DERIVED for n in derived}, **{n: INDEX_ARITHMETIC for n in feeding}}
+    # Integer creation (an int arange, full) runs on the device in int32: exact already.
+    return {n: why for n, why in exact.items() if not (_integer(n) and not n.all_input_nodes)}
+
+
+def _integer(n: fx.Node) -> bool:
+    val = n.meta.get("val")
+    return isinstance(val, torch.Tensor) and not val.is_floating_point() and val.dtype != torch.bool
 
 
 def plan_graph(graph: fx.Graph) -> Plan:

@@ -31,7 +31,7 @@ def test_bicubic_resize_matches_torch_end_to_end(model, shape):
     reasons = {n.target: n.reason for n in result.plan.nodes if not n.lowered}
     # The coordinates (arange ... floor ... clamp) stay on the host, and the plan says why.
     assert reasons["aten.floor.default"] == INDEX_ARITHMETIC
-    assert reasons["aten.arange.start_step"] == INDEX_ARITHMETIC
+    assert reasons["aten.clamp.default"] == INDEX_ARITHMETIC
     # The data never leaves the device for it: the blend of the gathered pixels is lowered.
     assert any(n.lowered and n.target == "aten.mul.Tensor" for n in result.plan.nodes)
 
@@ -54,6 +54,7 @@ def test_weights_from_the_coordinates_are_derived_and_data_indices_keep_their_ve
     gm = export(Both(), (torch.randn(2, 8), torch.randn(3))).graph_module
     plan = {n.node: n for n in plan_graph(gm.graph).nodes}
     reasons = {name: n.reason for name, n in plan.items()}
-    assert [name for name, r in reasons.items() if r == INDEX_ARITHMETIC] == ["arange", "mul"]
+    # The int arange stays on the device (int32 there, exact); the arithmetic on it does not.
+    assert [name for name, r in reasons.items() if r == INDEX_ARITHMETIC] == ["mul"]
     assert INDEX_DERIVED not in reasons.values()  # `w` is constant but not from the coordinates
     assert reasons["argmax"] != INDEX_ARITHMETIC

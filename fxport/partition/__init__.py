@@ -52,12 +52,13 @@ class Partitioned:
 
 
 def partition(gm: fx.GraphModule, plan: Plan, min_block_size: int = 1,
-              constants: frozenset[str] = frozenset()) -> Partitioned:
+              constants: frozenset[str] | None = None) -> Partitioned:
     """Partition a copy of `gm` along `plan`.
     Partitions with fewer than `min_block_size` ops stay on the host (as in Torch-TensorRT: a tiny
-    island is not worth its two transfers). So does a partition that reads nothing but `constants`
-    (placeholder names of parameters, buffers and lifted constants) and feeds no other partition:
-    weight transforms whose every output goes straight back to the host (`kept_on_host` says why)."""
+    island is not worth its two transfers). With `constants` (placeholder names of parameters,
+    buffers and lifted constants), so does a partition that reads nothing else and feeds no other
+    partition: weight transforms and shape constants whose every output goes straight back to the
+    host (`kept_on_host` says why). Without, every proposed partition is kept (single-op runs)."""
     gm = _copy(gm)  # node names survive the copy, so the plan's verdicts still apply
     condensed = condense(gm.graph, {n.node for n in plan.nodes if n.lowered})
     proposed = []
@@ -66,7 +67,7 @@ def partition(gm: fx.GraphModule, plan: Plan, min_block_size: int = 1,
                                                  allows_single_node_partition=True)
         proposed += [_expand(condensed, p.nodes) for p in partitioner.propose_partitions()]
     proposed = [p for p in proposed if sum(is_op_node(n) for n in p) >= min_block_size]
-    kept = _constant_only(proposed, constants)
+    kept = _constant_only(proposed, constants) if constants is not None else {}
     proposed = [p for i, p in enumerate(proposed) if i not in kept]
     fused = _fuse(gm, proposed) if proposed else gm
     partitions = []
