@@ -99,14 +99,15 @@ def _rss_mb(field: str) -> float:
 
 def child(size: str) -> dict:
     from fxport.capture.records import records_from_graph
-    from fxport.memory.analysis import analyze
-    from fxport.memory.devices import preset
     from fxport.partition import partition
     from fxport.plan import plan_graph
+    from fxport.runtime.devices import open_session_device
+    from fxport.runtime.memory import explain_run
 
     start = time.perf_counter()
     gm = lstm_graph() if size == "lstm" else synthetic(int(size))
     records = records_from_graph(gm.graph)  # capture makes them (fxport trace's ops.json)
+    dev = open_session_device("mock", None)  # footprints are measured on it (cached on disk)
     built = time.perf_counter() - start
     with open("/proc/self/clear_refs", "w") as f:
         f.write("5")  # reset the peak-RSS mark: what follows is measured above the captured graph
@@ -119,7 +120,7 @@ def child(size: str) -> dict:
     parts = partition(gm, plan)
     seconds["partition"] = time.process_time() - t
     t = time.process_time()
-    analyze(records, preset("n150"))
+    explain_run(parts.graph_module, records, dev, "dram", [])
     seconds["memory"] = time.process_time() - t
     wall = time.perf_counter() - wall
     return {"graph": "nn.LSTM unrolled" if size == "lstm" else "synthetic", "nodes": len(plan.nodes),

@@ -19,7 +19,7 @@ from unittest.mock import patch
 from torch import fx
 from torch.fx._lazy_graph_module import _make_graph_module, _use_lazy_graph_module
 from torch.fx.passes.infra.partitioner import CapabilityBasedPartitioner
-from torch.fx.passes.utils import fuser_utils
+from torch.fx.passes.utils import common as fx_common, fuser_utils
 from torch.fx.passes.utils.fuser_utils import fuse_by_partitions
 
 from fxport.capture.records import is_op_node
@@ -103,7 +103,10 @@ def _fuse(gm: fx.GraphModule, partitions: list[dict[fx.Node, None]]) -> fx.Graph
     it (nodes x partitions in all, seconds on a long graph with a host op in every block). These
     partitions passed the partitioner's own cycle checks, and the stable topological sort that ends
     `fuse_by_partitions` raises on any cycle in the fused graph."""
-    with _use_lazy_graph_module(True), patch.object(fuser_utils, "validate_partition", lambda nodes: True):
+    # Each submodule's code is generated when it is first run (lazily), not once per partition
+    # as `lift_subgraph_as_module`'s plain GraphModule would (seconds for a thousand partitions).
+    with _use_lazy_graph_module(True), patch.object(fuser_utils, "validate_partition", lambda nodes: True), \
+            patch.object(fx_common, "GraphModule", _make_graph_module):
         return fuse_by_partitions(gm, partitions, prefix="fused_")
 
 
