@@ -14,9 +14,10 @@ from pathlib import Path
 
 from fxport.durable import LOCK_NAME, output_dir
 from fxport.errors import (
-    EXIT_ENVIRONMENT, EXIT_INCOMPLETE, EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_USER, EnvironmentFault,
-    FxportError,
+    EXIT_ENVIRONMENT, EXIT_INACCURATE, EXIT_INCOMPLETE, EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_USER,
+    EnvironmentFault, FxportError,
 )
+from fxport.settings import PCC_THRESHOLD
 
 _HOST_MEMORY = ("can't allocate memory", "DefaultCPUAllocator")
 
@@ -186,6 +187,12 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--ttnn-report", action="store_true",
                    help="also write TT-NN's own report of the run (OUT/ttnn_report/db.sqlite, from "
                         "its graph capture), the database ttnn-visualizer opens")
+    p.add_argument("--pcc", type=_pcc, default=PCC_THRESHOLD,
+                   help=f"end-to-end PCC every output must reach, in (0, 1]; below it the run "
+                        f"fails its accuracy (exit 5) (default {PCC_THRESHOLD})")
+    p.add_argument("--localize", action="store_true",
+                   help="find the nodes where error enters: each node's output as run vs the fp32 "
+                        "reference fed with reference values (needs values)")
     p.add_argument("--out", type=Path, help="output directory (default: out/<model>)")
     _pass_options(p)
     p.add_argument("--weights", choices=["bfloat16", "bfloat8_b"], default="bfloat16",
@@ -282,6 +289,8 @@ def _refuse_mock_values(values: str | None, kind: str) -> None:
 
 def _cmd_run(args) -> int:
     _refuse_mock_values(args.values, args.device)
+    if args.localize and args.values == "none":
+        raise FxportError("--localize compares values: it needs --values emulate or device, not none")
     with output_dir(args.out or Path("out") / _safe_name(args.model), f"fxport run {args.model}") as out:
         from fxport.report.run_report import run_summary_text, write_run
         from fxport.runner import run_model
@@ -306,7 +315,8 @@ def _cmd_run(args) -> int:
             result = run_model(args.model, dev, options, memory=args.memory_config,
                                values=args.values or "", min_block_size=args.min_block_size,
                                ttnn_report=out if args.ttnn_report else None,
-                               passes=passes, weights=args.weights)
+                               passes=passes, weights=args.weights,
+                               pcc_threshold=args.pcc, localize=args.localize)
         except (KeyboardInterrupt, EnvironmentFault) as exc:
             partial = getattr(exc, "result", None)
             if partial is not None:  # keep what was computed, marked as stopped
@@ -322,6 +332,9 @@ def _cmd_run(args) -> int:
                   f"operations, {report['buffers']} buffers) for ttnn-visualizer" if not report["error"]
                   else f"fxport: note: no TT-NN report: {report['error']}")
         _render(out)
+    if doc["accuracy"]["verdict"] == "fail":  # a result, saved and rendered, that CI must see
+        print(f"fxport: accuracy failed: {'; '.join(doc['accuracy']['failing'])}", file=sys.stderr)
+        return EXIT_INACCURATE
     return 0
 
 
@@ -370,6 +383,11 @@ def _cmd_sweep(args) -> int:
         print(f"fxport: error: {len(done.failed)} of {len(doc['entries'])} entries produced no result: "
               f"{', '.join(done.failed)} (errors in {out}/index.md)", file=sys.stderr)
         return EXIT_INCOMPLETE
+    inaccurate = [e["key"] for e in doc["entries"] if e.get("accuracy") == "fail"]
+    if inaccurate:  # results, saved and rendered; CI sees them in the exit code
+        print(f"fxport: accuracy failed (end-to-end PCC below {PCC_THRESHOLD}): {', '.join(inaccurate)}",
+              file=sys.stderr)
+        return EXIT_INACCURATE
     return 0
 
 

@@ -6,6 +6,7 @@ EXIT_INTERNAL = 1  # a bug in fxport: the only case that suggests --debug for a 
 EXIT_USER = 2  # bad input: a model, a shape, an option, a document, an output directory
 EXIT_ENVIRONMENT = 3  # the machine or its setup cannot run fxport (toolchain, cache, device, memory)
 EXIT_INCOMPLETE = 4  # `fxport sweep`: every entry ran, but some produced no result
+EXIT_INACCURATE = 5  # `fxport run`/`sweep` with values: an end-to-end PCC below the threshold
 EXIT_INTERRUPTED = 130  # Ctrl-C (SIGINT); what was computed is kept
 
 

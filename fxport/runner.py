@@ -22,13 +22,14 @@ from fxport.partition import Partitioned, partition
 from fxport.passes import PASS_NAMES, Optimized, constants_of, records_after, run_passes
 from fxport.plan import Plan, plan_graph
 from fxport.report.results import DeviceInfo, RunResult
-from fxport.runtime.accuracy import ControlValue, check_outputs, unchecked_outputs, vary_inputs
+from fxport.runtime.accuracy import PCC_THRESHOLD, ControlValue, check_outputs, unchecked_outputs, vary_inputs
 from fxport.runtime.context import DeviceConstants, LoweringContext
 from fxport.runtime.devices import DeviceHandle
 from fxport.runtime.execute import execute
 from fxport.runtime.memory import explain_run, place_activations
 from fxport.runtime.ttnn_report import ttnn_report as capture_ttnn_report
 from fxport.runtime.verdict_cache import VerdictCache
+from fxport.runtime.localize import localize as localize_error, reference_values
 from fxport.tracing import trace
 
 
@@ -113,8 +114,9 @@ def compile_program(program: torch.export.ExportedProgram, min_block_size: int =
     `repeats`: the capture's folded calls (records count them)."""
     optimized = run_passes(program.graph_module, constants_of(program), passes, memory)
     plan = plan_graph(optimized.graph_module.graph)
-    parts = partition(optimized.graph_module, plan, min_block_size)
-    return Compiled(program, optimized, plan, parts, records_after(optimized, repeats=repeats),
+    # Partitions of parameter transforms alone stay on the host (partition's `constants`)
+    parts = partition(optimized.graph_module, plan, min_block_size, frozenset(optimized.constants))
+    return Compiled(program, optimized, plan.on_host(parts.kept_on_host), parts, records_after(optimized, repeats=repeats),
                     DeviceConstants(optimized.constants.values()),
                     HostControl.of(program) if host_control else None)
 
@@ -126,7 +128,8 @@ def run_compiled(compiled: Compiled, inputs: tuple, reference: Any, dev: DeviceH
                  node_pcc: bool = True, capture: dict | None = None,
                  seconds: dict[str, float] | None = None,
                  cache: VerdictCache | None = None, weights: str = "bfloat16",
-                 ttnn_report: Path | None = None) -> RunResult:
+                 ttnn_report: Path | None = None, pcc_threshold: float = PCC_THRESHOLD,
+                 localize: bool = False) -> RunResult:
     """Execute a compiled program on `dev`, compare its outputs with `reference` (the fp32 torch
     outputs, any pytree; None: not compared) leaf by leaf, `varied` (the reference on varied
     inputs) telling which comparisons mean something, and judge every node's memory against the
@@ -136,6 +139,9 @@ def run_compiled(compiled: Compiled, inputs: tuple, reference: Any, dev: DeviceH
     of a verdict run (fxport.runtime.verdict_cache). The ttnn calls are counted per inference;
     constants' uploads (`weights`: their dtype) happen on the first run only. `ttnn_report`: a
     folder to write TT-NN's own report of the execution into (fxport.runtime.ttnn_report).
+    `pcc_threshold` is the end-to-end PCC every informative output must reach; `localize` finds
+    the nodes where error enters (fxport.runtime.localize: it keeps every node's output and the
+    fp32 reference's in memory).
 
     Ctrl-C and a broken environment stop the run: the exception is re-raised with `exc.result`,
     the RunResult of the nodes run so far (`stopped` says why), so that it can still be saved."""
@@ -159,7 +165,8 @@ def run_compiled(compiled: Compiled, inputs: tuple, reference: Any, dev: DeviceH
     report = None
     try:
         with torch.no_grad(), capture_ttnn_report(ttnn_report, dev) as report:
-            run = execute(compiled.parts.graph_module, flat, ctx, node_pcc=node_pcc)
+            run = execute(compiled.parts.graph_module, flat, ctx, node_pcc=node_pcc,
+                          observe=localize and ctx.values != "none")
     except (KeyboardInterrupt, EnvironmentFault) as exc:
         partial = getattr(exc, "partial", None)
         if partial is not None:
@@ -181,7 +188,15 @@ def run_compiled(compiled: Compiled, inputs: tuple, reference: Any, dev: DeviceH
         checks = check_outputs(outputs, reference, varied)
     result = _result(compiled, leaves, outputs, dev, ctx, name, records, run.nodes, checks, capture,
                      {**(seconds or {}), "execute": time.perf_counter() - start}, analysis, control)
-    return replace(result, ttnn_report=report.to_dict() if report is not None else None)
+    localized = None
+    if run.observed is not None:
+        sources = {r.node: r.source for r in result.records}
+        # The graph that ran (after the passes, which are exact), fed with reference values
+        graph_module = compiled.optimized.graph_module
+        localized = localize_error(graph_module.graph, run.observed, reference_values(graph_module, flat),
+                                   sources, pcc_threshold)
+    return replace(result, ttnn_report=report.to_dict() if report is not None else None,
+                   pcc_threshold=pcc_threshold, localized=localized)
 
 
 def _result(compiled: Compiled, inputs: tuple, outputs: Any, dev: DeviceHandle, ctx: LoweringContext,
@@ -226,21 +241,24 @@ def run_model(spec: str, dev: DeviceHandle, inputs: InputOptions | Shape | None 
               values: str = "", seed: int = 0, min_block_size: int = 1,
               cache: VerdictCache | None = None, passes: tuple[str, ...] = PASS_NAMES,
               weights: str = "bfloat16",
-              ttnn_report: Path | None = None) -> RunResult:
+              ttnn_report: Path | None = None, pcc_threshold: float = PCC_THRESHOLD,
+              localize: bool = False) -> RunResult:
     """Build `spec` (a zoo name or module.path:callable) with its inputs and run it through TT-NN
     on `dev`: see `run_loaded`."""
     torch.manual_seed(seed)
     t = time.perf_counter()
     loaded = load_model(spec, inputs, device="meta" if values == "none" else "cpu")
     return run_loaded(loaded, dev, memory, values, min_block_size, build_seconds=time.perf_counter() - t,
-                      cache=cache, passes=passes, weights=weights, ttnn_report=ttnn_report)
+                      cache=cache, passes=passes, weights=weights, ttnn_report=ttnn_report,
+                      pcc_threshold=pcc_threshold, localize=localize)
 
 
 def run_loaded(loaded: LoadedModel, dev: DeviceHandle, memory: str = "dram", values: str = "",
                min_block_size: int = 1, build_seconds: float = 0.0,
                cache: VerdictCache | None = None, passes: tuple[str, ...] = PASS_NAMES,
                weights: str = "bfloat16",
-               ttnn_report: Path | None = None) -> RunResult:
+               ttnn_report: Path | None = None, pcc_threshold: float = PCC_THRESHOLD,
+               localize: bool = False) -> RunResult:
     """Capture a built model and run it through TT-NN on `dev`.
 
     With values (the default: emulated on a mock, real on hardware) the model has real weights,
@@ -276,7 +294,8 @@ def run_loaded(loaded: LoadedModel, dev: DeviceHandle, memory: str = "dram", val
                         loaded.kwargs, varied, capture=capture,
                         seconds={"build_capture": build_seconds, "capture": cap.seconds,
                                  "plan_partition": plan_seconds},
-                        cache=cache, weights=weights, ttnn_report=ttnn_report)
+                        cache=cache, weights=weights, ttnn_report=ttnn_report,
+                        pcc_threshold=pcc_threshold, localize=localize)
 
 
 def _forward(loaded: LoadedModel, args: tuple, kwargs: dict) -> Any:

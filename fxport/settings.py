@@ -16,6 +16,8 @@ import importlib.util
 from functools import lru_cache
 from pathlib import Path
 
+# The end-to-end PCC every informative output of a run must reach (`fxport run --pcc`).
+PCC_THRESHOLD = 0.99
 DEFAULT_MOCK_ARCH = "n150"  # the mock board when none is named (fxport.runtime.devices)
 
 

@@ -87,7 +87,8 @@ def _failed(item: SweepItem, error: str, status: str = "failed") -> dict:
             "status": status, "error": error, "run": None, "coverage": None,
             "coverage_by_family": None, "coverage_by_module": None, "fallbacks": 0,
             "oom_nodes": 0, "unsupported_ops": 0, "output_pcc": [], "memory_agreement": None, "l1_share": None,
-            "ttnn_calls": None}
+            "ttnn_calls": None,
+            "accuracy": "not checked"}
 
 
 def entry(item: SweepItem, doc: dict) -> dict:
@@ -101,7 +102,8 @@ def entry(item: SweepItem, doc: dict) -> dict:
             "oom_nodes": len(memory.get("oom_nodes", [])),
             "unsupported_ops": len(doc["unsupported"]), "output_pcc": doc["output_pcc"],
             "memory_agreement": memory_agreement(memory), "l1_share": l1_share(doc),
-            "ttnn_calls": (doc.get("ttnn_calls") or {}).get("per_inference")}
+            "ttnn_calls": (doc.get("ttnn_calls") or {}).get("per_inference"),
+            "accuracy": (doc.get("accuracy") or {}).get("verdict", "not checked")}
 
 
 def memory_agreement(memory: dict) -> dict | None:

@@ -16,13 +16,18 @@ TILE = 32
 MASKED = -1e9
 
 
-@check("rank 4 q/k/v of one batch (GQA heads allowed); no dropout; is_causal only with equal q/kv "
-       "lengths; mask [1|b, 1|heads, Sq, Sk]")
+@check("rank 4 q/k/v of one batch (GQA heads allowed; rank > 4 with shared leading dims and no mask, "
+       "folded into the batch); no dropout; is_causal only with equal q/kv lengths; mask [1|b, 1|heads, Sq, Sk]")
 def _sdpa_shapes(node: fx.Node) -> str | None:
     """What ttnn.transformer.scaled_dot_product_attention validates (messages from ttnn 0.81.1)
     and the lowering cannot work around. (aten itself rejects query heads that are no multiple of
     the kv heads, and is_causal together with a mask, which ttnn rejects too.)"""
     q, k, v = (meta(a) for a in node.args[:3])
+    if q.dim() > 4 and q.dim() == k.dim() == v.dim() and q.shape[:-3] == k.shape[:-3] == v.shape[:-3]:
+        if meta(arg(node, 3, "attn_mask")) is not None:
+            return f"rank {q.dim()} inputs with an attn_mask unsupported (the leading dims fold into " \
+                   "the batch only without a mask)"
+        q, k, v = (t.reshape(-1, *t.shape[-3:]) for t in (q, k, v))
     if not q.dim() == k.dim() == v.dim() == 4:
         return f"rank {q.dim()} inputs unsupported (ttnn SDPA needs [batch, heads, seq, head_dim])"
     (b, nqh, sq, _), (bk, nkv, sk, _), (bv, nv, sv, _) = q.shape, k.shape, v.shape
@@ -49,6 +54,15 @@ def _sdpa_shapes(node: fx.Node) -> str | None:
       checks=(*BASIC, dtypes(FLOAT_DTYPES | {torch.bool}, "floating-point (bool masks)"), _sdpa_shapes))
 def scaled_dot_product_attention(ctx, node, q, k, v, attn_mask=None, dropout_p=0.0, is_causal=False,
                                  *, scale=None, enable_gqa=False):
+    lead = tuple(meta(node.args[0]).shape[:-3])
+    if len(lead) > 1:  # rank > 4, no mask: the leading dims fold into the batch and back
+        q, k, v = (ctx.ops.reshape(ctx.tensor(t), (-1, *t.shape[-3:])) for t in (q, k, v))
+        out = _sdpa(ctx, node, q, k, v, None, is_causal, scale)
+        return ctx.ops.reshape(out, (*lead, *out.shape[-3:]))
+    return _sdpa(ctx, node, q, k, v, attn_mask, is_causal, scale)
+
+
+def _sdpa(ctx, node, q, k, v, attn_mask, is_causal, scale):
     batch, heads, q_len, qk_dim = q.shape
     v_dim = v.shape[-1]
     # The kernel needs one head dim, tile-aligned ("k_shape[3] == DH && v_shape[3] == DH",

@@ -486,22 +486,23 @@ def _constant_mode(node: fx.Node) -> str | None:
     return None if mode == "constant" else f"mode={mode!r} unsupported (ttnn.pad pads with a constant)"
 
 
-@check('non-negative pads')
-def _no_cropping(node: fx.Node) -> str | None:
-    pad = list(arg(node, 1, "pad"))
-    return None if min(pad, default=0) >= 0 else f"negative padding {pad} (cropping) unsupported"
-
-
-@rule(aten.pad.default, aten.constant_pad_nd.default, ttnn="ttnn.pad", fused=True, family="conv_pool",
-      checks=(*BASIC, dtypes(ANY_DTYPES, "float, int or bool"), _constant_mode, _no_cropping))
+@rule(aten.pad.default, aten.constant_pad_nd.default, ttnn="ttnn.slice + ttnn.pad", fused=True, family="conv_pool",
+      checks=(*BASIC, dtypes(ANY_DTYPES, "float, int or bool"), _constant_mode))
 def pad(ctx, node, x, pad, *_, **__):
     value = arg(node, 3 if node.target == aten.pad.default else 2, "value") or 0
-    rank = len(_out_shape(node))
+    shape = tuple(meta(node.args[0]).shape)
+    rank = len(shape)
     pairs = [(0, 0)] * rank
     for i in range(len(pad) // 2):  # torch lists (before, after) pairs from the last dim backwards
         pairs[rank - 1 - i] = (pad[2 * i], pad[2 * i + 1])
+    x = dev(ctx, x)
+    if any(a < 0 or b < 0 for a, b in pairs):  # negative pads crop: a slice first
+        starts = [max(-a, 0) for a, _ in pairs]
+        ends = [size - max(-b, 0) for size, (_, b) in zip(shape, pairs)]
+        x = ctx.ops.slice(x, starts, ends, [1] * rank, memory_config=ctx.memory_config)
+        pairs = [(max(a, 0), max(b, 0)) for a, b in pairs]
     if not any(a or b for a, b in pairs):
-        return dev(ctx, x)
+        return x
     # TILE padding cannot add at the front of a dim ("on device tile padding does not support
     # front padding"); ROW_MAJOR can.
     front = any(before for before, _ in pairs)

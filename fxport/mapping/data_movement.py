@@ -16,7 +16,7 @@ from torch import fx
 from fxport.mapping.checks import (BASIC, FLOAT_DTYPES, INT_DTYPES, arg, dtypes, max_rank, meta,
                                    output, tensor_inputs)
 from fxport.mapping import nhwc
-from fxport.mapping.registry import check, rule
+from fxport.mapping.registry import check, no_kernel, rule
 from fxport.values import HostValue, TTValue
 
 aten = torch.ops.aten
@@ -287,28 +287,29 @@ def _convert(ctx, x: TTValue, dtype: torch.dtype) -> TTValue:
     return ctx.ops.typecast(x, want, memory_config=ctx.memory_config)
 
 
-@check('no cast to bool')
-def _no_bool_cast(node: fx.Node) -> str | None:
-    src = tensor_inputs(node)[-1].dtype
-    dst = output(node).dtype
-    if dst == torch.bool and src != torch.bool:
-        return f"cast {str(src).removeprefix('torch.')} -> bool unsupported (needs x != 0, not a typecast)"
-    return None
+def _to_bool(ctx, x) -> TTValue:
+    """A cast to bool is `x != 0` (a typecast would round 0.4 to 0): ttnn.ne gives bf16 0/1,
+    which is how bool masks live on the device."""
+    return ctx.ops.ne(dev(ctx, x), 0, memory_config=ctx.memory_config)
 
 
-@rule(aten._to_copy.default, ttnn="ttnn.typecast", family="data_movement",
-      checks=(*MOVE, _no_bool_cast), nhwc=nhwc.pointwise)
+def _cast(ctx, x, src: torch.dtype, dst: torch.dtype) -> TTValue:
+    return _to_bool(ctx, x) if dst == torch.bool and src != torch.bool else _convert(ctx, x, dst)
+
+
+@rule(aten._to_copy.default, ttnn="ttnn.typecast (ttnn.ne for -> bool)", family="data_movement", checks=MOVE,
+      nhwc=nhwc.pointwise)
 def to_copy(ctx, node, x, **_):
-    return _convert(ctx, dev(ctx, x), output(node).dtype)
+    return _cast(ctx, dev(ctx, x), meta(node.args[0]).dtype, output(node).dtype)
 
 
-@rule(aten.copy.default, ttnn="ttnn.expand + ttnn.typecast", family="data_movement",
-      checks=(*MOVE, _no_bool_cast))
+@rule(aten.copy.default, ttnn="ttnn.expand + ttnn.typecast", family="data_movement", checks=MOVE)
 def copy(ctx, node, dst, src, non_blocking=False):
+    src_dtype = meta(src).dtype if isinstance(src, fx.Node) else meta(node.args[1]).dtype
     src = dev(ctx, src)
     if src.shape != _shape(node):
         src = ctx.ops.expand(src, _shape(node), memory_config=ctx.memory_config)
-    return _convert(ctx, src, output(node).dtype)
+    return _cast(ctx, src, src_dtype, output(node).dtype)
 
 
 # -- index selection ------------------------------------------------------------------------------
@@ -356,23 +357,56 @@ def index_select(ctx, node, x, dim, index):
     return _gather_rows(ctx, x, _dim(dim, len(meta(node.args[0]).shape)), index, _shape(node))
 
 
-@check('one integer index tensor (x[idx], x[:, idx])')
-def _single_index(node: fx.Node) -> str | None:
+@check('integer index tensors on adjacent dims (x[idx], x[:, i, j])')
+def _adjacent_indices(node: fx.Node) -> str | None:
     indices = arg(node, 1, "indices")
-    given = [i for i in indices if i is not None]
-    if len(given) != 1:
-        return f"{len(given)} index tensors unsupported (only one, like x[:, idx])"
-    idx = meta(given[0])
-    if idx.dtype == torch.bool:
+    given = [d for d, i in enumerate(indices) if i is not None]
+    if any(meta(indices[d]).dtype == torch.bool for d in given):
         return "boolean mask indexing unsupported (data-dependent output shape)"
+    if given != list(range(given[0], given[-1] + 1)):
+        # torch then moves the broadcast index dims to the front: another layout, not lowered
+        return f"index tensors on dims {given} are not adjacent (torch moves their result to the front)"
     return None
 
 
 @rule(aten.index.Tensor, aten._unsafe_index.Tensor, ttnn="ttnn.embedding", family="data_movement",
-      checks=(*BASIC, _float_source, max_rank(MAX_RANK), _single_index))
+      checks=(*BASIC, _float_source, max_rank(MAX_RANK), _adjacent_indices))
 def index(ctx, node, x, indices):
-    dim = next(d for d, i in enumerate(indices) if i is not None)
-    return _gather_rows(ctx, x, dim, indices[dim], _shape(node))
+    given = [d for d, i in enumerate(indices) if i is not None]
+    if len(given) == 1:
+        return _gather_rows(ctx, x, given[0], indices[given[0]], _shape(node))
+    # x[:, i, j] with broadcast i, j: the indexed dims merge into one, indexed by i * size_j + j.
+    # The flat index is computed exactly on the host (int64): bf16 cannot hold it.
+    shape = tuple(meta(node.args[0]).shape)
+    first, last = given[0], given[-1] + 1
+    flat = torch.zeros((), dtype=torch.int64)
+    for d in given:
+        i = ctx.host(indices[d]).to(torch.int64)
+        flat = flat * shape[d] + torch.where(i < 0, i + shape[d], i)
+    merged = shape[:first] + (math.prod(shape[first:last]),) + shape[last:]
+    x = ctx.ops.reshape(dev(ctx, x), merged)
+    return _gather_rows(ctx, x, first, HostValue(flat.flatten()), _shape(node))
+
+
+@rule(aten.unfold.default, ttnn="ttnn.embedding + ttnn.permute", family="data_movement",
+      checks=(*BASIC, _float_source, max_rank(MAX_RANK)))
+def unfold(ctx, node, x, dimension, size, step):
+    # Windows of `size` every `step` along `dimension`: their rows gathered by one embedding with
+    # window indices built exactly on the host, then the window axis moved last as torch puts it.
+    shape = tuple(meta(node.args[0]).shape)
+    rank = len(shape)
+    d = _dim(dimension, rank)
+    n = (shape[d] - size) // step + 1
+    index = (torch.arange(n)[:, None] * step + torch.arange(size)[None, :]).flatten()
+    rows = _gather_rows(ctx, x, d, HostValue(index), shape[:d] + (n, size) + shape[d + 1:])
+    order = [i for i in range(rank + 1) if i != d + 1] + [d + 1]
+    return ctx.ops.permute(rows, order, memory_config=ctx.memory_config)
+
+
+no_kernel(aten.index_put.default, aten._unsafe_index_put.default, aten.index_put_.default,
+          limit="writes values at index tuples over several dims (nn.Fold); ttnn.scatter writes along "
+                "one dim with an index tensor of the source's shape, and its accumulating form is not "
+                "validated on the mock: not lowered")
 
 
 @rule(aten.flip.default, ttnn="ttnn.embedding", family="data_movement",

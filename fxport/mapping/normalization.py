@@ -9,7 +9,7 @@ import torch
 from torch import fx
 
 from fxport.mapping.checks import BASIC, FLOAT_DTYPES, arg, dtypes, max_rank, meta, output
-from fxport.mapping.registry import check, rule
+from fxport.mapping.registry import check, no_kernel, rule
 from fxport.values import HostValue
 
 aten = torch.ops.aten
@@ -208,3 +208,11 @@ def batch_norm(ctx, node, x, weight, bias, running_mean, running_var, momentum, 
         out = ctx.ops.reshape(out, shape)
     # Without training, aten's saved mean and inverse std are empty tensors.
     return out, HostValue(torch.empty(0)), HostValue(torch.empty(0))
+
+
+no_kernel(aten._native_batch_norm_legit.no_stats, aten._native_batch_norm_legit.default,
+          aten._native_batch_norm_legit_functional.default,
+          limit="training-mode batch norm normalises with the batch's own statistics and updates "
+                "running ones; ttnn.batch_norm normalises with given running statistics (eval). "
+                "Weight standardisation (on parameters only) is a constant subgraph: fold it once "
+                "at compile time")

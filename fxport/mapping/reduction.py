@@ -3,6 +3,8 @@ any/all, cumsum."""
 
 from __future__ import annotations
 
+import math
+
 from typing import Any
 
 import torch
@@ -44,6 +46,29 @@ def _same_kind(node: fx.Node) -> str | None:
     return None
 
 
+def _reduced(node: fx.Node) -> list[int] | None:
+    """The dims a reduction node reduces, sorted and non-negative (None: all of them)."""
+    a = bound(node.target, node.args, node.kwargs)
+    rank = meta(a["input"]).dim()
+    dims = _dims(a.get("dim"))
+    if dims is None:
+        return None
+    return sorted(d % rank for d in ((dims,) if isinstance(dims, int) else dims))
+
+
+def _contiguous_block(node: fx.Node) -> bool:
+    dims = _reduced(node)
+    return dims is not None and dims == list(range(dims[0], dims[-1] + 1))
+
+
+@check(f"rank <= {REDUCE_MAX_RANK}, or higher with the reduced dims adjacent (the rest folded)")
+def _foldable_rank(node: fx.Node) -> str | None:
+    rank = max(t.dim() for t in [meta(node.args[0]), output(node)] if t is not None)
+    if rank <= REDUCE_MAX_RANK or _contiguous_block(node):
+        return None
+    return f"rank {rank} exceeds {REDUCE_MAX_RANK} with reduced dims {_reduced(node)} not adjacent"
+
+
 def _operand(ctx, node, x):
     """The input on the device: integer (and bool) inputs with an integer result, such as token
     counts and position ids, in int32: exact and signed. Floats in bf16."""
@@ -53,7 +78,16 @@ def _operand(ctx, node, x):
 def _reduction(op: str):
     def lower(ctx, node, *args, **kwargs):
         a = bound(node.target, args, kwargs)
-        return getattr(ctx.ops, op)(_operand(ctx, node, a["input"]), dim=_dims(a.get("dim")),
+        x = _operand(ctx, node, a["input"])
+        shape = tuple(meta(a["input"]).shape)
+        if len(shape) > REDUCE_MAX_RANK:  # adjacent reduced dims: [before, reduced, after], dim 1
+            dims = _reduced(node)
+            folded = (math.prod(shape[:dims[0]]), math.prod(shape[dims[0]:dims[-1] + 1]),
+                      math.prod(shape[dims[-1] + 1:]))
+            out = getattr(ctx.ops, op)(ctx.ops.reshape(x, folded), dim=1, keepdim=False,
+                                       memory_config=ctx.memory_config)
+            return ctx.ops.reshape(out, tuple(output(node).shape))
+        return getattr(ctx.ops, op)(x, dim=_dims(a.get("dim")),
                                     keepdim=a.get("keepdim", False), memory_config=ctx.memory_config)
 
     lower.__name__ = op
@@ -61,7 +95,7 @@ def _reduction(op: str):
 
 
 INTEGER_CHECKS = (*BASIC, dtypes(FLOAT_DTYPES | INT_DTYPES | {torch.bool}, "bool, int or float"),
-                  max_rank(REDUCE_MAX_RANK), _same_kind)
+                  _foldable_rank, _same_kind)
 # Floats in bf16, integers (counts, positions) in int32.
 rule(aten.sum.default, aten.sum.dim_IntList, ttnn="ttnn.sum", family="reduction",
      checks=INTEGER_CHECKS)(_reduction("sum"))
@@ -70,7 +104,8 @@ for _op, _targets in {
     "max": (aten.amax.default, aten.max.default),
     "min": (aten.amin.default, aten.min.default),
 }.items():
-    rule(*_targets, ttnn=f"ttnn.{_op}", family="reduction", checks=REDUCE_CHECKS)(_reduction(_op))
+    rule(*_targets, ttnn=f"ttnn.{_op}", family="reduction",
+         checks=(*BASIC, dtypes(), _foldable_rank, float_result))(_reduction(_op))
 
 
 @rule(aten.prod.default, aten.prod.dim_int, ttnn="ttnn.prod", family="reduction", checks=REDUCE_CHECKS)

@@ -16,6 +16,8 @@ Sizes in reports are exact bytes plus MiB (2^20 B). The seeds' "MB" figures (765
 
 from __future__ import annotations
 
+import functools
+
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Sequence
 
@@ -109,7 +111,11 @@ class TensorMemory:
 
 def tensor_memory(shape: Sequence[int], dtype: str, device: DeviceMemory = N150,
                   layout: str = TILE_LAYOUT) -> TensorMemory:
-    shape = tuple(int(d) for d in shape)
+    return _tensor_memory(tuple(int(d) for d in shape), dtype, device, layout)
+
+
+@functools.lru_cache(maxsize=4096)  # graphs repeat their shapes (every block, every step)
+def _tensor_memory(shape: tuple[int, ...], dtype: str, device: DeviceMemory, layout: str) -> TensorMemory:
     p = pages(shape, dtype, layout)
     return TensorMemory(shape, dtype, device_dtype(dtype).name, layout, p,
                         padding(shape, dtype, layout),

@@ -170,6 +170,9 @@ def _partitions(run: dict) -> tuple:
 
 def _accuracy(run: dict) -> tuple:
     blocks: list = [Text(f"End-to-end PCC vs fp32 torch: {t.fmt_run_pcc(run)}.")]
+    verdict = t.fmt_accuracy(run)
+    if verdict:
+        blocks.append(Text(verdict, failed=t.accuracy_failed(run)))
     rows = t.lowest_pcc_rows(run, t.PCC_LIMIT)
     if rows[1]:
         blocks += [Text("Lowest per-node PCC:"), Table(rows)]
@@ -186,7 +189,8 @@ def run_page(run: dict) -> Page:
                if run.get("stopped") else ())
     facts = Facts((*stopped, ("Inputs", t.fmt_inputs(run)), ("Device", _device(run["device"])),
                    ("Activations in", run["memory_config"].upper()), ("Values", run["values"]),
-                   ("Capture", _capture(run["capture"])), ("End-to-end PCC vs fp32 torch", t.fmt_run_pcc(run))))
+                   ("Capture", _capture(run["capture"])), ("End-to-end PCC vs fp32 torch", t.fmt_run_pcc(run)),
+                   *((("Accuracy", Flag(t.fmt_accuracy(run))),) if t.accuracy_failed(run) else ())))
     return Page(f"fxport: {run['model']}",
                 f"{run['model']} on {run['device']['kind']} {run['device']['arch']}: "
                 f"{t.fmt_pct(cov['device_pct'])} of aten nodes ran on the device",

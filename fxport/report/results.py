@@ -21,9 +21,10 @@ from fxport.partition import DevicePartition
 from fxport.passes import PassRecord
 from fxport.plan import Plan
 from fxport.report.schema import RUN_SCHEMA
-from fxport.runtime.accuracy import ControlValue, OutputCheck
+from fxport.runtime.accuracy import PCC_THRESHOLD, Accuracy, ControlValue, OutputCheck
 from fxport.runtime.context import CallCounts, TransferLog
 from fxport.runtime.execute import NodeResult
+from fxport.runtime.localize import EntryPoint
 
 
 def provenance(device_kind: str, values: str) -> dict:
@@ -78,6 +79,12 @@ class RunResult:
     captured_nodes: int = 0  # aten nodes as captured (before the passes), counting repeats
     calls: CallCounts = field(default_factory=CallCounts)  # ttnn calls issued by this run
     weights: str = "bfloat16"  # dtype of constant conv and linear weights on the device
+    pcc_threshold: float = PCC_THRESHOLD  # end-to-end PCC every informative output must reach
+    localized: list[EntryPoint] | None = None  # where error enters (`--localize`); None: not asked
+
+    @property
+    def accuracy(self) -> Accuracy:
+        return Accuracy.of(self.output_checks, self.pcc_threshold)
 
     @property
     def output_pcc(self) -> list[float | None]:
@@ -214,6 +221,8 @@ def run_document(result: RunResult) -> dict:
         "coverage_by_module": coverage_by(result, lambda p: module_group(p.module)),
         "output_pcc": [None if p is None else round(p, 6) for p in result.output_pcc],
         "outputs": [c.to_dict() for c in result.output_checks],
+        "accuracy": result.accuracy.to_dict(),
+        **({"localized": [e.to_dict() for e in result.localized]} if result.localized is not None else {}),
         "control_values": [c.to_dict() for c in result.control_values],
         "unsupported": unsupported_ops(result),
         "fallbacks": [

@@ -60,6 +60,7 @@ def run_summary_text(doc: dict, top: int = 15) -> str:
         f"({cov['planned_pct']:.1f}%), ran on device {cov['on_device']} ({cov['device_pct']:.1f}%), "
         f"fell back at run time {cov['fallback']}, host {cov['host']}",
         *_pcc_lines(doc, top),
+        *_accuracy_line(doc),
         f"transfers: {doc['transfers']['to_device']} to device, {doc['transfers']['to_host']} to host, "
         f"{doc['transfers']['layout_changes']} layout changes; {len(doc['partitions'])} device partitions",
         *_memory_lines(doc),
@@ -81,6 +82,8 @@ def run_summary_text(doc: dict, top: int = 15) -> str:
             lines += [tabulate(rows, headers=["pass", "removed", "fused", "rewritten", "added",
                                               "conversions saved", "transfers saved", "error"],
                                tablefmt="simple")]
+    if isinstance(doc.get("localized"), list):
+        lines += ["", *_localized_lines(doc["localized"], top)]
     if doc["unsupported"]:
         rows = [[u["target"], u["count"], "; ".join(u["reasons"])[:90]] for u in doc["unsupported"][:top]]
         lines += ["", "Left on the host by the plan:",
@@ -133,6 +136,27 @@ def _memory_lines(doc: dict) -> list[str]:
                         "to make room" if plan else "")
                      + (f"; {len(share['remedies_applied'])} remedies applied" if share.get("remedies_applied") else ""))
     return lines
+
+
+def _localized_lines(entries: list, top: int) -> list[str]:
+    if not entries:
+        return ["Localised: no node's accumulated PCC drops below the threshold."]
+    rows = [[e["node"], e["target"], e["label"], f"{e['pcc']:.6f}", f"{e['inputs_pcc']:.6f}",
+             e["module"] or "<top>", e["source"]] for e in entries[:top]]
+    return ["Where error enters (accumulated PCC vs the fp32 reference drops below the threshold "
+            "while its inputs are above; 'rounding': right to bf16, near-constant output):",
+            tabulate(rows, headers=["node", "aten op", "label", "PCC", "inputs PCC", "module", "source"],
+                     tablefmt="simple")]
+
+
+def _accuracy_line(doc: dict) -> list[str]:
+    acc = doc.get("accuracy")
+    if not isinstance(acc, dict) or acc.get("verdict") == "not checked":
+        return []
+    if acc.get("verdict") == "fail":
+        return [f"ACCURACY FAILED: end-to-end PCC below {acc['threshold']}: " + "; ".join(acc["failing"])
+                + " (`fxport run --localize` finds where the error enters)"]
+    return [f"accuracy: pass (every output PCC >= {acc['threshold']})"]
 
 
 def _pcc_lines(doc: dict, top: int) -> list[str]:

@@ -72,6 +72,21 @@ def fmt_run_pcc(run: dict) -> str:
     return f"{fmt_outputs_pcc(run)} (values {values})" if run["output_pcc"] else values
 
 
+def accuracy_failed(run: dict) -> bool:
+    acc = run.get("accuracy")
+    return isinstance(acc, dict) and acc.get("verdict") == "fail"
+
+
+def fmt_accuracy(run: dict) -> str:
+    """The end-to-end verdict, or "" when it was not checked (no values, no informative output)."""
+    acc = run.get("accuracy")
+    if not isinstance(acc, dict) or acc.get("verdict") not in ("pass", "fail"):
+        return ""
+    if acc["verdict"] == "fail":
+        return f"FAILED: end-to-end PCC below {acc['threshold']}: " + "; ".join(map(str, acc.get("failing", [])))
+    return f"Accuracy passes: every output reaches PCC {acc['threshold']}."
+
+
 def report_link(entry: dict, name: str) -> str | None:
     """Relative URL from the sweep directory to an entry's rendered report (None if it failed)."""
     if not entry.get("run"):

@@ -18,6 +18,7 @@ import torch
 from fxport.capture.pytrees import map_tensors, named_leaves
 from fxport.capture.records import TensorSpec
 from fxport.runtime.pcc import agreement
+from fxport.settings import PCC_THRESHOLD
 
 # One bf16 step (8 significant bits): changes smaller than this, relative to the output's size,
 # are below what the device can represent, so they cannot show whether the device got them right.
@@ -46,6 +47,27 @@ class OutputCheck:
     def shown_pcc(self) -> float | None:
         """The PCC a report may show as a figure: None when it is uninformative."""
         return None if self.informative is False else self.pcc
+
+
+@dataclass(frozen=True)
+class Accuracy:
+    """The end-to-end verdict: "pass" when every informative output reaches the threshold, "fail"
+    when one does not (named in `failing`), "not checked" when no output has an informative PCC
+    (a verdict run with no values, or outputs that do not depend on the input)."""
+
+    threshold: float
+    verdict: str
+    failing: tuple[str, ...] = ()  # "out[0] 0.554 < 0.99"
+
+    @classmethod
+    def of(cls, checks: list[OutputCheck], threshold: float = PCC_THRESHOLD) -> "Accuracy":
+        scored = [c for c in checks if c.shown_pcc is not None]
+        failing = tuple(f"{c.path} {c.pcc:.6f} < {threshold}" for c in scored if not c.pcc >= threshold)
+        verdict = "fail" if failing else "pass" if scored else "not checked"
+        return cls(threshold, verdict, failing)
+
+    def to_dict(self) -> dict:
+        return {"threshold": self.threshold, "verdict": self.verdict, "failing": list(self.failing)}
 
 
 @dataclass(frozen=True)

@@ -53,25 +53,28 @@ class NodeResult:
 class Execution:
     outputs: list[torch.Tensor]
     nodes: list[NodeResult]
+    observed: dict[str, Any] | None = None  # node -> its output on the host, when asked to observe
 
 
 MEMORY_KINDS = ("OUT_OF_MEMORY", "CB_CLASH", "CB_OVERFLOW")
 
 
 def execute(gm: fx.GraphModule, inputs: list[torch.Tensor], ctx: LoweringContext,
-            node_pcc: bool = True, remedies: bool = True) -> Execution:
+            node_pcc: bool = True, remedies: bool = True, observe: bool = False) -> Execution:
     """Run a partitioned graph (`fxport.partition`'s top level: host nodes and `fused_N` device
     submodules). `remedies`: a node that runs out of memory is re-run with the remedy ladder in
     the allocator state it failed in; under `auto` placement the cheapest verified remedy's result
-    is kept (the node runs on the device), otherwise it is recorded and the node falls back."""
+    is kept (the node runs on the device), otherwise it is recorded and the node falls back.
+    `observe`: keep every op node's output, read back to the host (localisation)."""
     runner = _Runner(gm, ctx, node_pcc and ctx.values != "none", remedies)
+    runner.observed = {} if observe else None
     try:
         out = runner.run(*inputs)
     except (KeyboardInterrupt, EnvironmentFault) as exc:
         exc.partial = Execution([], runner.results)
         raise
     outputs = list(out) if isinstance(out, (list, tuple)) else [out]
-    return Execution(outputs, runner.results)
+    return Execution(outputs, runner.results, runner.observed)
 
 
 class _Runner(fx.Interpreter):
@@ -80,6 +83,7 @@ class _Runner(fx.Interpreter):
         self.extra_traceback = False  # keep exceptions as raised: fxport's messages are one line
         self.ctx, self.node_pcc, self.remedies = ctx, node_pcc, remedies
         self.results: list[NodeResult] = []
+        self.observed: dict[str, Any] | None = None
 
     def run_node(self, n: fx.Node) -> Any:
         if n.op == "call_module" and str(n.target).startswith("fused_"):
@@ -90,6 +94,8 @@ class _Runner(fx.Interpreter):
         if is_op_node(n):
             self.results.append(NodeResult(n.name, target_name(n.target), module_of(n)[0], "",
                                            "host", seconds=time.perf_counter() - start))
+            if self.observed is not None:
+                self.observed[n.name] = result
         return result
 
     def _run_partition(self, name: str, sub: fx.GraphModule, args: tuple) -> Any:
@@ -167,6 +173,8 @@ class _Runner(fx.Interpreter):
         self.results.append(NodeResult(n.name, target_name(n.target), module_of(n)[0], partition,
                                        status, kind, error, score, seconds, fields, memory, remedy, applied,
                                        tuple(tried), self.ctx.calls.since(calls)))
+        if self.observed is not None:
+            self.observed[n.name] = _map_pairs(out, _val(n), lambda v, like: self.ctx.host(v, like=like, count=False))
         return out
 
     def _spill(self, env: dict) -> int:
