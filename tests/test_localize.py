@@ -31,7 +31,7 @@ class Chain(nn.Module):
     def forward(self, x):
         gate = torch.sigmoid(x * 0.003)  # 0.5 +- 0.002: near-constant, right only to bf16 rounding
         h = torch.relu(self.a(x))
-        h = torch.tanh(self.b(h))  # the node the test breaks
+        h = torch.tanh(self.b(h) + h)  # the node the test breaks (the add keeps it out of the linear)
         return self.c(h) * gate
 
 
