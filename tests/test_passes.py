@@ -51,10 +51,10 @@ def _run(model, inputs, dev, passes=PASS_NAMES, memory="dram", values="", weight
 
 # -- the pipeline -----------------------------------------------------------------------------------
 def test_pipeline_is_one_ordered_list_and_selection_keeps_its_order():
-    assert PASS_NAMES == tuple(p.name for p in PIPELINE) == ("noops", "batchnorm", "activations", "layout")
+    assert PASS_NAMES == tuple(p.name for p in PIPELINE) == ("noops", "batchnorm", "constants", "activations", "layout")
     assert select("all") == PASS_NAMES and select("none") == ()
     assert select("layout,noops") == ("noops", "layout")
-    assert select("all", ["layout", "batchnorm"]) == ("noops", "activations")
+    assert select("all", ["layout", "batchnorm"]) == ("noops", "constants", "activations")
     with pytest.raises(FxportError, match="unknown pass.*bogus"):
         select("all", ["bogus"])
     with pytest.raises(FxportError, match="unknown pass.*fold"):
@@ -417,3 +417,54 @@ def test_every_zoo_model_at_its_default_input_keeps_pcc_with_every_pass(model, m
     pccs = [c.pcc for c in result.output_checks]
     assert min(pccs) >= (0.93 if model == "pi0-tiny" else 0.99), result.output_checks
     assert all(not r.error for r in result.pass_records)
+
+
+# -- constant folding ---------------------------------------------------------------------------------
+class WeightStandardised(nn.Module):
+    """A conv whose weight is standardised every call (BiT/NFNet style): `batch_norm` in training
+    mode over the weight, then reshapes: a subgraph on parameters only."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(4, 8, 3, padding=1)
+
+    def forward(self, x):
+        w = self.conv.weight
+        w = torch.nn.functional.batch_norm(w.reshape(1, 8, -1), None, None, training=True, momentum=0.0,
+                                           eps=1e-5).reshape_as(w)
+        return torch.nn.functional.conv2d(x, w, self.conv.bias, padding=1)
+
+
+def test_constants_fold_a_weight_transform_once_exactly():
+    x = torch.randn(2, 4, 8, 8)
+    program, optimized = _optimized(WeightStandardised(), x, passes=("constants",))
+    targets = _targets(optimized)
+    assert aten._native_batch_norm_legit.no_stats not in targets and aten.view.default not in targets
+    assert _record(optimized, "constants").removed >= 3
+    before, after = _host_outputs(program, optimized, (x,))
+    torch.testing.assert_close(after[0], before[0], rtol=1e-6, atol=1e-6)
+
+
+def test_constants_fold_coordinates_but_not_what_reads_the_input_or_grows():
+    class Mixed(nn.Module):
+        def forward(self, x):
+            cols = torch.arange(8) * 2 % 8  # index arithmetic: folded
+            big = torch.zeros(64, 128).expand(4, 64, 128)  # grows: left alone
+            return x[:, cols] + torch.rand(2, 8) * 0, big
+
+    program, optimized = _optimized(Mixed(), torch.randn(2, 8), passes=("constants",))
+    targets = _targets(optimized)
+    assert aten.arange.start_step not in targets and aten.remainder.Scalar not in targets
+    assert aten.expand.default in targets and aten.rand.default in targets
+    before, after = _host_outputs(program, optimized, (torch.ones(2, 8),))
+    assert torch.equal(before[1], after[1])
+
+
+def test_constants_fold_on_meta_weights_is_structural():
+    with torch.device("meta"):
+        model = WeightStandardised()
+    program = export(model, (torch.empty(1, 4, 8, 8, device="meta"),))
+    optimized = run_passes(program.graph_module, constants_of(program), ("constants",))
+    folded = {k: v for k, v in optimized.constants.items() if k.endswith("_folded")}
+    assert [tuple(v.shape) for v in folded.values()] == [(8, 4, 3, 3)]
+    assert all(v.is_meta for v in folded.values())
