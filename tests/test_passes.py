@@ -369,7 +369,7 @@ def test_backend_takes_pass_options(mock_device):
     with torch.no_grad():
         compiled(torch.randn(4, 16))
     result = fxport.backend.results[-1]
-    assert result.passes == ("noops", "batchnorm", "activations") and result.weights == "bfloat8_b"
+    assert result.passes == ("noops", "batchnorm", "constants", "activations") and result.weights == "bfloat8_b"
     assert _record_named(result, "activations").fused == 1
 
 
