@@ -151,7 +151,12 @@ def test_no_device_partition_ships_only_parameter_transforms():
     from fxport.runner import compile_program
 
     program = export(WeightStandardised(), (torch.randn(1, 4, 8, 8),))
-    compiled = compile_program(program)
+    # With the graph passes the constants pass folds the whole weight transform at compile time
+    folded = compile_program(program)
+    assert not any(n.target.startswith("aten._native_batch_norm") for n in folded.plan.nodes)
+    assert all(not set(p.inputs) <= set(folded.optimized.constants) for p in folded.parts.partitions)
+    # The partition policy on its own (no passes): the transform stays on the host, and says why
+    compiled = compile_program(program, passes=())
     params = set(program.graph_signature.inputs_to_parameters)
     assert compiled.parts.partitions
     assert all(not set(p.inputs) <= params for p in compiled.parts.partitions)
