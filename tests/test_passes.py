@@ -468,3 +468,26 @@ def test_constants_fold_on_meta_weights_is_structural():
     folded = {k: v for k, v in optimized.constants.items() if k.endswith("_folded")}
     assert [tuple(v.shape) for v in folded.values()] == [(8, 4, 3, 3)]
     assert all(v.is_meta for v in folded.values())
+
+
+def test_a_scalar_folded_on_meta_weights_is_still_a_device_operand(mock_device):
+    """Swin's shifted-window mask: masked_fill of a buffer-derived mask. On meta weights the
+    constants pass folds the mask and the fill value to valueless constants; the where that reads
+    them still runs on the device (it fell back with "item() on meta tensors" before)."""
+    from fxport.capture.loader import LoadedModel
+    from fxport.runner import run_loaded
+
+    class Masked(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.register_buffer("index", torch.arange(64).reshape(8, 8))
+
+        def forward(self, x):
+            return x.masked_fill(self.index % 3 == 0, -100.0).softmax(-1)
+
+    with torch.device("meta"):
+        model = Masked()
+    loaded = LoadedModel("masked", model, (torch.empty(2, 8, 8, device="meta"),), "meta")
+    result = run_loaded(loaded, mock_device, values="none")
+    assert _record_named(result, "constants").removed > 0
+    assert [n.error for n in result.nodes if n.status != "device"] == []

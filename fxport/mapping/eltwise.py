@@ -64,7 +64,9 @@ def device_operand(ctx, value: Any, captured: Any, kind: str, dtype: Any = None,
     if not isinstance(captured, torch.Tensor):
         return _scalar(value, kind)
     if scalar and isinstance(value, HostValue) and value.tensor.dim() == 0:
-        return _scalar(value.tensor.item(), kind)
+        # A constant folded on meta weights (a verdict run) has no value; the op takes a number
+        # either way, so any number gives the same verdict.
+        return _scalar(0 if value.tensor.is_meta else value.tensor.item(), kind)
     if kind == "int":
         return ctx.tensor(value, dtype=ctx.ttnn.int32)
     return ctx.tensor(value, dtype=dtype or (None if captured.is_floating_point() else ctx.dtype))
