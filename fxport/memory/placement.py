@@ -69,6 +69,7 @@ class _Greedy(Placer):
 
     def choose(self, walk: Walk, node: fx.Node, inputs: list, specs: list[InputSpec]) -> str:
         if node.name in self.forced:
+            self._pass_on(node, inputs, specs)
             return DRAM
         fp = self.footprint_of(node, specs, L1)
         if fp.error:  # fails in L1 (DRAM may not)
@@ -78,6 +79,13 @@ class _Greedy(Placer):
             tighter = self.refit(node, specs, L1, walk.l1_layout())
             failure = walk.trial(tighter, inputs) if tighter is not None and not tighter.error else failure
         return L1 if failure is None else DRAM
+
+    def _pass_on(self, node: fx.Node, inputs: list, specs: list[InputSpec]) -> None:
+        """A node kept out of L1 whose op still puts its output in L1 (reshape and other ops whose
+        output follows their input's memory): the L1 tensor a later node needed gone is still
+        there, so its L1 inputs' producers go to DRAM too (in the next walk)."""
+        if any(out.memory == "L1" for out in self.footprint_of(node, specs, DRAM).outputs):
+            self.blame |= {b.owner for v in inputs for b in v.blocks if b.memory == "L1" and b.owner}
 
     def failed(self, walk: Walk, node: fx.Node, inputs: list, state: NodeState) -> None:
         """Find the L1 tensors to keep out of L1 (their producers go to DRAM) so that `node`
