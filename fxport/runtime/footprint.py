@@ -88,6 +88,9 @@ class FootprintProbe:
                                     "device": [dev.kind, dev.arch, *vars(dev.banks).values()]},
                                    sort_keys=True, separators=(",", ":"))
         self._node_keys: dict[fx.Node, str] = {}
+        # (node, specs, memory, remedy, layout) -> cache key: a walk asks for the same footprints
+        # over and over, and the canonical JSON signature is most of what answering costs
+        self._keys: dict[tuple, str] = {}
         path = (cache_home() / "footprints" / "footprints.sqlite") if cache is True else (cache or None)
         self._db = _open_cache(path) if path else None
 
@@ -113,8 +116,12 @@ class FootprintProbe:
         `layout`: measure it with the L1 banks holding these (address, size) buffers, as the run
         will (programs that size their circular buffers, or choose to slice, from the L1 they find
         free then decide as they will in the run)."""
+        ask = (node, tuple(specs), memory, json.dumps(remedy, sort_keys=True) if remedy else "", layout)
+        key = self._keys.get(ask)
+        if key is not None and key in self._memory:
+            return self._memory[key]
         sig = self.signature(node, specs, memory, remedy, layout)
-        key = hashlib.sha256(sig.encode()).hexdigest()
+        key = self._keys[ask] = hashlib.sha256(sig.encode()).hexdigest()
         found = self._memory.get(key) or self._load(key, sig)
         if found is None:
             start = time.perf_counter()
