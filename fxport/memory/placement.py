@@ -8,7 +8,9 @@ DRAM otherwise. An L1 tensor stays until its last consumer, so a later node can 
 for its own buffers, or its circular buffers blocked by a tensor low in L1, even in DRAM. Then the
 tensors held in L1 at that point are taken out of L1, largest first (or lowest first, for
 circular buffers), until the node fits, and the walk starts again with their producers in DRAM.
-Rounds end when every node fits (or nothing more can be moved out of L1: those nodes are reported).
+Some ops put their output where their input is whatever they are asked (TT-NN's reshape): when
+such a producer, kept out of L1, still leaves its output in L1, its own L1 inputs' producers go
+to DRAM in the next walk, until the tensor in the way is gone. Rounds end when every node fits (or nothing more can be moved out of L1: those nodes are reported).
 """
 
 from __future__ import annotations
