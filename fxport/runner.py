@@ -13,6 +13,7 @@ import torch.utils._pytree as pytree
 from torch import fx
 from torch.export.graph_signature import OutputKind
 
+from fxport.capture.cache import CaptureCache
 from fxport.capture.loader import InputOptions, LoadedModel, Shape, load_model
 from fxport.capture.pytrees import forward_signature, input_leaves, register_dataclasses
 from fxport.capture.records import OpRecord
@@ -30,7 +31,7 @@ from fxport.runtime.memory import explain_run, place_activations
 from fxport.runtime.ttnn_report import ttnn_report as capture_ttnn_report
 from fxport.runtime.verdict_cache import VerdictCache
 from fxport.runtime.localize import localize as localize_error, reference_values
-from fxport.tracing import trace
+from fxport.tracing import trace_cached
 
 
 def flat_inputs(program: torch.export.ExportedProgram, args: tuple, kwargs: dict | None = None) -> list[Any]:
@@ -242,7 +243,7 @@ def run_model(spec: str, dev: DeviceHandle, inputs: InputOptions | Shape | None 
               cache: VerdictCache | None = None, passes: tuple[str, ...] = PASS_NAMES,
               weights: str = "bfloat16",
               ttnn_report: Path | None = None, pcc_threshold: float = PCC_THRESHOLD,
-              localize: bool = False) -> RunResult:
+              localize: bool = False, capture_cache: CaptureCache | None = None) -> RunResult:
     """Build `spec` (a zoo name or module.path:callable) with its inputs and run it through TT-NN
     on `dev`: see `run_loaded`."""
     torch.manual_seed(seed)
@@ -250,7 +251,8 @@ def run_model(spec: str, dev: DeviceHandle, inputs: InputOptions | Shape | None 
     loaded = load_model(spec, inputs, device="meta" if values == "none" else "cpu")
     return run_loaded(loaded, dev, memory, values, min_block_size, build_seconds=time.perf_counter() - t,
                       cache=cache, passes=passes, weights=weights, ttnn_report=ttnn_report,
-                      pcc_threshold=pcc_threshold, localize=localize)
+                      pcc_threshold=pcc_threshold, localize=localize, capture_cache=capture_cache,
+                      model_args=InputOptions.of(inputs).model_args)
 
 
 def run_loaded(loaded: LoadedModel, dev: DeviceHandle, memory: str = "dram", values: str = "",
@@ -258,7 +260,8 @@ def run_loaded(loaded: LoadedModel, dev: DeviceHandle, memory: str = "dram", val
                cache: VerdictCache | None = None, passes: tuple[str, ...] = PASS_NAMES,
                weights: str = "bfloat16",
                ttnn_report: Path | None = None, pcc_threshold: float = PCC_THRESHOLD,
-               localize: bool = False) -> RunResult:
+               localize: bool = False, capture_cache: CaptureCache | None = None,
+               model_args: dict | None = None) -> RunResult:
     """Capture a built model and run it through TT-NN on `dev`.
 
     With values (the default: emulated on a mock, real on hardware) the model has real weights,
@@ -266,7 +269,9 @@ def run_loaded(loaded: LoadedModel, dev: DeviceHandle, memory: str = "dram", val
     PCCs mean something), and every call is traced (the graph must compute). With
     `values="none"` the model is on meta and captured like `fxport trace` (repeated calls
     folded): a verdict run for full-size models, with no weights in memory; `cache` (verdict
-    runs only) replays device calls judged before. `passes` rewrite the captured graph before
+    runs only) replays device calls judged before, and `capture_cache` (verdict runs only: its
+    programs have meta weights) answers captures made before (`model_args`: the
+    `--model-arg`s the model was built with, part of its key). `passes` rewrite the captured graph before
     it is planned; `weights` is the dtype of constant conv and linear weights on the device.
     """
     t = time.perf_counter()
@@ -277,8 +282,9 @@ def run_loaded(loaded: LoadedModel, dev: DeviceHandle, memory: str = "dram", val
         reference = _forward(loaded, loaded.inputs, loaded.kwargs)
         args, kwargs, changed = vary_inputs(loaded.inputs, loaded.kwargs)
         varied = _forward(loaded, args, kwargs) if changed else None
-    cap = trace(loaded.module, loaded.inputs, name=loaded.name,
-                repeated=loaded.repeated if verdict_only else (), kwargs=loaded.kwargs)
+    cap = trace_cached(loaded.module, loaded.inputs, capture_cache if verdict_only else None,
+                       name=loaded.name, repeated=loaded.repeated if verdict_only else (),
+                       kwargs=loaded.kwargs, model_args=model_args)
     if cap.method != "export":
         where = next((p for p in cap.problems if p.stage == "export"), None)
         raise CaptureError(f"cannot capture {loaded.name} as one graph for execution: "

@@ -11,6 +11,7 @@ import torch
 from torch import nn
 
 from fxport.capture import Capture, CaptureProblem, capture, export_program
+from fxport.capture.cache import CaptureCache, Uncacheable, capture_key
 from fxport.capture.loader import InputOptions, Shape, load_model
 from fxport.mapping import REGISTRY
 
@@ -27,6 +28,25 @@ def kept_ops() -> tuple[torch._ops.OpOverload, ...]:
 def trace(model: nn.Module, inputs: tuple, name: str = "model", repeated: tuple[str, ...] = (),
           kwargs: dict | None = None) -> Capture:
     return capture(model, inputs, name=name, repeated=repeated, keep=kept_ops(), kwargs=kwargs)
+
+
+def trace_cached(model: nn.Module, inputs: tuple, cache: CaptureCache | None, name: str = "model",
+                 repeated: tuple[str, ...] = (), kwargs: dict | None = None,
+                 model_args: dict | None = None) -> Capture:
+    """`trace`, answered from the capture cache when it holds this capture (see
+    fxport.capture.cache: meta weights only), and stored there when not."""
+    if cache is None:
+        return trace(model, inputs, name, repeated, kwargs)
+    try:
+        key = capture_key(name, model, inputs, kwargs or {}, repeated, kept_ops(), model_args)
+    except Uncacheable:
+        cache.stats.uncacheable += 1
+        return trace(model, inputs, name, repeated, kwargs)
+    cap = cache.load(key, inputs, kwargs or {}, name)
+    if cap is None:
+        cap = trace(model, inputs, name, repeated, kwargs)
+        cache.store(key, cap)
+    return cap
 
 
 def export(model: nn.Module, inputs: tuple, kwargs: dict | None = None) -> torch.export.ExportedProgram:

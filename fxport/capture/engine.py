@@ -60,6 +60,7 @@ class Capture:
     # Module path -> how many calls its first traced call stands for (folded repeated calls, see
     # `capture`), so that records of a rewritten graph count the same way.
     repeats: dict[str, int] = field(default_factory=dict)
+    cached: bool = False  # loaded from the capture cache (fxport.capture.cache), not traced
 
     @property
     def complete(self) -> bool:
