@@ -1,8 +1,9 @@
 """Benchmark: wall time of the zoo sweep (verdict runs on the mock device, as `fxport sweep`) for
--j 1, -j 2 and Ray with 2 local workers, each with a cold and then a warm verdict cache, against the
-sequential reference (a fresh process per entry, one at a time, no cache: the sweep as it was).
+-j 1, -j 2 and Ray with 2 local workers, each with a cold and then a warm cache (verdicts and
+captured programs), against the sequential reference (a fresh process per entry, one at a time, no
+cache: the sweep as it was).
 
-Prints, per configuration: wall time, verdict cache hit rate, where the entries' time went
+Prints, per configuration: wall time, verdict and capture cache hit rates, where the entries' time went
 (import, device open, capture, plan, execute, write; summed over entries, so more than the wall
 time when workers run in parallel), peak memory per entry, and whether every document (sweep.json
 and each run.json) is byte-identical to the reference's.
@@ -92,15 +93,18 @@ def main(argv: list[str]) -> int:
                         _same(docs, reference))
                 entries = timing["entries"].values()
                 vc = timing["verdict_cache"]
+                cc = timing.get("capture_cache") or {}
                 peak = max((e["peak_rss"] for e in entries), default=0)
                 rows.append([label, temperature, f"{wall:.1f}", len(timing["entries"]),
                              f"{100 * vc['hit_rate']:.1f}%" if cached else "-",
+                             f"{100 * cc.get('hit_rate', 0):.1f}%" if cached else "-",
                              f"{peak / 2**30:.2f}", same])
                 sums = {s: sum(e["seconds"].get(s, 0.0) for e in entries) for s in STAGES}
                 stage_rows.append([label, temperature, *(f"{sums[s]:.1f}" for s in STAGES),
                                    f"{sum(e['seconds'].get('entry', 0) for e in entries):.1f}"])
                 print(f"{label} ({temperature}): {wall:.1f} s", file=sys.stderr, flush=True)
-    print(tabulate(rows, headers=["configuration", "cache", "wall s", "entries", "cache hit rate",
+    print(tabulate(rows, headers=["configuration", "cache", "wall s", "entries", "verdict hits",
+                                  "capture hits",
                                   "peak RSS per entry GiB", "documents identical to sequential"]))
     print()
     print("Where the entries' time went (seconds summed over entries, in their workers):")

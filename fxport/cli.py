@@ -229,7 +229,10 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--cache", type=Path, default=None, metavar="DIR",
                    help="verdict cache shared across entries and runs (default "
                         "$FXPORT_CACHE/verdicts); used by verdict runs only (--values none)")
-    p.add_argument("--no-cache", action="store_true", help="run every device call (no verdict cache)")
+    p.add_argument("--no-cache", action="store_true",
+                   help="run every device call and capture every model (no verdict or capture cache)")
+    p.add_argument("--no-capture-cache", action="store_true",
+                   help="capture every model afresh (no capture cache; the verdict cache stays)")
     _pass_options(p)
     p.set_defaults(handler=_cmd_sweep)
 
@@ -348,6 +351,7 @@ def _cmd_sweep(args) -> int:
 
     from fxport.capture.loader import parse_shape
     from fxport.report.tables import fmt_agreement, fmt_l1_share
+    from fxport.runtime.mock.runtime_root import cache_home
     from fxport.runtime.verdict_cache import default_cache_dir
     from fxport.sweep import Fleet, run_sweep, sweep_items
 
@@ -355,10 +359,15 @@ def _cmd_sweep(args) -> int:
     items = sweep_items(args.models or None, [parse_shape(s) for s in args.input_shape] or None,
                         _input_args(args))
     cache = None if args.no_cache or args.values != "none" else (args.cache or default_cache_dir())
-    if cache is not None:
-        _check_cache(cache)
+    # Captured programs (meta weights: verdict runs only) beside the verdicts: DIR/captures with
+    # --cache DIR, else $FXPORT_CACHE/captures
+    captures = (None if args.no_cache or args.no_capture_cache or args.values != "none"
+                else (args.cache / "captures" if args.cache else cache_home() / "captures"))
+    for path in (cache, captures):
+        if path is not None:
+            _check_cache(path)
     fleet = Fleet(args.jobs, args.entries_per_worker, "ray" if args.cluster == "ray" else "",
-                  args.ray_address, str(cache) if cache else None)
+                  args.ray_address, str(cache) if cache else None, str(captures) if captures else None)
     with output_dir(args.out, "fxport sweep") as out:
         done = run_sweep(items, out, args.device, args.arch, args.memory_config, args.values,
                          resume=not args.no_resume, timeout=args.timeout,
@@ -415,6 +424,13 @@ def _sweep_timing_text(timing: dict) -> str:
                  f"{vc['not_replayable'] + vc['uncacheable']:,} run uncached")
         if vc.get("rejected"):
             line += f", {vc['rejected']} damaged or foreign entries ignored and rewritten"
+    cc = timing.get("capture_cache") or {}
+    if cc.get("hits") or cc.get("misses") or cc.get("uncacheable"):
+        line += (f"; capture cache: {cc['hits']} of {cc['hits'] + cc['misses'] + cc['uncacheable']} "
+                 f"captures loaded ({100 * cc['hit_rate']:.1f}%), {cc['misses']} captured and stored, "
+                 f"{cc['uncacheable']} not cacheable")
+        if cc.get("rejected"):
+            line += f", {cc['rejected']} damaged or foreign entries ignored and rewritten"
     return line
 
 

@@ -179,6 +179,7 @@ class Fleet:
     cluster: str = ""
     address: str | None = None
     cache_dir: str | None = None
+    capture_cache_dir: str | None = None  # the capture cache (verdict runs only; None: none)
 
 
 def sweep(items: list[SweepItem], out: Path, device: str = "mock", arch: str | None = None,
@@ -215,7 +216,8 @@ def run_sweep(items: list[SweepItem], out: Path, device: str = "mock", arch: str
             tqdm.write(f"fxport: redoing {item.key}: {why}", file=sys.stderr)
         jobs.append(EntryJob(item.key, item.model, tuple(item.input_shape), device, arch, memory,
                              values, timeout, device_timeout, fleet.cache_dir, str(out / item.key),
-                             inputs=item.inputs, passes=passes))
+                             inputs=item.inputs, passes=passes,
+                             capture_cache_dir=fleet.capture_cache_dir))
     by_key = {i.key: i for i in items}
     previous = _read_timing(out)
     progress = tqdm(total=len(items), initial=len(summaries), desc="sweep", unit="entry",
@@ -227,10 +229,11 @@ def run_sweep(items: list[SweepItem], out: Path, device: str = "mock", arch: str
             t = time.perf_counter()
             with output_dir(out / o.key, f"fxport sweep ({o.key})"):
                 write_run_document(o.doc, out / o.key, {**o.seconds, "verdict_cache": o.cache,
+                                                        "capture_cache": o.capture_cache,
                                                         "peak_rss": o.peak_rss, "worker": o.worker})
             o.seconds["write"] = time.perf_counter() - t
         timing[o.key] = {"seconds": o.seconds, "peak_rss": o.peak_rss, "worker": o.worker,
-                         "verdict_cache": o.cache}
+                         "verdict_cache": o.cache, "capture_cache": o.capture_cache}
         if o.exit_code == EXIT_ENVIRONMENT:
             raise EnvironmentFault(f"{o.key}: {o.error}")
         if o.doc is not None and not o.stopped:
@@ -283,10 +286,15 @@ def _read_timing(out: Path) -> dict:
 def _write_timing(out: Path, timing: dict, previous: dict, used: str, wall: float) -> dict:
     """timing.json of the sweep: what changes from one run of the same sweep to the next."""
     totals = CacheStats()
+    captures = dict.fromkeys(("hits", "misses", "uncacheable", "rejected"), 0)
     for t in timing.values():
         totals.add(t.get("verdict_cache") or {})
+        for k in captures:
+            captures[k] += int((t.get("capture_cache") or {}).get(k, 0))
+    lookups = captures["hits"] + captures["misses"] + captures["uncacheable"]
+    captures["hit_rate"] = round(captures["hits"] / lookups, 4) if lookups else 0.0
     doc = {"wall_seconds": round(wall, 3), "workers": used, "entries_run": len(timing),
-           "verdict_cache": totals.to_dict(),
+           "verdict_cache": totals.to_dict(), "capture_cache": captures,
            "entries": {**previous, **{k: {**v, "seconds": {s: round(x, 3) for s, x in v["seconds"].items()}}
                                       for k, v in timing.items()}}}
     write_text(out / "timing.json", json.dumps(doc, indent=1, sort_keys=True) + "\n")

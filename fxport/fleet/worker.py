@@ -51,6 +51,7 @@ class EntryJob:
     timeout: float = 1800.0  # seconds for the whole entry
     device_timeout: float | None = None
     cache_dir: str | None = None  # the verdict cache (verdict runs); None: no cache
+    capture_cache_dir: str | None = None  # the capture cache (verdict runs); None: no cache
     run_dir: str | None = None  # where the driver writes it: marked while it runs (best effort)
     host: str = field(default_factory=socket.gethostname)  # the driver's: run_dir is on it
     inputs: tuple[str, ...] = ()  # `fxport run` input options (--input, --inputs, --model-arg)
@@ -85,6 +86,7 @@ class EntryOutcome:
     stopped: bool = False  # doc is a partial run (Ctrl-C, broken environment)
     seconds: dict = field(default_factory=dict)  # import, device_open, build_capture, ...
     cache: dict = field(default_factory=dict)  # verdict cache counts (CacheStats)
+    capture_cache: dict = field(default_factory=dict)  # capture cache counts (CaptureCacheStats)
     peak_rss: int = 0  # bytes: this entry's peak resident memory in its worker
     worker: str = ""  # host:pid
     worker_entry: int = 0  # 1 for a worker's first entry (it paid import and device open)
@@ -197,6 +199,7 @@ def _run(job: EntryJob, outcome: EntryOutcome) -> None:
     outcome.worker_entry = _warm["entries"]
     if first:
         outcome.seconds.update({"import": _warm["import"], "device_open": _warm["device_open"]})
+    from fxport.capture.cache import CaptureCache
     from fxport.report.results import run_document
     from fxport.runner import run_model
     from fxport.runtime.devices import canary
@@ -214,6 +217,8 @@ def _run(job: EntryJob, outcome: EntryOutcome) -> None:
                          "with --entries-per-worker 1")
         return
     cache = VerdictCache(Path(job.cache_dir)) if job.cache_dir and job.values == "none" else None
+    captures = (CaptureCache(Path(job.capture_cache_dir)) if job.capture_cache_dir and job.values == "none"
+                else None)
     _reset_peak_rss()
 
     def document(result) -> dict:
@@ -228,7 +233,7 @@ def _run(job: EntryJob, outcome: EntryOutcome) -> None:
     try:
         canary(dev)  # a fresh process's program cache holds the device canary's program
         result = run_model(job.model, dev, job.options(), memory=job.memory, values=job.values,
-                           cache=cache, passes=job.passes)
+                           cache=cache, passes=job.passes, capture_cache=captures)
         outcome.doc = document(result)
         outcome.seconds.update(result.seconds)
     except (KeyboardInterrupt, EnvironmentFault) as exc:
@@ -244,5 +249,7 @@ def _run(job: EntryJob, outcome: EntryOutcome) -> None:
         outcome.peak_rss = _peak_rss()
         if cache is not None:
             outcome.cache = cache.stats.to_dict()
+        if captures is not None:
+            outcome.capture_cache = captures.stats.to_dict()
         if dev.wedged:  # a stuck device call: this worker cannot run another entry
             outcome.exit_code = EXIT_ENVIRONMENT
