@@ -97,8 +97,9 @@ def _hostile(doc: dict, how: str) -> dict:
         nodes[0]["target"] = "torch.load"
     elif how == "builtin":
         nodes[0]["target"] = "builtins.eval"
-    elif how == "sympy":  # sympy.sympify evaluates text
+    elif how == "ranges":
         doc["program"]["range_constraints"] = {"s0": {"min_val": 0, "max_val": 4}}
+    elif how == "sympy":  # sympy.sympify evaluates text
         meta = doc["program"]["graph_module"]["graph"]["tensor_values"]
         first = next(iter(meta.values()))
         first["sizes"][0] = {"as_expr": {"expr_str": f"__import__('os').system('touch {witness}')"}}
@@ -116,7 +117,7 @@ def _hostile(doc: dict, how: str) -> dict:
     return doc
 
 
-@pytest.mark.parametrize("how", ["target", "builtin", "sympy", "name", "newline", "dtype", "bytes"])
+@pytest.mark.parametrize("how", ["target", "builtin", "ranges", "sympy", "name", "newline", "dtype", "bytes"])
 def test_a_hostile_entry_never_runs_code(how, tmp_path):
     witness = Path("/tmp/fxport-capture-cache-pwned")
     witness.unlink(missing_ok=True)
