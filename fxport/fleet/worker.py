@@ -51,11 +51,11 @@ class EntryJob:
     timeout: float = 1800.0  # seconds for the whole entry
     device_timeout: float | None = None
     cache_dir: str | None = None  # the verdict cache (verdict runs); None: no cache
-    capture_cache_dir: str | None = None  # the capture cache (verdict runs); None: no cache
     run_dir: str | None = None  # where the driver writes it: marked while it runs (best effort)
     host: str = field(default_factory=socket.gethostname)  # the driver's: run_dir is on it
     inputs: tuple[str, ...] = ()  # `fxport run` input options (--input, --inputs, --model-arg)
     passes: tuple[str, ...] = PASS_NAMES  # the graph passes the run applies
+    capture_cache_dir: str | None = None  # the capture cache (verdict runs); None: no cache
 
     def options(self):
         """The entry's inputs as `fxport run` reads its options."""
