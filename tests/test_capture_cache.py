@@ -170,3 +170,23 @@ def test_the_key_changes_with_source_inputs_and_torch(tmp_path, monkeypatch):
     monkeypatch.setattr(torch, "__version__", "9.9.9")
     assert capture_key("capkey_pkg:M", model, (x,), {}, (), kept_ops()) != base
     sys.modules.pop("capkey_pkg", None)
+
+
+def test_a_warm_sweep_loads_its_captures_and_gives_the_same_documents(tmp_path, capsys):
+    from fxport.cli import main
+
+    def documents(out):
+        return {p.relative_to(out).as_posix(): p.read_text() for p in sorted(out.rglob("*.json"))
+                if p.name != "timing.json"}
+
+    entry = ["siglip-tiny", "--input-shape", "1,3,32,32", "-j", "1", "--cache", str(tmp_path / "cache")]
+    assert main(["sweep", *entry, "--out", str(tmp_path / "cold")]) == 0
+    assert main(["sweep", *entry, "--out", str(tmp_path / "warm")]) == 0
+    out = capsys.readouterr().out
+    assert "capture cache: 0 of 1 captures loaded" in out and "capture cache: 1 of 1 captures loaded" in out
+    timing = json.loads((tmp_path / "warm" / "timing.json").read_text())
+    assert timing["capture_cache"]["hits"] == 1 and timing["capture_cache"]["hit_rate"] == 1.0
+    assert documents(tmp_path / "cold") == documents(tmp_path / "warm")
+    assert main(["sweep", *entry, "--no-capture-cache", "--out", str(tmp_path / "off")]) == 0
+    assert "capture cache:" not in capsys.readouterr().out
+    assert documents(tmp_path / "off") == documents(tmp_path / "cold")
