@@ -186,7 +186,7 @@ def capture_key(name: str, model: nn.Module, inputs: tuple, kwargs: dict, repeat
         "repeated": list(repeated),
         "keep": sorted(str(op) for op in keep),
         "decompositions": _decomposition_digest(tuple(sorted(str(op) for op in keep))),
-        "capture_code": _files_digest(_CAPTURE_CODE),
+        "capture_code": f"{_CAPTURE_CODE}:{_files_digest(_CAPTURE_CODE)}",  # its frames are in stack traces
         "torch": torch.__version__,
         "python": list(sys.version_info[:2]),
     }
