@@ -11,7 +11,9 @@ every buffer and the same largest free block at every step. (A best-fit variant,
 allocator's sources also offer, disagrees on most steps of those sequences.)
 
 Cost is proportional to the free blocks between the scan origin and the block found (a handful:
-live buffers are few), so a walk over a graph stays linear in its node count.
+live buffers are few). The bytes allocated and the lowest allocated address are kept as buffers
+come and go rather than summed over the live buffers (hundreds of them in an unrolled recurrence,
+asked for at every buffer), so a walk over a graph stays linear in its node count.
 """
 
 from __future__ import annotations
@@ -39,12 +41,15 @@ class BankAllocator:
         self._free: list[int] = [0]  # free block starts, sorted
         self._free_size: dict[int, int] = {0: bank_size}
         self._used: dict[int, int] = {}  # allocated block start -> size
+        self._starts: list[int] = []  # allocated block starts, sorted
+        self.allocated = 0  # bytes per bank allocated
 
     def clone(self) -> "BankAllocator":
         """An independent copy (for trial placements)."""
         other = BankAllocator.__new__(BankAllocator)
         other.size, other.top_down, other.alignment = self.size, self.top_down, self.alignment
         other._free, other._free_size, other._used = list(self._free), dict(self._free_size), dict(self._used)
+        other._starts, other.allocated = list(self._starts), self.allocated
         return other
 
     def aligned(self, nbytes: int) -> int:
@@ -64,10 +69,14 @@ class BankAllocator:
         if address + size < start + block:
             self._add_free(address + size, start + block - address - size)
         self._used[address] = size
+        bisect.insort(self._starts, address)
+        self.allocated += size
         return address
 
     def free(self, address: int) -> None:
         size = self._used.pop(address)
+        del self._starts[bisect.bisect_left(self._starts, address)]
+        self.allocated -= size
         start, end = address, address + size
         i = bisect.bisect_left(self._free, address)
         if i > 0 and self._free[i - 1] + self._free_size[self._free[i - 1]] == start:
@@ -78,9 +87,7 @@ class BankAllocator:
         self._add_free(start, end - start)
 
     def stats(self) -> Stats:
-        allocated = sum(self._used.values())
-        return Stats(allocated, self.size - allocated, max(self._free_size.values(), default=0),
-                     min(self._used) if self._used else None)
+        return Stats(self.allocated, self.size - self.allocated, self.largest_free, self.lowest_occupied)
 
     @property
     def largest_free(self) -> int:
@@ -88,12 +95,16 @@ class BankAllocator:
 
     @property
     def lowest_occupied(self) -> int | None:
-        return min(self._used) if self._used else None
+        return self._starts[0] if self._starts else None
 
     def blocks(self) -> list[tuple[int, int, bool]]:
         """(address, size, allocated) in address order, like ttnn.get_memory_view's block table."""
         return sorted([(a, s, True) for a, s in self._used.items()]
                       + [(a, s, False) for a, s in self._free_size.items()])
+
+    def used_blocks(self) -> tuple[tuple[int, int], ...]:
+        """(address, size) of every allocated block, lowest first."""
+        return tuple((a, self._used[a]) for a in self._starts)
 
     def _add_free(self, start: int, size: int) -> None:
         self._free_size[start] = size

@@ -19,9 +19,9 @@ its result lives on the host. Which nodes failed comes from the model itself whe
 from the run when explaining one (`observed`): a node is then judged in the state the run had
 before it, and a failure the run saw is replayed at the buffer the allocator named.
 
-The graph side (consumers, last uses) is a networkx DiGraph of the partition. Cost: one pass,
-each node replaying its own events against a free list as long as the live buffers: linear in
-the node count.
+The graph side (consumers, last uses) is read from the fx nodes' own users. Cost: one pass, each
+node replaying its own events against a free list (a handful of free blocks; the allocator keeps
+its totals as it goes): linear in the node count.
 """
 
 from __future__ import annotations
@@ -29,7 +29,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-import networkx as nx
 from torch import fx
 
 from fxport.memory.allocator import BankAllocator
@@ -172,7 +171,7 @@ class Walk:
         value.blocks, value.copies, value.items = [], {}, None
 
     def _allocated(self) -> dict[str, int]:
-        return {m: a.stats().allocated for m, a in self.allocators.items()}
+        return {m: a.allocated for m, a in self.allocators.items()}
 
     # -- one node --------------------------------------------------------------------------------
     def node(self, node: fx.Node, inputs: list[_Value], fp: Footprint, memory: str,
@@ -274,7 +273,7 @@ class Walk:
                 source.copies[buf.key] = block  # the host value keeps its device copy
                 self._hold(block)
                 r.moved[index] = event.buffer
-            r.peak[buf.memory] = max(r.peak[buf.memory], self.allocators[buf.memory].stats().allocated)
+            r.peak[buf.memory] = max(r.peak[buf.memory], self.allocators[buf.memory].allocated)
         return r
 
     def _rollback(self, r: "_Replay", inputs: list[_Value]) -> None:
@@ -343,7 +342,7 @@ class Walk:
 
     def l1_layout(self, allocators: dict[str, BankAllocator] | None = None) -> tuple:
         """The (address, size) of every L1 buffer held, lowest first."""
-        return tuple((a, s) for a, s, used in (allocators or self.allocators)["L1"].blocks() if used)
+        return (allocators or self.allocators)["L1"].used_blocks()
 
     def held(self, memory: str) -> list[_Block]:
         """The blocks of `memory` the values of the current partition hold (unique)."""
@@ -362,13 +361,10 @@ class Walk:
         """Walk one device partition (or, with `on_device`, a whole unpartitioned graph whose
         other nodes run on the host). `placement` says where each node's activations go: a
         function of the node, or a `Placer` deciding as the walk goes (auto placement)."""
-        graph = nx.DiGraph()
         order = {n: i for i, n in enumerate(sub.graph.nodes)}
-        graph.add_nodes_from(order)
-        graph.add_edges_from((a, n) for n in order for a in n.all_input_nodes)
         end = len(order)
         # A value is freed after its last consumer; one nothing consumes lives to the end.
-        last_use = {n: max((order[u] for u in graph.successors(n)), default=end) for n in order}
+        last_use = {n: max((order[u] for u in n.users), default=end) for n in order}
         dying: dict[int, list[fx.Node]] = {}
         for n, i in last_use.items():
             dying.setdefault(i, []).append(n)
