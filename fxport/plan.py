@@ -21,6 +21,7 @@ import torch
 from torch import fx
 
 from fxport.capture.records import is_op_node, module_of, target_name
+from fxport.gcpause import without_gc
 from fxport.mapping import REGISTRY
 
 
@@ -113,20 +114,25 @@ def _integer(n: fx.Node) -> bool:
     return isinstance(val, torch.Tensor) and not val.is_floating_point() and val.dtype != torch.bool
 
 
+@without_gc
 def plan_graph(graph: fx.Graph) -> Plan:
     nodes = []
     exact = exact_nodes(graph)
+    names: dict = {}  # target -> (name, family): once per op, not per node
     for node in graph.nodes:
         if not is_op_node(node):
             continue
         rule, reason = REGISTRY.decide(node)
         if reason is None and node in exact:
             reason = exact[node]
-        target = target_name(node.target)
+        if node.target not in names:
+            name = target_name(node.target)
+            names[node.target] = name, REGISTRY.family_of(name)
+        target, family = names[node.target]
         nodes.append(NodePlan(
             node=node.name, target=target, module=module_of(node)[0],
             lowered=reason is None, rule=rule.name if rule else "",
             ttnn=rule.ttnn if rule and reason is None else "",
-            family=REGISTRY.family_of(target), reason=reason or "",
+            family=family, reason=reason or "",
         ))
     return Plan(tuple(nodes))

@@ -31,6 +31,7 @@ from typing import Any, Callable
 
 from torch import fx
 
+from fxport.gcpause import without_gc
 from fxport.memory.allocator import BankAllocator
 from fxport.memory.devices import DeviceMemory
 from fxport.memory.footprint import HOST, Footprint, InputSpec
@@ -426,6 +427,7 @@ def _refused(observed: Observation | None) -> tuple[str, int, int | None] | None
     return str(f.get("buffer_type", "")).upper(), f["per_bank"], f.get("allocated")
 
 
+@without_gc
 def walk(gm: fx.GraphModule, device: DeviceMemory, footprint_of: FootprintOf,
          placement: "Callable[[fx.Node], str] | Placer", observed: dict[str, Observation] | None = None,
          refit: RefitOf | None = None) -> list[NodeState]:

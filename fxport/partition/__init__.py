@@ -23,6 +23,7 @@ from torch.fx.passes.utils import common as fx_common, fuser_utils
 from torch.fx.passes.utils.fuser_utils import fuse_by_partitions
 
 from fxport.capture.records import is_op_node
+from fxport.gcpause import without_gc
 from fxport.partition.condense import Condensed, GroupSupport, condense
 from fxport.plan import Plan
 
@@ -51,6 +52,7 @@ class Partitioned:
         return next(p for p in self.partitions if p.name == name)
 
 
+@without_gc
 def partition(gm: fx.GraphModule, plan: Plan, min_block_size: int = 1,
               constants: frozenset[str] | None = None) -> Partitioned:
     """Partition a copy of `gm` along `plan`.
