@@ -20,7 +20,7 @@ import networkx as nx
 import torch
 from torch import fx
 
-from fxport.capture.records import is_op_node, module_of, target_name
+from fxport.capture.records import attribute_modules, is_op_node, module_of, target_name
 from fxport.gcpause import without_gc
 from fxport.mapping import REGISTRY
 
@@ -117,6 +117,7 @@ def _integer(n: fx.Node) -> bool:
 @without_gc
 def plan_graph(graph: fx.Graph) -> Plan:
     nodes = []
+    attribute_modules(graph)  # nodes the passes made have no module of their own
     exact = exact_nodes(graph)
     names: dict = {}  # target -> (name, family): once per op, not per node
     for node in graph.nodes:

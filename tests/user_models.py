@@ -122,3 +122,16 @@ class Independent(nn.Module):
     def forward(self, x):
         return {"live": self.live(x), "fixed": self.head(torch.zeros_like(x)),
                 "constant": torch.ones_like(x) * 3}
+
+
+class TopLevelMath(nn.Module):
+    """Two inputs and arithmetic in the model's own forward, with an op no rule maps (lgamma)
+    among it: host nodes whose module is the model itself."""
+
+    def __init__(self):
+        super().__init__()
+        self.a, self.b = nn.Linear(8, 8), nn.Linear(8, 8)
+
+    def forward(self, x, y):
+        h = self.a(x) * 2 + y
+        return self.b(torch.lgamma(h.abs() + 1)) - x.mean()

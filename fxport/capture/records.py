@@ -42,12 +42,15 @@ class OpRecord:
     outputs: tuple[TensorSpec, ...]
     args: str  # the non-tensor arguments, rendered compactly ("dim=1, keepdim=True")
     module: str  # module path from nn_module_stack ("layer1.0.conv1"), "" at top level
-    module_type: str  # class name of that module ("Conv2d")
+    module_type: str  # class name of that module ("Conv2d"; the model's class at top level)
     source: str  # innermost source location ("torchvision/models/resnet.py:143 in forward")
     repeat: int = 1  # how many times this node runs per model call (see capture fast paths)
     # The call, JSON-able, to replay the op (generated tests): {"args": [...], "kwargs": {...}}
     # with tensors as {"tensor": i} (index into `inputs`) and dtypes as {"dtype": "float32"}.
     call: dict | None = None
+    # The node has no module of its own (made by a decomposition or a graph pass): `module` is the
+    # nearest enclosing one, inferred from its neighbours (see attribute_modules).
+    module_inferred: bool = False
 
     def to_dict(self) -> dict:
         return {
@@ -65,6 +68,7 @@ class OpRecord:
             "source": self.source,
             "repeat": self.repeat,
             "call": self.call,
+            "module_inferred": self.module_inferred,
         }
 
     @classmethod
@@ -104,6 +108,7 @@ def records_from_graph(graph: fx.Graph, graph_label: str = "main", start: int = 
                        repeats: dict[str, int] | None = None) -> list[OpRecord]:
     """One record per op node. `repeats` maps module paths traced once but run n times to n."""
     records = []
+    attribute_modules(graph)
     for node in graph.nodes:
         if not is_op_node(node):
             continue
@@ -126,6 +131,7 @@ def records_from_graph(graph: fx.Graph, graph_label: str = "main", start: int = 
                 source=_source_of(node),
                 repeat=_repeat_of(node, repeats) if repeats else 1,
                 call=_call_of(node),
+                module_inferred=module_inferred(node),
             )
         )
     return records
@@ -216,19 +222,72 @@ def _render_args(node: fx.Node) -> str:
     return ", ".join(parts)
 
 
+# node.meta key: the (path, class name) stack attribute_modules inferred for a node without its own.
+INFERRED_MODULE = "fxport_inferred_module"
+
+
 def module_of(node: fx.Node) -> tuple[str, str]:
-    """(path, class name) of the innermost module the node was traced in."""
-    stack = node.meta.get("nn_module_stack") or {}
-    if not stack:
-        return "", ""
-    path, cls = list(stack.values())[-1]
-    cls_name = cls if isinstance(cls, str) else getattr(cls, "__qualname__", str(cls))
-    return _normalise_path(path), cls_name.rpartition(".")[2]
+    """(path, class name) of the innermost module the node was traced in; for a node traced in
+    none (see attribute_modules), the nearest enclosing one; ("", "") when nothing is known."""
+    own = node.meta.get("nn_module_stack")
+    if own:
+        path, cls = next(reversed(own.values()))
+        return _normalise_path(path), _class_name(cls)
+    inferred = node.meta.get(INFERRED_MODULE)
+    return tuple(inferred[-1]) if inferred else ("", "")
+
+
+def module_inferred(node: fx.Node) -> bool:
+    """True when module_of(node) is inferred, not the node's own."""
+    return not node.meta.get("nn_module_stack") and bool(node.meta.get(INFERRED_MODULE))
+
+
+def _own_stack(node: fx.Node) -> tuple[tuple[str, str], ...]:
+    return tuple((_normalise_path(path), _class_name(cls))
+                 for path, cls in (node.meta.get("nn_module_stack") or {}).values())
+
+
+def _stack(node: fx.Node) -> tuple[tuple[str, str], ...]:
+    return _own_stack(node) or tuple(node.meta.get(INFERRED_MODULE) or ())
+
+
+def _class_name(cls: Any) -> str:
+    name = cls if isinstance(cls, str) else getattr(cls, "__qualname__", str(cls))
+    return name.rpartition(".")[2]
+
+
+def attribute_modules(graph: fx.Graph) -> int:
+    """Give every op node traced in no module (nodes a decomposition or a graph pass creates,
+    pieces of a dynamo-split graph) the nearest enclosing module: the deepest module stack its
+    producers and consumers share (their own stacks, or producers' inferred ones: one walk in
+    graph order), else the root model (path "", the model's class when any node names it). The
+    stack goes into node.meta[INFERRED_MODULE], which module_of reads; returns how many nodes."""
+    root: tuple[tuple[str, str], ...] = ()
+    for node in graph.nodes:
+        stack = _own_stack(node)
+        if stack and stack[0][0] == "":
+            root = stack[:1]  # export's stacks start with the model itself
+            break
+    count = 0
+    for node in graph.nodes:
+        if not is_op_node(node) or node.meta.get("nn_module_stack"):
+            continue
+        stacks = [s for s in (*(_stack(u) for u in node.all_input_nodes),
+                              *(_own_stack(u) for u in node.users)) if s]
+        shared = stacks[0] if stacks else ()
+        for s in stacks[1:]:
+            k = 0
+            while k < min(len(shared), len(s)) and shared[k][0] == s[k][0]:
+                k += 1
+            shared = shared[:k]
+        node.meta[INFERRED_MODULE] = shared or root or (("", ""),)
+        count += 1
+    return count
 
 
 def module_paths(node: fx.Node) -> list[str]:
     """Paths of every module on the node's call stack, outermost first."""
-    return [_normalise_path(path) for path, _ in (node.meta.get("nn_module_stack") or {}).values()]
+    return [path for path, _ in _stack(node)]
 
 
 def _normalise_path(path: str) -> str:

@@ -198,11 +198,20 @@ def calls_document(result: RunResult) -> dict:
     return {**result.calls.to_dict(), "captured_nodes": result.captured_nodes}
 
 
+def _module_facts(record: OpRecord | None) -> dict:
+    """Where a node comes from beyond its module path: the module's class (the model's own at top
+    level), the source line, and whether the module is inferred (the node was traced in none)."""
+    if record is None:
+        return {}
+    return {"module_type": record.module_type, "module_inferred": record.module_inferred, "source": record.source}
+
+
 def run_document(result: RunResult) -> dict:
     """The run.json document. A run stopped early (Ctrl-C, a broken environment) has "stopped"
     with the reason: its unreached nodes count as not run, and it is never reused as a result."""
     plan_by_node = result.plan.by_node()
     rep = _repeats(result)
+    records = {r.node: r for r in result.records}
     stopped = {"stopped": result.stopped} if result.stopped else {}
     return {
         **stopped,
@@ -236,8 +245,8 @@ def run_document(result: RunResult) -> dict:
         "partitions": [asdict(p) for p in result.partitions],
         "transfers": asdict(result.transfers),
         "nodes": [
-            {"node": n.node, "target": n.target, "module": n.module, "partition": n.partition,
-             "status": n.status, "ttnn": plan_by_node[n.node].ttnn if n.node in plan_by_node else "",
+            {"node": n.node, "target": n.target, "module": n.module, **_module_facts(records.get(n.node)),
+             "partition": n.partition, "status": n.status, "ttnn": plan_by_node[n.node].ttnn if n.node in plan_by_node else "",
              "reason": plan_by_node[n.node].reason if n.node in plan_by_node else "",
              "error_kind": n.error_kind, "error": n.error, "pcc": n.pcc, "repeat": rep.get(n.node, 1),
              "memory": n.memory, **({"remedy": n.remedy, "remedy_applied": n.remedy_applied}

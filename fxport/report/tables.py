@@ -177,9 +177,18 @@ def partition_rows(run: dict, names: int = 4) -> Rows:
 def host_node_rows(run: dict) -> Rows:
     """Nodes the plan left on the host, with their location (Torch-TensorRT's 'nodes left in
     Torch'); run-time fallbacks have their own table."""
-    rows = [[n["node"], n["target"], n["module"] or "<top>", n["reason"]]
+    rows = [[n["node"], n["target"], module_label(n), n.get("source", ""), n["reason"]]
             for n in run["nodes"] if n["status"] == "host"]
-    return ["node", "aten op", "module", "why the plan declined it"], rows
+    return ["node", "aten op", "module", "source", "why the plan declined it"], rows
+
+
+def module_label(n: dict) -> str:
+    """A node's module as reports show it: its path ("<top>" for the model's own forward) with the
+    module's class, marked when inferred from its neighbours (the node was traced in none)."""
+    label = n["module"] or "<top>"
+    if n.get("module_type"):
+        label += f" ({n['module_type']})"
+    return label + (" [inferred]" if n.get("module_inferred") else "")
 
 
 def lowest_pcc_rows(run: dict, limit: int) -> Rows:
