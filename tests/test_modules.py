@@ -2,7 +2,6 @@
 in none (decompositions, graph passes, dynamo pieces); the model's own forward is the root "" with
 the model's class."""
 
-
 import torch
 from torch import fx
 
@@ -10,7 +9,7 @@ import fxport
 from fxport.capture.records import attribute_modules, module_inferred, module_of, records_from_graph
 from fxport.report.results import run_document
 from fxport.report.tables import host_node_rows
-from tests.user_models import TopLevelMath
+from tests.user_models import DataDependent, TopLevelMath
 
 aten = torch.ops.aten
 ROOT = ("L__self__", ("", "pkg.Net"))
@@ -64,3 +63,12 @@ def test_nodes_the_passes_make_carry_an_inferred_module():
     assert made, "the passes made no node: this test needs another model"
     assert all(n["module"] and n["module_type"] for n in made)
     assert all(n["module_type"] for n in doc["nodes"])
+
+
+def test_dynamo_pieces_name_the_model_as_their_root():
+    # Exported one by one through a wrapper module, dynamo's pieces would name it as the root.
+    cap = fxport.trace(DataDependent(), torch.randn(2, 8))
+    assert cap.method == "dynamo"
+    top = [r for r in cap.records if r.module == ""]
+    assert top and {r.module_type for r in top} == {"DataDependent"}
+    assert all(r.module_type for r in cap.records)

@@ -246,10 +246,23 @@ def _capture_with_dynamo(model: nn.Module, inputs: tuple, keep: tuple,
     for i, gm in enumerate(explainer.graphs):
         example = [_placeholder_value(n) for n in gm.graph.nodes if n.op == "placeholder"]
         try:
-            graphs.append(CapturedGraph(f"graph{i}", export_program(gm, tuple(example), keep)))
+            program = export_program(gm, tuple(example), keep)
+            _name_root(program.graph, model)
+            graphs.append(CapturedGraph(f"graph{i}", program))
         except Exception as exc:
             problems.append(CaptureProblem("export", f"graph{i}: {_one_line(exc)}"))
     return graphs, problems
+
+
+def _name_root(graph: fx.Graph, model: nn.Module) -> None:
+    """A dynamo piece is exported through a wrapper module, which its nodes' module stacks name as
+    the root: the root of those pieces is the model (the module of ops in its own forward)."""
+    cls = f"{type(model).__module__}.{type(model).__qualname__}"
+    for node in graph.nodes:
+        stack = node.meta.get("nn_module_stack")
+        if stack:
+            node.meta["nn_module_stack"] = {key: ((path, cls) if path == "" else (path, c))
+                                            for key, (path, c) in stack.items()}
 
 
 def _placeholder_value(node: fx.Node):
