@@ -71,6 +71,10 @@ MIN_PCC = {"optical-flow-large": 0.98}
 def _check(doc: dict, printed: str, min_pcc: float = 0.99) -> None:
     cov = doc["coverage"]
     assert f"ran on device {cov['on_device']} ({cov['device_pct']:.1f}%)" in printed
+    # Every node says where it comes from: its module, or the nearest enclosing one (inferred)
+    # for nodes the decompositions and graph passes made; the model's own class at top level.
+    nameless = [n["node"] for n in doc["nodes"] if not n.get("module_type")]
+    assert not nameless, nameless
     informative = [o for o in doc["outputs"] if o["informative"]]
     assert informative, doc["outputs"]  # at least one output whose PCC means something
     for o in doc["outputs"]:
