@@ -29,6 +29,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from fxport.capture.cache import CaptureCacheStats
 from fxport.durable import output_dir, write_json, write_text
 from fxport.errors import EXIT_ENVIRONMENT, EnvironmentFault, FxportError
 from fxport.fleet.local import run_local
@@ -286,15 +287,12 @@ def _read_timing(out: Path) -> dict:
 def _write_timing(out: Path, timing: dict, previous: dict, used: str, wall: float) -> dict:
     """timing.json of the sweep: what changes from one run of the same sweep to the next."""
     totals = CacheStats()
-    captures = dict.fromkeys(("hits", "misses", "uncacheable", "rejected"), 0)
+    captures = CaptureCacheStats()
     for t in timing.values():
         totals.add(t.get("verdict_cache") or {})
-        for k in captures:
-            captures[k] += int((t.get("capture_cache") or {}).get(k, 0))
-    lookups = captures["hits"] + captures["misses"] + captures["uncacheable"]
-    captures["hit_rate"] = round(captures["hits"] / lookups, 4) if lookups else 0.0
+        captures.add(t.get("capture_cache") or {})
     doc = {"wall_seconds": round(wall, 3), "workers": used, "entries_run": len(timing),
-           "verdict_cache": totals.to_dict(), "capture_cache": captures,
+           "verdict_cache": totals.to_dict(), "capture_cache": captures.to_dict(),
            "entries": {**previous, **{k: {**v, "seconds": {s: round(x, 3) for s, x in v["seconds"].items()}}
                                       for k, v in timing.items()}}}
     write_text(out / "timing.json", json.dumps(doc, indent=1, sort_keys=True) + "\n")
