@@ -102,7 +102,7 @@ def child(size: str) -> dict:
     from fxport.partition import partition
     from fxport.plan import plan_graph
     from fxport.runtime.devices import open_session_device
-    from fxport.runtime.memory import explain_run
+    from fxport.runtime.run_memory import explain_run
 
     start = time.perf_counter()
     gm = lstm_graph() if size == "lstm" else synthetic(int(size))

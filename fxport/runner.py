@@ -27,7 +27,7 @@ from fxport.runtime.accuracy import PCC_THRESHOLD, ControlValue, check_outputs, 
 from fxport.runtime.context import DeviceConstants, LoweringContext
 from fxport.runtime.devices import DeviceHandle
 from fxport.runtime.execute import execute
-from fxport.runtime.memory import explain_run, place_activations
+from fxport.runtime.run_memory import explain_run, place_activations
 from fxport.runtime.ttnn_report import ttnn_report as capture_ttnn_report
 from fxport.runtime.verdict_cache import VerdictCache
 from fxport.runtime.localize import localize as localize_error, reference_values

@@ -9,9 +9,9 @@ import sqlite3
 import torch
 from torch import fx
 
-from fxport.memory.footprint import InputSpec
+from fxport.memory.footprint_record import InputSpec
 from fxport.runner import run_model
-from fxport.runtime.footprint import FootprintProbe
+from fxport.runtime.footprint_probe import FootprintProbe
 
 
 def _relu_node() -> fx.Node:

@@ -6,7 +6,7 @@ import torch
 from torch import fx
 
 from fxport.memory.devices import Banks, DeviceMemory
-from fxport.memory.footprint import Buffer, Event, Footprint, InputSpec, Output
+from fxport.memory.footprint_record import Buffer, Event, Footprint, InputSpec, Output
 from fxport.memory.placement import place
 
 # One L1 bank of 1,000 B (circular buffers grow up from 0, buffers down from the top), ample DRAM

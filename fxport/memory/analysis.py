@@ -18,7 +18,7 @@ from fxport.capture.records import OpRecord, TensorSpec
 from fxport.dtypes import is_float
 from fxport.mapping import REGISTRY
 from fxport.memory.devices import DRAM, L1, DeviceMemory
-from fxport.memory.footprint import Footprint
+from fxport.memory.footprint_record import Footprint
 from fxport.memory.liveness import MEMORY_KINDS, Failure, NodeState, Observation, Walk
 from fxport.memory.model import NodeMemory, node_memory, severity
 

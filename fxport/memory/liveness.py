@@ -6,7 +6,7 @@ nodes in their partition's order. Before a node runs, the device holds every ten
 by a later consumer (a device node's outputs until their last use; the device copy a host value
 got when a device node first moved it, until the host value's last use; values nothing reads
 stay until the partition ends, as the executor keeps them). The node then replays its footprint
-(fxport/memory/footprint.py: TT-NN's own record of the node's transfers, intermediates, outputs
+(fxport/memory/footprint_record.py: TT-NN's own record of the node's transfers, intermediates, outputs
 and circular buffers, in order) through one `BankAllocator` per memory: a buffer that finds no
 free block is an out-of-memory at that buffer; a program whose circular buffers reach past the
 lowest L1 buffer (they grow up from the L1 base, buffers grow down from the top) is a CB clash;
@@ -34,7 +34,7 @@ from torch import fx
 from fxport.gcpause import without_gc
 from fxport.memory.allocator import BankAllocator
 from fxport.memory.devices import DeviceMemory
-from fxport.memory.footprint import HOST, Footprint, InputSpec
+from fxport.memory.footprint_record import HOST, Footprint, InputSpec
 
 MEMORY_KINDS = ("OUT_OF_MEMORY", "CB_CLASH", "CB_OVERFLOW")
 FootprintOf = Callable[[fx.Node, list[InputSpec], str], Footprint]

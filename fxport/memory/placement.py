@@ -21,7 +21,7 @@ from typing import Callable
 from torch import fx
 
 from fxport.memory.devices import DeviceMemory
-from fxport.memory.footprint import InputSpec
+from fxport.memory.footprint_record import InputSpec
 from fxport.memory.liveness import FootprintOf, NodeState, Placer, RefitOf, Walk
 
 MAX_ROUNDS = 12

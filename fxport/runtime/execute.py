@@ -22,7 +22,7 @@ from fxport.mapping import REGISTRY
 from fxport.memory.oom import classify
 from fxport.runtime.context import CallCounts, LoweringContext
 from fxport.runtime.devices import environment_error
-from fxport.runtime.remedies import try_remedies
+from fxport.runtime.remedy_trials import try_remedies
 from fxport.runtime.pcc import agreement
 from fxport.values import HostValue, TTValue
 
@@ -42,7 +42,7 @@ class NodeResult:
     fields: dict = field(default_factory=dict)  # the classified error's numbers (allocator figures)
     memory: str = ""  # where its activations were placed ("l1" / "dram"); "" for host nodes
     # A memory failure re-run with the remedy ladder: the cheapest remedy the allocator took
-    # (fxport/runtime/remedies.py), whether the run kept its result (`auto` does), every rung tried.
+    # (fxport/runtime/remedy_trials.py), whether the run kept its result (`auto` does), every rung tried.
     remedy: str = ""
     remedy_applied: bool = False
     remedy_tried: tuple[str, ...] = ()

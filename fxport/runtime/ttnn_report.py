@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Iterator
 
 from fxport.runtime.devices import DeviceHandle
-from fxport.runtime.footprint import quiet_capture
+from fxport.runtime.footprint_probe import quiet_capture
 
 REPORT_DIR = "ttnn_report"
 VISUALIZER_COLUMNS: dict[str, tuple[str, ...]] = {

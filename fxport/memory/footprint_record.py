@@ -1,6 +1,6 @@
 """What one lowered node allocates on the device, as TT-NN itself reports it.
 
-A node's footprint is read from a graph capture of its lowering (fxport/runtime/footprint.py runs
+A node's footprint is read from a graph capture of its lowering (fxport/runtime/footprint_probe.py runs
 it): every buffer the ttnn calls allocate and free, in order, with the bytes the fullest bank
 holds, and the circular buffers each program declares per core. The capture is bracketed by
 markers the driver emits (`fxport.input:i`, `fxport.lower`, `fxport.transfer:i:layout:dtype` ...

@@ -4,7 +4,7 @@ how a remedy the device confirmed is chosen.
 A remedy is data: where the node's activations go (`memory`), the layout its tensors keep
 (`layout`: row-major instead of 32x32 tiles), TT-NN's DRAM slicing of a convolution (`slices`),
 or a split of the node along one named dim (`dim`, `chunks`). The executor re-runs the node with
-it (fxport/runtime/remedies.py); a remedy is offered only when the allocator took it then
+it (fxport/runtime/remedy_trials.py); a remedy is offered only when the allocator took it then
 (verified). Rungs:
 
 1. DRAM placement (when the node failed in L1);

@@ -1,5 +1,5 @@
 """Verified remedies: a node that ran out of memory is re-run on the device, in the allocator state
-it failed in, with each rung of the remedy ladder (fxport/memory/remedies.py) that applies; a
+it failed in, with each rung of the remedy ladder (fxport/memory/remedy_ladder.py) that applies; a
 remedy counts only when the allocator takes it. Each attempt runs under a graph capture (NORMAL
 mode: the allocations are real) that says how many device bytes it took; the cheapest verified
 remedy is returned with its outputs.
@@ -23,10 +23,10 @@ from fxport.memory.analysis import device_spec
 from fxport.memory.devices import DRAM, DeviceMemory
 from fxport.memory.model import _smallest_chunking, node_memory
 from fxport.memory.oom import classify
-from fxport.memory.remedies import Remedy, Verified, cheapest, ladder
+from fxport.memory.remedy_ladder import Remedy, Verified, cheapest, ladder
 from fxport.memory.tiles import padding
 from fxport.runtime.context import LoweringContext
-from fxport.runtime.footprint import quiet_capture
+from fxport.runtime.footprint_probe import quiet_capture
 from fxport.values import HostValue
 
 @dataclass

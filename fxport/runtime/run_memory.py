@@ -1,5 +1,5 @@
 """The memory model on a run: the liveness walk (fxport/memory/liveness.py) over the partitioned
-graph with footprints measured by TT-NN (fxport/runtime/footprint.py), judged against what the
+graph with footprints measured by TT-NN (fxport/runtime/footprint_probe.py), judged against what the
 run did, node by node."""
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from fxport.memory.liveness import walk
 from fxport.memory.placement import Placement, place
 from fxport.runtime.devices import DeviceHandle
 from fxport.runtime.execute import NodeResult
-from fxport.runtime.footprint import FootprintProbe
+from fxport.runtime.footprint_probe import FootprintProbe
 
 
 def observations(nodes: Iterable[NodeResult]) -> dict:

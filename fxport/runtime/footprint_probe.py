@@ -4,7 +4,7 @@ they will be at run time: device tensors created inside the capture (in the layo
 memory of their producer's output) or host values the lowering moves itself.
 
 What the capture records (every buffer allocated and freed, each program's circular buffers, the
-per-core peaks of `extract_resource_usage_per_core`) becomes a `fxport.memory.footprint.Footprint`.
+per-core peaks of `extract_resource_usage_per_core`) becomes a `fxport.memory.footprint_record.Footprint`.
 Footprints depend on the node's signature only (target, arguments, input and output specs,
 placement, device, ttnn version and the mapping table), so they are cached: per process in memory
 and across processes in `<cache>/footprints/footprints.sqlite` (<cache> = $FXPORT_CACHE or
@@ -29,7 +29,7 @@ from torch import fx
 
 from fxport.capture.records import target_name
 from fxport.mapping import REGISTRY
-from fxport.memory.footprint import FOOTPRINT_SCHEMA, HOST, Footprint, InputSpec, from_dict, parse_capture
+from fxport.memory.footprint_record import FOOTPRINT_SCHEMA, HOST, Footprint, InputSpec, from_dict, parse_capture
 from fxport.memory.oom import classify
 from fxport.runtime.context import LoweringContext
 from fxport.runtime.devices import DeviceHandle
