@@ -18,14 +18,16 @@ __version__ = "0.1.0"
 def trace(model, *args, kwargs: dict | None = None, name: str | None = None):
     """Capture `model(*args, **kwargs)` as aten graphs with per-node shapes and dtypes.
 
-    Inputs may be real, meta or fake tensors; returns a `fxport.capture.Capture`.
+    Inputs may be real, meta or fake tensors; returns a `fxport.capture.Capture`. The model is put
+    in eval mode first, as `fxport run`, `fxport trace` and `fxport.run` do: an inventory of
+    training-mode batch norms and dropouts is not what runs on the device.
     """
     from fxport.capture.loader import check_inputs
     from fxport.tracing import trace as trace_at_table_level
 
     name = name or type(model).__name__
     check_inputs(model, args, kwargs or {}, name)
-    return trace_at_table_level(model, tuple(args), name=name, kwargs=kwargs)
+    return trace_at_table_level(model.eval(), tuple(args), name=name, kwargs=kwargs)
 
 
 def run(model, *args, kwargs: dict | None = None, device: str = "auto", arch: str | None = None,

@@ -137,7 +137,7 @@ class _Parser(argparse.ArgumentParser):
 def _pass_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--passes", default="all",
                    help="graph passes to run: all (default), none, or a comma-separated list of "
-                        "noops, batchnorm, activations, layout")
+                        "noops, batchnorm, constants, activations, layout")
     p.add_argument("--no-pass", action="append", default=[], metavar="NAME",
                    help="leave out one graph pass (repeatable)")
 

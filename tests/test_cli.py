@@ -44,3 +44,12 @@ def test_console_script_exit_code_and_no_traceback(tmp_path):
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2
     assert proc.stderr.startswith("fxport: error: cannot capture") and "Traceback" not in proc.stderr
+
+
+def test_help_lists_every_graph_pass(capsys):
+    from fxport.passes import PASS_NAMES
+
+    assert main(["run", "--help"]) == 0
+    text = " ".join(capsys.readouterr().out.split())
+    assert "noops, batchnorm, constants, activations, layout" in text
+    assert ", ".join(PASS_NAMES) in text  # in pipeline order, none left out

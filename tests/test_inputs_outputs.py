@@ -184,3 +184,17 @@ def test_gen_tests_takes_the_input_options(tmp_path, capsys):
     assert rc == 0
     cases = json.loads((tmp_path / "cases.json").read_text())
     assert "aten.linear.default" in json.dumps(cases) and "[2, 4, 8]" in json.dumps(cases)
+
+
+def test_api_trace_is_in_eval_mode_as_the_cli_and_run_are():
+    # A freshly built model is in training mode; fxport.trace must capture what runs (the README's
+    # `fxport.trace(model, ...)`), not training-mode batch norms with their running-stat updates.
+    def build():
+        torch.manual_seed(0)
+        return torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3), torch.nn.BatchNorm2d(8), torch.nn.Dropout(0.5),
+                                   torch.nn.ReLU())
+
+    x = torch.randn(1, 3, 16, 16)
+    fresh = [r.target for r in fxport.trace(build(), x).records]
+    assert not any("functional" in t or "dropout" in t for t in fresh), fresh
+    assert fresh == [r.target for r in fxport.trace(build().eval(), x).records]
