@@ -15,6 +15,7 @@ from fxport.report.compare import RUN_SCHEMA, compare, compare_text
 from fxport.report.html import run_html, sweep_html
 from fxport.report.markdown import run_markdown, sweep_markdown
 from fxport.report.render import compare_dirs, render_dir
+from fxport.cli import main
 
 PROVENANCE = {
     "device": "mock (no card: TT-NN host stack and allocator, kernels not run)",
@@ -311,3 +312,18 @@ def test_bad_paths_and_documents(tmp_path):
         compare_dirs(tmp_path, tmp_path / "sweep")
     with pytest.raises(FxportError, match="cannot compare a run with a sweep"):
         compare(run_doc(), sweep_doc({}))
+
+
+def test_report_refuses_a_sweep_it_cannot_rebuild_and_writes_nothing(tmp_path, capsys):
+    # The checked-in reports/ keep sweep.json and the Markdown, not the run documents: `fxport report`
+    # on them must not rewrite index.md with every entry "missing" (one line, exit 2, files untouched).
+    runs = {"tiny@16x16": run_doc("tiny"), "gone@16x16": clean_run_doc("gone")}
+    write_sweep(tmp_path, runs)
+    render_dir(tmp_path, html=False)
+    (tmp_path / "gone@16x16" / "run.json").unlink()
+    files = lambda: {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file() and p.name != ".fxport.lock"}
+    before = files()
+    assert main(["report", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "1 of 2 entries are missing (gone@16x16)" in err and "hint:" in err
+    assert files() == before

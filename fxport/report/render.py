@@ -161,6 +161,7 @@ def render_results(path: Path, html: bool = True) -> Rendered:
     kind, directory, doc, runs = load_results(path)
     if kind == "run":
         return Rendered(_render_run(doc, directory, html))
+    _refuse_partial(doc, directory, runs)
     done = Rendered()
     entry_files = []
     for i, e in enumerate(doc["entries"]):
@@ -184,6 +185,20 @@ def render_results(path: Path, html: bool = True) -> Rendered:
         done.written += _write_html(directory / "index.html", page)
     done.written += entry_files
     return done
+
+
+def _refuse_partial(sweep: dict, directory: Path, runs: dict[str, dict]) -> None:
+    """A sweep whose run documents are gone (the checked-in reports/ keep sweep.json and the
+    Markdown only) cannot be rendered again in full: rewriting its index.md from sweep.json alone
+    would replace every entry's figures with "missing". So nothing is written."""
+    ok = [e["key"] for e in sweep["entries"] if e["status"] == "ok"]
+    missing = [k for k in ok if k not in runs]
+    if missing:
+        shown = ", ".join(missing[:3]) + (f" and {len(missing) - 3} more" if len(missing) > 3 else "")
+        raise FxportError(f"{directory}: the run documents of {len(missing)} of {len(ok)} entries are missing "
+                          f"({shown}), so its reports cannot be rebuilt in full and nothing was written; "
+                          f"hint: rerun the sweep into a directory of its own (`fxport sweep ... --out DIR`) "
+                          f"and render that")
 
 
 def render_dir(path: Path, html: bool = True) -> list[Path]:
