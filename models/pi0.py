@@ -12,7 +12,7 @@ expert over the suffix, attending to that cache and to its own keys/values:
     denoise  x num_steps: suffix embeds (state, x_t, t); expert attends to cache + suffix;
              suffix.action_out_proj gives the velocity v_t; x_t += dt * v_t, t += dt (t: 1 -> 0)
 
-Dimensions, masks and the time embedding follow openpi's PI0 (see TT_FACTS.md). Top-level children
+Dimensions, masks and the time embedding follow openpi's published PI0. Top-level children
 are named so that every captured op is attributable by module path: `siglip`, `projector`, `gemma`,
 `expert`, `prefix`, `suffix`, `denoise`. `prefix` and `denoise` own no weights: they drive the
 modules that do, which keeps each weight under exactly one name.

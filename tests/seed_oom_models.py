@@ -1,4 +1,4 @@
-"""The seeds' catalogued out-of-memory cases (/work/shared/seeds/: the earlier OOM catalogue's top
+"""The seeds' catalogued out-of-memory cases (the user-written seed reports: the earlier OOM catalogue's top
 ten, its overhead shapes, the 4K clamp_min shapes and the worst shape per op at 2176x1920), each
 as a one-op model at the catalogued shape: `tests.seed_oom_models:NAME` with `CASES[NAME]` as its
 input shape. Used by tests/test_seed_remedies.py and bench/seed_remedies.py."""

@@ -19,7 +19,7 @@ from fxport.runtime.mock.toolchain import EM_RISCV, ET_EXEC
 
 REPO = Path(__file__).resolve().parents[1]
 
-# Measured on mock devices with ttnn 0.81.1 (shared/design/MOCK_DEVICE.md): 1,393,312 B per L1
+# Measured on mock devices with ttnn 0.81.1 (docs/mock-device.md): 1,393,312 B per L1
 # bank with default open options; fxport opens with EXECUTION_OPTIONS, whose L1_SMALL region
 # (for conv/pool) comes out of every bank.
 N150_L1 = (64, 1_393_312 - devices.EXECUTION_OPTIONS["l1_small_size"])

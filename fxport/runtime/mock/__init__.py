@@ -1,6 +1,6 @@
 """Mock Tenstorrent device: cluster descriptors, stand-in RISC-V compiler, private runtime root.
 
-See shared/design/MOCK_DEVICE.md. `fxport.runtime.devices` is the user-facing entry point.
+See docs/mock-device.md. `fxport.runtime.devices` is the user-facing entry point.
 """
 
 from .descriptors import MOCK_ARCHES, descriptor_path
