@@ -81,7 +81,7 @@ class NotRun:
 
 NOT_RUN = (
     NotRun(
-        r"^bash scripts/bootstrap\.sh && \.venv/bin/python -m pytest -q$",
+        r"^bash scripts/bootstrap\.sh && \.venv/bin/python -m pytest -q -n 2$",
         "the test suite itself, which this check is part of (CI runs it from .ci/run)",
     ),
     NotRun(
@@ -179,7 +179,11 @@ def unused_rules(found: list[Block]) -> list[str]:
 
 
 def scratch(directory: Path) -> Path:
-    """A directory where the commands see the repository (linked) but write only there."""
+    """A directory where the commands see the repository (linked) but write only there. The
+    environment is brought up to date in the repository first, so that `scripts/bootstrap.sh` run
+    from the scratch directory finds it current and installs nothing (an install from there would
+    point the editable fxport at a directory about to be deleted)."""
+    subprocess.run(["bash", "scripts/bootstrap.sh"], cwd=ROOT, check=True, capture_output=True, timeout=3600)
     for entry in ROOT.iterdir():
         if entry.name not in ("out", ".git", ".fxport-cache", ".pytest_cache"):
             (directory / entry.name).symlink_to(entry)

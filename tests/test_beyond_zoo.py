@@ -98,12 +98,17 @@ def test_runs_end_to_end_slow(case, tmp_path, capsys):
     _check(doc, printed, MIN_PCC.get(case, 0.99))
 
 
-def test_dict_outputs_and_two_inputs_trace(tmp_path, capsys):
+@pytest.mark.slow
+def test_two_inputs_and_a_list_of_outputs_trace(tmp_path, capsys):
+    # RAFT's trace takes long; test_runs_end_to_end[optical-flow] runs it with two inputs by default.
     rc = main(["trace", *SLOW_CASES["optical-flow-two-inputs"], "--out", str(tmp_path / "flow")])
     assert rc == 0
     doc = json.loads((tmp_path / "flow" / "ops.json").read_text())
     assert [i["path"] for i in doc["inputs"]] == ["args[0]", "args[1]"]
     assert [o["path"] for o in doc["outputs"]] == [f"out[{i}]" for i in range(12)]
+
+
+def test_dict_outputs_and_integer_inputs_trace(tmp_path, capsys):
     rc = main(["trace", *CASES["segmentation"], "--out", str(tmp_path / "seg")])
     assert rc == 0
     doc = json.loads((tmp_path / "seg" / "ops.json").read_text())
