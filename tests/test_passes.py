@@ -390,12 +390,14 @@ def test_gen_tests_cases_come_from_the_graph_after_the_passes():
 
 
 # -- zoo models end to end with every pass (small inputs; the bench runs the defaults) ---------------
+# A YOLO and a depthwise CNN by default; the others (5-9 s each) with the slow tests, which also
+# run every zoo model at its default input (test_every_zoo_model_at_its_default_input_...).
 @pytest.mark.parametrize("model, shape", [
     ("yolov8n", (1, 3, 64, 64)),
-    ("yolov12n", (1, 3, 64, 64)),
+    pytest.param("yolov12n", (1, 3, 64, 64), marks=pytest.mark.slow),
     ("mobilenet_v3_large", (1, 3, 32, 32)),
-    ("efficientnet_b0", (1, 3, 32, 32)),
-    ("convnext_tiny", (1, 3, 32, 32)),
+    pytest.param("efficientnet_b0", (1, 3, 32, 32), marks=pytest.mark.slow),
+    pytest.param("convnext_tiny", (1, 3, 32, 32), marks=pytest.mark.slow),
 ])
 def test_zoo_models_keep_their_pcc_with_every_pass(model, shape, mock_device):
     with_passes = run_model(model, mock_device, shape)
