@@ -10,12 +10,12 @@ from pathlib import Path
 
 import pytest
 
+from fxport.cli import main
 from fxport.errors import FxportError
 from fxport.report.compare import RUN_SCHEMA, compare, compare_text
 from fxport.report.html import run_html, sweep_html
 from fxport.report.markdown import run_markdown, sweep_markdown
 from fxport.report.render import compare_dirs, render_dir
-from fxport.cli import main
 
 PROVENANCE = {
     "device": "mock (no card: TT-NN host stack and allocator, kernels not run)",
