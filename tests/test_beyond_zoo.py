@@ -85,7 +85,13 @@ def _check(doc: dict, printed: str, min_pcc: float = 0.99) -> None:
             assert "PCC uninformative" in printed
 
 
-@pytest.mark.parametrize("case", list(CASES))
+# RAFT and LRASPP take 7-8 s each: with the slow tests. By default their kinds stay covered: two
+# inputs and keyword inputs (tests/test_inputs_outputs.py), dict outputs (the trace below), ops
+# left on the host (video's 3-D convolutions).
+LONG = {"optical-flow", "segmentation"}
+
+
+@pytest.mark.parametrize("case", [pytest.param(c, marks=[pytest.mark.slow] if c in LONG else []) for c in CASES])
 def test_runs_end_to_end(case, tmp_path, capsys):
     doc, printed = _run(CASES[case], tmp_path, capsys)
     _check(doc, printed)
