@@ -85,6 +85,10 @@ NOT_RUN = (
         "the test suite itself, which this check is part of (CI runs it from .ci/run)",
     ),
     NotRun(
+        r"^\.venv/bin/python -m pytest -q -n 2 -m slow$",
+        "the slow tests, which this check is part of (CI runs them from .ci/run)",
+    ),
+    NotRun(
         r"^bash scripts/regenerate-reports\.sh",
         "rewrites the checked-in reports/ (three full-zoo sweeps and the zoo's op suite, over an hour); "
         "its commands (sweep, gen-tests) run in other blocks on small inputs",

@@ -18,14 +18,16 @@ BLOCKS = readme_commands.blocks()
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 
 
-def test_the_substitution_table_is_current_and_every_block_runs_something():
+def test_the_substitution_table_is_current_and_every_command_is_accounted_for():
     assert BLOCKS and not readme_commands.unused_rules(BLOCKS)
     for b in BLOCKS:
-        assert b.run, f"{b.id}: no command of this block runs in CI ({b.skipped})"
+        # every command runs, or is in NOT_RUN with its reason (the test commands themselves)
+        assert len(b.run) + len(b.skipped) == len(b.commands) or b.language == "python", b.id
+        assert all(why for _, why in b.skipped)
 
 
 @pytest.mark.parametrize(
-    "block", [pytest.param(b, id=b.id, marks=[pytest.mark.slow] if b.slow else []) for b in BLOCKS]
+    "block", [pytest.param(b, id=b.id, marks=[pytest.mark.slow] if b.slow else []) for b in BLOCKS if b.run]
 )
 def test_command_block_runs(block, tmp_path):
     done = readme_commands.run(block, readme_commands.scratch(tmp_path))
