@@ -1,5 +1,5 @@
 """The `fxport` command line. Every error is one line on stderr and a documented exit code
-(fxport.errors, README "Exit codes"): 0 success (OOMs and fallbacks are results), 1 a bug in fxport,
+(fxport.errors, docs/exit-codes.md): 0 success (OOMs and fallbacks are results), 1 a bug in fxport,
 2 bad input, 3 a broken environment, 4 a sweep with entries that produced no result, 130 Ctrl-C.
 """
 

@@ -1,5 +1,5 @@
 """Errors that reach the user as one clear line (the CLI prints them without a traceback), and the
-exit code each one ends a command with (README "Exit codes")."""
+exit code each one ends a command with (docs/exit-codes.md)."""
 
 EXIT_OK = 0
 EXIT_INTERNAL = 1  # a bug in fxport: the only case that suggests --debug for a traceback

@@ -9,7 +9,7 @@ blocking_matrix.csv), which `fxport run` and `fxport sweep` write, and what is b
 by `fxport report` (HTML pages with their plots as PNG files under plots/, and the per-node
 files nodes.csv and oom_nodes.csv).
 
-Every document read here is untrusted (README, "Threat model"): it is checked before use
+Every document read here is untrusted (docs/threat-model.md): it is checked before use
 (`schema.problems`), and a path inside it is followed only when it resolves inside the directory
 given (`durable.inside`), so a crafted sweep.json can neither make fxport read nor write anywhere
 else. A damaged sweep entry (unreadable run.json, a path leading outside, a document that does
