@@ -148,6 +148,12 @@ def _selected_passes(args) -> tuple[str, ...]:
     return select(args.passes, args.no_pass)
 
 
+def _add_force(p) -> None:
+    p.add_argument("--force", action="store_true",
+                   help="write into an existing --out that holds files other than fxport results "
+                        "(fxport may then replace its own file names there)")
+
+
 def _parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--debug", action="store_true", help="show tracebacks")
@@ -163,6 +169,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--no-fold", action="store_true",
                    help="trace every call of repeated blocks (PI0's denoise steps) instead of "
                         "tracing two and counting the rest")
+    _add_force(p)
     p.set_defaults(handler=_cmd_trace)
 
     p = sub.add_parser("run", parents=[common], help="lower a model to TT-NN and run it on a device")
@@ -197,6 +204,7 @@ def _parser() -> argparse.ArgumentParser:
     _pass_options(p)
     p.add_argument("--weights", choices=["bfloat16", "bfloat8_b"], default="bfloat16",
                    help="dtype of conv and linear weights on the device (default bfloat16)")
+    _add_force(p)
     p.set_defaults(handler=_cmd_run)
 
     p = sub.add_parser("sweep", parents=[common], help="run the zoo (or MODELS) x resolutions and write reports")
@@ -234,6 +242,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--no-capture-cache", action="store_true",
                    help="capture every model afresh (no capture cache; the verdict cache stays)")
     _pass_options(p)
+    _add_force(p)
     p.set_defaults(handler=_cmd_sweep)
 
     p = sub.add_parser("report", parents=[common], help="render a run or sweep directory (Markdown, HTML, CSV)")
@@ -256,6 +265,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--pcc", type=_pcc, default=0.99, help="PCC every case must reach, in (0, 1] (default 0.99)")
     p.add_argument("--out", type=Path, default=Path("out/op-tests"), help="suite directory")
     _pass_options(p)
+    _add_force(p)
     p.set_defaults(handler=_cmd_gen_tests)
 
     p = sub.add_parser("ops", parents=[common], help="print the aten -> TT-NN mapping table")
@@ -269,7 +279,8 @@ def _parser() -> argparse.ArgumentParser:
 
 def _cmd_trace(args) -> int:
     # The output directory first: a second writer or an unusable --out fails before any import.
-    with output_dir(args.out or Path("out") / _safe_name(args.model), f"fxport trace {args.model}") as out:
+    with output_dir(args.out or Path("out") / _safe_name(args.model), f"fxport trace {args.model}",
+                    args.force) as out:
         from fxport.report.inventory import inventory_document, summary_text, write_inventory
         from fxport.tracing import trace_model
 
@@ -294,7 +305,8 @@ def _cmd_run(args) -> int:
     _refuse_mock_values(args.values, args.device)
     if args.localize and args.values == "none":
         raise FxportError("--localize compares values: it needs --values emulate or device, not none")
-    with output_dir(args.out or Path("out") / _safe_name(args.model), f"fxport run {args.model}") as out:
+    with output_dir(args.out or Path("out") / _safe_name(args.model), f"fxport run {args.model}",
+                    args.force) as out:
         from fxport.report.run_report import run_summary_text, write_run
         from fxport.runner import run_model
         from fxport.runtime.devices import open_session_device
@@ -368,7 +380,7 @@ def _cmd_sweep(args) -> int:
             _check_cache(path)
     fleet = Fleet(args.jobs, args.entries_per_worker, "ray" if args.cluster == "ray" else "",
                   args.ray_address, str(cache) if cache else None, str(captures) if captures else None)
-    with output_dir(args.out, "fxport sweep") as out:
+    with output_dir(args.out, "fxport sweep", args.force) as out:
         done = run_sweep(items, out, args.device, args.arch, args.memory_config, args.values,
                          resume=not args.no_resume, timeout=args.timeout,
                          device_timeout=args.device_timeout, fleet=fleet,
@@ -481,7 +493,7 @@ def _cmd_gen_tests(args) -> int:
     options = _input_options(args)
     passes = _selected_passes(args)
     names = args.sources or [e.name for e in fxport_models.entries() if "zoo" in e.tags]
-    with output_dir(args.out, "fxport gen-tests") as out:
+    with output_dir(args.out, "fxport gen-tests", args.force) as out:
         sources = []
         for name in names:
             path = Path(name)

@@ -30,7 +30,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from fxport.capture.cache import CaptureCacheStats
-from fxport.durable import output_dir, write_json, write_text
+from fxport.durable import output_dir, read_regular, subdir, write_json, write_text
 from fxport.errors import EXIT_ENVIRONMENT, EnvironmentFault, FxportError
 from fxport.fleet.local import run_local
 from fxport.fleet.resources import choose_workers
@@ -228,7 +228,7 @@ def run_sweep(items: list[SweepItem], out: Path, device: str = "mock", arch: str
         item = by_key[o.key]
         if o.doc is not None:
             t = time.perf_counter()
-            with output_dir(out / o.key, f"fxport sweep ({o.key})"):
+            with output_dir(subdir(out, o.key), f"fxport sweep ({o.key})"):
                 write_run_document(o.doc, out / o.key, {**o.seconds, "verdict_cache": o.cache,
                                                         "capture_cache": o.capture_cache,
                                                         "peak_rss": o.peak_rss, "worker": o.worker})
@@ -277,10 +277,10 @@ def _read_timing(out: Path) -> dict:
     """The per-entry facts a previous sweep left in timing.json (peak memory of each entry);
     untrusted: anything malformed is ignored."""
     try:
-        doc = json.loads((out / "timing.json").read_text())
+        doc = json.loads(read_regular(out / "timing.json"))
         entries = doc["entries"]
         return {k: v for k, v in entries.items() if isinstance(k, str) and isinstance(v, dict)}
-    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+    except (OSError, ValueError, KeyError, TypeError, AttributeError, RecursionError):
         return {}
 
 

@@ -54,3 +54,125 @@ def test_a_cache_path_with_shell_characters_runs_nothing(tmp_path):
             proc.returncode, proc.stderr)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert not list(tmp_path.rglob("PWNED")) and not (REPO / "PWNED").exists()
+
+
+# -- 2. nothing written or removed through a link; a user's files are not fxport's -------------
+
+def _outside(tmp_path: Path) -> Path:
+    """A folder of someone else's files that links will point at."""
+    victim = tmp_path / "victim"
+    victim.mkdir()
+    (victim / "keep.png").write_bytes(b"PNG of the user")
+    (victim / "notes.txt").write_text("the user's notes\n")
+    return victim
+
+
+def _untouched(victim: Path) -> bool:
+    return (sorted(p.name for p in victim.iterdir()) == ["keep.png", "notes.txt"]
+            and (victim / "keep.png").read_bytes() == b"PNG of the user")
+
+
+def test_a_lock_file_that_is_a_link_is_refused(tmp_path, capsys):
+    victim = _outside(tmp_path)
+    out = tmp_path / "o"
+    out.mkdir()
+    (out / ".fxport.lock").symlink_to(victim / "notes.txt")
+    code, line = cli(capsys, ".fxport.lock is a symlink to a user's file", "trace", *TINY, "--out", str(out))
+    assert code == EXIT_USER and "symbolic link" in line
+    assert (victim / "notes.txt").read_text() == "the user's notes\n"
+
+
+def test_report_never_writes_or_removes_through_a_linked_plots_folder(tmp_path, capsys):
+    from test_report import run_doc
+
+    victim = _outside(tmp_path)
+    res = tmp_path / "R"
+    res.mkdir()
+    (res / "run.json").write_text(json.dumps(run_doc("m")))
+    (res / "plots").symlink_to(victim)
+    code, line = cli(capsys, "report R with R/plots a symlink elsewhere", "report", str(res))
+    assert code == EXIT_USER and "plots" in line and "symbolic link" in line
+    assert _untouched(victim)
+
+
+def test_a_run_never_replaces_files_through_an_entry_link(tmp_path):
+    from fxport.durable import OutputError, subdir
+    from fxport.report.run_report import write_run_document
+    from test_report import run_doc
+
+    victim = _outside(tmp_path)
+    sweep = tmp_path / "S"
+    sweep.mkdir()
+    (sweep / "tiny@16x16").symlink_to(victim)
+    with pytest.raises(OutputError, match="symbolic link"):
+        subdir(sweep, "tiny@16x16")
+    entry = tmp_path / "E"
+    entry.mkdir()
+    (entry / "plots").symlink_to(victim)
+    with pytest.raises(OutputError, match="symbolic link"):
+        write_run_document(run_doc("m"), entry, {})
+    assert _untouched(victim)
+
+
+def test_a_folder_of_user_files_is_not_an_output_without_force(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    project = tmp_path / "myproject"
+    (project / "plots").mkdir(parents=True)
+    (project / "plots" / "figure.png").write_bytes(b"user figure")
+    (project / "report.md").write_text("my report\n")
+    (project / "nodes.csv").write_text("my,nodes\n")
+    suite = tmp_path / "tests"
+    suite.mkdir()
+    for name in ("conftest.py", "results.json", "timing.json"):
+        (suite / name).write_text(f"user's {name}\n")
+    (tmp_path / "ops.json").write_text("{}")
+    for case, args in (("run --out of a user's project folder", ["run", *TINY, "--out", "myproject"]),
+                       ("trace --out of a user's project folder", ["trace", *TINY, "--out", "myproject"]),
+                       ("sweep --out of a user's project folder", ["sweep", "mobilenet_v2", "--out", "myproject"]),
+                       ("gen-tests --out of a user's tests folder", ["gen-tests", "ops.json", "--out", "tests"])):
+        code, line = cli(capsys, case, *args)
+        assert code == EXIT_USER and "--force" in line, (case, line)
+    assert (project / "plots" / "figure.png").read_bytes() == b"user figure"
+    assert (project / "report.md").read_text() == "my report\n" and (project / "nodes.csv").exists()
+    assert all((suite / n).read_text() == f"user's {n}\n" for n in ("conftest.py", "results.json", "timing.json"))
+
+
+def test_caches_never_write_through_links_or_into_shared_folders(tmp_path, capsys):
+    from fxport.capture.cache import CaptureCache
+    from fxport.runtime.verdict_cache import VerdictCache
+
+    victim = _outside(tmp_path)
+    root = tmp_path / "captures"
+    root.mkdir(mode=0o700)
+    cache = CaptureCache(root)
+    digest_material = {"k": 1}
+    from fxport.capture.cache import key_digest
+
+    shard = key_digest(digest_material)[:2]
+    (root / shard).symlink_to(victim)
+    cache.stats.misses = 0
+    from fxport.durable import subdir, OutputError
+    with pytest.raises(OutputError):
+        subdir(root, shard)
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    shared.chmod(0o777)
+    for kind in (CaptureCache, VerdictCache):
+        c = kind(shared)
+        assert c.read_only
+        assert f"cache {shared} is used read-only: it is writable by others" in capsys.readouterr().err
+    VerdictCache(shared).write("ab" * 32, {"op": "x"}, {"state_after": "s", "result": None})
+    assert list(shared.iterdir()) == []
+    assert _untouched(victim)
+
+
+def test_readers_refuse_fifos_without_blocking(tmp_path):
+    from fxport.durable import ReadError, read_regular
+    from fxport.sweep import saved_result
+
+    fifo = tmp_path / "run.json"
+    os.mkfifo(fifo)
+    with pytest.raises(ReadError):
+        read_regular(fifo)
+    doc, why = saved_result(fifo, {})
+    assert doc is None and "not a regular file" in why

@@ -22,7 +22,7 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from fxport.durable import inside, write_text
+from fxport.durable import OutputError, clear_folder, inside, read_regular, subdir, write_text
 from fxport.errors import FxportError
 from fxport.report import schema
 from fxport.report.compare import RUN_SCHEMA, SWEEP_SCHEMA, Comparison, compare
@@ -36,8 +36,8 @@ DAMAGED = "damaged"  # the status a reader gives a sweep entry it cannot use
 def _read(path: Path) -> dict:
     """A run or sweep document, checked; a one-line FxportError naming the file otherwise."""
     try:
-        doc = json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, ValueError) as e:
+        doc = json.loads(read_regular(path))
+    except (OSError, UnicodeDecodeError, ValueError, RecursionError) as e:
         raise FxportError(f"cannot read {path}: {e}") from None
     if not isinstance(doc, dict) or doc.get("schema") not in (RUN_SCHEMA, SWEEP_SCHEMA):
         found = doc.get("schema") if isinstance(doc, dict) else None
@@ -124,13 +124,11 @@ def _write_html(path: Path, page: HtmlPage) -> list[Path]:
     plots = path.parent / PLOTS_DIR
     written = []
     if page.plots:
-        plots.mkdir(exist_ok=True)
+        plots = subdir(path.parent, PLOTS_DIR)
         for name, fig in page.plots.items():
             save_png(fig, plots / name)
             written.append(plots / name)
-    for old in plots.glob("*.png") if plots.is_dir() else ():
-        if old.name not in page.plots:
-            old.unlink()
+    clear_folder(plots, "*.png", keep=set(page.plots))
     return [write_text(path, page.text), *written]
 
 
