@@ -15,7 +15,7 @@ from pathlib import Path
 from fxport.durable import LOCK_NAME, output_dir
 from fxport.errors import (
     EXIT_ENVIRONMENT, EXIT_INACCURATE, EXIT_INCOMPLETE, EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_USER,
-    EnvironmentFault, FxportError,
+    EnvironmentFault, FxportError, model_code_exit, no_ops_captured,
 )
 from fxport.settings import PCC_THRESHOLD
 
@@ -42,17 +42,26 @@ def _run(args: argparse.Namespace) -> int:
         _say(f"fxport: interrupted{_kept(exc)}")
         return EXIT_INTERRUPTED
     except Exception as exc:
+        return _failed(args, exc)
+    except BaseException as exc:  # SystemExit & co. from model code: fxport's own never get here
         if args.debug:
             raise
-        short = _host_memory(exc) or _host_memory(exc.__context__)
-        if short:  # whoever caught it first: the machine, not the model or fxport
-            _say(f"fxport: error: not enough host memory ({short}); free memory, or use --values "
-                 "none (weights stay on meta) or a smaller --input-shape")
-            return EXIT_ENVIRONMENT
-        if isinstance(exc, FxportError):
-            _say(f"fxport: error: {exc}{_kept(exc)}")
-            return exc.exit_code
-        return _internal(exc)
+        _say(f"fxport: error: {model_code_exit(getattr(args, 'model', None) or 'the model', exc)}")
+        return EXIT_USER
+
+
+def _failed(args: argparse.Namespace, exc: Exception) -> int:
+    if args.debug:
+        raise exc
+    short = _host_memory(exc) or _host_memory(exc.__context__)
+    if short:  # whoever caught it first: the machine, not the model or fxport
+        _say(f"fxport: error: not enough host memory ({short}); free memory, or use --values "
+             "none (weights stay on meta) or a smaller --input-shape")
+        return EXIT_ENVIRONMENT
+    if isinstance(exc, FxportError):
+        _say(f"fxport: error: {exc}{_kept(exc)}")
+        return exc.exit_code
+    return _internal(exc)
 
 
 def _say(line: str) -> None:
@@ -287,8 +296,7 @@ def _cmd_trace(args) -> int:
         start = time.perf_counter()
         cap = trace_model(args.model, _input_options(args), fold=not args.no_fold)
         if cap.node_count == 0:
-            raise FxportError(f"{cap.model}: captured 0 aten nodes: its outputs are computed by no "
-                              "tensor op (does forward return tensors computed from its input?)")
+            raise no_ops_captured(cap.model)
         write_inventory(cap, out)
     print(summary_text(inventory_document(cap), seconds=time.perf_counter() - start))
     print(f"wrote {out}/ops.json (source of truth), ops.csv, unique_ops.csv, unique_ops.md")

@@ -55,3 +55,34 @@ class Sleeper(nn.Module):
 
         time.sleep(3600)
         return x
+
+
+class ExitsInForward(nn.Module):
+    """Calls sys.exit(7) when run: model code that would end its host process."""
+
+    def forward(self, x):
+        import sys
+
+        sys.exit(7)
+
+
+class RaisesBaseException(nn.Module):
+    """Raises a BaseException that is not an Exception."""
+
+    class Stop(BaseException):
+        pass
+
+    def forward(self, x):
+        raise self.Stop("stop everything")
+
+
+class ReturnsNone(nn.Module):
+    def forward(self, x):
+        return None
+
+
+class AllNaN(nn.Module):
+    """Its fp32 output is NaN everywhere: a reference that can show nothing."""
+
+    def forward(self, x):
+        return x * float("nan")

@@ -176,3 +176,79 @@ def test_readers_refuse_fifos_without_blocking(tmp_path):
         read_regular(fifo)
     doc, why = saved_result(fifo, {})
     assert doc is None and "not a regular file" in why
+
+
+# -- 3. accuracy that cannot pass by accident --------------------------------------------------
+
+NAN, INF = float("nan"), float("inf")
+
+
+@pytest.mark.parametrize("actual, expected, count, first", [
+    ([NAN, NAN, NAN, NAN], [1.0, 2.0, 3.0, 4.0], 4, [0]),  # all-NaN output, finite reference
+    ([1.0, 2.0, INF, 4.0], [1.0, 2.0, 3.0, 4.0], 1, [2]),
+    ([1.0, -INF, 3.0, 4.0], [1.0, 2.0, 3.0, 4.0], 1, [1]),
+])
+def test_nonfinite_device_values_fail_with_count_and_position(actual, expected, count, first):
+    import torch
+
+    from fxport.runtime.accuracy import Accuracy, check_outputs
+
+    ref = torch.tensor(expected)
+    checks = check_outputs(torch.tensor(actual), ref, ref.flip(0))
+    acc = Accuracy.of(checks)
+    assert acc.verdict == "fail" and checks[0].pcc == 0.0
+    assert f"{count} NaN/inf values differ from the reference (first at {first})" in acc.failing[0]
+
+
+@pytest.mark.parametrize("actual, expected", [([NAN, 1.0, 2.0], [INF, 1.0, 2.0]),
+                                              ([-INF, 1.0, 2.0], [INF, 1.0, 2.0]),
+                                              ([NAN, NAN, NAN], [NAN, NAN, NAN])])
+def test_a_nonfinite_reference_is_never_a_pass(actual, expected):
+    import torch
+
+    from fxport.runtime.accuracy import Accuracy, check_outputs
+    from fxport.runtime.pcc import pcc
+
+    ref = torch.tensor(expected)
+    checks = check_outputs(torch.tensor(actual), ref, ref.flip(0))
+    assert Accuracy.of(checks).verdict == "not checked"
+    assert checks[0].informative is False and "fp32 reference has" in checks[0].note
+    if actual != expected or NAN not in actual:
+        assert pcc(torch.tensor(actual), ref) == 0.0  # NaN vs +inf, -inf vs +inf: not the same value
+
+
+def test_runs_of_models_that_capture_nothing_or_exit(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    cases = [
+        ("run of nn.Identity (captures no op)", ["run", "torch.nn:Identity", "--input-shape", "1,4"],
+         "captured 0 aten nodes"),
+        ("run of a forward returning None", ["run", "tests.fault_models:ReturnsNone", "--input-shape", "1,4"],
+         "captured 0 aten nodes"),
+        ("trace sys:exit", ["trace", "sys:exit", "--input-shape", "1,4"], "sys:exit: model code raised SystemExit"),
+        ("run of a model calling sys.exit(7) in forward",
+         ["run", "tests.fault_models:ExitsInForward", "--input-shape", "1,4"], "raised SystemExit(7)"),
+        ("run of a model raising a BaseException",
+         ["run", "tests.fault_models:RaisesBaseException", "--input-shape", "1,4"], "raised Stop: stop everything"),
+    ]
+    for case, args, text in cases:
+        code, line = cli(capsys, case, *args, "--out", "o")
+        assert code == EXIT_USER and text in line, (case, code, line)
+    code, line = cli(capsys, "run of a model whose fp32 output is all NaN", "run", "tests.fault_models:AllNaN",
+                     "--input-shape", "1,4", "--out", "nan")
+    doc = json.loads((tmp_path / "nan" / "run.json").read_text())
+    assert code == 0 and doc["accuracy"]["verdict"] == "not checked"
+    assert doc["outputs"][0]["note"].startswith("fp32 reference has 4 NaN/inf values")
+
+
+@pytest.mark.slow
+def test_a_sweep_keeps_every_result_when_an_entry_exits_or_captures_nothing(tmp_path, capsys):
+    from fxport.errors import EXIT_INCOMPLETE
+
+    code, line = cli(capsys, "sweep with an entry calling sys.exit and an nn.Identity entry", "sweep",
+                     "tests.fault_models:ExitsInForward", "tests.user_models:TinyCNN", "torch.nn:Identity",
+                     "--input-shape", "1,3,16,16", "--out", str(tmp_path))
+    assert code == EXIT_INCOMPLETE and "2 of 3 entries produced no result" in line
+    entries = {e["key"]: e for e in json.loads((tmp_path / "sweep.json").read_text())["entries"]}
+    assert entries["tests.user_models:TinyCNN@16x16"]["status"] == "ok"
+    assert "raised SystemExit(7)" in entries["tests.fault_models:ExitsInForward@16x16"]["error"]
+    assert "captured 0 aten nodes" in entries["torch.nn:Identity@16x16"]["error"]

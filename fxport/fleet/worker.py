@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from fxport.durable import check_output, lock_output, subdir, unlock_output
-from fxport.errors import EXIT_ENVIRONMENT, EXIT_INTERNAL, EXIT_OK, EnvironmentFault, FxportError
+from fxport.errors import EXIT_ENVIRONMENT, EXIT_INTERNAL, EXIT_OK, EXIT_USER, EnvironmentFault, FxportError, model_code_exit
 from fxport.passes import PASS_NAMES
 from fxport.settings import pass_settings, run_settings
 
@@ -252,6 +252,8 @@ def _run(job: EntryJob, outcome: EntryOutcome) -> None:
         outcome.exit_code, outcome.error = error_line(exc)
     except Exception as exc:
         outcome.exit_code, outcome.error = error_line(exc)
+    except BaseException as exc:  # SystemExit & co. from model code: this entry's error, not the sweep's end
+        outcome.exit_code, outcome.error = EXIT_USER, model_code_exit(job.model, exc)
     finally:
         outcome.peak_rss = _peak_rss()
         if cache is not None:
