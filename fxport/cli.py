@@ -8,7 +8,9 @@ from __future__ import annotations
 import argparse
 import math
 import os
+import signal
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -35,7 +37,15 @@ def main(argv: list[str] | None = None) -> int:
     return code
 
 
+def _terminated(signum, frame) -> None:
+    raise KeyboardInterrupt("terminated (SIGTERM)")
+
+
 def _run(args: argparse.Namespace) -> int:
+    # SIGTERM (what `timeout`, CI and service managers send) stops a command as Ctrl-C does: a
+    # sweep driver ends its workers and keeps the finished entries, instead of dying alone.
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _terminated)
     try:
         return args.handler(args) or 0
     except KeyboardInterrupt as exc:

@@ -252,3 +252,38 @@ def test_a_sweep_keeps_every_result_when_an_entry_exits_or_captures_nothing(tmp_
     assert entries["tests.user_models:TinyCNN@16x16"]["status"] == "ok"
     assert "raised SystemExit(7)" in entries["tests.fault_models:ExitsInForward@16x16"]["error"]
     assert "captured 0 aten nodes" in entries["torch.nn:Identity@16x16"]["error"]
+
+
+@pytest.mark.slow
+def test_sigterm_to_a_sweep_driver_stops_its_workers(tmp_path):
+    import signal
+    import time
+
+    proc = subprocess.Popen([sys.executable, "-m", "fxport.cli", "sweep", "tests.fault_models:Sleeper",
+                             "--input-shape", "1,4", "--out", str(tmp_path)], cwd=REPO, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            env={**os.environ, "PYTHONPATH": str(REPO)})
+    lock = tmp_path / "tests.fault_models:Sleeper@1x4" / ".fxport.lock"
+    deadline = time.monotonic() + 180
+    while not (lock.exists() and lock.stat().st_size):
+        assert proc.poll() is None, proc.communicate()
+        assert time.monotonic() < deadline, "the worker never started its entry"
+        time.sleep(0.2)
+    worker = json.loads(lock.read_text())["pid"]
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    observe("SIGTERM to a sweep driver whose worker is running", "kill -TERM <fxport sweep>",
+            proc.returncode, err)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and _alive(worker):
+        time.sleep(0.2)
+    assert not _alive(worker), "the worker outlived its driver"
+    assert proc.returncode == 130 and "interrupted" in err
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split(") ")[1][0] not in "ZX"
+    except OSError:
+        return False
