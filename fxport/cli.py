@@ -495,10 +495,9 @@ def _cmd_report(args) -> int:
 
 
 def _cmd_compare(args) -> int:
-    from fxport.report.compare import compare_text
-    from fxport.report.render import compare_dirs
+    from fxport.report.render import comparison_text
 
-    print(compare_text(compare_dirs(args.a, args.b)), end="")
+    print(comparison_text(args.a, args.b), end="")
     return 0
 
 

@@ -287,3 +287,60 @@ def _alive(pid: int) -> bool:
             return f.read().split(") ")[1][0] not in "ZX"
     except OSError:
         return False
+
+
+# -- 5. damaged cache entries never become verdicts --------------------------------------------
+
+def test_damaged_verdict_cache_entries_are_rejected_and_rewritten(mock_device, tmp_path):
+    import ttnn
+
+    from fxport.runtime.devices import environment_error
+    from fxport.runtime.verdict_cache import VerdictCache
+
+    cache = VerdictCache(tmp_path / "verdicts")
+    calls = []
+
+    def op(x):
+        calls.append(x)
+        raise RuntimeError("TT_FATAL: this op declines shape [3]")
+
+    def call():
+        return cache.call(ttnn, mock_device.device, "probe_op", op, (3,), {},
+                          lambda exc: environment_error(mock_device, exc) is not None)
+
+    with pytest.raises(RuntimeError, match="declines"):
+        call()
+    (entry,) = (tmp_path / "verdicts").rglob("*.json")
+    doc = json.loads(entry.read_text())
+    with pytest.raises(RuntimeError, match="declines"):  # replayed
+        call()
+    assert len(calls) == 1 and cache.stats.hits == 1
+    # An error text saying the host is out of memory: never replayed (would stop the run as exit 3)
+    doc["outcome"]["error"]["message"] = "std::bad_alloc: can't allocate memory"
+    entry.write_text(json.dumps(doc))
+    with pytest.raises(RuntimeError, match="declines"):
+        call()
+    assert len(calls) == 2 and cache.stats.rejected == 1
+    assert "declines" in json.loads(entry.read_text())["outcome"]["error"]["message"]  # rewritten
+    # Nested past the parser's depth: rejected and rewritten, not a RecursionError for every node
+    entry.write_text('{"schema": ' + "[" * 5000 + "]" * 5000 + "}")
+    with pytest.raises(RuntimeError, match="declines"):
+        call()
+    assert len(calls) == 3 and cache.stats.rejected == 2
+    assert json.loads(entry.read_text())["outcome"]["error"]["type"] == "RuntimeError"
+
+
+def test_nested_json_in_documents_is_a_one_line_error(tmp_path, capsys):
+    nested = "[" * 5000 + "]" * 5000
+    (tmp_path / "r").mkdir()
+    (tmp_path / "r" / "run.json").write_text(nested)
+    (tmp_path / "ops.json").write_text('{"model": "m", "ops": ' + nested + "}")
+    for case, args in (("report of a run.json nested 5,000 deep", ["report", str(tmp_path / "r")]),
+                       ("compare of a run.json nested 5,000 deep", ["compare", str(tmp_path / "r"), str(tmp_path / "r")]),
+                       ("gen-tests of an ops.json nested 5,000 deep",
+                        ["gen-tests", str(tmp_path / "ops.json"), "--out", str(tmp_path / "g")])):
+        code, line = cli(capsys, case, *args)
+        assert code == EXIT_USER and "recursion" in line.lower(), (case, line)
+    from fxport.sweep import saved_result
+
+    assert "unreadable" in saved_result(tmp_path / "r" / "run.json", {})[1]  # a resumed entry is redone

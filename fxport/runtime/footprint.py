@@ -144,7 +144,7 @@ class FootprintProbe:
             return None
         try:
             found = from_dict(json.loads(row[1]))
-        except (ValueError, TypeError):
+        except (ValueError, TypeError, RecursionError):  # nested past the parser's depth, a blob, ...
             return None  # damaged or foreign: measured again and replaced
         self.reused += 1
         return found
