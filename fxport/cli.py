@@ -37,6 +37,18 @@ def main(argv: list[str] | None = None) -> int:
     return code
 
 
+def _check_locale(args: argparse.Namespace) -> None:
+    """Under an ASCII locale (LC_ALL=C without UTF-8 mode) a non-ASCII path reaches torch's and
+    TT-NN's C++ as an undecodable string and fails deep inside capture: say so first."""
+    if sys.getfilesystemencoding().lower() not in ("ascii", "ansi_x3.4-1968"):
+        return
+    paths = [os.getcwd(), *sys.path, *(str(v) for v in vars(args).values() if isinstance(v, (str, Path)))]
+    bad = next((p for p in paths if not p.isascii()), None)
+    if bad is not None:
+        raise EnvironmentFault(f"the locale encodes file names as ASCII, and the path {bad.encode('ascii', 'replace').decode()!r} "
+                               "is not ASCII; set LC_ALL=C.UTF-8 (or PYTHONUTF8=1) and rerun")
+
+
 def _terminated(signum, frame) -> None:
     raise KeyboardInterrupt("terminated (SIGTERM)")
 
@@ -47,6 +59,7 @@ def _run(args: argparse.Namespace) -> int:
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, _terminated)
     try:
+        _check_locale(args)
         return args.handler(args) or 0
     except KeyboardInterrupt as exc:
         _say(f"fxport: interrupted{_kept(exc)}")
@@ -393,9 +406,10 @@ def _cmd_sweep(args) -> int:
     # --cache DIR, else $FXPORT_CACHE/captures
     captures = (None if args.no_cache or args.no_capture_cache or args.values != "none"
                 else (args.cache / "captures" if args.cache else cache_home() / "captures"))
-    for path in (cache, captures):
-        if path is not None:
-            _check_cache(path)
+    if cache is not None:
+        _check_cache(cache)
+    if captures is not None:
+        _check_cache(captures, "capture cache", "--no-capture-cache")
     fleet = Fleet(args.jobs, args.entries_per_worker, "ray" if args.cluster == "ray" else "",
                   args.ray_address, str(cache) if cache else None, str(captures) if captures else None)
     with output_dir(args.out, "fxport sweep", args.force) as out:
@@ -430,15 +444,15 @@ def _cmd_sweep(args) -> int:
     return 0
 
 
-def _check_cache(path: Path) -> None:
+def _check_cache(path: Path, what: str = "verdict cache", off: str = "--no-cache") -> None:
     try:
         path.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise FxportError(f"cannot use verdict cache {path}: {exc.strerror or exc}; choose another "
-                          "--cache or --no-cache") from None
+        raise FxportError(f"cannot use {what} {path}: {exc.strerror or exc}; choose another "
+                          f"--cache or {off}") from None
     if not path.is_dir() or not os.access(path, os.W_OK):
-        raise FxportError(f"cannot use verdict cache {path}: not a writable directory; choose "
-                          "another --cache or --no-cache")
+        raise FxportError(f"cannot use {what} {path}: not a writable directory; choose "
+                          f"another --cache or {off}")
 
 
 def _sweep_timing_text(timing: dict) -> str:

@@ -198,10 +198,11 @@ def check_output(path: str | Path, force: bool = True) -> Path:
     a one-line OutputError otherwise. Run before any work, so that a result is never computed
     for a place it cannot be saved to. With `force` False, an existing non-empty folder that
     is not an fxport result is refused (fxport would replace or remove files in it)."""
-    path = Path(path)
-    if len(os.fsencode(path.name)) > 255:
-        raise OutputError(f"output {str(path)[:60]}... has a name longer than 255 bytes; choose a "
-                          "shorter --out")
+    # Absolute now: model code run later may change the working directory.
+    path = Path(os.path.abspath(path))
+    if any(len(os.fsencode(part)) > 255 for part in path.parts):  # NAME_MAX of every file system here
+        raise OutputError(f"output {str(path)[:60]}... has a folder name longer than 255 bytes; "
+                          "choose a shorter --out")
     if not force and path.is_dir() and not is_result_folder(path):
         raise OutputError(f"output {path} already holds files that are not fxport results; fxport "
                           "would replace or remove some of them: choose an empty or new --out, or "
@@ -224,6 +225,7 @@ def check_output(path: str | Path, force: bool = True) -> Path:
 # resolved directory -> [fd of its lock file, re-entry count]; flock is per open file, so a
 # second open in this process would conflict with the first: nested writers re-enter instead.
 _held: dict[Path, list[int]] = {}
+_created: dict[Path, bool] = {}  # whether this process made the lock file (see output_dir)
 
 
 def _holder_text(command: str) -> str:
@@ -246,6 +248,7 @@ def lock_output(path: str | Path, command: str) -> None:
     if key in _held:
         _held[key][1] += 1
         return
+    existed = os.path.lexists(key / LOCK_NAME)
     try:
         fd = os.open(key / LOCK_NAME, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW | os.O_NONBLOCK,
                      0o666 & ~_umask())
@@ -269,6 +272,7 @@ def lock_output(path: str | Path, command: str) -> None:
     os.ftruncate(fd, 0)
     os.pwrite(fd, _holder_text(command).encode(), 0)
     _held[key] = [fd, 1]
+    _created[key] = not existed
     for stale in key.glob(f".*{TMP_SUFFIX}"):  # left by a writer that was killed mid-write
         with contextlib.suppress(OSError):
             stale.unlink()
@@ -293,8 +297,16 @@ def output_dir(path: str | Path, command: str | None = None, force: bool = True)
     see check_output)."""
     path = check_output(path, force)
     lock_output(path, command or " ".join(["fxport", *sys.argv[1:]]))
+    key = path.resolve()
     try:
         yield path
+    except BaseException:
+        # A command that failed leaves no lock file it made: the folder is not an fxport result
+        # on that account (a `report` of a damaged document, a run refused before any output).
+        if _created.get(key) and _held.get(key, [0, 0])[1] == 1:
+            with contextlib.suppress(OSError):
+                os.unlink(key / LOCK_NAME)
+        raise
     finally:
         unlock_output(path)
 

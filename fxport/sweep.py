@@ -76,6 +76,11 @@ def sweep_items(models: list[str] | None = None, shapes: list[tuple[int, ...]] |
         own = lambda m: zoo.get(m).sweep if ":" not in m and not inputs else [()]  # noqa: E731
         items = [SweepItem(m, tuple(s), inputs) for m in models for s in (shapes or own(m))]
     keys = [i.key for i in items]
+    for m in {i.model for i in items if ":" in i.model}:  # its entry's folder is named after it
+        module, _, attr = m.partition(":")
+        if not all(p.isidentifier() for p in module.split(".")) or not all(p.isidentifier() for p in attr.split(".")):
+            raise FxportError(f"model {m!r}: expected module.path:callable with Python names only "
+                              "(an entry's folder is named after it)")
     twice = sorted({k for k in keys if keys.count(k) > 1})
     if twice:  # two shapes that differ only in batch or channels would share one directory
         raise FxportError(f"sweep entries {', '.join(twice)} would share a directory: give shapes "

@@ -86,3 +86,23 @@ class AllNaN(nn.Module):
 
     def forward(self, x):
         return x * float("nan")
+
+
+def nested_inputs():
+    """`--inputs` returning a tensor inside lists nested 5,000 deep."""
+    value = torch.ones(1, 4)
+    for _ in range(5000):
+        value = [value]
+    return (value,)
+
+
+class ChangesDirectory(nn.Module):
+    """Changes the working directory when built: results must still go to --out as given."""
+
+    def __init__(self):
+        super().__init__()
+        os.chdir(os.environ["FXPORT_TEST_CHDIR"])
+        self.lin = nn.Linear(4, 4)
+
+    def forward(self, x):
+        return self.lin(x)

@@ -344,3 +344,95 @@ def test_nested_json_in_documents_is_a_one_line_error(tmp_path, capsys):
     from fxport.sweep import saved_result
 
     assert "unreadable" in saved_result(tmp_path / "r" / "run.json", {})[1]  # a resumed entry is redone
+
+
+# -- 7. inputs, paths and the environment: one line before any work ----------------------------
+
+def test_input_values_and_paths_are_checked_before_any_tensor(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    long_out = "x" * 300
+    cases = [
+        ("--input-shape with a 23-digit dim", ["run", "tests.user_models:TinyCNN", "--input-shape", "1," + "9" * 23],
+         "too large"),
+        ("--input range -inf..inf", ["run", "torch.nn:Identity", "--input", "1,4:float32:-inf..inf"], "does not fit float32"),
+        ("--input int8:0..1000", ["run", "torch.nn:Identity", "--input", "1,4:int8:0..1000"], "does not fit int8"),
+        ("--input uint8:-5..3", ["run", "torch.nn:Identity", "--input", "1,4:uint8:-5..3"], "does not fit uint8"),
+        ("--out name over 255 bytes", ["run", *TINY, "--out", long_out], "longer than 255 bytes"),
+        ("--inputs nested 5,000 deep", ["run", "torch.nn:Identity", "--inputs", "tests.fault_models:nested_inputs"],
+         "nested more than 64 deep"),
+        ("sweep entry key with ../ (a module __getattr__)", ["sweep", "probe:../../evil", "--out", "s"],
+         "Python names only"),
+    ]
+    for case, args, text in cases:
+        code, line = cli(capsys, case, *args)
+        assert code == EXIT_USER and text in line, (case, code, line)
+    assert not (tmp_path / long_out[:255]).exists() and not (tmp_path.parent / "evil@default").exists()
+
+
+def test_cache_paths_that_are_files_name_the_right_cache_and_flag(tmp_path, capsys):
+    cache = tmp_path / "c"
+    cache.mkdir()
+    (cache / "captures").write_text("a file")
+    code, line = cli(capsys, "sweep --cache C where C/captures is a file", "sweep", "mobilenet_v2", "--cache",
+                     str(cache), "--out", str(tmp_path / "s"))
+    assert code == EXIT_USER and "capture cache" in line and "--no-capture-cache" in line
+
+
+def test_report_of_a_damaged_file_leaves_no_lock(tmp_path, capsys):
+    from test_report import run_doc
+
+    doc = run_doc("m")
+    del doc["coverage"]
+    (tmp_path / "run.json").write_text(json.dumps(doc))
+    code, line = cli(capsys, "report of a damaged run.json given as a file", "report", str(tmp_path / "run.json"))
+    assert code == EXIT_USER and "missing 'coverage'" in line
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run.json"]
+
+
+def test_module_names_are_not_live_links_in_markdown(tmp_path):
+    from fxport.report.markdown import run_markdown
+    from test_report import run_doc
+
+    doc = run_doc("[click](https://evil.example)")
+    for n in doc["nodes"]:
+        n["module"] = "[here](http://evil.example/x)"
+    text = run_markdown(doc)
+    import re
+
+    assert not re.search(r"(?<!\\)\]\(http", text) and "\\[click\\]" in text and "evil.example" in text
+
+
+def test_a_model_that_changes_directory_still_writes_to_out(tmp_path, monkeypatch, capsys):
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    monkeypatch.setenv("FXPORT_TEST_CHDIR", str(elsewhere))
+    code, _ = cli(capsys, "a model that changes directory in __init__", "trace", "tests.fault_models:ChangesDirectory",
+                  "--input-shape", "1,4", "--out", "o")
+    assert code == 0 and (work / "o" / "ops.json").exists() and not (elsewhere / "o").exists()
+
+
+def test_environment_faults_are_exit_3_naming_the_cause(tmp_path):
+    shadow = tmp_path / "shadow"
+    (shadow / "ttnn").mkdir(parents=True)
+    (shadow / "ttnn" / "__init__.py").write_text("")
+    folder = tmp_path / "mödel"
+    folder.mkdir()
+    env_home = {k: v for k, v in os.environ.items() if k != "HOME"}
+    cases = [
+        ("HOME unset", {"env": env_home}, "HOME is not set"),
+        ("TMPDIR not a writable folder", {"env": {**os.environ, "TMPDIR": str(tmp_path / "missing")}}, "(TMPDIR)"),
+        ("an empty ttnn package shadows the real one",
+         {"env": {**os.environ, "PYTHONPATH": f"{shadow}:{REPO}"}}, "is not TT-NN"),
+        ("a non-ASCII model folder under LC_ALL=C PYTHONUTF8=0",
+         {"env": {**os.environ, "LC_ALL": "C", "PYTHONUTF8": "0", "PYTHONPATH": f"{folder}:{REPO}"}},
+         "is not ASCII"),
+    ]
+    for case, kw, text in cases:
+        env = {"PYTHONPATH": str(REPO), **kw["env"]}
+        proc = subprocess.run([sys.executable, "-m", "fxport.cli", "run", *TINY, "--out", str(tmp_path / "o")],
+                              cwd=REPO, capture_output=True, text=True, timeout=240, env=env)
+        line = observe(case, f"fxport run ({case})", proc.returncode, proc.stderr)
+        assert proc.returncode == EXIT_ENVIRONMENT and text in line, (case, proc.returncode, proc.stderr[-600:])

@@ -80,7 +80,12 @@ def ttnn_location() -> tuple[str, Path]:
         spec = None
     if spec is None or not spec.submodule_search_locations:
         raise MockRuntimeError("ttnn is not installed in this Python environment")
-    return version, Path(spec.submodule_search_locations[0]).resolve()
+    where = Path(spec.submodule_search_locations[0]).resolve()
+    if not (where / "runtime").is_dir() or not (where / "tt_metal").is_dir():
+        raise MockRuntimeError(f"the ttnn package Python finds first, {where}, is not TT-NN (a folder or "
+                               "package named ttnn shadows the installed one); rename it or run from "
+                               "another directory")
+    return version, where
 
 
 def _sha256(data: bytes) -> str:
