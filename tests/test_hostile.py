@@ -436,3 +436,37 @@ def test_environment_faults_are_exit_3_naming_the_cause(tmp_path):
                               cwd=REPO, capture_output=True, text=True, timeout=240, env=env)
         line = observe(case, f"fxport run ({case})", proc.returncode, proc.stderr)
         assert proc.returncode == EXIT_ENVIRONMENT and text in line, (case, proc.returncode, proc.stderr[-600:])
+
+
+# -- 6. every device call under the watchdog ---------------------------------------------------
+
+def test_footprint_measurement_runs_under_the_watchdog_and_nested_json_rows_are_remeasured(mock_device, tmp_path):
+    import dataclasses
+    import sqlite3
+    import threading
+
+    from fxport.runtime.footprint import FootprintProbe
+    from fxport.runtime.watchdog import DeviceCalls, DeviceTimeout
+    from test_memory_model import SPEC, _relu_node
+
+    seen = []
+    measure = FootprintProbe._measure
+
+    def spy(self, *a, **kw):
+        seen.append(threading.current_thread().name)
+        return measure(self, *a, **kw)
+
+    cache = tmp_path / "footprints.sqlite"
+    probe = FootprintProbe(mock_device, cache)
+    probe._measure = spy.__get__(probe)
+    fp = probe.footprint(_relu_node(), [SPEC], "l1")
+    probe.flush()
+    assert seen == ["fxport-device"]  # on the device worker: --device-timeout and Ctrl-C apply
+    wedged = dataclasses.replace(mock_device, calls=DeviceCalls())
+    wedged.calls.stuck = "an earlier call did not return"
+    with pytest.raises(DeviceTimeout):
+        FootprintProbe(wedged, None).footprint(_relu_node(), [SPEC], "l1")
+    with sqlite3.connect(cache) as db:  # a row nested past the parser's depth: measured again
+        db.execute("UPDATE footprints SET footprint = ?", ("[" * 5000 + "]" * 5000,))
+    again = FootprintProbe(mock_device, cache)
+    assert again.footprint(_relu_node(), [SPEC], "l1") == fp and again.measured == 1
