@@ -17,7 +17,6 @@ from pathlib import Path
 
 import pytest
 
-from fxport.cli import main
 from fxport.errors import EXIT_ENVIRONMENT, EXIT_USER
 from test_faults import REPO, TINY, cli, fxport, observe
 
@@ -139,21 +138,17 @@ def test_a_folder_of_user_files_is_not_an_output_without_force(tmp_path, monkeyp
 
 def test_caches_never_write_through_links_or_into_shared_folders(tmp_path, capsys):
     from fxport.capture.cache import CaptureCache
+    from fxport.durable import OutputError, subdir
     from fxport.runtime.verdict_cache import VerdictCache
 
     victim = _outside(tmp_path)
-    root = tmp_path / "captures"
+    root = tmp_path / "verdicts"
     root.mkdir(mode=0o700)
-    cache = CaptureCache(root)
-    digest_material = {"k": 1}
-    from fxport.capture.cache import key_digest
-
-    shard = key_digest(digest_material)[:2]
-    (root / shard).symlink_to(victim)
-    cache.stats.misses = 0
-    from fxport.durable import subdir, OutputError
+    (root / "ab").symlink_to(victim)  # a shard folder that is a link
     with pytest.raises(OutputError):
-        subdir(root, shard)
+        subdir(root, "ab")
+    VerdictCache(root).write("ab" * 32, {"op": "x"}, {"state_after": "s", "result": None})
+    assert _untouched(victim)
     shared = tmp_path / "shared"
     shared.mkdir()
     shared.chmod(0o777)
@@ -163,7 +158,6 @@ def test_caches_never_write_through_links_or_into_shared_folders(tmp_path, capsy
         assert f"cache {shared} is used read-only: it is writable by others" in capsys.readouterr().err
     VerdictCache(shared).write("ab" * 32, {"op": "x"}, {"state_after": "s", "result": None})
     assert list(shared.iterdir()) == []
-    assert _untouched(victim)
 
 
 def test_readers_refuse_fifos_without_blocking(tmp_path):
