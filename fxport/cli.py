@@ -8,14 +8,16 @@ from __future__ import annotations
 import argparse
 import math
 import os
+import signal
 import sys
+import threading
 import time
 from pathlib import Path
 
 from fxport.durable import LOCK_NAME, output_dir
 from fxport.errors import (
     EXIT_ENVIRONMENT, EXIT_INACCURATE, EXIT_INCOMPLETE, EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_USER,
-    EnvironmentFault, FxportError,
+    EnvironmentFault, FxportError, model_code_exit, no_ops_captured,
 )
 from fxport.settings import PCC_THRESHOLD
 
@@ -35,24 +37,54 @@ def main(argv: list[str] | None = None) -> int:
     return code
 
 
+def _check_locale(args: argparse.Namespace) -> None:
+    """Under an ASCII locale (LC_ALL=C without UTF-8 mode) a non-ASCII path reaches torch's and
+    TT-NN's C++ as an undecodable string and fails deep inside capture: say so first."""
+    if sys.getfilesystemencoding().lower() not in ("ascii", "ansi_x3.4-1968"):
+        return
+    paths = [os.getcwd(), *sys.path, *(str(v) for v in vars(args).values() if isinstance(v, (str, Path)))]
+    bad = next((p for p in paths if not p.isascii()), None)
+    if bad is not None:
+        raise EnvironmentFault(f"the locale encodes file names as ASCII, and the path {bad.encode('ascii', 'replace').decode()!r} "
+                               "is not ASCII; set LC_ALL=C.UTF-8 (or PYTHONUTF8=1) and rerun")
+
+
+def _terminated(signum, frame) -> None:
+    raise KeyboardInterrupt("terminated (SIGTERM)")
+
+
 def _run(args: argparse.Namespace) -> int:
+    # SIGTERM (what `timeout`, CI and service managers send) stops a command as Ctrl-C does: a
+    # sweep driver ends its workers and keeps the finished entries, instead of dying alone.
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _terminated)
     try:
+        _check_locale(args)
         return args.handler(args) or 0
     except KeyboardInterrupt as exc:
         _say(f"fxport: interrupted{_kept(exc)}")
         return EXIT_INTERRUPTED
     except Exception as exc:
+        return _failed(args, exc)
+    except BaseException as exc:  # SystemExit & co. from model code: fxport's own never get here
         if args.debug:
             raise
-        short = _host_memory(exc) or _host_memory(exc.__context__)
-        if short:  # whoever caught it first: the machine, not the model or fxport
-            _say(f"fxport: error: not enough host memory ({short}); free memory, or use --values "
-                 "none (weights stay on meta) or a smaller --input-shape")
-            return EXIT_ENVIRONMENT
-        if isinstance(exc, FxportError):
-            _say(f"fxport: error: {exc}{_kept(exc)}")
-            return exc.exit_code
-        return _internal(exc)
+        _say(f"fxport: error: {model_code_exit(getattr(args, 'model', None) or 'the model', exc)}")
+        return EXIT_USER
+
+
+def _failed(args: argparse.Namespace, exc: Exception) -> int:
+    if args.debug:
+        raise exc
+    short = _host_memory(exc) or _host_memory(exc.__context__)
+    if short:  # whoever caught it first: the machine, not the model or fxport
+        _say(f"fxport: error: not enough host memory ({short}); free memory, or use --values "
+             "none (weights stay on meta) or a smaller --input-shape")
+        return EXIT_ENVIRONMENT
+    if isinstance(exc, FxportError):
+        _say(f"fxport: error: {exc}{_kept(exc)}")
+        return exc.exit_code
+    return _internal(exc)
 
 
 def _say(line: str) -> None:
@@ -148,6 +180,12 @@ def _selected_passes(args) -> tuple[str, ...]:
     return select(args.passes, args.no_pass)
 
 
+def _add_force(p) -> None:
+    p.add_argument("--force", action="store_true",
+                   help="write into an existing --out that holds files other than fxport results "
+                        "(fxport may then replace its own file names there)")
+
+
 def _parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--debug", action="store_true", help="show tracebacks")
@@ -163,6 +201,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--no-fold", action="store_true",
                    help="trace every call of repeated blocks (PI0's denoise steps) instead of "
                         "tracing two and counting the rest")
+    _add_force(p)
     p.set_defaults(handler=_cmd_trace)
 
     p = sub.add_parser("run", parents=[common], help="lower a model to TT-NN and run it on a device")
@@ -197,6 +236,7 @@ def _parser() -> argparse.ArgumentParser:
     _pass_options(p)
     p.add_argument("--weights", choices=["bfloat16", "bfloat8_b"], default="bfloat16",
                    help="dtype of conv and linear weights on the device (default bfloat16)")
+    _add_force(p)
     p.set_defaults(handler=_cmd_run)
 
     p = sub.add_parser("sweep", parents=[common], help="run the zoo (or MODELS) x resolutions and write reports")
@@ -234,6 +274,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--no-capture-cache", action="store_true",
                    help="capture every model afresh (no capture cache; the verdict cache stays)")
     _pass_options(p)
+    _add_force(p)
     p.set_defaults(handler=_cmd_sweep)
 
     p = sub.add_parser("report", parents=[common], help="render a run or sweep directory (Markdown, HTML, CSV)")
@@ -256,6 +297,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--pcc", type=_pcc, default=0.99, help="PCC every case must reach, in (0, 1] (default 0.99)")
     p.add_argument("--out", type=Path, default=Path("out/op-tests"), help="suite directory")
     _pass_options(p)
+    _add_force(p)
     p.set_defaults(handler=_cmd_gen_tests)
 
     p = sub.add_parser("ops", parents=[common], help="print the aten -> TT-NN mapping table")
@@ -269,15 +311,15 @@ def _parser() -> argparse.ArgumentParser:
 
 def _cmd_trace(args) -> int:
     # The output directory first: a second writer or an unusable --out fails before any import.
-    with output_dir(args.out or Path("out") / _safe_name(args.model), f"fxport trace {args.model}") as out:
+    with output_dir(args.out or Path("out") / _safe_name(args.model), f"fxport trace {args.model}",
+                    args.force) as out:
         from fxport.report.inventory import inventory_document, summary_text, write_inventory
         from fxport.tracing import trace_model
 
         start = time.perf_counter()
         cap = trace_model(args.model, _input_options(args), fold=not args.no_fold)
         if cap.node_count == 0:
-            raise FxportError(f"{cap.model}: captured 0 aten nodes: its outputs are computed by no "
-                              "tensor op (does forward return tensors computed from its input?)")
+            raise no_ops_captured(cap.model)
         write_inventory(cap, out)
     print(summary_text(inventory_document(cap), seconds=time.perf_counter() - start))
     print(f"wrote {out}/ops.json (source of truth), ops.csv, unique_ops.csv, unique_ops.md")
@@ -294,7 +336,8 @@ def _cmd_run(args) -> int:
     _refuse_mock_values(args.values, args.device)
     if args.localize and args.values == "none":
         raise FxportError("--localize compares values: it needs --values emulate or device, not none")
-    with output_dir(args.out or Path("out") / _safe_name(args.model), f"fxport run {args.model}") as out:
+    with output_dir(args.out or Path("out") / _safe_name(args.model), f"fxport run {args.model}",
+                    args.force) as out:
         from fxport.report.run_report import run_summary_text, write_run
         from fxport.runner import run_model
         from fxport.runtime.devices import open_session_device
@@ -363,12 +406,13 @@ def _cmd_sweep(args) -> int:
     # --cache DIR, else $FXPORT_CACHE/captures
     captures = (None if args.no_cache or args.no_capture_cache or args.values != "none"
                 else (args.cache / "captures" if args.cache else cache_home() / "captures"))
-    for path in (cache, captures):
-        if path is not None:
-            _check_cache(path)
+    if cache is not None:
+        _check_cache(cache)
+    if captures is not None:
+        _check_cache(captures, "capture cache", "--no-capture-cache")
     fleet = Fleet(args.jobs, args.entries_per_worker, "ray" if args.cluster == "ray" else "",
                   args.ray_address, str(cache) if cache else None, str(captures) if captures else None)
-    with output_dir(args.out, "fxport sweep") as out:
+    with output_dir(args.out, "fxport sweep", args.force) as out:
         done = run_sweep(items, out, args.device, args.arch, args.memory_config, args.values,
                          resume=not args.no_resume, timeout=args.timeout,
                          device_timeout=args.device_timeout, fleet=fleet,
@@ -400,15 +444,15 @@ def _cmd_sweep(args) -> int:
     return 0
 
 
-def _check_cache(path: Path) -> None:
+def _check_cache(path: Path, what: str = "verdict cache", off: str = "--no-cache") -> None:
     try:
         path.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise FxportError(f"cannot use verdict cache {path}: {exc.strerror or exc}; choose another "
-                          "--cache or --no-cache") from None
+        raise FxportError(f"cannot use {what} {path}: {exc.strerror or exc}; choose another "
+                          f"--cache or {off}") from None
     if not path.is_dir() or not os.access(path, os.W_OK):
-        raise FxportError(f"cannot use verdict cache {path}: not a writable directory; choose "
-                          "another --cache or --no-cache")
+        raise FxportError(f"cannot use {what} {path}: not a writable directory; choose "
+                          f"another --cache or {off}")
 
 
 def _sweep_timing_text(timing: dict) -> str:
@@ -465,10 +509,9 @@ def _cmd_report(args) -> int:
 
 
 def _cmd_compare(args) -> int:
-    from fxport.report.compare import compare_text
-    from fxport.report.render import compare_dirs
+    from fxport.report.render import comparison_text
 
-    print(compare_text(compare_dirs(args.a, args.b)), end="")
+    print(comparison_text(args.a, args.b), end="")
     return 0
 
 
@@ -481,7 +524,7 @@ def _cmd_gen_tests(args) -> int:
     options = _input_options(args)
     passes = _selected_passes(args)
     names = args.sources or [e.name for e in fxport_models.entries() if "zoo" in e.tags]
-    with output_dir(args.out, "fxport gen-tests") as out:
+    with output_dir(args.out, "fxport gen-tests", args.force) as out:
         sources = []
         for name in names:
             path = Path(name)

@@ -17,7 +17,7 @@ from fxport.capture.cache import CaptureCache
 from fxport.capture.loader import InputOptions, LoadedModel, Shape, load_model
 from fxport.capture.pytrees import forward_signature, input_leaves, register_dataclasses
 from fxport.capture.records import OpRecord
-from fxport.errors import CaptureError, EnvironmentFault, FxportError
+from fxport.errors import CaptureError, EnvironmentFault, FxportError, no_ops_captured
 from fxport.memory.analysis import MemoryAnalysis
 from fxport.partition import Partitioned, partition
 from fxport.passes import PASS_NAMES, Optimized, constants_of, records_after, run_passes
@@ -289,6 +289,8 @@ def run_loaded(loaded: LoadedModel, dev: DeviceHandle, memory: str = "dram", val
         where = next((p for p in cap.problems if p.stage == "export"), None)
         raise CaptureError(f"cannot capture {loaded.name} as one graph for execution: "
                            f"{where.message if where else 'export failed'} (`fxport trace` shows where)")
+    if cap.node_count == 0:
+        raise no_ops_captured(loaded.name)
     program = cap.graphs[0].program
     build_seconds += time.perf_counter() - t
     t = time.perf_counter()

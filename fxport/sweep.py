@@ -30,7 +30,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from fxport.capture.cache import CaptureCacheStats
-from fxport.durable import output_dir, write_json, write_text
+from fxport.durable import output_dir, read_regular, subdir, write_json, write_text
 from fxport.errors import EXIT_ENVIRONMENT, EnvironmentFault, FxportError
 from fxport.fleet.local import run_local
 from fxport.fleet.resources import choose_workers
@@ -76,6 +76,11 @@ def sweep_items(models: list[str] | None = None, shapes: list[tuple[int, ...]] |
         own = lambda m: zoo.get(m).sweep if ":" not in m and not inputs else [()]  # noqa: E731
         items = [SweepItem(m, tuple(s), inputs) for m in models for s in (shapes or own(m))]
     keys = [i.key for i in items]
+    for m in {i.model for i in items if ":" in i.model}:  # its entry's folder is named after it
+        module, _, attr = m.partition(":")
+        if not all(p.isidentifier() for p in module.split(".")) or not all(p.isidentifier() for p in attr.split(".")):
+            raise FxportError(f"model {m!r}: expected module.path:callable with Python names only "
+                              "(an entry's folder is named after it)")
     twice = sorted({k for k in keys if keys.count(k) > 1})
     if twice:  # two shapes that differ only in batch or channels would share one directory
         raise FxportError(f"sweep entries {', '.join(twice)} would share a directory: give shapes "
@@ -228,7 +233,7 @@ def run_sweep(items: list[SweepItem], out: Path, device: str = "mock", arch: str
         item = by_key[o.key]
         if o.doc is not None:
             t = time.perf_counter()
-            with output_dir(out / o.key, f"fxport sweep ({o.key})"):
+            with output_dir(subdir(out, o.key), f"fxport sweep ({o.key})"):
                 write_run_document(o.doc, out / o.key, {**o.seconds, "verdict_cache": o.cache,
                                                         "capture_cache": o.capture_cache,
                                                         "peak_rss": o.peak_rss, "worker": o.worker})
@@ -277,10 +282,10 @@ def _read_timing(out: Path) -> dict:
     """The per-entry facts a previous sweep left in timing.json (peak memory of each entry);
     untrusted: anything malformed is ignored."""
     try:
-        doc = json.loads((out / "timing.json").read_text())
+        doc = json.loads(read_regular(out / "timing.json"))
         entries = doc["entries"]
         return {k: v for k, v in entries.items() if isinstance(k, str) and isinstance(v, dict)}
-    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+    except (OSError, ValueError, KeyError, TypeError, AttributeError, RecursionError):
         return {}
 
 

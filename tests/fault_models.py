@@ -55,3 +55,54 @@ class Sleeper(nn.Module):
 
         time.sleep(3600)
         return x
+
+
+class ExitsInForward(nn.Module):
+    """Calls sys.exit(7) when run: model code that would end its host process."""
+
+    def forward(self, x):
+        import sys
+
+        sys.exit(7)
+
+
+class RaisesBaseException(nn.Module):
+    """Raises a BaseException that is not an Exception."""
+
+    class Stop(BaseException):
+        pass
+
+    def forward(self, x):
+        raise self.Stop("stop everything")
+
+
+class ReturnsNone(nn.Module):
+    def forward(self, x):
+        return None
+
+
+class AllNaN(nn.Module):
+    """Its fp32 output is NaN everywhere: a reference that can show nothing."""
+
+    def forward(self, x):
+        return x * float("nan")
+
+
+def nested_inputs():
+    """`--inputs` returning a tensor inside lists nested 5,000 deep."""
+    value = torch.ones(1, 4)
+    for _ in range(5000):
+        value = [value]
+    return (value,)
+
+
+class ChangesDirectory(nn.Module):
+    """Changes the working directory when built: results must still go to --out as given."""
+
+    def __init__(self):
+        super().__init__()
+        os.chdir(os.environ["FXPORT_TEST_CHDIR"])
+        self.lin = nn.Linear(4, 4)
+
+    def forward(self, x):
+        return self.lin(x)

@@ -67,7 +67,7 @@ from fxport.capture.decompositions import decomposition_table
 from fxport.capture.engine import Capture, CapturedGraph, CaptureProblem, output_leaves
 from fxport.capture.pytrees import input_leaves
 from fxport.capture.records import records_from_graph
-from fxport.durable import write_text
+from fxport.durable import OutputError, not_private, read_regular, subdir, write_text
 
 SCHEMA = "fxport.capture/1"
 MAX_DATA_BYTES = 1 << 20  # a real (non-meta) weight or constant larger than this: not cached
@@ -115,6 +115,10 @@ class CaptureCache:
     def __post_init__(self) -> None:
         self.root = Path(self.root)
         self.root.mkdir(parents=True, exist_ok=True)
+        why = not_private(self.root)
+        self.read_only = why is not None  # others can write it: read (entries are validated), never write
+        if why:
+            print(f"fxport: note: cache {self.root} is used read-only: {why}", file=sys.stderr)
 
     def path(self, digest: str) -> Path:
         return self.root / digest[:2] / f"{digest}.json"
@@ -124,7 +128,7 @@ class CaptureCache:
         digest = key_digest(material)
         path = self.path(digest)
         try:
-            raw = path.read_bytes()
+            raw = read_regular(path, limit=1 << 30)
         except OSError:
             return None
         start = time.perf_counter()
@@ -147,8 +151,10 @@ class CaptureCache:
             return
         self.stats.misses += 1
         path = self.path(key_digest(material))
-        with contextlib.suppress(OSError):  # a cache that cannot be written only costs speed
-            path.parent.mkdir(exist_ok=True)
+        if self.read_only:
+            return
+        with contextlib.suppress(OSError, OutputError):  # a cache that cannot be written only costs speed
+            subdir(self.root, path.parent.name)  # never through a shard folder that is a link
             write_text(path, text)  # temp file + rename: concurrent writers leave one whole entry
 
 

@@ -17,6 +17,7 @@ import ast
 import difflib
 import importlib
 import inspect
+import math
 import os
 import sys
 from dataclasses import dataclass, field
@@ -97,6 +98,10 @@ class LoadedModel:
     kwargs: dict = field(default_factory=dict)  # keyword inputs of forward
 
 
+MAX_DIM = 2**31 - 1  # TT-NN and torch index dimensions with 32-bit or 64-bit integers
+MAX_ELEMENTS = 2**48  # more than any host could hold; beyond it sizes overflow before memory runs out
+
+
 def parse_shape(text: str) -> Shape:
     """'1,3,224,224' -> (1, 3, 224, 224); anything else is a one-line error."""
     parts = [p.strip() for p in text.replace("x", ",").split(",")]
@@ -107,6 +112,9 @@ def parse_shape(text: str) -> Shape:
     if not dims or any(d <= 0 for d in dims):
         raise FxportError(f"malformed input shape {text!r}: expected positive integers separated "
                           "by commas, such as 1,3,224,224")
+    if any(d > MAX_DIM for d in dims) or math.prod(dims) > MAX_ELEMENTS:
+        raise FxportError(f"input shape {text[:60]!r} is too large: each dimension at most {MAX_DIM:,}, "
+                          f"at most {MAX_ELEMENTS:,} elements")
     return dims
 
 
@@ -131,6 +139,18 @@ def parse_input(text: str) -> InputSpec:
     if not sep or low is None or not low < high or dtype == torch.bool:
         raise FxportError(f"malformed range {range_text!r} in --input {text!r}: expected LOW..HIGH with "
                           f"LOW < HIGH ({'integers' if number is int else 'numbers'}; not for bool)")
+    # Checked against the dtype here, before any tensor is made (torch would fail deep inside
+    # randint or uniform_, or wrap the values silently).
+    if number is int:
+        info = torch.iinfo(dtype)
+        lowest, highest = info.min, info.max + 1  # randint's HIGH is exclusive
+    else:
+        info = torch.finfo(dtype or torch.float32)
+        lowest, highest = -info.max, info.max
+    if not (lowest <= low and high <= highest):
+        raise FxportError(f"range {range_text!r} in --input {text!r} does not fit "
+                          f"{str(dtype or torch.float32).removeprefix('torch.')}: LOW and HIGH must be "
+                          f"finite and within [{lowest:g}, {highest:g}]")
     return InputSpec(shape, dtype, low, high)
 
 
@@ -240,6 +260,22 @@ def _example_inputs(options: InputOptions, model: nn.Module, device: str) -> tup
     return (InputSpec(options.shape or DEFAULT_USER_SHAPE).make(dtype, device),), {}
 
 
+MAX_INPUT_DEPTH = 64  # far below Python's recursion limit, which every pytree walk would hit
+
+
+def _nested_deeper(value: Any, limit: int) -> bool:
+    stack = [(value, 0)]
+    while stack:
+        v, depth = stack.pop()
+        if depth > limit:
+            return True
+        if isinstance(v, (list, tuple)):
+            stack.extend((x, depth + 1) for x in v)
+        elif isinstance(v, dict):
+            stack.extend((x, depth + 1) for x in v.values())
+    return False
+
+
 def load_inputs(spec: str) -> tuple[tuple, dict]:
     """Call `--inputs module:callable` (no arguments) and read what it returns: a tuple or list of
     positional inputs, a dict of keyword inputs, `(args, kwargs)`, or a single tensor."""
@@ -250,6 +286,9 @@ def load_inputs(spec: str) -> tuple[tuple, dict]:
         value = factory()
     except Exception as exc:
         raise FxportError(f"--inputs {spec} failed: {type(exc).__name__}: {exc}") from None
+    if _nested_deeper(value, MAX_INPUT_DEPTH):
+        raise FxportError(f"--inputs {spec} returned containers nested more than {MAX_INPUT_DEPTH} deep; "
+                          "a model's inputs are a few levels of tuples, lists and dicts")
     if isinstance(value, torch.Tensor):
         return (value,), {}
     if isinstance(value, dict):

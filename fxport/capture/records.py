@@ -73,8 +73,30 @@ class OpRecord:
 
     @classmethod
     def from_dict(cls, d: dict) -> "OpRecord":
-        specs = lambda xs: tuple(TensorSpec(tuple(x["shape"]), x["dtype"]) for x in xs)  # noqa: E731
-        return cls(**{**d, "inputs": specs(d["inputs"]), "outputs": specs(d["outputs"])})
+        """A record read back from an ops.json: every field checked (a ValueError naming the
+        first wrong one), since anyone may have written the file."""
+        if not isinstance(d, dict):
+            raise ValueError(f"an op record is {type(d).__name__}, not an object")
+        for name, kind in _RECORD_FIELDS.items():
+            if name in d and (not isinstance(d[name], kind) or (kind is int and isinstance(d[name], bool))):
+                raise ValueError(f"op record field {name!r} is {type(d[name]).__name__}")
+        return cls(**{**d, "inputs": _specs(d["inputs"]), "outputs": _specs(d["outputs"])})
+
+
+_RECORD_FIELDS = {"index": int, "node": str, "graph": str, "target": str, "op": str, "overload": str,
+                  "inputs": list, "outputs": list, "args": str, "module": str, "module_type": str,
+                  "source": str, "repeat": int, "call": (dict, type(None)), "module_inferred": bool}
+
+
+def _specs(xs: list) -> tuple[TensorSpec, ...]:
+    out = []
+    for x in xs:
+        shape = x.get("shape") if isinstance(x, dict) else None
+        if (not isinstance(shape, list) or not all(type(n) is int and 0 <= n < 2**63 for n in shape)
+                or not isinstance(x.get("dtype"), str)):
+            raise ValueError(f"a tensor spec {str(x)[:60]} is not {{shape: [ints], dtype: str}}")
+        out.append(TensorSpec(tuple(shape), x["dtype"]))
+    return tuple(out)
 
 
 # Nodes that are bookkeeping, not operators: tuple indexing and export's metadata assertions.

@@ -23,7 +23,7 @@ from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 from typing import Callable, Iterable
 
-from fxport.durable import LOCK_NAME
+from fxport.durable import LOCK_NAME, read_regular
 from fxport.errors import EXIT_INTERNAL
 from fxport.fleet.worker import TIMEOUT_NAME, EntryJob, EntryOutcome, run_entry
 
@@ -50,7 +50,7 @@ def stop(pool: ProcessPoolExecutor) -> None:
 def was_running(job: EntryJob) -> bool:
     """A dead worker was running `job`: its directory's lock file still names a holder."""
     try:
-        return bool(job.run_dir and (Path(job.run_dir) / LOCK_NAME).read_bytes().strip())
+        return bool(job.run_dir and read_regular(Path(job.run_dir) / LOCK_NAME).strip())
     except OSError:
         return False
 

@@ -29,8 +29,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from fxport.durable import check_output, lock_output, unlock_output
-from fxport.errors import EXIT_ENVIRONMENT, EXIT_INTERNAL, EXIT_OK, EnvironmentFault, FxportError
+from fxport.durable import check_output, lock_output, subdir, unlock_output
+from fxport.errors import EXIT_ENVIRONMENT, EXIT_INTERNAL, EXIT_OK, EXIT_USER, EnvironmentFault, FxportError, model_code_exit
 from fxport.passes import PASS_NAMES
 from fxport.settings import pass_settings, run_settings
 
@@ -160,7 +160,12 @@ def run_entry(job: EntryJob) -> EntryOutcome:
     marked = _mark(job)
     timer = None
     if marked:
-        timer = open(Path(job.run_dir) / TIMEOUT_NAME, "w")
+        try:  # never through a link or into a FIFO someone left there
+            timer = os.fdopen(os.open(timer_path := Path(job.run_dir) / TIMEOUT_NAME, os.O_WRONLY | os.O_CREAT | os.O_TRUNC
+                                      | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, 0o644), "w")
+        except OSError:
+            timer = None
+    if timer is not None:
         faulthandler.dump_traceback_later(job.timeout, exit=True, file=timer)
     try:
         _run(job, outcome)
@@ -168,7 +173,7 @@ def run_entry(job: EntryJob) -> EntryOutcome:
         if timer is not None:
             faulthandler.cancel_dump_traceback_later()
             timer.close()
-            Path(timer.name).unlink(missing_ok=True)
+            timer_path.unlink(missing_ok=True)
         if marked:
             unlock_output(job.run_dir)
     outcome.seconds["entry"] = time.perf_counter() - start
@@ -181,7 +186,9 @@ def _mark(job: EntryJob) -> bool:
     if not job.run_dir or socket.gethostname() != job.host:
         return False
     try:
-        check_output(job.run_dir)
+        run_dir = Path(job.run_dir)
+        check_output(run_dir.parent)
+        subdir(run_dir.parent, run_dir.name)
         lock_output(job.run_dir, f"fxport sweep worker ({job.key})")
         return True
     except (OSError, FxportError):
@@ -245,6 +252,8 @@ def _run(job: EntryJob, outcome: EntryOutcome) -> None:
         outcome.exit_code, outcome.error = error_line(exc)
     except Exception as exc:
         outcome.exit_code, outcome.error = error_line(exc)
+    except BaseException as exc:  # SystemExit & co. from model code: this entry's error, not the sweep's end
+        outcome.exit_code, outcome.error = EXIT_USER, model_code_exit(job.model, exc)
     finally:
         outcome.peak_rss = _peak_rss()
         if cache is not None:

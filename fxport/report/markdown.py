@@ -12,8 +12,10 @@ from fxport.report import pages as p
 
 
 def _cell(v: Any) -> str:
-    # GitHub Markdown: a pipe ends a cell, a newline ends the row, <...> would be read as HTML.
-    return str(v).replace("|", "\\|").replace("\n", " ").replace("<", "&lt;")
+    # GitHub Markdown: a pipe ends a cell, a newline ends the row, <...> would be read as HTML,
+    # [text](target) and a bare http:// would be live links (names come from the model's code).
+    text = str(v).replace("\\", "\\\\").replace("|", "\\|").replace("\n", " ").replace("<", "&lt;")
+    return text.replace("[", "\\[").replace("]", "\\]").replace("://", ":\\/\\/")
 
 
 def _value(v: Any) -> str:

@@ -22,10 +22,10 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from fxport.durable import inside, write_text
+from fxport.durable import OutputError, clear_folder, inside, read_regular, subdir, write_text
 from fxport.errors import FxportError
 from fxport.report import schema
-from fxport.report.compare import RUN_SCHEMA, SWEEP_SCHEMA, Comparison, compare
+from fxport.report.compare import RUN_SCHEMA, SWEEP_SCHEMA, Comparison, compare, compare_text
 from fxport.report.html import PLOTS_DIR, HtmlPage, run_html, save_png, sweep_html
 from fxport.report.markdown import run_markdown, sweep_markdown
 from fxport.report.tables import write_blocking_csv, write_nodes_csv, write_oom_csv, write_sweep_csv
@@ -36,8 +36,8 @@ DAMAGED = "damaged"  # the status a reader gives a sweep entry it cannot use
 def _read(path: Path) -> dict:
     """A run or sweep document, checked; a one-line FxportError naming the file otherwise."""
     try:
-        doc = json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, ValueError) as e:
+        doc = json.loads(read_regular(path))
+    except (OSError, UnicodeDecodeError, ValueError, RecursionError) as e:
         raise FxportError(f"cannot read {path}: {e}") from None
     if not isinstance(doc, dict) or doc.get("schema") not in (RUN_SCHEMA, SWEEP_SCHEMA):
         found = doc.get("schema") if isinstance(doc, dict) else None
@@ -124,17 +124,18 @@ def _write_html(path: Path, page: HtmlPage) -> list[Path]:
     plots = path.parent / PLOTS_DIR
     written = []
     if page.plots:
-        plots.mkdir(exist_ok=True)
+        plots = subdir(path.parent, PLOTS_DIR)
         for name, fig in page.plots.items():
             save_png(fig, plots / name)
             written.append(plots / name)
-    for old in plots.glob("*.png") if plots.is_dir() else ():
-        if old.name not in page.plots:
-            old.unlink()
+    clear_folder(plots, "*.png", keep=set(page.plots))
     return [write_text(path, page.text), *written]
 
 
-_DAMAGE = (KeyError, TypeError, ValueError, AttributeError, IndexError)  # a document missing what a page needs
+# A document missing what a page needs, or holding what no page expects (values nested past the
+# recursion limit, integers too large for a float)
+_DAMAGE = (KeyError, TypeError, ValueError, AttributeError, IndexError, RecursionError, OverflowError,
+           ZeroDivisionError)
 
 
 def _render_run(run: dict, directory: Path, html: bool) -> list[Path]:
@@ -142,15 +143,20 @@ def _render_run(run: dict, directory: Path, html: bool) -> list[Path]:
     try:
         markdown = run_markdown(run)
         page = run_html(run) if html else None
+        written = [write_text(directory / "report.md", markdown)]
+        if page is not None:
+            written += _write_html(directory / "report.html", page)
+            written.append(write_nodes_csv(run, directory / "nodes.csv"))
+            if run["memory"] is not None:
+                written.append(write_oom_csv(run, directory / "oom_nodes.csv"))
     except _DAMAGE as exc:
-        raise FxportError(f"{directory / 'run.json'}: damaged document ({type(exc).__name__}: {exc})") from None
-    written = [write_text(directory / "report.md", markdown)]
-    if page is not None:
-        written += _write_html(directory / "report.html", page)
-        written.append(write_nodes_csv(run, directory / "nodes.csv"))
-        if run["memory"] is not None:
-            written.append(write_oom_csv(run, directory / "oom_nodes.csv"))
+        raise _damage_error(directory / "run.json", exc) from None
     return written
+
+
+def _damage_error(path: Path, exc: BaseException) -> FxportError:
+    what = " ".join(str(exc).split())[:160]
+    return FxportError(f"{path}: damaged document ({type(exc).__name__}: {what})")
 
 
 def render_results(path: Path, html: bool = True) -> Rendered:
@@ -176,13 +182,13 @@ def render_results(path: Path, html: bool = True) -> Rendered:
     try:
         markdown = sweep_markdown(doc, runs)
         page = sweep_html(doc, runs) if html else None
+        done.written = [write_text(directory / "index.md", markdown),
+                        write_sweep_csv(doc, directory / "sweep.csv"),
+                        write_blocking_csv(doc, directory / "blocking_matrix.csv")]
+        if page is not None:
+            done.written += _write_html(directory / "index.html", page)
     except _DAMAGE as exc:
-        raise FxportError(f"{directory / 'sweep.json'}: damaged document ({type(exc).__name__}: {exc})") from None
-    done.written = [write_text(directory / "index.md", markdown),
-                    write_sweep_csv(doc, directory / "sweep.csv"),
-                    write_blocking_csv(doc, directory / "blocking_matrix.csv")]
-    if page is not None:
-        done.written += _write_html(directory / "index.html", page)
+        raise _damage_error(directory / "sweep.json", exc) from None
     done.written += entry_files
     return done
 
@@ -213,6 +219,23 @@ def compare_dirs(a: Path, b: Path) -> Comparison:
     kind_b, _, doc_b, runs_b = load_results(b)
     if kind_a != kind_b:
         raise FxportError(f"cannot compare a {kind_a} ({a}) with a {kind_b} ({b})")
-    comparison = compare(doc_a, doc_b, runs_a, runs_b)
+    try:
+        comparison = compare(doc_a, doc_b, runs_a, runs_b)
+    except _DAMAGE as exc:
+        raise _compare_error(a, b, exc) from None
     comparison.a, comparison.b = f"{a}: {comparison.a}", f"{b}: {comparison.b}"
     return comparison
+
+
+def _compare_error(a: Path, b: Path, exc: BaseException) -> FxportError:
+    return FxportError(f"cannot compare {a} and {b}: a damaged document ({type(exc).__name__}: "
+                       f"{' '.join(str(exc).split())[:160]})")
+
+
+def comparison_text(a: Path, b: Path) -> str:
+    """`fxport compare`'s text; a one-line FxportError for a document it cannot use."""
+    comparison = compare_dirs(a, b)
+    try:
+        return compare_text(comparison)
+    except _DAMAGE as exc:
+        raise _compare_error(a, b, exc) from None

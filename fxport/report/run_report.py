@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 from tabulate import tabulate
 
-from fxport.durable import write_json, write_text
+from fxport.durable import clear_folder, remove_file, write_json, write_text
 from fxport.report.html import PLOTS_DIR
 from fxport.report.results import RunResult, run_document
 from fxport.report.tables import fmt_output_pcc, fmt_outputs_pcc, fmt_remedy
@@ -35,8 +34,8 @@ def write_run_document(doc: dict, out_dir: Path, timing: dict) -> None:
     so that it stays deterministic."""
     out_dir.mkdir(parents=True, exist_ok=True)
     for name in RENDERINGS:  # of the run.json this one replaces
-        (out_dir / name).unlink(missing_ok=True)
-    shutil.rmtree(out_dir / PLOTS_DIR, ignore_errors=True)
+        remove_file(out_dir / name)
+    clear_folder(out_dir / PLOTS_DIR, "*.png")
     write_text(out_dir / "timing.json", json.dumps(_rounded(timing), sort_keys=True) + "\n")
     write_json(out_dir / "run.json", doc)
 

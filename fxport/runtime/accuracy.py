@@ -17,7 +17,7 @@ import torch
 
 from fxport.capture.pytrees import map_tensors, named_leaves
 from fxport.capture.records import TensorSpec
-from fxport.runtime.pcc import agreement
+from fxport.runtime.pcc import agreement, nonfinite_mismatch
 from fxport.settings import PCC_THRESHOLD
 
 # One bf16 step (8 significant bits): changes smaller than this, relative to the output's size,
@@ -26,6 +26,8 @@ _BF16_STEP = 2.0 ** -8
 
 NOT_DEPENDENT = "output does not depend on input"
 CONSTANT = "reference output is constant"
+NON_FINITE_REFERENCE = "fp32 reference has {count} NaN/inf values (first at {first})"
+NON_FINITE_OUTPUT = "{count} NaN/inf values differ from the reference (first at {first})"
 
 
 @dataclass(frozen=True)
@@ -62,7 +64,8 @@ class Accuracy:
     @classmethod
     def of(cls, checks: list[OutputCheck], threshold: float = PCC_THRESHOLD) -> "Accuracy":
         scored = [c for c in checks if c.shown_pcc is not None]
-        failing = tuple(f"{c.path} {c.pcc:.6f} < {threshold}" for c in scored if not c.pcc >= threshold)
+        failing = tuple(f"{c.path} {c.pcc:.6f} < {threshold}" + (f" ({c.note})" if c.note else "")
+                        for c in scored if not c.pcc >= threshold)
         verdict = "fail" if failing else "pass" if scored else "not checked"
         return cls(threshold, verdict, failing)
 
@@ -126,8 +129,25 @@ def check_outputs(actual: Any, reference: Any, varied: Any = None) -> list[Outpu
         out = got.get(path)
         score = agreement(out, ref) if isinstance(out, torch.Tensor) else 0.0
         informative, note = _informative(ref, moved.get(path), varied is not None)
+        bad_ref = _nonfinite(ref)
+        if bad_ref:  # the reference itself is no yardstick: never a pass
+            informative, note = False, NON_FINITE_REFERENCE.format(count=bad_ref[0], first=bad_ref[1])
+        elif isinstance(out, torch.Tensor) and tuple(out.shape) == tuple(ref.shape):
+            count, first = nonfinite_mismatch(out, ref)
+            if count:  # NaN or inf where the reference is finite: fails, whatever the rest says
+                score, informative = 0.0, True
+                note = NON_FINITE_OUTPUT.format(count=count, first=list(first))
         checks.append(OutputCheck(path, TensorSpec.of(ref), score, informative, note))
     return checks
+
+
+def _nonfinite(ref: torch.Tensor) -> tuple[int, list[int]] | None:
+    """(count, first multi-index) of the NaN and inf values of a reference, or None."""
+    if not ref.is_floating_point():
+        return None
+    bad = ~torch.isfinite(ref.detach())
+    count = int(bad.sum())
+    return (count, [int(i) for i in bad.nonzero()[0]]) if count else None
 
 
 def unchecked_outputs(reference: Any, note: str) -> list[OutputCheck]:

@@ -157,6 +157,7 @@ def open_device(kind: str = "auto", arch: str | None = None, *, device_id: int =
     """
     if kind not in KINDS:
         raise ValueError(f"unknown device kind {kind!r}; expected one of {', '.join(KINDS)}")
+    check_host_environment()
     if kind == "auto":
         mock_chosen = (_process_cluster not in (None, "hardware")
                        or bool(os.environ.get("TT_METAL_MOCK_CLUSTER_DESC_PATH")))
@@ -170,6 +171,10 @@ def open_device(kind: str = "auto", arch: str | None = None, *, device_id: int =
 
     import ttnn
 
+    if not hasattr(ttnn, "open_device"):
+        raise EnvironmentFault(f"the ttnn Python imports, {getattr(ttnn, '__path__', ['?'])[0]}, is not TT-NN (a "
+                               "folder or package named ttnn shadows the installed one); rename it or run "
+                               "from another directory")
     device = ttnn.open_device(device_id=device_id, **ttnn_options)
     try:
         actual_arch = ttnn.cluster.get_cluster_type().name.lower()
@@ -192,6 +197,20 @@ def open_device(kind: str = "auto", arch: str | None = None, *, device_id: int =
         handle.close()  # unless the canary is stuck in it
         raise
     return handle
+
+
+def check_host_environment() -> None:
+    """What TT-Metal needs of the process and crashes without (SIGSEGV, no message, measured with
+    ttnn 0.81.1): a HOME folder and a writable temporary folder. An EnvironmentFault naming the
+    cause instead."""
+    home = os.environ.get("HOME")
+    if not home or not os.path.isdir(home):
+        raise EnvironmentFault(f"HOME is {'not set' if not home else f'{home!r}, not a folder'}: TT-Metal "
+                               "needs a home folder (it crashes without one); set HOME and rerun")
+    tmp = os.environ.get("TMPDIR") or "/tmp"
+    if not (os.path.isdir(tmp) and os.access(tmp, os.W_OK | os.X_OK)):
+        raise EnvironmentFault(f"the temporary folder {tmp!r} (TMPDIR) is not a writable folder: TT-Metal "
+                               "needs one (it crashes without one); set TMPDIR to a writable folder")
 
 
 CANARY_TIMEOUT = 60.0  # seconds; the canary takes about 50 ms with an empty JIT cache

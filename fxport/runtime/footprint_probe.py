@@ -125,8 +125,8 @@ class FootprintProbe:
         found = self._memory.get(key) or self._load(key, sig)
         if found is None:
             start = time.perf_counter()
-            with self._l1_layout(layout):
-                found = self._measure(node, specs, memory, remedy)
+            found = self.dev.calls(lambda: self._measure_within(layout, node, specs, memory, remedy),
+                                   label=f"measuring the footprint of node {node.name}")
             self.seconds += time.perf_counter() - start
             self.measured += 1
             self._new[key] = (sig, found)
@@ -144,7 +144,7 @@ class FootprintProbe:
             return None
         try:
             found = from_dict(json.loads(row[1]))
-        except (ValueError, TypeError):
+        except (ValueError, TypeError, RecursionError):  # nested past the parser's depth, a blob, ...
             return None  # damaged or foreign: measured again and replaced
         self.reused += 1
         return found
@@ -201,6 +201,13 @@ class FootprintProbe:
                 ttnn.deallocate(t)
 
     # -- measuring -------------------------------------------------------------------------------
+    def _measure_within(self, layout: tuple | None, node: fx.Node, specs: list[InputSpec], memory: str,
+                        remedy: dict | None) -> Footprint:
+        """On the device worker (`dev.calls`): the time bound and Ctrl-C apply to measurements
+        as to the run's own calls."""
+        with self._l1_layout(layout):
+            return self._measure(node, specs, memory, remedy)
+
     def _measure(self, node: fx.Node, specs: list[InputSpec], memory: str, remedy: dict | None) -> Footprint:
         import ttnn
 

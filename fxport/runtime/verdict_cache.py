@@ -53,11 +53,13 @@ import hashlib
 import json
 import operator
 import os
+import sys
 import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+from fxport.durable import OutputError, not_private, read_regular, subdir
 from fxport.runtime.mock.runtime_root import cache_home
 from fxport.settings import _version, mapping_hash
 
@@ -113,6 +115,10 @@ class VerdictCache:
     def __post_init__(self) -> None:
         self.root = Path(self.root)
         self.root.mkdir(parents=True, exist_ok=True)
+        why = not_private(self.root)
+        self.read_only = why is not None  # others can write it: read (entries are validated), never write
+        if why:
+            print(f"fxport: note: cache {self.root} is used read-only: {why}", file=sys.stderr)
 
     def _setting(self, ttnn: Any, device: Any) -> dict:
         """The part of the key that is the same for every call on one device."""
@@ -128,14 +134,14 @@ class VerdictCache:
     def read(self, digest: str, material: dict) -> dict | None:
         path = self._path(digest)
         try:
-            raw = path.read_bytes()
+            raw = read_regular(path, limit=1 << 24)
         except OSError:
             return None
         try:
             doc = json.loads(raw)
             ok = (isinstance(doc, dict) and doc.get("schema") == SCHEMA and doc.get("key") == material
                   and _valid_outcome(doc.get("outcome")))
-        except ValueError:
+        except (ValueError, RecursionError):  # nested beyond the parser's depth: damaged
             ok = False
         if not ok:
             self.stats.rejected += 1
@@ -145,8 +151,10 @@ class VerdictCache:
     def write(self, digest: str, material: dict, outcome: dict) -> None:
         path = self._path(digest)
         text = json.dumps({"schema": SCHEMA, "key": material, "outcome": outcome}, sort_keys=True)
-        with contextlib.suppress(OSError):  # a cache that cannot be written only costs speed
-            path.parent.mkdir(exist_ok=True)
+        if self.read_only:
+            return
+        with contextlib.suppress(OSError, OutputError):  # a cache that cannot be written only costs speed
+            subdir(self.root, path.parent.name)  # never through a shard folder that is a link
             fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
             try:
                 with os.fdopen(fd, "w") as f:
@@ -170,6 +178,12 @@ class VerdictCache:
             return op(*args, **kwargs)
         digest = hashlib.sha256(json.dumps(material, sort_keys=True).encode()).hexdigest()
         outcome = self.read(digest, material)
+        if outcome is not None and "error" in outcome and is_environment_error(
+                _ERRORS[outcome["error"]["type"]](outcome["error"]["message"])):
+            # Environment errors are never written; one read back was forged or damaged, and
+            # its text must not stop the run as a broken machine: ignored, rewritten by the call.
+            self.stats.rejected += 1
+            outcome = None
         if outcome is not None and outcome.get("replay", True):
             replayed = _replay(ttnn, device, outcome, material["state"])
             if replayed is not _DIVERGED:

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, Iterable, Union
 
 from fxport.capture.records import OpRecord, TensorSpec
+from fxport.durable import read_regular
 from fxport.errors import FxportError
 from fxport.passes import constants_of, records_after, run_passes
 
@@ -115,10 +116,14 @@ def load_ops(path: str | Path) -> tuple[str, list[OpRecord]]:
     if path.is_dir():
         path = path / "ops.json"
     try:
-        doc = json.loads(path.read_text())
-        return _from_document(doc, default_name=path.parent.name or path.stem)
-    except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError, AttributeError) as exc:
-        raise FxportError(f"cannot read {path}: {type(exc).__name__}: {exc}") from None
+        doc = json.loads(read_regular(path))
+        model, records = _from_document(doc, default_name=path.parent.name or path.stem)
+        for r in records:  # the key every case is grouped by must be computable
+            case_key(r)
+        return model, records
+    except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError, AttributeError,
+            RecursionError) as exc:
+        raise FxportError(f"cannot read {path}: {type(exc).__name__}: {' '.join(str(exc).split())[:200]}") from None
 
 
 def _from_document(doc: dict, default_name: str) -> tuple[str, list[OpRecord]]:

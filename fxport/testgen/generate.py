@@ -30,7 +30,7 @@ from fxport.memory.devices import BankSpec, DeviceMemory, preset
 from fxport.memory.tiles import fmt_bytes
 from fxport.testgen.collect import Case
 from fxport.testgen.runtime import CASES_FILE, RESULTS_FILE, TIMING_FILE, dump_json
-from fxport.durable import write_text
+from fxport.durable import read_regular, remove_file, write_text
 from fxport.testgen.values import (
     check_replayable, decode, describe, dtype_problem, resolve, torch_dtype, value_plan,
 )
@@ -104,11 +104,19 @@ def generate(cases: Iterable[Case], out_dir: str | Path, memory: str = "dram", a
         written.append(write_text(out_dir / file_name, TEST_FILE))
     keep = {p.name for p in written}
     for old in out_dir.glob("test_*.py"):
-        if old.name not in keep and old.read_text().startswith(GENERATED_MARK):
-            old.unlink()
+        if old.name not in keep and _generated(old):
+            remove_file(old)
     for stale in (RESULTS_FILE, TIMING_FILE):  # records of a run of the previous generation
-        (out_dir / stale).unlink(missing_ok=True)
+        remove_file(out_dir / stale)
     return sorted(written)
+
+
+def _generated(path: Path) -> bool:
+    """A test file an earlier generation wrote (a regular file starting with the mark)."""
+    try:
+        return read_regular(path, limit=1 << 20).startswith(GENERATED_MARK.encode())
+    except OSError:
+        return False
 
 
 def describe_suite(out_dir: str | Path) -> str:

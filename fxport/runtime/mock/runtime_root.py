@@ -12,6 +12,14 @@ environments (say a checkout's .venv and CI's) never rebuild one root under each
     <cache>/mock-runtime/<ttnn version>-<install hash>/jit-cache/   TT_METAL_CACHE (stand-in outputs)
     <cache>/mock-runtime/<ttnn version>-<install hash>/logs/        TT_METAL_LOGS_PATH
 with <cache> = $FXPORT_CACHE or ~/.cache/fxport. Nothing here imports ttnn.
+
+TT-Metal pastes these paths unquoted into shell command lines (the JIT compiler calls), so a path
+with a space or a shell metacharacter would break every kernel build or, worse, run a command
+named by whoever chose `FXPORT_CACHE` or `HOME`. The base is therefore used only when its absolute
+path is made of `SAFE_PATH_CHARS` and every existing folder from the cache down to it belongs to
+this user and is writable by nobody else; otherwise the runtime lives in a private fallback,
+`/tmp/fxport-<uid>/mock-runtime/...` (mode 0700, checked the same way), and when that is not
+usable either, the command stops with an environment error naming the cause.
 """
 
 from __future__ import annotations
@@ -21,6 +29,7 @@ import importlib.metadata
 import importlib.util
 import json
 import os
+import re
 import shutil
 import subprocess
 import tempfile
@@ -71,7 +80,12 @@ def ttnn_location() -> tuple[str, Path]:
         spec = None
     if spec is None or not spec.submodule_search_locations:
         raise MockRuntimeError("ttnn is not installed in this Python environment")
-    return version, Path(spec.submodule_search_locations[0]).resolve()
+    where = Path(spec.submodule_search_locations[0]).resolve()
+    if not (where / "runtime").is_dir() or not (where / "tt_metal").is_dir():
+        raise MockRuntimeError(f"the ttnn package Python finds first, {where}, is not TT-NN (a folder or "
+                               "package named ttnn shadows the installed one); rename it or run from "
+                               "another directory")
+    return version, where
 
 
 def _sha256(data: bytes) -> str:
@@ -201,11 +215,62 @@ def _check_compiler(compiler: Path, sfpi_version: str) -> None:
             f"expected {expected!r}: {done.stderr.strip()}")
 
 
+# Characters TT-Metal's unquoted command lines pass through unchanged (no space, quote, `$`, `;`, ...).
+SAFE_PATH_CHARS = re.compile(r"[A-Za-z0-9._/+-]+")
+FALLBACK_PARENT = Path("/tmp")  # not $TMPDIR: that is as much the user's choice as FXPORT_CACHE
+
+
+def shell_safe(path: Path) -> bool:
+    return bool(SAFE_PATH_CHARS.fullmatch(str(path))) and str(path).startswith("/")
+
+
+def _private_chain(top: Path, base: Path) -> str | None:
+    """Why the existing folders from `top` down to `base` cannot hold what fxport executes (not
+    ours, writable by others, a link), or None."""
+    for p in (top, *[top / part for part in base.relative_to(top).parts]):
+        try:
+            st = p.lstat()
+        except FileNotFoundError:
+            return None  # make_dirs creates the rest with DIR_MODE
+        except OSError as exc:
+            return f"{p}: {exc.strerror or exc}"
+        if not os.path.isdir(p) or os.path.islink(p):
+            return f"{p} is not a folder"
+        if st.st_uid != os.geteuid() or st.st_mode & 0o022:
+            return _unsafe(p) or f"{p} is not private"
+    return None
+
+
+def _fallback_top() -> Path:
+    """`/tmp/fxport-<uid>`, created 0700; refused when it exists and is not ours and private."""
+    top = FALLBACK_PARENT / f"fxport-{os.geteuid()}"
+    try:
+        top.mkdir(mode=0o700)
+    except FileExistsError:
+        pass
+    except OSError as exc:
+        raise MockRuntimeError(f"cannot create the private mock runtime folder {top}: "
+                               f"{exc.strerror or exc}; set FXPORT_CACHE to a private folder whose "
+                               "path has no spaces or shell characters") from None
+    st = top.lstat()
+    if os.path.islink(top) or not os.path.isdir(top) or st.st_uid != os.geteuid() or st.st_mode & 0o077:
+        raise MockRuntimeError(f"{top} is not a private folder of this user (a link, another owner or "
+                               "open permissions), so the mock runtime cannot live there; remove it or "
+                               "set FXPORT_CACHE to a private folder whose path has no spaces or shell "
+                               "characters")
+    return top
+
+
 def runtime_paths(cache_dir: Path | str | None = None) -> MockRuntime:
-    """Where the runtime root for the installed ttnn lives (nothing is created)."""
+    """Where the runtime root for the installed ttnn lives (the private fallback folder may be
+    created, nothing else)."""
     version, ttnn_dir = ttnn_location()
     install = _sha256(str(ttnn_dir).encode())[:12]
-    base = (Path(cache_dir).expanduser() if cache_dir else cache_home()) / "mock-runtime" / f"{version}-{install}"
+    top = Path(os.path.abspath(Path(cache_dir).expanduser() if cache_dir else cache_home()))
+    base = top / "mock-runtime" / f"{version}-{install}"
+    if not shell_safe(base) or _private_chain(top, base):
+        top = _fallback_top()
+        base = top / "mock-runtime" / f"{version}-{install}"
     return MockRuntime(version, ttnn_dir, base / "root", base / "jit-cache", base / "logs")
 
 
