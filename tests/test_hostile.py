@@ -439,7 +439,7 @@ def test_footprint_measurement_runs_under_the_watchdog_and_nested_json_rows_are_
     import sqlite3
     import threading
 
-    from fxport.runtime.footprint import FootprintProbe
+    from fxport.runtime.footprint_probe import FootprintProbe
     from fxport.runtime.watchdog import DeviceCalls, DeviceTimeout
     from test_memory_model import SPEC, _relu_node
 
