@@ -45,6 +45,7 @@ def test_runtime_root_in_a_cache_writable_by_others_is_not_used(tmp_path):
     assert runtime_paths(private).root.is_relative_to(private)
 
 
+@pytest.mark.slow  # subprocesses: 20-50 s on a loaded machine
 def test_a_cache_path_with_shell_characters_runs_nothing(tmp_path):
     cache = tmp_path / "c;touch${IFS}PWNED;x"
     proc = fxport("run", *TINY, "--out", str(tmp_path / "o"), env={"FXPORT_CACHE": str(cache)},
@@ -408,6 +409,7 @@ def test_a_model_that_changes_directory_still_writes_to_out(tmp_path, monkeypatc
     assert code == 0 and (work / "o" / "ops.json").exists() and not (elsewhere / "o").exists()
 
 
+@pytest.mark.slow  # subprocesses: 20-50 s on a loaded machine
 def test_environment_faults_are_exit_3_naming_the_cause(tmp_path):
     shadow = tmp_path / "shadow"
     (shadow / "ttnn").mkdir(parents=True)
