@@ -88,7 +88,11 @@ class _Runner(fx.Interpreter):
     def run_node(self, n: fx.Node) -> Any:
         if n.op == "call_module" and str(n.target).startswith("fused_"):
             args, _ = self.fetch_args_kwargs_from_env(n)
-            return self._run_partition(str(n.target), self.module.get_submodule(n.target), args)
+            sub = self.module.get_submodule(n.target)
+            # One handoff to the device worker per partition: its nodes' calls run inside it,
+            # each still contained and bounded (fxport.runtime.watchdog).
+            return self.ctx.device.calls(lambda: self._run_partition(str(n.target), sub, args),
+                                         label=f"partition {n.target}")
         start = time.perf_counter()
         result = super().run_node(n)
         if is_op_node(n):
