@@ -21,6 +21,19 @@ runs the device on every call with that shape. Options:
     no_pass         pass names to leave out (a list)
     weights         dtype of conv and linear weights on the device, "bfloat16" or "bfloat8_b"
 
+Frozen weights: dynamo hands a module's parameters and buffers to the backend as graph inputs
+(their sources name `._parameters[...]` / `._buffers[...]`). fxport treats them as constants, as
+Inductor's freezing does: the graph is exported with them as the module's own weights, so every
+graph pass runs (batch-norm folding, activation fusion, constant folding, NHWC kept) and the
+weights are prepared on the device once, by the first call: the compiled graph runs the same
+program `fxport run` does. The freeze is guarded: before each call every frozen tensor is checked
+by identity and by its version counter (bumped by every in-place write: an optimizer step,
+`load_state_dict`, `p.copy_(...)` under no_grad); a change drops every planned shape and plans
+again from the new values (a warning on the `fxport.backend` logger; `replans` counts them), so
+the device never runs on stale weights. Writes through `.data` bypass the version counter, as
+they do for Inductor's freezing: change weights with in-place ops or by assignment. A graph that
+writes its own buffers (batch norm in training mode) is not frozen.
+
 Values that decide Python control flow: a graph output that is a bool tensor or a 0-d tensor
 goes back to Python, which branches on it (`if x.sum() > 0:` breaks the graph there). The device
 computes in bf16, so such outputs are computed again on the host in fp32 from the same graph
@@ -35,8 +48,8 @@ source location (also in `out/graph_breaks.json`).
 from __future__ import annotations
 
 import atexit
-import copy
 import gc
+import logging
 import os
 import re
 from collections import OrderedDict, deque
@@ -58,6 +71,8 @@ from fxport.runner import Compiled, compile_program, run_compiled
 from fxport.runtime.accuracy import vary_inputs
 from fxport.runtime.devices import open_session_device
 from fxport.tracing import export
+
+log = logging.getLogger(__name__)
 
 RESULTS_KEPT = 64
 results: deque[RunResult] = deque(maxlen=RESULTS_KEPT)  # the latest calls' results, oldest first
@@ -164,14 +179,45 @@ _compiled_graphs: list["_CompiledGraph"] = []
 
 
 @dataclass
+class _Frozen:
+    """The graph inputs planned as constants: their positions and the tensors and versions the
+    plan was made from."""
+
+    positions: list[int]
+    tensors: list[torch.Tensor] = field(default_factory=list)
+    versions: list[int] = field(default_factory=list)
+
+    def changed(self, inputs: tuple) -> tuple[int, str] | None:
+        """The first frozen input that is not what the plan was made from: (position, how)."""
+        for i, held, version in zip(self.positions, self.tensors, self.versions):
+            value = inputs[i]
+            if value is not held:
+                return i, "is a different tensor"
+            if value._version != version:
+                return i, "was written in place"
+        return None
+
+    def hold(self, inputs: tuple) -> None:
+        self.tensors = [inputs[i] for i in self.positions]
+        self.versions = [t._version for t in self.tensors]
+
+
+@dataclass
 class _ShapeState:
     """What one concrete shape signature of a graph reuses from call to call."""
 
     label: str  # "shape0"
     compiled: Compiled
     records: list[OpRecord]
+    frozen: frozenset[int] = frozenset()  # graph-input positions the program holds as constants
     analysis: MemoryAnalysis | None = None  # from the first call's device verdicts
     calls: int = 0
+
+    def user_inputs(self, inputs: tuple) -> tuple:
+        """The graph inputs the program takes on every call (the frozen ones are its own)."""
+        if not self.frozen:
+            return inputs
+        return tuple(v for i, v in enumerate(inputs) if i not in self.frozen)
 
 
 class _CompiledGraph:
@@ -188,6 +234,10 @@ class _CompiledGraph:
         # Python floats dynamo passes as 0-d tensors (with dynamic=True: LayerNorm's eps) and reads
         # back with .item() inside the graph; export needs them as constants.
         self.wrapped_scalars = [i for i, a in enumerate(args) if getattr(a, "pass_arg_as_tensor", False)]
+        # The module's parameters and buffers: planned as constants (see the module docstring).
+        self.frozen = _Frozen([i for i, a in enumerate(args) if _WEIGHT.search(_source_name(a))])
+        self.names = [_source_name(a) or n.name for n, a in zip(placeholders, args)]
+        self.replans = 0  # plans dropped because a frozen weight changed
         function, brk = _register(gm, self.label)
         self.capture = {"method": "dynamo", "complete": brk is None, "function": function,
                         "problems": [] if brk is None else [
@@ -203,7 +253,7 @@ class _CompiledGraph:
                 reference = self.gm(*inputs)
                 varied_inputs = self._varied(inputs)
                 varied = self.gm(*varied_inputs) if varied_inputs is not None else None
-        result = run_compiled(state.compiled, inputs, reference, _session_device(self.opts),
+        result = run_compiled(state.compiled, state.user_inputs(inputs), reference, _session_device(self.opts),
                               self.opts.memory_config, f"{self.label}/{state.label}",
                               records=state.records, varied=varied, analysis=state.analysis,
                               node_pcc=check, capture=self.capture,
@@ -217,18 +267,32 @@ class _CompiledGraph:
 
     def _state(self, inputs: tuple) -> _ShapeState:
         """The planned state for this call's shape signature: cached (bounded, least recently
-        used dropped), else exported, planned and partitioned now."""
+        used dropped), else exported, planned and partitioned now. A frozen weight that changed
+        since the plans were made drops them all."""
+        if self.shapes and self.frozen.positions and (why := self.frozen.changed(inputs)):
+            self.shapes.clear()
+            self.replans += 1
+            global replans
+            replans += 1
+            log.warning("fxport: %s re-planned: its weight %s %s since it was planned (re-plan %d "
+                        "of this graph)", self.label, self.names[why[0]], why[1], self.replans)
         signature = (tuple(_signature(v) for v in inputs),
                      tuple(inputs[i].item() for i in self.wrapped_scalars))
         state = self.shapes.get(signature)
         if state is not None:
             self.shapes.move_to_end(signature)
             return state
-        program = export(_specialize_scalars(self.gm, {i: inputs[i].item() for i in self.wrapped_scalars}),
-                         inputs)
+        scalars = {i: inputs[i].item() for i in self.wrapped_scalars}
+        frozen = self.frozen.positions
+        program = export(_prepared(self.gm, scalars, {i: inputs[i] for i in frozen}),
+                         tuple(v for i, v in enumerate(inputs) if i not in frozen))
+        if program.graph_signature.buffers_to_mutate:  # the graph writes its buffers: not constants
+            self.frozen.positions, frozen = [], []
+            program = export(_prepared(self.gm, scalars, {}), inputs)
+        self.frozen.hold(inputs)
         compiled = compile_program(program, self.opts.min_block_size, host_control=True,
                                    passes=self.opts.selected_passes, memory=self.opts.memory_config)
-        state = _ShapeState(f"shape{self.planned}", compiled, compiled.records)
+        state = _ShapeState(f"shape{self.planned}", compiled, compiled.records, frozenset(frozen))
         self.planned += 1
         self.shapes[signature] = state
         while len(self.shapes) > self.opts.max_shapes:
@@ -248,6 +312,10 @@ class _CompiledGraph:
 
 # A frame local or an item of one (L['x'], L['args'][0], L['kwargs']['mask']); no attribute access.
 _LOCAL = re.compile(r"L\[[^\]]+\](\[[^\]]+\])*")
+# A module's parameter or buffer: L['self']._modules['conv1']._parameters['weight']
+_WEIGHT = re.compile(r"\._(parameters|buffers)\[[^\]]+\]$")
+
+replans = 0  # plans dropped in this process because a frozen weight changed (all graphs)
 
 
 def _source_name(grapharg: Any) -> str:
@@ -255,20 +323,47 @@ def _source_name(grapharg: Any) -> str:
     return name() if callable(name) else str(name)
 
 
-def _specialize_scalars(gm: fx.GraphModule, values: dict[int, float]) -> fx.GraphModule:
-    """A copy of `gm` whose `.item()` reads of the wrapped scalars at those placeholder positions
-    are the given Python numbers (the shape signature includes them)."""
-    if not values:
+def _prepared(gm: fx.GraphModule, scalars: dict[int, float],
+              frozen: dict[int, torch.Tensor]) -> fx.GraphModule:
+    """A module over a copy of `gm`'s graph to export: the `.item()` reads of the wrapped scalars
+    at those placeholder positions are the given Python numbers (the shape signature includes
+    them), and the placeholders at the `frozen` positions are the module's own parameters (an
+    nn.Parameter) or buffers, under the placeholder's name: export lifts them as constants. The
+    tensors are shared, not copied."""
+    if not scalars and not frozen:
         return gm
-    gm = copy.deepcopy(gm)
-    placeholders = [n for n in gm.graph.nodes if n.op == "placeholder"]
-    for position, value in values.items():
+    graph = fx.Graph()
+    graph.output(graph.graph_copy(gm.graph, {}))
+    placeholders = [n for n in graph.nodes if n.op == "placeholder"]
+    for position, value in scalars.items():
         for user in list(placeholders[position].users):
             if user.op == "call_method" and user.target == "item":
                 user.replace_all_uses_with(value)
-                gm.graph.erase_node(user)
-    gm.recompile()
-    return gm
+                graph.erase_node(user)
+    first = next(n for n in graph.nodes if n.op != "placeholder")
+    attrs = {n.target: _attr(gm, n.target) for n in graph.nodes if n.op in ("get_attr", "call_module")}
+    for position, value in frozen.items():
+        node = placeholders[position]
+        with graph.inserting_before(first):
+            attr = graph.get_attr(node.name)
+        attr.meta = dict(node.meta)
+        node.replace_all_uses_with(attr)
+        graph.erase_node(node)
+        attrs[node.name] = value
+    module = fx.GraphModule(attrs, graph)
+    for position, value in frozen.items():
+        name = placeholders[position].name
+        if not isinstance(value, torch.nn.Parameter):
+            delattr(module, name)
+            module.register_buffer(name, value)
+    return module
+
+
+def _attr(gm: fx.GraphModule, target: str) -> Any:
+    value = gm
+    for part in target.split("."):
+        value = getattr(value, part)
+    return value
 
 
 def _signature(value: Any) -> Any:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import time
+import weakref
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -42,9 +43,21 @@ def flat_inputs(program: torch.export.ExportedProgram, args: tuple, kwargs: dict
 
 def user_outputs(program: torch.export.ExportedProgram, outputs: list[Any]) -> Any:
     """The model's outputs in the structure it returns them (tuple, dict, dataclass, ...)."""
-    kinds = [s.kind for s in program.graph_signature.output_specs]
-    flat = [o for o, k in zip(outputs, kinds) if k == OutputKind.USER_OUTPUT]
-    return pytree.tree_unflatten(flat, program.call_spec.out_spec)
+    user, out_spec = _output_layout(program)
+    return pytree.tree_unflatten([o for o, u in zip(outputs, user) if u], out_spec)
+
+
+_layouts: "weakref.WeakKeyDictionary[torch.export.ExportedProgram, tuple]" = weakref.WeakKeyDictionary()
+
+
+def _output_layout(program: torch.export.ExportedProgram) -> tuple[list[bool], Any]:
+    """Which flat outputs are the user's, and their tree: computed once per program (a compiled
+    program runs on every call, and `call_spec` builds a new class on each access)."""
+    layout = _layouts.get(program)
+    if layout is None:
+        user = [s.kind == OutputKind.USER_OUTPUT for s in program.graph_signature.output_specs]
+        layout = _layouts[program] = (user, program.call_spec.out_spec)
+    return layout
 
 
 @dataclass

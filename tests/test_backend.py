@@ -142,3 +142,113 @@ def test_results_are_bounded(mock_device):
 def test_bad_options_are_one_line(options, message):
     with pytest.raises(FxportError, match=message):
         backend.BackendOptions.parse(options)
+
+
+# -- frozen weights -----------------------------------------------------------------------------
+
+class ConvBnMlp(nn.Module):
+    """Batch norm to fold, a ReLU to fuse and a Linear: weights and buffers the passes rewrite."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv, self.bn, self.fc = nn.Conv2d(3, 8, 3), nn.BatchNorm2d(8), nn.Linear(8 * 6 * 6, 4)
+
+    def forward(self, x):
+        return self.fc(torch.relu(self.bn(self.conv(x))).flatten(1))
+
+
+def _randomised(model: nn.Module) -> nn.Module:
+    with torch.no_grad():
+        for buffer in model.buffers():
+            if buffer.is_floating_point():
+                buffer.uniform_(0.5, 1.5)
+    return model.eval()
+
+
+def test_weights_are_frozen_and_every_pass_runs(mock_device):
+    torch.manual_seed(0)
+    model = _randomised(ConvBnMlp())
+    compiled = fxport.compile(model, device="mock", check="never")
+    x = torch.randn(2, 3, 8, 8)
+    with torch.no_grad():
+        compiled(x)
+        first = backend.results[-1]
+        assert _close(compiled(x), model(x))
+    result = backend.results[-1]
+    changed = {r.name: r.changes for r in result.pass_records}
+    assert changed["batchnorm"] and changed["activations"] and changed["layout"]
+    assert first.calls.weights > 0 and result.calls.weights == 0  # prepared once, by the first call
+    assert "from_torch" not in (result.calls.ops - first.calls.ops)
+    assert result.calls.ops["from_torch"] == 1  # the activation only
+
+
+@pytest.mark.parametrize("change", ["in place", "load_state_dict", "new parameter", "buffer"])
+def test_a_changed_weight_changes_the_output_and_says_it_replanned(change, mock_device, caplog):
+    torch.manual_seed(0)
+    model = _randomised(ConvBnMlp())
+    compiled = fxport.compile(model, device="mock", check="never")
+    x = torch.randn(2, 3, 8, 8)
+    with torch.no_grad():
+        before = compiled(x)
+        assert _close(before, model(x))
+        replans = backend.replans
+        if change == "in place":
+            model.fc.weight.mul_(-2)
+        elif change == "load_state_dict":
+            state = {k: 2 * v + 0.5 if v.is_floating_point() else v for k, v in model.state_dict().items()}
+            model.load_state_dict(state)
+        elif change == "new parameter":
+            model.fc.weight = nn.Parameter(-2 * model.fc.weight)
+        else:
+            model.bn.running_mean.add_(3.0)  # folded into the conv's weights by the batch-norm pass
+        with caplog.at_level("WARNING", logger="fxport.backend"):
+            after = compiled(x)
+        assert _close(after, model(x)) and not _close(after, before)
+        assert backend.replans == replans + 1 and "re-planned" in caplog.text
+        assert _close(compiled(x), model(x)) and backend.replans == replans + 1  # planned once more only
+
+
+def test_a_graph_that_writes_its_buffers_is_not_frozen(mock_device):
+    """Batch norm in training mode updates its running statistics: those buffers change on every
+    call, so they stay graph inputs and the plan is not dropped every call."""
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(16, 16), nn.BatchNorm1d(16)).train()
+    compiled = fxport.compile(model, device="mock", check="never")
+    with torch.no_grad():
+        for _ in range(3):
+            compiled(torch.randn(8, 16))
+    assert not backend._compiled_graphs[-1].frozen.positions and backend._compiled_graphs[-1].replans == 0
+
+
+def _calls(model: nn.Module, *inputs) -> tuple:
+    """The per-inference ttnn calls of `model` through torch.compile and through `fxport run`."""
+    compiled = fxport.compile(model, device="mock", check="never")
+    with torch.no_grad():
+        compiled(*inputs)
+        compiled(*inputs)
+    through = backend.results[-1].calls
+    direct = fxport.run(model, *inputs, device="mock").calls
+    return through.per_inference, direct.per_inference, through.ops, direct.ops
+
+
+def _zoo(spec: str, shape: tuple):
+    from fxport.capture.loader import load_model
+
+    loaded = load_model(spec, shape, device="cpu")
+    return loaded.module.eval(), *loaded.inputs
+
+
+@pytest.mark.parametrize("build", [
+    pytest.param(lambda: (__import__("torchvision").models.resnet18().eval(), torch.randn(1, 3, 64, 64)),
+                 id="resnet18-64"),
+    pytest.param(lambda: (nn.Sequential(nn.Linear(64, 128), nn.GELU(), nn.Linear(128, 64), nn.LayerNorm(64)).eval(),
+                          torch.randn(8, 64)), id="mlp"),
+    pytest.param(lambda: _zoo("resnet50", (1, 3, 224, 224)), id="resnet50", marks=pytest.mark.slow),
+    pytest.param(lambda: _zoo("yolov8n", (1, 3, 128, 128)), id="yolov8n", marks=pytest.mark.slow),
+    pytest.param(lambda: _zoo("vit_b_16", (1, 3, 64, 64)), id="vit_b_16", marks=pytest.mark.slow),
+])
+def test_the_compiled_graph_runs_fxport_runs_program(build, mock_device):
+    torch.manual_seed(0)
+    model, *inputs = build()
+    through, direct, through_ops, direct_ops = _calls(model, *inputs)
+    assert through == direct and through_ops == direct_ops

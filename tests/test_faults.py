@@ -602,3 +602,23 @@ def test_compare_warns_when_model_inputs_arch_or_memory_differ(tmp_path, capsys)
     warnings = [ln for ln in out.splitlines() if ln.startswith("warning:")]
     assert [w.split()[1] for w in warnings] == ["model", "inputs", "memory_config", "device"], warnings
     OBSERVED.append(("compare of two different models", "fxport compare a b", 0, " / ".join(warnings)))
+
+
+def test_calls_handed_over_together_keep_their_own_bound():
+    """A partition is handed to the device worker once and its nodes' calls run inside it: the
+    bound applies to each of those calls (a batch longer than the bound is fine), a call that
+    overruns it is named, and the device is then wedged."""
+    from fxport.runtime.watchdog import DeviceCalls, DeviceTimeout
+
+    calls = DeviceCalls(timeout=0.5)
+
+    def batch(*seconds):
+        for i, s in enumerate(seconds):
+            calls(lambda s=s: time.sleep(s), label=f"node n{i}")
+        return len(seconds)
+
+    assert calls(lambda: batch(0.3, 0.3, 0.3), label="partition fused_0") == 3  # 0.9 s in all
+    with pytest.raises(DeviceTimeout, match="node n1 did not return within 0.5 s"):
+        calls(lambda: batch(0.1, 2.0), label="partition fused_1")
+    with pytest.raises(DeviceTimeout, match="stopped responding earlier"):
+        calls(lambda: None, label="later")

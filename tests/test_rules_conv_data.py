@@ -285,3 +285,34 @@ def test_negative_indices_computed_on_the_device_wrap(ctx):
 def test_3d_pooling_falls_back_naming_the_missing_kernel(target, args):
     node = plan_graph(op_graph(target, args, {})[0].graph).nodes[0]
     assert not node.lowered and "TT-NN 0.81.1 has no 3-D pooling kernel" in node.reason
+
+
+@pytest.mark.parametrize("c, o, hw, kernel, stride, padding, dilation, groups, bias, activation, dtype", [
+    (3, 8, (16, 16), (3, 3), (1, 1), (1, 1, 1, 1), (1, 1), 1, True, None, None),
+    (16, 32, (15, 17), (3, 3), (2, 2), (0, 1, 2, 1), (1, 1), 1, False, "relu", "bfloat16"),
+    (16, 16, (12, 12), (3, 3), (1, 1), (2, 2), (2, 2), 4, True, "relu", None),
+    (32, 32, (8, 8), (3, 3), (1, 1), 1, (1, 1), 32, True, None, "bfloat8_b"),
+    (24, 8, (9, 9), (1, 1), (1, 1), (0, 0), (1, 1), 1, True, None, None),
+])
+def test_fxports_conv_golden_matches_ttnns(c, o, hw, kernel, stride, padding, dilation, groups, bias, activation,
+                                          dtype):
+    """fxport's conv2d golden (fxport.runtime.golden, the values of every conv on the mock) gives
+    ttnn's own golden's values: padding (symmetric, four-sided), groups, dilation, a fused
+    activation and the output dtype, on a bf16 flattened-NHWC input with padded channels."""
+    import ttnn
+    from ttnn.operations.conv2d import _golden_function as ttnn_golden
+
+    from fxport.runtime.golden import OVERRIDES
+
+    h, w = hw
+    args = dict(input_tensor=torch.randn(1, 1, 2 * h * w, c + 3).to(torch.bfloat16),  # channels padded
+                weight_tensor=torch.randn(o, c // groups, *kernel), in_channels=c, out_channels=o,
+                batch_size=2, input_height=h, input_width=w, kernel_size=kernel, stride=stride,
+                padding=padding, dilation=dilation, groups=groups,
+                bias_tensor=torch.randn(1, 1, 1, o) if bias else None,
+                conv_config=ttnn.Conv2dConfig(activation=ttnn.UnaryWithParam(ttnn.UnaryOpType.RELU))
+                if activation else None, dtype=getattr(ttnn, dtype) if dtype else None)
+    expected, got = ttnn_golden(**args), OVERRIDES["conv2d"](**args)
+    assert got.shape == expected.shape and got.dtype == expected.dtype
+    assert torch.allclose(got.float(), expected.float(), rtol=1e-5, atol=1e-4)
+    assert ttnn_golden(**args, return_output_dim=True)[0].shape == OVERRIDES["conv2d"](**args, return_output_dim=True)[0].shape

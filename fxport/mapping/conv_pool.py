@@ -207,8 +207,13 @@ def conv2d_flat(ctx, flat, weight, bias, p: _Conv, activation: str = ""):
         conv_config=ttnn.Conv2dConfig(**config) if config else None, memory_config=ctx.memory_config,
         slice_config=ctx.slice_config, return_weights_and_bias=True)
     if constant and prepared is None:  # the device copies keep the host weights' values (goldens read them)
-        ctx.keep_prepared(weight, key, (TTValue(w_dev.tt, w.golden), b and TTValue(b_dev.tt, b.golden)))
+        # in fp32 (exact: bf16 or block-float values), so that no call's golden converts them again
+        ctx.keep_prepared(weight, key, (TTValue(w_dev.tt, _fp32(w.golden)), b and TTValue(b_dev.tt, _fp32(b.golden))))
     return y
+
+
+def _fp32(golden):
+    return golden.float() if golden is not None else None
 
 
 def _quantized(ctx, value: TTValue) -> TTValue:

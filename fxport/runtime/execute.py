@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import operator
 import time
+import weakref
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -88,7 +89,11 @@ class _Runner(fx.Interpreter):
     def run_node(self, n: fx.Node) -> Any:
         if n.op == "call_module" and str(n.target).startswith("fused_"):
             args, _ = self.fetch_args_kwargs_from_env(n)
-            return self._run_partition(str(n.target), self.module.get_submodule(n.target), args)
+            sub = self.module.get_submodule(n.target)
+            # One handoff to the device worker per partition: its nodes' calls run inside it,
+            # each still contained and bounded (fxport.runtime.watchdog).
+            return self.ctx.device.calls(lambda: self._run_partition(str(n.target), sub, args),
+                                         label=f"partition {n.target}")
         start = time.perf_counter()
         result = super().run_node(n)
         if is_op_node(n):
@@ -100,7 +105,8 @@ class _Runner(fx.Interpreter):
 
     def _run_partition(self, name: str, sub: fx.GraphModule, args: tuple) -> Any:
         env: dict[fx.Node, Any] = {}
-        last_use = _last_uses(sub.graph)
+        plan = _partition_plan(sub)
+        last_use = plan.last_use
         placeholders = iter(args)
         for n in sub.graph.nodes:
             if n.op == "placeholder":
@@ -110,20 +116,19 @@ class _Runner(fx.Interpreter):
             elif n.target is operator.getitem:
                 env[n] = env[n.args[0]][n.args[1]]
             else:
-                env[n] = self._run_device_node(name, n, env)
+                env[n] = self._run_device_node(name, n, env, plan.nodes[n])
             for dead in last_use.get(n, ()):
                 env.pop(dead, None)  # frees device buffers: allocator verdicts see live tensors only
         raise AssertionError("partition graph without output")
 
-    def _run_device_node(self, partition: str, n: fx.Node, env: dict) -> Any:
+    def _run_device_node(self, partition: str, n: fx.Node, env: dict, info: tuple) -> Any:
         args = fx.map_arg(n.args, lambda a: env[a])
         kwargs = fx.map_arg(n.kwargs, lambda a: env[a])
-        rule = REGISTRY.rule_for(n)
+        rule, target, module, label = info
         start, calls = time.perf_counter(), self.ctx.calls.copy()
         status, kind, error, fields = "device", "", "", {}
         memory = self.ctx.memory_of(n.name)
         remedy, applied, tried = "", False, ()
-        label = f"node {n.name} ({target_name(n.target)})"
 
         def lower() -> Any:
             with self.ctx.placed(n.name):
@@ -170,7 +175,7 @@ class _Runner(fx.Interpreter):
         seconds = time.perf_counter() - start
         # A fallback's output is the host reference itself: there is no device value to score.
         score = self._node_pcc(n, args, kwargs, out) if self.node_pcc and status == "device" else None
-        self.results.append(NodeResult(n.name, target_name(n.target), module_of(n)[0], partition,
+        self.results.append(NodeResult(n.name, target, module, partition,
                                        status, kind, error, score, seconds, fields, memory, remedy, applied,
                                        tuple(tried), self.ctx.calls.since(calls)))
         if self.observed is not None:
@@ -272,6 +277,29 @@ def _as_host(out: Any) -> Any:
     if isinstance(out, (list, tuple)):
         return type(out)(_as_host(o) for o in out)
     return out
+
+
+@dataclass
+class _PartitionPlan:
+    """What running a partition needs that does not change from inference to inference."""
+
+    last_use: dict[fx.Node, list[fx.Node]]
+    nodes: dict[fx.Node, tuple[Any, str, str, str]]  # device node -> rule, target, module, label
+
+
+_plans: "weakref.WeakKeyDictionary[fx.GraphModule, _PartitionPlan]" = weakref.WeakKeyDictionary()
+
+
+def _partition_plan(sub: fx.GraphModule) -> _PartitionPlan:
+    """Computed on a partition's first run and kept with it (a compiled program runs its
+    partitions on every inference)."""
+    plan = _plans.get(sub)
+    if plan is None:
+        nodes = {n: (REGISTRY.rule_for(n), target_name(n.target), module_of(n)[0],
+                     f"node {n.name} ({target_name(n.target)})")
+                 for n in sub.graph.nodes if n.op == "call_function" and n.target is not operator.getitem}
+        plan = _plans[sub] = _PartitionPlan(_last_uses(sub.graph), nodes)
+    return plan
 
 
 def _last_uses(graph: fx.Graph) -> dict[fx.Node, list[fx.Node]]:

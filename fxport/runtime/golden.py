@@ -1,8 +1,11 @@
 """Golden functions: the torch computation behind each ttnn op, used for values on a mock device.
 
 ttnn attaches a golden function to almost every op. `OVERRIDES` replaces the ones that cannot
-run from the wheel: ttnn 0.81.1's pool goldens import `tests.sweep_framework`, which the wheel does
-not ship. Overrides take the ttnn op's own arguments ([1, 1, N*H*W, C] activations) and return
+run from the wheel (ttnn 0.81.1's pool goldens import `tests.sweep_framework`, which the wheel does
+not ship) and the ones that cost more than the torch op they stand for: ttnn's conv2d golden pads
+its input into a new tensor, upcasts it and copies its output back to NHWC, about twice an eager
+conv; fxport's computes the same values on the NHWC data as a channels-last view, with the
+padding inside the convolution (tests/test_rules_conv_data.py checks it against ttnn's). Overrides take the ttnn op's own arguments ([1, 1, N*H*W, C] activations) and return
 the ttnn op's output layout.
 """
 
@@ -52,7 +55,34 @@ def _adaptive(pool: Callable) -> Callable:
     return golden
 
 
+def _conv2d(input_tensor, weight_tensor, in_channels, out_channels, batch_size, input_height, input_width,
+            kernel_size, stride=(1, 1), padding=(0, 0), dilation=(1, 1), groups=1, bias_tensor=None,
+            conv_config=None, return_output_dim=False, return_weights_and_bias=False, dtype=None, **_):
+    from ttnn.operations.conv2d import get_golden_function_for_activation, golden_to_output_dtype
+
+    # [1, 1, N*H*W, C] -> an NCHW view with channels-last strides: no copy
+    x = input_tensor.reshape(batch_size, input_height, input_width, -1)[..., :in_channels].permute(0, 3, 1, 2)
+    x = x.float()  # keeps the strides
+    if isinstance(padding, int):
+        padding = (padding, padding)
+    if len(padding) == 4:
+        top, bottom, left, right = padding
+        if (top, left) == (bottom, right):
+            padding = (top, left)
+        else:  # torch pads symmetrically
+            x, padding = F.pad(x, (left, right, top, bottom)), (0, 0)
+    bias = None if bias_tensor is None else bias_tensor.reshape(-1).float()
+    y = F.conv2d(x, weight_tensor.float(), bias, stride, tuple(padding), dilation, groups)
+    activation = get_golden_function_for_activation(getattr(conv_config, "activation", None))
+    if activation is not None:
+        y = activation(y)
+    n, c, h, w = y.shape
+    y = golden_to_output_dtype(y.permute(0, 2, 3, 1).reshape(1, 1, n * h * w, c), dtype)
+    return [y] if return_output_dim or return_weights_and_bias else y
+
+
 OVERRIDES: dict[str, Callable[..., Any]] = {
+    "conv2d": _conv2d,
     "max_pool2d": _max_pool2d,
     "avg_pool2d": _avg_pool2d,
     "adaptive_avg_pool2d": _adaptive(F.adaptive_avg_pool2d),
