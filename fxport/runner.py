@@ -13,6 +13,7 @@ import torch.utils._pytree as pytree
 from torch import fx
 from torch.export.graph_signature import OutputKind
 
+from fxport import progress
 from fxport.capture.cache import CaptureCache
 from fxport.capture.loader import InputOptions, LoadedModel, Shape, load_model
 from fxport.capture.pytrees import forward_signature, input_leaves, register_dataclasses
@@ -113,10 +114,12 @@ def compile_program(program: torch.export.ExportedProgram, min_block_size: int =
     """Graph passes, plan and partition `program`. With `host_control`, its bool and 0-d outputs
     (values Python branches on) are computed on the host on every run, see HostControl.
     `repeats`: the capture's folded calls (records count them)."""
-    optimized = run_passes(program.graph_module, constants_of(program), passes, memory)
-    plan = plan_graph(optimized.graph_module.graph)
-    # Partitions of parameter transforms alone stay on the host (partition's `constants`)
-    parts = partition(optimized.graph_module, plan, min_block_size, frozenset(optimized.constants))
+    with progress.step("graph passes"):
+        optimized = run_passes(program.graph_module, constants_of(program), passes, memory)
+    with progress.step("plan and partition"):
+        plan = plan_graph(optimized.graph_module.graph)
+        # Partitions of parameter transforms alone stay on the host (partition's `constants`)
+        parts = partition(optimized.graph_module, plan, min_block_size, frozenset(optimized.constants))
     return Compiled(program, optimized, plan.on_host(parts.kept_on_host), parts, records_after(optimized, repeats=repeats),
                     DeviceConstants(optimized.constants.values()),
                     HostControl.of(program) if host_control else None)
@@ -152,7 +155,8 @@ def run_compiled(compiled: Compiled, inputs: tuple, reference: Any, dev: DeviceH
     compiled.runs += 1
     if memory == "auto" and compiled.placement is None:
         t = time.perf_counter()
-        placed = place_activations(compiled.parts.graph_module, dev)
+        with progress.step("placing activations (auto)"):
+            placed = place_activations(compiled.parts.graph_module, dev)
         compiled.plan = compiled.plan.placed(placed.memory)
         compiled.placement = placed.summary()
         seconds = {**(seconds or {}), "placement": time.perf_counter() - t}
@@ -208,8 +212,9 @@ def _result(compiled: Compiled, inputs: tuple, outputs: Any, dev: DeviceHandle, 
     records = records if records is not None else compiled.records
     if analysis is None and not stopped:  # a stopped run may hold a wedged device: no captures
         t = time.perf_counter()
-        analysis = explain_run(compiled.parts.graph_module, records, dev, ctx.memory, nodes,
-                               placement=lambda n: ctx.memory_of(n.name))
+        with progress.step("memory model walk"):
+            analysis = explain_run(compiled.parts.graph_module, records, dev, ctx.memory, nodes,
+                                   placement=lambda n: ctx.memory_of(n.name))
         seconds["memory_analysis"] = time.perf_counter() - t
     optimized = compiled.optimized
     calls = ctx.calls.copy()
@@ -248,7 +253,8 @@ def run_model(spec: str, dev: DeviceHandle, inputs: InputOptions | Shape | None 
     on `dev`: see `run_loaded`."""
     torch.manual_seed(seed)
     t = time.perf_counter()
-    loaded = load_model(spec, inputs, device="meta" if values == "none" else "cpu")
+    with progress.step(f"building {spec}" + ("" if values == "none" else " with random weights")):
+        loaded = load_model(spec, inputs, device="meta" if values == "none" else "cpu")
     return run_loaded(loaded, dev, memory, values, min_block_size, build_seconds=time.perf_counter() - t,
                       cache=cache, passes=passes, weights=weights, ttnn_report=ttnn_report,
                       pcc_threshold=pcc_threshold, localize=localize, capture_cache=capture_cache,
@@ -278,13 +284,16 @@ def run_loaded(loaded: LoadedModel, dev: DeviceHandle, memory: str = "dram", val
     verdict_only = values == "none"
     reference = varied = None
     if not verdict_only:
-        redraw_zero_weights(loaded.module)
-        reference = _forward(loaded, loaded.inputs, loaded.kwargs)
-        args, kwargs, changed = vary_inputs(loaded.inputs, loaded.kwargs)
-        varied = _forward(loaded, args, kwargs) if changed else None
-    cap = trace_cached(loaded.module, loaded.inputs, capture_cache if verdict_only else None,
-                       name=loaded.name, repeated=loaded.repeated if verdict_only else (),
-                       kwargs=loaded.kwargs, model_args=model_args)
+        with progress.step("fp32 reference on the host"):
+            redraw_zero_weights(loaded.module)
+            reference = _forward(loaded, loaded.inputs, loaded.kwargs)
+            args, kwargs, changed = vary_inputs(loaded.inputs, loaded.kwargs)
+            varied = _forward(loaded, args, kwargs) if changed else None
+            del args, kwargs  # the varied inputs: only their outputs are compared
+    with progress.step("capture"):
+        cap = trace_cached(loaded.module, loaded.inputs, capture_cache if verdict_only else None,
+                           name=loaded.name, repeated=loaded.repeated if verdict_only else (),
+                           kwargs=loaded.kwargs, model_args=model_args)
     if cap.method != "export":
         where = next((p for p in cap.problems if p.stage == "export"), None)
         raise CaptureError(f"cannot capture {loaded.name} as one graph for execution: "

@@ -158,8 +158,10 @@ def _memory(run: dict) -> tuple:
 
 def _partitions(run: dict) -> tuple:
     tr = run["transfers"]
-    blocks: list = [Text(f"Device partitions: {len(run['partitions'])}; transfers: {tr['to_device']} to the "
-                         f"device, {tr['to_host']} to the host, {tr['layout_changes']} layout changes.")]
+    blocks: list = [Text(f"Device partitions: {len(run['partitions'])}; activation transfers per inference: "
+                         f"{tr['to_device']} host -> device, {tr['to_host']} device -> host; "
+                         f"{tr['layout_changes']} layout changes; constants uploaded once: "
+                         f"{tr.get('constants', 0)}.")]
     if run["partitions"]:
         blocks.append(Table(t.partition_rows(run), NODE_ROWS, MORE_NODES))
     host = t.host_node_rows(run)

@@ -17,9 +17,13 @@ from fxport.values import HostValue, TTValue
 
 @dataclass
 class TransferLog:
-    to_device: int = 0  # host -> device conversions (boundary inputs, constants, re-entries)
-    to_host: int = 0  # device -> host reads (boundary outputs, fallback inputs)
+    """Moves between host and device. Activations' moves happen on every inference (they are the
+    `transfer` calls of CallCounts); constants are uploaded once per compiled model."""
+
+    to_device: int = 0  # activations host -> device (boundary inputs, re-entries after the host)
+    to_host: int = 0  # activations device -> host (boundary outputs, fallback inputs)
     layout_changes: int = 0
+    constants: int = 0  # weights, buffers and folded constants uploaded (once)
 
 
 VALUE_MODES = ("emulate", "device", "none")
@@ -239,7 +243,10 @@ class LoweringContext:
 
     def _upload(self, t: torch.Tensor, layout: Any, dtype: Any, memory_config: Any) -> TTValue:
         ttnn = self.ttnn
-        self.transfers.to_device += 1
+        if self._kinds and self._kinds[-1] == "weights":
+            self.transfers.constants += 1
+        else:
+            self.transfers.to_device += 1
         if dtype is None and not t.is_floating_point():  # indices: uint32 unless negative
             dtype = ttnn.int32 if (not t.is_meta and bool((t < 0).any())) else ttnn.uint32
         dtype = dtype or self.dtype

@@ -16,6 +16,7 @@ from typing import Any
 import torch
 from torch import fx
 
+from fxport import progress
 from fxport.capture.records import is_op_node, module_of, target_name
 from fxport.errors import EnvironmentFault
 from fxport.mapping import REGISTRY
@@ -69,7 +70,8 @@ def execute(gm: fx.GraphModule, inputs: list[torch.Tensor], ctx: LoweringContext
     runner = _Runner(gm, ctx, node_pcc and ctx.values != "none", remedies)
     runner.observed = {} if observe else None
     try:
-        out = runner.run(*inputs)
+        with progress.counter(f"executing on the {ctx.device.kind} device", _op_count(gm)) as runner.counter:
+            out = runner.run(*inputs)
     except (KeyboardInterrupt, EnvironmentFault) as exc:
         exc.partial = Execution([], runner.results)
         raise
@@ -84,6 +86,7 @@ class _Runner(fx.Interpreter):
         self.ctx, self.node_pcc, self.remedies = ctx, node_pcc, remedies
         self.results: list[NodeResult] = []
         self.observed: dict[str, Any] | None = None
+        self.counter: Any = None  # progress over the op nodes run
 
     def run_node(self, n: fx.Node) -> Any:
         if n.op == "call_module" and str(n.target).startswith("fused_"):
@@ -94,6 +97,7 @@ class _Runner(fx.Interpreter):
         if is_op_node(n):
             self.results.append(NodeResult(n.name, target_name(n.target), module_of(n)[0], "",
                                            "host", seconds=time.perf_counter() - start))
+            self.counter.update()
             if self.observed is not None:
                 self.observed[n.name] = result
         return result
@@ -173,6 +177,7 @@ class _Runner(fx.Interpreter):
         self.results.append(NodeResult(n.name, target_name(n.target), module_of(n)[0], partition,
                                        status, kind, error, score, seconds, fields, memory, remedy, applied,
                                        tuple(tried), self.ctx.calls.since(calls)))
+        self.counter.update()
         if self.observed is not None:
             self.observed[n.name] = _map_pairs(out, _val(n), lambda v, like: self.ctx.host(v, like=like, count=False))
         return out
@@ -272,6 +277,18 @@ def _as_host(out: Any) -> Any:
     if isinstance(out, (list, tuple)):
         return type(out)(_as_host(o) for o in out)
     return out
+
+
+def _op_count(gm: fx.GraphModule) -> int:
+    """The op nodes a run will record: host nodes at the top level and the partitions' nodes."""
+    count = 0
+    for n in gm.graph.nodes:
+        if n.op == "call_module" and str(n.target).startswith("fused_"):
+            count += sum(1 for m in gm.get_submodule(n.target).graph.nodes
+                         if m.op == "call_function" and m.target is not operator.getitem)
+        elif is_op_node(n):
+            count += 1
+    return count
 
 
 def _last_uses(graph: fx.Graph) -> dict[fx.Node, list[fx.Node]]:
