@@ -24,7 +24,8 @@ from fxport.partition import Partitioned, partition
 from fxport.passes import PASS_NAMES, Optimized, constants_of, records_after, run_passes
 from fxport.plan import Plan, plan_graph
 from fxport.report.results import DeviceInfo, RunResult
-from fxport.runtime.accuracy import PCC_THRESHOLD, ControlValue, check_outputs, unchecked_outputs, vary_inputs
+from fxport.runtime.accuracy import (PCC_THRESHOLD, ControlValue, check_outputs, output_dependence,
+                                     unchecked_outputs, vary_inputs)
 from fxport.runtime.context import DeviceConstants, LoweringContext
 from fxport.runtime.devices import DeviceHandle
 from fxport.runtime.execute import execute
@@ -135,7 +136,8 @@ def run_compiled(compiled: Compiled, inputs: tuple, reference: Any, dev: DeviceH
                  ttnn_report: Path | None = None, pcc_threshold: float = PCC_THRESHOLD,
                  localize: bool = False) -> RunResult:
     """Execute a compiled program on `dev`, compare its outputs with `reference` (the fp32 torch
-    outputs, any pytree; None: not compared) leaf by leaf, `varied` (the reference on varied
+    outputs, any pytree, or a function computing them after the execution; None: not compared)
+    leaf by leaf, `varied` (the reference on varied
     inputs) telling which comparisons mean something, and judge every node's memory against the
     device verdicts. A caller that runs the same program again passes its `records` and
     `analysis`, which depend on the shapes only. `capture` says how the graph was captured and
@@ -187,6 +189,9 @@ def run_compiled(compiled: Compiled, inputs: tuple, reference: Any, dev: DeviceH
         outputs, control = compiled.control.apply(flat, outputs)
     if ctx.values == "none":
         checks = unchecked_outputs(outputs, "not computed (no values)")
+    elif callable(reference):  # computed now: not held through the execution
+        with progress.step("fp32 reference on the host, for the outputs"):
+            checks = check_outputs(outputs, reference(), varied)
     elif reference is None:
         checks = unchecked_outputs(outputs, "not compared on this call")
     else:
@@ -286,10 +291,17 @@ def run_loaded(loaded: LoadedModel, dev: DeviceHandle, memory: str = "dram", val
     if not verdict_only:
         with progress.step("fp32 reference on the host"):
             redraw_zero_weights(loaded.module)
-            reference = _forward(loaded, loaded.inputs, loaded.kwargs)
+            # The outputs on varied inputs first, the varied inputs dropped before the reference
+            # is computed; what they say is kept, not the outputs: activations of gigabytes are
+            # not held through the run for one comparison
             args, kwargs, changed = vary_inputs(loaded.inputs, loaded.kwargs)
-            varied = _forward(loaded, args, kwargs) if changed else None
-            del args, kwargs  # the varied inputs: only their outputs are compared
+            moved = _forward(loaded, args, kwargs) if changed else None
+            del args, kwargs
+            reference = _forward(loaded, loaded.inputs, loaded.kwargs)
+            varied = output_dependence(reference, moved) if changed else None
+            del moved
+            if _nbytes(reference) > HOLD_REFERENCE_BYTES:  # computed again after the execution
+                reference = lambda: _forward(loaded, loaded.inputs, loaded.kwargs)  # noqa: E731
     with progress.step("capture"):
         cap = trace_cached(loaded.module, loaded.inputs, capture_cache if verdict_only else None,
                            name=loaded.name, repeated=loaded.repeated if verdict_only else (),
@@ -311,6 +323,16 @@ def run_loaded(loaded: LoadedModel, dev: DeviceHandle, memory: str = "dram", val
                                  "plan_partition": plan_seconds},
                         cache=cache, weights=weights, ttnn_report=ttnn_report,
                         pcc_threshold=pcc_threshold, localize=localize)
+
+
+# Reference outputs larger than this are not held through the execution (where the device's values
+# and each node's host reference are alive too) but computed again after it: the host then holds
+# about three activations at a time, not five.
+HOLD_REFERENCE_BYTES = 256 << 20
+
+
+def _nbytes(value: Any) -> int:
+    return sum(t.numel() * t.element_size() for t in pytree.tree_leaves(value) if isinstance(t, torch.Tensor))
 
 
 def _forward(loaded: LoadedModel, args: tuple, kwargs: dict) -> Any:

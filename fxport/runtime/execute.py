@@ -114,12 +114,12 @@ class _Runner(fx.Interpreter):
             elif n.target is operator.getitem:
                 env[n] = env[n.args[0]][n.args[1]]
             else:
-                env[n] = self._run_device_node(name, n, env)
+                env[n] = self._run_device_node(name, n, env, last_use.get(n, ()))
             for dead in last_use.get(n, ()):
                 env.pop(dead, None)  # frees device buffers: allocator verdicts see live tensors only
         raise AssertionError("partition graph without output")
 
-    def _run_device_node(self, partition: str, n: fx.Node, env: dict) -> Any:
+    def _run_device_node(self, partition: str, n: fx.Node, env: dict, dying: Any = ()) -> Any:
         args = fx.map_arg(n.args, lambda a: env[a])
         kwargs = fx.map_arg(n.kwargs, lambda a: env[a])
         rule = REGISTRY.rule_for(n)
@@ -172,6 +172,9 @@ class _Runner(fx.Interpreter):
         if status == "fallback":
             out = _as_host(self._host_call(n, args, kwargs, count=True))
         seconds = time.perf_counter() - start
+        for d in dying:  # device copies of host inputs used last here: free them before scoring
+            if isinstance(env.get(d), HostValue):
+                env[d].device_copies.clear()
         # A fallback's output is the host reference itself: there is no device value to score.
         score = self._node_pcc(n, args, kwargs, out) if self.node_pcc and status == "device" else None
         self.results.append(NodeResult(n.name, target_name(n.target), module_of(n)[0], partition,
@@ -234,9 +237,12 @@ class _Runner(fx.Interpreter):
         expected = expected[0] if isinstance(expected, (list, tuple)) else expected
         if not isinstance(expected, torch.Tensor):
             return None
-        got = self.ctx.host(actual, like=expected, count=False)
+        got = self.ctx.host(actual, count=False)
         if not isinstance(got, torch.Tensor):
             return None
+        if not (got.is_floating_point() and expected.is_floating_point()):
+            got = self.ctx.host(actual, like=expected, count=False)  # integer results: rounded
+        # (floats are compared as they are: PCC converts them piece by piece, no fp32 copy)
         return round(agreement(got, expected), 6)
 
 
