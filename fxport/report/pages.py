@@ -149,7 +149,9 @@ def _memory(run: dict) -> tuple:
         return (*blocks, Text("No node is predicted or observed out of memory."))
     return (*blocks,
             Plot("oom", "oom", ([(o["node"], o) for o in mem["oom_nodes"][:OOM_PLOT_BARS]],
-                                f"Out of memory under {mem['config']}")),
+                                f"Out of memory under {mem['config']}"
+                                + (f" (the first {OOM_PLOT_BARS} of {len(mem['oom_nodes'])} nodes; all in "
+                                   "oom_nodes.csv)" if len(mem["oom_nodes"]) > OOM_PLOT_BARS else ""))),
             Text("Nodes out of memory (predicted or observed), largest first:"),
             Table(t.oom_rows(run), NODE_ROWS, MORE_OOM),
             Text("Their tensors and totals:"),
