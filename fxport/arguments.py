@@ -85,19 +85,26 @@ def parse_model_arg(text: str) -> tuple[str, Any]:
         return key, value.strip()
 
 
-def check_model_name(spec: str) -> None:
-    """A zoo name that is not in the zoo is refused with suggestions, without importing any model
-    code; `module.path:callable` is checked when it is imported."""
-    if ":" in spec:
-        module_name, _, attr = spec.partition(":")
-        if not module_name or not attr:
-            raise FxportError(f"malformed model {spec!r}: expected module.path:callable")
-        return
+def check_model_names(specs: list[str], many: bool = False) -> None:
+    """Zoo names that are not in the zoo are refused with suggestions, without importing any model
+    code; `module.path:callable` is checked when it is imported. `many`: the command takes a list
+    (every unknown name is said at once)."""
     import difflib
 
     import fxport_models
 
-    if not fxport_models.known(spec):
-        close = difflib.get_close_matches(spec, fxport_models.names(), n=3)
-        hint = f"; did you mean {', '.join(close)}?" if close else "; `fxport models` lists the zoo"
-        raise FxportError(f"unknown model {spec!r}{hint}")
+    unknown = []
+    for spec in specs:
+        if ":" in spec:
+            module_name, _, attr = spec.partition(":")
+            if not module_name or not attr:
+                raise FxportError(f"malformed model {spec!r}: expected module.path:callable")
+        elif not fxport_models.known(spec):
+            unknown.append(spec)
+    if not unknown:
+        return
+    close = [c for name in unknown for c in difflib.get_close_matches(name, fxport_models.names(), n=3)]
+    hint = f"; did you mean {', '.join(dict.fromkeys(close))}?" if close else "; `fxport models` lists the zoo"
+    if many:
+        raise FxportError(f"unknown model(s) {', '.join(unknown)}{hint}")
+    raise FxportError(f"unknown model {unknown[0]!r}{hint}")

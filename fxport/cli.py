@@ -13,7 +13,7 @@ import textwrap
 from pathlib import Path
 
 from fxport import progress
-from fxport.arguments import check_model_name, parse_input, parse_model_arg, parse_shape
+from fxport.arguments import check_model_names, parse_input, parse_model_arg, parse_shape
 from fxport.durable import LOCK_NAME, output_dir
 from fxport.errors import (
     EXIT_ENVIRONMENT, EXIT_INACCURATE, EXIT_INCOMPLETE, EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_USER,
@@ -275,11 +275,10 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _check_arguments(args, models: list[str]) -> None:
+def _check_arguments(args, models: list[str], many: bool = False) -> None:
     """Model names and input options checked as text, before torch is imported: bad input is
     refused in a fraction of a second."""
-    for model in models:
-        check_model_name(model)
+    check_model_names(models, many)
     shapes = args.input_shape if isinstance(args.input_shape, list) else [args.input_shape]
     for shape in shapes:
         if shape:
@@ -382,7 +381,7 @@ def _say_repairs(dev) -> None:
 
 
 def _cmd_sweep(args) -> int:
-    _check_arguments(args, args.models)
+    _check_arguments(args, args.models, many=True)
 
     from fxport.capture.loader import parse_shape
     from fxport.report.tables import fmt_agreement, fmt_l1_share
@@ -509,7 +508,7 @@ def _cmd_compare(args) -> int:
 
 
 def _cmd_gen_tests(args) -> int:
-    _check_arguments(args, [s for s in args.sources if not Path(s).exists()])
+    _check_arguments(args, [s for s in args.sources if not Path(s).exists()], many=True)
     from fxport.tracing import trace_model
     from fxport.testgen import collect, describe_suite, generate, optimized_capture
 

@@ -21,8 +21,8 @@ REFUSED = [
     (["run", "resnet50", "--input-shape", "1,3,two,224"], "malformed input shape"),
     (["run", "resnet50", "--input", "1,3:complex7"], "unknown dtype"),
     (["run", "pkg.mod:Net", "--model-arg", "3=4"], "malformed --model-arg"),
-    (["sweep", "resnet50", "nosuchmodel"], "unknown model 'nosuchmodel'"),
-    (["gen-tests", "nosuchmodel"], "unknown model 'nosuchmodel'"),
+    (["sweep", "resnet50", "nosuchmodel"], "unknown model(s) nosuchmodel"),
+    (["gen-tests", "nosuchmodel"], "unknown model(s) nosuchmodel"),
 ]
 
 
