@@ -70,9 +70,8 @@ def run_summary_text(doc: dict, top: int = 15, out: Path | str | None = None) ->
         f"fell back at run time {cov['fallback']}, host {cov['host']}",
         *_pcc_lines(doc, top, where),
         *_accuracy_line(doc),
-        f"activation transfers per inference: {tr['to_device']} host -> device, {tr['to_host']} device -> host; "
-        f"{tr['layout_changes']} layout changes; constants uploaded once: {tr.get('constants', 0)}; "
-        f"{len(doc['partitions'])} device partitions",
+        f"activation transfers per inference: {tr['to_device']} host -> device, {tr['to_host']} device -> host "
+        f"({tr['layout_changes']} layout changes); constants uploaded once: {tr.get('constants', 0)}",
         *_memory_lines(doc, distinct != cov["total"]),
     ]
     calls, graph = doc.get("ttnn_calls"), doc.get("graph")
@@ -121,7 +120,7 @@ def run_summary_text(doc: dict, top: int = 15, out: Path | str | None = None) ->
     if doc["partitions"]:
         parts = sorted(doc["partitions"], key=lambda p: -p["op_count"])
         rows = [[p["name"], p["op_count"], len(p["inputs"]), len(p["outputs"])] for p in parts[:top]]
-        lines += ["", "Device partitions (largest first):",
+        lines += ["", f"Device partitions: {len(parts)} (largest first):",
                   terminal_table(["partition", "ops", "inputs", "outputs"], rows, len(parts), where,
                                  what="partitions")]
     return "\n".join(lines)
