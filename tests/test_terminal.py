@@ -150,3 +150,29 @@ def test_ops_and_models_fit_120_columns(capsys):
     assert main(["ops"]) == 0 and main(["models"]) == 0
     out = capsys.readouterr().out
     assert max(map(len, out.splitlines())) <= TERMINAL_WIDTH
+
+
+class _GroupNormNet(__import__("torch").nn.Module):
+    """conv -> group norm (whose lowering uploads its own mask) -> an op left on the host -> conv."""
+
+    def __init__(self):
+        import torch
+
+        super().__init__()
+        self.a, self.norm, self.b = torch.nn.Conv2d(3, 32, 3), torch.nn.GroupNorm(4, 32), torch.nn.Conv2d(32, 8, 1)
+
+    def forward(self, x):
+        import torch
+
+        return self.b(torch.logcumsumexp(self.norm(self.a(x)), dim=-1))
+
+
+def test_transfers_and_transfer_calls_are_one_set_of_numbers(mock_device):
+    import torch
+
+    import fxport
+
+    result = fxport.run(_GroupNormNet(), torch.randn(1, 3, 16, 16), device="mock")
+    assert any(n.target == "aten.group_norm.default" and n.status == "device" for n in result.nodes)
+    assert result.transfers.to_device + result.transfers.to_host == result.calls.transfer
+    assert result.transfers.constants > 0  # the convolutions' weights, once
