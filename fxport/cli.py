@@ -10,10 +10,12 @@ import math
 import os
 import signal
 import sys
+import textwrap
 import threading
-import time
 from pathlib import Path
 
+from fxport import progress
+from fxport.arguments import check_model_names, parse_input, parse_model_arg, parse_shape
 from fxport.durable import LOCK_NAME, output_dir
 from fxport.errors import (
     EXIT_ENVIRONMENT, EXIT_INACCURATE, EXIT_INCOMPLETE, EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_USER,
@@ -32,7 +34,11 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "handler", None):
         _parser().print_help()
         return EXIT_USER
-    code = _run(args)
+    progress.enable(progress.wanted(args.quiet))
+    try:
+        code = _run(args)
+    finally:
+        progress.enable(None)
     _exit_if_wedged(code)
     return code
 
@@ -189,6 +195,8 @@ def _add_force(p) -> None:
 def _parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--debug", action="store_true", help="show tracebacks")
+    common.add_argument("-q", "--quiet", action="store_true",
+                        help="no progress on stderr (there is none when stderr is not a terminal)")
     parser = _Parser(prog="fxport", parents=[common],
                      description="PyTorch -> TT-NN graph capture, lowering and coverage")
     sub = parser.add_subparsers(metavar="COMMAND", parser_class=_Parser)
@@ -309,19 +317,41 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _check_arguments(args, models: list[str], many: bool = False) -> None:
+    """Model names and input options checked as text, before torch is imported: bad input is
+    refused in a fraction of a second."""
+    check_model_names(models, many)
+    shapes = args.input_shape if isinstance(args.input_shape, list) else [args.input_shape]
+    for shape in shapes:
+        if shape:
+            parse_shape(shape)
+    for text in args.input:
+        parse_input(text)
+    for text in args.model_arg:
+        parse_model_arg(text)
+
+
+def _heavy_imports() -> None:
+    """torch and the pipeline (seconds on a loaded machine), said as a step."""
+    with progress.step("loading torch and the pipeline"):
+        import fxport.runner  # noqa: F401
+
+
 def _cmd_trace(args) -> int:
+    _check_arguments(args, [args.model])
     # The output directory first: a second writer or an unusable --out fails before any import.
     with output_dir(args.out or Path("out") / _safe_name(args.model), f"fxport trace {args.model}",
                     args.force) as out:
+        _heavy_imports()
         from fxport.report.inventory import inventory_document, summary_text, write_inventory
         from fxport.tracing import trace_model
 
-        start = time.perf_counter()
         cap = trace_model(args.model, _input_options(args), fold=not args.no_fold)
         if cap.node_count == 0:
             raise no_ops_captured(cap.model)
-        write_inventory(cap, out)
-    print(summary_text(inventory_document(cap), seconds=time.perf_counter() - start))
+        with progress.step(f"writing {out}/ops.json, ops.csv, unique_ops.csv, unique_ops.md"):
+            write_inventory(cap, out)
+    print(summary_text(inventory_document(cap), seconds=cap.seconds))
     print(f"wrote {out}/ops.json (source of truth), ops.csv, unique_ops.csv, unique_ops.md")
     return 0
 
@@ -333,11 +363,13 @@ def _refuse_mock_values(values: str | None, kind: str) -> None:
 
 
 def _cmd_run(args) -> int:
+    _check_arguments(args, [args.model])
     _refuse_mock_values(args.values, args.device)
     if args.localize and args.values == "none":
         raise FxportError("--localize compares values: it needs --values emulate or device, not none")
     with output_dir(args.out or Path("out") / _safe_name(args.model), f"fxport run {args.model}",
                     args.force) as out:
+        _heavy_imports()
         from fxport.report.run_report import run_summary_text, write_run
         from fxport.runner import run_model
         from fxport.runtime.devices import open_session_device
@@ -346,7 +378,8 @@ def _cmd_run(args) -> int:
         options, given = _input_options(args), _input_args(args)
         passes = _selected_passes(args)
         shape = options.shape
-        dev = open_session_device(args.device, args.arch, timeout=args.device_timeout)
+        with progress.step("opening the device"):
+            dev = open_session_device(args.device, args.arch, timeout=args.device_timeout)
         _say_repairs(dev)
         _refuse_mock_values(args.values, dev.kind)
 
@@ -369,8 +402,9 @@ def _cmd_run(args) -> int:
                 write_run(partial, out, settings(partial))
                 exc.kept = f"the {len(partial.nodes)} nodes run before are in {out}/run.json (marked stopped)"
             raise
-        doc = write_run(result, out, settings(result))
-        print(run_summary_text(doc))
+        with progress.step(f"writing {out}/run.json"):
+            doc = write_run(result, out, settings(result))
+        print(run_summary_text(doc, out=out))
         print(f"wrote {out}/run.json (source of truth)")
         report = doc.get("ttnn_report")
         if report:
@@ -390,10 +424,11 @@ def _say_repairs(dev) -> None:
 
 
 def _cmd_sweep(args) -> int:
-    from tabulate import tabulate
+    _check_arguments(args, args.models, many=True)
 
     from fxport.capture.loader import parse_shape
     from fxport.report.tables import fmt_agreement, fmt_l1_share
+    from fxport.report.terminal import terminal_table
     from fxport.runtime.mock.runtime_root import cache_home
     from fxport.runtime.verdict_cache import default_cache_dir
     from fxport.sweep import Fleet, run_sweep, sweep_items
@@ -422,10 +457,9 @@ def _cmd_sweep(args) -> int:
                  f"{e['coverage']['planned_pct']:.1f}" if e["coverage"] else "",
                  f"{e['coverage']['device_pct']:.1f}" if e["coverage"] else "",
                  e["fallbacks"], e["oom_nodes"], fmt_agreement(e.get("memory_agreement")),
-                 fmt_l1_share(e.get("l1_share")), e["error"][:70]] for e in doc["entries"]]
-        print(tabulate(rows, headers=["entry", "status", "nodes", "lowered %", "on device %",
-                                      "fallbacks", "OOM nodes", "model = allocator", "L1 share (bytes / nodes)",
-                                      "error"]))
+                 fmt_l1_share(e.get("l1_share")), e["error"]] for e in doc["entries"]]
+        print(terminal_table(["entry", "status", "aten nodes", "lowered %", "on device %", "fallbacks",
+                              "OOM nodes", "model = allocator", "L1 share (bytes / nodes)", "error"], rows))
         print(_sweep_timing_text(done.timing))
         print(f"wrote {out}/sweep.json, {out}/timing.json")
         _render(out)
@@ -484,7 +518,8 @@ def _render(path: Path, html: bool = False) -> list[str]:
     adds the HTML pages, plots and per-node CSVs."""
     from fxport.report.render import render_results
 
-    done = render_results(path, html)
+    with progress.step(f"rendering {path}"):
+        done = render_results(path, html)
     for p in done.written[:3]:
         print(f"wrote {p}")
     if len(done.written) > 3:
@@ -516,6 +551,7 @@ def _cmd_compare(args) -> int:
 
 
 def _cmd_gen_tests(args) -> int:
+    _check_arguments(args, [s for s in args.sources if not Path(s).exists()], many=True)
     from fxport.tracing import trace_model
     from fxport.testgen import collect, describe_suite, generate, optimized_capture
 
@@ -541,17 +577,25 @@ def _cmd_gen_tests(args) -> int:
 
 
 def _cmd_ops(args) -> int:
-    from tabulate import tabulate
-
     from fxport.capture.records import target_name
     from fxport.mapping import FAMILIES, REGISTRY
+    from tabulate import tabulate
+
+    from fxport.report.terminal import TERMINAL_WIDTH
 
     if args.family and args.family not in FAMILIES:
         raise FxportError(f"unknown family {args.family!r}; families: {', '.join(FAMILIES)}")
     rows = [[target_name(t), r.ttnn, r.family, r.conditions]
             for t, r in ((t, REGISTRY.rules[t]) for t in REGISTRY.targets())
             if not args.family or r.family == args.family]
-    print(tabulate(rows, headers=["overload", "ttnn", "family", "conditions"], tablefmt="simple"))
+    # Each rule's conditions run to hundreds of characters: wrapped under its row, not in a column
+    head, rule, *lines = tabulate([row[:3] for row in rows], headers=["overload", "ttnn", "family"],
+                                  tablefmt="simple").splitlines()
+    print(head, rule, sep="\n")
+    for line, row in zip(lines, rows):
+        print(line.rstrip())
+        print("\n".join(textwrap.wrap(f"if {row[3]}", TERMINAL_WIDTH, initial_indent="    ",
+                                       subsequent_indent="    ", break_long_words=False)))
     own = sum(1 for row in rows if row[0].startswith("fxport."))
     print(f"{len(rows) - own} aten overloads")
     print(f"{own} fxport ops (fused and channels-last forms the graph passes introduce)")
@@ -559,12 +603,11 @@ def _cmd_ops(args) -> int:
 
 
 def _cmd_models(args) -> int:
-    from tabulate import tabulate
-
     import fxport_models
+    from fxport.report.terminal import terminal_table
 
     rows = [[e.name, e.family, "x".join(map(str, e.input_shape)), e.description] for e in fxport_models.entries()]
-    print(tabulate(rows, headers=["model", "family", "default input", "description"]))
+    print(terminal_table(["model", "family", "default input", "description"], rows))
     return 0
 
 
@@ -582,7 +625,7 @@ def _add_input_options(p: argparse.ArgumentParser) -> None:
 
 
 def _input_options(args):
-    from fxport.capture.loader import InputOptions, parse_input, parse_model_arg, parse_shape
+    from fxport.capture.loader import InputOptions, parse_input
 
     shape = args.input_shape if isinstance(args.input_shape, str) else None  # sweep: a list
     return InputOptions(shape=parse_shape(shape) if shape else None,

@@ -14,6 +14,7 @@ import torch.utils._pytree as pytree
 from torch import fx
 from torch.export.graph_signature import OutputKind
 
+from fxport import progress
 from fxport.capture.cache import CaptureCache
 from fxport.capture.loader import InputOptions, LoadedModel, Shape, load_model
 from fxport.capture.pytrees import forward_signature, input_leaves, register_dataclasses
@@ -24,7 +25,8 @@ from fxport.partition import Partitioned, partition
 from fxport.passes import PASS_NAMES, Optimized, constants_of, records_after, run_passes
 from fxport.plan import Plan, plan_graph
 from fxport.report.results import DeviceInfo, RunResult
-from fxport.runtime.accuracy import PCC_THRESHOLD, ControlValue, check_outputs, unchecked_outputs, vary_inputs
+from fxport.runtime.accuracy import (PCC_THRESHOLD, ControlValue, check_outputs, output_dependence,
+                                     unchecked_outputs, vary_inputs)
 from fxport.runtime.context import DeviceConstants, LoweringContext
 from fxport.runtime.devices import DeviceHandle
 from fxport.runtime.execute import execute
@@ -126,10 +128,12 @@ def compile_program(program: torch.export.ExportedProgram, min_block_size: int =
     """Graph passes, plan and partition `program`. With `host_control`, its bool and 0-d outputs
     (values Python branches on) are computed on the host on every run, see HostControl.
     `repeats`: the capture's folded calls (records count them)."""
-    optimized = run_passes(program.graph_module, constants_of(program), passes, memory)
-    plan = plan_graph(optimized.graph_module.graph)
-    # Partitions of parameter transforms alone stay on the host (partition's `constants`)
-    parts = partition(optimized.graph_module, plan, min_block_size, frozenset(optimized.constants))
+    with progress.step("graph passes"):
+        optimized = run_passes(program.graph_module, constants_of(program), passes, memory)
+    with progress.step("plan and partition"):
+        plan = plan_graph(optimized.graph_module.graph)
+        # Partitions of parameter transforms alone stay on the host (partition's `constants`)
+        parts = partition(optimized.graph_module, plan, min_block_size, frozenset(optimized.constants))
     return Compiled(program, optimized, plan.on_host(parts.kept_on_host), parts, records_after(optimized, repeats=repeats),
                     DeviceConstants(optimized.constants.values()),
                     HostControl.of(program) if host_control else None)
@@ -145,7 +149,8 @@ def run_compiled(compiled: Compiled, inputs: tuple, reference: Any, dev: DeviceH
                  ttnn_report: Path | None = None, pcc_threshold: float = PCC_THRESHOLD,
                  localize: bool = False) -> RunResult:
     """Execute a compiled program on `dev`, compare its outputs with `reference` (the fp32 torch
-    outputs, any pytree; None: not compared) leaf by leaf, `varied` (the reference on varied
+    outputs, any pytree, or a function computing them after the execution; None: not compared)
+    leaf by leaf, `varied` (the reference on varied
     inputs) telling which comparisons mean something, and judge every node's memory against the
     device verdicts. A caller that runs the same program again passes its `records` and
     `analysis`, which depend on the shapes only. `capture` says how the graph was captured and
@@ -165,7 +170,8 @@ def run_compiled(compiled: Compiled, inputs: tuple, reference: Any, dev: DeviceH
     compiled.runs += 1
     if memory == "auto" and compiled.placement is None:
         t = time.perf_counter()
-        placed = place_activations(compiled.parts.graph_module, dev)
+        with progress.step("placing activations (auto)"):
+            placed = place_activations(compiled.parts.graph_module, dev)
         compiled.plan = compiled.plan.placed(placed.memory)
         compiled.placement = placed.summary()
         seconds = {**(seconds or {}), "placement": time.perf_counter() - t}
@@ -196,6 +202,9 @@ def run_compiled(compiled: Compiled, inputs: tuple, reference: Any, dev: DeviceH
         outputs, control = compiled.control.apply(flat, outputs)
     if ctx.values == "none":
         checks = unchecked_outputs(outputs, "not computed (no values)")
+    elif callable(reference):  # computed now: not held through the execution
+        with progress.step("fp32 reference on the host, for the outputs"):
+            checks = check_outputs(outputs, reference(), varied)
     elif reference is None:
         checks = unchecked_outputs(outputs, "not compared on this call")
     else:
@@ -221,8 +230,9 @@ def _result(compiled: Compiled, inputs: tuple, outputs: Any, dev: DeviceHandle, 
     records = records if records is not None else compiled.records
     if analysis is None and not stopped:  # a stopped run may hold a wedged device: no captures
         t = time.perf_counter()
-        analysis = explain_run(compiled.parts.graph_module, records, dev, ctx.memory, nodes,
-                               placement=lambda n: ctx.memory_of(n.name))
+        with progress.step("memory model walk"):
+            analysis = explain_run(compiled.parts.graph_module, records, dev, ctx.memory, nodes,
+                                   placement=lambda n: ctx.memory_of(n.name))
         seconds["memory_analysis"] = time.perf_counter() - t
     optimized = compiled.optimized
     calls = ctx.calls.copy()
@@ -261,7 +271,8 @@ def run_model(spec: str, dev: DeviceHandle, inputs: InputOptions | Shape | None 
     on `dev`: see `run_loaded`."""
     torch.manual_seed(seed)
     t = time.perf_counter()
-    loaded = load_model(spec, inputs, device="meta" if values == "none" else "cpu")
+    with progress.step(f"building {spec}" + ("" if values == "none" else " with random weights")):
+        loaded = load_model(spec, inputs, device="meta" if values == "none" else "cpu")
     return run_loaded(loaded, dev, memory, values, min_block_size, build_seconds=time.perf_counter() - t,
                       cache=cache, passes=passes, weights=weights, ttnn_report=ttnn_report,
                       pcc_threshold=pcc_threshold, localize=localize, capture_cache=capture_cache,
@@ -291,13 +302,23 @@ def run_loaded(loaded: LoadedModel, dev: DeviceHandle, memory: str = "dram", val
     verdict_only = values == "none"
     reference = varied = None
     if not verdict_only:
-        redraw_zero_weights(loaded.module)
-        reference = _forward(loaded, loaded.inputs, loaded.kwargs)
-        args, kwargs, changed = vary_inputs(loaded.inputs, loaded.kwargs)
-        varied = _forward(loaded, args, kwargs) if changed else None
-    cap = trace_cached(loaded.module, loaded.inputs, capture_cache if verdict_only else None,
-                       name=loaded.name, repeated=loaded.repeated if verdict_only else (),
-                       kwargs=loaded.kwargs, model_args=model_args)
+        with progress.step("fp32 reference on the host"):
+            redraw_zero_weights(loaded.module)
+            # The outputs on varied inputs first, the varied inputs dropped before the reference
+            # is computed; what they say is kept, not the outputs: activations of gigabytes are
+            # not held through the run for one comparison
+            args, kwargs, changed = vary_inputs(loaded.inputs, loaded.kwargs)
+            moved = _forward(loaded, args, kwargs) if changed else None
+            del args, kwargs
+            reference = _forward(loaded, loaded.inputs, loaded.kwargs)
+            varied = output_dependence(reference, moved) if changed else None
+            del moved
+            if _nbytes(reference) > HOLD_REFERENCE_BYTES:  # computed again after the execution
+                reference = lambda: _forward(loaded, loaded.inputs, loaded.kwargs)  # noqa: E731
+    with progress.step("capture"):
+        cap = trace_cached(loaded.module, loaded.inputs, capture_cache if verdict_only else None,
+                           name=loaded.name, repeated=loaded.repeated if verdict_only else (),
+                           kwargs=loaded.kwargs, model_args=model_args)
     if cap.method != "export":
         where = next((p for p in cap.problems if p.stage == "export"), None)
         raise CaptureError(f"cannot capture {loaded.name} as one graph for execution: "
@@ -317,6 +338,16 @@ def run_loaded(loaded: LoadedModel, dev: DeviceHandle, memory: str = "dram", val
                                  "plan_partition": plan_seconds},
                         cache=cache, weights=weights, ttnn_report=ttnn_report,
                         pcc_threshold=pcc_threshold, localize=localize)
+
+
+# Reference outputs larger than this are not held through the execution (where the device's values
+# and each node's host reference are alive too) but computed again after it: the host then holds
+# about three activations at a time, not five.
+HOLD_REFERENCE_BYTES = 256 << 20
+
+
+def _nbytes(value: Any) -> int:
+    return sum(t.numel() * t.element_size() for t in pytree.tree_leaves(value) if isinstance(t, torch.Tensor))
 
 
 def _forward(loaded: LoadedModel, args: tuple, kwargs: dict) -> Any:

@@ -36,6 +36,7 @@ from fxport.fleet.local import run_local
 from fxport.fleet.resources import choose_workers
 from fxport.fleet.worker import EntryJob, EntryOutcome
 from fxport.passes import PASS_NAMES
+from fxport.progress import enabled as progress_shown
 from fxport.report.render import read_run
 from fxport.report.run_report import write_run_document
 from fxport.runtime.verdict_cache import CacheStats
@@ -227,7 +228,7 @@ def run_sweep(items: list[SweepItem], out: Path, device: str = "mock", arch: str
     by_key = {i.key: i for i in items}
     previous = _read_timing(out)
     progress = tqdm(total=len(items), initial=len(summaries), desc="sweep", unit="entry",
-                    file=sys.stderr)
+                    file=sys.stderr, disable=not progress_shown())  # a terminal, not --quiet
 
     def done(o: EntryOutcome) -> None:
         item = by_key[o.key]

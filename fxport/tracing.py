@@ -10,6 +10,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from fxport import progress
 from fxport.capture import Capture, CaptureProblem, capture, export_program
 from fxport.capture.cache import CaptureCache, Uncacheable, capture_key
 from fxport.capture.loader import InputOptions, Shape, load_model
@@ -58,15 +59,18 @@ def trace_model(spec: str, inputs: InputOptions | Shape | None = None, fold: boo
     calls the zoo entry declares (`fold=False` traces every call). When the dynamo fallback has to
     execute Python between graph breaks (`.item()`, a branch on a value), meta tensors have no
     values, so a small model is captured again with real random weights."""
-    loaded = load_model(spec, inputs, device="meta")
-    cap = trace(loaded.module, loaded.inputs, name=loaded.name, repeated=loaded.repeated if fold else (),
-                kwargs=loaded.kwargs)
+    with progress.step(f"building {spec} on the meta device"):
+        loaded = load_model(spec, inputs, device="meta")
+    with progress.step("capture"):
+        cap = trace(loaded.module, loaded.inputs, name=loaded.name, repeated=loaded.repeated if fold else (),
+                    kwargs=loaded.kwargs)
     needs_values = any(p.stage == "dynamo" and "meta" in p.message for p in cap.problems)
     params = sum(p.numel() for p in loaded.module.parameters())
     if not needs_values or params > REAL_RETRY_MAX_PARAMS:
         return cap
-    real = load_model(spec, inputs, device="cpu")
-    retried = trace(real.module, real.inputs, name=real.name, kwargs=real.kwargs)
+    with progress.step("capture again with real random weights"):
+        real = load_model(spec, inputs, device="cpu")
+        retried = trace(real.module, real.inputs, name=real.name, kwargs=real.kwargs)
     retried.problems.append(CaptureProblem(
         "note", "captured with real random weights: the code between graph breaks needs values"))
     return retried

@@ -4,7 +4,15 @@ Installed as `fxport_models` (the folder is `models/`), so that it never shadows
 `models` package.
 """
 
-from fxport_models.entry import ModelEntry, Shape
-from fxport_models.registry import ZooError, entries, get, names
+from fxport_models.registry import ZooError, entries, get, known, names
 
-__all__ = ["ModelEntry", "Shape", "ZooError", "entries", "get", "names"]
+__all__ = ["ModelEntry", "Shape", "ZooError", "entries", "get", "known", "names"]
+
+
+def __getattr__(name: str):
+    # The entry type imports torch: only when asked for (names and `known` need no torch).
+    if name in ("ModelEntry", "Shape"):
+        from fxport_models import entry
+
+        return getattr(entry, name)
+    raise AttributeError(name)

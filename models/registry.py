@@ -8,16 +8,30 @@ full-size models never materialise weights; execution calls it on the CPU for re
 The zoo is an explicit list of modules, each exposing `ENTRIES`; they are imported on first use
 (torchvision and the model code cost time that `fxport run pkg:MyNet` never needs). A module that
 fails to import is an error naming it, and leaves the registry empty rather than half filled.
+
+The names the zoo holds are also written out below as data (`CATALOGUE`), so that a name can be
+checked, listed and suggested without importing torch: the command line refuses an unknown model
+in a fraction of a second. Loading checks the catalogue against the modules' entries, so the two
+cannot drift apart unnoticed.
 """
 
 from __future__ import annotations
 
 import importlib
+from typing import TYPE_CHECKING
 
-from fxport_models.entry import ModelEntry
+if TYPE_CHECKING:
+    from fxport_models.entry import ModelEntry
 
-# The zoo, in listing order of nothing in particular: `names()` sorts.
-ZOO_MODULES = ("vision", "yolo", "siglip", "pi0")
+# Each zoo module and the names of its entries.
+CATALOGUE: dict[str, tuple[str, ...]] = {
+    "vision": ("resnet50", "mobilenet_v2", "mobilenet_v3_large", "efficientnet_b0", "swin_t",
+               "swin_v2_t", "convnext_tiny", "vit_b_16", "retinanet_resnet50_fpn"),
+    "yolo": ("yolov8n", "yolov8x", "yolo11n", "yolo11x", "yolov12n", "yolov12x"),
+    "siglip": ("siglip", "siglip-tiny"),
+    "pi0": ("pi0", "pi0-tiny"),
+}
+ZOO_MODULES = tuple(CATALOGUE)
 
 
 class ZooError(RuntimeError):
@@ -31,7 +45,7 @@ def _load() -> dict[str, ModelEntry]:
     if _REGISTRY:
         return _REGISTRY
     found: dict[str, ModelEntry] = {}
-    for name in ZOO_MODULES:
+    for name, listed in CATALOGUE.items():
         try:
             module = importlib.import_module(f"fxport_models.{name}")
         except Exception as exc:
@@ -43,6 +57,10 @@ def _load() -> dict[str, ModelEntry]:
             if entry.name in found:
                 raise ZooError(f"model {entry.name!r} registered twice (fxport_models.{name})")
             found[entry.name] = entry
+        built = tuple(e.name for e in module.ENTRIES)
+        if sorted(built) != sorted(listed):
+            raise ZooError(f"zoo module fxport_models.{name} defines {', '.join(built)} but the "
+                           f"catalogue (fxport_models/registry.py) lists {', '.join(listed)}")
     _REGISTRY.update(found)
     return _REGISTRY
 
@@ -55,7 +73,13 @@ def get(name: str) -> ModelEntry:
 
 
 def names() -> list[str]:
-    return sorted(_load())
+    """Every zoo name, from the catalogue: no model code (and no torch) is imported."""
+    return sorted(n for listed in CATALOGUE.values() for n in listed)
+
+
+def known(name: str) -> bool:
+    """Whether `name` is a zoo model, without importing any model code."""
+    return any(name in listed for listed in CATALOGUE.values())
 
 
 def entries() -> list[ModelEntry]:

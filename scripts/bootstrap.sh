@@ -14,6 +14,17 @@ find_python() {
     return 1
 }
 
+# The report layout test (tests/test_report_layout.py) opens the HTML pages in a headless
+# Chromium. Installed when missing and this is root with apt-get (CI); otherwise said once.
+if ! command -v chromium >/dev/null 2>&1; then
+    if [[ $(id -u) == 0 ]] && command -v apt-get >/dev/null 2>&1; then
+        echo "fxport: installing chromium (the report layout test's headless browser)" >&2
+        apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+    else
+        echo "fxport: note: no chromium: the report layout test needs it (apt-get install chromium)" >&2
+    fi
+fi
+
 stamp=.venv/.fxport-installed
 want="$(sha256sum pyproject.toml | cut -d' ' -f1)"
 if [[ -x .venv/bin/python && -f $stamp && "$(cat $stamp)" == "$want" ]]; then

@@ -35,11 +35,22 @@ def test_a_zoo_module_that_fails_to_import_is_named(monkeypatch):
 
     from fxport_models import registry
 
-    monkeypatch.setattr(registry, "ZOO_MODULES", (*registry.ZOO_MODULES, "no_such_zoo_module"))
+    monkeypatch.setattr(registry, "CATALOGUE", {**registry.CATALOGUE, "no_such_zoo_module": ("x",)})
     monkeypatch.setattr(registry, "_REGISTRY", {})
     with pytest.raises(registry.ZooError, match="fxport_models.no_such_zoo_module failed to import"):
-        registry.names()
+        registry.entries()
     assert registry._REGISTRY == {}  # nothing half filled: the next call tries again
+
+
+def test_a_zoo_module_whose_entries_differ_from_the_catalogue_is_named(monkeypatch):
+    import pytest
+
+    from fxport_models import registry
+
+    monkeypatch.setattr(registry, "CATALOGUE", {**registry.CATALOGUE, "pi0": ("pi0",)})
+    monkeypatch.setattr(registry, "_REGISTRY", {})
+    with pytest.raises(registry.ZooError, match="fxport_models.pi0 defines pi0, pi0-tiny but the catalogue"):
+        registry.entries()
 
 
 def test_the_zoo_installs_under_a_name_users_do_not_have():

@@ -13,7 +13,6 @@ Command-line values are data: `--model-arg` values are Python literals read by
 
 from __future__ import annotations
 
-import ast
 import difflib
 import importlib
 import inspect
@@ -26,19 +25,16 @@ from typing import Any, Callable
 import torch
 from torch import nn
 
+from fxport.arguments import DTYPE_NAMES, parse_model_arg, parse_shape  # noqa: F401 (re-exported)
+from fxport.arguments import parse_input as parse_input_text
 from fxport.capture.pytrees import forward_signature, map_tensors
 from fxport.errors import FxportError
 
 Shape = tuple[int, ...]
 DEFAULT_USER_SHAPE: Shape = (1, 3, 224, 224)
 
-# `--input` dtypes by name; a float input without a dtype takes the model's parameter dtype.
-DTYPES: dict[str, torch.dtype] = {
-    "float32": torch.float32, "float": torch.float32, "float16": torch.float16,
-    "half": torch.float16, "bfloat16": torch.bfloat16, "float64": torch.float64,
-    "int64": torch.int64, "long": torch.int64, "int32": torch.int32, "int": torch.int32,
-    "int16": torch.int16, "int8": torch.int8, "uint8": torch.uint8, "bool": torch.bool,
-}
+# `--input` dtypes by name (fxport.arguments checks the names without torch).
+DTYPES: dict[str, torch.dtype] = {alias: getattr(torch, name) for alias, name in DTYPE_NAMES.items()}
 # Integers without a range are drawn from [0, 10): valid indices for any table of 10 or more.
 DEFAULT_INT_RANGE = (0, 10)
 
@@ -98,72 +94,10 @@ class LoadedModel:
     kwargs: dict = field(default_factory=dict)  # keyword inputs of forward
 
 
-MAX_DIM = 2**31 - 1  # TT-NN and torch index dimensions with 32-bit or 64-bit integers
-MAX_ELEMENTS = 2**48  # more than any host could hold; beyond it sizes overflow before memory runs out
-
-
-def parse_shape(text: str) -> Shape:
-    """'1,3,224,224' -> (1, 3, 224, 224); anything else is a one-line error."""
-    parts = [p.strip() for p in text.replace("x", ",").split(",")]
-    try:
-        dims = tuple(int(p) for p in parts)
-    except ValueError:
-        dims = ()
-    if not dims or any(d <= 0 for d in dims):
-        raise FxportError(f"malformed input shape {text!r}: expected positive integers separated "
-                          "by commas, such as 1,3,224,224")
-    if any(d > MAX_DIM for d in dims) or math.prod(dims) > MAX_ELEMENTS:
-        raise FxportError(f"input shape {text[:60]!r} is too large: each dimension at most {MAX_DIM:,}, "
-                          f"at most {MAX_ELEMENTS:,} elements")
-    return dims
-
-
 def parse_input(text: str) -> InputSpec:
     """'1,48:int64:0..32000' -> InputSpec((1, 48), torch.int64, 0, 32000)."""
-    shape_text, _, rest = text.partition(":")
-    dtype_text, _, range_text = rest.partition(":")
-    shape = parse_shape(shape_text)
-    dtype = None
-    if dtype_text:
-        dtype = DTYPES.get(dtype_text.strip().lower())
-        if dtype is None:
-            raise FxportError(f"unknown dtype {dtype_text!r} in --input {text!r}; known: {', '.join(DTYPES)}")
-    if not range_text:
-        return InputSpec(shape, dtype)
-    low_text, sep, high_text = range_text.partition("..")
-    number = float if dtype is None or dtype.is_floating_point else int
-    try:
-        low, high = number(low_text), number(high_text)
-    except ValueError:
-        low = high = None
-    if not sep or low is None or not low < high or dtype == torch.bool:
-        raise FxportError(f"malformed range {range_text!r} in --input {text!r}: expected LOW..HIGH with "
-                          f"LOW < HIGH ({'integers' if number is int else 'numbers'}; not for bool)")
-    # Checked against the dtype here, before any tensor is made (torch would fail deep inside
-    # randint or uniform_, or wrap the values silently).
-    if number is int:
-        info = torch.iinfo(dtype)
-        lowest, highest = info.min, info.max + 1  # randint's HIGH is exclusive
-    else:
-        info = torch.finfo(dtype or torch.float32)
-        lowest, highest = -info.max, info.max
-    if not (lowest <= low and high <= highest):
-        raise FxportError(f"range {range_text!r} in --input {text!r} does not fit "
-                          f"{str(dtype or torch.float32).removeprefix('torch.')}: LOW and HIGH must be "
-                          f"finite and within [{lowest:g}, {highest:g}]")
-    return InputSpec(shape, dtype, low, high)
-
-
-def parse_model_arg(text: str) -> tuple[str, Any]:
-    """'weights=None' -> ('weights', None); a value that is not a Python literal is a string."""
-    key, sep, value = text.partition("=")
-    key = key.strip()
-    if not sep or not key.isidentifier():
-        raise FxportError(f"malformed --model-arg {text!r}: expected key=value, such as num_classes=10")
-    try:
-        return key, ast.literal_eval(value.strip())
-    except (ValueError, SyntaxError, MemoryError, RecursionError):
-        return key, value.strip()
+    checked = parse_input_text(text)
+    return InputSpec(checked.shape, DTYPES[checked.dtype] if checked.dtype else None, checked.low, checked.high)
 
 
 def load_model(spec: str, inputs: InputOptions | Shape | None = None, device: str = "meta") -> LoadedModel:

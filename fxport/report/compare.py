@@ -189,8 +189,9 @@ def _call_counts(run: dict) -> dict:
     if not calls:
         return {}
     return {"ttnn calls per inference": calls["per_inference"], "ttnn compute calls": calls["compute"],
-            "ttnn layout conversions": calls["layout"], "ttnn transfers": calls["transfer"],
-            "ttnn weight calls (once)": calls["weights_once"], "graph nodes": run["coverage"]["total"]}
+            "ttnn layout conversions": calls["layout"], "ttnn transfer calls": calls["transfer"],
+            "ttnn weight calls (once)": calls["weights_once"],
+            "aten nodes after the passes": run["coverage"]["total"]}
 
 
 def _sweep_view(sweep: dict, entry: dict | None, run: dict | None) -> dict:

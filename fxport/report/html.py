@@ -16,7 +16,7 @@ from typing import Any
 from matplotlib import rc_context
 from matplotlib.figure import Figure
 from matplotlib.text import Text
-from matplotlib.ticker import MaxNLocator
+from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullFormatter
 from tabulate import tabulate
 
 from fxport.durable import atomic_open
@@ -38,7 +38,8 @@ h1{font-size:22px}h2{font-size:18px;border-bottom:1px solid #ddd;padding-bottom:
 h3{font-size:15px}
 table{border-collapse:collapse;margin:8px 0 16px;font-size:12.5px}
 th,td{border:1px solid #ddd;padding:3px 7px;text-align:left;vertical-align:top;max-width:520px;
-overflow-wrap:anywhere}
+overflow-wrap:break-word}
+.wide{overflow-x:auto;max-width:100%}
 th{background:#f5f5f5;position:sticky;top:0}
 tr:nth-child(even) td{background:#fafafa}
 .provenance{background:#e3f2fd;border-left:4px solid #1565c0;padding:6px 12px;margin:12px 0}
@@ -151,18 +152,34 @@ def oom_plot(nodes: list[tuple[str, dict]], title: str) -> Figure:
     ax.scatter([o["bank_size"] for _, o in nodes], labels, marker="|", s=220, color="black", zorder=3,
                label="bank size")
     for i, (_, o) in enumerate(nodes):
-        ax.text(o["per_bank"], i, f" needs {t.fmt_bytes(o['per_bank'])}; {o['config']} bank {o['bank_size']:,} B",
+        # Right of both the bar's end and the bank-size marker, so the text never runs into either
+        ax.text(max(o["per_bank"], o["bank_size"]) * 1.25, i,
+                f"needs {t.fmt_bytes(o['per_bank'])}; {o['config']} bank {o['bank_size']:,} B",
                 va="center", fontsize=7.5)
     for sev, color in SEVERITY.items():
         ax.barh([labels[0]], [0], color=color, label=sev)  # legend entries only
     ax.set_xscale("log")
-    # Bars start well left of the smallest value, so short bars stay visible on the log axis.
-    ax.set_xlim(left=min(min(o["per_bank"], o["bank_size"]) for _, o in nodes) / 4)
+    # Decades only, labelled as plain text ("1 MiB"; no mathtext, which save_png turns off)
+    ax.xaxis.set_major_locator(LogLocator(base=10, numticks=12))
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda x, _: _short_bytes(x)))
+    ax.xaxis.set_minor_formatter(NullFormatter())
+    # Bars start well left of the smallest value, so short bars stay visible on the log axis; the
+    # right end leaves room for the labels.
+    ax.set_xlim(left=min(min(o["per_bank"], o["bank_size"]) for _, o in nodes) / 4,
+                right=max(max(o["per_bank"], o["bank_size"]) for _, o in nodes) * 60)
     ax.invert_yaxis()
     ax.set_xlabel("bytes per bank (log scale): bar = need of the fullest bank, | = bank size")
     ax.set_title(title, fontsize=11)
     _legend(fig, 5)
     return fig
+
+
+def _short_bytes(x: float) -> str:
+    """A decade tick of the log axis in SI units: 100 kB, 1 MB, 10 MB."""
+    for unit, size in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+        if x >= size:
+            return f"{x / size:g} {unit}"
+    return f"{x:g} B"
 
 
 def family_heatmap(sweep: dict) -> Figure | None:
@@ -216,9 +233,11 @@ def _value(v: Any) -> str:
 
 
 def _table(rows: t.Rows) -> str:
+    """A table that never breaks a word to fit (a column is as wide as its longest word, up to
+    the cell's max-width; a wider table scrolls sideways inside its box)."""
     headers, body = rows
-    return tabulate([[_value(c) for c in r] for r in body], headers=[_esc(h) for h in headers],
-                    tablefmt="unsafehtml", disable_numparse=True)
+    return '<div class="wide">' + tabulate([[_value(c) for c in r] for r in body], headers=[_esc(h) for h in headers],
+                                           tablefmt="unsafehtml", disable_numparse=True) + "</div>"
 
 
 class _Renderer:

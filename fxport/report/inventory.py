@@ -49,7 +49,8 @@ def write_inventory(cap: Capture, out_dir: Path) -> list[Path]:
 def summary_text(doc: dict, seconds: float | None = None, top: int = 25) -> str:
     cap = doc["capture"]
     how = "whole, by torch.export" if cap["complete"] else f"in {len(cap['graphs'])} graph(s) by {cap['method']}"
-    took = f" in {seconds:.1f} s" if seconds is not None else ""
+    # The capture's own time, as timing.json records it (building the model and writing are not in it)
+    took = f" in {seconds:.2f} s (timing.json capture_seconds)" if seconds is not None else ""
     head = (f"{doc['model']}: {doc['summary']['nodes']} aten nodes, {doc['summary']['distinct_ops']} "
             f"distinct ops, {len(doc['unique_ops'])} unique signatures; captured {how}{took}")
     counts = sorted(doc["summary"]["op_counts"].items(), key=lambda kv: (-kv[1], kv[0]))

@@ -149,7 +149,9 @@ def _memory(run: dict) -> tuple:
         return (*blocks, Text("No node is predicted or observed out of memory."))
     return (*blocks,
             Plot("oom", "oom", ([(o["node"], o) for o in mem["oom_nodes"][:OOM_PLOT_BARS]],
-                                f"Out of memory under {mem['config']}")),
+                                f"Out of memory under {mem['config']}"
+                                + (f" (the first {OOM_PLOT_BARS} of {len(mem['oom_nodes'])} nodes; all in "
+                                   "oom_nodes.csv)" if len(mem["oom_nodes"]) > OOM_PLOT_BARS else ""))),
             Text("Nodes out of memory (predicted or observed), largest first:"),
             Table(t.oom_rows(run), NODE_ROWS, MORE_OOM),
             Text("Their tensors and totals:"),
@@ -158,8 +160,10 @@ def _memory(run: dict) -> tuple:
 
 def _partitions(run: dict) -> tuple:
     tr = run["transfers"]
-    blocks: list = [Text(f"Device partitions: {len(run['partitions'])}; transfers: {tr['to_device']} to the "
-                         f"device, {tr['to_host']} to the host, {tr['layout_changes']} layout changes.")]
+    blocks: list = [Text(f"Device partitions: {len(run['partitions'])}; activation transfers per inference: "
+                         f"{tr['to_device']} host -> device, {tr['to_host']} device -> host; "
+                         f"{tr['layout_changes']} layout changes; constants uploaded once: "
+                         f"{tr.get('constants', 0)}.")]
     if run["partitions"]:
         blocks.append(Table(t.partition_rows(run), NODE_ROWS, MORE_NODES))
     host = t.host_node_rows(run)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import textwrap
 from pathlib import Path
 
 from tabulate import tabulate
@@ -11,6 +12,7 @@ from fxport.durable import clear_folder, remove_file, write_json, write_text
 from fxport.report.html import PLOTS_DIR
 from fxport.report.results import RunResult, run_document
 from fxport.report.tables import fmt_output_pcc, fmt_outputs_pcc, fmt_remedy
+from fxport.report.terminal import TERMINAL_WIDTH, terminal_table
 
 # What is rendered from a run.json (report.md by `fxport run`, the rest by `fxport report`): stale
 # once another run.json replaces it. Plots live in PLOTS_DIR.
@@ -48,81 +50,101 @@ def _rounded(value):
     return value
 
 
-def run_summary_text(doc: dict, top: int = 15) -> str:
+def run_summary_text(doc: dict, top: int = 15, out: Path | str | None = None) -> str:
+    """The terminal summary of a run document: every line fits TERMINAL_WIDTH columns, every
+    table that shows the first `top` rows says how many it left out and where they are (`out`:
+    the run's directory). Each count is labelled with what it counts, once."""
     dev, cov = doc["device"], doc["coverage"]
     prov = doc["provenance"]
+    where = f"{out}/run.json" if out is not None else "run.json"
+    distinct = len(doc.get("nodes") or [])
+    repeats = "" if not distinct or distinct == cov["total"] else (
+        f" (counting repeated calls: {distinct} distinct nodes in the graph run, nodes of a folded "
+        "capture counted once per call)")
+    tr = doc["transfers"]
     lines = [f"STOPPED before the end: {doc['stopped']}; nodes not reached count as not run"] if doc.get("stopped") else []
     lines += [
         f"{doc['model']} on {dev['kind']} {dev['arch']}, activations in {doc['memory_config'].upper()}",
         f"  validation: {prov['validation']}; allocation: {prov['allocation']}; values: {prov['values']}",
-        f"graph nodes {cov['total']}: lowered by the mapping table {cov['planned']} "
+        f"aten nodes {cov['total']}{repeats}: lowered by the mapping table {cov['planned']} "
         f"({cov['planned_pct']:.1f}%), ran on device {cov['on_device']} ({cov['device_pct']:.1f}%), "
         f"fell back at run time {cov['fallback']}, host {cov['host']}",
-        *_pcc_lines(doc, top),
+        *_pcc_lines(doc, top, where),
         *_accuracy_line(doc),
-        f"transfers: {doc['transfers']['to_device']} to device, {doc['transfers']['to_host']} to host, "
-        f"{doc['transfers']['layout_changes']} layout changes; {len(doc['partitions'])} device partitions",
-        *_memory_lines(doc),
+        f"activation transfers per inference: {tr['to_device']} host -> device, {tr['to_host']} device -> host "
+        f"({tr['layout_changes']} layout changes); constants uploaded once: {tr.get('constants', 0)}",
+        *_memory_lines(doc, distinct != cov["total"]),
     ]
     calls, graph = doc.get("ttnn_calls"), doc.get("graph")
     if calls:
         lines.append(f"ttnn calls per inference: {calls['per_inference']} (compute {calls['compute']}, "
-                     f"layout conversions {calls['layout']}, transfers {calls['transfer']}) for "
+                     f"layout conversions {calls['layout']}, transfer calls {calls['transfer']}) for "
                      f"{calls['captured_nodes']} aten nodes as captured; weights moved and prepared "
                      f"once: {calls['weights_once']} calls ({graph['weights'] if graph else 'bfloat16'})")
     if graph:
         applied = [r for r in graph["applied"] if r["error"] or r["removed"] or r["fused"] or r["rewritten"]
                    or r["added"]]
-        lines.append(f"graph passes: {', '.join(graph['passes']) or 'none'}; nodes {graph['captured_nodes']} "
-                     f"as captured -> {graph['nodes']}")
+        lines.append(f"graph passes: {', '.join(graph['passes']) or 'none'}; aten nodes {graph['captured_nodes']} "
+                     f"as captured -> {graph['nodes']} after the passes")
         if applied:
             rows = [[r["name"], r["removed"], r["fused"], r["rewritten"], r["added"], r["conversions_saved"],
-                     r["transfers_saved"], r["error"][:60]] for r in applied]
-            lines += [tabulate(rows, headers=["pass", "removed", "fused", "rewritten", "added",
-                                              "conversions saved", "transfers saved", "error"],
-                               tablefmt="simple")]
+                     r["transfers_saved"], r["error"]] for r in applied]
+            lines += [terminal_table(["pass", "removed", "fused", "rewritten", "added",
+                                      "conversions saved", "transfers saved", "error"], rows)]
+    lines = [wrapped for line in lines for wrapped in _fit(line)]
     if isinstance(doc.get("localized"), list):
-        lines += ["", *_localized_lines(doc["localized"], top)]
+        lines += ["", *_localized_lines(doc["localized"], top, where)]
     if doc["unsupported"]:
-        rows = [[u["target"], u["count"], "; ".join(u["reasons"])[:90]] for u in doc["unsupported"][:top]]
+        rows = [[u["target"], u["count"], "; ".join(u["reasons"])] for u in doc["unsupported"][:top]]
         lines += ["", "Left on the host by the plan:",
-                  tabulate(rows, headers=["aten op", "nodes", "reason"], tablefmt="simple")]
+                  terminal_table(["aten op", "nodes", "reason"], rows, len(doc["unsupported"]), where, what="ops")]
     if doc["fallbacks"]:
-        rows = [[f["node"], f["target"], f["kind"], f["error"][:90]] for f in doc["fallbacks"][:top]]
-        more = len(doc["fallbacks"]) - top
+        rows = [[f["node"], f["target"], f["kind"], f["error"]] for f in doc["fallbacks"][:top]]
         lines += ["", "Fell back at run time (device error, re-ran on the host):",
-                  tabulate(rows, headers=["node", "aten op", "kind", "error"], tablefmt="simple")]
-        if more > 0:
-            lines.append(f"... {more} more in run.json")
+                  terminal_table(["node", "aten op", "kind", "error"], rows, len(doc["fallbacks"]), where,
+                                 what="fallbacks")]
     mem = doc["memory"]
     if mem and mem["oom_nodes"]:
-        rows = [[o["node"], o["target"], (o.get("allocator") or o.get("buffer") or "-")[:40],
-                 f"{o.get('peak') or o['per_bank']:,}",
+        rows = [[o["node"], o["target"], f"{o.get('peak') or o['per_bank']:,}",
                  "-" if o.get("allocator_peak") is None else f"{o['allocator_peak']:,}", f"{o['bank_size']:,}",
-                 "OOM" if o["predicted"] else "fits", o["observed"], fmt_remedy(o)[:80]]
+                 "OOM" if o["predicted"] else "fits", o["observed"], fmt_remedy(o)]
                 for o in mem["oom_nodes"][:top]]
         agreement = mem["agreement"]
-        lines += ["", f"Out of memory under {mem['config']} ({len(mem['oom_nodes'])} nodes; model vs "
-                      f"device: {agreement['agree']} agree, {agreement['predicted_only']} predicted only, "
-                      f"{agreement['observed_only']} observed only):",
-                  tabulate(rows, headers=["node", "aten op", "failing buffer", "peak/bank (model)",
-                                          "peak/bank (allocator)", "bank size", "model", "device", "remedy"],
-                           tablefmt="simple")]
+        lines += ["", *_fit(f"Out of memory under {mem['config']} ({len(mem['oom_nodes'])} nodes; model vs "
+                            f"device: {agreement['agree']} agree, {agreement['predicted_only']} predicted only, "
+                            f"{agreement['observed_only']} observed only; the failing buffers in "
+                            "report.md):"),
+                  terminal_table(["node", "aten op", "peak/bank (model)",
+                                  "peak/bank (allocator)", "bank size", "model", "device", "remedy"],
+                                 rows, len(mem["oom_nodes"]), f"{where} and oom_nodes.csv (`fxport report`)",
+                                 what="OOM nodes")]
     if doc["partitions"]:
         parts = sorted(doc["partitions"], key=lambda p: -p["op_count"])
         rows = [[p["name"], p["op_count"], len(p["inputs"]), len(p["outputs"])] for p in parts[:top]]
-        lines += ["", "Device partitions (largest first):",
-                  tabulate(rows, headers=["partition", "ops", "inputs", "outputs"], tablefmt="simple")]
+        lines += ["", f"Device partitions: {len(parts)} (largest first):",
+                  terminal_table(["partition", "ops", "inputs", "outputs"], rows, len(parts), where,
+                                 what="partitions")]
     return "\n".join(lines)
 
 
-def _memory_lines(doc: dict) -> list[str]:
+def _fit(line: str) -> list[str]:
+    """A long line of prose wrapped at TERMINAL_WIDTH, its continuation indented (a table's
+    lines already fit)."""
+    if len(line) <= TERMINAL_WIDTH or "\n" in line:
+        return [line]
+    return textwrap.wrap(line, TERMINAL_WIDTH, subsequent_indent="    ", break_long_words=False,
+                         break_on_hyphens=False) or [line]
+
+
+def _memory_lines(doc: dict, repeated: bool = False) -> list[str]:
     """The memory model against the allocator, and (L1 or auto) the activations kept in L1."""
     lines = []
     agreement = (doc.get("memory") or {}).get("agreement")
     if agreement:
         judged = agreement["agree"] + agreement["predicted_only"] + agreement["observed_only"]
-        lines.append(f"memory model vs allocator, node by node: {agreement['agree']} of {judged} agree"
+        lines.append(f"memory model vs allocator, node by node"
+                     + (" (distinct nodes, each judged once)" if repeated else "")
+                     + f": {agreement['agree']} of {judged} agree"
                      + (f" ({100 * agreement['agree'] / judged:.1f}%)" if judged else "")
                      + f", {agreement['predicted_only']} predicted only, {agreement['observed_only']} observed only")
     share = doc.get("placement") or {}
@@ -137,15 +159,15 @@ def _memory_lines(doc: dict) -> list[str]:
     return lines
 
 
-def _localized_lines(entries: list, top: int) -> list[str]:
+def _localized_lines(entries: list, top: int, where: str = "run.json") -> list[str]:
     if not entries:
         return ["Localised: no node's accumulated PCC drops below the threshold."]
     rows = [[e["node"], e["target"], e["label"], f"{e['pcc']:.6f}", f"{e['inputs_pcc']:.6f}",
              e["module"] or "<top>", e["source"]] for e in entries[:top]]
-    return ["Where error enters (accumulated PCC vs the fp32 reference drops below the threshold "
-            "while its inputs are above; 'rounding': right to bf16, near-constant output):",
-            tabulate(rows, headers=["node", "aten op", "label", "PCC", "inputs PCC", "module", "source"],
-                     tablefmt="simple")]
+    return [*_fit("Where error enters (accumulated PCC vs the fp32 reference drops below the threshold "
+                  "while its inputs are above; 'rounding': right to bf16, near-constant output):"),
+            terminal_table(["node", "aten op", "label", "PCC", "inputs PCC", "module", "source"], rows,
+                           len(entries), where, what="nodes")]
 
 
 def _accuracy_line(doc: dict) -> list[str]:
@@ -158,14 +180,12 @@ def _accuracy_line(doc: dict) -> list[str]:
     return [f"accuracy: pass (every output PCC >= {acc['threshold']})"]
 
 
-def _pcc_lines(doc: dict, top: int) -> list[str]:
+def _pcc_lines(doc: dict, top: int, where: str = "run.json") -> list[str]:
     """End-to-end PCC: one line for a single output, a table per output tensor otherwise."""
     outputs = doc.get("outputs") or []
     if not doc["output_pcc"] or len(outputs) <= 1:
         return ["end-to-end PCC vs fp32 torch: "
                 + (fmt_outputs_pcc(doc) if doc["output_pcc"] else "not computed (no values)")]
     rows = [[o["path"], "x".join(map(str, o["shape"])), o["dtype"], fmt_output_pcc(o)] for o in outputs[:top]]
-    if len(outputs) > top:
-        rows.append([f"... {len(outputs) - top} more in run.json", "", "", ""])
-    table = tabulate(rows, headers=["output", "shape", "dtype", "PCC"], tablefmt="simple")
+    table = terminal_table(["output", "shape", "dtype", "PCC"], rows, len(outputs), where, what="outputs")
     return ["end-to-end PCC vs fp32 torch, per output:", *table.splitlines()]

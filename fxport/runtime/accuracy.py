@@ -10,6 +10,7 @@ than one bf16 step is reported as "PCC uninformative", never as a pass.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,7 +18,7 @@ import torch
 
 from fxport.capture.pytrees import map_tensors, named_leaves
 from fxport.capture.records import TensorSpec
-from fxport.runtime.pcc import agreement, nonfinite_mismatch
+from fxport.runtime.pcc import CHUNK, Moments, agreement, chunks, nonfinite_mismatch
 from fxport.settings import PCC_THRESHOLD
 
 # One bf16 step (8 significant bits): changes smaller than this, relative to the output's size,
@@ -107,28 +108,86 @@ def vary_inputs(args: tuple, kwargs: dict, seed: int = 1) -> tuple[tuple, dict, 
 
     def shuffle(t: torch.Tensor) -> torch.Tensor:
         nonlocal changed
-        if t.is_meta or t.numel() < 2 or torch.unique(t).numel() <= 2:
+        if t.is_meta or t.numel() < 2 or not _more_than_two_values(t):
             return t
-        flat = t.flatten()
-        moved = flat[torch.randperm(flat.numel(), generator=generator)].reshape(t.shape)
+        moved = _shuffled(t, generator)
         changed |= not torch.equal(moved, t)
         return moved
 
     return map_tensors(shuffle, tuple(args)), map_tensors(shuffle, dict(kwargs)), changed
 
 
+# Above this many elements a shuffle permutes rows and columns of a [rows, SHUFFLE_COLUMNS] view
+# instead of every element: index tensors of kilobytes, not an int64 permutation 2x the input's size.
+SHUFFLE_COLUMNS = 4096
+
+
+def _shuffled(t: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    flat = t.reshape(-1)
+    n = flat.numel()
+    if n <= SHUFFLE_COLUMNS * 64:
+        return flat[torch.randperm(n, generator=generator)].reshape(t.shape)
+    head = n - n % SHUFFLE_COLUMNS
+    grid = flat[:head].view(head // SHUFFLE_COLUMNS, SHUFFLE_COLUMNS)
+    rows = torch.randperm(grid.shape[0], generator=generator)
+    columns = torch.randperm(SHUFFLE_COLUMNS, generator=generator)
+    out = torch.empty_like(flat)
+    moved = out[:head].view(grid.shape)
+    for start in range(0, grid.shape[0], 1024):  # a block of rows at a time: no full-size temporary
+        moved[start:start + 1024] = grid[rows[start:start + 1024]][:, columns]
+    out[head:] = flat[head:][torch.randperm(n - head, generator=generator)]
+    return out.view(t.shape)
+
+
+def _more_than_two_values(t: torch.Tensor) -> bool:
+    """Whether `t` holds three distinct values or more, without sorting it (torch.unique of a
+    1.6 GB tensor takes minutes and gigabytes)."""
+    flat = t.reshape(-1)
+    first = flat[0]
+    others = flat[flat != first] if flat.numel() <= CHUNK else None
+    if others is None:  # streaming: the first value different from `first`, then a third one
+        second = None
+        for start in range(0, flat.numel(), CHUNK):
+            piece = flat[start:start + CHUNK]
+            piece = piece[(piece != first) & ~torch.isnan(piece)] if piece.is_floating_point() else piece[piece != first]
+            if second is None and piece.numel():
+                second = piece[0]
+            if second is not None and bool((piece != second).any()):
+                return True
+        return False
+    if t.is_floating_point():
+        others = others[~torch.isnan(others)]
+    return others.numel() > 0 and bool((others != others[0]).any())
+
+
+@dataclass(frozen=True)
+class Dependence:
+    """Whether each output leaf (by path) depends on the inputs: (informative, note), as
+    `output_dependence` found it. Small: the varied outputs themselves need not be kept."""
+
+    by_path: dict
+
+
+def output_dependence(reference: Any, varied: Any) -> Dependence:
+    """Compare the reference with the outputs on varied inputs (None: no input could be varied)."""
+    moved = dict(named_leaves(varied, "out")) if varied is not None else {}
+    return Dependence({path: _informative(ref, moved.get(path), varied is not None)
+                       for path, ref in named_leaves(reference, "out") if isinstance(ref, torch.Tensor)})
+
+
 def check_outputs(actual: Any, reference: Any, varied: Any = None) -> list[OutputCheck]:
     """PCC per output leaf of `actual` against `reference` (same pytree). With `varied` (the
-    reference on varied inputs), leaves that do not depend on the inputs are marked uninformative."""
+    reference on varied inputs, or what `output_dependence` found in it), leaves that do not
+    depend on the inputs are marked uninformative."""
     got = dict(named_leaves(actual, "out"))
-    moved = dict(named_leaves(varied, "out")) if varied is not None else {}
+    dependence = varied if isinstance(varied, Dependence) else output_dependence(reference, varied)
     checks = []
     for path, ref in named_leaves(reference, "out"):
         if not isinstance(ref, torch.Tensor):
             continue
         out = got.get(path)
         score = agreement(out, ref) if isinstance(out, torch.Tensor) else 0.0
-        informative, note = _informative(ref, moved.get(path), varied is not None)
+        informative, note = dependence.by_path.get(path, (None, "not checked: no input could be varied"))
         bad_ref = _nonfinite(ref)
         if bad_ref:  # the reference itself is no yardstick: never a pass
             informative, note = False, NON_FINITE_REFERENCE.format(count=bad_ref[0], first=bad_ref[1])
@@ -145,9 +204,16 @@ def _nonfinite(ref: torch.Tensor) -> tuple[int, list[int]] | None:
     """(count, first multi-index) of the NaN and inf values of a reference, or None."""
     if not ref.is_floating_point():
         return None
-    bad = ~torch.isfinite(ref.detach())
-    count = int(bad.sum())
-    return (count, [int(i) for i in bad.nonzero()[0]]) if count else None
+    flat, count, first = ref.detach().reshape(-1), 0, None
+    for start in range(0, flat.numel(), CHUNK):  # streamed: no full-size mask of a huge output
+        bad = ~torch.isfinite(flat[start:start + CHUNK])
+        found = int(bad.sum())
+        if found and first is None:
+            first = start + int(bad.nonzero()[0, 0])
+        count += found
+    if not count:
+        return None
+    return count, [int(i) for i in torch.unravel_index(torch.tensor(first), tuple(ref.shape))]
 
 
 def unchecked_outputs(reference: Any, note: str) -> list[OutputCheck]:
@@ -158,16 +224,19 @@ def unchecked_outputs(reference: Any, note: str) -> list[OutputCheck]:
 
 def _informative(ref: torch.Tensor, varied: Any, checked: bool) -> tuple[bool | None, str]:
     exact = ref.dtype == torch.bool or not ref.is_floating_point()
-    r = ref.detach().to(torch.float64).flatten()
-    if not exact and r.numel() >= 2 and float(r.std()) <= _BF16_STEP * float(r.abs().max()):
+    comparable = isinstance(varied, torch.Tensor) and tuple(varied.shape) == tuple(ref.shape)
+    stats = None
+    if not exact:  # one streaming pass in float64 (fxport.runtime.pcc): spread, size, change
+        stats = Moments()
+        for v, r in chunks(varied if comparable else ref, ref):
+            stats.add(v, r)
+    if stats is not None and ref.numel() >= 2 and stats.std_e <= _BF16_STEP * stats.largest_e:
         return False, CONSTANT
     if not checked:
         return None, "not checked: no input could be varied"
-    if not isinstance(varied, torch.Tensor) or tuple(varied.shape) != tuple(ref.shape):
+    if not comparable:
         return True, ""  # the output's shape follows the input's values: it depends on them
-    v = varied.detach().to(torch.float64).flatten()
     if exact:
-        return (False, NOT_DEPENDENT) if torch.equal(r, v) else (True, "")
-    size = float(r.norm())
-    change = float((r - v).norm())
+        return (False, NOT_DEPENDENT) if torch.equal(ref, varied.to(ref.dtype)) else (True, "")
+    size, change = math.sqrt(stats.square_e), math.sqrt(stats.square_change)
     return (False, NOT_DEPENDENT) if change <= _BF16_STEP * size else (True, "")

@@ -17,9 +17,14 @@ from fxport.values import HostValue, TTValue
 
 @dataclass
 class TransferLog:
-    to_device: int = 0  # host -> device conversions (boundary inputs, constants, re-entries)
-    to_host: int = 0  # device -> host reads (boundary outputs, fallback inputs)
+    """Moves between host and device, counted from the same ttnn calls as CallCounts' `transfer`
+    (to_device + to_host == transfer): activations' moves happen on every inference; constants
+    are uploaded once per compiled model (CallCounts' `weights`)."""
+
+    to_device: int = 0  # activations host -> device (boundary inputs, re-entries after the host)
+    to_host: int = 0  # activations device -> host (boundary outputs, fallback inputs)
     layout_changes: int = 0
+    constants: int = 0  # weights, buffers and folded constants uploaded (once)
 
 
 VALUE_MODES = ("emulate", "device", "none")
@@ -27,6 +32,7 @@ MEMORY_MODES = ("dram", "l1", "auto")  # auto: per node, from the plan's placeme
 WEIGHT_DTYPES = ("bfloat16", "bfloat8_b")
 CALL_KINDS = ("compute", "layout", "transfer", "weights")
 _TRANSFERS = frozenset({"from_torch", "to_torch", "to_device", "from_device", "empty"})
+_TO_HOST = frozenset({"to_torch", "from_device"})
 
 
 @dataclass
@@ -167,6 +173,14 @@ class LoweringContext:
         elif kind == "compute" and name == "to_layout":
             kind = "layout"
         self.calls.add(kind, name)
+        # The transfer log counts the same calls: one set of numbers (a rule's own uploads too)
+        if kind == "transfer":
+            if name in _TO_HOST:
+                self.transfers.to_host += 1
+            else:
+                self.transfers.to_device += 1
+        elif kind == "weights" and name in _TRANSFERS:
+            self.transfers.constants += 1
 
     # -- constants ------------------------------------------------------------------------------
     def is_constant(self, value: Any) -> bool:
@@ -239,7 +253,6 @@ class LoweringContext:
 
     def _upload(self, t: torch.Tensor, layout: Any, dtype: Any, memory_config: Any) -> TTValue:
         ttnn = self.ttnn
-        self.transfers.to_device += 1
         if dtype is None and not t.is_floating_point():  # indices: uint32 unless negative
             dtype = ttnn.int32 if (not t.is_meta and bool((t < 0).any())) else ttnn.uint32
         dtype = dtype or self.dtype
@@ -259,7 +272,6 @@ class LoweringContext:
         if isinstance(value, HostValue):
             t = value.tensor
         elif isinstance(value, TTValue):
-            self.transfers.to_host += count
             if count:
                 self.count("to_torch")
             if value.golden is not None:

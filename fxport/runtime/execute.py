@@ -17,6 +17,7 @@ from typing import Any
 import torch
 from torch import fx
 
+from fxport import progress
 from fxport.capture.records import is_op_node, module_of, target_name
 from fxport.errors import EnvironmentFault
 from fxport.mapping import REGISTRY
@@ -70,7 +71,8 @@ def execute(gm: fx.GraphModule, inputs: list[torch.Tensor], ctx: LoweringContext
     runner = _Runner(gm, ctx, node_pcc and ctx.values != "none", remedies)
     runner.observed = {} if observe else None
     try:
-        out = runner.run(*inputs)
+        with progress.counter(f"executing on the {ctx.device.kind} device", _op_count(gm)) as runner.counter:
+            out = runner.run(*inputs)
     except (KeyboardInterrupt, EnvironmentFault) as exc:
         exc.partial = Execution([], runner.results)
         raise
@@ -85,6 +87,7 @@ class _Runner(fx.Interpreter):
         self.ctx, self.node_pcc, self.remedies = ctx, node_pcc, remedies
         self.results: list[NodeResult] = []
         self.observed: dict[str, Any] | None = None
+        self.counter: Any = None  # progress over the op nodes run
 
     def run_node(self, n: fx.Node) -> Any:
         if n.op == "call_module" and str(n.target).startswith("fused_"):
@@ -99,6 +102,7 @@ class _Runner(fx.Interpreter):
         if is_op_node(n):
             self.results.append(NodeResult(n.name, target_name(n.target), module_of(n)[0], "",
                                            "host", seconds=time.perf_counter() - start))
+            self.counter.update()
             if self.observed is not None:
                 self.observed[n.name] = result
         return result
@@ -116,12 +120,12 @@ class _Runner(fx.Interpreter):
             elif n.target is operator.getitem:
                 env[n] = env[n.args[0]][n.args[1]]
             else:
-                env[n] = self._run_device_node(name, n, env, plan.nodes[n])
+                env[n] = self._run_device_node(name, n, env, plan.nodes[n], plan.last_use.get(n, ()))
             for dead in last_use.get(n, ()):
                 env.pop(dead, None)  # frees device buffers: allocator verdicts see live tensors only
         raise AssertionError("partition graph without output")
 
-    def _run_device_node(self, partition: str, n: fx.Node, env: dict, info: tuple) -> Any:
+    def _run_device_node(self, partition: str, n: fx.Node, env: dict, info: tuple, dying: Any = ()) -> Any:
         args = fx.map_arg(n.args, lambda a: env[a])
         kwargs = fx.map_arg(n.kwargs, lambda a: env[a])
         rule, target, module, label = info
@@ -173,11 +177,15 @@ class _Runner(fx.Interpreter):
         if status == "fallback":
             out = _as_host(self._host_call(n, args, kwargs, count=True))
         seconds = time.perf_counter() - start
+        for d in dying:  # device copies of host inputs used last here: free them before scoring
+            if isinstance(env.get(d), HostValue):
+                env[d].device_copies.clear()
         # A fallback's output is the host reference itself: there is no device value to score.
         score = self._node_pcc(n, args, kwargs, out) if self.node_pcc and status == "device" else None
         self.results.append(NodeResult(n.name, target, module, partition,
                                        status, kind, error, score, seconds, fields, memory, remedy, applied,
                                        tuple(tried), self.ctx.calls.since(calls)))
+        self.counter.update()
         if self.observed is not None:
             self.observed[n.name] = _map_pairs(out, _val(n), lambda v, like: self.ctx.host(v, like=like, count=False))
         return out
@@ -234,9 +242,12 @@ class _Runner(fx.Interpreter):
         expected = expected[0] if isinstance(expected, (list, tuple)) else expected
         if not isinstance(expected, torch.Tensor):
             return None
-        got = self.ctx.host(actual, like=expected, count=False)
+        got = self.ctx.host(actual, count=False)
         if not isinstance(got, torch.Tensor):
             return None
+        if not (got.is_floating_point() and expected.is_floating_point()):
+            got = self.ctx.host(actual, like=expected, count=False)  # integer results: rounded
+        # (floats are compared as they are: PCC converts them piece by piece, no fp32 copy)
         return round(agreement(got, expected), 6)
 
 
@@ -300,6 +311,18 @@ def _partition_plan(sub: fx.GraphModule) -> _PartitionPlan:
                  for n in sub.graph.nodes if n.op == "call_function" and n.target is not operator.getitem}
         plan = _plans[sub] = _PartitionPlan(_last_uses(sub.graph), nodes)
     return plan
+
+
+def _op_count(gm: fx.GraphModule) -> int:
+    """The op nodes a run will record: host nodes at the top level and the partitions' nodes."""
+    count = 0
+    for n in gm.graph.nodes:
+        if n.op == "call_module" and str(n.target).startswith("fused_"):
+            count += sum(1 for m in gm.get_submodule(n.target).graph.nodes
+                         if m.op == "call_function" and m.target is not operator.getitem)
+        elif is_op_node(n):
+            count += 1
+    return count
 
 
 def _last_uses(graph: fx.Graph) -> dict[fx.Node, list[fx.Node]]:
