@@ -197,6 +197,7 @@ def _parser() -> argparse.ArgumentParser:
     _pass_options(p)
     p.add_argument("--weights", choices=["bfloat16", "bfloat8_b"], default="bfloat16",
                    help="dtype of conv and linear weights on the device (default bfloat16)")
+    _compute_options(p)
     p.set_defaults(handler=_cmd_run)
 
     p = sub.add_parser("sweep", parents=[common], help="run the zoo (or MODELS) x resolutions and write reports")
@@ -234,6 +235,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--no-capture-cache", action="store_true",
                    help="capture every model afresh (no capture cache; the verdict cache stays)")
     _pass_options(p)
+    _compute_options(p)
     p.set_defaults(handler=_cmd_sweep)
 
     p = sub.add_parser("report", parents=[common], help="render a run or sweep directory (Markdown, HTML, CSV)")
@@ -265,6 +267,16 @@ def _parser() -> argparse.ArgumentParser:
     p = sub.add_parser("models", parents=[common], help="list the model zoo")
     p.set_defaults(handler=_cmd_models)
     return parser
+
+
+def _compute_options(p) -> None:
+    """How compute ops run on the device, as deployed TT-NN models run them (published figures
+    use them): they change the lowering, and so the values, and the cost estimate."""
+    p.add_argument("--math-fidelity", choices=["lofi", "hifi2", "hifi3", "hifi4"], default="",
+                   help="math fidelity of matmul, linear, conv and attention kernels (default: "
+                        "TT-NN's own per op)")
+    p.add_argument("--activations", choices=["bfloat16", "bfloat8_b"], default="bfloat16",
+                   help="dtype of matmul, linear and conv outputs on the device (default bfloat16)")
 
 
 def _cmd_trace(args) -> int:
@@ -312,14 +324,16 @@ def _cmd_run(args) -> int:
             full = shape or (() if given else result.inputs[0].spec.shape if result.inputs else ())
             return run_settings(args.model, full, dev.kind, args.arch, args.memory_config,
                                 args.values or "", args.min_block_size,
-                                passes=pass_settings(passes, args.weights), inputs=given)
+                                passes=pass_settings(passes, args.weights, args.math_fidelity, args.activations),
+                                inputs=given)
 
         try:
             result = run_model(args.model, dev, options, memory=args.memory_config,
                                values=args.values or "", min_block_size=args.min_block_size,
                                ttnn_report=out if args.ttnn_report else None,
                                passes=passes, weights=args.weights,
-                               pcc_threshold=args.pcc, localize=args.localize)
+                               pcc_threshold=args.pcc, localize=args.localize,
+                               fidelity=args.math_fidelity, activations=args.activations)
         except (KeyboardInterrupt, EnvironmentFault) as exc:
             partial = getattr(exc, "result", None)
             if partial is not None:  # keep what was computed, marked as stopped
@@ -372,7 +386,8 @@ def _cmd_sweep(args) -> int:
         done = run_sweep(items, out, args.device, args.arch, args.memory_config, args.values,
                          resume=not args.no_resume, timeout=args.timeout,
                          device_timeout=args.device_timeout, fleet=fleet,
-                         passes=_selected_passes(args))
+                         passes=_selected_passes(args), fidelity=args.math_fidelity,
+                         activations=args.activations)
         doc = done.doc
         rows = [[e["key"], e["status"], e["coverage"]["total"] if e["coverage"] else "",
                  f"{e['coverage']['planned_pct']:.1f}" if e["coverage"] else "",

@@ -186,17 +186,20 @@ class Fleet:
 def sweep(items: list[SweepItem], out: Path, device: str = "mock", arch: str | None = None,
           memory: str = "dram", values: str = "none", resume: bool = True,
           timeout: float = 1800.0, device_timeout: float | None = None,
-          fleet: Fleet = Fleet(), passes: tuple[str, ...] | None = None) -> dict:
+          fleet: Fleet = Fleet(), passes: tuple[str, ...] | None = None, fidelity: str = "",
+          activations: str = "bfloat16") -> dict:
     """Run the entries and write sweep.json; returns the sweep document. `passes`: the graph
-    passes each run applies (None: `fxport run`'s default, all)."""
+    passes each run applies (None: `fxport run`'s default, all); `fidelity` and `activations`:
+    how their compute ops run."""
     return run_sweep(items, out, device, arch, memory, values, resume, timeout, device_timeout,
-                     fleet, passes).doc
+                     fleet, passes, fidelity, activations).doc
 
 
 def run_sweep(items: list[SweepItem], out: Path, device: str = "mock", arch: str | None = None,
               memory: str = "dram", values: str = "none", resume: bool = True,
               timeout: float = 1800.0, device_timeout: float | None = None,
-              fleet: Fleet = Fleet(), passes: tuple[str, ...] | None = None) -> SweepRun:
+              fleet: Fleet = Fleet(), passes: tuple[str, ...] | None = None, fidelity: str = "",
+              activations: str = "bfloat16") -> SweepRun:
     start = time.perf_counter()
     passes = PASS_NAMES if passes is None else tuple(passes)
     out.mkdir(parents=True, exist_ok=True)
@@ -207,7 +210,8 @@ def run_sweep(items: list[SweepItem], out: Path, device: str = "mock", arch: str
     jobs = []
     for item in items:
         expected = run_settings(item.model, item.input_shape, device, arch, memory, values,
-                                passes=pass_settings(passes), inputs=item.inputs)
+                                passes=pass_settings(passes, fidelity=fidelity, activations=activations),
+                                inputs=item.inputs)
         saved, why = saved_result(out / item.key / "run.json", expected) if resume else (None, "")
         if saved is not None:
             summaries[item.key], runs[item.key] = entry(item, saved), saved
@@ -218,7 +222,8 @@ def run_sweep(items: list[SweepItem], out: Path, device: str = "mock", arch: str
         jobs.append(EntryJob(item.key, item.model, tuple(item.input_shape), device, arch, memory,
                              values, timeout, device_timeout, fleet.cache_dir, str(out / item.key),
                              inputs=item.inputs, passes=passes,
-                             capture_cache_dir=fleet.capture_cache_dir))
+                             capture_cache_dir=fleet.capture_cache_dir, fidelity=fidelity,
+                             activations=activations))
     by_key = {i.key: i for i in items}
     previous = _read_timing(out)
     progress = tqdm(total=len(items), initial=len(summaries), desc="sweep", unit="entry",
