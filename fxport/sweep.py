@@ -89,7 +89,7 @@ def _failed(item: SweepItem, error: str, status: str = "failed") -> dict:
             "coverage_by_family": None, "coverage_by_module": None, "fallbacks": 0,
             "oom_nodes": 0, "unsupported_ops": 0, "output_pcc": [], "memory_agreement": None, "l1_share": None,
             "ttnn_calls": None,
-            "accuracy": "not checked"}
+            "accuracy": "not checked", "estimate": None}
 
 
 def entry(item: SweepItem, doc: dict) -> dict:
@@ -104,7 +104,16 @@ def entry(item: SweepItem, doc: dict) -> dict:
             "unsupported_ops": len(doc["unsupported"]), "output_pcc": doc["output_pcc"],
             "memory_agreement": memory_agreement(memory), "l1_share": l1_share(doc),
             "ttnn_calls": (doc.get("ttnn_calls") or {}).get("per_inference"),
-            "accuracy": (doc.get("accuracy") or {}).get("verdict", "not checked")}
+            "accuracy": (doc.get("accuracy") or {}).get("verdict", "not checked"),
+            "estimate": estimate_summary(doc.get("estimate"))}
+
+
+def estimate_summary(est: dict | None) -> dict | None:
+    """An entry's estimate in the sweep: latency, device time, throughput, bound, board."""
+    if not isinstance(est, dict):
+        return None
+    return {k: est.get(k) for k in ("arch", "batch", "latency_ms", "device_ms", "host_ms", "transfer_ms",
+                                    "throughput_per_s", "bound")}
 
 
 def memory_agreement(memory: dict) -> dict | None:

@@ -135,3 +135,15 @@ class TopLevelMath(nn.Module):
     def forward(self, x, y):
         h = self.a(x) * 2 + y
         return self.b(torch.lgamma(h.abs() + 1)) - x.mean()
+
+
+class HostIsland(nn.Module):
+    """Two linears around an op TT-NN has no kernel for (cumprod): one host island whose input
+    comes back from the device and whose output goes to it again (cost model tests)."""
+
+    def __init__(self):
+        super().__init__()
+        self.a, self.b = nn.Linear(64, 64), nn.Linear(64, 64)
+
+    def forward(self, x):
+        return self.b(torch.cumprod(torch.tanh(self.a(x)) * 0.1 + 1.0, dim=-1))

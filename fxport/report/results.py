@@ -8,6 +8,7 @@ timing.json). Aggregations live here, so that renderers only format. Node counts
 
 from __future__ import annotations
 
+import json
 from collections import defaultdict
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -242,6 +243,35 @@ def unsupported_costs(result: RunResult, rows: list[dict]) -> list[dict | None]:
         if not n.lowered:
             by_target[n.target].append(n.node)
     return [est.cost_of(by_target[r["target"]]) for r in rows]
+
+
+# What the estimate measures on this CPU (host nodes, host dispatch) and what follows from it: the
+# rest of run.json is deterministic (the same run twice gives the same document without these).
+MEASURED_ESTIMATE = ("host_ms", "dispatch_ms", "latency_ms", "throughput_per_s", "untraced_latency_ms",
+                     "metal_trace_saves_ms", "host_bound", "bound", "host_islands")
+MEASURED_COST = ("cost_ms", "host_ms", "speedup_if_lowered")
+
+
+def without_measured(doc: dict) -> dict:
+    """A run document without its measured times (see MEASURED_ESTIMATE), for comparing runs."""
+    doc = json.loads(json.dumps(doc))
+    est = doc.get("estimate")
+    if isinstance(est, dict):
+        for k in MEASURED_ESTIMATE:
+            est.pop(k, None)
+        est.get("assumptions", {}).pop("host_timing", None)
+        for m in est.get("by_module", {}).values():
+            m.pop("host_ms", None)
+            m.pop("total_ms", None)
+    for key in ("unsupported", "fallbacks"):
+        for row in doc.get(key, []):
+            for k in MEASURED_COST:
+                row.pop(k, None)
+        doc[key] = sorted(doc.get(key, []), key=lambda r: json.dumps(r, sort_keys=True))
+    for n in doc.get("nodes", []):
+        if n.get("bound") == "host":
+            n.pop("est_ns", None)
+    return doc
 
 
 def run_document(result: RunResult) -> dict:

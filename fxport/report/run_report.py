@@ -11,7 +11,7 @@ from tabulate import tabulate
 from fxport.durable import write_json, write_text
 from fxport.report.html import PLOTS_DIR
 from fxport.report.results import RunResult, run_document
-from fxport.report.tables import fmt_output_pcc, fmt_outputs_pcc, fmt_remedy
+from fxport.report.tables import fmt_ms, fmt_output_pcc, fmt_outputs_pcc, fmt_remedy, fmt_speedup
 
 # What is rendered from a run.json (report.md by `fxport run`, the rest by `fxport report`): stale
 # once another run.json replaces it. Plots live in PLOTS_DIR.
@@ -84,15 +84,20 @@ def run_summary_text(doc: dict, top: int = 15) -> str:
                                tablefmt="simple")]
     if isinstance(doc.get("localized"), list):
         lines += ["", *_localized_lines(doc["localized"], top)]
+    lines += _estimate_lines(doc, top)
     if doc["unsupported"]:
-        rows = [[u["target"], u["count"], "; ".join(u["reasons"])[:90]] for u in doc["unsupported"][:top]]
-        lines += ["", "Left on the host by the plan:",
-                  tabulate(rows, headers=["aten op", "nodes", "reason"], tablefmt="simple")]
+        rows = [[u["target"], u["count"], fmt_ms(u.get("cost_ms")), fmt_speedup(u.get("speedup_if_lowered")),
+                 "; ".join(u["reasons"])[:80]] for u in doc["unsupported"][:top]]
+        lines += ["", "Left on the host by the plan (costliest first: host time + the transfers it forces):",
+                  tabulate(rows, headers=["aten op", "nodes", "cost ms", "speedup if lowered", "reason"],
+                           tablefmt="simple")]
     if doc["fallbacks"]:
-        rows = [[f["node"], f["target"], f["kind"], f["error"][:90]] for f in doc["fallbacks"][:top]]
+        rows = [[f["node"], f["target"], f["kind"], fmt_ms(f.get("cost_ms")), fmt_speedup(f.get("speedup_if_lowered")),
+                 f["error"][:80]] for f in doc["fallbacks"][:top]]
         more = len(doc["fallbacks"]) - top
-        lines += ["", "Fell back at run time (device error, re-ran on the host):",
-                  tabulate(rows, headers=["node", "aten op", "kind", "error"], tablefmt="simple")]
+        lines += ["", "Fell back at run time (device error, re-ran on the host; costliest first):",
+                  tabulate(rows, headers=["node", "aten op", "kind", "cost ms", "speedup if lowered", "error"],
+                           tablefmt="simple")]
         if more > 0:
             lines.append(f"... {more} more in run.json")
     mem = doc["memory"]
@@ -115,6 +120,30 @@ def run_summary_text(doc: dict, top: int = 15) -> str:
         lines += ["", "Device partitions (largest first):",
                   tabulate(rows, headers=["partition", "ops", "inputs", "outputs"], tablefmt="simple")]
     return "\n".join(lines)
+
+
+def _estimate_lines(doc: dict, top: int) -> list[str]:
+    """The cost model's time: latency, its split, what bounds it, host islands by cost."""
+    est = doc.get("estimate")
+    if not isinstance(est, dict):
+        return []
+    lines = ["", f"estimated time on {est['arch']} (predicted by the cost model; {est['assumptions']['latency']}): "
+                 f"{est['latency_ms']:.3f} ms per inference at batch {est['batch']}, "
+                 f"{est['throughput_per_s']:,.1f}/s; device {est['device_ms']:.3f} ms "
+                 f"(compute {est['device_split_ms']['compute']:.3f}, DRAM {est['device_split_ms']['dram']:.3f}, "
+                 f"dispatch {est['device_split_ms']['dispatch']:.3f}), host {est['host_ms']:.3f} ms, "
+                 f"transfers {est['transfer_ms']:.3f} ms ({est['transfers']}); bound: {est['bound']}",
+             f"host dispatch of the device ops (measured on TT-NN's host stack): {est['dispatch_ms']:.1f} ms"
+             + (f" > device time: host-bound without Metal Trace, which would save {est['metal_trace_saves_ms']:.1f} ms"
+                if est["host_bound"] else ": below device time (not host-bound)")]
+    islands = est.get("host_islands") or []
+    if islands:
+        rows = [[i["first"], i["nodes"], ", ".join(i["modules"])[:50], fmt_ms(i["cost_ms"]),
+                 fmt_ms(i["transfer_ms"]), fmt_speedup(i["speedup_if_lowered"])] for i in islands[:top]]
+        lines += ["Host islands (connected host nodes), costliest first:",
+                  tabulate(rows, headers=["first node", "nodes", "modules", "cost ms", "of which transfers ms",
+                                          "speedup if lowered"], tablefmt="simple")]
+    return lines
 
 
 def _memory_lines(doc: dict) -> list[str]:
