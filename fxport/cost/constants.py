@@ -2,8 +2,8 @@
 
 Calibrated only on ResNet-50 (n150 and p150, batch 16, bfloat8_b, LoFi) and ViT-base (n150,
 batch 8) device throughputs (`bench/cost.py` prints the comparison); every other published
-figure is left to judge the model. "fit" marks a constant set by that calibration, "spec" one
-taken from a published specification or measurement, "assumed" one stated without either.
+figure is left to judge the model. "fit" marks a constant set by hand against that calibration
+set, "assumed" one stated without a measurement (an order of magnitude, not a fit).
 """
 
 from __future__ import annotations
@@ -20,12 +20,12 @@ class Constant:
 
 # Op kinds (fxport.cost.nodes.op_kind) -> share of the ideal compute rate a real kernel reaches.
 UTILISATION: dict[str, Constant] = {
-    "matmul": Constant(0.45, "of ideal", "fit: ResNet-50 / ViT-base calibration; below tt-metal's GEMM_FLOPS "
+    "matmul": Constant(0.45, "of ideal", "fit: ResNet-50 / ViT-base calibration (bench/cost.py); below tt-metal's GEMM_FLOPS "
                                          "report (58-62% on large bf16 HiFi2 GEMMs), as model matmuls are small"),
     "conv": Constant(0.30, "of ideal", "fit: ResNet-50 n150/p150 batch 16 calibration (halo, im2col and "
                                        "sharding overheads of ttnn.conv2d)"),
-    "sdpa": Constant(0.30, "of ideal", "fit: ViT-base n150 batch 8 calibration (softmax and masking in "
-                                       "the flash-attention loop)"),
+    "sdpa": Constant(0.30, "of ideal", "assumed: as conv (softmax and masking in the flash-attention "
+                                       "loop); ViT-base's SDPA is under 1% of its estimate, so it fits nothing"),
 }
 
 # Share of the DRAM bandwidth a kernel reaches when it streams tensors (TT-NN's ideal: 100%).
