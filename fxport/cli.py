@@ -364,7 +364,7 @@ def _cmd_sweep(args) -> int:
     from tabulate import tabulate
 
     from fxport.capture.loader import parse_shape
-    from fxport.report.tables import fmt_agreement, fmt_l1_share
+    from fxport.report.tables import fmt_agreement, fmt_l1_share, fmt_latency
     from fxport.runtime.mock.runtime_root import cache_home
     from fxport.runtime.verdict_cache import default_cache_dir
     from fxport.sweep import Fleet, run_sweep, sweep_items
@@ -393,10 +393,11 @@ def _cmd_sweep(args) -> int:
                  f"{e['coverage']['planned_pct']:.1f}" if e["coverage"] else "",
                  f"{e['coverage']['device_pct']:.1f}" if e["coverage"] else "",
                  e["fallbacks"], e["oom_nodes"], fmt_agreement(e.get("memory_agreement")),
-                 fmt_l1_share(e.get("l1_share")), e["error"][:70]] for e in doc["entries"]]
+                 fmt_l1_share(e.get("l1_share")), fmt_latency(e.get("estimate")), e["error"][:70]]
+                for e in doc["entries"]]
         print(tabulate(rows, headers=["entry", "status", "nodes", "lowered %", "on device %",
                                       "fallbacks", "OOM nodes", "model = allocator", "L1 share (bytes / nodes)",
-                                      "error"]))
+                                      "latency ms (est.)", "error"]))
         print(_sweep_timing_text(done.timing))
         print(f"wrote {out}/sweep.json, {out}/timing.json")
         _render(out)

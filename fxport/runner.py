@@ -228,8 +228,9 @@ def estimate_result(compiled: Compiled, result: RunResult, ctx: LoweringContext)
         timed, _ = time_host_nodes(graph, fell)  # a fallback's own seconds include its device attempt
         seconds.update(timed)
         timing = "measured in the run on this CPU (fallbacks re-timed on zero-filled inputs)"
-    dispatch = ("measured: host time of each device node's TT-NN calls on the mock (includes golden "
-                "emulation when values are emulated; cached verdicts are replayed)")
+    dispatch = ("measured on the mock, an upper bound: each device node's calls at the cheapest per-call "
+                "host time its op took in this run (warm program cache), which holds TT-NN's host stack "
+                "and fxport's own work per call (verdict cache, golden emulation when values are emulated)")
     batch = next((leaf.spec.shape[0] for leaf in result.inputs if len(leaf.spec.shape) >= 2), 1)
     return estimate_run(graph, compiled.plan, result.records, result.nodes, board,
                         Options(ctx.fidelity, ctx.activations, ctx.weights), batch,

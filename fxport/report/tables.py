@@ -148,7 +148,7 @@ def estimate_rows(run: dict) -> Rows:
             ["host nodes", f"{e['host_ms']:.3f} ms ({e['assumptions']['host_timing']})"],
             ["transfers", f"{e['transfer_ms']:.3f} ms ({e['transfers']} moves between host and device)"],
             ["bound", e["bound"]],
-            ["host dispatch (measured)", f"{e['dispatch_ms']:.1f} ms: "
+            ["host dispatch (measured, upper bound)", f"{e['dispatch_ms']:.1f} ms: "
              + (f"host-bound without Metal Trace (it would save {e['metal_trace_saves_ms']:.1f} ms)"
                 if e["host_bound"] else "below the device time")]]
     return ["", f"on {e['arch']}"], rows
