@@ -218,8 +218,8 @@ def estimate_run(graph: fx.Graph, plan: Plan, records: list[OpRecord], nodes: li
         if r.status == "device":
             calls = r.calls
             ops = max(1, calls.compute + calls.layout) if calls is not None else 1
-            c = device_cost(rec, family, board, options, dram_in, (r.memory or ("l1" if not default_dram else "dram")) != "l1",
-                            weight, causal, ops)
+            out_dram = r.memory != "l1" if r.memory else default_dram
+            c = device_cost(rec, family, board, options, dram_in, out_dram, weight, causal, ops)
             times[n.name] = NodeTime(n.name, rec.module, "device", c.est_ns, c.bound, rec.repeat, c.kind)
         else:
             try:

@@ -18,7 +18,7 @@ from fxport.capture.records import TensorSpec, split_target
 from fxport.cost import constants as C
 from fxport.cost.boards import Board
 from fxport.cost.formulas import FIDELITY, compute_cycles, conv2d_flops, ideal_ns, matmul_flops, sdpa_flops
-from fxport.memory.tiles import TILE_ELEMENTS, padded_bytes
+from fxport.memory.tiles import TILE_ELEMENTS, TORCH_TO_DEVICE, padded_bytes
 
 # Ops by kind (names without overload); anything else is priced by its mapping family (FAMILY_KIND).
 KINDS: dict[str, tuple[str, ...]] = {
@@ -83,11 +83,10 @@ class NodeCost:
 
 
 def device_tensor(spec: TensorSpec | tuple, dtype: str, in_dram: bool) -> Tensor:
+    """A float activation in the run's activation dtype `dtype`; other dtypes as from_torch stores them."""
     shape, torch_dtype = (spec.shape, spec.dtype) if isinstance(spec, TensorSpec) else spec
-    floating = torch_dtype.startswith(("float", "bfloat", "complex")) or torch_dtype in ("half",)
-    stored = dtype if floating else ("uint32" if torch_dtype in ("int64", "int32") else "bfloat16")
-    if stored == "uint32" and torch_dtype == "int32":
-        stored = "int32"
+    floating = torch_dtype.startswith(("float", "bfloat")) or torch_dtype == "half"
+    stored = dtype if floating else TORCH_TO_DEVICE.get(torch_dtype, "bfloat16")
     return Tensor(padded_bytes(tuple(shape), stored), in_dram)
 
 
