@@ -16,7 +16,7 @@ from typing import Any
 from matplotlib import rc_context
 from matplotlib.figure import Figure
 from matplotlib.text import Text
-from matplotlib.ticker import MaxNLocator
+from matplotlib.ticker import FuncFormatter, MaxNLocator
 from tabulate import tabulate
 
 from fxport.durable import atomic_open
@@ -194,6 +194,10 @@ def latency_coverage_plot(entries: list[dict]) -> Figure:
         ax.scatter([x], [y], color=COLORS["on device"])
         ax.annotate(e["key"], (x, y), fontsize=7, xytext=(3, 3), textcoords="offset points")
     ax.set_yscale("log")
+    plain = FuncFormatter(lambda v, _: f"{v:g}")  # the pages render text without mathtext
+    ax.yaxis.set_major_formatter(plain)
+    ax.yaxis.set_minor_formatter(plain)
+    ax.set_xlim(min([0.0, *(ax.get_xlim()[:1])]), 102)
     ax.set_xlabel("aten nodes on the device (%)")
     ax.set_ylabel("estimated latency per inference (ms, log)")
     ax.set_title("Estimated latency vs coverage", fontsize=11)
