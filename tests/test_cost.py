@@ -147,3 +147,20 @@ def test_kernel_options_are_what_rules_pass(mock_device):
     assert LoweringContext(mock_device).kernel_options("matmul") == {}
     with pytest.raises(ValueError):
         LoweringContext(mock_device, fidelity="medium")
+
+
+def test_compare_and_sweep_carry_the_estimate(island_run):
+    import copy
+
+    from fxport.report.compare import compare
+    from fxport.report.tables import fmt_latency
+    from fxport.sweep import SweepItem, entry
+
+    faster = copy.deepcopy(island_run)
+    faster["estimate"]["latency_ms"] = island_run["estimate"]["latency_ms"] / 2
+    (cmp,) = compare(island_run, faster).entries
+    (delta,) = [d for d in cmp.counts if d.name == "est. latency ms"]
+    assert delta.change == pytest.approx(-island_run["estimate"]["latency_ms"] / 2, abs=1e-6)
+    summary = entry(SweepItem("tests.user_models:HostIsland", (4, 64)), island_run)["estimate"]
+    assert summary["latency_ms"] == island_run["estimate"]["latency_ms"] and summary["arch"] == "n150"
+    assert fmt_latency(summary).endswith(f"({summary['bound']})") and fmt_latency(None) == "-"
