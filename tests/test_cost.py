@@ -164,3 +164,18 @@ def test_compare_and_sweep_carry_the_estimate(island_run):
     summary = entry(SweepItem("tests.user_models:HostIsland", (4, 64)), island_run)["estimate"]
     assert summary["latency_ms"] == island_run["estimate"]["latency_ms"] and summary["arch"] == "n150"
     assert fmt_latency(summary).endswith(f"({summary['bound']})") and fmt_latency(None) == "-"
+
+
+def test_a_damaged_estimate_is_one_line(island_run, tmp_path):
+    import copy
+
+    from fxport.errors import FxportError
+    from fxport.report.render import read_run
+
+    doc = copy.deepcopy(island_run)
+    del doc["estimate"]["latency_ms"]
+    (tmp_path / "run.json").write_text(json.dumps(doc))
+    with pytest.raises(FxportError, match="estimate: missing 'latency_ms'"):
+        read_run(tmp_path / "run.json")
+    (tmp_path / "run.json").write_text(json.dumps(island_run))
+    assert read_run(tmp_path / "run.json")["estimate"]["arch"] == "n150"
