@@ -179,3 +179,15 @@ def test_a_damaged_estimate_is_one_line(island_run, tmp_path):
         read_run(tmp_path / "run.json")
     (tmp_path / "run.json").write_text(json.dumps(island_run))
     assert read_run(tmp_path / "run.json")["estimate"]["arch"] == "n150"
+
+
+def test_block_float_activations_join_on_the_device(mock_device):
+    """A bfloat8_b conv output joined with row-major pool outputs: cast to the conv's block float,
+    they fail ("Only TILE layout is supported for BFLOAT8_B"); the cat rule joins as bfloat16."""
+    from fxport.runner import run_model
+
+    result = run_model("tests.user_models:ConvCat", mock_device, (2, 3, 8, 8), activations="bfloat8_b",
+                       weights="bfloat8_b")
+    cats = [n for n in result.nodes if n.target == "aten.cat.default"]
+    assert cats and all(n.status == "device" for n in cats), [(n.status, n.error) for n in cats]
+    assert result.output_pcc[0] is not None and result.output_pcc[0] > 0.98

@@ -220,8 +220,8 @@ def _same_dtype(node: fx.Node) -> str | None:
 
 def _joinable(ctx, values) -> list[TTValue]:
     """Device tiles of one dtype: ttnn.concat needs its inputs alike. Block floats (bfloat8_b
-    activations) join as bfloat16: ttnn.concat of tiles unaligned along the joined dim works in
-    ROW_MAJOR, where block floats cannot exist ("Only TILE layout is supported")."""
+    activations) join as bfloat16: a row-major input (a pool's output) cast to a block float
+    fails ("Only TILE layout is supported for BFLOAT8_B dtype")."""
     ref = next((v.tt.dtype for v in values if isinstance(v, TTValue)), None)
     if ref in (ctx.ttnn.bfloat8_b, ctx.ttnn.bfloat4_b):
         ref = ctx.dtype
