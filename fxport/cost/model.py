@@ -23,8 +23,6 @@ from fxport.cost.nodes import NodeCost, Options, price
 from fxport.mapping import REGISTRY
 from fxport.plan import Plan
 
-_WEIGHT_OPS = ("conv", "matmul")
-
 
 @dataclass(frozen=True)
 class NodeTime:
@@ -197,6 +195,8 @@ def estimate_run(graph: fx.Graph, plan: Plan, records: list[OpRecord], nodes: li
         return "device" if r is not None and r.status == "device" else "host"
 
     def in_dram(n: fx.Node) -> bool:
+        if where(n) == "const":  # constants live in DRAM whatever the activations' placement
+            return True
         src = n
         while src.op == "call_function" and not is_op_node(src) and src.args and isinstance(src.args[0], fx.Node):
             src = src.args[0]

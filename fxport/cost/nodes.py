@@ -34,6 +34,8 @@ _KIND_OF = {op: kind for kind, ops in KINDS.items() for op in ops}
 FAMILY_KIND = {"eltwise": "eltwise", "activation": "eltwise", "reduction": "reduction",
                "normalization": "normalization", "data_movement": "data_movement", "creation": "data_movement",
                "embedding": "data_movement", "conv_pool": "pool", "matmul": "eltwise", "attention": "eltwise"}
+# Kinds whose operand 1 is a weight when it is a constant (stored in the weights' dtype, in DRAM).
+WEIGHT_KINDS = ("conv", "matmul")
 # Ops that only re-describe a tensor on the device (TT-NN returns a view): no kernel runs.
 VIEWS = ("aten.view", "aten._unsafe_view", "aten.reshape", "aten.squeeze", "aten.unsqueeze",
          "aten.expand", "aten.alias", "aten.flatten", "aten.unflatten")
@@ -146,6 +148,8 @@ def price(target: str, family: str, inputs: list[TensorSpec], outputs: list[Tens
     `logical`: the op's own (inputs, outputs) when the held ones are re-laid (a conv's flattened
     NHWC activations and weight matrix), for counting its flops."""
     kind = op_kind(target, family)
+    if kind not in WEIGHT_KINDS:  # another op's constant operand (an add's bias) keeps the activations' dtype
+        weight_index = None
     acts = options.activations
     held_in = [device_tensor(s, options.weights if i == weight_index else acts,
                              True if i == weight_index else (in_dram[i] if i < len(in_dram) else True))
