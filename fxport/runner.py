@@ -18,7 +18,7 @@ from fxport.capture.loader import InputOptions, LoadedModel, Shape, load_model
 from fxport.capture.pytrees import forward_signature, input_leaves, register_dataclasses
 from fxport.capture.records import OpRecord
 from fxport.cost import Estimate, board_for, estimate_run
-from fxport.cost.host import HOST_GB_S, time_host_nodes
+from fxport.cost.host import HOST_GB_S, HOST_OP_NS, modelled_host_seconds, time_host_nodes
 from fxport.cost.nodes import Options
 from fxport.errors import CaptureError, EnvironmentFault, FxportError
 from fxport.memory.analysis import MemoryAnalysis
@@ -218,23 +218,27 @@ def estimate_result(compiled: Compiled, result: RunResult, ctx: LoweringContext)
         return None
     graph = compiled.optimized.graph_module.graph
     host = {n.node for n in result.nodes if n.status != "device"}
-    if ctx.values == "none":
-        seconds, modelled = time_host_nodes(graph, host)
-        timing = ("timed on this CPU on zero-filled inputs of the real shapes (a verdict run computes "
-                  "on meta)" + (f"; {modelled} priced at {HOST_GB_S:g} GB/s of bytes instead" if modelled else ""))
+    verdict = ctx.values == "none"
+    if verdict:  # computed on meta: nothing timed; modelled, so that its documents stay deterministic
+        seconds = modelled_host_seconds(graph, host)
+        timing = (f"not measured (a verdict run computes on meta): modelled as the bytes each node "
+                  f"touches at {HOST_GB_S:g} GB/s plus {HOST_OP_NS / 1e3:g} us per node")
     else:
         seconds = {n.node: n.seconds for n in result.nodes if n.status == "host"}
         fell = {n.node for n in result.nodes if n.status == "fallback"}
         timed, _ = time_host_nodes(graph, fell)  # a fallback's own seconds include its device attempt
         seconds.update(timed)
         timing = "measured in the run on this CPU (fallbacks re-timed on zero-filled inputs)"
-    dispatch = ("measured on the mock, an upper bound: each device node's calls at the cheapest per-call "
+    dispatch = ("not measured (a verdict run replays cached calls): modelled as each device node's ttnn "
+                "calls at the constants' host_dispatch cost" if verdict else
+                "measured on the mock, an upper bound: each device node's calls at the cheapest per-call "
                 "host time its op took in this run (warm program cache), which holds TT-NN's host stack "
-                "and fxport's own work per call (verdict cache, golden emulation when values are emulated)")
+                "and fxport's own work per call (golden emulation of values)")
     batch = next((leaf.spec.shape[0] for leaf in result.inputs if len(leaf.spec.shape) >= 2), 1)
     return estimate_run(graph, compiled.plan, result.records, result.nodes, board,
                         Options(ctx.fidelity, ctx.activations, ctx.weights), batch,
-                        frozenset(compiled.optimized.constants), ctx.memory, seconds, timing, dispatch)
+                        frozenset(compiled.optimized.constants), ctx.memory, seconds, timing, dispatch,
+                        measured_dispatch=not verdict)
 
 
 def _result(compiled: Compiled, inputs: tuple, outputs: Any, dev: DeviceHandle, ctx: LoweringContext,

@@ -191,3 +191,17 @@ def test_block_float_activations_join_on_the_device(mock_device):
     cats = [n for n in result.nodes if n.target == "aten.cat.default"]
     assert cats and all(n.status == "device" for n in cats), [(n.status, n.error) for n in cats]
     assert result.output_pcc[0] is not None and result.output_pcc[0] > 0.98
+
+
+def test_a_verdict_runs_estimate_is_deterministic_whole(mock_device):
+    """Verdict runs time nothing (meta tensors, replayed calls): host nodes and host dispatch are
+    modelled, so their documents stay identical run to run, as sweeps and caches rely on."""
+    from fxport.report.results import run_document
+    from fxport.runner import run_model
+
+    docs = [run_document(run_model("tests.user_models:HostIsland", mock_device, (4, 64), values="none"))
+            for _ in range(2)]
+    assert json.dumps(docs[0], sort_keys=True) == json.dumps(docs[1], sort_keys=True)
+    est = docs[0]["estimate"]
+    assert est["host_ms"] > 0 and est["assumptions"]["host_timing"].startswith("not measured")
+    assert est["assumptions"]["dispatch_timing"].startswith("not measured")

@@ -175,10 +175,13 @@ def device_cost(record: OpRecord, family: str, board: Board, options: Options, i
 
 def estimate_run(graph: fx.Graph, plan: Plan, records: list[OpRecord], nodes: list, board: Board,
                  options: Options, batch: int, constants: frozenset[str], memory: str,
-                 host_seconds: dict[str, float], host_timing: str, dispatch_timing: str) -> Estimate:
+                 host_seconds: dict[str, float], host_timing: str, dispatch_timing: str,
+                 measured_dispatch: bool = True) -> Estimate:
     """Price a run. `nodes`: its NodeResults (status, placement, calls, seconds); `host_seconds`:
     each host-run node's measured time per call; `constants`: placeholder names of the weights
-    (moved once, not per inference); `memory`: the run's activation memory ("dram", "l1", "auto")."""
+    (moved once, not per inference); `memory`: the run's activation memory ("dram", "l1", "auto");
+    `measured_dispatch`: the host dispatch from the nodes' measured times, else modelled from their
+    ttnn call counts (C.HOST_DISPATCH_NS each: deterministic)."""
     ran = {n.node: n for n in nodes}
     plans = plan.by_node()
     recs = {r.node: r for r in records}
@@ -216,8 +219,7 @@ def estimate_run(graph: fx.Graph, plan: Plan, records: list[OpRecord], nodes: li
         dram_in = [in_dram(a) for a in operands if isinstance(a.meta.get("val"), torch.Tensor)]
         causal = _causal(n) if "scaled_dot_product" in rec.target else False
         if r.status == "device":
-            calls = r.calls
-            ops = max(1, calls.compute + calls.layout) if calls is not None else 1
+            ops = _ops(r)
             out_dram = r.memory != "l1" if r.memory else default_dram
             c = device_cost(rec, family, board, options, dram_in, out_dram, weight, causal, ops)
             times[n.name] = NodeTime(n.name, rec.module, "device", c.est_ns, c.bound, rec.repeat, c.kind)
@@ -231,7 +233,9 @@ def estimate_run(graph: fx.Graph, plan: Plan, records: list[OpRecord], nodes: li
 
     transfers = _transfers(graph, where, recs)
     islands = _islands(graph, where)
-    dispatch = _warm_dispatch_ms([r for r in nodes if r.status == "device" and r.node in recs], recs)
+    device_nodes = [r for r in nodes if r.status == "device" and r.node in recs]
+    dispatch = (_warm_dispatch_ms(device_nodes, recs) if measured_dispatch else
+                sum(_ops(r) * recs[r.node].repeat for r in device_nodes) * C.HOST_DISPATCH_NS.value / 1e6)
     return Estimate(board, batch, options, times, transfers, dispatch, host_timing, dispatch_timing, islands)
 
 
@@ -239,13 +243,15 @@ def _warm_dispatch_ms(device_nodes: list, recs: dict[str, OpRecord]) -> float:
     """Host dispatch of one warm inference: each node's TT-NN calls at the cheapest per-call time
     measured for its op in this run. A run's first call of a program compiles it (TT-NN's program
     cache); later calls, and every call of a deployed model after its first, do not."""
-    def ops(r) -> int:
-        return max(1, r.calls.compute + r.calls.layout) if r.calls is not None else 1
-
     warm: dict[str, float] = {}
     for r in device_nodes:
-        warm[r.target] = min(warm.get(r.target, float("inf")), r.seconds / ops(r))
-    return sum(warm[r.target] * ops(r) * recs[r.node].repeat for r in device_nodes) * 1e3
+        warm[r.target] = min(warm.get(r.target, float("inf")), r.seconds / _ops(r))
+    return sum(warm[r.target] * _ops(r) * recs[r.node].repeat for r in device_nodes) * 1e3
+
+
+def _ops(r) -> int:
+    """The device operations a node result issued (its ttnn compute and layout calls)."""
+    return max(1, r.calls.compute + r.calls.layout) if r.calls is not None else 1
 
 
 def _transfers(graph: fx.Graph, where: Callable[[fx.Node], str], recs: dict[str, OpRecord]) -> list[Transfer]:

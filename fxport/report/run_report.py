@@ -11,7 +11,7 @@ from tabulate import tabulate
 from fxport.durable import write_json, write_text
 from fxport.report.html import PLOTS_DIR
 from fxport.report.results import RunResult, run_document
-from fxport.report.tables import fmt_ms, fmt_output_pcc, fmt_outputs_pcc, fmt_remedy, fmt_speedup
+from fxport.report.tables import fmt_dispatch_source, fmt_ms, fmt_output_pcc, fmt_outputs_pcc, fmt_remedy, fmt_speedup
 
 # What is rendered from a run.json (report.md by `fxport run`, the rest by `fxport report`): stale
 # once another run.json replaces it. Plots live in PLOTS_DIR.
@@ -133,7 +133,7 @@ def _estimate_lines(doc: dict, top: int) -> list[str]:
                  f"(compute {est['device_split_ms']['compute']:.3f}, DRAM {est['device_split_ms']['dram']:.3f}, "
                  f"dispatch {est['device_split_ms']['dispatch']:.3f}), host {est['host_ms']:.3f} ms, "
                  f"transfers {est['transfer_ms']:.3f} ms ({est['transfers']}); bound: {est['bound']}",
-             f"host dispatch of the device ops (measured on the mock, an upper bound): {est['dispatch_ms']:.1f} ms"
+             f"host dispatch of the device ops ({fmt_dispatch_source(est)}): {est['dispatch_ms']:.1f} ms"
              + (f" > device time: host-bound without Metal Trace, which would save {est['metal_trace_saves_ms']:.1f} ms"
                 if est["host_bound"] else ": below device time (not host-bound)")]
     islands = est.get("host_islands") or []

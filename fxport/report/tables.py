@@ -148,7 +148,7 @@ def estimate_rows(run: dict) -> Rows:
             ["host nodes", f"{e['host_ms']:.3f} ms ({e['assumptions']['host_timing']})"],
             ["transfers", f"{e['transfer_ms']:.3f} ms ({e['transfers']} moves between host and device)"],
             ["bound", e["bound"]],
-            ["host dispatch (measured, upper bound)", f"{e['dispatch_ms']:.1f} ms: "
+            [f"host dispatch ({fmt_dispatch_source(e)})", f"{e['dispatch_ms']:.1f} ms: "
              + (f"host-bound without Metal Trace (it would save {e['metal_trace_saves_ms']:.1f} ms)"
                 if e["host_bound"] else "below the device time")]]
     return ["", f"on {e['arch']}"], rows
@@ -162,6 +162,12 @@ def time_module_rows(run: dict) -> Rows:
              fmt_pct(100 * m["total_ms"] / total)]
             for name, m in sorted(mods.items(), key=lambda kv: -kv[1]["total_ms"])]
     return ["module", "device ms", "host ms", "transfer ms", "total ms", "share"], rows
+
+
+def fmt_dispatch_source(e: dict) -> str:
+    """How an estimate's host dispatch was found: measured (an upper bound) or modelled."""
+    timing = str((e.get("assumptions") or {}).get("dispatch_timing", ""))
+    return "measured, upper bound" if timing.startswith("measured") else "modelled, not measured"
 
 
 def island_rows(run: dict) -> Rows:
