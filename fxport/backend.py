@@ -20,6 +20,9 @@ runs the device on every call with that shape. Options:
     passes          graph passes: "all" (default), "none", or names (a list or comma-separated)
     no_pass         pass names to leave out (a list)
     weights         dtype of conv and linear weights on the device, "bfloat16" or "bfloat8_b"
+    math_fidelity   math fidelity of matmul, linear, conv and attention kernels: "lofi",
+                    "hifi2", "hifi3", "hifi4" (default: TT-NN's own per op)
+    activations     dtype of matmul, linear and conv outputs, "bfloat16" (default) or "bfloat8_b"
 
 Frozen weights: dynamo hands a module's parameters and buffers to the backend as graph inputs
 (their sources name `._parameters[...]` / `._buffers[...]`). fxport treats them as constants, as
@@ -80,7 +83,8 @@ results: deque[RunResult] = deque(maxlen=RESULTS_KEPT)  # the latest calls' resu
 CHECKS = ("first", "every", "never")
 _OPTION_VALUES = {"device": ("auto", "mock", "hardware"), "arch": (None, "n150", "p150"),
                   "memory_config": ("dram", "l1", "auto"), "check": CHECKS,
-                  "weights": ("bfloat16", "bfloat8_b")}
+                  "weights": ("bfloat16", "bfloat8_b"), "math_fidelity": ("", "lofi", "hifi2", "hifi3", "hifi4"),
+                  "activations": ("bfloat16", "bfloat8_b")}
 
 
 @dataclass(frozen=True)
@@ -95,6 +99,8 @@ class BackendOptions:
     passes: str | tuple[str, ...] = "all"
     no_pass: tuple[str, ...] = ()
     weights: str = "bfloat16"
+    math_fidelity: str = ""
+    activations: str = "bfloat16"
 
     @classmethod
     def parse(cls, options: dict | None) -> "BackendOptions":
@@ -257,7 +263,8 @@ class _CompiledGraph:
                               self.opts.memory_config, f"{self.label}/{state.label}",
                               records=state.records, varied=varied, analysis=state.analysis,
                               node_pcc=check, capture=self.capture,
-                              weights=self.opts.weights)
+                              weights=self.opts.weights, fidelity=self.opts.math_fidelity,
+                              activations=self.opts.activations)
         state.analysis = result.memory_analysis
         results.append(result)
         if self.opts.out and (check or state.calls == 0):

@@ -245,6 +245,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--weights", choices=["bfloat16", "bfloat8_b"], default="bfloat16",
                    help="dtype of conv and linear weights on the device (default bfloat16)")
     _add_force(p)
+    _compute_options(p)
     p.set_defaults(handler=_cmd_run)
 
     p = sub.add_parser("sweep", parents=[common], help="run the zoo (or MODELS) x resolutions and write reports")
@@ -283,6 +284,7 @@ def _parser() -> argparse.ArgumentParser:
                    help="capture every model afresh (no capture cache; the verdict cache stays)")
     _pass_options(p)
     _add_force(p)
+    _compute_options(p)
     p.set_defaults(handler=_cmd_sweep)
 
     p = sub.add_parser("report", parents=[common], help="render a run or sweep directory (Markdown, HTML, CSV)")
@@ -337,6 +339,16 @@ def _heavy_imports() -> None:
         import fxport.runner  # noqa: F401
 
 
+def _compute_options(p) -> None:
+    """How compute ops run on the device, as deployed TT-NN models run them (published figures
+    use them): they change the lowering, and so the values, and the cost estimate."""
+    p.add_argument("--math-fidelity", choices=["lofi", "hifi2", "hifi3", "hifi4"], default="",
+                   help="math fidelity of matmul, linear, conv and attention kernels (default: "
+                        "TT-NN's own per op)")
+    p.add_argument("--activations", choices=["bfloat16", "bfloat8_b"], default="bfloat16",
+                   help="dtype of matmul, linear and conv outputs on the device (default bfloat16)")
+
+
 def _cmd_trace(args) -> int:
     _check_arguments(args, [args.model])
     # The output directory first: a second writer or an unusable --out fails before any import.
@@ -388,14 +400,16 @@ def _cmd_run(args) -> int:
             full = shape or (() if given else result.inputs[0].spec.shape if result.inputs else ())
             return run_settings(args.model, full, dev.kind, args.arch, args.memory_config,
                                 args.values or "", args.min_block_size,
-                                passes=pass_settings(passes, args.weights), inputs=given)
+                                passes=pass_settings(passes, args.weights, args.math_fidelity, args.activations),
+                                inputs=given)
 
         try:
             result = run_model(args.model, dev, options, memory=args.memory_config,
                                values=args.values or "", min_block_size=args.min_block_size,
                                ttnn_report=out if args.ttnn_report else None,
                                passes=passes, weights=args.weights,
-                               pcc_threshold=args.pcc, localize=args.localize)
+                               pcc_threshold=args.pcc, localize=args.localize,
+                               fidelity=args.math_fidelity, activations=args.activations)
         except (KeyboardInterrupt, EnvironmentFault) as exc:
             partial = getattr(exc, "result", None)
             if partial is not None:  # keep what was computed, marked as stopped
@@ -427,7 +441,7 @@ def _cmd_sweep(args) -> int:
     _check_arguments(args, args.models, many=True)
 
     from fxport.capture.loader import parse_shape
-    from fxport.report.tables import fmt_agreement, fmt_l1_share
+    from fxport.report.tables import fmt_agreement, fmt_l1_share, fmt_latency
     from fxport.report.terminal import terminal_table
     from fxport.runtime.mock.runtime_root import cache_home
     from fxport.runtime.verdict_cache import default_cache_dir
@@ -451,15 +465,17 @@ def _cmd_sweep(args) -> int:
         done = run_sweep(items, out, args.device, args.arch, args.memory_config, args.values,
                          resume=not args.no_resume, timeout=args.timeout,
                          device_timeout=args.device_timeout, fleet=fleet,
-                         passes=_selected_passes(args))
+                         passes=_selected_passes(args), fidelity=args.math_fidelity,
+                         activations=args.activations)
         doc = done.doc
         rows = [[e["key"], e["status"], e["coverage"]["total"] if e["coverage"] else "",
                  f"{e['coverage']['planned_pct']:.1f}" if e["coverage"] else "",
                  f"{e['coverage']['device_pct']:.1f}" if e["coverage"] else "",
                  e["fallbacks"], e["oom_nodes"], fmt_agreement(e.get("memory_agreement")),
-                 fmt_l1_share(e.get("l1_share")), e["error"]] for e in doc["entries"]]
+                 fmt_l1_share(e.get("l1_share")), fmt_latency(e.get("estimate")), e["error"]] for e in doc["entries"]]
         print(terminal_table(["entry", "status", "aten nodes", "lowered %", "on device %", "fallbacks",
-                              "OOM nodes", "model = allocator", "L1 share (bytes / nodes)", "error"], rows))
+                              "OOM nodes", "model = allocator", "L1 share (bytes / nodes)", "latency ms (est.)",
+                              "error"], rows))
         print(_sweep_timing_text(done.timing))
         print(f"wrote {out}/sweep.json, {out}/timing.json")
         _render(out)

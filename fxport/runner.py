@@ -19,6 +19,9 @@ from fxport.capture.cache import CaptureCache
 from fxport.capture.loader import InputOptions, LoadedModel, Shape, load_model
 from fxport.capture.pytrees import forward_signature, input_leaves, register_dataclasses
 from fxport.capture.records import OpRecord
+from fxport.cost import Estimate, board_for, estimate_run
+from fxport.cost.host import HOST_GB_S, HOST_OP_NS, modelled_host_seconds, time_host_nodes
+from fxport.cost.nodes import Options
 from fxport.errors import CaptureError, EnvironmentFault, FxportError, no_ops_captured
 from fxport.memory.analysis import MemoryAnalysis
 from fxport.partition import Partitioned, partition
@@ -147,7 +150,7 @@ def run_compiled(compiled: Compiled, inputs: tuple, reference: Any, dev: DeviceH
                  seconds: dict[str, float] | None = None,
                  cache: VerdictCache | None = None, weights: str = "bfloat16",
                  ttnn_report: Path | None = None, pcc_threshold: float = PCC_THRESHOLD,
-                 localize: bool = False) -> RunResult:
+                 localize: bool = False, fidelity: str = "", activations: str = "bfloat16") -> RunResult:
     """Execute a compiled program on `dev`, compare its outputs with `reference` (the fp32 torch
     outputs, any pytree, or a function computing them after the execution; None: not compared)
     leaf by leaf, `varied` (the reference on varied
@@ -160,7 +163,8 @@ def run_compiled(compiled: Compiled, inputs: tuple, reference: Any, dev: DeviceH
     folder to write TT-NN's own report of the execution into (fxport.runtime.ttnn_report).
     `pcc_threshold` is the end-to-end PCC every informative output must reach; `localize` finds
     the nodes where error enters (fxport.runtime.localize: it keeps every node's output and the
-    fp32 reference's in memory).
+    fp32 reference's in memory). `fidelity` and `activations`: how compute ops run
+    (LoweringContext.kernel_options); the result's cost estimate prices the same.
 
     Ctrl-C and a broken environment stop the run: the exception is re-raised with `exc.result`,
     the RunResult of the nodes run so far (`stopped` says why), so that it can still be saved."""
@@ -179,7 +183,8 @@ def run_compiled(compiled: Compiled, inputs: tuple, reference: Any, dev: DeviceH
     if ttnn_report is not None:  # TT-NN's report records the calls made: none replayed from a cache
         cache = None
     ctx = LoweringContext(dev, memory=memory, values=values, placement=compiled.plan.placement,
-                          cache=cache, constants=compiled.constants, weights=weights)
+                          cache=cache, constants=compiled.constants, weights=weights,
+                          fidelity=fidelity, activations=activations)
     flat = flat_inputs(compiled.program, inputs, kwargs)
     leaves = input_leaves(inputs, kwargs)
     report = None
@@ -218,8 +223,44 @@ def run_compiled(compiled: Compiled, inputs: tuple, reference: Any, dev: DeviceH
         graph_module = compiled.optimized.graph_module
         localized = localize_error(graph_module.graph, run.observed, reference_values(graph_module, flat),
                                    sources, pcc_threshold)
+    t = time.perf_counter()
+    estimate = estimate_result(compiled, result, ctx)
+    result.seconds["estimate"] = time.perf_counter() - t
     return replace(result, ttnn_report=report.to_dict() if report is not None else None,
-                   pcc_threshold=pcc_threshold, localized=localized)
+                   pcc_threshold=pcc_threshold, localized=localized, estimate=estimate)
+
+
+def estimate_result(compiled: Compiled, result: RunResult, ctx: LoweringContext) -> Estimate | None:
+    """The run's time on its board (fxport.cost): device nodes priced from their lowering, host
+    nodes as timed in the run (a verdict run's, which computed on meta, timed on zero-filled
+    inputs of their shapes), transfers over PCIe."""
+    try:
+        board = board_for(result.device.arch)
+    except ValueError:
+        return None
+    graph = compiled.optimized.graph_module.graph
+    host = {n.node for n in result.nodes if n.status != "device"}
+    verdict = ctx.values == "none"
+    if verdict:  # computed on meta: nothing timed; modelled, so that its documents stay deterministic
+        seconds = modelled_host_seconds(graph, host)
+        timing = (f"not measured (a verdict run computes on meta): modelled as the bytes each node "
+                  f"touches at {HOST_GB_S:g} GB/s plus {HOST_OP_NS / 1e3:g} us per node")
+    else:
+        seconds = {n.node: n.seconds for n in result.nodes if n.status == "host"}
+        fell = {n.node for n in result.nodes if n.status == "fallback"}
+        timed, _ = time_host_nodes(graph, fell)  # a fallback's own seconds include its device attempt
+        seconds.update(timed)
+        timing = "measured in the run on this CPU (fallbacks re-timed on zero-filled inputs)"
+    dispatch = ("not measured (a verdict run replays cached calls): modelled as each device node's ttnn "
+                "calls at the constants' host_dispatch cost" if verdict else
+                "measured on the mock, an upper bound: each device node's calls at the cheapest per-call "
+                "host time its op took in this run (warm program cache), which holds TT-NN's host stack "
+                "and fxport's own work per call (golden emulation of values)")
+    batch = next((leaf.spec.shape[0] for leaf in result.inputs if len(leaf.spec.shape) >= 2), 1)
+    return estimate_run(graph, compiled.plan, result.records, result.nodes, board,
+                        Options(ctx.fidelity, ctx.activations, ctx.weights), batch,
+                        frozenset(compiled.optimized.constants), ctx.memory, seconds, timing, dispatch,
+                        measured_dispatch=not verdict)
 
 
 def _result(compiled: Compiled, inputs: tuple, outputs: Any, dev: DeviceHandle, ctx: LoweringContext,
@@ -266,7 +307,8 @@ def run_model(spec: str, dev: DeviceHandle, inputs: InputOptions | Shape | None 
               cache: VerdictCache | None = None, passes: tuple[str, ...] = PASS_NAMES,
               weights: str = "bfloat16",
               ttnn_report: Path | None = None, pcc_threshold: float = PCC_THRESHOLD,
-              localize: bool = False, capture_cache: CaptureCache | None = None) -> RunResult:
+              localize: bool = False, capture_cache: CaptureCache | None = None,
+              fidelity: str = "", activations: str = "bfloat16") -> RunResult:
     """Build `spec` (a zoo name or module.path:callable) with its inputs and run it through TT-NN
     on `dev`: see `run_loaded`."""
     torch.manual_seed(seed)
@@ -276,7 +318,8 @@ def run_model(spec: str, dev: DeviceHandle, inputs: InputOptions | Shape | None 
     return run_loaded(loaded, dev, memory, values, min_block_size, build_seconds=time.perf_counter() - t,
                       cache=cache, passes=passes, weights=weights, ttnn_report=ttnn_report,
                       pcc_threshold=pcc_threshold, localize=localize, capture_cache=capture_cache,
-                      model_args=InputOptions.of(inputs).model_args)
+                      model_args=InputOptions.of(inputs).model_args, fidelity=fidelity,
+                      activations=activations)
 
 
 def run_loaded(loaded: LoadedModel, dev: DeviceHandle, memory: str = "dram", values: str = "",
@@ -285,7 +328,8 @@ def run_loaded(loaded: LoadedModel, dev: DeviceHandle, memory: str = "dram", val
                weights: str = "bfloat16",
                ttnn_report: Path | None = None, pcc_threshold: float = PCC_THRESHOLD,
                localize: bool = False, capture_cache: CaptureCache | None = None,
-               model_args: dict | None = None) -> RunResult:
+               model_args: dict | None = None, fidelity: str = "",
+               activations: str = "bfloat16") -> RunResult:
     """Capture a built model and run it through TT-NN on `dev`.
 
     With values (the default: emulated on a mock, real on hardware) the model has real weights,
@@ -337,7 +381,8 @@ def run_loaded(loaded: LoadedModel, dev: DeviceHandle, memory: str = "dram", val
                         seconds={"build_capture": build_seconds, "capture": cap.seconds,
                                  "plan_partition": plan_seconds},
                         cache=cache, weights=weights, ttnn_report=ttnn_report,
-                        pcc_threshold=pcc_threshold, localize=localize)
+                        pcc_threshold=pcc_threshold, localize=localize, fidelity=fidelity,
+                        activations=activations)
 
 
 # Reference outputs larger than this are not held through the execution (where the device's values

@@ -72,10 +72,13 @@ def run_settings(model: str, input_shape: list[int] | tuple[int, ...], device: s
     }
 
 
-def pass_settings(passes, weights: str = "bfloat16") -> dict:
+def pass_settings(passes, weights: str = "bfloat16", fidelity: str = "", activations: str = "bfloat16") -> dict:
     """The graph-pass settings of a run (`run_settings`'s `passes`): the passes it applies, in
-    order, and the dtype of its device weights."""
-    return {"applied": list(passes), "weights": weights}
+    order, the dtype of its device weights, and its compute options when not TT-NN's defaults
+    (math fidelity, activations' dtype: both change the lowering)."""
+    compute = {**({"math_fidelity": fidelity} if fidelity else {}),
+               **({"activations": activations} if activations != "bfloat16" else {})}
+    return {"applied": list(passes), "weights": weights, **compute}
 
 
 def differences(saved: object, expected: dict) -> list[str]:

@@ -95,7 +95,7 @@ def _failed(item: SweepItem, error: str, status: str = "failed") -> dict:
             "coverage_by_family": None, "coverage_by_module": None, "fallbacks": 0,
             "oom_nodes": 0, "unsupported_ops": 0, "output_pcc": [], "memory_agreement": None, "l1_share": None,
             "ttnn_calls": None,
-            "accuracy": "not checked"}
+            "accuracy": "not checked", "estimate": None}
 
 
 def entry(item: SweepItem, doc: dict) -> dict:
@@ -110,7 +110,16 @@ def entry(item: SweepItem, doc: dict) -> dict:
             "unsupported_ops": len(doc["unsupported"]), "output_pcc": doc["output_pcc"],
             "memory_agreement": memory_agreement(memory), "l1_share": l1_share(doc),
             "ttnn_calls": (doc.get("ttnn_calls") or {}).get("per_inference"),
-            "accuracy": (doc.get("accuracy") or {}).get("verdict", "not checked")}
+            "accuracy": (doc.get("accuracy") or {}).get("verdict", "not checked"),
+            "estimate": estimate_summary(doc.get("estimate"))}
+
+
+def estimate_summary(est: dict | None) -> dict | None:
+    """An entry's estimate in the sweep: latency, device time, throughput, bound, board."""
+    if not isinstance(est, dict):
+        return None
+    return {k: est.get(k) for k in ("arch", "batch", "latency_ms", "device_ms", "host_ms", "transfer_ms",
+                                    "throughput_per_s", "bound")}
 
 
 def memory_agreement(memory: dict) -> dict | None:
@@ -192,17 +201,20 @@ class Fleet:
 def sweep(items: list[SweepItem], out: Path, device: str = "mock", arch: str | None = None,
           memory: str = "dram", values: str = "none", resume: bool = True,
           timeout: float = 1800.0, device_timeout: float | None = None,
-          fleet: Fleet = Fleet(), passes: tuple[str, ...] | None = None) -> dict:
+          fleet: Fleet = Fleet(), passes: tuple[str, ...] | None = None, fidelity: str = "",
+          activations: str = "bfloat16") -> dict:
     """Run the entries and write sweep.json; returns the sweep document. `passes`: the graph
-    passes each run applies (None: `fxport run`'s default, all)."""
+    passes each run applies (None: `fxport run`'s default, all); `fidelity` and `activations`:
+    how their compute ops run."""
     return run_sweep(items, out, device, arch, memory, values, resume, timeout, device_timeout,
-                     fleet, passes).doc
+                     fleet, passes, fidelity, activations).doc
 
 
 def run_sweep(items: list[SweepItem], out: Path, device: str = "mock", arch: str | None = None,
               memory: str = "dram", values: str = "none", resume: bool = True,
               timeout: float = 1800.0, device_timeout: float | None = None,
-              fleet: Fleet = Fleet(), passes: tuple[str, ...] | None = None) -> SweepRun:
+              fleet: Fleet = Fleet(), passes: tuple[str, ...] | None = None, fidelity: str = "",
+              activations: str = "bfloat16") -> SweepRun:
     start = time.perf_counter()
     passes = PASS_NAMES if passes is None else tuple(passes)
     out.mkdir(parents=True, exist_ok=True)
@@ -213,7 +225,8 @@ def run_sweep(items: list[SweepItem], out: Path, device: str = "mock", arch: str
     jobs = []
     for item in items:
         expected = run_settings(item.model, item.input_shape, device, arch, memory, values,
-                                passes=pass_settings(passes), inputs=item.inputs)
+                                passes=pass_settings(passes, fidelity=fidelity, activations=activations),
+                                inputs=item.inputs)
         saved, why = saved_result(out / item.key / "run.json", expected) if resume else (None, "")
         if saved is not None:
             summaries[item.key], runs[item.key] = entry(item, saved), saved
@@ -224,7 +237,8 @@ def run_sweep(items: list[SweepItem], out: Path, device: str = "mock", arch: str
         jobs.append(EntryJob(item.key, item.model, tuple(item.input_shape), device, arch, memory,
                              values, timeout, device_timeout, fleet.cache_dir, str(out / item.key),
                              inputs=item.inputs, passes=passes,
-                             capture_cache_dir=fleet.capture_cache_dir))
+                             capture_cache_dir=fleet.capture_cache_dir, fidelity=fidelity,
+                             activations=activations))
     by_key = {i.key: i for i in items}
     previous = _read_timing(out)
     progress = tqdm(total=len(items), initial=len(summaries), desc="sweep", unit="entry",

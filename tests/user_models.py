@@ -135,3 +135,31 @@ class TopLevelMath(nn.Module):
     def forward(self, x, y):
         h = self.a(x) * 2 + y
         return self.b(torch.lgamma(h.abs() + 1)) - x.mean()
+
+
+class HostIsland(nn.Module):
+    """Two linears around an op TT-NN has no kernel for (cumprod): one host island whose input
+    comes back from the device and whose output goes to it again (cost model tests)."""
+
+    def __init__(self):
+        super().__init__()
+        self.a, self.b = nn.Linear(64, 64), nn.Linear(64, 64)
+
+    def forward(self, x):
+        return self.b(torch.cumprod(torch.tanh(self.a(x)) * 0.1 + 1.0, dim=-1))
+
+
+class ConvCat(nn.Module):
+    """YOLO's SPPF join in small: a conv's output beside max pools of it, joined along channels,
+    then a linear head (the join of block-float conv outputs with row-major pool outputs)."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 16, 3, padding=1)
+        self.pool = nn.MaxPool2d(5, stride=1, padding=2)
+        self.head = nn.Linear(48 * 8 * 8, 10)
+
+    def forward(self, x):
+        y = self.conv(x)
+        p = self.pool(y)
+        return self.head(torch.cat([y, p, self.pool(p)], dim=1).flatten(1))

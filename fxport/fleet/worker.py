@@ -56,6 +56,8 @@ class EntryJob:
     inputs: tuple[str, ...] = ()  # `fxport run` input options (--input, --inputs, --model-arg)
     passes: tuple[str, ...] = PASS_NAMES  # the graph passes the run applies
     capture_cache_dir: str | None = None  # the capture cache (verdict runs); None: no cache
+    fidelity: str = ""  # math fidelity of compute ops ("": TT-NN's default)
+    activations: str = "bfloat16"  # dtype of matmul, linear and conv outputs
 
     def options(self):
         """The entry's inputs as `fxport run` reads its options."""
@@ -234,13 +236,15 @@ def _run(job: EntryJob, outcome: EntryOutcome) -> None:
         full = job.input_shape or (() if job.inputs else
                                    result.inputs[0].spec.shape if result.inputs else ())
         doc["settings"] = run_settings(job.model, full, dev.kind, job.arch, job.memory, job.values,
-                                       passes=pass_settings(job.passes), inputs=job.inputs)
+                                       passes=pass_settings(job.passes, fidelity=job.fidelity,
+                                                            activations=job.activations), inputs=job.inputs)
         return doc
 
     try:
         canary(dev)  # a fresh process's program cache holds the device canary's program
         result = run_model(job.model, dev, job.options(), memory=job.memory, values=job.values,
-                           cache=cache, passes=job.passes, capture_cache=captures)
+                           cache=cache, passes=job.passes, capture_cache=captures,
+                           fidelity=job.fidelity, activations=job.activations)
         outcome.doc = document(result)
         outcome.seconds.update(result.seconds)
     except (KeyboardInterrupt, EnvironmentFault) as exc:

@@ -94,7 +94,7 @@ def _sdpa(ctx, node, q, k, v, attn_mask, is_causal, scale):
     sdpa = getattr(ctx.ops, "transformer.scaled_dot_product_attention")
     out = sdpa(padded(q, qk_dim), padded(k, qk_dim), padded(v, v_dim), attn_mask=mask,
                is_causal=bool(is_causal), scale=qk_dim**-0.5 if scale is None else scale,
-               memory_config=ctx.memory_config)
+               memory_config=ctx.memory_config, **ctx.kernel_options("sdpa"))
     if v_dim == width:
         return out
     return ctx.ops.slice(out, [0, 0, 0, 0], [batch, heads, q_len, v_dim], memory_config=ctx.memory_config)

@@ -205,7 +205,8 @@ def conv2d_flat(ctx, flat, weight, bias, p: _Conv, activation: str = ""):
         out_channels=p.out_channels, batch_size=p.n, input_height=p.h, input_width=p.w,
         kernel_size=p.kernel, stride=p.stride, padding=padding, dilation=p.dilation, groups=p.groups,
         conv_config=ttnn.Conv2dConfig(**config) if config else None, memory_config=ctx.memory_config,
-        slice_config=ctx.slice_config, return_weights_and_bias=True)
+        slice_config=ctx.slice_config, return_weights_and_bias=True,
+        **ctx.kernel_options("conv2d"))
     if constant and prepared is None:  # the device copies keep the host weights' values (goldens read them)
         # in fp32 (exact: bf16 or block-float values), so that no call's golden converts them again
         ctx.keep_prepared(weight, key, (TTValue(w_dev.tt, _fp32(w.golden)), b and TTValue(b_dev.tt, _fp32(b.golden))))

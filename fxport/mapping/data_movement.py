@@ -219,8 +219,12 @@ def _same_dtype(node: fx.Node) -> str | None:
 
 
 def _joinable(ctx, values) -> list[TTValue]:
-    """Device tiles of one dtype: ttnn.concat needs its inputs alike."""
+    """Device tiles of one dtype: ttnn.concat needs its inputs alike. Block floats (bfloat8_b
+    activations) join as bfloat16: a row-major input (a pool's output) cast to a block float
+    fails ("Only TILE layout is supported for BFLOAT8_B dtype")."""
     ref = next((v.tt.dtype for v in values if isinstance(v, TTValue)), None)
+    if ref in (ctx.ttnn.bfloat8_b, ctx.ttnn.bfloat4_b):
+        ref = ctx.dtype
     return [ctx.tensor(v, dtype=ref) for v in values]
 
 

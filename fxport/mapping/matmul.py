@@ -45,7 +45,8 @@ MATMUL_CHECKS = (*BASIC, dtypes(), max_rank(MATMUL_MAX_RANK))
 @rule(aten.mm.default, aten.bmm.default, aten.matmul.default, aten.mv.default, aten.dot.default,
       ttnn="ttnn.matmul", family="matmul", checks=(*MATMUL_CHECKS, _batch_broadcast))
 def matmul(ctx, node, a, b):
-    return ctx.ops.matmul(ctx.tensor(a), ctx.tensor(b), memory_config=ctx.memory_config)
+    return ctx.ops.matmul(ctx.tensor(a), ctx.tensor(b), memory_config=ctx.memory_config,
+                          **ctx.kernel_options("matmul"))
 
 
 @check("an [out, in] weight")
@@ -64,7 +65,8 @@ def linear_call(ctx, x, weight, bias=None, activation: str = ""):
     else:
         w = ctx.ops.transpose(ctx.tensor(weight), -2, -1, memory_config=ctx.memory_config)
     extra = {"activation": activation} if activation else {}
-    return ctx.ops.linear(ctx.tensor(x), w, bias=ctx.tensor(bias), memory_config=ctx.memory_config, **extra)
+    return ctx.ops.linear(ctx.tensor(x), w, bias=ctx.tensor(bias), memory_config=ctx.memory_config, **extra,
+                          **ctx.kernel_options("matmul"))
 
 
 # The activations ttnn.linear applies in its kernel (its `activation` argument), each checked on
@@ -107,11 +109,13 @@ def addmm(ctx, node, addend, mat1, mat2, *, beta=1, alpha=1):
     a, b, out_shape = ctx.tensor(mat1), ctx.tensor(mat2), tuple(output(node).shape)
     if tuple(addend.shape) == out_shape:
         return ctx.ops.addmm(ctx.tensor(addend), a, b, alpha=float(alpha), beta=float(beta),
-                             memory_config=ctx.memory_config)
+                             memory_config=ctx.memory_config, **ctx.kernel_options("matmul"))
     if _is_row(addend, out_shape) and beta != 0:  # the linear layer: a bias broadcast over the rows
         bias = _scaled(ctx, ctx.tensor(addend), beta)
-        return ctx.ops.linear(_scaled(ctx, a, alpha), b, bias=bias, memory_config=ctx.memory_config)
-    return _product_plus(ctx, ctx.ops.matmul(a, b, memory_config=ctx.memory_config), addend, alpha, beta)
+        return ctx.ops.linear(_scaled(ctx, a, alpha), b, bias=bias, memory_config=ctx.memory_config,
+                              **ctx.kernel_options("matmul"))
+    product = ctx.ops.matmul(a, b, memory_config=ctx.memory_config, **ctx.kernel_options("matmul"))
+    return _product_plus(ctx, product, addend, alpha, beta)
 
 
 def _product_plus(ctx, product, addend, alpha, beta):
@@ -125,5 +129,6 @@ def _product_plus(ctx, product, addend, alpha, beta):
 @rule(aten.baddbmm.default, ttnn="ttnn.matmul + ttnn.add", family="matmul",
       checks=(*BASIC, dtypes(), max_rank(3), _addend_shape))
 def baddbmm(ctx, node, addend, batch1, batch2, *, beta=1, alpha=1):
-    product = ctx.ops.matmul(ctx.tensor(batch1), ctx.tensor(batch2), memory_config=ctx.memory_config)
+    product = ctx.ops.matmul(ctx.tensor(batch1), ctx.tensor(batch2), memory_config=ctx.memory_config,
+                             **ctx.kernel_options("matmul"))
     return _product_plus(ctx, product, addend, alpha, beta)

@@ -28,9 +28,12 @@ def fallback_kinds(run: dict) -> list[dict]:
     groups: dict[tuple[str, str], dict] = {}
     for f in run["fallbacks"]:
         g = groups.setdefault((f["kind"], f["target"]), {"kind": f["kind"], "target": f["target"],
-                                                         "nodes": 0, "example": f["error"]})
+                                                         "nodes": 0, "example": f["error"], "cost_ms": None})
         g["nodes"] += f["repeat"]
-    return sorted(groups.values(), key=lambda g: (-g["nodes"], g["kind"], g["target"]))
+        if isinstance(f.get("cost_ms"), (int, float)):
+            g["cost_ms"] = round((g["cost_ms"] or 0.0) + f["cost_ms"], 4)
+    # Costliest first (runs without an estimate: most nodes first)
+    return sorted(groups.values(), key=lambda g: (-(g["cost_ms"] or 0.0), -g["nodes"], g["kind"], g["target"]))
 
 
 @dataclass(frozen=True)
@@ -180,7 +183,17 @@ def _run_view(run: dict, status: str = "ok", error: str = "") -> dict:
             "fallbacks": {f["node"]: f for f in run["fallbacks"]},
             "oom": {o["node"]: o for o in memory.get("oom_nodes", [])},
             "counts": {"fallback nodes": sum(f["repeat"] for f in run["fallbacks"]),
-                       "OOM nodes": len(memory.get("oom_nodes", [])), **_call_counts(run)}}
+                       "OOM nodes": len(memory.get("oom_nodes", [])), **_call_counts(run),
+                       **_time_counts(run.get("estimate"))}}
+
+
+def _time_counts(est: dict | None) -> dict:
+    """The cost model's times (predicted; host and dispatch parts are measured, so they vary)."""
+    if not isinstance(est, dict):
+        return {}
+    return {f"est. {label} ms": est.get(key) for key, label in (
+        ("latency_ms", "latency"), ("device_ms", "device"), ("host_ms", "host"), ("transfer_ms", "transfer"))
+        if isinstance(est.get(key), (int, float))}
 
 
 def _call_counts(run: dict) -> dict:
@@ -205,7 +218,8 @@ def _sweep_view(sweep: dict, entry: dict | None, run: dict | None) -> dict:
                     modules=entry["coverage_by_module"], pcc=entry["output_pcc"],
                     blocking={t: row[entry["key"]] for t, row in sweep["blocking_matrix"].items()
                               if entry["key"] in row},
-                    counts={"fallback nodes": entry["fallbacks"], "OOM nodes": entry["oom_nodes"]})
+                    counts={"fallback nodes": entry["fallbacks"], "OOM nodes": entry["oom_nodes"],
+                            **_time_counts(entry.get("estimate"))})
     return view
 
 

@@ -182,6 +182,46 @@ def _short_bytes(x: float) -> str:
     return f"{x:g} B"
 
 
+def time_modules_plot(run: dict) -> Figure:
+    """Estimated time per module: device, host and transfer milliseconds stacked."""
+    mods = sorted(run["estimate"]["by_module"].items(), key=lambda kv: -kv[1]["total_ms"])
+    fig, ax = _figure("estimated time by module", len(mods))
+    names = [m for m, _ in mods]
+    left = [0.0] * len(mods)
+    for key, label, color in (("device_ms", "device", COLORS["on device"]), ("host_ms", "host", COLORS["host (plan)"]),
+                              ("transfer_ms", "transfers", COLORS["fell back at run time"])):
+        values = [d[key] for _, d in mods]
+        ax.barh(names, values, left=left, color=color, label=label)
+        left = [a + b for a, b in zip(left, values)]
+    for i, (_, d) in enumerate(mods):
+        ax.text(d["total_ms"], i, f" {d['total_ms']:.3f} ms", va="center", fontsize=8)
+    ax.invert_yaxis()
+    ax.set_xlabel(f"estimated ms per inference on {run['estimate']['arch']} (cost model)")
+    ax.set_title("Where the time goes (estimated)", fontsize=11)
+    _legend(fig, 3)
+    return fig
+
+
+def latency_coverage_plot(entries: list[dict]) -> Figure:
+    """Every entry with an estimate: latency (log) against the share of nodes on the device."""
+    fig = Figure(figsize=(9.0, 5.5), label="estimated latency vs coverage")
+    ax = fig.add_subplot()
+    for e in entries:
+        x, y = (e["coverage"] or {}).get("device_pct", 0.0), e["estimate"]["latency_ms"]
+        ax.scatter([x], [y], color=COLORS["on device"])
+        ax.annotate(e["key"], (x, y), fontsize=7, xytext=(3, 3), textcoords="offset points")
+    ax.set_yscale("log")
+    plain = FuncFormatter(lambda v, _: f"{v:g}")  # the pages render text without mathtext
+    ax.yaxis.set_major_formatter(plain)
+    ax.yaxis.set_minor_formatter(plain)
+    ax.set_xlim(min([0.0, *(ax.get_xlim()[:1])]), 102)
+    ax.set_xlabel("aten nodes on the device (%)")
+    ax.set_ylabel("estimated latency per inference (ms, log)")
+    ax.set_title("Estimated latency vs coverage", fontsize=11)
+    fig.tight_layout()
+    return fig
+
+
 def family_heatmap(sweep: dict) -> Figure | None:
     families = sorted({f for e in sweep["entries"] for f in (e["coverage_by_family"] or {})})
     if not families:  # every entry failed: the overview table says so, there is nothing to plot
@@ -210,7 +250,8 @@ def family_heatmap(sweep: dict) -> Figure | None:
 
 # What each pages.Plot kind draws.
 PLOTS = {"coverage": coverage_plot, "groups": group_plot, "off_device": off_device_plot, "oom": oom_plot,
-         "family_heatmap": family_heatmap}
+         "family_heatmap": family_heatmap, "time_modules": time_modules_plot,
+         "latency_coverage": latency_coverage_plot}
 
 
 @dataclass

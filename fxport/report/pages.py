@@ -183,6 +183,24 @@ def _accuracy(run: dict) -> tuple:
     return tuple(blocks)
 
 
+def _time(run: dict) -> tuple:
+    est = run.get("estimate")
+    if not isinstance(est, dict):
+        return (Text("No estimate in this run (no cost-model board for its device)."),)
+    blocks: list = [
+        Text(f"Predicted by the cost model (fxport/cost): TT-NN's ideal formulas per device node, as lowered "
+             f"and placed, with the efficiency table; host nodes timed on this CPU; transfers over PCIe "
+             f"({est['assumptions']['board']['pcie_gb_s']:g} GB/s + {est['assumptions']['board']['pcie_latency_us']:g} "
+             f"us each, assumed)."),
+        Table(t.estimate_rows(run)),
+        Plot("time_modules", "time_modules", (run,)),
+        Text("Where the time goes, by module:"), Table(t.time_module_rows(run))]
+    if est["host_islands"]:
+        blocks += [Text("Host islands (connected host nodes), costliest first:"),
+                   Table(t.island_rows(run), NODE_ROWS, "run.json")]
+    return tuple(blocks)
+
+
 def _groups(title: str, name: str, label: str, groups: dict) -> Section:
     return Section(title, (Plot(name, "groups", (groups, title)), Table(t.group_rows(groups, label))))
 
@@ -204,6 +222,7 @@ def run_page(run: dict) -> Page:
                                       Table(t.coverage_rows(cov)))),
                  _groups("Coverage by op family", "families", "family", run["coverage_by_family"]),
                  _groups("Coverage by module", "modules", "module", run["coverage_by_module"]),
+                 Section("Time (estimated)", _time(run)),
                  Section("Why nodes are not on the device", _off_device(run)),
                  Section("Out of memory", _memory(run)),
                  Section("Device partitions (dry run)", _partitions(run)),
@@ -247,6 +266,11 @@ def sweep_page(sweep: dict, runs: dict[str, dict]) -> Page:
         Text("Nodes of each op kept off the device (declined by the plan or failed at run time), per entry; "
              "blank: none." + (" Failed entries have no data." if failed else "")),
         Table(matrix) if rows else Text("No op blocks any entry."))))
+    timed = [e for e in entries if isinstance(e.get("estimate"), dict)]
+    if timed:
+        blocks.append(Section("Estimated latency vs coverage", (
+            Text("The cost model's latency per inference (predicted) against the share of nodes on the device."),
+            Plot("latency_coverage", "latency_coverage", (timed,)))))
     blocks.append(Section("Coverage by op family", (
         Text("Lowered % (nodes on the device / nodes of the family)."),
         Plot("families", "family_heatmap", (sweep,)), Table(t.family_matrix_rows(sweep)))))

@@ -43,6 +43,8 @@ def _read(path: Path) -> dict:
         found = doc.get("schema") if isinstance(doc, dict) else None
         raise FxportError(f"{path}: unknown schema {found!r} (this fxport reads {RUN_SCHEMA} and {SWEEP_SCHEMA})")
     wrong = schema.problems(doc, schema.RUN_FIELDS if doc["schema"] == RUN_SCHEMA else schema.SWEEP_FIELDS)
+    if not wrong and doc["schema"] == RUN_SCHEMA and "estimate" in doc:
+        wrong = [f"estimate: {w}" for w in schema.problems(doc["estimate"], schema.ESTIMATE_FIELDS)]
     if wrong:
         raise FxportError(f"{path}: damaged document ({'; '.join(wrong[:3])})")
     return doc

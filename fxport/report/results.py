@@ -8,12 +8,14 @@ timing.json). Aggregations live here, so that renderers only format. Node counts
 
 from __future__ import annotations
 
+import json
 from collections import defaultdict
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from fxport.capture.pytrees import Leaf
 from fxport.capture.records import OpRecord
+from fxport.cost import Estimate
 from fxport.memory.analysis import MemoryAnalysis, device_spec
 from fxport.memory.tiles import padded_bytes
 from fxport.memory.devices import BankSpec
@@ -39,6 +41,8 @@ def provenance(device_kind: str, values: str) -> dict:
                    "device": "real (read back from the device)",
                    "none": "not computed (verdict run: meta weights, empty device tensors)"}[values],
         "timing": "real" if device_kind == "hardware" else "not measured (no kernels run)",
+        "estimate": "predicted (cost model, fxport/cost: TT-NN's ideal formulas and an efficiency "
+                    "table; host nodes and host dispatch measured on this CPU)",
     }
 
 
@@ -81,6 +85,7 @@ class RunResult:
     weights: str = "bfloat16"  # dtype of constant conv and linear weights on the device
     pcc_threshold: float = PCC_THRESHOLD  # end-to-end PCC every informative output must reach
     localized: list[EntryPoint] | None = None  # where error enters (`--localize`); None: not asked
+    estimate: Estimate | None = None  # the run's time on its board (fxport.cost); None: no board
 
     @property
     def accuracy(self) -> Accuracy:
@@ -206,6 +211,69 @@ def _module_facts(record: OpRecord | None) -> dict:
     return {"module_type": record.module_type, "module_inferred": record.module_inferred, "source": record.source}
 
 
+def _ranked(rows: list[dict], costs: list[dict | None]) -> list[dict]:
+    """Rows with their cost (cost_ms, speedup_if_lowered, ...), the costliest first."""
+    rows = [{**r, **(c or {})} for r, c in zip(rows, costs)]
+    return sorted(rows, key=lambda r: -(r.get("cost_ms") or 0.0))
+
+
+def estimate_document(result: RunResult) -> dict | None:
+    """The run's estimate, with its split by top-level module (device, host, transfer ms)."""
+    est = result.estimate
+    if est is None:
+        return None
+    modules: dict[str, dict] = defaultdict(lambda: {"device_ms": 0.0, "host_ms": 0.0, "transfer_ms": 0.0})
+    for t in est.nodes.values():
+        modules[module_group(t.module)][f"{t.where}_ms"] += t.est_ns * t.repeat / 1e6
+    for t in est.transfers:
+        owner = est.nodes.get(t.charged_to) or est.nodes.get(t.value)
+        modules[module_group(owner.module) if owner else "<top>"]["transfer_ms"] += t.ns(est.board) / 1e6
+    by_module = {m: {k: round(v, 4) for k, v in d.items()} | {"total_ms": round(sum(d.values()), 4)}
+                 for m, d in sorted(modules.items())}
+    return {**est.to_dict(), "by_module": by_module}
+
+
+def unsupported_costs(result: RunResult, rows: list[dict]) -> list[dict | None]:
+    """Each unsupported target's cost: its nodes' host time and the transfers they force."""
+    est = result.estimate
+    if est is None:
+        return [None] * len(rows)
+    by_target: dict[str, list[str]] = defaultdict(list)
+    for n in result.plan.nodes:
+        if not n.lowered:
+            by_target[n.target].append(n.node)
+    return [est.cost_of(by_target[r["target"]]) for r in rows]
+
+
+# What the estimate measures on this CPU (host nodes, host dispatch) and what follows from it: the
+# rest of run.json is deterministic (the same run twice gives the same document without these).
+MEASURED_ESTIMATE = ("host_ms", "dispatch_ms", "latency_ms", "throughput_per_s", "untraced_latency_ms",
+                     "metal_trace_saves_ms", "host_bound", "bound", "host_islands")
+MEASURED_COST = ("cost_ms", "host_ms", "speedup_if_lowered")
+
+
+def without_measured(doc: dict) -> dict:
+    """A run document without its measured times (see MEASURED_ESTIMATE), for comparing runs."""
+    doc = json.loads(json.dumps(doc))
+    est = doc.get("estimate")
+    if isinstance(est, dict):
+        for k in MEASURED_ESTIMATE:
+            est.pop(k, None)
+        est.get("assumptions", {}).pop("host_timing", None)
+        for m in est.get("by_module", {}).values():
+            m.pop("host_ms", None)
+            m.pop("total_ms", None)
+    for key in ("unsupported", "fallbacks"):
+        for row in doc.get(key, []):
+            for k in MEASURED_COST:
+                row.pop(k, None)
+        doc[key] = sorted(doc.get(key, []), key=lambda r: json.dumps(r, sort_keys=True))
+    for n in doc.get("nodes", []):
+        if n.get("bound") == "host":
+            n.pop("est_ns", None)
+    return doc
+
+
 def run_document(result: RunResult) -> dict:
     """The run.json document. A run stopped early (Ctrl-C, a broken environment) has "stopped"
     with the reason: its unreached nodes count as not run, and it is never reused as a result."""
@@ -213,6 +281,14 @@ def run_document(result: RunResult) -> dict:
     rep = _repeats(result)
     records = {r.node: r for r in result.records}
     stopped = {"stopped": result.stopped} if result.stopped else {}
+    est = result.estimate
+    times = est.nodes if est is not None else {}
+    unsupported = unsupported_ops(result)
+    fallbacks = [
+        {"node": n.node, "target": n.target, "module": n.module, "kind": n.error_kind,
+         "error": n.error, "repeat": rep.get(n.node, 1), "fields": n.fields,
+         "remedy": n.remedy, "remedy_tried": list(n.remedy_tried)}
+        for n in result.nodes if n.status == "fallback"]
     return {
         **stopped,
         "graph": graph_document(result),
@@ -233,12 +309,9 @@ def run_document(result: RunResult) -> dict:
         "accuracy": result.accuracy.to_dict(),
         **({"localized": [e.to_dict() for e in result.localized]} if result.localized is not None else {}),
         "control_values": [c.to_dict() for c in result.control_values],
-        "unsupported": unsupported_ops(result),
-        "fallbacks": [
-            {"node": n.node, "target": n.target, "module": n.module, "kind": n.error_kind,
-             "error": n.error, "repeat": rep.get(n.node, 1), "fields": n.fields,
-             "remedy": n.remedy, "remedy_tried": list(n.remedy_tried)}
-            for n in result.nodes if n.status == "fallback"],
+        "unsupported": _ranked(unsupported, unsupported_costs(result, unsupported)),
+        "fallbacks": _ranked(fallbacks, [est.cost_of([f["node"]]) if est else None for f in fallbacks]),
+        **({"estimate": estimate_document(result)} if est is not None else {}),
         "memory": memory_document(result.memory_analysis),
         "placement": placement_share(result),
         **({"ttnn_report": result.ttnn_report} if result.ttnn_report else {}),
@@ -250,6 +323,8 @@ def run_document(result: RunResult) -> dict:
              "reason": plan_by_node[n.node].reason if n.node in plan_by_node else "",
              "error_kind": n.error_kind, "error": n.error, "pcc": n.pcc, "repeat": rep.get(n.node, 1),
              "memory": n.memory, **({"remedy": n.remedy, "remedy_applied": n.remedy_applied}
-                                    if n.remedy else {})}
+                                    if n.remedy else {}),
+             **({"est_ns": round(times[n.node].est_ns, 1), "bound": times[n.node].bound}
+                if n.node in times else {})}
             for n in result.nodes],
     }

@@ -11,7 +11,7 @@ from tabulate import tabulate
 from fxport.durable import clear_folder, remove_file, write_json, write_text
 from fxport.report.html import PLOTS_DIR
 from fxport.report.results import RunResult, run_document
-from fxport.report.tables import fmt_output_pcc, fmt_outputs_pcc, fmt_remedy
+from fxport.report.tables import fmt_dispatch_source, fmt_ms, fmt_output_pcc, fmt_outputs_pcc, fmt_remedy, fmt_speedup
 from fxport.report.terminal import TERMINAL_WIDTH, terminal_table
 
 # What is rendered from a run.json (report.md by `fxport run`, the rest by `fxport report`): stale
@@ -94,15 +94,19 @@ def run_summary_text(doc: dict, top: int = 15, out: Path | str | None = None) ->
     lines = [wrapped for line in lines for wrapped in _fit(line)]
     if isinstance(doc.get("localized"), list):
         lines += ["", *_localized_lines(doc["localized"], top, where)]
+    lines += [wrapped for line in _estimate_lines(doc, top, where) for wrapped in _fit(line)]
     if doc["unsupported"]:
-        rows = [[u["target"], u["count"], "; ".join(u["reasons"])] for u in doc["unsupported"][:top]]
-        lines += ["", "Left on the host by the plan:",
-                  terminal_table(["aten op", "nodes", "reason"], rows, len(doc["unsupported"]), where, what="ops")]
+        rows = [[u["target"], u["count"], fmt_ms(u.get("cost_ms")), fmt_speedup(u.get("speedup_if_lowered")),
+                 "; ".join(u["reasons"])] for u in doc["unsupported"][:top]]
+        lines += ["", "Left on the host by the plan (costliest first: host time + the transfers it forces):",
+                  terminal_table(["aten op", "nodes", "cost ms", "speedup if lowered", "reason"], rows,
+                                 len(doc["unsupported"]), where, what="ops")]
     if doc["fallbacks"]:
-        rows = [[f["node"], f["target"], f["kind"], f["error"]] for f in doc["fallbacks"][:top]]
-        lines += ["", "Fell back at run time (device error, re-ran on the host):",
-                  terminal_table(["node", "aten op", "kind", "error"], rows, len(doc["fallbacks"]), where,
-                                 what="fallbacks")]
+        rows = [[f["node"], f["target"], f["kind"], fmt_ms(f.get("cost_ms")), fmt_speedup(f.get("speedup_if_lowered")),
+                 f["error"]] for f in doc["fallbacks"][:top]]
+        lines += ["", "Fell back at run time (device error, re-ran on the host; costliest first):",
+                  terminal_table(["node", "aten op", "kind", "cost ms", "speedup if lowered", "error"], rows,
+                                 len(doc["fallbacks"]), where, what="fallbacks")]
     mem = doc["memory"]
     if mem and mem["oom_nodes"]:
         rows = [[o["node"], o["target"], f"{o.get('peak') or o['per_bank']:,}",
@@ -134,6 +138,30 @@ def _fit(line: str) -> list[str]:
         return [line]
     return textwrap.wrap(line, TERMINAL_WIDTH, subsequent_indent="    ", break_long_words=False,
                          break_on_hyphens=False) or [line]
+
+
+def _estimate_lines(doc: dict, top: int, where: str) -> list[str]:
+    """The cost model's time: latency, its split, what bounds it, host islands by cost."""
+    est = doc.get("estimate")
+    if not isinstance(est, dict):
+        return []
+    lines = ["", f"estimated time on {est['arch']} (predicted by the cost model; {est['assumptions']['latency']}): "
+                 f"{est['latency_ms']:.3f} ms per inference at batch {est['batch']}, "
+                 f"{est['throughput_per_s']:,.1f}/s; device {est['device_ms']:.3f} ms "
+                 f"(compute {est['device_split_ms']['compute']:.3f}, DRAM {est['device_split_ms']['dram']:.3f}, "
+                 f"dispatch {est['device_split_ms']['dispatch']:.3f}), host {est['host_ms']:.3f} ms, "
+                 f"transfers {est['transfer_ms']:.3f} ms ({est['transfers']}); bound: {est['bound']}",
+             f"host dispatch of the device ops ({fmt_dispatch_source(est)}): {est['dispatch_ms']:.1f} ms"
+             + (f" > device time: host-bound without Metal Trace, which would save {est['metal_trace_saves_ms']:.1f} ms"
+                if est["host_bound"] else ": below device time (not host-bound)")]
+    islands = est.get("host_islands") or []
+    if islands:
+        rows = [[i["first"], i["nodes"], ", ".join(i["modules"])[:50], fmt_ms(i["cost_ms"]),
+                 fmt_ms(i["transfer_ms"]), fmt_speedup(i["speedup_if_lowered"])] for i in islands[:top]]
+        lines += ["Host islands (connected host nodes), costliest first:",
+                  terminal_table(["first node", "nodes", "modules", "cost ms", "of which transfers ms",
+                                  "speedup if lowered"], rows, len(islands), where, what="host islands")]
+    return lines
 
 
 def _memory_lines(doc: dict, repeated: bool = False) -> list[str]:

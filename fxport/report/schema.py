@@ -17,6 +17,14 @@ RUN_FIELDS = {
     "unsupported": list, "fallbacks": list, "memory": (dict, _NULL), "partitions": list,
     "transfers": dict, "nodes": list,
 }
+# A run's optional `estimate` block (fxport/cost), checked when present.
+ESTIMATE_FIELDS = {
+    "arch": str, "batch": int, "latency_ms": (int, float), "throughput_per_s": (int, float, _NULL),
+    "device_ms": (int, float), "host_ms": (int, float), "transfer_ms": (int, float),
+    "dispatch_ms": (int, float), "bound": str, "host_bound": bool, "device_split_ms": dict,
+    "metal_trace_saves_ms": (int, float), "transfers": int, "host_islands": list, "by_module": dict,
+    "assumptions": dict,
+}
 SWEEP_FIELDS = {
     "schema": str, "device": dict, "memory_config": str, "values": str, "provenance": dict,
     "entries": list, "blocking_matrix": dict,

@@ -117,21 +117,63 @@ def group_rows(groups: dict[str, dict], label: str) -> Rows:
 
 
 def unsupported_rows(run: dict) -> Rows:
-    return ["aten op", "family", "nodes", "why the plan declined it", "in modules (first 5)"], [
-        [u["target"], u["family"], u["count"], "; ".join(u["reasons"]), ", ".join(u["modules"])]
+    """Ops the plan declined, costliest first (run.json ranks them): host time + transfers forced."""
+    return ["aten op", "family", "nodes", "cost ms (est.)", "speedup if lowered", "why the plan declined it",
+            "in modules (first 5)"], [
+        [u["target"], u["family"], u["count"], fmt_ms(u.get("cost_ms")), fmt_speedup(u.get("speedup_if_lowered")),
+         "; ".join(u["reasons"]), ", ".join(u["modules"])]
         for u in run["unsupported"]]
 
 
 def fallback_kind_rows(run: dict) -> Rows:
-    return ["error kind", "aten op", "nodes", "example error"], [
-        [g["kind"], g["target"], g["nodes"], g["example"]] for g in fallback_kinds(run)]
+    return ["error kind", "aten op", "nodes", "cost ms (est.)", "example error"], [
+        [g["kind"], g["target"], g["nodes"], fmt_ms(g.get("cost_ms")), g["example"]] for g in fallback_kinds(run)]
 
 
 def fallback_rows(run: dict, width: int = 160) -> Rows:
-    """Every fallback node, grouped by kind and op (in execution order within a group)."""
-    rows = [[f["node"], f["target"], f["module"], f["kind"], f["repeat"], f["error"][:width]]
-            for f in sorted(run["fallbacks"], key=lambda f: (f["kind"], f["target"]))]
-    return ["node", "aten op", "module", "kind", "repeat", "error"], rows
+    """Every fallback node, costliest first (as run.json ranks them)."""
+    rows = [[f["node"], f["target"], f["module"], f["kind"], f["repeat"], fmt_ms(f.get("cost_ms")),
+             fmt_speedup(f.get("speedup_if_lowered")), f["error"][:width]] for f in run["fallbacks"]]
+    return ["node", "aten op", "module", "kind", "repeat", "cost ms (est.)", "speedup if lowered", "error"], rows
+
+
+def estimate_rows(run: dict) -> Rows:
+    """The cost model's figures for the run (run.json `estimate`)."""
+    e = run["estimate"]
+    split = e["device_split_ms"]
+    rows = [["latency per inference (Metal Trace)", f"{e['latency_ms']:.3f} ms"],
+            ["throughput at batch", f"{e['throughput_per_s']:,.1f}/s (batch {e['batch']})"],
+            ["device", f"{e['device_ms']:.3f} ms (compute-bound ops {split['compute']:.3f}, DRAM-bound "
+                       f"{split['dram']:.3f}, dispatch-bound {split['dispatch']:.3f})"],
+            ["host nodes", f"{e['host_ms']:.3f} ms ({e['assumptions']['host_timing']})"],
+            ["transfers", f"{e['transfer_ms']:.3f} ms ({e['transfers']} moves between host and device)"],
+            ["bound", e["bound"]],
+            [f"host dispatch ({fmt_dispatch_source(e)})", f"{e['dispatch_ms']:.1f} ms: "
+             + (f"host-bound without Metal Trace (it would save {e['metal_trace_saves_ms']:.1f} ms)"
+                if e["host_bound"] else "below the device time")]]
+    return ["", f"on {e['arch']}"], rows
+
+
+def time_module_rows(run: dict) -> Rows:
+    """Where the estimated time goes, per top-level module, largest first."""
+    mods = run["estimate"]["by_module"]
+    total = sum(m["total_ms"] for m in mods.values()) or 1.0
+    rows = [[name, f"{m['device_ms']:.3f}", f"{m['host_ms']:.3f}", f"{m['transfer_ms']:.3f}", f"{m['total_ms']:.3f}",
+             fmt_pct(100 * m["total_ms"] / total)]
+            for name, m in sorted(mods.items(), key=lambda kv: -kv[1]["total_ms"])]
+    return ["module", "device ms", "host ms", "transfer ms", "total ms", "share"], rows
+
+
+def fmt_dispatch_source(e: dict) -> str:
+    """How an estimate's host dispatch was found: measured (an upper bound) or modelled."""
+    timing = str((e.get("assumptions") or {}).get("dispatch_timing", ""))
+    return "measured, upper bound" if timing.startswith("measured") else "modelled, not measured"
+
+
+def island_rows(run: dict) -> Rows:
+    return ["first node", "nodes", "modules", "cost ms", "of which transfers ms", "speedup if lowered"], [
+        [i["first"], i["nodes"], ", ".join(i["modules"]), fmt_ms(i["cost_ms"]), fmt_ms(i["transfer_ms"]),
+         fmt_speedup(i["speedup_if_lowered"])] for i in run["estimate"]["host_islands"]]
 
 
 def fmt_remedy(o: dict) -> str:
@@ -209,10 +251,18 @@ def overview_rows(sweep: dict, link) -> Rows:
                      e["oom_nodes"] if e["status"] == "ok" else "-",
                      e["unsupported_ops"] if e["status"] == "ok" else "-",
                      fmt_agreement(e.get("memory_agreement")), fmt_l1_share(e.get("l1_share")),
-                     fmt_pcc(e["output_pcc"]) if e["status"] == "ok" else "-", e["error"]])
+                     fmt_pcc(e["output_pcc"]) if e["status"] == "ok" else "-", fmt_latency(e.get("estimate")),
+                     e["error"]])
     return ["entry", "input", "status", "aten nodes", "lowered %", "on device %", "fell back",
             "host", "not run", "OOM nodes", "ops declined", "memory model = allocator",
-            "L1 share (bytes / nodes)", "output PCC", "error"], rows
+            "L1 share (bytes / nodes)", "output PCC", "latency ms (est.)", "error"], rows
+
+
+def fmt_latency(e: dict | None) -> str:
+    """An entry's estimated latency and what bounds it."""
+    if not isinstance(e, dict) or not isinstance(e.get("latency_ms"), (int, float)):
+        return "-"
+    return f"{e['latency_ms']:.3f} ({e.get('bound', '?')})"
 
 
 def fmt_agreement(a: dict | None) -> str:
@@ -310,3 +360,12 @@ def write_oom_csv(run: dict, path: Path) -> Path:
             w.writerow({**o, "inputs": "; ".join(map(fmt_shape, o["inputs"])),
                         "outputs": "; ".join(map(fmt_shape, o["outputs"]))})
     return path
+
+
+def fmt_ms(ms) -> str:
+    """A cost in milliseconds ("-" when not estimated)."""
+    return "-" if ms is None else f"{ms:.3f}"
+
+
+def fmt_speedup(x) -> str:
+    return "-" if x is None else f"{x:.3f}x"

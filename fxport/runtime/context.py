@@ -30,6 +30,8 @@ class TransferLog:
 VALUE_MODES = ("emulate", "device", "none")
 MEMORY_MODES = ("dram", "l1", "auto")  # auto: per node, from the plan's placement (default DRAM)
 WEIGHT_DTYPES = ("bfloat16", "bfloat8_b")
+ACTIVATION_DTYPES = ("bfloat16", "bfloat8_b")
+MATH_FIDELITIES = ("lofi", "hifi2", "hifi3", "hifi4")
 CALL_KINDS = ("compute", "layout", "transfer", "weights")
 _TRANSFERS = frozenset({"from_torch", "to_torch", "to_device", "from_device", "empty"})
 _TO_HOST = frozenset({"to_torch", "from_device"})
@@ -123,6 +125,10 @@ class LoweringContext:
     constants: DeviceConstants = field(default_factory=DeviceConstants)
     weights: str = "bfloat16"  # the dtype of constant conv and linear weights on the device
     calls: CallCounts = field(default_factory=CallCounts)
+    # How deployed TT-NN models run their compute ops (`--math-fidelity`, `--activations`): ""
+    # keeps TT-NN's default fidelity; bfloat8_b makes matmul, linear and conv outputs block floats.
+    fidelity: str = ""
+    activations: str = "bfloat16"
 
     def __post_init__(self) -> None:
         import ttnn
@@ -139,6 +145,10 @@ class LoweringContext:
             raise ValueError(f"memory must be one of {MEMORY_MODES}, not {self.memory!r}")
         if self.weights not in WEIGHT_DTYPES:
             raise ValueError(f"weights must be one of {WEIGHT_DTYPES}, not {self.weights!r}")
+        if self.fidelity and self.fidelity not in MATH_FIDELITIES:
+            raise ValueError(f"math fidelity must be one of {MATH_FIDELITIES}, not {self.fidelity!r}")
+        if self.activations not in ACTIVATION_DTYPES:
+            raise ValueError(f"activations must be one of {ACTIVATION_DTYPES}, not {self.activations!r}")
         self.ttnn = ttnn
         self.ops = DualOps(ttnn, emulate=self.values == "emulate", on_call=self.count,
                            cache=self.cache if self.values == "none" else None,
@@ -152,6 +162,21 @@ class LoweringContext:
         self.dtype = ttnn.bfloat16
         self.weights_dtype = getattr(ttnn, self.weights)
         self._kinds: list[str] = []
+
+    def kernel_options(self, op: str) -> dict:
+        """The compute kernel arguments of the run's options for a compute op ("matmul" for
+        matmul/linear, "conv2d", "sdpa"): the one place rules get math fidelity and the
+        activations' dtype from. Empty for TT-NN's defaults (bf16 outputs, its own fidelity)."""
+        ttnn = self.ttnn
+        extra: dict = {}
+        if self.fidelity:
+            fidelity = {"lofi": ttnn.MathFidelity.LoFi, "hifi2": ttnn.MathFidelity.HiFi2,
+                        "hifi3": ttnn.MathFidelity.HiFi3, "hifi4": ttnn.MathFidelity.HiFi4}[self.fidelity]
+            config = ttnn.init_device_compute_kernel_config(self.device.device.arch(), math_fidelity=fidelity)
+            extra["compute_config" if op == "conv2d" else "compute_kernel_config"] = config
+        if self.activations != "bfloat16" and op in ("matmul", "conv2d"):
+            extra["dtype"] = getattr(ttnn, self.activations)
+        return extra
 
     # -- counting -------------------------------------------------------------------------------
     @contextlib.contextmanager
@@ -244,6 +269,9 @@ class LoweringContext:
             if dtype is not None and value.tt.dtype != dtype:
                 with self.counting("layout"):
                     value = self.ops.typecast(value, dtype)
+            if want_layout != ttnn.TILE_LAYOUT and value.tt.dtype in (ttnn.bfloat8_b, ttnn.bfloat4_b):
+                with self.counting("layout"):  # block floats exist in TILE layout only
+                    value = self.ops.typecast(value, self.dtype)
             if value.tt.layout != want_layout:
                 self.transfers.layout_changes += 1
                 with self.counting("layout"):

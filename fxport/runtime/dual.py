@@ -119,8 +119,22 @@ def _as_device_precision(out: Any, golden: torch.Tensor) -> torch.Tensor:
 
     torch_dtype = {ttnn.bfloat16: torch.bfloat16, ttnn.float32: torch.float32,
                    ttnn.uint32: torch.int64, ttnn.int32: torch.int64}.get(out.dtype)
-    if torch_dtype is None:  # block-float formats: bf16 is the closest torch dtype
+    if torch_dtype is None and out.dtype in (ttnn.bfloat8_b, ttnn.bfloat4_b) and golden.is_floating_point():
+        return _block_float(golden, out.dtype)
+    if torch_dtype is None:  # other formats: bf16 is the closest torch dtype
         torch_dtype = torch.bfloat16 if golden.is_floating_point() else golden.dtype
     if golden.is_floating_point() and torch_dtype in (torch.int64,):
         return golden.round().to(torch_dtype)
     return golden.to(torch_dtype)
+
+
+def _block_float(golden: torch.Tensor, dtype) -> torch.Tensor:
+    """The value packed as the device packs a block-float tensor (one exponent per 16 values of
+    a row, through ttnn's own host conversion) and read back, in bf16 like other activations."""
+    import ttnn
+
+    rows = golden.detach().float().reshape(-1, golden.shape[-1]) if golden.dim() >= 2 else golden.float().reshape(1, -1)
+    if rows.numel() == 0:
+        return golden.to(torch.bfloat16)
+    packed = ttnn.Tensor(tensor=rows.contiguous(), data_type=dtype, layout=ttnn.TILE_LAYOUT).to_torch()
+    return packed.reshape(golden.shape).to(torch.bfloat16)
