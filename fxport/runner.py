@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import time
+from collections import Counter
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -13,8 +14,11 @@ import torch.utils._pytree as pytree
 from torch import fx
 from torch.export.graph_signature import OutputKind
 
+from fxport.capture import CaptureProblem
 from fxport.capture.cache import CaptureCache
+from fxport.capture.engine import one_line
 from fxport.capture.loader import InputOptions, LoadedModel, Shape, load_model
+from fxport.capture.pieces import Piece, run_in_pieces, specialize_scalars
 from fxport.capture.pytrees import forward_signature, input_leaves, register_dataclasses
 from fxport.capture.records import OpRecord
 from fxport.errors import CaptureError, EnvironmentFault, FxportError
@@ -22,6 +26,7 @@ from fxport.memory.analysis import MemoryAnalysis
 from fxport.partition import Partitioned, partition
 from fxport.passes import PASS_NAMES, Optimized, constants_of, records_after, run_passes
 from fxport.plan import Plan, plan_graph
+from fxport.report.pieces import merge_pieces, piece_summaries
 from fxport.report.results import DeviceInfo, RunResult
 from fxport.runtime.accuracy import PCC_THRESHOLD, ControlValue, check_outputs, unchecked_outputs, vary_inputs
 from fxport.runtime.context import DeviceConstants, LoweringContext
@@ -31,7 +36,7 @@ from fxport.runtime.memory import explain_run, place_activations
 from fxport.runtime.ttnn_report import ttnn_report as capture_ttnn_report
 from fxport.runtime.verdict_cache import VerdictCache
 from fxport.runtime.localize import localize as localize_error, reference_values
-from fxport.tracing import trace_cached
+from fxport.tracing import export, trace_cached
 
 
 def flat_inputs(program: torch.export.ExportedProgram, args: tuple, kwargs: dict | None = None) -> list[Any]:
@@ -249,10 +254,18 @@ def run_model(spec: str, dev: DeviceHandle, inputs: InputOptions | Shape | None 
     torch.manual_seed(seed)
     t = time.perf_counter()
     loaded = load_model(spec, inputs, device="meta" if values == "none" else "cpu")
-    return run_loaded(loaded, dev, memory, values, min_block_size, build_seconds=time.perf_counter() - t,
-                      cache=cache, passes=passes, weights=weights, ttnn_report=ttnn_report,
-                      pcc_threshold=pcc_threshold, localize=localize, capture_cache=capture_cache,
-                      model_args=InputOptions.of(inputs).model_args)
+    options = dict(cache=cache, passes=passes, weights=weights, ttnn_report=ttnn_report,
+                   pcc_threshold=pcc_threshold, localize=localize, capture_cache=capture_cache,
+                   model_args=InputOptions.of(inputs).model_args)
+    try:
+        return run_loaded(loaded, dev, memory, values, min_block_size, build_seconds=time.perf_counter() - t,
+                          **options)
+    except NeedsRealWeights:  # a verdict run of a model in pieces: its host code needs values
+        torch.manual_seed(seed)
+        t = time.perf_counter()
+        loaded = load_model(spec, inputs, device="cpu")
+        return run_loaded(loaded, dev, memory, values, min_block_size, build_seconds=time.perf_counter() - t,
+                          **options)
 
 
 def run_loaded(loaded: LoadedModel, dev: DeviceHandle, memory: str = "dram", values: str = "",
@@ -277,31 +290,121 @@ def run_loaded(loaded: LoadedModel, dev: DeviceHandle, memory: str = "dram", val
     t = time.perf_counter()
     verdict_only = values == "none"
     reference = varied = None
+    redrawn: tuple[str, ...] = ()
+    if not _on_meta(loaded.module):
+        redrawn = tuple(redraw_zero_weights(loaded.module))
     if not verdict_only:
-        redraw_zero_weights(loaded.module)
         reference = _forward(loaded, loaded.inputs, loaded.kwargs)
         args, kwargs, changed = vary_inputs(loaded.inputs, loaded.kwargs)
         varied = _forward(loaded, args, kwargs) if changed else None
     cap = trace_cached(loaded.module, loaded.inputs, capture_cache if verdict_only else None,
                        name=loaded.name, repeated=loaded.repeated if verdict_only else (),
-                       kwargs=loaded.kwargs, model_args=model_args)
-    if cap.method != "export":
-        where = next((p for p in cap.problems if p.stage == "export"), None)
-        raise CaptureError(f"cannot capture {loaded.name} as one graph for execution: "
-                           f"{where.message if where else 'export failed'} (`fxport trace` shows where)")
-    program = cap.graphs[0].program
+                       kwargs=loaded.kwargs, model_args=model_args, fallback=False)
     build_seconds += time.perf_counter() - t
+    if cap.method != "export":
+        if _on_meta(loaded.module):
+            raise NeedsRealWeights(f"{loaded.name} captures as several graphs: the Python between "
+                                   "them needs real weights (load the model on the CPU)")
+        return _run_pieces(loaded, dev, cap, memory, values, min_block_size, passes, weights,
+                           pcc_threshold, reference, varied, build_seconds, redrawn)
+    program = cap.graphs[0].program
     t = time.perf_counter()
     compiled = compile_program(program, min_block_size, passes=passes, memory=memory, repeats=cap.repeats)
     compiled.captured_nodes = cap.node_count
     plan_seconds = time.perf_counter() - t - compiled.optimized.seconds - compiled.optimized.fold_seconds
     capture = {"method": cap.method, "complete": cap.complete, "problems": [p.to_dict() for p in cap.problems]}
-    return run_compiled(compiled, loaded.inputs, reference, dev, memory, loaded.name, values, None,
-                        loaded.kwargs, varied, capture=capture,
-                        seconds={"build_capture": build_seconds, "capture": cap.seconds,
-                                 "plan_partition": plan_seconds},
-                        cache=cache, weights=weights, ttnn_report=ttnn_report,
-                        pcc_threshold=pcc_threshold, localize=localize)
+    result = run_compiled(compiled, loaded.inputs, reference, dev, memory, loaded.name, values, None,
+                          loaded.kwargs, varied, capture=capture,
+                          seconds={"build_capture": build_seconds, "capture": cap.seconds,
+                                   "plan_partition": plan_seconds},
+                          cache=cache, weights=weights, ttnn_report=ttnn_report,
+                          pcc_threshold=pcc_threshold, localize=localize)
+    return replace(result, redrawn=redrawn)
+
+
+class NeedsRealWeights(CaptureError):
+    """A model on meta weights that only runs in pieces: the host code between them needs values."""
+
+
+def _on_meta(module: torch.nn.Module) -> bool:
+    return any(p.is_meta for p in module.parameters())
+
+
+def _run_pieces(loaded: LoadedModel, dev: DeviceHandle, cap, memory: str, values: str, min_block_size: int,
+                passes: tuple[str, ...], weights: str, pcc_threshold: float, reference: Any, varied: Any,
+                build_seconds: float, redrawn: tuple[str, ...]) -> RunResult:
+    """Run a model that torch.export cannot capture whole (data-dependent shapes, Python that reads
+    values) as the graphs TorchDynamo splits it into (fxport.capture.pieces): each piece exported,
+    planned, partitioned and run on `dev` like a model of its own and compared with fp32 torch on
+    the same inputs, the Python between the pieces run on the host. The glue gets the device's
+    outputs (a verdict run, which computes none, gets torch's). The model's result is the union of
+    its pieces' (fxport.report.pieces) with its end-to-end outputs compared with `reference`."""
+    start = time.perf_counter()
+    states: dict[tuple, tuple[str, Compiled]] = {}
+    runs: list[tuple[str, RunResult]] = []
+    calls: Counter = Counter()
+    origins: dict[str, dict] = {}
+    problems: list[CaptureProblem] = list(cap.problems)
+
+    def call(piece: Piece, inputs: tuple) -> Any:
+        scalars = {i: inputs[i].item() for i in piece.wrapped_scalars}
+        key = (piece.label, tuple(_value_signature(v) for v in inputs), tuple(scalars.items()))
+        if key not in states:
+            again = sum(1 for k in states if k[0] == piece.label)
+            label = piece.label if not again else f"{piece.label}.{again}"
+            origins[label] = {"function": piece.function,
+                              "break": piece.graph_break.to_dict() if piece.graph_break else None}
+            try:
+                program = export(specialize_scalars(piece.gm, scalars), inputs)
+            except Exception as exc:  # this piece stays on the host, and the report says so
+                problems.append(CaptureProblem("export", f"{label}: ran on the host: {one_line(exc)}"))
+                states[key] = (label, None)
+            else:
+                compiled = compile_program(program, min_block_size, host_control=True, passes=passes,
+                                           memory=memory)
+                compiled.captured_nodes = len(compiled.records)
+                states[key] = (label, compiled)
+        label, compiled = states[key]
+        with torch.no_grad():
+            expected = piece.gm(*inputs)
+        calls[label] += 1
+        if compiled is None:
+            return expected
+        result = run_compiled(compiled, inputs, expected, dev, memory, f"{loaded.name}/{label}", values,
+                              weights=weights, pcc_threshold=pcc_threshold)
+        if calls[label] == 1:
+            runs.append((label, result))
+        return expected if result.values == "none" else result.outputs
+
+    outputs, pieces = run_in_pieces(loaded.module, loaded.inputs, loaded.kwargs, call)
+    if not runs:
+        raise CaptureError(f"cannot run {loaded.name}: torch.export failed "
+                           f"({cap.problems[0].message if cap.problems else 'unknown'}) and TorchDynamo "
+                           "captured no graph that could run on the device")
+    breaks = [p.graph_break for p in pieces if p.graph_break]
+    seen = set()
+    problems += [b for b in breaks if not (b in seen or seen.add(b))]
+    values_run = runs[0][1].values
+    if values_run == "none":
+        checks = unchecked_outputs(outputs, "not computed (no values)")
+    else:
+        checks = check_outputs(outputs, reference, varied, data_dependent=True)
+    capture = {"method": "dynamo", "complete": False, "graphs": len(pieces), "breaks": len(breaks),
+               "problems": [p.to_dict() for p in problems]}
+    seconds = {"build_capture": build_seconds, "capture": cap.seconds,
+               "execute": time.perf_counter() - start}
+    result = merge_pieces(loaded.name, runs, checks, capture, seconds)
+    summaries = [s.to_dict() for s in piece_summaries(runs, origins, calls)]
+    return replace(result, inputs=input_leaves(loaded.inputs, loaded.kwargs), outputs=outputs,
+                   pieces=summaries, redrawn=redrawn, pcc_threshold=pcc_threshold)
+
+
+def _value_signature(value: Any) -> Any:
+    if isinstance(value, torch.Tensor):
+        return ("tensor", tuple(value.shape), value.dtype, value.device.type)
+    if isinstance(value, (int, float, bool)):
+        return (type(value).__name__, value)
+    return (type(value).__name__,)
 
 
 def _forward(loaded: LoadedModel, args: tuple, kwargs: dict) -> Any:

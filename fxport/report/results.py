@@ -81,6 +81,9 @@ class RunResult:
     weights: str = "bfloat16"  # dtype of constant conv and linear weights on the device
     pcc_threshold: float = PCC_THRESHOLD  # end-to-end PCC every informative output must reach
     localized: list[EntryPoint] | None = None  # where error enters (`--localize`); None: not asked
+    # A model run as several graphs (fxport.report.pieces): each piece's summary, in run order
+    pieces: list[dict] = field(default_factory=list)
+    redrawn: tuple[str, ...] = ()  # all-zero weight matrices redrawn before the run (runner.redraw_zero_weights)
 
     @property
     def accuracy(self) -> Accuracy:
@@ -225,6 +228,8 @@ def run_document(result: RunResult) -> dict:
         "values": result.values,
         "provenance": provenance(result.device.kind, result.values),
         "capture": result.capture,
+        **({"pieces": result.pieces} if result.pieces else {}),
+        "weights_redrawn": list(result.redrawn),
         "coverage": coverage(result),
         "coverage_by_family": coverage_by(result, lambda p: p.family),
         "coverage_by_module": coverage_by(result, lambda p: module_group(p.module)),

@@ -26,6 +26,8 @@ _BF16_STEP = 2.0 ** -8
 
 NOT_DEPENDENT = "output does not depend on input"
 CONSTANT = "reference output is constant"
+# Outputs whose size follows the values (a detector's boxes after score thresholds and NMS)
+DATA_DEPENDENT = "data-dependent size"
 
 
 @dataclass(frozen=True)
@@ -58,16 +60,21 @@ class Accuracy:
     threshold: float
     verdict: str
     failing: tuple[str, ...] = ()  # "out[0] 0.554 < 0.99"
+    # Outputs of data-dependent size, not part of the verdict, each with what was found
+    # ("out[0]['boxes']: data-dependent size: 7 vs 9 rows (run vs torch)")
+    data_dependent: tuple[str, ...] = ()
 
     @classmethod
     def of(cls, checks: list[OutputCheck], threshold: float = PCC_THRESHOLD) -> "Accuracy":
         scored = [c for c in checks if c.shown_pcc is not None]
         failing = tuple(f"{c.path} {c.pcc:.6f} < {threshold}" for c in scored if not c.pcc >= threshold)
         verdict = "fail" if failing else "pass" if scored else "not checked"
-        return cls(threshold, verdict, failing)
+        dependent = tuple(f"{c.path}: {c.note}" for c in checks if c.note.startswith(DATA_DEPENDENT))
+        return cls(threshold, verdict, failing, dependent)
 
     def to_dict(self) -> dict:
-        return {"threshold": self.threshold, "verdict": self.verdict, "failing": list(self.failing)}
+        return {"threshold": self.threshold, "verdict": self.verdict, "failing": list(self.failing),
+                "data_dependent": list(self.data_dependent)}
 
 
 @dataclass(frozen=True)
@@ -114,9 +121,16 @@ def vary_inputs(args: tuple, kwargs: dict, seed: int = 1) -> tuple[tuple, dict, 
     return map_tensors(shuffle, tuple(args)), map_tensors(shuffle, dict(kwargs)), changed
 
 
-def check_outputs(actual: Any, reference: Any, varied: Any = None) -> list[OutputCheck]:
+def check_outputs(actual: Any, reference: Any, varied: Any = None,
+                  data_dependent: bool = False) -> list[OutputCheck]:
     """PCC per output leaf of `actual` against `reference` (same pytree). With `varied` (the
-    reference on varied inputs), leaves that do not depend on the inputs are marked uninformative."""
+    reference on varied inputs), leaves that do not depend on the inputs are marked uninformative.
+
+    An output whose size differs from the reference's (a detector's boxes: how many survive the
+    score threshold and NMS is decided by values) is not compared: "N vs M rows" is its result.
+    `data_dependent` (host code between graphs selects by value, fxport.capture.pieces): an
+    output whose size follows the input's values has its rows chosen by such selections, so a
+    row-by-row PCC may pair different detections: shown, but not a verdict."""
     got = dict(named_leaves(actual, "out"))
     moved = dict(named_leaves(varied, "out")) if varied is not None else {}
     checks = []
@@ -124,10 +138,23 @@ def check_outputs(actual: Any, reference: Any, varied: Any = None) -> list[Outpu
         if not isinstance(ref, torch.Tensor):
             continue
         out = got.get(path)
+        spec = TensorSpec.of(ref)
+        if isinstance(out, torch.Tensor) and tuple(out.shape) != tuple(ref.shape):
+            checks.append(OutputCheck(path, spec, None, False, f"{DATA_DEPENDENT}: {_rows(out)} vs "
+                                      f"{_rows(ref)} rows (run vs torch): not compared"))
+            continue
         score = agreement(out, ref) if isinstance(out, torch.Tensor) else 0.0
         informative, note = _informative(ref, moved.get(path), varied is not None)
-        checks.append(OutputCheck(path, TensorSpec.of(ref), score, informative, note))
+        selected = isinstance(moved.get(path), torch.Tensor) and tuple(moved[path].shape) != tuple(ref.shape)
+        if data_dependent and selected:
+            informative, note = False, (f"{DATA_DEPENDENT}: same count ({_rows(ref)} rows), PCC {score:.4f} "
+                                        "by index, which may pair different selections: not a verdict")
+        checks.append(OutputCheck(path, spec, score, informative, note))
     return checks
+
+
+def _rows(t: torch.Tensor) -> int:
+    return int(t.shape[0]) if t.dim() else 1
 
 
 def unchecked_outputs(reference: Any, note: str) -> list[OutputCheck]:
@@ -137,6 +164,8 @@ def unchecked_outputs(reference: Any, note: str) -> list[OutputCheck]:
 
 
 def _informative(ref: torch.Tensor, varied: Any, checked: bool) -> tuple[bool | None, str]:
+    if ref.numel() == 0:
+        return False, "empty: nothing to compare"
     exact = ref.dtype == torch.bool or not ref.is_floating_point()
     r = ref.detach().to(torch.float64).flatten()
     if not exact and r.numel() >= 2 and float(r.std()) <= _BF16_STEP * float(r.abs().max()):
