@@ -30,3 +30,36 @@ def lm_inputs() -> dict:
     attention_mask = torch.ones(2, SEQ, dtype=torch.int64)
     attention_mask[1, -SEQ // 4:] = 0
     return {"input_ids": input_ids, "attention_mask": attention_mask}
+
+
+def gpt2_tiny():
+    """GPT-2 with its default settings (use_cache=True: the output holds a DynamicCache)."""
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    config = GPT2Config(vocab_size=VOCAB, n_positions=64, n_embd=64, n_layer=2, n_head=2,
+                        bos_token_id=0, eos_token_id=0)
+    return GPT2LMHeadModel(config)
+
+
+def mistral_tiny():
+    """Mistral with its default settings (use_cache=True, sliding window attention)."""
+    from transformers import MistralConfig, MistralForCausalLM
+
+    config = MistralConfig(vocab_size=VOCAB, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                           num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=64)
+    return MistralForCausalLM(config)
+
+
+def qwen2_tiny():
+    """Qwen2 with its default settings (use_cache=True)."""
+    from transformers import Qwen2Config, Qwen2ForCausalLM
+
+    config = Qwen2Config(vocab_size=VOCAB, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=64)
+    return Qwen2ForCausalLM(config)
+
+
+def ids_only() -> dict:
+    """Keyword inputs: token ids, no attention mask (nothing padded)."""
+    generator = torch.Generator().manual_seed(0)
+    return {"input_ids": torch.randint(0, VOCAB, (2, SEQ), generator=generator)}
