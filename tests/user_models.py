@@ -135,3 +135,28 @@ class TopLevelMath(nn.Module):
     def forward(self, x, y):
         h = self.a(x) * 2 + y
         return self.b(torch.lgamma(h.abs() + 1)) - x.mean()
+
+
+class Proposals(nn.Module):
+    """A detector in miniature: a conv backbone and a score head (device work), then the host
+    keeps the positions whose score passes a threshold (`nonzero`: how many depends on the
+    values, so torch.export fails and dynamo breaks the graph) and a box head runs on those."""
+
+    def __init__(self):
+        super().__init__()
+        self.backbone = nn.Sequential(nn.Conv2d(3, 16, 3, padding=1), nn.ReLU(), nn.Conv2d(16, 16, 3, padding=1))
+        self.score = nn.Conv2d(16, 1, 1)
+        self.box = nn.Linear(16, 4)
+
+    def forward(self, images: list):
+        x = torch.stack(images)
+        features = self.backbone(x)
+        scores = self.score(features).flatten(1).sigmoid()  # (N, H*W)
+        keep = (scores[0] > 0.5).nonzero().squeeze(1)
+        picked = features[0].flatten(1).t()[keep]  # (K, 16)
+        return {"boxes": self.box(picked), "scores": scores[0][keep]}
+
+
+def proposals_inputs() -> tuple:
+    generator = torch.Generator().manual_seed(0)
+    return ([torch.rand(3, 16, 16, generator=generator)],)

@@ -243,7 +243,23 @@ def export_program(model: nn.Module, inputs: tuple, keep: tuple[torch._ops.OpOve
             with torch.no_grad():
                 register_dataclasses(model(*inputs, **(kwargs or {})))
             program = torch.export.export(model, tuple(inputs), kwargs, strict=False)
+        _refuse_data_dependent_sizes(program.graph)
         return program.run_decompositions(decomposition_table(keep))
+
+
+class DataDependentSize(Exception):
+    """Export succeeded, but some sizes depend on tensor values (`nonzero`, boolean masks): such a
+    graph cannot be planned shape by shape, so capture splits it where the sizes appear."""
+
+
+def _refuse_data_dependent_sizes(graph: fx.Graph) -> None:
+    from torch.fx.experimental.symbolic_shapes import free_unbacked_symbols
+
+    for node in graph.nodes:
+        val = node.meta.get("val")
+        if isinstance(val, torch.Tensor) and free_unbacked_symbols(val):
+            raise DataDependentSize(f"{node.name} ({node.target}) has a size that depends on tensor values: "
+                                    f"{list(val.shape)}")
 
 
 def _capture_with_dynamo(model: nn.Module, inputs: tuple, keep: tuple,

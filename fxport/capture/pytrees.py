@@ -80,19 +80,18 @@ def register_dataclasses(tree: Any) -> None:
                 torch.export.register_dataclass(
                     kind, serialized_type_name=f"{kind.__module__}.{kind.__qualname__}")
             children = [getattr(value, f.name) for f in dataclasses.fields(value)]
+        elif kind in pytree.SUPPORTED_NODES:  # dicts, lists, tuples, types registered before
+            children = pytree.SUPPORTED_NODES[kind].flatten_fn(value)[0]
         elif isinstance(value, dict):
             children = list(value.values())
-        elif isinstance(value, (list, tuple)):
+        elif isinstance(value, (list, tuple)):  # named tuples
             children = list(value)
-        elif kind not in pytree.SUPPORTED_NODES and _holds_tensors(value):
-            children = [getattr(value, k) for k in _tensor_attributes(value)]
-            for child in children:
-                visit(child)
+        elif _holds_tensors(value):
             pytree.register_pytree_node(
                 kind, _flatten_object, _unflatten_object(kind),
                 serialized_type_name=f"{kind.__module__}.{kind.__qualname__}",
                 flatten_with_keys_fn=_flatten_object_with_keys)
-            return
+            children = _flatten_object(value)[0]
         else:
             return
         for child in children:
