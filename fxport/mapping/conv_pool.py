@@ -131,10 +131,11 @@ _CONVS = (aten.conv2d.default, aten.conv2d.padding, aten.conv1d.default, aten.co
 def _conv_supported(node: fx.Node) -> str | None:
     weight = meta(node.args[1])
     if weight.dim() not in (3, 4):
-        return (f"{weight.dim() - 2}-D convolution unsupported: TT-NN 0.81.1 has no 3-D convolution "
-                "kernel (ttnn.conv2d is 2-D; conv1d runs as conv2d)")
+        return (f"{weight.dim() - 2}-D aten.convolution: ttnn.conv2d is 2-D (3-D convolutions lower as "
+                "aten.conv3d, which capture keeps whole, through ttnn.experimental.conv3d)")
     if _Conv.of(node).transposed:
-        return "transposed convolution unsupported (ttnn.conv_transpose2d is not mapped)"
+        return ("transposed aten.convolution: ttnn.conv2d does not transpose (2-D transposed convolutions "
+                "lower as aten.conv_transpose2d, which capture keeps whole, through ttnn.conv_transpose2d)")
     return None
 
 
@@ -260,6 +261,50 @@ def conv(ctx, node, x, weight, bias=None, *_, **__):
     out = _out_shape(node)
     oh, ow = (1, out[-1]) if meta(node.args[1]).dim() == 3 else out[-2:]  # conv1d: H = 1
     return from_flat_nhwc(ctx, y, out, p.n, oh, ow, p.out_channels)
+
+
+# -- transposed 2-D convolution ------------------------------------------------------------------
+def _transposed_args(node: fx.Node) -> tuple:
+    """(stride, padding, output_padding, groups, dilation) of an aten.conv_transpose2d node."""
+    return (_pair(arg(node, 3, "stride", 1)), _pair(arg(node, 4, "padding", 0)),
+            _pair(arg(node, 5, "output_padding", 0)), arg(node, 6, "groups", 1), _pair(arg(node, 7, "dilation", 1)))
+
+
+@check('4-D input, output_padding smaller than stride or dilation')
+def _transposed_supported(node: fx.Node) -> str | None:
+    if meta(node.args[0]).dim() != 4:
+        return "unbatched input: ttnn.conv_transpose2d takes a batch (N, H, W, C)"
+    stride, _, output_padding, _, dilation = _transposed_args(node)
+    if any(o >= max(s, d) for o, s, d in zip(output_padding, stride, dilation)):
+        return f"output_padding {list(output_padding)} not smaller than stride or dilation (torch refuses it too)"
+    return None
+
+
+def _transposed_layout(record):
+    """Flattened NHWC activations; the weight as a [C_in*kh*kw, C_out/groups] matrix (ttnn prepares
+    it in that form on the device); the bias a [1, 1, 1, C_out] row."""
+    x, w, *rest = record.inputs
+    i, out, *kernel = w.shape
+    weight = ((1, 1, i * math.prod(kernel), out), w.dtype)
+    bias = [((1, 1, 1, b.shape[0]), b.dtype) for b in rest[:1] if b is not None]
+    return [_nhwc_flat(x), weight, *bias], [_nhwc_flat(o) for o in record.outputs[:1]]
+
+
+@rule(aten.conv_transpose2d.input, ttnn="ttnn.conv_transpose2d", fused=True, family="conv_pool",
+      checks=(*BASIC, dtypes(), _transposed_supported), device_layout=_transposed_layout)
+def conv_transpose2d(ctx, node, x, weight, bias=None, *_, **__):
+    stride, padding, output_padding, groups, dilation = _transposed_args(node)
+    n, c, h, w = meta(node.args[0]).shape
+    out = _out_shape(node)
+    with ctx.counting("weights" if ctx.is_constant(weight) else "transfer"):
+        w_host = _host_weight(ctx, weight, tuple(meta(node.args[1]).shape))
+        b_host = None if bias is None else _host_weight(ctx, bias, (1, 1, 1, out[1]))
+    y = ctx.ops.conv_transpose2d(
+        input_tensor=to_flat_nhwc(ctx, x, n, c, h, w), weight_tensor=w_host, bias_tensor=b_host,
+        device=ctx.device.device, in_channels=c, out_channels=out[1], batch_size=n, input_height=h,
+        input_width=w, kernel_size=tuple(meta(node.args[1]).shape[2:]), stride=stride, padding=padding,
+        output_padding=output_padding, dilation=dilation, groups=groups, memory_config=ctx.memory_config)
+    return from_flat_nhwc(ctx, y, out, n, out[2], out[3], out[1])
 
 
 # -- pooling -------------------------------------------------------------------------------------
