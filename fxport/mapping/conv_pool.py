@@ -307,6 +307,76 @@ def conv_transpose2d(ctx, node, x, weight, bias=None, *_, **__):
     return from_flat_nhwc(ctx, y, out, n, out[2], out[3], out[1])
 
 
+# -- 3-D convolution -----------------------------------------------------------------------------
+def _triple(value, default: int) -> tuple[int, int, int]:
+    values = list(value) if isinstance(value, (list, tuple)) else [value]
+    values = values or [default]
+    return tuple(values * 3)[:3] if len(values) == 1 else tuple(values)
+
+
+def _conv3d_args(node: fx.Node) -> tuple:
+    """(stride, padding, dilation, groups) of an aten.conv3d node."""
+    return (_triple(arg(node, 3, "stride", 1), 1), _triple(arg(node, 4, "padding", 0), 0),
+            _triple(arg(node, 5, "dilation", 1), 1), arg(node, 6, "groups", 1))
+
+
+@check('5-D input, numeric padding, no dilation, no groups')
+def _conv3d_supported(node: fx.Node) -> str | None:
+    if meta(node.args[0]).dim() != 5:
+        return "unbatched input: ttnn.experimental.conv3d takes a batch (N, D, H, W, C)"
+    stride, padding, dilation, groups = _conv3d_args(node)
+    if isinstance(arg(node, 4, "padding", 0), str):
+        return "string padding ('same'): ttnn.experimental.conv3d takes numbers"
+    if dilation != (1, 1, 1):
+        return f"dilation {list(dilation)}: ttnn.experimental.conv3d supports dilation 1 only"
+    if groups != 1:
+        return f"groups={groups}: ttnn.experimental.conv3d lowers ungrouped 3-D convolutions here"
+    return None
+
+
+def _conv3d_layout(record):
+    """Channels-last activations ([N, D, H, W, C], row major); the weight as conv3d prepares it,
+    one [kD*kH*kW*C_in, C_out] matrix; the bias a [1, 1, 1, 32, C_out] block."""
+    x, w, *rest = record.inputs
+    out, i, *kernel = w.shape
+    last = lambda s: ((s.shape[0], *s.shape[2:], s.shape[1]), s.dtype)  # noqa: E731
+    bias = [((1, 1, 1, 32, out), b.dtype) for b in rest[:1] if b is not None]
+    return [last(x), ((1, 1, i * math.prod(kernel), out), w.dtype), *bias], [last(o) for o in record.outputs[:1]]
+
+
+@rule(aten.conv3d.default, ttnn="ttnn.experimental.conv3d", fused=True, family="conv_pool",
+      checks=(*BASIC, dtypes(), _conv3d_supported), device_layout=_conv3d_layout)
+def conv3d(ctx, node, x, weight, bias=None, *_, **__):
+    stride, padding, dilation, groups = _conv3d_args(node)
+    ttnn = ctx.ttnn
+    shape = tuple(meta(node.args[1]).shape)
+    out = _out_shape(node)
+    # The kernel reads C_in in blocks (C_in_block) that are multiples of 16 and divide it: fewer
+    # channels (an RGB stem) are padded with zeros, in the input and in the weight.
+    c = shape[1]
+    c_pad = -(-c // 16) * 16
+    with ctx.counting("layout"):
+        x = ctx.tensor(x, layout="row_major")
+        x = ctx.ops.permute(x, (0, 2, 3, 4, 1), memory_config=ctx.memory_config)
+        if c_pad != c:
+            x = ctx.ops.pad(x, [(0, 0)] * 4 + [(0, c_pad - c)], 0.0)
+    with ctx.counting("weights" if ctx.is_constant(weight) else "transfer"):
+        # [kD*kH*kW*C_in, C_out], rows in (kD, kH, kW, C_in) order: the patch the kernel reads
+        w = torch.nn.functional.pad(ctx.weight(weight), (0, 0, 0, 0, 0, 0, 0, c_pad - c))
+        w_host = ctx.tensor(HostValue(w.permute(2, 3, 4, 1, 0).reshape(-1, shape[0]).contiguous()))
+        b_host = None
+        if bias is not None:
+            b_host = ctx.tensor(HostValue(ctx.weight(bias).reshape(1, -1).expand(32, -1).contiguous()))
+    y = getattr(ctx.ops, "experimental.conv3d")(
+        input_tensor=x, weight_tensor=w_host, bias_tensor=b_host, device=ctx.device.device, dtype=ctx.dtype,
+        output_channels=out[1], kernel_size=list(shape[2:]), stride=list(stride), padding=list(padding),
+        dilation=list(dilation), groups=groups, memory_config=ctx.memory_config,
+        config=ttnn.Conv3dConfig(weights_dtype=ctx.dtype, output_layout=ttnn.ROW_MAJOR_LAYOUT,
+                                 C_in_block=32 if c_pad % 32 == 0 else 16))
+    with ctx.counting("layout"):
+        return ctx.ops.permute(y, (0, 4, 1, 2, 3), memory_config=ctx.memory_config)
+
+
 # -- pooling -------------------------------------------------------------------------------------
 @check('the indices output unused')
 def _indices_unused(node: fx.Node) -> str | None:

@@ -67,12 +67,15 @@ def _conv_transpose2d(input_tensor, weight_tensor, in_channels, batch_size, inpu
 def _conv3d(input_tensor, weight_tensor, output_channels, kernel_size, stride=(1, 1, 1), padding=(0, 0, 0),
             dilation=(1, 1, 1), groups=1, bias_tensor=None, **_):
     """ttnn.experimental.conv3d (no golden function in the wheel): [N, D, H, W, C] in and out, the
-    weight as prepared, [kD * kH * kW * C_in, C_out] (rows in kD, kH, kW, C_in order)."""
+    weight raw (torch's [C_out, C_in, kD, kH, kW], which the op prepares) or prepared ([1, 1,
+    kD * kH * kW * C_in, C_out], rows in kD, kH, kW, C_in order)."""
     n, d, h, w, c = input_tensor.shape
     kd, kh, kw = kernel_size
-    weight = weight_tensor.reshape(kd, kh, kw, -1, output_channels)[:, :, :, :c // groups]
+    weight = weight_tensor
+    if weight.dim() != 5:
+        weight = weight.reshape(kd, kh, kw, -1, output_channels)[:, :, :, :c // groups].permute(4, 3, 0, 1, 2)
     bias = None if bias_tensor is None else bias_tensor.reshape(-1)[:output_channels].float()
-    y = F.conv3d(input_tensor.permute(0, 4, 1, 2, 3).float(), weight.permute(4, 3, 0, 1, 2).float(), bias,
+    y = F.conv3d(input_tensor.permute(0, 4, 1, 2, 3).float(), weight.float(), bias,
                  tuple(stride), tuple(padding), tuple(dilation), groups)
     return y.permute(0, 2, 3, 4, 1)
 
