@@ -372,7 +372,9 @@ def conv3d(ctx, node, x, weight, bias=None, *_, **__):
         output_channels=out[1], kernel_size=list(shape[2:]), stride=list(stride), padding=list(padding),
         dilation=list(dilation), groups=groups, memory_config=ctx.memory_config,
         config=ttnn.Conv3dConfig(weights_dtype=ctx.dtype, output_layout=ttnn.ROW_MAJOR_LAYOUT,
-                                 C_in_block=32 if c_pad % 32 == 0 else 16))
+                                 C_in_block=32 if c_pad % 32 == 0 else 16,
+                                 # the config's default grid is one core, too few for C_in / 32 blocks
+                                 compute_with_storage_grid_size=ctx.device.device.compute_with_storage_grid_size()))
     with ctx.counting("layout"):
         return ctx.ops.permute(y, (0, 4, 1, 2, 3), memory_config=ctx.memory_config)
 
