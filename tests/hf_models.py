@@ -63,3 +63,14 @@ def ids_only() -> dict:
     """Keyword inputs: token ids, no attention mask (nothing padded)."""
     generator = torch.Generator().manual_seed(0)
     return {"input_ids": torch.randint(0, VOCAB, (2, SEQ), generator=generator)}
+
+
+def dpt_tiny():
+    """DPT depth estimation (a ViT, then reassembly by transposed convolutions and a fusion
+    decoder with bilinear align_corners=True upsampling)."""
+    from transformers import DPTConfig, DPTForDepthEstimation
+
+    config = DPTConfig(hidden_size=64, num_hidden_layers=4, num_attention_heads=2, intermediate_size=128,
+                       image_size=64, patch_size=16, backbone_out_indices=[0, 1, 2, 3],
+                       neck_hidden_sizes=[16, 32, 64, 64], fusion_hidden_size=32, head_in_index=-1)
+    return DPTForDepthEstimation(config)

@@ -200,3 +200,23 @@ def test_hf_defaults_with_cache_outputs(name, tmp_path, capsys):
     paths = [o["path"] for o in doc["outputs"]]
     assert "out['logits']" in paths and "out['past_key_values'].layers[0].keys" in paths
     _check(doc, printed)
+
+
+@pytest.mark.parametrize("args", [
+    ["tests.hf_models:dpt_tiny", "--input-shape", "1,3,64,64"],  # transposed convs, align_corners=True
+    ["torchvision.models.video:r3d_18", *NO_WEIGHTS, "--input-shape", "1,3,4,32,32"],  # 3-D convs
+], ids=["dpt", "r3d_18"])
+def test_models_of_transposed_and_3d_convolutions_run_on_device(args, tmp_path, capsys):
+    doc, printed = _run(args, tmp_path, capsys)
+    _check(doc, printed)
+    assert doc["coverage"]["device_pct"] >= 99.0, doc["unsupported"]
+
+
+def test_redrawn_weights_are_reported(tmp_path, capsys):
+    """DPT's zero-initialised class token and position embeddings are redrawn before the run
+    (a constant output would make PCC meaningless): the run says so, in its summary and run.json."""
+    doc, printed = _run(["tests.hf_models:dpt_tiny", "--input-shape", "1,3,64,64"], tmp_path, capsys)
+    assert doc["weights_redrawn"] == ["dpt.embeddings.cls_token", "dpt.embeddings.position_embeddings"]
+    assert "WEIGHTS CHANGED: 2 all-zero weight matrices redrawn" in printed
+    doc, printed = _run(["tests.user_models:TinyCNN", "--input-shape", "1,3,16,16"], tmp_path / "cnn", capsys)
+    assert doc["weights_redrawn"] == [] and "WEIGHTS CHANGED" not in printed

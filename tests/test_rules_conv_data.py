@@ -43,6 +43,9 @@ CONV_POOL = [
     lowers("upsample_bilinear_default", aten.upsample_bilinear2d.default, T(1, 32, 8, 8), [16, 24], False),
     # Segmentation heads: 21 classes, padded to 32 channels on the device and cut back.
     lowers("upsample_bilinear_21_channels", aten.upsample_bilinear2d.vec, T(1, 21, 8, 8), None, False, [4.0, 4.0]),
+    # align_corners=True (DPT's fusion stage): two matmuls with interpolation matrices, any size
+    lowers("upsample_bilinear_align_corners", aten.upsample_bilinear2d.vec, T(1, 32, 4, 4), None, True, [2.0, 2.0]),
+    lowers("upsample_bilinear_align_corners_size", aten.upsample_bilinear2d.default, T(2, 3, 5, 7), [16, 9], True),
     lowers("upsample_bilinear_3_channels_size", aten.upsample_bilinear2d.default, T(2, 3, 5, 6), [10, 12], False),
     lowers("pad_back", aten.pad.default, T(1, 3, 16, 16), [0, 2, 0, 1]),
     lowers("pad_front_value", aten.pad.default, T(1, 3, 16, 16), [1, 1, 2, 0], "constant", 0.5),
@@ -101,12 +104,10 @@ CONV_POOL = [
              reason="integer factors only"),
     declines("upsample_nearest_default_float64", aten.upsample_nearest2d.default, T(1, 8, 4, 4, dtype=F64), [8, 8],
              reason="dtype float64"),
-    declines("upsample_bilinear_align_corners", aten.upsample_bilinear2d.vec, T(1, 32, 4, 4), None, True,
-             [2.0, 2.0], reason="align_corners=True"),
     declines("upsample_bilinear_3x_fractional", aten.upsample_bilinear2d.vec, T(1, 3, 4, 4), None, False,
              [2.5, 2.5], reason="not an integer scale"),
-    declines("upsample_bilinear_default_align_corners", aten.upsample_bilinear2d.default, T(1, 32, 4, 4), [8, 8],
-             True, reason="align_corners=True"),
+    declines("upsample_bilinear_default_float64", aten.upsample_bilinear2d.default, T(1, 32, 4, 4, dtype=F64),
+             [8, 8], True, reason="dtype float64"),
     declines("pad_reflect", aten.pad.default, T(1, 3, 8, 8), [1, 1, 1, 1], "reflect", reason="mode='reflect'"),
     declines("constant_pad_nd_float64", aten.constant_pad_nd.default, T(1, 3, 8, 8, dtype=F64), [1, 0], reason="dtype float64"),
 ]

@@ -586,11 +586,44 @@ def upsample_nearest2d(ctx, node, x, *_, **__):
     return _upsample(ctx, node, x, "nearest")
 
 
-@rule(aten.upsample_bilinear2d.vec, aten.upsample_bilinear2d.default, ttnn="ttnn.upsample", fused=True,
-      family="conv_pool",
-      checks=(*SPATIAL, param(2, "align_corners", False, why="TT-NN samples like align_corners=False"),
-              _integer_scale))
+@check('integer scale factors (align_corners=False), or align_corners=True')
+def _bilinear_supported(node: fx.Node) -> str | None:
+    return None if arg(node, 2, "align_corners", False) else _integer_scale(node)
+
+
+def interpolation_matrix(size: int, out: int) -> torch.Tensor:
+    """[out, size]: linear interpolation with align_corners=True, output i reading input
+    i * (size - 1) / (out - 1) (torch's definition; a one-pixel output reads pixel 0)."""
+    position = torch.arange(out, dtype=torch.float64) * ((size - 1) / (out - 1) if out > 1 else 0.0)
+    low = position.floor().long().clamp(max=size - 1)
+    high = (low + 1).clamp(max=size - 1)
+    frac = position - low
+    matrix = torch.zeros(out, size, dtype=torch.float64)
+    matrix[torch.arange(out), low] += 1 - frac
+    matrix[torch.arange(out), high] += frac
+    return matrix.float()
+
+
+def _bilinear_corners(ctx, node, x):
+    """align_corners=True, which ttnn.upsample does not sample: bilinear interpolation is separable
+    and linear, so it is two matmuls with constant interpolation matrices, along W then along H
+    (any output size, not only integer factors)."""
+    n, c, h, w = _nchw(node)
+    oh, ow = _out_shape(node)[-2:]
+    along_w = ctx.tensor(HostValue(interpolation_matrix(w, ow).t().contiguous()))  # [W, OW]
+    along_h = ctx.tensor(HostValue(interpolation_matrix(h, oh).t().contiguous()))  # [H, OH]
+    y = ctx.ops.matmul(ctx.tensor(x), along_w, memory_config=ctx.memory_config)  # N, C, H, OW
+    y = ctx.ops.transpose(y, -2, -1, memory_config=ctx.memory_config)
+    y = ctx.ops.matmul(y, along_h, memory_config=ctx.memory_config)  # N, C, OW, OH
+    return ctx.ops.transpose(y, -2, -1, memory_config=ctx.memory_config)
+
+
+@rule(aten.upsample_bilinear2d.vec, aten.upsample_bilinear2d.default,
+      ttnn="ttnn.upsample (align_corners=True: ttnn.matmul x2)", fused=True, family="conv_pool",
+      checks=(*SPATIAL, _bilinear_supported))
 def upsample_bilinear2d(ctx, node, x, *_, **__):
+    if arg(node, 2, "align_corners", False):
+        return _bilinear_corners(ctx, node, x)
     return _upsample(ctx, node, x, "bilinear")
 
 
