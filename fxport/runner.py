@@ -54,10 +54,12 @@ def user_outputs(program: torch.export.ExportedProgram, outputs: list[Any]) -> A
 
 @dataclass
 class HostControl:
-    """The outputs of a graph that Python branches on (a bool tensor or a 0-d tensor handed back
-    to the caller, as torch.compile graphs end at `if y.sum() > 0:`), computed on the host in
-    fp32 by the slice of the graph they depend on. The device computes in bf16: a near-zero
-    reduction can come back with the other sign and silently take the other branch."""
+    """The outputs of a graph that Python decides on (a bool tensor or a 0-d tensor handed back
+    to the caller, as torch.compile graphs end at `if y.sum() > 0:`; an integer tensor it indexes
+    or selects with, such as the FPN level a detector assigns each box by `floor(log2(...))`),
+    computed on the host in fp32 by the slice of the graph they depend on. The device computes in
+    bf16: a near-zero reduction can come back with the other sign and silently take the other
+    branch, a value near an integer boundary can floor to the other level."""
 
     gm: fx.GraphModule  # the slice: the program's graph with only these outputs
     positions: list[int]  # their indices among the program's flat user outputs
@@ -92,7 +94,7 @@ class HostControl:
 
 def _decides_control(node: Any) -> bool:
     val = node.meta.get("val") if isinstance(node, fx.Node) else None
-    return isinstance(val, torch.Tensor) and (val.dim() == 0 or val.dtype == torch.bool)
+    return isinstance(val, torch.Tensor) and (val.dim() == 0 or not val.is_floating_point())
 
 
 @dataclass

@@ -60,6 +60,7 @@ def run_summary_text(doc: dict, top: int = 15) -> str:
         f"({cov['planned_pct']:.1f}%), ran on device {cov['on_device']} ({cov['device_pct']:.1f}%), "
         f"fell back at run time {cov['fallback']}, host {cov['host']}",
         *_redrawn_lines(doc),
+        *_control_lines(doc),
         *_pcc_lines(doc, top),
         *_accuracy_line(doc),
         f"transfers: {doc['transfers']['to_device']} to device, {doc['transfers']['to_host']} to host, "
@@ -150,6 +151,16 @@ def _localized_lines(entries: list, top: int) -> list[str]:
             "while its inputs are above; 'rounding': right to bf16, near-constant output):",
             tabulate(rows, headers=["node", "aten op", "label", "PCC", "inputs PCC", "module", "source"],
                      tablefmt="simple")]
+
+
+def _control_lines(doc: dict) -> list[str]:
+    values = doc.get("control_values") or []
+    if not values:
+        return []
+    differ = [c["path"] for c in values if not c["agreed"]]
+    return [f"values Python decides on (bool, integer, 0-d outputs): {len(values)} computed on the host in "
+            f"fp32 and handed back; the device's differed for {len(differ)}"
+            + (f" ({', '.join(differ[:5])}{' ...' if len(differ) > 5 else ''})" if differ else "")]
 
 
 def _redrawn_lines(doc: dict) -> list[str]:
