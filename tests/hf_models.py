@@ -74,3 +74,12 @@ def dpt_tiny():
                        image_size=64, patch_size=16, backbone_out_indices=[0, 1, 2, 3],
                        neck_hidden_sizes=[16, 32, 64, 64], fusion_hidden_size=32, head_in_index=-1)
     return DPTForDepthEstimation(config)
+
+
+def lm_inputs_left_padded() -> dict:
+    """Keyword inputs padded on the left, as batched generation pads: the second row's first
+    quarter is padding, so its first query rows have no key to attend to."""
+    inputs = lm_inputs()
+    inputs["attention_mask"] = torch.ones(2, SEQ, dtype=torch.int64)
+    inputs["attention_mask"][1, :SEQ // 4] = 0
+    return inputs
