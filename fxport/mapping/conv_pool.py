@@ -32,7 +32,9 @@ TILE = 32
 no_kernel(aten.max_pool3d_with_indices.default, aten.avg_pool3d.default, aten.adaptive_avg_pool3d.default,
           aten._adaptive_avg_pool3d.default, aten.adaptive_max_pool3d.default,
           limit="TT-NN 0.81.1 has no 3-D pooling kernel (max_pool2d, avg_pool2d and adaptive_*_pool2d "
-                "are 2-D)")
+                "are 2-D)",
+          absent=tuple(f"{ns}{op}_pool3d" for ns in ("", "experimental.")
+                       for op in ("max", "avg", "adaptive_avg", "adaptive_max")))
 
 
 def _pair(value, default: tuple[int, int] | None = None) -> tuple[int, int]:
