@@ -163,6 +163,8 @@ def test_model_in_pieces_runs_with_host_glue(tmp_path, capsys):
     assert set(ends) == {"out['boxes']", "out['scores']"}
     for o in ends.values():  # compared as a count, or by index with a note: never a bare verdict
         assert o["informative"] is False and o["note"].startswith("data-dependent size"), o
+    report = (tmp_path / "report.md").read_text()
+    assert "## Graphs (the Python between them ran on the host)" in report
 
 
 def test_data_dependent_sizes_are_counts(tmp_path):
@@ -190,7 +192,9 @@ def test_detector_as_users_run_it(name, tmp_path, capsys):
     err = capsys.readouterr().err
     assert len(err.splitlines()) <= 2, err[:2000]  # torch's graph dump goes to capture.log
     ops = json.loads((tmp_path / "trace" / "ops.json").read_text())
-    assert ops["method"] == "dynamo" if "method" in ops else True
+    assert ops["capture"]["method"] == "dynamo" and len(ops["capture"]["graphs"]) > 1
+    assert not [p for p in ops["capture"]["problems"] if p["stage"] == "dynamo"]  # every piece captured
+    assert (tmp_path / "trace" / "capture.log").stat().st_size > 0
 
 
 @pytest.mark.parametrize("name", ["gpt2_tiny", "mistral_tiny"])
