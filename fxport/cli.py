@@ -356,6 +356,7 @@ def _cmd_run(args) -> int:
                 exc.kept = f"the {len(partial.nodes)} nodes run before are in {out}/run.json (marked stopped)"
             raise
         doc = write_run(result, out, settings(result))
+        _keep_log(result.log, out, args.debug)
         print(run_summary_text(doc))
         print(f"wrote {out}/run.json (source of truth)")
         report = doc.get("ttnn_report")

@@ -321,7 +321,7 @@ def run_loaded(loaded: LoadedModel, dev: DeviceHandle, memory: str = "dram", val
                                    "plan_partition": plan_seconds},
                           cache=cache, weights=weights, ttnn_report=ttnn_report,
                           pcc_threshold=pcc_threshold, localize=localize)
-    return replace(result, redrawn=redrawn)
+    return replace(result, redrawn=redrawn, log=cap.log)
 
 
 class NeedsRealWeights(CaptureError):
@@ -378,7 +378,7 @@ def _run_pieces(loaded: LoadedModel, dev: DeviceHandle, cap, memory: str, values
             runs.append((label, result))
         return expected if result.values == "none" else result.outputs
 
-    outputs, pieces = run_in_pieces(loaded.module, loaded.inputs, loaded.kwargs, call)
+    outputs, pieces, log = run_in_pieces(loaded.module, loaded.inputs, loaded.kwargs, call)
     if not runs:
         raise CaptureError(f"cannot run {loaded.name}: torch.export failed "
                            f"({cap.problems[0].message if cap.problems else 'unknown'}) and TorchDynamo "
@@ -398,7 +398,7 @@ def _run_pieces(loaded: LoadedModel, dev: DeviceHandle, cap, memory: str, values
     result = merge_pieces(loaded.name, runs, checks, capture, seconds)
     summaries = [s.to_dict() for s in piece_summaries(runs, origins, calls)]
     return replace(result, inputs=input_leaves(loaded.inputs, loaded.kwargs), outputs=outputs,
-                   pieces=summaries, redrawn=redrawn, pcc_threshold=pcc_threshold)
+                   pieces=summaries, redrawn=redrawn, pcc_threshold=pcc_threshold, log=cap.log + log)
 
 
 def _value_signature(value: Any) -> Any:

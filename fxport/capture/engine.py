@@ -94,7 +94,7 @@ def capture(model: nn.Module, inputs: tuple, name: str = "model", repeated: tupl
 
     What torch prints while tracing (a failed export dumps the whole graph, hundreds of KB) is
     kept in `Capture.log` (or the CaptureError's `log`), never on the terminal."""
-    with _collect_log() as log:
+    with collect_log() as log:
         try:
             cap = _capture(model, inputs, name, repeated, keep, kwargs, fallback)
         except CaptureError as exc:
@@ -338,7 +338,7 @@ def _user_location(exc: BaseException) -> str:
 
 
 @contextlib.contextmanager
-def _collect_log():
+def collect_log():
     """torch's own output while tracing (warnings, a failed export's graph dump) into a buffer."""
     buffer = io.StringIO()
     with contextlib.redirect_stderr(buffer):

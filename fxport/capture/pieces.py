@@ -18,7 +18,7 @@ from typing import Any, Callable
 import torch
 from torch import fx, nn
 
-from fxport.capture.engine import CaptureProblem
+from fxport.capture.engine import CaptureProblem, collect_log
 
 
 @dataclass
@@ -38,11 +38,12 @@ class Piece:
 
 
 def run_in_pieces(model: nn.Module, args: tuple, kwargs: dict,
-                  call: Callable[[Piece, tuple], Any]) -> tuple[Any, list[Piece]]:
+                  call: Callable[[Piece, tuple], Any]) -> tuple[Any, list[Piece], str]:
     """Run `model(*args, **kwargs)` with every captured graph executed by `call(piece, inputs)`
     (it returns what the graph returns) and the code between graphs run eagerly. Returns the
-    model's outputs and the pieces in compile order. Shapes are static: a graph reached again
-    with other shapes (a loop over images) is compiled again as another piece."""
+    model's outputs, the pieces in compile order and what torch printed meanwhile (its warnings
+    about the library code it traces). Shapes are static: a graph reached again with other
+    shapes (a loop over images) is compiled again as another piece."""
     pieces: list[Piece] = []
 
     def backend(gm: fx.GraphModule, example_inputs: list) -> Callable:
@@ -56,11 +57,11 @@ def run_in_pieces(model: nn.Module, args: tuple, kwargs: dict,
 
     torch._dynamo.reset()
     try:
-        with torch.no_grad():
+        with torch.no_grad(), collect_log() as log:
             out = torch.compile(model, backend=backend, fullgraph=False, dynamic=False)(*args, **kwargs)
     finally:
         torch._dynamo.reset()
-    return out, pieces
+    return out, pieces, log.getvalue()
 
 
 def specialize_scalars(gm: fx.GraphModule, values: dict[int, float]) -> fx.GraphModule:

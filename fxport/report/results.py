@@ -84,6 +84,7 @@ class RunResult:
     # A model run as several graphs (fxport.report.pieces): each piece's summary, in run order
     pieces: list[dict] = field(default_factory=list)
     redrawn: tuple[str, ...] = ()  # all-zero weight matrices redrawn before the run (runner.redraw_zero_weights)
+    log: str = field(default="", repr=False)  # what torch printed while capturing (not saved in run.json)
 
     @property
     def accuracy(self) -> Accuracy:
