@@ -35,7 +35,6 @@ source location (also in `out/graph_breaks.json`).
 from __future__ import annotations
 
 import atexit
-import copy
 import gc
 import os
 import re
@@ -47,6 +46,7 @@ from typing import Any
 import torch
 from torch import fx
 
+from fxport.capture.pieces import break_reason, specialize_scalars
 from fxport.capture.records import OpRecord
 from fxport.durable import write_json
 from fxport.errors import FxportError
@@ -224,7 +224,7 @@ class _CompiledGraph:
         if state is not None:
             self.shapes.move_to_end(signature)
             return state
-        program = export(_specialize_scalars(self.gm, {i: inputs[i].item() for i in self.wrapped_scalars}),
+        program = export(specialize_scalars(self.gm, {i: inputs[i].item() for i in self.wrapped_scalars}),
                          inputs)
         compiled = compile_program(program, self.opts.min_block_size, host_control=True,
                                    passes=self.opts.selected_passes, memory=self.opts.memory_config)
@@ -255,22 +255,6 @@ def _source_name(grapharg: Any) -> str:
     return name() if callable(name) else str(name)
 
 
-def _specialize_scalars(gm: fx.GraphModule, values: dict[int, float]) -> fx.GraphModule:
-    """A copy of `gm` whose `.item()` reads of the wrapped scalars at those placeholder positions
-    are the given Python numbers (the shape signature includes them)."""
-    if not values:
-        return gm
-    gm = copy.deepcopy(gm)
-    placeholders = [n for n in gm.graph.nodes if n.op == "placeholder"]
-    for position, value in values.items():
-        for user in list(placeholders[position].users):
-            if user.op == "call_method" and user.target == "item":
-                user.replace_all_uses_with(value)
-                gm.graph.erase_node(user)
-    gm.recompile()
-    return gm
-
-
 def _signature(value: Any) -> Any:
     if isinstance(value, torch.Tensor):
         return ("tensor", tuple(value.shape), value.dtype, value.device.type)
@@ -288,7 +272,7 @@ def _register(gm: fx.GraphModule, label: str) -> tuple[str, GraphBreak | None]:
     fn.graphs.append(label)
     if reason is None or not reason.graph_break:
         return name, None
-    brk = GraphBreak(_reason_line(reason.reason), _where(stack[-1]) if stack else "")
+    brk = GraphBreak(break_reason(reason.reason), _where(stack[-1]) if stack else "")
     if brk not in fn.breaks:
         fn.breaks.append(brk)
     return name, brk
@@ -305,16 +289,6 @@ def _path(filename: str) -> str:
 
 def _where(frame) -> str:
     return f"{_path(frame.filename)}:{frame.lineno} in {frame.name}"
-
-
-def _reason_line(reason: str) -> str:
-    """Dynamo's break reason as one line: its first line and its explanation."""
-    lines = [ln.strip() for ln in str(reason).splitlines() if ln.strip()]
-    head = lines[0] if lines else "unknown"
-    if head.startswith("generic_jump"):
-        head = f"data-dependent branch: Python decides on a tensor value ({head})"
-    explanation = next((ln for ln in lines[1:] if ln.startswith("Explanation:")), "")
-    return f"{head}. {explanation}"[:300] if explanation else head[:300]
 
 
 def _session_device(opts: BackendOptions):

@@ -20,7 +20,7 @@ import torch
 from torch import fx
 
 from fxport.mapping.activation import fusable
-from fxport.mapping.checks import BASIC, arg, dtypes, meta, output, param
+from fxport.mapping.checks import BASIC, arg, dtypes, meta, output
 from fxport.mapping.data_movement import ANY_DTYPES, dev
 from fxport.mapping.fused_ops import ops as fxport_ops
 from fxport.mapping.registry import Fusion, NhwcCall, check, no_kernel, rule
