@@ -63,6 +63,7 @@ from typing import Any
 import torch
 from torch import fx
 
+from fxport.capture.pieces import break_reason, specialize_scalars
 from fxport.capture.records import OpRecord
 from fxport.durable import write_json
 from fxport.errors import FxportError
@@ -332,21 +333,17 @@ def _source_name(grapharg: Any) -> str:
 
 def _prepared(gm: fx.GraphModule, scalars: dict[int, float],
               frozen: dict[int, torch.Tensor]) -> fx.GraphModule:
-    """A module over a copy of `gm`'s graph to export: the `.item()` reads of the wrapped scalars
-    at those placeholder positions are the given Python numbers (the shape signature includes
-    them), and the placeholders at the `frozen` positions are the module's own parameters (an
-    nn.Parameter) or buffers, under the placeholder's name: export lifts them as constants. The
-    tensors are shared, not copied."""
-    if not scalars and not frozen:
+    """A module to export: `gm` with the `.item()` reads of the wrapped scalars at those
+    placeholder positions made the given Python numbers (the shape signature includes them,
+    `specialize_scalars`), and over a copy of its graph the placeholders at the `frozen` positions
+    made the module's own parameters (an nn.Parameter) or buffers, under the placeholder's name:
+    export lifts them as constants. The tensors are shared, not copied."""
+    gm = specialize_scalars(gm, scalars)
+    if not frozen:
         return gm
     graph = fx.Graph()
     graph.output(graph.graph_copy(gm.graph, {}))
     placeholders = [n for n in graph.nodes if n.op == "placeholder"]
-    for position, value in scalars.items():
-        for user in list(placeholders[position].users):
-            if user.op == "call_method" and user.target == "item":
-                user.replace_all_uses_with(value)
-                graph.erase_node(user)
     first = next(n for n in graph.nodes if n.op != "placeholder")
     attrs = {n.target: _attr(gm, n.target) for n in graph.nodes if n.op in ("get_attr", "call_module")}
     for position, value in frozen.items():
@@ -390,7 +387,7 @@ def _register(gm: fx.GraphModule, label: str) -> tuple[str, GraphBreak | None]:
     fn.graphs.append(label)
     if reason is None or not reason.graph_break:
         return name, None
-    brk = GraphBreak(_reason_line(reason.reason), _where(stack[-1]) if stack else "")
+    brk = GraphBreak(break_reason(reason.reason), _where(stack[-1]) if stack else "")
     if brk not in fn.breaks:
         fn.breaks.append(brk)
     return name, brk
@@ -407,16 +404,6 @@ def _path(filename: str) -> str:
 
 def _where(frame) -> str:
     return f"{_path(frame.filename)}:{frame.lineno} in {frame.name}"
-
-
-def _reason_line(reason: str) -> str:
-    """Dynamo's break reason as one line: its first line and its explanation."""
-    lines = [ln.strip() for ln in str(reason).splitlines() if ln.strip()]
-    head = lines[0] if lines else "unknown"
-    if head.startswith("generic_jump"):
-        head = f"data-dependent branch: Python decides on a tensor value ({head})"
-    explanation = next((ln for ln in lines[1:] if ln.startswith("Explanation:")), "")
-    return f"{head}. {explanation}"[:300] if explanation else head[:300]
 
 
 def _session_device(opts: BackendOptions):

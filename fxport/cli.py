@@ -358,7 +358,12 @@ def _cmd_trace(args) -> int:
         from fxport.report.inventory import inventory_document, summary_text, write_inventory
         from fxport.tracing import trace_model
 
-        cap = trace_model(args.model, _input_options(args), fold=not args.no_fold)
+        try:
+            cap = trace_model(args.model, _input_options(args), fold=not args.no_fold)
+        except FxportError as exc:
+            _keep_log(getattr(exc, "log", ""), out, args.debug, exc)
+            raise
+        _keep_log(cap.log, out, args.debug)
         if cap.node_count == 0:
             raise no_ops_captured(cap.model)
         with progress.step(f"writing {out}/ops.json, ops.csv, unique_ops.csv, unique_ops.md"):
@@ -366,6 +371,21 @@ def _cmd_trace(args) -> int:
     print(summary_text(inventory_document(cap), seconds=cap.seconds))
     print(f"wrote {out}/ops.json (source of truth), ops.csv, unique_ops.csv, unique_ops.md")
     return 0
+
+
+def _keep_log(log: str, out: Path, debug: bool, exc: BaseException | None = None) -> None:
+    """What torch printed while tracing (a failed export dumps its whole graph) goes to
+    OUT/capture.log, or to stderr with --debug; an error then names the file."""
+    if not log:
+        return
+    if debug:
+        print(log, file=sys.stderr, end="" if log.endswith("\n") else "\n")
+        return
+    from fxport.durable import write_text
+
+    write_text(out / "capture.log", log)
+    if exc is not None:
+        exc.kept = f"torch's output while tracing is in {out}/capture.log"
 
 
 def _refuse_mock_values(values: str | None, kind: str) -> None:
@@ -410,7 +430,16 @@ def _cmd_run(args) -> int:
                                passes=passes, weights=args.weights,
                                pcc_threshold=args.pcc, localize=args.localize,
                                fidelity=args.math_fidelity, activations=args.activations)
-        except (KeyboardInterrupt, EnvironmentFault) as exc:
+        except FxportError as exc:
+            if not isinstance(exc, EnvironmentFault):
+                _keep_log(getattr(exc, "log", ""), out, args.debug, exc)
+                raise
+            partial = getattr(exc, "result", None)
+            if partial is not None:  # keep what was computed, marked as stopped
+                write_run(partial, out, settings(partial))
+                exc.kept = f"the {len(partial.nodes)} nodes run before are in {out}/run.json (marked stopped)"
+            raise
+        except KeyboardInterrupt as exc:
             partial = getattr(exc, "result", None)
             if partial is not None:  # keep what was computed, marked as stopped
                 write_run(partial, out, settings(partial))
@@ -418,6 +447,7 @@ def _cmd_run(args) -> int:
             raise
         with progress.step(f"writing {out}/run.json"):
             doc = write_run(result, out, settings(result))
+        _keep_log(result.log, out, args.debug)
         print(run_summary_text(doc, out=out))
         print(f"wrote {out}/run.json (source of truth)")
         report = doc.get("ttnn_report")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import time
 import weakref
+from collections import Counter
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -15,8 +16,11 @@ from torch import fx
 from torch.export.graph_signature import OutputKind
 
 from fxport import progress
+from fxport.capture import CaptureProblem
 from fxport.capture.cache import CaptureCache
+from fxport.capture.engine import one_line
 from fxport.capture.loader import InputOptions, LoadedModel, Shape, load_model
+from fxport.capture.pieces import Piece, run_in_pieces, specialize_scalars
 from fxport.capture.pytrees import forward_signature, input_leaves, register_dataclasses
 from fxport.capture.records import OpRecord
 from fxport.cost import Estimate, board_for, estimate_run
@@ -27,6 +31,7 @@ from fxport.memory.analysis import MemoryAnalysis
 from fxport.partition import Partitioned, partition
 from fxport.passes import PASS_NAMES, Optimized, constants_of, records_after, run_passes
 from fxport.plan import Plan, plan_graph
+from fxport.report.pieces import merge_pieces, piece_summaries
 from fxport.report.results import DeviceInfo, RunResult
 from fxport.runtime.accuracy import (PCC_THRESHOLD, ControlValue, check_outputs, output_dependence,
                                      unchecked_outputs, vary_inputs)
@@ -37,7 +42,7 @@ from fxport.runtime.run_memory import explain_run, place_activations
 from fxport.runtime.ttnn_report import ttnn_report as capture_ttnn_report
 from fxport.runtime.verdict_cache import VerdictCache
 from fxport.runtime.localize import localize as localize_error, reference_values
-from fxport.tracing import trace_cached
+from fxport.tracing import export, trace_cached
 
 
 def flat_inputs(program: torch.export.ExportedProgram, args: tuple, kwargs: dict | None = None) -> list[Any]:
@@ -67,10 +72,12 @@ def _output_layout(program: torch.export.ExportedProgram) -> tuple[list[bool], A
 
 @dataclass
 class HostControl:
-    """The outputs of a graph that Python branches on (a bool tensor or a 0-d tensor handed back
-    to the caller, as torch.compile graphs end at `if y.sum() > 0:`), computed on the host in
-    fp32 by the slice of the graph they depend on. The device computes in bf16: a near-zero
-    reduction can come back with the other sign and silently take the other branch."""
+    """The outputs of a graph that Python decides on (a bool tensor or a 0-d tensor handed back
+    to the caller, as torch.compile graphs end at `if y.sum() > 0:`; an integer tensor it indexes
+    or selects with, such as the FPN level a detector assigns each box by `floor(log2(...))`),
+    computed on the host in fp32 by the slice of the graph they depend on. The device computes in
+    bf16: a near-zero reduction can come back with the other sign and silently take the other
+    branch, a value near an integer boundary can floor to the other level."""
 
     gm: fx.GraphModule  # the slice: the program's graph with only these outputs
     positions: list[int]  # their indices among the program's flat user outputs
@@ -105,7 +112,7 @@ class HostControl:
 
 def _decides_control(node: Any) -> bool:
     val = node.meta.get("val") if isinstance(node, fx.Node) else None
-    return isinstance(val, torch.Tensor) and (val.dim() == 0 or val.dtype == torch.bool)
+    return isinstance(val, torch.Tensor) and (val.dim() == 0 or not val.is_floating_point())
 
 
 @dataclass
@@ -315,11 +322,19 @@ def run_model(spec: str, dev: DeviceHandle, inputs: InputOptions | Shape | None 
     t = time.perf_counter()
     with progress.step(f"building {spec}" + ("" if values == "none" else " with random weights")):
         loaded = load_model(spec, inputs, device="meta" if values == "none" else "cpu")
-    return run_loaded(loaded, dev, memory, values, min_block_size, build_seconds=time.perf_counter() - t,
-                      cache=cache, passes=passes, weights=weights, ttnn_report=ttnn_report,
-                      pcc_threshold=pcc_threshold, localize=localize, capture_cache=capture_cache,
-                      model_args=InputOptions.of(inputs).model_args, fidelity=fidelity,
-                      activations=activations)
+    options = dict(cache=cache, passes=passes, weights=weights, ttnn_report=ttnn_report,
+                   pcc_threshold=pcc_threshold, localize=localize, capture_cache=capture_cache,
+                   model_args=InputOptions.of(inputs).model_args, fidelity=fidelity, activations=activations)
+    try:
+        return run_loaded(loaded, dev, memory, values, min_block_size, build_seconds=time.perf_counter() - t,
+                          **options)
+    except NeedsRealWeights:  # a verdict run of a model in pieces: its host code needs values
+        torch.manual_seed(seed)
+        t = time.perf_counter()
+        with progress.step(f"building {spec} again with random weights (its host code reads values)"):
+            loaded = load_model(spec, inputs, device="cpu")
+        return run_loaded(loaded, dev, memory, values, min_block_size, build_seconds=time.perf_counter() - t,
+                          **options)
 
 
 def run_loaded(loaded: LoadedModel, dev: DeviceHandle, memory: str = "dram", values: str = "",
@@ -345,9 +360,11 @@ def run_loaded(loaded: LoadedModel, dev: DeviceHandle, memory: str = "dram", val
     t = time.perf_counter()
     verdict_only = values == "none"
     reference = varied = None
+    redrawn: tuple[str, ...] = ()
+    if not _on_meta(loaded.module):
+        redrawn = tuple(redraw_zero_weights(loaded.module))
     if not verdict_only:
         with progress.step("fp32 reference on the host"):
-            redraw_zero_weights(loaded.module)
             # The outputs on varied inputs first, the varied inputs dropped before the reference
             # is computed; what they say is kept, not the outputs: activations of gigabytes are
             # not held through the run for one comparison
@@ -362,27 +379,30 @@ def run_loaded(loaded: LoadedModel, dev: DeviceHandle, memory: str = "dram", val
     with progress.step("capture"):
         cap = trace_cached(loaded.module, loaded.inputs, capture_cache if verdict_only else None,
                            name=loaded.name, repeated=loaded.repeated if verdict_only else (),
-                           kwargs=loaded.kwargs, model_args=model_args)
+                           kwargs=loaded.kwargs, model_args=model_args, fallback=False)
+    build_seconds += time.perf_counter() - t
     if cap.method != "export":
-        where = next((p for p in cap.problems if p.stage == "export"), None)
-        raise CaptureError(f"cannot capture {loaded.name} as one graph for execution: "
-                           f"{where.message if where else 'export failed'} (`fxport trace` shows where)")
+        if _on_meta(loaded.module):
+            raise NeedsRealWeights(f"{loaded.name} captures as several graphs: the Python between "
+                                   "them needs real weights (load the model on the CPU)")
+        return _run_pieces(loaded, dev, cap, memory, values, min_block_size, passes, weights,
+                           pcc_threshold, reference, varied, build_seconds, redrawn, fidelity, activations)
     if cap.node_count == 0:
         raise no_ops_captured(loaded.name)
     program = cap.graphs[0].program
-    build_seconds += time.perf_counter() - t
     t = time.perf_counter()
     compiled = compile_program(program, min_block_size, passes=passes, memory=memory, repeats=cap.repeats)
     compiled.captured_nodes = cap.node_count
     plan_seconds = time.perf_counter() - t - compiled.optimized.seconds - compiled.optimized.fold_seconds
     capture = {"method": cap.method, "complete": cap.complete, "problems": [p.to_dict() for p in cap.problems]}
-    return run_compiled(compiled, loaded.inputs, reference, dev, memory, loaded.name, values, None,
-                        loaded.kwargs, varied, capture=capture,
-                        seconds={"build_capture": build_seconds, "capture": cap.seconds,
-                                 "plan_partition": plan_seconds},
-                        cache=cache, weights=weights, ttnn_report=ttnn_report,
-                        pcc_threshold=pcc_threshold, localize=localize, fidelity=fidelity,
-                        activations=activations)
+    result = run_compiled(compiled, loaded.inputs, reference, dev, memory, loaded.name, values, None,
+                          loaded.kwargs, varied, capture=capture,
+                          seconds={"build_capture": build_seconds, "capture": cap.seconds,
+                                   "plan_partition": plan_seconds},
+                          cache=cache, weights=weights, ttnn_report=ttnn_report,
+                          pcc_threshold=pcc_threshold, localize=localize, fidelity=fidelity,
+                          activations=activations)
+    return replace(result, redrawn=redrawn, log=cap.log)
 
 
 # Reference outputs larger than this are not held through the execution (where the device's values
@@ -393,6 +413,94 @@ HOLD_REFERENCE_BYTES = 256 << 20
 
 def _nbytes(value: Any) -> int:
     return sum(t.numel() * t.element_size() for t in pytree.tree_leaves(value) if isinstance(t, torch.Tensor))
+
+
+class NeedsRealWeights(CaptureError):
+    """A model on meta weights that only runs in pieces: the host code between them needs values."""
+
+
+def _on_meta(module: torch.nn.Module) -> bool:
+    return any(p.is_meta for p in module.parameters())
+
+
+def _run_pieces(loaded: LoadedModel, dev: DeviceHandle, cap, memory: str, values: str, min_block_size: int,
+                passes: tuple[str, ...], weights: str, pcc_threshold: float, reference: Any, varied: Any,
+                build_seconds: float, redrawn: tuple[str, ...], fidelity: str = "",
+                activations: str = "bfloat16") -> RunResult:
+    """Run a model that torch.export cannot capture whole (data-dependent shapes, Python that reads
+    values) as the graphs TorchDynamo splits it into (fxport.capture.pieces): each piece exported,
+    planned, partitioned and run on `dev` like a model of its own and compared with fp32 torch on
+    the same inputs, the Python between the pieces run on the host. The glue gets the device's
+    outputs (a verdict run, which computes none, gets torch's). The model's result is the union of
+    its pieces' (fxport.report.pieces) with its end-to-end outputs compared with `reference`."""
+    start = time.perf_counter()
+    states: dict[tuple, tuple[str, Compiled]] = {}
+    runs: list[tuple[str, RunResult]] = []
+    calls: Counter = Counter()
+    origins: dict[str, dict] = {}
+    problems: list[CaptureProblem] = list(cap.problems)
+
+    def call(piece: Piece, inputs: tuple) -> Any:
+        scalars = {i: inputs[i].item() for i in piece.wrapped_scalars}
+        key = (piece.label, tuple(_value_signature(v) for v in inputs), tuple(scalars.items()))
+        if key not in states:
+            again = sum(1 for k in states if k[0] == piece.label)
+            label = piece.label if not again else f"{piece.label}.{again}"
+            origins[label] = {"function": piece.function,
+                              "break": piece.graph_break.to_dict() if piece.graph_break else None}
+            try:
+                program = export(specialize_scalars(piece.gm, scalars), inputs)
+            except Exception as exc:  # this piece stays on the host, and the report says so
+                problems.append(CaptureProblem("export", f"{label}: ran on the host: {one_line(exc)}"))
+                states[key] = (label, None)
+            else:
+                compiled = compile_program(program, min_block_size, host_control=True, passes=passes,
+                                           memory=memory)
+                compiled.captured_nodes = len(compiled.records)
+                states[key] = (label, compiled)
+        label, compiled = states[key]
+        with torch.no_grad():
+            expected = piece.gm(*inputs)
+        calls[label] += 1
+        if compiled is None:
+            return expected
+        result = run_compiled(compiled, inputs, expected, dev, memory, f"{loaded.name}/{label}", values,
+                              weights=weights, pcc_threshold=pcc_threshold, fidelity=fidelity,
+                              activations=activations)
+        if calls[label] == 1:
+            runs.append((label, result))
+        return expected if result.values == "none" else result.outputs
+
+    outputs, pieces, log = run_in_pieces(loaded.module, loaded.inputs, loaded.kwargs, call)
+    if not runs:
+        raise CaptureError(f"cannot run {loaded.name}: torch.export failed "
+                           f"({cap.problems[0].message if cap.problems else 'unknown'}) and TorchDynamo "
+                           "captured no graph that could run on the device")
+    breaks = [p.graph_break for p in pieces if p.graph_break]
+    seen = set()
+    problems += [b for b in breaks if not (b in seen or seen.add(b))]
+    values_run = runs[0][1].values
+    if values_run == "none":
+        checks = unchecked_outputs(outputs, "not computed (no values)")
+    else:
+        checks = check_outputs(outputs, reference() if callable(reference) else reference, varied,
+                               data_dependent=True)
+    capture = {"method": "dynamo", "complete": False, "graphs": len(pieces), "breaks": len(breaks),
+               "problems": [p.to_dict() for p in problems]}
+    seconds = {"build_capture": build_seconds, "capture": cap.seconds,
+               "execute": time.perf_counter() - start}
+    result = merge_pieces(loaded.name, runs, checks, capture, seconds)
+    summaries = [s.to_dict() for s in piece_summaries(runs, origins, calls)]
+    return replace(result, inputs=input_leaves(loaded.inputs, loaded.kwargs), outputs=outputs,
+                   pieces=summaries, redrawn=redrawn, pcc_threshold=pcc_threshold, log=cap.log + log)
+
+
+def _value_signature(value: Any) -> Any:
+    if isinstance(value, torch.Tensor):
+        return ("tensor", tuple(value.shape), value.dtype, value.device.type)
+    if isinstance(value, (int, float, bool)):
+        return (type(value).__name__, value)
+    return (type(value).__name__,)
 
 
 def _forward(loaded: LoadedModel, args: tuple, kwargs: dict) -> Any:

@@ -12,6 +12,7 @@ from torch import nn
 
 from fxport import progress
 from fxport.capture import Capture, CaptureProblem, capture, export_program
+from fxport.errors import CaptureError
 from fxport.capture.cache import CaptureCache, Uncacheable, capture_key
 from fxport.capture.loader import InputOptions, Shape, load_model
 from fxport.mapping import REGISTRY
@@ -27,26 +28,28 @@ def kept_ops() -> tuple[torch._ops.OpOverload, ...]:
 
 
 def trace(model: nn.Module, inputs: tuple, name: str = "model", repeated: tuple[str, ...] = (),
-          kwargs: dict | None = None) -> Capture:
-    return capture(model, inputs, name=name, repeated=repeated, keep=kept_ops(), kwargs=kwargs)
+          kwargs: dict | None = None, fallback: bool = True) -> Capture:
+    return capture(model, inputs, name=name, repeated=repeated, keep=kept_ops(), kwargs=kwargs,
+                   fallback=fallback)
 
 
 def trace_cached(model: nn.Module, inputs: tuple, cache: CaptureCache | None, name: str = "model",
                  repeated: tuple[str, ...] = (), kwargs: dict | None = None,
-                 model_args: dict | None = None) -> Capture:
+                 model_args: dict | None = None, fallback: bool = True) -> Capture:
     """`trace`, answered from the capture cache when it holds this capture (see
     fxport.capture.cache: meta weights only), and stored there when not."""
     if cache is None:
-        return trace(model, inputs, name, repeated, kwargs)
+        return trace(model, inputs, name, repeated, kwargs, fallback)
     try:
         key = capture_key(name, model, inputs, kwargs or {}, repeated, kept_ops(), model_args)
     except Uncacheable:
         cache.stats.uncacheable += 1
-        return trace(model, inputs, name, repeated, kwargs)
+        return trace(model, inputs, name, repeated, kwargs, fallback)
     cap = cache.load(key, inputs, kwargs or {}, name)
     if cap is None:
-        cap = trace(model, inputs, name, repeated, kwargs)
-        cache.store(key, cap)
+        cap = trace(model, inputs, name, repeated, kwargs, fallback)
+        if cap.graphs:  # a failed export is tried again next time
+            cache.store(key, cap)
     return cap
 
 
@@ -56,21 +59,45 @@ def export(model: nn.Module, inputs: tuple, kwargs: dict | None = None) -> torch
 
 def trace_model(spec: str, inputs: InputOptions | Shape | None = None, fold: bool = True) -> Capture:
     """Capture a zoo model or `module:callable` on the meta device, folding repeated identical
-    calls the zoo entry declares (`fold=False` traces every call). When the dynamo fallback has to
-    execute Python between graph breaks (`.item()`, a branch on a value), meta tensors have no
-    values, so a small model is captured again with real random weights."""
+    calls the zoo entry declares (`fold=False` traces every call). When the dynamo fallback fails
+    on meta tensors, for whatever reason (the Python between graph breaks reads values: `.item()`,
+    a branch on a value, NMS; a fake-tensor call that meta cannot make), a small model is captured
+    again with real random weights. A CaptureError raised carries torch's output as `log`."""
     with progress.step(f"building {spec} on the meta device"):
         loaded = load_model(spec, inputs, device="meta")
-    with progress.step("capture"):
-        cap = trace(loaded.module, loaded.inputs, name=loaded.name, repeated=loaded.repeated if fold else (),
-                    kwargs=loaded.kwargs)
-    needs_values = any(p.stage == "dynamo" and "meta" in p.message for p in cap.problems)
+    try:
+        with progress.step("capture"):
+            cap = trace(loaded.module, loaded.inputs, name=loaded.name,
+                        repeated=loaded.repeated if fold else (), kwargs=loaded.kwargs)
+        failure = None
+    except CaptureError as exc:  # no graph at all on meta
+        cap, failure = None, exc
     params = sum(p.numel() for p in loaded.module.parameters())
-    if not needs_values or params > REAL_RETRY_MAX_PARAMS:
+    if (cap is not None and not _dynamo_failed(cap)) or params > REAL_RETRY_MAX_PARAMS:
+        if failure is not None:
+            raise failure
         return cap
     with progress.step("capture again with real random weights"):
         real = load_model(spec, inputs, device="cpu")
-        retried = trace(real.module, real.inputs, name=real.name, kwargs=real.kwargs)
+        try:
+            retried = trace(real.module, real.inputs, name=real.name, kwargs=real.kwargs)
+        except CaptureError as exc:
+            exc.log = (getattr(failure, "log", "") or (cap.log if cap else "")) + getattr(exc, "log", "")
+            raise
+    first = failure if failure is not None else next(p for p in cap.problems if p.stage in ("dynamo", "export"))
     retried.problems.append(CaptureProblem(
-        "note", "captured with real random weights: the code between graph breaks needs values"))
+        "note", "captured with real random weights: on meta weights the dynamo fallback failed "
+                f"({_first_line(first)})"))
+    retried.log = (cap.log if cap else getattr(failure, "log", "")) + retried.log
     return retried
+
+
+def _dynamo_failed(cap: Capture) -> bool:
+    """The dynamo fallback stopped early, or a piece it found could not be exported."""
+    return cap.method == "dynamo" and any(
+        p.stage == "dynamo" or (p.stage == "export" and p.message.startswith("graph")) for p in cap.problems)
+
+
+def _first_line(problem) -> str:
+    text = problem.message if isinstance(problem, CaptureProblem) else str(problem)
+    return (text.splitlines() or [""])[0][:160]

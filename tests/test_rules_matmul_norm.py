@@ -72,6 +72,11 @@ CASES = [
     lowers("sdpa_gemma_tiny_head_16_gqa", SDPA, T(1, 8, 50, 16), T(1, 1, 50, 16), T(1, 1, 50, 16),
            T(1, 1, 50, 50), enable_gqa=True),
     lowers("sdpa_bool_mask_2d", SDPA, T(1, 2, 64, 64), T(1, 2, 64, 64), T(1, 2, 64, 64), T(64, 64, dtype=BOOL)),
+    # A left-padded causal batch: the second row's first 8 queries see no key; torch returns zeros
+    # there, and so must the device (not the average of every value).
+    lowers("sdpa_bool_mask_fully_masked_rows", SDPA, T(2, 2, 32, 32), T(2, 2, 32, 32), T(2, 2, 32, 32),
+           torch.tril(torch.ones(32, 32, dtype=BOOL))[None, None]
+           & torch.arange(32).ge(torch.tensor([0, 8])[:, None])[:, None, None, :]),
     # normalization
     lowers("softmax_last", aten.softmax.int, T(1, 2, 32, 64), -1),
     # Rank > 4 (window attention, video): leading dims folded to rank 4 around the normalized dim.

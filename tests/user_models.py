@@ -163,3 +163,28 @@ class ConvCat(nn.Module):
         y = self.conv(x)
         p = self.pool(y)
         return self.head(torch.cat([y, p, self.pool(p)], dim=1).flatten(1))
+
+
+class Proposals(nn.Module):
+    """A detector in miniature: a conv backbone and a score head (device work), then the host
+    keeps the positions whose score passes a threshold (`nonzero`: how many depends on the
+    values, so torch.export fails and dynamo breaks the graph) and a box head runs on those."""
+
+    def __init__(self):
+        super().__init__()
+        self.backbone = nn.Sequential(nn.Conv2d(3, 16, 3, padding=1), nn.ReLU(), nn.Conv2d(16, 16, 3, padding=1))
+        self.score = nn.Conv2d(16, 1, 1)
+        self.box = nn.Linear(16, 4)
+
+    def forward(self, images: list):
+        x = torch.stack(images)
+        features = self.backbone(x)
+        scores = self.score(features).flatten(1).sigmoid()  # (N, H*W)
+        keep = (scores[0] > 0.5).nonzero().squeeze(1)
+        picked = features[0].flatten(1).t()[keep]  # (K, 16)
+        return {"boxes": self.box(picked), "scores": scores[0][keep]}
+
+
+def proposals_inputs() -> tuple:
+    generator = torch.Generator().manual_seed(0)
+    return ([torch.rand(3, 16, 16, generator=generator)],)

@@ -10,6 +10,7 @@ source location, so the user learns exactly what was not captured and why.
 from __future__ import annotations
 
 import contextlib
+import io
 import time
 import traceback
 from dataclasses import dataclass, field
@@ -61,6 +62,7 @@ class Capture:
     # `capture`), so that records of a rewritten graph count the same way.
     repeats: dict[str, int] = field(default_factory=dict)
     cached: bool = False  # loaded from the capture cache (fxport.capture.cache), not traced
+    log: str = field(default="", repr=False)  # what torch printed on stderr while tracing
 
     @property
     def complete(self) -> bool:
@@ -73,7 +75,8 @@ class Capture:
 
 
 def capture(model: nn.Module, inputs: tuple, name: str = "model", repeated: tuple[str, ...] = (),
-            keep: tuple[torch._ops.OpOverload, ...] = (), kwargs: dict | None = None) -> Capture:
+            keep: tuple[torch._ops.OpOverload, ...] = (), kwargs: dict | None = None,
+            fallback: bool = True) -> Capture:
     """Capture `model(*inputs, **kwargs)`. Works on meta, fake or real tensors; never runs the model for real
     except through the dynamo fallback, which executes the Python between graph breaks.
 
@@ -84,7 +87,24 @@ def capture(model: nn.Module, inputs: tuple, name: str = "model", repeated: tupl
     call feeding the next (an iterative sampler's step). Only their first and last calls are
     traced; the first call's nodes count for all but the last (`OpRecord.repeat`): the inventory
     is the same, the capture much faster. Such a graph has the right shapes but not the right
-    values, so it serves verdict runs (`--values none`); runs with values capture every call."""
+    values, so it serves verdict runs (`--values none`); runs with values capture every call.
+
+    `fallback=False`: when export fails, no dynamo capture either; the Capture has method
+    "none", no graphs, and the export problem (`fxport run` then runs the model in pieces).
+
+    What torch prints while tracing (a failed export dumps the whole graph, hundreds of KB) is
+    kept in `Capture.log` (or the CaptureError's `log`), never on the terminal."""
+    with collect_log() as log:
+        try:
+            cap = _capture(model, inputs, name, repeated, keep, kwargs, fallback)
+        except CaptureError as exc:
+            exc.log = log.getvalue()
+            raise
+    cap.log = log.getvalue()
+    return cap
+
+
+def _capture(model, inputs, name, repeated, keep, kwargs, fallback) -> Capture:
     start = time.perf_counter()
     kwargs = dict(kwargs or {})
     input_specs = input_leaves(inputs, kwargs)
@@ -105,6 +125,8 @@ def capture(model: nn.Module, inputs: tuple, name: str = "model", repeated: tupl
         program = export_program(model, inputs, keep, kwargs)
     except Exception as exc:  # any export failure: fall back, and say why
         problem = CaptureProblem("export", _one_line(exc), _user_location(exc))
+        if not fallback:
+            return _finish(name, input_specs, "none", [], [problem], start)
         graphs, dynamo_problems = _capture_with_dynamo(model, inputs, keep, kwargs)
         problems += [problem, *dynamo_problems]
         if not graphs:
@@ -221,7 +243,23 @@ def export_program(model: nn.Module, inputs: tuple, keep: tuple[torch._ops.OpOve
             with torch.no_grad():
                 register_dataclasses(model(*inputs, **(kwargs or {})))
             program = torch.export.export(model, tuple(inputs), kwargs, strict=False)
+        _refuse_data_dependent_sizes(program.graph)
         return program.run_decompositions(decomposition_table(keep))
+
+
+class DataDependentSize(Exception):
+    """Export succeeded, but some sizes depend on tensor values (`nonzero`, boolean masks): such a
+    graph cannot be planned shape by shape, so capture splits it where the sizes appear."""
+
+
+def _refuse_data_dependent_sizes(graph: fx.Graph) -> None:
+    from torch.fx.experimental.symbolic_shapes import free_unbacked_symbols
+
+    for node in graph.nodes:
+        val = node.meta.get("val")
+        if isinstance(val, torch.Tensor) and free_unbacked_symbols(val):
+            raise DataDependentSize(f"{node.name} ({node.target}) has a size that depends on tensor values: "
+                                    f"{list(val.shape)}")
 
 
 def _capture_with_dynamo(model: nn.Module, inputs: tuple, keep: tuple,
@@ -232,7 +270,9 @@ def _capture_with_dynamo(model: nn.Module, inputs: tuple, keep: tuple,
     explainer = ExplainWithBackend("eager")
     problems: list[CaptureProblem] = []
     try:
-        torch.compile(model, backend=explainer, fullgraph=False)(*inputs, **(kwargs or {}))
+        # Static shapes: a graph reached again with other shapes is another graph, never one with
+        # symbolic sizes as inputs (export takes no SymInt inputs)
+        torch.compile(model, backend=explainer, fullgraph=False, dynamic=False)(*inputs, **(kwargs or {}))
     except Exception as exc:  # the Python between graphs failed; keep the graphs seen so far
         problems.append(CaptureProblem("dynamo", _one_line(exc), _user_location(exc)))
     finally:
@@ -268,8 +308,10 @@ def _name_root(graph: fx.Graph, model: nn.Module) -> None:
 def _placeholder_value(node: fx.Node):
     value = node.meta.get("example_value")
     if isinstance(value, torch.Tensor):
-        # Dynamo's fake tensors belong to its own fake mode; export wants plain (meta) tensors.
-        return torch.empty(value.shape, dtype=value.dtype, device="meta")
+        # Dynamo's fake tensors belong to its own fake mode; export wants plain tensors, on meta
+        # unless the model is real: its graphs then make CPU constants that meet these inputs.
+        device = "meta" if value.device.type == "meta" else "cpu"
+        return torch.zeros(value.shape, dtype=value.dtype, device=device)
     return value
 
 
@@ -282,6 +324,9 @@ def _one_line(exc: BaseException | str) -> str:
     return head[:300]
 
 
+one_line = _one_line
+
+
 def _user_location(exc: BaseException) -> str:
     """The innermost traceback frame outside torch: where in the user's model it failed."""
     frames = [f for f in traceback.extract_tb(exc.__traceback__)
@@ -290,6 +335,14 @@ def _user_location(exc: BaseException) -> str:
         return ""
     f = frames[-1]
     return f"{f.filename}:{f.lineno} in {f.name}"
+
+
+@contextlib.contextmanager
+def collect_log():
+    """torch's own output while tracing (warnings, a failed export's graph dump) into a buffer."""
+    buffer = io.StringIO()
+    with contextlib.redirect_stderr(buffer):
+        yield buffer
 
 
 @contextlib.contextmanager

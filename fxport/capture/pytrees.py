@@ -63,12 +63,15 @@ def forward_signature(module: Any) -> str:
 
 
 def register_dataclasses(tree: Any) -> None:
-    """Register every dataclass type found in `tree` (not registered yet) as a pytree node whose
-    children are its fields, so that flattening, export and path names see inside it."""
+    """Register every container type found in `tree` that pytree does not know yet, so that
+    flattening, export and path names see inside it: dataclasses as nodes whose children are their
+    fields, and other objects that hold tensors in their attributes (a Hugging Face
+    `DynamicCache`, its layers, `EncoderDecoderCache`) as nodes whose children are those
+    attributes (`out.past_key_values.layers[0].keys`); their other attributes stay as they are."""
     seen: set[int] = set()
 
     def visit(value: Any) -> None:
-        if id(value) in seen:
+        if id(value) in seen or isinstance(value, torch.Tensor):
             return
         seen.add(id(value))
         kind = type(value)
@@ -77,16 +80,81 @@ def register_dataclasses(tree: Any) -> None:
                 torch.export.register_dataclass(
                     kind, serialized_type_name=f"{kind.__module__}.{kind.__qualname__}")
             children = [getattr(value, f.name) for f in dataclasses.fields(value)]
+        elif kind in pytree.SUPPORTED_NODES:  # dicts, lists, tuples, types registered before
+            children = pytree.SUPPORTED_NODES[kind].flatten_fn(value)[0]
         elif isinstance(value, dict):
             children = list(value.values())
-        elif isinstance(value, (list, tuple)):
+        elif isinstance(value, (list, tuple)):  # named tuples
             children = list(value)
+        elif _holds_tensors(value):
+            pytree.register_pytree_node(
+                kind, _flatten_object, _unflatten_object(kind),
+                serialized_type_name=f"{kind.__module__}.{kind.__qualname__}",
+                flatten_with_keys_fn=_flatten_object_with_keys)
+            children = _flatten_object(value)[0]
         else:
             return
         for child in children:
             visit(child)
 
     visit(tree)
+
+
+def _holds_tensors(value: Any, depth: int = 0) -> bool:
+    """Whether an object's attributes (or their lists, dicts and attributes) hold a tensor."""
+    if isinstance(value, torch.Tensor):
+        return True
+    if depth > 4 or isinstance(value, (str, bytes, int, float, bool, type, torch.dtype, torch.device)):
+        return False
+    if isinstance(value, dict):
+        return any(_holds_tensors(v, depth + 1) for v in value.values())
+    if isinstance(value, (list, tuple)):
+        return any(_holds_tensors(v, depth + 1) for v in value)
+    attributes = getattr(value, "__dict__", None)
+    return isinstance(attributes, dict) and not isinstance(value, torch.nn.Module) and any(
+        _holds_tensors(v, depth + 1) for v in attributes.values())
+
+
+def _tensor_attributes(value: Any) -> list[str]:
+    return sorted(k for k, v in vars(value).items() if _holds_tensors(v, 1))
+
+
+def _flatten_object(value: Any) -> tuple[list, Any]:
+    keys = _tensor_attributes(value)
+    static = tuple((k, v) for k, v in vars(value).items() if k not in keys)
+    return [getattr(value, k) for k in keys], (tuple(keys), _Static(static))
+
+
+def _flatten_object_with_keys(value: Any) -> tuple[list, Any]:
+    children, context = _flatten_object(value)
+    return [(pytree.GetAttrKey(k), c) for k, c in zip(context[0], children)], context
+
+
+def _unflatten_object(kind: type):
+    def unflatten(children, context) -> Any:
+        keys, static = context
+        obj = kind.__new__(kind)
+        obj.__dict__.update(dict(static.items))
+        obj.__dict__.update(zip(keys, children))
+        return obj
+    return unflatten
+
+
+class _Static:
+    """An object's attributes that hold no tensor, carried in its pytree context. Equal to any
+    other: two specs of the same container type are the same whatever flags it carries."""
+
+    def __init__(self, items: tuple):
+        self.items = items
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, _Static)
+
+    def __hash__(self) -> int:
+        return 0
+
+    def __repr__(self) -> str:
+        return f"<{len(self.items)} static attributes>"
 
 
 def map_tensors(fn, tree: Any) -> Any:

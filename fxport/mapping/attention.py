@@ -77,7 +77,7 @@ def _sdpa(ctx, node, q, k, v, attn_mask, is_causal, scale):
             return t
         return ctx.ops.pad(t, [(0, 0)] * 3 + [(0, width - dim)], 0.0, memory_config=ctx.memory_config)
 
-    mask = None
+    mask = keep = None
     if attn_mask is not None:
         # The kernel takes a rank-4 additive bf16 mask; a boolean one marks what to keep.
         fake = meta(arg(node, 3, "attn_mask"))
@@ -85,6 +85,10 @@ def _sdpa(ctx, node, q, k, v, attn_mask, is_causal, scale):
         if fake.dim() < 4:
             mask = ctx.ops.reshape(mask, (1,) * (4 - fake.dim()) + tuple(fake.shape))
         if fake.dtype == torch.bool:
+            # A query row whose keys are all masked: torch's SDPA returns zeros there (a padded
+            # position of a left-padded batch); the kernel, its scores all equally -1e9, averages
+            # every value. 1 for rows that keep some key, 0 for the others, zeroes those rows.
+            keep = ctx.ops.max(mask, dim=-1, keepdim=True, memory_config=ctx.memory_config)
             mask = ctx.ops.multiply(ctx.ops.subtract(mask, 1.0), -MASKED)
         # ttnn 0.81.1: "When mask is provided to SDPA, it must be in DRAM"
         if ctx.memory_config != ctx.ttnn.DRAM_MEMORY_CONFIG:
@@ -95,6 +99,8 @@ def _sdpa(ctx, node, q, k, v, attn_mask, is_causal, scale):
     out = sdpa(padded(q, qk_dim), padded(k, qk_dim), padded(v, v_dim), attn_mask=mask,
                is_causal=bool(is_causal), scale=qk_dim**-0.5 if scale is None else scale,
                memory_config=ctx.memory_config, **ctx.kernel_options("sdpa"))
+    if keep is not None:
+        out = ctx.ops.multiply(out, keep, memory_config=ctx.memory_config)
     if v_dim == width:
         return out
     return ctx.ops.slice(out, [0, 0, 0, 0], [batch, heads, q_len, v_dim], memory_config=ctx.memory_config)

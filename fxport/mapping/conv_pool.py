@@ -20,7 +20,7 @@ import torch
 from torch import fx
 
 from fxport.mapping.activation import fusable
-from fxport.mapping.checks import BASIC, arg, dtypes, meta, output, param
+from fxport.mapping.checks import BASIC, arg, dtypes, meta, output
 from fxport.mapping.data_movement import ANY_DTYPES, dev
 from fxport.mapping.fused_ops import ops as fxport_ops
 from fxport.mapping.registry import Fusion, NhwcCall, check, no_kernel, rule
@@ -32,7 +32,9 @@ TILE = 32
 no_kernel(aten.max_pool3d_with_indices.default, aten.avg_pool3d.default, aten.adaptive_avg_pool3d.default,
           aten._adaptive_avg_pool3d.default, aten.adaptive_max_pool3d.default,
           limit="TT-NN 0.81.1 has no 3-D pooling kernel (max_pool2d, avg_pool2d and adaptive_*_pool2d "
-                "are 2-D)")
+                "are 2-D)",
+          absent=tuple(f"{ns}{op}_pool3d" for ns in ("", "experimental.")
+                       for op in ("max", "avg", "adaptive_avg", "adaptive_max")))
 
 
 def _pair(value, default: tuple[int, int] | None = None) -> tuple[int, int]:
@@ -131,10 +133,11 @@ _CONVS = (aten.conv2d.default, aten.conv2d.padding, aten.conv1d.default, aten.co
 def _conv_supported(node: fx.Node) -> str | None:
     weight = meta(node.args[1])
     if weight.dim() not in (3, 4):
-        return (f"{weight.dim() - 2}-D convolution unsupported: TT-NN 0.81.1 has no 3-D convolution "
-                "kernel (ttnn.conv2d is 2-D; conv1d runs as conv2d)")
+        return (f"{weight.dim() - 2}-D aten.convolution: ttnn.conv2d is 2-D (3-D convolutions lower as "
+                "aten.conv3d, which capture keeps whole, through ttnn.experimental.conv3d)")
     if _Conv.of(node).transposed:
-        return "transposed convolution unsupported (ttnn.conv_transpose2d is not mapped)"
+        return ("transposed aten.convolution: ttnn.conv2d does not transpose (2-D transposed convolutions "
+                "lower as aten.conv_transpose2d, which capture keeps whole, through ttnn.conv_transpose2d)")
     return None
 
 
@@ -266,6 +269,122 @@ def conv(ctx, node, x, weight, bias=None, *_, **__):
     out = _out_shape(node)
     oh, ow = (1, out[-1]) if meta(node.args[1]).dim() == 3 else out[-2:]  # conv1d: H = 1
     return from_flat_nhwc(ctx, y, out, p.n, oh, ow, p.out_channels)
+
+
+# -- transposed 2-D convolution ------------------------------------------------------------------
+def _transposed_args(node: fx.Node) -> tuple:
+    """(stride, padding, output_padding, groups, dilation) of an aten.conv_transpose2d node."""
+    return (_pair(arg(node, 3, "stride", 1)), _pair(arg(node, 4, "padding", 0)),
+            _pair(arg(node, 5, "output_padding", 0)), arg(node, 6, "groups", 1), _pair(arg(node, 7, "dilation", 1)))
+
+
+@check('4-D input, output_padding smaller than stride or dilation')
+def _transposed_supported(node: fx.Node) -> str | None:
+    if meta(node.args[0]).dim() != 4:
+        return "unbatched input: ttnn.conv_transpose2d takes a batch (N, H, W, C)"
+    stride, _, output_padding, _, dilation = _transposed_args(node)
+    if any(o >= max(s, d) for o, s, d in zip(output_padding, stride, dilation)):
+        return f"output_padding {list(output_padding)} not smaller than stride or dilation (torch refuses it too)"
+    return None
+
+
+def _transposed_layout(record):
+    """Flattened NHWC activations; the weight as a [C_in*kh*kw, C_out/groups] matrix (ttnn prepares
+    it in that form on the device); the bias a [1, 1, 1, C_out] row."""
+    x, w, *rest = record.inputs
+    i, out, *kernel = w.shape
+    weight = ((1, 1, i * math.prod(kernel), out), w.dtype)
+    bias = [((1, 1, 1, b.shape[0]), b.dtype) for b in rest[:1] if b is not None]
+    return [_nhwc_flat(x), weight, *bias], [_nhwc_flat(o) for o in record.outputs[:1]]
+
+
+@rule(aten.conv_transpose2d.input, ttnn="ttnn.conv_transpose2d", fused=True, family="conv_pool",
+      checks=(*BASIC, dtypes(), _transposed_supported), device_layout=_transposed_layout)
+def conv_transpose2d(ctx, node, x, weight, bias=None, *_, **__):
+    stride, padding, output_padding, groups, dilation = _transposed_args(node)
+    n, c, h, w = meta(node.args[0]).shape
+    out = _out_shape(node)
+    with ctx.counting("weights" if ctx.is_constant(weight) else "transfer"):
+        w_host = _host_weight(ctx, weight, tuple(meta(node.args[1]).shape))
+        b_host = None if bias is None else _host_weight(ctx, bias, (1, 1, 1, out[1]))
+    y = ctx.ops.conv_transpose2d(
+        input_tensor=to_flat_nhwc(ctx, x, n, c, h, w), weight_tensor=w_host, bias_tensor=b_host,
+        device=ctx.device.device, in_channels=c, out_channels=out[1], batch_size=n, input_height=h,
+        input_width=w, kernel_size=tuple(meta(node.args[1]).shape[2:]), stride=stride, padding=padding,
+        output_padding=output_padding, dilation=dilation, groups=groups, memory_config=ctx.memory_config)
+    return from_flat_nhwc(ctx, y, out, n, out[2], out[3], out[1])
+
+
+# -- 3-D convolution -----------------------------------------------------------------------------
+def _triple(value, default: int) -> tuple[int, int, int]:
+    values = list(value) if isinstance(value, (list, tuple)) else [value]
+    values = values or [default]
+    return tuple(values * 3)[:3] if len(values) == 1 else tuple(values)
+
+
+def _conv3d_args(node: fx.Node) -> tuple:
+    """(stride, padding, dilation, groups) of an aten.conv3d node."""
+    return (_triple(arg(node, 3, "stride", 1), 1), _triple(arg(node, 4, "padding", 0), 0),
+            _triple(arg(node, 5, "dilation", 1), 1), arg(node, 6, "groups", 1))
+
+
+@check('5-D input, numeric padding, no dilation, no groups')
+def _conv3d_supported(node: fx.Node) -> str | None:
+    if meta(node.args[0]).dim() != 5:
+        return "unbatched input: ttnn.experimental.conv3d takes a batch (N, D, H, W, C)"
+    stride, padding, dilation, groups = _conv3d_args(node)
+    if isinstance(arg(node, 4, "padding", 0), str):
+        return "string padding ('same'): ttnn.experimental.conv3d takes numbers"
+    if dilation != (1, 1, 1):
+        return f"dilation {list(dilation)}: ttnn.experimental.conv3d supports dilation 1 only"
+    if groups != 1:
+        return f"groups={groups}: ttnn.experimental.conv3d lowers ungrouped 3-D convolutions here"
+    return None
+
+
+def _conv3d_layout(record):
+    """Channels-last activations ([N, D, H, W, C], row major); the weight as conv3d prepares it,
+    one [kD*kH*kW*C_in, C_out] matrix; the bias a [1, 1, 1, 32, C_out] block."""
+    x, w, *rest = record.inputs
+    out, i, *kernel = w.shape
+    last = lambda s: ((s.shape[0], *s.shape[2:], s.shape[1]), s.dtype)  # noqa: E731
+    bias = [((1, 1, 1, 32, out), b.dtype) for b in rest[:1] if b is not None]
+    return [last(x), ((1, 1, i * math.prod(kernel), out), w.dtype), *bias], [last(o) for o in record.outputs[:1]]
+
+
+@rule(aten.conv3d.default, ttnn="ttnn.experimental.conv3d", fused=True, family="conv_pool",
+      checks=(*BASIC, dtypes(), _conv3d_supported), device_layout=_conv3d_layout)
+def conv3d(ctx, node, x, weight, bias=None, *_, **__):
+    stride, padding, dilation, groups = _conv3d_args(node)
+    ttnn = ctx.ttnn
+    shape = tuple(meta(node.args[1]).shape)
+    out = _out_shape(node)
+    # The kernel reads C_in in blocks (C_in_block) that are multiples of 16 and divide it: fewer
+    # channels (an RGB stem) are padded with zeros, in the input and in the weight.
+    c = shape[1]
+    c_pad = -(-c // 16) * 16
+    with ctx.counting("layout"):
+        x = ctx.tensor(x, layout="row_major")
+        x = ctx.ops.permute(x, (0, 2, 3, 4, 1), memory_config=ctx.memory_config)
+        if c_pad != c:
+            x = ctx.ops.pad(x, [(0, 0)] * 4 + [(0, c_pad - c)], 0.0)
+    with ctx.counting("weights" if ctx.is_constant(weight) else "transfer"):
+        # [kD*kH*kW*C_in, C_out], rows in (kD, kH, kW, C_in) order: the patch the kernel reads
+        w = torch.nn.functional.pad(ctx.weight(weight), (0, 0, 0, 0, 0, 0, 0, c_pad - c))
+        w_host = ctx.tensor(HostValue(w.permute(2, 3, 4, 1, 0).reshape(-1, shape[0]).contiguous()))
+        b_host = None
+        if bias is not None:
+            b_host = ctx.tensor(HostValue(ctx.weight(bias).reshape(1, -1).expand(32, -1).contiguous()))
+    y = getattr(ctx.ops, "experimental.conv3d")(
+        input_tensor=x, weight_tensor=w_host, bias_tensor=b_host, device=ctx.device.device, dtype=ctx.dtype,
+        output_channels=out[1], kernel_size=list(shape[2:]), stride=list(stride), padding=list(padding),
+        dilation=list(dilation), groups=groups, memory_config=ctx.memory_config,
+        config=ttnn.Conv3dConfig(weights_dtype=ctx.dtype, output_layout=ttnn.ROW_MAJOR_LAYOUT,
+                                 C_in_block=32 if c_pad % 32 == 0 else 16,
+                                 # the config's default grid is one core, too few for C_in / 32 blocks
+                                 compute_with_storage_grid_size=ctx.device.device.compute_with_storage_grid_size()))
+    with ctx.counting("layout"):
+        return ctx.ops.permute(y, (0, 4, 1, 2, 3), memory_config=ctx.memory_config)
 
 
 # -- pooling -------------------------------------------------------------------------------------
@@ -475,11 +594,44 @@ def upsample_nearest2d(ctx, node, x, *_, **__):
     return _upsample(ctx, node, x, "nearest")
 
 
-@rule(aten.upsample_bilinear2d.vec, aten.upsample_bilinear2d.default, ttnn="ttnn.upsample", fused=True,
-      family="conv_pool",
-      checks=(*SPATIAL, param(2, "align_corners", False, why="TT-NN samples like align_corners=False"),
-              _integer_scale))
+@check('integer scale factors (align_corners=False), or align_corners=True')
+def _bilinear_supported(node: fx.Node) -> str | None:
+    return None if arg(node, 2, "align_corners", False) else _integer_scale(node)
+
+
+def interpolation_matrix(size: int, out: int) -> torch.Tensor:
+    """[out, size]: linear interpolation with align_corners=True, output i reading input
+    i * (size - 1) / (out - 1) (torch's definition; a one-pixel output reads pixel 0)."""
+    position = torch.arange(out, dtype=torch.float64) * ((size - 1) / (out - 1) if out > 1 else 0.0)
+    low = position.floor().long().clamp(max=size - 1)
+    high = (low + 1).clamp(max=size - 1)
+    frac = position - low
+    matrix = torch.zeros(out, size, dtype=torch.float64)
+    matrix[torch.arange(out), low] += 1 - frac
+    matrix[torch.arange(out), high] += frac
+    return matrix.float()
+
+
+def _bilinear_corners(ctx, node, x):
+    """align_corners=True, which ttnn.upsample does not sample: bilinear interpolation is separable
+    and linear, so it is two matmuls with constant interpolation matrices, along W then along H
+    (any output size, not only integer factors)."""
+    n, c, h, w = _nchw(node)
+    oh, ow = _out_shape(node)[-2:]
+    along_w = ctx.tensor(HostValue(interpolation_matrix(w, ow).t().contiguous()))  # [W, OW]
+    along_h = ctx.tensor(HostValue(interpolation_matrix(h, oh).t().contiguous()))  # [H, OH]
+    y = ctx.ops.matmul(ctx.tensor(x), along_w, memory_config=ctx.memory_config)  # N, C, H, OW
+    y = ctx.ops.transpose(y, -2, -1, memory_config=ctx.memory_config)
+    y = ctx.ops.matmul(y, along_h, memory_config=ctx.memory_config)  # N, C, OW, OH
+    return ctx.ops.transpose(y, -2, -1, memory_config=ctx.memory_config)
+
+
+@rule(aten.upsample_bilinear2d.vec, aten.upsample_bilinear2d.default,
+      ttnn="ttnn.upsample (align_corners=True: ttnn.matmul x2)", fused=True, family="conv_pool",
+      checks=(*SPATIAL, _bilinear_supported))
 def upsample_bilinear2d(ctx, node, x, *_, **__):
+    if arg(node, 2, "align_corners", False):
+        return _bilinear_corners(ctx, node, x)
     return _upsample(ctx, node, x, "bilinear")
 
 

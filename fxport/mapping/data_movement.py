@@ -78,7 +78,8 @@ def _contiguous_view(node: fx.Node) -> str | None:
     if offset or any(s != e for s, e, n in zip(stride, expected, size) if n != 1) \
             or out.numel() != x.numel() or not x.is_contiguous():
         return (f"as_strided(size={size}, stride={stride}, offset={offset}) is not a contiguous view "
-                "of its whole input (TT-NN has no strided gather)")
+                "of its whole input (there is no ttnn.as_strided; a ttnn.gather of computed indices "
+                "is not lowered here)")
     return None
 
 

@@ -130,6 +130,8 @@ class Registry:
     rules: dict[torch._ops.OpOverload, Rule] = field(default_factory=dict)
     # Ops no rule maps because TT-NN has no kernel for them: the limit, said when they fall back.
     limits: dict[torch._ops.OpOverload, str] = field(default_factory=dict)
+    # The ttnn functions a limit says TT-NN lacks (tests/test_true_reasons.py checks the installed ttnn)
+    absent: dict[torch._ops.OpOverload, tuple[str, ...]] = field(default_factory=dict)
     _by_name: dict[str, Rule] = field(default_factory=dict, repr=False)
 
     def add(self, rule: Rule) -> None:
@@ -182,11 +184,13 @@ class Registry:
 REGISTRY = Registry()
 
 
-def no_kernel(*targets: torch._ops.OpOverload, limit: str) -> None:
+def no_kernel(*targets: torch._ops.OpOverload, limit: str, absent: tuple[str, ...] = ()) -> None:
     """Record that TT-NN has no kernel for `targets`: they stay unmapped (no rule, not counted by
-    `fxport ops`) and their fallback reason names the limit."""
+    `fxport ops`) and their fallback reason names the limit. `absent`: the ttnn functions (dotted
+    below `ttnn`) the limit says do not exist, which a test checks against the installed ttnn."""
     for target in targets:
         REGISTRY.limits[target] = limit
+        REGISTRY.absent[target] = tuple(absent)
 
 
 def rule(*targets: torch._ops.OpOverload, ttnn: str, family: str, checks: Iterable[Check] = (),

@@ -220,6 +220,15 @@ def run_page(run: dict) -> Page:
                  Section("Coverage", (Plot("coverage", "coverage", ([run["model"]], [cov],
                                                                     "aten nodes by where they ran")),
                                       Table(t.coverage_rows(cov)))),
+                 *((Section("Graphs (the Python between them ran on the host)", (
+                     Text("torch.export could not capture the model whole; TorchDynamo split it at graph "
+                          "breaks. Each graph was planned, partitioned and run on the device; its nodes are "
+                          "named <graph>/<node>, its outputs compared with fp32 torch on the same inputs."),
+                     Table(t.piece_rows(run), NODE_ROWS, MORE_NODES))),) if run.get("pieces") else ()),
+                 *((Section("Weights changed before the run", (Text(
+                     f"{len(run['weights_redrawn'])} all-zero weight matrices redrawn from N(0, 0.02) so that "
+                     f"outputs vary with the input: {', '.join(run['weights_redrawn'])}"),)),)
+                   if run.get("weights_redrawn") else ()),
                  _groups("Coverage by op family", "families", "family", run["coverage_by_family"]),
                  _groups("Coverage by module", "modules", "module", run["coverage_by_module"]),
                  Section("Time (estimated)", _time(run)),

@@ -86,6 +86,10 @@ class RunResult:
     pcc_threshold: float = PCC_THRESHOLD  # end-to-end PCC every informative output must reach
     localized: list[EntryPoint] | None = None  # where error enters (`--localize`); None: not asked
     estimate: Estimate | None = None  # the run's time on its board (fxport.cost); None: no board
+    # A model run as several graphs (fxport.report.pieces): each piece's summary, in run order
+    pieces: list[dict] = field(default_factory=list)
+    redrawn: tuple[str, ...] = ()  # all-zero weight matrices redrawn before the run (runner.redraw_zero_weights)
+    log: str = field(default="", repr=False)  # what torch printed while capturing (not saved in run.json)
 
     @property
     def accuracy(self) -> Accuracy:
@@ -301,6 +305,8 @@ def run_document(result: RunResult) -> dict:
         "values": result.values,
         "provenance": provenance(result.device.kind, result.values),
         "capture": result.capture,
+        **({"pieces": result.pieces} if result.pieces else {}),
+        "weights_redrawn": list(result.redrawn),
         "coverage": coverage(result),
         "coverage_by_family": coverage_by(result, lambda p: p.family),
         "coverage_by_module": coverage_by(result, lambda p: module_group(p.module)),

@@ -69,6 +69,8 @@ def run_summary_text(doc: dict, top: int = 15, out: Path | str | None = None) ->
         f"aten nodes {cov['total']}{repeats}: lowered by the mapping table {cov['planned']} "
         f"({cov['planned_pct']:.1f}%), ran on device {cov['on_device']} ({cov['device_pct']:.1f}%), "
         f"fell back at run time {cov['fallback']}, host {cov['host']}",
+        *_redrawn_lines(doc),
+        *_control_lines(doc),
         *_pcc_lines(doc, top, where),
         *_accuracy_line(doc),
         f"activation transfers per inference: {tr['to_device']} host -> device, {tr['to_host']} device -> host "
@@ -92,6 +94,8 @@ def run_summary_text(doc: dict, top: int = 15, out: Path | str | None = None) ->
             lines += [terminal_table(["pass", "removed", "fused", "rewritten", "added",
                                       "conversions saved", "transfers saved", "error"], rows)]
     lines = [wrapped for line in lines for wrapped in _fit(line)]
+    if doc.get("pieces"):
+        lines += ["", *_pieces_lines(doc, top, where)]
     if isinstance(doc.get("localized"), list):
         lines += ["", *_localized_lines(doc["localized"], top, where)]
     lines += [wrapped for line in _estimate_lines(doc, top, where) for wrapped in _fit(line)]
@@ -198,8 +202,45 @@ def _localized_lines(entries: list, top: int, where: str = "run.json") -> list[s
                            len(entries), where, what="nodes")]
 
 
+def _control_lines(doc: dict) -> list[str]:
+    values = doc.get("control_values") or []
+    if not values:
+        return []
+    differ = [c["path"] for c in values if not c["agreed"]]
+    return [f"values Python decides on (bool, integer, 0-d outputs): {len(values)} computed on the host in "
+            f"fp32 and handed back; the device's differed for {len(differ)}"
+            + (f" ({', '.join(differ[:5])}{' ...' if len(differ) > 5 else ''})" if differ else "")]
+
+
+def _redrawn_lines(doc: dict) -> list[str]:
+    redrawn = doc.get("weights_redrawn") or []
+    if not redrawn:
+        return []
+    return [f"WEIGHTS CHANGED: {len(redrawn)} all-zero weight matrices redrawn from N(0, 0.02) before the "
+            f"run, so that outputs vary with the input: {', '.join(redrawn[:5])}"
+            + (f" and {len(redrawn) - 5} more" if len(redrawn) > 5 else "")]
+
+
+def _pieces_lines(doc: dict, top: int, where: str) -> list[str]:
+    """A model run as several graphs: each piece, and the break that ended it."""
+    capture = doc.get("capture") or {}
+    rows = [[p["label"], p["nodes"], p["on_device"], p["calls"],
+             "-" if not [x for x in p["pcc"] if x is not None] else f"{min(x for x in p['pcc'] if x is not None):.6f}",
+             (p["break"] or {}).get("location", "") or "-", (p["break"] or {}).get("message", "") or ""]
+            for p in doc["pieces"][:top]]
+    return [*_fit(f"Ran as {len(doc['pieces'])} graphs ({capture.get('breaks', 0)} graph breaks), the Python "
+                  "between them on the host (torch.export: "
+                  + next((p["message"][:100] for p in capture.get("problems", []) if p["stage"] == "export"),
+                         "failed") + "):"),
+            terminal_table(["graph", "nodes", "on device", "calls", "min PCC", "ended by a break at", "reason"],
+                           rows, len(doc["pieces"]), where, what="graphs")]
+
+
 def _accuracy_line(doc: dict) -> list[str]:
     acc = doc.get("accuracy")
+    if isinstance(acc, dict) and acc.get("data_dependent"):
+        return [*_accuracy_line({**doc, "accuracy": {**acc, "data_dependent": []}}),
+                "outputs of data-dependent size (not part of the verdict): " + "; ".join(acc["data_dependent"])]
     if not isinstance(acc, dict) or acc.get("verdict") == "not checked":
         return []
     if acc.get("verdict") == "fail":
@@ -210,7 +251,8 @@ def _accuracy_line(doc: dict) -> list[str]:
 
 def _pcc_lines(doc: dict, top: int, where: str = "run.json") -> list[str]:
     """End-to-end PCC: one line for a single output, a table per output tensor otherwise."""
-    outputs = doc.get("outputs") or []
+    # A model run in pieces: its own outputs here; each piece's are in the pieces table and run.json
+    outputs = [o for o in doc.get("outputs") or [] if "/" not in o["path"]] if doc.get("pieces") else doc.get("outputs") or []
     if not doc["output_pcc"] or len(outputs) <= 1:
         return ["end-to-end PCC vs fp32 torch: "
                 + (fmt_outputs_pcc(doc) if doc["output_pcc"] else "not computed (no values)")]

@@ -206,6 +206,18 @@ def oom_shape_rows(run: dict) -> Rows:
             "logical", "banks"], rows
 
 
+def piece_rows(run: dict) -> Rows:
+    """A model run as several graphs: each graph, and the break that ended it."""
+    def lowest(pccs):
+        scored = [p for p in pccs if p is not None]
+        return f"{min(scored):.6f}" if scored else "-"
+
+    return ["graph", "function", "nodes", "on device", "calls", "min PCC", "ended by a break at", "reason"], [
+        [p["label"], p["function"], p["nodes"], p["on_device"], p["calls"], lowest(p["pcc"]),
+         (p["break"] or {}).get("location", "") or "-", (p["break"] or {}).get("message", "") or "-"]
+        for p in run.get("pieces") or []]
+
+
 def partition_rows(run: dict, names: int = 4) -> Rows:
     def some(items):
         return ", ".join(items[:names]) + (" ..." if len(items) > names else "")

@@ -29,6 +29,8 @@ NOT_DEPENDENT = "output does not depend on input"
 CONSTANT = "reference output is constant"
 NON_FINITE_REFERENCE = "fp32 reference has {count} NaN/inf values (first at {first})"
 NON_FINITE_OUTPUT = "{count} NaN/inf values differ from the reference (first at {first})"
+# Outputs whose size follows the values (a detector's boxes after score thresholds and NMS)
+DATA_DEPENDENT = "data-dependent size"
 
 
 @dataclass(frozen=True)
@@ -61,6 +63,9 @@ class Accuracy:
     threshold: float
     verdict: str
     failing: tuple[str, ...] = ()  # "out[0] 0.554 < 0.99"
+    # Outputs of data-dependent size, not part of the verdict, each with what was found
+    # ("out[0]['boxes']: data-dependent size: 7 vs 9 rows (run vs torch)")
+    data_dependent: tuple[str, ...] = ()
 
     @classmethod
     def of(cls, checks: list[OutputCheck], threshold: float = PCC_THRESHOLD) -> "Accuracy":
@@ -68,10 +73,12 @@ class Accuracy:
         failing = tuple(f"{c.path} {c.pcc:.6f} < {threshold}" + (f" ({c.note})" if c.note else "")
                         for c in scored if not c.pcc >= threshold)
         verdict = "fail" if failing else "pass" if scored else "not checked"
-        return cls(threshold, verdict, failing)
+        dependent = tuple(f"{c.path}: {c.note}" for c in checks if c.note.startswith(DATA_DEPENDENT))
+        return cls(threshold, verdict, failing, dependent)
 
     def to_dict(self) -> dict:
-        return {"threshold": self.threshold, "verdict": self.verdict, "failing": list(self.failing)}
+        return {"threshold": self.threshold, "verdict": self.verdict, "failing": list(self.failing),
+                "data_dependent": list(self.data_dependent)}
 
 
 @dataclass(frozen=True)
@@ -163,22 +170,33 @@ def _more_than_two_values(t: torch.Tensor) -> bool:
 @dataclass(frozen=True)
 class Dependence:
     """Whether each output leaf (by path) depends on the inputs: (informative, note), as
-    `output_dependence` found it. Small: the varied outputs themselves need not be kept."""
+    `output_dependence` found it, and the leaves whose size changed with the inputs' values.
+    Small: the varied outputs themselves need not be kept."""
 
     by_path: dict
+    resized: frozenset = frozenset()
 
 
 def output_dependence(reference: Any, varied: Any) -> Dependence:
     """Compare the reference with the outputs on varied inputs (None: no input could be varied)."""
     moved = dict(named_leaves(varied, "out")) if varied is not None else {}
-    return Dependence({path: _informative(ref, moved.get(path), varied is not None)
-                       for path, ref in named_leaves(reference, "out") if isinstance(ref, torch.Tensor)})
+    leaves = [(path, ref) for path, ref in named_leaves(reference, "out") if isinstance(ref, torch.Tensor)]
+    return Dependence({path: _informative(ref, moved.get(path), varied is not None) for path, ref in leaves},
+                      frozenset(path for path, ref in leaves if isinstance(moved.get(path), torch.Tensor)
+                                and tuple(moved[path].shape) != tuple(ref.shape)))
 
 
-def check_outputs(actual: Any, reference: Any, varied: Any = None) -> list[OutputCheck]:
+def check_outputs(actual: Any, reference: Any, varied: Any = None,
+                  data_dependent: bool = False) -> list[OutputCheck]:
     """PCC per output leaf of `actual` against `reference` (same pytree). With `varied` (the
     reference on varied inputs, or what `output_dependence` found in it), leaves that do not
-    depend on the inputs are marked uninformative."""
+    depend on the inputs are marked uninformative.
+
+    An output whose size differs from the reference's (a detector's boxes: how many survive the
+    score threshold and NMS is decided by values) is not compared: "N vs M rows" is its result.
+    `data_dependent` (host code between graphs selects by value, fxport.capture.pieces): an
+    output whose size follows the input's values has its rows chosen by such selections, so a
+    row-by-row PCC may pair different detections: shown, but not a verdict."""
     got = dict(named_leaves(actual, "out"))
     dependence = varied if isinstance(varied, Dependence) else output_dependence(reference, varied)
     checks = []
@@ -186,17 +204,26 @@ def check_outputs(actual: Any, reference: Any, varied: Any = None) -> list[Outpu
         if not isinstance(ref, torch.Tensor):
             continue
         out = got.get(path)
+        spec = TensorSpec.of(ref)
+        if isinstance(out, torch.Tensor) and tuple(out.shape) != tuple(ref.shape):
+            checks.append(OutputCheck(path, spec, None, False, f"{DATA_DEPENDENT}: {_rows(out)} vs "
+                                      f"{_rows(ref)} rows (run vs torch): not compared"))
+            continue
         score = agreement(out, ref) if isinstance(out, torch.Tensor) else 0.0
         informative, note = dependence.by_path.get(path, (None, "not checked: no input could be varied"))
         bad_ref = _nonfinite(ref)
+        count = 0
         if bad_ref:  # the reference itself is no yardstick: never a pass
             informative, note = False, NON_FINITE_REFERENCE.format(count=bad_ref[0], first=bad_ref[1])
-        elif isinstance(out, torch.Tensor) and tuple(out.shape) == tuple(ref.shape):
+        elif isinstance(out, torch.Tensor):
             count, first = nonfinite_mismatch(out, ref)
             if count:  # NaN or inf where the reference is finite: fails, whatever the rest says
                 score, informative = 0.0, True
                 note = NON_FINITE_OUTPUT.format(count=count, first=list(first))
-        checks.append(OutputCheck(path, TensorSpec.of(ref), score, informative, note))
+        if data_dependent and path in dependence.resized and not bad_ref and not count:
+            informative, note = False, (f"{DATA_DEPENDENT}: same count ({_rows(ref)} rows), PCC {score:.4f} "
+                                        "by index, which may pair different selections: not a verdict")
+        checks.append(OutputCheck(path, spec, score, informative, note))
     return checks
 
 
@@ -216,6 +243,10 @@ def _nonfinite(ref: torch.Tensor) -> tuple[int, list[int]] | None:
     return count, [int(i) for i in torch.unravel_index(torch.tensor(first), tuple(ref.shape))]
 
 
+def _rows(t: torch.Tensor) -> int:
+    return int(t.shape[0]) if t.dim() else 1
+
+
 def unchecked_outputs(reference: Any, note: str) -> list[OutputCheck]:
     """Output leaves with no PCC (a verdict run, or a call the reference check skipped)."""
     return [OutputCheck(path, TensorSpec.of(leaf), None, None, note)
@@ -223,6 +254,8 @@ def unchecked_outputs(reference: Any, note: str) -> list[OutputCheck]:
 
 
 def _informative(ref: torch.Tensor, varied: Any, checked: bool) -> tuple[bool | None, str]:
+    if ref.numel() == 0:
+        return False, "empty: nothing to compare"
     exact = ref.dtype == torch.bool or not ref.is_floating_point()
     comparable = isinstance(varied, torch.Tensor) and tuple(varied.shape) == tuple(ref.shape)
     stats = None

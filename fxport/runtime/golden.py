@@ -81,8 +81,38 @@ def _conv2d(input_tensor, weight_tensor, in_channels, out_channels, batch_size, 
     return [y] if return_output_dim or return_weights_and_bias else y
 
 
+def _conv_transpose2d(input_tensor, weight_tensor, in_channels, batch_size, input_height, input_width,
+                      stride=(1, 1), padding=(0, 0), output_padding=(0, 0), dilation=(1, 1), groups=1,
+                      bias_tensor=None, **_):
+    """ttnn.conv_transpose2d (no golden function in the wheel): [1, 1, N*H*W, C] in and out,
+    the weight in torch's [C_in, C_out / groups, kH, kW]."""
+    x = input_tensor.reshape(batch_size, input_height, input_width, -1)[..., :in_channels].permute(0, 3, 1, 2)
+    bias = None if bias_tensor is None else bias_tensor.reshape(-1).float()
+    y = F.conv_transpose2d(x.float(), weight_tensor.float(), bias, tuple(stride), tuple(padding),
+                           tuple(output_padding), groups, tuple(dilation))
+    return _flat_nhwc(y)
+
+
+def _conv3d(input_tensor, weight_tensor, output_channels, kernel_size, stride=(1, 1, 1), padding=(0, 0, 0),
+            dilation=(1, 1, 1), groups=1, bias_tensor=None, **_):
+    """ttnn.experimental.conv3d (no golden function in the wheel): [N, D, H, W, C] in and out, the
+    weight raw (torch's [C_out, C_in, kD, kH, kW], which the op prepares) or prepared ([1, 1,
+    kD * kH * kW * C_in, C_out], rows in kD, kH, kW, C_in order)."""
+    n, d, h, w, c = input_tensor.shape
+    kd, kh, kw = kernel_size
+    weight = weight_tensor
+    if weight.dim() != 5:
+        weight = weight.reshape(kd, kh, kw, -1, output_channels)[:, :, :, :c // groups].permute(4, 3, 0, 1, 2)
+    bias = None if bias_tensor is None else bias_tensor.reshape(-1)[:output_channels].float()
+    y = F.conv3d(input_tensor.permute(0, 4, 1, 2, 3).float(), weight.float(), bias,
+                 tuple(stride), tuple(padding), tuple(dilation), groups)
+    return y.permute(0, 2, 3, 4, 1)
+
+
 OVERRIDES: dict[str, Callable[..., Any]] = {
     "conv2d": _conv2d,
+    "conv_transpose2d": _conv_transpose2d,
+    "experimental.conv3d": _conv3d,
     "max_pool2d": _max_pool2d,
     "avg_pool2d": _avg_pool2d,
     "adaptive_avg_pool2d": _adaptive(F.adaptive_avg_pool2d),
