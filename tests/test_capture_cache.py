@@ -172,6 +172,7 @@ def test_the_key_changes_with_source_inputs_and_torch(tmp_path, monkeypatch):
     sys.modules.pop("capkey_pkg", None)
 
 
+@pytest.mark.slow  # two sweeps; default twin: a cached capture gives the fresh documents
 def test_a_warm_sweep_loads_its_captures_and_gives_the_same_documents(tmp_path, capsys):
     from fxport.cli import main
 

@@ -29,6 +29,7 @@ def documents(out: Path) -> dict[str, str]:
             if p.name != "timing.json"}
 
 
+@pytest.mark.slow  # a 3-entry sweep twice; default twin: test_capture_cache's cached sweep against the fresh one
 def test_parallel_warm_workers_give_the_sequential_documents(tmp_path, capsys):
     # Reference: one entry per fresh process, one at a time, no cache (the sweep as it was).
     assert main(["sweep", *ENTRIES, "-j", "1", "--entries-per-worker", "1", "--no-cache",
@@ -48,6 +49,7 @@ def test_parallel_warm_workers_give_the_sequential_documents(tmp_path, capsys):
         assert t["peak_rss"] > 100 * 2**20
 
 
+@pytest.mark.slow  # worker crash and hang; default twin: test_faults' sweep with failed entries
 def test_a_crash_or_a_hang_costs_that_entry_only(tmp_path):
     jobs = [EntryJob("good", "siglip-tiny", (1, 3, 32, 32), run_dir=str(tmp_path / "good")),
             EntryJob("crash", "tests.fault_models:Crasher", (1, 4), run_dir=str(tmp_path / "crash")),
@@ -77,7 +79,7 @@ def _fresh(cap):
     return compile_program(cap.graphs[0].program, repeats=cap.repeats)
 
 
-@pytest.mark.parametrize("memory", ["dram", "l1"])
+@pytest.mark.parametrize("memory", ["dram", pytest.param("l1", marks=pytest.mark.slow)])
 def test_cached_verdict_runs_give_the_uncached_documents(memory, mock_device, tmp_path):
     # YOLOv8n at 1280 in L1 has real allocator OOMs (fallbacks) to cache and replay.
     loaded, cap = _captured("yolov8n", (1, 3, 1280, 1280))

@@ -88,6 +88,7 @@ def test_accuracy_below_the_threshold_fails_the_run_with_exit_5(tmp_path):
     assert "accuracy: pass" in done.stdout
 
 
+@pytest.mark.slow  # default twin: the run with an inaccurate output exits 5
 def test_a_sweep_with_an_inaccurate_entry_exits_5(tmp_path):
     """bf16 cannot hold x next to 1000 (its step there is 4): the model is wrong on the device."""
     (tmp_path / "cancel.py").write_text("from torch import nn\n\n"

@@ -54,6 +54,7 @@ class Killer(threading.Thread):
             time.sleep(0.1)
 
 
+@pytest.mark.slow  # a Ray cluster losing workers; default twin: hardware entries go to hosts with a card
 def test_lost_workers_are_retried_then_recorded_and_the_sweep_resumes(cluster, tmp_path):
     local = run_sweep(ITEMS, tmp_path / "local", values="none", fleet=Fleet(workers=2)).doc
 

@@ -2,10 +2,13 @@
 
 import json
 
+import pytest
+
 from fxport.cli import main
 from fxport.sweep import SweepItem, sweep
 
 
+@pytest.mark.slow  # default twins: test_faults' failed entries and resumed sweeps
 def test_sweep_keeps_going_records_failures_and_resumes(tmp_path, capsys):
     items = [SweepItem("resnet50", (1, 3, 32, 32)), SweepItem("vit_b_16", (1, 3, 30, 30))]
     doc = sweep(items, tmp_path, device="mock", memory="l1", values="none")
