@@ -26,7 +26,8 @@ imported = time.perf_counter()
 cap = trace_model(sys.argv[1], fold=sys.argv[2] == "fold")
 done = time.perf_counter()
 print(json.dumps({
-    "model": cap.model + ("" if sys.argv[2] == "fold" else " (unfolded)"), "method": cap.method, "complete": cap.complete,
+    "model": cap.model + ("" if sys.argv[2] == "fold" else " (unfolded)"),
+    "method": cap.method, "complete": cap.complete,
     "nodes": cap.node_count, "distinct_ops": len(op_counts(cap.records)),
     "import_s": imported - start, "capture_s": done - imported, "total_s": done - start,
     "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
@@ -50,12 +51,23 @@ def main(argv: list[str]) -> int:
         if "error" in r:
             rows.append([model, "FAILED: " + r["error"], "", "", "", "", ""])
             continue
-        rows.append([r["model"], r["method"] + ("" if r["complete"] else " (partial)"), r["nodes"],
-                     r["distinct_ops"], f"{r['capture_s']:.1f}", f"{r['total_s']:.1f}",
-                     f"{r['peak_rss_mb']:.0f}"])
+        rows.append(
+            [
+                r["model"],
+                r["method"] + ("" if r["complete"] else " (partial)"),
+                r["nodes"],
+                r["distinct_ops"],
+                f"{r['capture_s']:.1f}",
+                f"{r['total_s']:.1f}",
+                f"{r['peak_rss_mb']:.0f}",
+            ]
+        )
         print(f"measured {model}", file=sys.stderr)
-    print(tabulate(rows, headers=["model", "method", "aten nodes", "distinct ops", "capture s",
-                                  "process s", "peak RSS MB"]))
+    print(
+        tabulate(
+            rows, headers=["model", "method", "aten nodes", "distinct ops", "capture s", "process s", "peak RSS MB"]
+        )
+    )
     return 0
 
 

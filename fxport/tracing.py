@@ -12,9 +12,9 @@ from torch import nn
 
 from fxport import progress
 from fxport.capture import Capture, CaptureProblem, capture, export_program
-from fxport.errors import CaptureError
 from fxport.capture.cache import CaptureCache, Uncacheable, capture_key
 from fxport.capture.loader import InputOptions, Shape, load_model
+from fxport.errors import CaptureError
 from fxport.mapping import REGISTRY
 
 # Retrying a failed meta capture with real random weights costs their memory; above this many
@@ -27,15 +27,27 @@ def kept_ops() -> tuple[torch._ops.OpOverload, ...]:
     return tuple(REGISTRY.fused_targets())
 
 
-def trace(model: nn.Module, inputs: tuple, name: str = "model", repeated: tuple[str, ...] = (),
-          kwargs: dict | None = None, fallback: bool = True) -> Capture:
-    return capture(model, inputs, name=name, repeated=repeated, keep=kept_ops(), kwargs=kwargs,
-                   fallback=fallback)
+def trace(
+    model: nn.Module,
+    inputs: tuple,
+    name: str = "model",
+    repeated: tuple[str, ...] = (),
+    kwargs: dict | None = None,
+    fallback: bool = True,
+) -> Capture:
+    return capture(model, inputs, name=name, repeated=repeated, keep=kept_ops(), kwargs=kwargs, fallback=fallback)
 
 
-def trace_cached(model: nn.Module, inputs: tuple, cache: CaptureCache | None, name: str = "model",
-                 repeated: tuple[str, ...] = (), kwargs: dict | None = None,
-                 model_args: dict | None = None, fallback: bool = True) -> Capture:
+def trace_cached(
+    model: nn.Module,
+    inputs: tuple,
+    cache: CaptureCache | None,
+    name: str = "model",
+    repeated: tuple[str, ...] = (),
+    kwargs: dict | None = None,
+    model_args: dict | None = None,
+    fallback: bool = True,
+) -> Capture:
     """`trace`, answered from the capture cache when it holds this capture (see
     fxport.capture.cache: meta weights only), and stored there when not."""
     if cache is None:
@@ -67,8 +79,13 @@ def trace_model(spec: str, inputs: InputOptions | Shape | None = None, fold: boo
         loaded = load_model(spec, inputs, device="meta")
     try:
         with progress.step("capture"):
-            cap = trace(loaded.module, loaded.inputs, name=loaded.name,
-                        repeated=loaded.repeated if fold else (), kwargs=loaded.kwargs)
+            cap = trace(
+                loaded.module,
+                loaded.inputs,
+                name=loaded.name,
+                repeated=loaded.repeated if fold else (),
+                kwargs=loaded.kwargs,
+            )
         failure = None
     except CaptureError as exc:  # no graph at all on meta
         cap, failure = None, exc
@@ -85,9 +102,12 @@ def trace_model(spec: str, inputs: InputOptions | Shape | None = None, fold: boo
             exc.log = (getattr(failure, "log", "") or (cap.log if cap else "")) + getattr(exc, "log", "")
             raise
     first = failure if failure is not None else next(p for p in cap.problems if p.stage in ("dynamo", "export"))
-    retried.problems.append(CaptureProblem(
-        "note", "captured with real random weights: on meta weights the dynamo fallback failed "
-                f"({_first_line(first)})"))
+    retried.problems.append(
+        CaptureProblem(
+            "note",
+            f"captured with real random weights: on meta weights the dynamo fallback failed ({_first_line(first)})",
+        )
+    )
     retried.log = (cap.log if cap else getattr(failure, "log", "")) + retried.log
     return retried
 
@@ -95,7 +115,8 @@ def trace_model(spec: str, inputs: InputOptions | Shape | None = None, fold: boo
 def _dynamo_failed(cap: Capture) -> bool:
     """The dynamo fallback stopped early, or a piece it found could not be exported."""
     return cap.method == "dynamo" and any(
-        p.stage == "dynamo" or (p.stage == "export" and p.message.startswith("graph")) for p in cap.problems)
+        p.stage == "dynamo" or (p.stage == "export" and p.message.startswith("graph")) for p in cap.problems
+    )
 
 
 def _first_line(problem) -> str:

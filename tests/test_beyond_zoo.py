@@ -19,39 +19,91 @@ NO_BACKBONE = [*NO_WEIGHTS, "--model-arg", "weights_backbone=None"]
 
 CASES = {
     "classification": ["torchvision.models:squeezenet1_1", *NO_WEIGHTS, "--input-shape", "1,3,32,32"],
-    "segmentation": ["torchvision.models.segmentation:lraspp_mobilenet_v3_large", *NO_BACKBONE,
-                     "--input-shape", "1,3,32,32"],
-    "detection-backbone": ["torchvision.models.detection.backbone_utils:resnet_fpn_backbone",
-                           "--model-arg", "backbone_name=resnet18", *NO_WEIGHTS, "--input-shape", "1,3,64,64"],
+    "segmentation": [
+        "torchvision.models.segmentation:lraspp_mobilenet_v3_large",
+        *NO_BACKBONE,
+        "--input-shape",
+        "1,3,32,32",
+    ],
+    "detection-backbone": [
+        "torchvision.models.detection.backbone_utils:resnet_fpn_backbone",
+        "--model-arg",
+        "backbone_name=resnet18",
+        *NO_WEIGHTS,
+        "--input-shape",
+        "1,3,64,64",
+    ],
     "video": ["torchvision.models.video:r3d_18", *NO_WEIGHTS, "--input-shape", "1,3,4,32,32"],
-    "optical-flow": ["torchvision.models.optical_flow:raft_small", *NO_WEIGHTS,
-                     "--inputs", "tests.vision_inputs:raft_pair"],
+    "optical-flow": [
+        "torchvision.models.optical_flow:raft_small",
+        *NO_WEIGHTS,
+        "--inputs",
+        "tests.vision_inputs:raft_pair",
+    ],
     "hf-encoder": ["tests.hf_models:bert_tiny", "--inputs", "tests.hf_models:lm_inputs"],
     "hf-decoder-lm": ["tests.hf_models:llama_tiny", "--input", "2,16:int64:0..512", "--input", "2,16:int64:1..2"],
 }
 
 SLOW_CASES = {
-    "segmentation-fcn": ["torchvision.models.segmentation:fcn_resnet50", *NO_BACKBONE, "--model-arg",
-                         "aux_loss=True", "--input-shape", "1,3,64,64"],
-    "segmentation-deeplabv3": ["torchvision.models.segmentation:deeplabv3_resnet50", *NO_BACKBONE,
-                               "--input-shape", "1,3,64,64"],
-    "detection-backbone-mobilenet": ["torchvision.models.detection.backbone_utils:mobilenet_backbone",
-                                     "--model-arg", "backbone_name=mobilenet_v3_large", *NO_WEIGHTS,
-                                     "--model-arg", "fpn=True", "--input-shape", "1,3,64,64"],
+    "segmentation-fcn": [
+        "torchvision.models.segmentation:fcn_resnet50",
+        *NO_BACKBONE,
+        "--model-arg",
+        "aux_loss=True",
+        "--input-shape",
+        "1,3,64,64",
+    ],
+    "segmentation-deeplabv3": [
+        "torchvision.models.segmentation:deeplabv3_resnet50",
+        *NO_BACKBONE,
+        "--input-shape",
+        "1,3,64,64",
+    ],
+    "detection-backbone-mobilenet": [
+        "torchvision.models.detection.backbone_utils:mobilenet_backbone",
+        "--model-arg",
+        "backbone_name=mobilenet_v3_large",
+        *NO_WEIGHTS,
+        "--model-arg",
+        "fpn=True",
+        "--input-shape",
+        "1,3,64,64",
+    ],
     "video-r2plus1d": ["torchvision.models.video:r2plus1d_18", *NO_WEIGHTS, "--input-shape", "1,3,4,32,32"],
     "video-mvit": ["torchvision.models.video:mvit_v2_s", *NO_WEIGHTS, "--input-shape", "1,3,16,224,224"],
     "video-swin3d": ["torchvision.models.video:swin3d_t", *NO_WEIGHTS, "--input-shape", "1,3,4,64,64"],
-    "optical-flow-two-inputs": ["torchvision.models.optical_flow:raft_small", *NO_WEIGHTS,
-                                "--input", "1,3,128,128", "--input", "1,3,128,128"],
-    "optical-flow-large": ["torchvision.models.optical_flow:raft_large", *NO_WEIGHTS,
-                           "--input", "1,3,128,128", "--input", "1,3,128,128"],
-    **{f"classification-{name}": [f"torchvision.models:{name}", *NO_WEIGHTS, "--input-shape", shape]
-       for name, shape in [("alexnet", "1,3,64,64"), ("densenet121", "1,3,64,64"),
-                           ("efficientnet_v2_s", "1,3,64,64"),
-                           ("inception_v3", "1,3,80,80"), ("maxvit_t", "1,3,224,224"),
-                           ("mnasnet0_5", "1,3,64,64"), ("regnet_y_400mf", "1,3,64,64"),
-                           ("resnext50_32x4d", "1,3,64,64"), ("squeezenet1_0", "1,3,64,64"),
-                           ("vgg11_bn", "1,3,64,64"), ("wide_resnet50_2", "1,3,64,64")]},
+    "optical-flow-two-inputs": [
+        "torchvision.models.optical_flow:raft_small",
+        *NO_WEIGHTS,
+        "--input",
+        "1,3,128,128",
+        "--input",
+        "1,3,128,128",
+    ],
+    "optical-flow-large": [
+        "torchvision.models.optical_flow:raft_large",
+        *NO_WEIGHTS,
+        "--input",
+        "1,3,128,128",
+        "--input",
+        "1,3,128,128",
+    ],
+    **{
+        f"classification-{name}": [f"torchvision.models:{name}", *NO_WEIGHTS, "--input-shape", shape]
+        for name, shape in [
+            ("alexnet", "1,3,64,64"),
+            ("densenet121", "1,3,64,64"),
+            ("efficientnet_v2_s", "1,3,64,64"),
+            ("inception_v3", "1,3,80,80"),
+            ("maxvit_t", "1,3,224,224"),
+            ("mnasnet0_5", "1,3,64,64"),
+            ("regnet_y_400mf", "1,3,64,64"),
+            ("resnext50_32x4d", "1,3,64,64"),
+            ("squeezenet1_0", "1,3,64,64"),
+            ("vgg11_bn", "1,3,64,64"),
+            ("wide_resnet50_2", "1,3,64,64"),
+        ]
+    },
 }
 
 
@@ -127,12 +179,16 @@ def test_dict_outputs_and_integer_inputs_trace(tmp_path, capsys):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("args", [
-    ["torchvision.models.segmentation:deeplabv3_mobilenet_v3_large", *NO_BACKBONE, "--input-shape", "1,3,64,64"],
-    ["torchvision.models:shufflenet_v2_x0_5", *NO_WEIGHTS, "--input-shape", "1,3,64,64"],
-    ["torchvision.models:googlenet", *NO_WEIGHTS, "--input-shape", "1,3,64,64"],
-    ["torchvision.models.video:s3d", *NO_WEIGHTS, "--input-shape", "1,3,16,224,224"],
-], ids=["deeplabv3_mobilenet", "shufflenet", "googlenet", "s3d"])
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["torchvision.models.segmentation:deeplabv3_mobilenet_v3_large", *NO_BACKBONE, "--input-shape", "1,3,64,64"],
+        ["torchvision.models:shufflenet_v2_x0_5", *NO_WEIGHTS, "--input-shape", "1,3,64,64"],
+        ["torchvision.models:googlenet", *NO_WEIGHTS, "--input-shape", "1,3,64,64"],
+        ["torchvision.models.video:s3d", *NO_WEIGHTS, "--input-shape", "1,3,16,224,224"],
+    ],
+    ids=["deeplabv3_mobilenet", "shufflenet", "googlenet", "s3d"],
+)
 def test_output_that_ignores_its_input_is_not_a_pass(args, tmp_path, capsys):
     """Randomly initialised, these give (nearly) the same output for any image: their activations
     collapse through the untrained BatchNorms. Their PCC is 1.0 and means nothing."""
@@ -146,9 +202,12 @@ def test_output_that_ignores_its_input_is_not_a_pass(args, tmp_path, capsys):
 
 DETECTORS = {
     name: [f"torchvision.models.detection:{name}", *NO_BACKBONE, *extra, "--inputs", "tests.vision_inputs:image_list"]
-    for name, extra in [("fasterrcnn_mobilenet_v3_large_320_fpn", []), ("ssdlite320_mobilenet_v3_large", []),
-                        ("fcos_resnet50_fpn", ["--model-arg", "min_size=160", "--model-arg", "max_size=160"]),
-                        ("keypointrcnn_resnet50_fpn", ["--model-arg", "min_size=160", "--model-arg", "max_size=160"])]
+    for name, extra in [
+        ("fasterrcnn_mobilenet_v3_large_320_fpn", []),
+        ("ssdlite320_mobilenet_v3_large", []),
+        ("fcos_resnet50_fpn", ["--model-arg", "min_size=160", "--model-arg", "max_size=160"]),
+        ("keypointrcnn_resnet50_fpn", ["--model-arg", "min_size=160", "--model-arg", "max_size=160"]),
+    ]
 }
 
 
@@ -167,8 +226,9 @@ def _check_pieces(doc: dict, printed: str) -> None:
 
 def test_model_in_pieces_runs_with_host_glue(tmp_path, capsys):
     """Backbone and heads on the device, the data-dependent selection on the host."""
-    doc, printed = _run(["tests.user_models:Proposals", "--inputs", "tests.user_models:proposals_inputs"],
-                        tmp_path, capsys)
+    doc, printed = _run(
+        ["tests.user_models:Proposals", "--inputs", "tests.user_models:proposals_inputs"], tmp_path, capsys
+    )
     _check_pieces(doc, printed)
     ends = {o["path"]: o for o in doc["outputs"] if "/" not in o["path"]}
     assert set(ends) == {"out['boxes']", "out['scores']"}
@@ -217,10 +277,14 @@ def test_hf_defaults_with_cache_outputs(name, tmp_path, capsys):
     _check(doc, printed)
 
 
-@pytest.mark.parametrize("args", [
-    ["tests.hf_models:dpt_tiny", "--input-shape", "1,3,64,64"],  # transposed convs, align_corners=True
-    ["torchvision.models.video:r3d_18", *NO_WEIGHTS, "--input-shape", "1,3,4,32,32"],  # 3-D convs
-], ids=["dpt", "r3d_18"])
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["tests.hf_models:dpt_tiny", "--input-shape", "1,3,64,64"],  # transposed convs, align_corners=True
+        ["torchvision.models.video:r3d_18", *NO_WEIGHTS, "--input-shape", "1,3,4,32,32"],  # 3-D convs
+    ],
+    ids=["dpt", "r3d_18"],
+)
 def test_models_of_transposed_and_3d_convolutions_run_on_device(args, tmp_path, capsys):
     doc, printed = _run(args, tmp_path, capsys)
     _check(doc, printed)
@@ -242,6 +306,7 @@ def test_left_padded_batch_matches_torch(name, tmp_path, capsys):
     """Query rows of a left-padded batch see no key at all: torch's attention returns zeros there,
     the kernel the average of every value (logits PCC 0.977 before the device computed as torch
     does). The rows are not left out of the comparison: the device must agree on them."""
-    doc, printed = _run([f"tests.hf_models:{name}", "--inputs", "tests.hf_models:lm_inputs_left_padded"],
-                        tmp_path, capsys)
+    doc, printed = _run(
+        [f"tests.hf_models:{name}", "--inputs", "tests.hf_models:lm_inputs_left_padded"], tmp_path, capsys
+    )
     _check(doc, printed)

@@ -14,8 +14,11 @@ from tests import test_rules_conv_data, test_rules_eltwise, test_rules_fused, te
 from tests.rule_harness import inputs
 
 # A sentence that says something is missing from TT-NN
-CLAIMS_ABSENCE = re.compile(r"\bhas no\b|\bno [\w-]+ (?:kernel|function)\b|\bnot (?:in|exposed by) ttnn\b|"
-                            r"\bttnn(?: [\d.]+)? lacks\b", re.IGNORECASE)
+CLAIMS_ABSENCE = re.compile(
+    r"\bhas no\b|\bno [\w-]+ (?:kernel|function)\b|\bnot (?:in|exposed by) ttnn\b|"
+    r"\bttnn(?: [\d.]+)? lacks\b",
+    re.IGNORECASE,
+)
 # A ttnn function named inside such a sentence: "no ttnn.foo", "ttnn.foo does not exist"
 NAMED_MISSING = re.compile(r"(?:\bno |\bwithout )`?ttnn\.([\w.]+)|`?ttnn\.([\w.]+)`? (?:does not exist|is missing)")
 
@@ -32,8 +35,12 @@ def _exists(name: str) -> bool:
 
 
 def _decline_reasons() -> list[tuple[str, str]]:
-    cases = [c for module in (test_rules_conv_data, test_rules_eltwise, test_rules_fused, test_rules_matmul_norm)
-             for c in module.CASES if c.reason]
+    cases = [
+        c
+        for module in (test_rules_conv_data, test_rules_eltwise, test_rules_fused, test_rules_matmul_norm)
+        for c in module.CASES
+        if c.reason
+    ]
     out = []
     for case in cases:
         args, kwargs = inputs(case)
@@ -62,7 +69,9 @@ def test_every_ttnn_function_a_reason_says_is_missing_is_missing():
 @pytest.mark.parametrize("reason", ["TT-NN 0.81.1 has no 3-D convolution kernel", "no ttnn.conv_transpose2d"])
 def test_the_check_catches_the_claims_it_was_written_for(reason):
     """The two false claims this test exists for would be caught."""
-    assert CLAIMS_ABSENCE.search(reason) or any(_exists(m.group(1) or m.group(2)) for m in NAMED_MISSING.finditer(reason))
+    assert CLAIMS_ABSENCE.search(reason) or any(
+        _exists(m.group(1) or m.group(2)) for m in NAMED_MISSING.finditer(reason)
+    )
     if "ttnn." in reason:
         assert _exists(NAMED_MISSING.search(reason).group(1))
 
@@ -70,7 +79,11 @@ def test_the_check_catches_the_claims_it_was_written_for(reason):
 def test_decline_reasons_that_claim_absence_are_checked():
     """A decline reason saying TT-NN has no kernel for something names a ttnn function that is
     really missing, or is one of the claims the registry's `absent` lists cover."""
-    unchecked = [(case, reason) for case, reason in _decline_reasons()
-                 if CLAIMS_ABSENCE.search(reason) and not NAMED_MISSING.search(reason)
-                 and reason.split(": ", 1)[-1] not in REGISTRY.limits.values()]
+    unchecked = [
+        (case, reason)
+        for case, reason in _decline_reasons()
+        if CLAIMS_ABSENCE.search(reason)
+        and not NAMED_MISSING.search(reason)
+        and reason.split(": ", 1)[-1] not in REGISTRY.limits.values()
+    ]
     assert not unchecked, unchecked

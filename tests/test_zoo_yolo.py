@@ -46,7 +46,7 @@ def test_exports_on_meta(name, shape):
         inputs = entry.inputs(shape, device="meta")
     with _use_lazy_graph_module(True):
         ep = torch.export.export(model, inputs, strict=False)
-    (out,) = [n for n in ep.graph.nodes if n.op == "output"][0].args[0]
+    (out,) = next(n for n in ep.graph.nodes if n.op == "output").args[0]
     assert tuple(out.meta["val"].shape) == (1, 84, _anchors(*shape[2:]))
 
 

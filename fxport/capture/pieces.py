@@ -33,12 +33,16 @@ class Piece:
     wrapped_scalars: tuple[int, ...] = ()
 
     def to_dict(self) -> dict:
-        return {"label": self.label, "function": self.function,
-                "break": self.graph_break.to_dict() if self.graph_break else None}
+        return {
+            "label": self.label,
+            "function": self.function,
+            "break": self.graph_break.to_dict() if self.graph_break else None,
+        }
 
 
-def run_in_pieces(model: nn.Module, args: tuple, kwargs: dict,
-                  call: Callable[[Piece, tuple], Any]) -> tuple[Any, list[Piece], str]:
+def run_in_pieces(
+    model: nn.Module, args: tuple, kwargs: dict, call: Callable[[Piece, tuple], Any]
+) -> tuple[Any, list[Piece], str]:
     """Run `model(*args, **kwargs)` with every captured graph executed by `call(piece, inputs)`
     (it returns what the graph returns) and the code between graphs run eagerly. Returns the
     model's outputs, the pieces in compile order and what torch printed meanwhile (its warnings
@@ -48,8 +52,9 @@ def run_in_pieces(model: nn.Module, args: tuple, kwargs: dict,
 
     def backend(gm: fx.GraphModule, example_inputs: list) -> Callable:
         placeholders = [n for n in gm.graph.nodes if n.op == "placeholder"]
-        wrapped = tuple(i for i, n in enumerate(placeholders)
-                        if getattr(n.meta.get("grapharg"), "pass_arg_as_tensor", False))
+        wrapped = tuple(
+            i for i, n in enumerate(placeholders) if getattr(n.meta.get("grapharg"), "pass_arg_as_tensor", False)
+        )
         function, graph_break = _origin(gm)
         piece = Piece(f"graph{len(pieces)}", gm, function, graph_break, wrapped)
         pieces.append(piece)
@@ -107,5 +112,5 @@ def _short(filename: str) -> str:
     parts = filename.replace(os.sep, "/").split("/")
     for marker in ("site-packages", "dist-packages"):
         if marker in parts:
-            return "/".join(parts[parts.index(marker) + 1:])
+            return "/".join(parts[parts.index(marker) + 1 :])
     return filename

@@ -38,8 +38,9 @@ def named_leaves(tree: Any, root: str) -> list[tuple[str, Any]]:
 
 
 def tensor_leaves(tree: Any, root: str) -> tuple[Leaf, ...]:
-    return tuple(Leaf(path, TensorSpec.of(leaf)) for path, leaf in named_leaves(tree, root)
-                 if isinstance(leaf, torch.Tensor))
+    return tuple(
+        Leaf(path, TensorSpec.of(leaf)) for path, leaf in named_leaves(tree, root) if isinstance(leaf, torch.Tensor)
+    )
 
 
 def input_leaves(args: tuple, kwargs: dict | None = None) -> tuple[Leaf, ...]:
@@ -77,8 +78,7 @@ def register_dataclasses(tree: Any) -> None:
         kind = type(value)
         if dataclasses.is_dataclass(value) and not isinstance(value, type):
             if kind not in pytree.SUPPORTED_NODES:
-                torch.export.register_dataclass(
-                    kind, serialized_type_name=f"{kind.__module__}.{kind.__qualname__}")
+                torch.export.register_dataclass(kind, serialized_type_name=f"{kind.__module__}.{kind.__qualname__}")
             children = [getattr(value, f.name) for f in dataclasses.fields(value)]
         elif kind in pytree.SUPPORTED_NODES:  # dicts, lists, tuples, types registered before
             children = pytree.SUPPORTED_NODES[kind].flatten_fn(value)[0]
@@ -88,9 +88,12 @@ def register_dataclasses(tree: Any) -> None:
             children = list(value)
         elif _holds_tensors(value):
             pytree.register_pytree_node(
-                kind, _flatten_object, _unflatten_object(kind),
+                kind,
+                _flatten_object,
+                _unflatten_object(kind),
                 serialized_type_name=f"{kind.__module__}.{kind.__qualname__}",
-                flatten_with_keys_fn=_flatten_object_with_keys)
+                flatten_with_keys_fn=_flatten_object_with_keys,
+            )
             children = _flatten_object(value)[0]
         else:
             return
@@ -111,8 +114,11 @@ def _holds_tensors(value: Any, depth: int = 0) -> bool:
     if isinstance(value, (list, tuple)):
         return any(_holds_tensors(v, depth + 1) for v in value)
     attributes = getattr(value, "__dict__", None)
-    return isinstance(attributes, dict) and not isinstance(value, torch.nn.Module) and any(
-        _holds_tensors(v, depth + 1) for v in attributes.values())
+    return (
+        isinstance(attributes, dict)
+        and not isinstance(value, torch.nn.Module)
+        and any(_holds_tensors(v, depth + 1) for v in attributes.values())
+    )
 
 
 def _tensor_attributes(value: Any) -> list[str]:
@@ -137,6 +143,7 @@ def _unflatten_object(kind: type):
         obj.__dict__.update(dict(static.items))
         obj.__dict__.update(zip(keys, children))
         return obj
+
     return unflatten
 
 

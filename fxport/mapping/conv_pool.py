@@ -12,7 +12,6 @@ buffers in the L1_SMALL region, which exists only if the device was opened with 
 from __future__ import annotations
 
 import math
-
 import operator
 from dataclasses import dataclass
 
@@ -29,12 +28,17 @@ from fxport.values import HostValue, TTValue
 aten = torch.ops.aten
 TILE = 32
 
-no_kernel(aten.max_pool3d_with_indices.default, aten.avg_pool3d.default, aten.adaptive_avg_pool3d.default,
-          aten._adaptive_avg_pool3d.default, aten.adaptive_max_pool3d.default,
-          limit="TT-NN 0.81.1 has no 3-D pooling kernel (max_pool2d, avg_pool2d and adaptive_*_pool2d "
-                "are 2-D)",
-          absent=tuple(f"{ns}{op}_pool3d" for ns in ("", "experimental.")
-                       for op in ("max", "avg", "adaptive_avg", "adaptive_max")))
+no_kernel(
+    aten.max_pool3d_with_indices.default,
+    aten.avg_pool3d.default,
+    aten.adaptive_avg_pool3d.default,
+    aten._adaptive_avg_pool3d.default,
+    aten.adaptive_max_pool3d.default,
+    limit="TT-NN 0.81.1 has no 3-D pooling kernel (max_pool2d, avg_pool2d and adaptive_*_pool2d are 2-D)",
+    absent=tuple(
+        f"{ns}{op}_pool3d" for ns in ("", "experimental.") for op in ("max", "avg", "adaptive_avg", "adaptive_max")
+    ),
+)
 
 
 def _pair(value, default: tuple[int, int] | None = None) -> tuple[int, int]:
@@ -56,8 +60,9 @@ def to_flat_nhwc(ctx, x, n: int, c: int, h: int, w: int, layout: str = "row_majo
     Counted as layout conversions; a host value is permuted on the host before it moves."""
     with ctx.counting("layout"):
         if isinstance(x, HostValue):
-            return ctx.tensor(HostValue(x.tensor.reshape(n, c, h, w).permute(0, 2, 3, 1)
-                                        .reshape(1, 1, n * h * w, c)), layout=layout)
+            return ctx.tensor(
+                HostValue(x.tensor.reshape(n, c, h, w).permute(0, 2, 3, 1).reshape(1, 1, n * h * w, c)), layout=layout
+            )
         x = ctx.tensor(x, layout=layout)
         if x.shape != (n, c, h, w):
             x = ctx.ops.reshape(x, (n, c, h, w))
@@ -84,6 +89,7 @@ def _nchw(node: fx.Node) -> tuple[int, int, int, int]:
 @dataclass(frozen=True)
 class _Conv:
     """A conv1d/conv2d/convolution node as a 2-D convolution (conv1d: H = 1)."""
+
     n: int
     c: int
     h: int
@@ -121,23 +127,36 @@ class _Conv:
             pad = (ph, ph, pw, pw)
         spatial = (1, *x.shape[-1:]) if one_d else tuple(x.shape[-2:])
         n = x.shape[0] if x.dim() == weight.dim() else 1
-        return cls(n, x.shape[-weight.dim() + 1], *spatial, weight.shape[0], kernel, stride, pad,
-                   dilation, groups, bool(transposed))
+        return cls(
+            n,
+            x.shape[-weight.dim() + 1],
+            *spatial,
+            weight.shape[0],
+            kernel,
+            stride,
+            pad,
+            dilation,
+            groups,
+            bool(transposed),
+        )
 
 
-_CONVS = (aten.conv2d.default, aten.conv2d.padding, aten.conv1d.default, aten.conv1d.padding,
-          aten.convolution.default)
+_CONVS = (aten.conv2d.default, aten.conv2d.padding, aten.conv1d.default, aten.conv1d.padding, aten.convolution.default)
 
 
-@check('1-D or 2-D, not transposed')
+@check("1-D or 2-D, not transposed")
 def _conv_supported(node: fx.Node) -> str | None:
     weight = meta(node.args[1])
     if weight.dim() not in (3, 4):
-        return (f"{weight.dim() - 2}-D aten.convolution: ttnn.conv2d is 2-D (3-D convolutions lower as "
-                "aten.conv3d, which capture keeps whole, through ttnn.experimental.conv3d)")
+        return (
+            f"{weight.dim() - 2}-D aten.convolution: ttnn.conv2d is 2-D (3-D convolutions lower as "
+            "aten.conv3d, which capture keeps whole, through ttnn.experimental.conv3d)"
+        )
     if _Conv.of(node).transposed:
-        return ("transposed aten.convolution: ttnn.conv2d does not transpose (2-D transposed convolutions "
-                "lower as aten.conv_transpose2d, which capture keeps whole, through ttnn.conv_transpose2d)")
+        return (
+            "transposed aten.convolution: ttnn.conv2d does not transpose (2-D transposed convolutions "
+            "lower as aten.conv_transpose2d, which capture keeps whole, through ttnn.conv_transpose2d)"
+        )
     return None
 
 
@@ -165,8 +184,10 @@ def _conv_layout(record):
 
 def _spatial_layout(record):
     """Pooling and upsampling run on flattened NHWC activations."""
-    return ([_nhwc_flat(s) for s in record.inputs[:1]],
-            [_nhwc_flat(s) for s in record.outputs[:1] if len(s.shape) >= 3])
+    return (
+        [_nhwc_flat(s) for s in record.inputs[:1]],
+        [_nhwc_flat(s) for s in record.outputs[:1] if len(s.shape) >= 3],
+    )
 
 
 def _in_l1(ctx, value) -> bool:
@@ -204,12 +225,26 @@ def conv2d_flat(ctx, flat, weight, bias, p: _Conv, activation: str = ""):
         with ctx.counting("layout"):
             flat = ctx.ops.to_memory_config(flat, ttnn.DRAM_MEMORY_CONFIG)
     y, (w_dev, b_dev) = ctx.ops.conv2d(
-        input_tensor=flat, weight_tensor=w, bias_tensor=b, device=ctx.device.device, in_channels=p.c,
-        out_channels=p.out_channels, batch_size=p.n, input_height=p.h, input_width=p.w,
-        kernel_size=p.kernel, stride=p.stride, padding=padding, dilation=p.dilation, groups=p.groups,
-        conv_config=ttnn.Conv2dConfig(**config) if config else None, memory_config=ctx.memory_config,
-        slice_config=ctx.slice_config, return_weights_and_bias=True,
-        **ctx.kernel_options("conv2d"))
+        input_tensor=flat,
+        weight_tensor=w,
+        bias_tensor=b,
+        device=ctx.device.device,
+        in_channels=p.c,
+        out_channels=p.out_channels,
+        batch_size=p.n,
+        input_height=p.h,
+        input_width=p.w,
+        kernel_size=p.kernel,
+        stride=p.stride,
+        padding=padding,
+        dilation=p.dilation,
+        groups=p.groups,
+        conv_config=ttnn.Conv2dConfig(**config) if config else None,
+        memory_config=ctx.memory_config,
+        slice_config=ctx.slice_config,
+        return_weights_and_bias=True,
+        **ctx.kernel_options("conv2d"),
+    )
     if constant and prepared is None:  # the device copies keep the host weights' values (goldens read them)
         # in fp32 (exact: bf16 or block-float values), so that no call's golden converts them again
         ctx.keep_prepared(weight, key, (TTValue(w_dev.tt, _fp32(w.golden)), b and TTValue(b_dev.tt, _fp32(b.golden))))
@@ -228,16 +263,26 @@ def _quantized(ctx, value: TTValue) -> TTValue:
     if golden is None:
         return value
     matrix = golden.reshape(golden.shape[0], -1).t() if golden.dim() == 4 else golden.reshape(1, -1)
-    packed = ctx.ttnn.Tensor(tensor=matrix.float().contiguous(), data_type=ctx.weights_dtype,
-                             layout=ctx.ttnn.TILE_LAYOUT).to_torch()
+    packed = ctx.ttnn.Tensor(
+        tensor=matrix.float().contiguous(), data_type=ctx.weights_dtype, layout=ctx.ttnn.TILE_LAYOUT
+    ).to_torch()
     return TTValue(value.tt, (packed.t() if golden.dim() == 4 else packed).reshape(golden.shape))
 
 
 def _conv_form(node: fx.Node, activation: str, nhw: list[int]) -> tuple:
     p = _Conv.of(node)
     bias = node.args[2] if len(node.args) > 2 else node.kwargs.get("bias")
-    return fxport_ops.conv2d.default, (node.args[0], node.args[1], bias, list(p.stride),
-                                       list(p.padding), list(p.dilation), p.groups, activation, nhw)
+    return fxport_ops.conv2d.default, (
+        node.args[0],
+        node.args[1],
+        bias,
+        list(p.stride),
+        list(p.padding),
+        list(p.dilation),
+        p.groups,
+        activation,
+        nhw,
+    )
 
 
 def _conv2d_fused(node: fx.Node, activation: str) -> tuple | None:
@@ -260,9 +305,16 @@ def _conv2d_nhwc(node: fx.Node, flat) -> NhwcCall | None:
 CONV_ACTIVATIONS = fusable("relu", "relu6", "silu", "sigmoid", "hardsigmoid", "tanh", "gelu")
 
 
-@rule(*_CONVS, ttnn="ttnn.conv2d", fused=True, family="conv_pool",
-      checks=(*BASIC, dtypes(), _conv_supported), device_layout=_conv_layout,
-      fusion=Fusion(CONV_ACTIVATIONS, _conv2d_fused), nhwc=_conv2d_nhwc)
+@rule(
+    *_CONVS,
+    ttnn="ttnn.conv2d",
+    fused=True,
+    family="conv_pool",
+    checks=(*BASIC, dtypes(), _conv_supported),
+    device_layout=_conv_layout,
+    fusion=Fusion(CONV_ACTIVATIONS, _conv2d_fused),
+    nhwc=_conv2d_nhwc,
+)
 def conv(ctx, node, x, weight, bias=None, *_, **__):
     p = _Conv.of(node)
     y = conv2d_flat(ctx, to_flat_nhwc(ctx, x, p.n, p.c, p.h, p.w), weight, bias, p)
@@ -274,11 +326,16 @@ def conv(ctx, node, x, weight, bias=None, *_, **__):
 # -- transposed 2-D convolution ------------------------------------------------------------------
 def _transposed_args(node: fx.Node) -> tuple:
     """(stride, padding, output_padding, groups, dilation) of an aten.conv_transpose2d node."""
-    return (_pair(arg(node, 3, "stride", 1)), _pair(arg(node, 4, "padding", 0)),
-            _pair(arg(node, 5, "output_padding", 0)), arg(node, 6, "groups", 1), _pair(arg(node, 7, "dilation", 1)))
+    return (
+        _pair(arg(node, 3, "stride", 1)),
+        _pair(arg(node, 4, "padding", 0)),
+        _pair(arg(node, 5, "output_padding", 0)),
+        arg(node, 6, "groups", 1),
+        _pair(arg(node, 7, "dilation", 1)),
+    )
 
 
-@check('4-D input, output_padding smaller than stride or dilation')
+@check("4-D input, output_padding smaller than stride or dilation")
 def _transposed_supported(node: fx.Node) -> str | None:
     if meta(node.args[0]).dim() != 4:
         return "unbatched input: ttnn.conv_transpose2d takes a batch (N, H, W, C)"
@@ -298,8 +355,14 @@ def _transposed_layout(record):
     return [_nhwc_flat(x), weight, *bias], [_nhwc_flat(o) for o in record.outputs[:1]]
 
 
-@rule(aten.conv_transpose2d.input, ttnn="ttnn.conv_transpose2d", fused=True, family="conv_pool",
-      checks=(*BASIC, dtypes(), _transposed_supported), device_layout=_transposed_layout)
+@rule(
+    aten.conv_transpose2d.input,
+    ttnn="ttnn.conv_transpose2d",
+    fused=True,
+    family="conv_pool",
+    checks=(*BASIC, dtypes(), _transposed_supported),
+    device_layout=_transposed_layout,
+)
 def conv_transpose2d(ctx, node, x, weight, bias=None, *_, **__):
     stride, padding, output_padding, groups, dilation = _transposed_args(node)
     n, c, h, w = meta(node.args[0]).shape
@@ -308,10 +371,23 @@ def conv_transpose2d(ctx, node, x, weight, bias=None, *_, **__):
         w_host = _host_weight(ctx, weight, tuple(meta(node.args[1]).shape))
         b_host = None if bias is None else _host_weight(ctx, bias, (1, 1, 1, out[1]))
     y = ctx.ops.conv_transpose2d(
-        input_tensor=to_flat_nhwc(ctx, x, n, c, h, w), weight_tensor=w_host, bias_tensor=b_host,
-        device=ctx.device.device, in_channels=c, out_channels=out[1], batch_size=n, input_height=h,
-        input_width=w, kernel_size=tuple(meta(node.args[1]).shape[2:]), stride=stride, padding=padding,
-        output_padding=output_padding, dilation=dilation, groups=groups, memory_config=ctx.memory_config)
+        input_tensor=to_flat_nhwc(ctx, x, n, c, h, w),
+        weight_tensor=w_host,
+        bias_tensor=b_host,
+        device=ctx.device.device,
+        in_channels=c,
+        out_channels=out[1],
+        batch_size=n,
+        input_height=h,
+        input_width=w,
+        kernel_size=tuple(meta(node.args[1]).shape[2:]),
+        stride=stride,
+        padding=padding,
+        output_padding=output_padding,
+        dilation=dilation,
+        groups=groups,
+        memory_config=ctx.memory_config,
+    )
     return from_flat_nhwc(ctx, y, out, n, out[2], out[3], out[1])
 
 
@@ -324,15 +400,19 @@ def _triple(value, default: int) -> tuple[int, int, int]:
 
 def _conv3d_args(node: fx.Node) -> tuple:
     """(stride, padding, dilation, groups) of an aten.conv3d node."""
-    return (_triple(arg(node, 3, "stride", 1), 1), _triple(arg(node, 4, "padding", 0), 0),
-            _triple(arg(node, 5, "dilation", 1), 1), arg(node, 6, "groups", 1))
+    return (
+        _triple(arg(node, 3, "stride", 1), 1),
+        _triple(arg(node, 4, "padding", 0), 0),
+        _triple(arg(node, 5, "dilation", 1), 1),
+        arg(node, 6, "groups", 1),
+    )
 
 
-@check('5-D input, numeric padding, no dilation, no groups')
+@check("5-D input, numeric padding, no dilation, no groups")
 def _conv3d_supported(node: fx.Node) -> str | None:
     if meta(node.args[0]).dim() != 5:
         return "unbatched input: ttnn.experimental.conv3d takes a batch (N, D, H, W, C)"
-    stride, padding, dilation, groups = _conv3d_args(node)
+    _stride, _padding, dilation, groups = _conv3d_args(node)
     if isinstance(arg(node, 4, "padding", 0), str):
         return "string padding ('same'): ttnn.experimental.conv3d takes numbers"
     if dilation != (1, 1, 1):
@@ -347,13 +427,19 @@ def _conv3d_layout(record):
     one [kD*kH*kW*C_in, C_out] matrix; the bias a [1, 1, 1, 32, C_out] block."""
     x, w, *rest = record.inputs
     out, i, *kernel = w.shape
-    last = lambda s: ((s.shape[0], *s.shape[2:], s.shape[1]), s.dtype)  # noqa: E731
+    last = lambda s: ((s.shape[0], *s.shape[2:], s.shape[1]), s.dtype)
     bias = [((1, 1, 1, 32, out), b.dtype) for b in rest[:1] if b is not None]
     return [last(x), ((1, 1, i * math.prod(kernel), out), w.dtype), *bias], [last(o) for o in record.outputs[:1]]
 
 
-@rule(aten.conv3d.default, ttnn="ttnn.experimental.conv3d", fused=True, family="conv_pool",
-      checks=(*BASIC, dtypes(), _conv3d_supported), device_layout=_conv3d_layout)
+@rule(
+    aten.conv3d.default,
+    ttnn="ttnn.experimental.conv3d",
+    fused=True,
+    family="conv_pool",
+    checks=(*BASIC, dtypes(), _conv3d_supported),
+    device_layout=_conv3d_layout,
+)
 def conv3d(ctx, node, x, weight, bias=None, *_, **__):
     stride, padding, dilation, groups = _conv3d_args(node)
     ttnn = ctx.ttnn
@@ -376,19 +462,32 @@ def conv3d(ctx, node, x, weight, bias=None, *_, **__):
         if bias is not None:
             b_host = ctx.tensor(HostValue(ctx.weight(bias).reshape(1, -1).expand(32, -1).contiguous()))
     y = getattr(ctx.ops, "experimental.conv3d")(
-        input_tensor=x, weight_tensor=w_host, bias_tensor=b_host, device=ctx.device.device, dtype=ctx.dtype,
-        output_channels=out[1], kernel_size=list(shape[2:]), stride=list(stride), padding=list(padding),
-        dilation=list(dilation), groups=groups, memory_config=ctx.memory_config,
-        config=ttnn.Conv3dConfig(weights_dtype=ctx.dtype, output_layout=ttnn.ROW_MAJOR_LAYOUT,
-                                 C_in_block=32 if c_pad % 32 == 0 else 16,
-                                 # the config's default grid is one core, too few for C_in / 32 blocks
-                                 compute_with_storage_grid_size=ctx.device.device.compute_with_storage_grid_size()))
+        input_tensor=x,
+        weight_tensor=w_host,
+        bias_tensor=b_host,
+        device=ctx.device.device,
+        dtype=ctx.dtype,
+        output_channels=out[1],
+        kernel_size=list(shape[2:]),
+        stride=list(stride),
+        padding=list(padding),
+        dilation=list(dilation),
+        groups=groups,
+        memory_config=ctx.memory_config,
+        config=ttnn.Conv3dConfig(
+            weights_dtype=ctx.dtype,
+            output_layout=ttnn.ROW_MAJOR_LAYOUT,
+            C_in_block=32 if c_pad % 32 == 0 else 16,
+            # the config's default grid is one core, too few for C_in / 32 blocks
+            compute_with_storage_grid_size=ctx.device.device.compute_with_storage_grid_size(),
+        ),
+    )
     with ctx.counting("layout"):
         return ctx.ops.permute(y, (0, 4, 1, 2, 3), memory_config=ctx.memory_config)
 
 
 # -- pooling -------------------------------------------------------------------------------------
-@check('the indices output unused')
+@check("the indices output unused")
 def _indices_unused(node: fx.Node) -> str | None:
     """Max pools that also return argmax indices lower when nothing reads the indices."""
     if not isinstance(node.meta.get("val"), (tuple, list)):
@@ -402,16 +501,50 @@ def _indices_unused(node: fx.Node) -> str | None:
 SPATIAL = (*BASIC, dtypes())
 
 
-def max_pool_flat(ctx, flat, n: int, h: int, w: int, c: int, kernel, stride, padding, dilation,
-                  ceil_mode: bool):
-    return ctx.ops.max_pool2d(flat, n, h, w, c, list(kernel), list(stride), list(padding),
-                              list(dilation), ceil_mode, memory_config=ctx.memory_config)
+def max_pool_flat(ctx, flat, n: int, h: int, w: int, c: int, kernel, stride, padding, dilation, ceil_mode: bool):
+    return ctx.ops.max_pool2d(
+        flat,
+        n,
+        h,
+        w,
+        c,
+        list(kernel),
+        list(stride),
+        list(padding),
+        list(dilation),
+        ceil_mode,
+        memory_config=ctx.memory_config,
+    )
 
 
-def avg_pool_flat(ctx, flat, n: int, h: int, w: int, c: int, kernel, stride, padding, ceil_mode: bool,
-                  count_include_pad: bool, divisor_override):
-    return ctx.ops.avg_pool2d(flat, n, h, w, c, list(kernel), list(stride), list(padding), ceil_mode,
-                              count_include_pad, divisor_override, memory_config=ctx.memory_config)
+def avg_pool_flat(
+    ctx,
+    flat,
+    n: int,
+    h: int,
+    w: int,
+    c: int,
+    kernel,
+    stride,
+    padding,
+    ceil_mode: bool,
+    count_include_pad: bool,
+    divisor_override,
+):
+    return ctx.ops.avg_pool2d(
+        flat,
+        n,
+        h,
+        w,
+        c,
+        list(kernel),
+        list(stride),
+        list(padding),
+        ceil_mode,
+        count_include_pad,
+        divisor_override,
+        memory_config=ctx.memory_config,
+    )
 
 
 def _pool_args(node: fx.Node) -> tuple:
@@ -423,22 +556,49 @@ def _pool_args(node: fx.Node) -> tuple:
 def _max_pool_nhwc(node: fx.Node, flat) -> NhwcCall | None:
     if node.target != aten.max_pool2d.default or meta(node.args[0]).dim() != 4:
         return None
-    n, c, h, w = _nchw(node)
+    n, _c, h, w = _nchw(node)
     kernel, stride, padding = _pool_args(node)
-    return NhwcCall(fxport_ops.max_pool2d.default,
-                    (flat(node.args[0]), [n, h, w], list(kernel), list(stride), list(padding),
-                     list(_pair(arg(node, 4, "dilation", 1))), bool(arg(node, 5, "ceil_mode", False))),
-                    native=True)
+    return NhwcCall(
+        fxport_ops.max_pool2d.default,
+        (
+            flat(node.args[0]),
+            [n, h, w],
+            list(kernel),
+            list(stride),
+            list(padding),
+            list(_pair(arg(node, 4, "dilation", 1))),
+            bool(arg(node, 5, "ceil_mode", False)),
+        ),
+        native=True,
+    )
 
 
-@rule(aten.max_pool2d.default, aten.max_pool2d_with_indices.default, ttnn="ttnn.max_pool2d", fused=True,
-      family="conv_pool", checks=(*SPATIAL, _indices_unused), device_layout=_spatial_layout,
-      nhwc=_max_pool_nhwc)
+@rule(
+    aten.max_pool2d.default,
+    aten.max_pool2d_with_indices.default,
+    ttnn="ttnn.max_pool2d",
+    fused=True,
+    family="conv_pool",
+    checks=(*SPATIAL, _indices_unused),
+    device_layout=_spatial_layout,
+    nhwc=_max_pool_nhwc,
+)
 def max_pool2d(ctx, node, x, kernel_size, stride=(), padding=0, dilation=1, ceil_mode=False):
     n, c, h, w = _nchw(node)
     kernel = _pair(kernel_size)
-    y = max_pool_flat(ctx, to_flat_nhwc(ctx, x, n, c, h, w), n, h, w, c, kernel, _pair(stride, kernel),
-                      _pair(padding), _pair(dilation), ceil_mode)
+    y = max_pool_flat(
+        ctx,
+        to_flat_nhwc(ctx, x, n, c, h, w),
+        n,
+        h,
+        w,
+        c,
+        kernel,
+        _pair(stride, kernel),
+        _pair(padding),
+        _pair(dilation),
+        ceil_mode,
+    )
     y = from_flat_nhwc(ctx, y, _out_shape(node), n, *_out_shape(node)[-2:], c)
     return (y, None) if node.target == aten.max_pool2d_with_indices.default else y
 
@@ -446,22 +606,52 @@ def max_pool2d(ctx, node, x, kernel_size, stride=(), padding=0, dilation=1, ceil
 def _avg_pool_nhwc(node: fx.Node, flat) -> NhwcCall | None:
     if meta(node.args[0]).dim() != 4:
         return None
-    n, c, h, w = _nchw(node)
+    n, _c, h, w = _nchw(node)
     kernel, stride, padding = _pool_args(node)
-    return NhwcCall(fxport_ops.avg_pool2d.default, (
-        flat(node.args[0]), [n, h, w], list(kernel), list(stride), list(padding),
-        bool(arg(node, 4, "ceil_mode", False)), bool(arg(node, 5, "count_include_pad", True)),
-        arg(node, 6, "divisor_override")), native=True)
+    return NhwcCall(
+        fxport_ops.avg_pool2d.default,
+        (
+            flat(node.args[0]),
+            [n, h, w],
+            list(kernel),
+            list(stride),
+            list(padding),
+            bool(arg(node, 4, "ceil_mode", False)),
+            bool(arg(node, 5, "count_include_pad", True)),
+            arg(node, 6, "divisor_override"),
+        ),
+        native=True,
+    )
 
 
-@rule(aten.avg_pool2d.default, ttnn="ttnn.avg_pool2d", fused=True, family="conv_pool",
-      checks=SPATIAL, device_layout=_spatial_layout, nhwc=_avg_pool_nhwc)
-def avg_pool2d(ctx, node, x, kernel_size, stride=(), padding=0, ceil_mode=False,
-               count_include_pad=True, divisor_override=None):
+@rule(
+    aten.avg_pool2d.default,
+    ttnn="ttnn.avg_pool2d",
+    fused=True,
+    family="conv_pool",
+    checks=SPATIAL,
+    device_layout=_spatial_layout,
+    nhwc=_avg_pool_nhwc,
+)
+def avg_pool2d(
+    ctx, node, x, kernel_size, stride=(), padding=0, ceil_mode=False, count_include_pad=True, divisor_override=None
+):
     n, c, h, w = _nchw(node)
     kernel = _pair(kernel_size)
-    y = avg_pool_flat(ctx, to_flat_nhwc(ctx, x, n, c, h, w), n, h, w, c, kernel, _pair(stride, kernel),
-                      _pair(padding), ceil_mode, count_include_pad, divisor_override)
+    y = avg_pool_flat(
+        ctx,
+        to_flat_nhwc(ctx, x, n, c, h, w),
+        n,
+        h,
+        w,
+        c,
+        kernel,
+        _pair(stride, kernel),
+        _pair(padding),
+        ceil_mode,
+        count_include_pad,
+        divisor_override,
+    )
     return from_flat_nhwc(ctx, y, _out_shape(node), n, *_out_shape(node)[-2:], c)
 
 
@@ -471,18 +661,19 @@ def _windows(size: int, out: int) -> tuple[int, int] | None:
     starts = [i * size // out for i in range(out)]
     ends = [-(-(i + 1) * size // out) for i in range(out)]
     kernel, stride = ends[0] - starts[0], (starts[1] - starts[0]) if out > 1 else 1
-    uniform = all(e - s == kernel for s, e in zip(starts, ends)) and \
-        all(s == i * stride for i, s in enumerate(starts))
+    uniform = all(e - s == kernel for s, e in zip(starts, ends)) and all(s == i * stride for i, s in enumerate(starts))
     return (kernel, stride) if uniform else None
 
 
-@check('adaptive windows of one size and stride (any size to 1x1)')
+@check("adaptive windows of one size and stride (any size to 1x1)")
 def _uniform_windows(node: fx.Node) -> str | None:
     (_, _, h, w), (oh, ow) = _nchw(node), _out_shape(node)[-2:]
     if _windows(h, oh) and _windows(w, ow):
         return None
-    return (f"{h}x{w} -> {oh}x{ow} needs windows of varying size or stride; TT-NN's adaptive pool "
-            "uses one kernel and stride (and would silently differ)")
+    return (
+        f"{h}x{w} -> {oh}x{ow} needs windows of varying size or stride; TT-NN's adaptive pool "
+        "uses one kernel and stride (and would silently differ)"
+    )
 
 
 def adaptive_avg_pool_flat(ctx, flat, n: int, h: int, w: int, c: int, oh: int, ow: int):
@@ -496,34 +687,51 @@ def adaptive_avg_pool_flat(ctx, flat, n: int, h: int, w: int, c: int, oh: int, o
 def _adaptive_avg_nhwc(node: fx.Node, flat) -> NhwcCall | None:
     if meta(node.args[0]).dim() != 4 or _uniform_windows(node):
         return None
-    n, c, h, w = _nchw(node)
-    return NhwcCall(fxport_ops.adaptive_avg_pool2d.default,
-                    (flat(node.args[0]), [n, h, w], list(_out_shape(node)[-2:])), native=True)
+    n, _c, h, w = _nchw(node)
+    return NhwcCall(
+        fxport_ops.adaptive_avg_pool2d.default,
+        (flat(node.args[0]), [n, h, w], list(_out_shape(node)[-2:])),
+        native=True,
+    )
 
 
-@rule(aten.adaptive_avg_pool2d.default, aten._adaptive_avg_pool2d.default, fused=True,
-      ttnn="ttnn.global_avg_pool2d | ttnn.adaptive_avg_pool2d", family="conv_pool",
-      checks=(*SPATIAL, _uniform_windows), device_layout=_spatial_layout, nhwc=_adaptive_avg_nhwc)
+@rule(
+    aten.adaptive_avg_pool2d.default,
+    aten._adaptive_avg_pool2d.default,
+    fused=True,
+    ttnn="ttnn.global_avg_pool2d | ttnn.adaptive_avg_pool2d",
+    family="conv_pool",
+    checks=(*SPATIAL, _uniform_windows),
+    device_layout=_spatial_layout,
+    nhwc=_adaptive_avg_nhwc,
+)
 def adaptive_avg_pool2d(ctx, node, x, output_size):
     n, c, h, w = _nchw(node)
     oh, ow = _out_shape(node)[-2:]
     if (oh, ow) == (1, 1):  # a single reduction, no halo (and no L1_SMALL) needed
         with ctx.counting("layout"):
-            nhwc = ctx.ops.permute(ctx.ops.reshape(ctx.tensor(x), (n, c, h, w)), (0, 2, 3, 1),
-                                   memory_config=ctx.memory_config)
+            nhwc = ctx.ops.permute(
+                ctx.ops.reshape(ctx.tensor(x), (n, c, h, w)), (0, 2, 3, 1), memory_config=ctx.memory_config
+            )
         y = ctx.ops.global_avg_pool2d(nhwc)
         return from_flat_nhwc(ctx, y, _out_shape(node), n, 1, 1, c)
     y = adaptive_avg_pool_flat(ctx, to_flat_nhwc(ctx, x, n, c, h, w), n, h, w, c, oh, ow)
     return from_flat_nhwc(ctx, y, _out_shape(node), n, oh, ow, c)
 
 
-@rule(aten.adaptive_max_pool2d.default, ttnn="ttnn.adaptive_max_pool2d", family="conv_pool",
-      checks=(*SPATIAL, _uniform_windows, _indices_unused), device_layout=_spatial_layout)
+@rule(
+    aten.adaptive_max_pool2d.default,
+    ttnn="ttnn.adaptive_max_pool2d",
+    family="conv_pool",
+    checks=(*SPATIAL, _uniform_windows, _indices_unused),
+    device_layout=_spatial_layout,
+)
 def adaptive_max_pool2d(ctx, node, x, output_size):
     n, c, h, w = _nchw(node)
     oh, ow = _out_shape(node)[-2:]
-    y = ctx.ops.adaptive_max_pool2d(to_flat_nhwc(ctx, x, n, c, h, w), n, h, w, c, [oh, ow],
-                                    memory_config=ctx.memory_config)
+    y = ctx.ops.adaptive_max_pool2d(
+        to_flat_nhwc(ctx, x, n, c, h, w), n, h, w, c, [oh, ow], memory_config=ctx.memory_config
+    )
     return from_flat_nhwc(ctx, y, _out_shape(node), n, oh, ow, c), None
 
 
@@ -537,7 +745,7 @@ def _scales(node: fx.Node) -> list | None:
     return None if scales == [None, None] else scales
 
 
-@check('integer scale factors')
+@check("integer scale factors")
 def _integer_scale(node: fx.Node) -> str | None:
     (_, _, h, w), (oh, ow) = _nchw(node), _out_shape(node)[-2:]
     if oh % h or ow % w:
@@ -564,8 +772,11 @@ def _upsample(ctx, node, x, mode: str):
     n, c, h, w = _nchw(node)
     oh, ow = _out_shape(node)[-2:]
     with ctx.counting("layout"):
-        nhwc = ctx.ops.permute(ctx.ops.reshape(ctx.tensor(x, layout="row_major"), (n, c, h, w)),
-                               (0, 2, 3, 1), memory_config=ctx.memory_config)
+        nhwc = ctx.ops.permute(
+            ctx.ops.reshape(ctx.tensor(x, layout="row_major"), (n, c, h, w)),
+            (0, 2, 3, 1),
+            memory_config=ctx.memory_config,
+        )
         # Bilinear ttnn.upsample takes channels in multiples of 32 (a tile's width): zero channels
         # pad the rest and are cut off again; channels do not mix, so the padding changes nothing.
         padded = -c % TILE if mode == "bilinear" else 0
@@ -582,19 +793,27 @@ def _upsample(ctx, node, x, mode: str):
 def _upsample_nhwc(node: fx.Node, flat) -> NhwcCall | None:
     if meta(node.args[0]).dim() != 4 or _integer_scale(node):
         return None
-    (n, c, h, w), (oh, ow) = _nchw(node), _out_shape(node)[-2:]
-    return NhwcCall(fxport_ops.upsample_nearest2d.default, (flat(node.args[0]), [n, h, w], [oh // h, ow // w]),
-                    native=True)
+    (n, _c, h, w), (oh, ow) = _nchw(node), _out_shape(node)[-2:]
+    return NhwcCall(
+        fxport_ops.upsample_nearest2d.default, (flat(node.args[0]), [n, h, w], [oh // h, ow // w]), native=True
+    )
 
 
-@rule(aten.upsample_nearest2d.vec, aten.upsample_nearest2d.default, ttnn="ttnn.upsample", fused=True,
-      family="conv_pool", checks=(*SPATIAL, _integer_scale), device_layout=_spatial_layout,
-      nhwc=_upsample_nhwc)
+@rule(
+    aten.upsample_nearest2d.vec,
+    aten.upsample_nearest2d.default,
+    ttnn="ttnn.upsample",
+    fused=True,
+    family="conv_pool",
+    checks=(*SPATIAL, _integer_scale),
+    device_layout=_spatial_layout,
+    nhwc=_upsample_nhwc,
+)
 def upsample_nearest2d(ctx, node, x, *_, **__):
     return _upsample(ctx, node, x, "nearest")
 
 
-@check('integer scale factors (align_corners=False), or align_corners=True')
+@check("integer scale factors (align_corners=False), or align_corners=True")
 def _bilinear_supported(node: fx.Node) -> str | None:
     return None if arg(node, 2, "align_corners", False) else _integer_scale(node)
 
@@ -616,7 +835,7 @@ def _bilinear_corners(ctx, node, x):
     """align_corners=True, which ttnn.upsample does not sample: bilinear interpolation is separable
     and linear, so it is two matmuls with constant interpolation matrices, along W then along H
     (any output size, not only integer factors)."""
-    n, c, h, w = _nchw(node)
+    _n, _c, h, w = _nchw(node)
     oh, ow = _out_shape(node)[-2:]
     along_w = ctx.tensor(HostValue(interpolation_matrix(w, ow).t().contiguous()))  # [W, OW]
     along_h = ctx.tensor(HostValue(interpolation_matrix(h, oh).t().contiguous()))  # [H, OH]
@@ -626,9 +845,14 @@ def _bilinear_corners(ctx, node, x):
     return ctx.ops.transpose(y, -2, -1, memory_config=ctx.memory_config)
 
 
-@rule(aten.upsample_bilinear2d.vec, aten.upsample_bilinear2d.default,
-      ttnn="ttnn.upsample (align_corners=True: ttnn.matmul x2)", fused=True, family="conv_pool",
-      checks=(*SPATIAL, _bilinear_supported))
+@rule(
+    aten.upsample_bilinear2d.vec,
+    aten.upsample_bilinear2d.default,
+    ttnn="ttnn.upsample (align_corners=True: ttnn.matmul x2)",
+    fused=True,
+    family="conv_pool",
+    checks=(*SPATIAL, _bilinear_supported),
+)
 def upsample_bilinear2d(ctx, node, x, *_, **__):
     if arg(node, 2, "align_corners", False):
         return _bilinear_corners(ctx, node, x)
@@ -636,7 +860,7 @@ def upsample_bilinear2d(ctx, node, x, *_, **__):
 
 
 # -- padding -------------------------------------------------------------------------------------
-@check('constant padding mode')
+@check("constant padding mode")
 def _constant_mode(node: fx.Node) -> str | None:
     if node.target != aten.pad.default:
         return None
@@ -644,8 +868,14 @@ def _constant_mode(node: fx.Node) -> str | None:
     return None if mode == "constant" else f"mode={mode!r} unsupported (ttnn.pad pads with a constant)"
 
 
-@rule(aten.pad.default, aten.constant_pad_nd.default, ttnn="ttnn.slice + ttnn.pad", fused=True, family="conv_pool",
-      checks=(*BASIC, dtypes(ANY_DTYPES, "float, int or bool"), _constant_mode))
+@rule(
+    aten.pad.default,
+    aten.constant_pad_nd.default,
+    ttnn="ttnn.slice + ttnn.pad",
+    fused=True,
+    family="conv_pool",
+    checks=(*BASIC, dtypes(ANY_DTYPES, "float, int or bool"), _constant_mode),
+)
 def pad(ctx, node, x, pad, *_, **__):
     value = arg(node, 3 if node.target == aten.pad.default else 2, "value") or 0
     shape = tuple(meta(node.args[0]).shape)
@@ -664,5 +894,6 @@ def pad(ctx, node, x, pad, *_, **__):
     # TILE padding cannot add at the front of a dim ("on device tile padding does not support
     # front padding"); ROW_MAJOR can.
     front = any(before for before, _ in pairs)
-    return ctx.ops.pad(ctx.tensor(x, layout="row_major" if front else "tile"), pairs, value,
-                       memory_config=ctx.memory_config)
+    return ctx.ops.pad(
+        ctx.tensor(x, layout="row_major" if front else "tile"), pairs, value, memory_config=ctx.memory_config
+    )

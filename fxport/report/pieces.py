@@ -34,13 +34,20 @@ class PieceSummary:
     pcc: tuple[float | None, ...]  # per output, vs fp32 torch on the same inputs
 
     def to_dict(self) -> dict:
-        return {"label": self.label, "function": self.function, "break": self.graph_break,
-                "nodes": self.nodes, "on_device": self.on_device, "calls": self.calls,
-                "pcc": [None if p is None else round(p, 6) for p in self.pcc]}
+        return {
+            "label": self.label,
+            "function": self.function,
+            "break": self.graph_break,
+            "nodes": self.nodes,
+            "on_device": self.on_device,
+            "calls": self.calls,
+            "pcc": [None if p is None else round(p, 6) for p in self.pcc],
+        }
 
 
-def merge_pieces(name: str, pieces: list[tuple[str, RunResult]], checks: list[OutputCheck],
-                 capture: dict, seconds: dict[str, float]) -> RunResult:
+def merge_pieces(
+    name: str, pieces: list[tuple[str, RunResult]], checks: list[OutputCheck], capture: dict, seconds: dict[str, float]
+) -> RunResult:
     """The model's RunResult from its pieces' (label, result), in run order. `checks`: its
     end-to-end output checks; each piece's output checks are added, prefixed by its label."""
     first = pieces[0][1]
@@ -54,9 +61,16 @@ def merge_pieces(name: str, pieces: list[tuple[str, RunResult]], checks: list[Ou
         nodes += [replace(n, node=p + n.node, partition=p + n.partition if n.partition else "") for n in r.nodes]
         plan += [replace(n, node=p + n.node) for n in r.plan.nodes]
         records += [replace(rec, node=p + rec.node, graph=label) for rec in r.records]
-        partitions += [replace(part, name=p + part.name, nodes=tuple(p + x for x in part.nodes),
-                               inputs=tuple(p + x for x in part.inputs), outputs=tuple(p + x for x in part.outputs))
-                       for part in r.partitions]
+        partitions += [
+            replace(
+                part,
+                name=p + part.name,
+                nodes=tuple(p + x for x in part.nodes),
+                inputs=tuple(p + x for x in part.inputs),
+                outputs=tuple(p + x for x in part.outputs),
+            )
+            for part in r.partitions
+        ]
         for field in ("to_device", "to_host", "layout_changes"):
             setattr(transfers, field, getattr(transfers, field) + getattr(r.transfers, field))
         calls.compute += r.calls.compute
@@ -68,25 +82,56 @@ def merge_pieces(name: str, pieces: list[tuple[str, RunResult]], checks: list[Ou
         control += [replace(c, path=p + c.path) for c in r.control_values]
         a = r.memory_analysis
         if a is not None:
-            memory.update({"nodes": a.nodes, "agree": a.agree, "predicted_only": a.predicted_only,
-                           "observed_only": a.observed_only, "not_run": a.not_run})
+            memory.update(
+                {
+                    "nodes": a.nodes,
+                    "agree": a.agree,
+                    "predicted_only": a.predicted_only,
+                    "observed_only": a.observed_only,
+                    "not_run": a.not_run,
+                }
+            )
             ooms += [replace(o, node=p + o.node) for o in a.oom]
             disagreements += [replace(d, node=p + d.node) for d in a.disagreements]
             for where, value in (a.peak or {}).items():
                 peak[where] = max(peak.get(where, 0), value)
     analyses = [r.memory_analysis for _, r in pieces if r.memory_analysis is not None]
-    analysis = MemoryAnalysis(
-        analyses[0].device, analyses[0].config, memory["nodes"],
-        tuple(sorted(ooms, key=lambda o: -o.per_bank)), memory["agree"], memory["predicted_only"],
-        memory["observed_only"], memory["not_run"], tuple(disagreements), analyses[0].method, peak or None,
-    ) if analyses else None
+    analysis = (
+        MemoryAnalysis(
+            analyses[0].device,
+            analyses[0].config,
+            memory["nodes"],
+            tuple(sorted(ooms, key=lambda o: -o.per_bank)),
+            memory["agree"],
+            memory["predicted_only"],
+            memory["observed_only"],
+            memory["not_run"],
+            tuple(disagreements),
+            analyses[0].method,
+            peak or None,
+        )
+        if analyses
+        else None
+    )
     return replace(
-        first, model=name, plan=Plan(tuple(plan)), partitions=partitions, nodes=nodes,
-        output_checks=[*checks, *piece_checks], transfers=transfers, records=records,
-        memory_analysis=analysis, capture=capture, seconds=seconds, control_values=control,
+        first,
+        model=name,
+        plan=Plan(tuple(plan)),
+        partitions=partitions,
+        nodes=nodes,
+        output_checks=[*checks, *piece_checks],
+        transfers=transfers,
+        records=records,
+        memory_analysis=analysis,
+        capture=capture,
+        seconds=seconds,
+        control_values=control,
         pass_records=_pooled_passes([(label, rec) for label, r in pieces for rec in r.pass_records]),
-        captured_nodes=sum(r.captured_nodes for _, r in pieces), calls=calls,
-        stopped=next((r.stopped for _, r in pieces if r.stopped), ""), localized=None)
+        captured_nodes=sum(r.captured_nodes for _, r in pieces),
+        calls=calls,
+        stopped=next((r.stopped for _, r in pieces if r.stopped), ""),
+        localized=None,
+    )
 
 
 def _pooled_passes(records: list[tuple[str, PassRecord]]) -> list[PassRecord]:
@@ -102,13 +147,23 @@ def _pooled_passes(records: list[tuple[str, PassRecord]]) -> list[PassRecord]:
     return list(pooled.values())
 
 
-def piece_summaries(pieces: list[tuple[str, RunResult]], origins: dict[str, dict],
-                    calls: Counter) -> list[PieceSummary]:
+def piece_summaries(
+    pieces: list[tuple[str, RunResult]], origins: dict[str, dict], calls: Counter
+) -> list[PieceSummary]:
     """`origins`: label -> {"function", "break"}; `calls`: label -> how often it ran."""
     out = []
     for label, r in pieces:
         origin = origins.get(label, {})
         on_device = sum(1 for n in r.nodes if n.status == "device")
-        out.append(PieceSummary(label, origin.get("function", ""), origin.get("break"), len(r.plan.nodes),
-                                on_device, calls[label], tuple(c.pcc for c in r.output_checks)))
+        out.append(
+            PieceSummary(
+                label,
+                origin.get("function", ""),
+                origin.get("break"),
+                len(r.plan.nodes),
+                on_device,
+                calls[label],
+                tuple(c.pcc for c in r.output_checks),
+            )
+        )
     return out

@@ -5,8 +5,9 @@ run from the wheel (ttnn 0.81.1's pool goldens import `tests.sweep_framework`, w
 not ship) and the ones that cost more than the torch op they stand for: ttnn's conv2d golden pads
 its input into a new tensor, upcasts it and copies its output back to NHWC, about twice an eager
 conv; fxport's computes the same values on the NHWC data as a channels-last view, with the
-padding inside the convolution (tests/test_rules_conv_data.py checks it against ttnn's). Overrides take the ttnn op's own arguments ([1, 1, N*H*W, C] activations) and return
-the ttnn op's output layout.
+padding inside the convolution (tests/test_rules_conv_data.py checks it against ttnn's).
+Overrides take the ttnn op's own arguments ([1, 1, N*H*W, C] activations) and return the ttnn
+op's output layout.
 """
 
 from __future__ import annotations
@@ -34,17 +35,29 @@ def _flat_nhwc(y: torch.Tensor) -> torch.Tensor:
     return y.permute(0, 2, 3, 1).reshape(1, 1, -1, y.shape[1])
 
 
-def _max_pool2d(input_tensor, batch_size, input_h, input_w, channels, kernel_size, stride, padding,
-                dilation, ceil_mode=False, **_):
+def _max_pool2d(
+    input_tensor, batch_size, input_h, input_w, channels, kernel_size, stride, padding, dilation, ceil_mode=False, **_
+):
     x, pad = _pool_input(input_tensor, batch_size, input_h, input_w, channels, padding, float("-inf"))
     return _flat_nhwc(F.max_pool2d(x, kernel_size, stride, pad, dilation, ceil_mode))
 
 
-def _avg_pool2d(input_tensor, batch_size, input_h, input_w, channels, kernel_size, stride, padding,
-                ceil_mode=False, count_include_pad=True, divisor_override=None, **_):
+def _avg_pool2d(
+    input_tensor,
+    batch_size,
+    input_h,
+    input_w,
+    channels,
+    kernel_size,
+    stride,
+    padding,
+    ceil_mode=False,
+    count_include_pad=True,
+    divisor_override=None,
+    **_,
+):
     x, pad = _pool_input(input_tensor, batch_size, input_h, input_w, channels, padding, 0.0)
-    return _flat_nhwc(F.avg_pool2d(x, kernel_size, stride, pad, ceil_mode, count_include_pad,
-                                   divisor_override))
+    return _flat_nhwc(F.avg_pool2d(x, kernel_size, stride, pad, ceil_mode, count_include_pad, divisor_override))
 
 
 def _adaptive(pool: Callable) -> Callable:
@@ -55,9 +68,26 @@ def _adaptive(pool: Callable) -> Callable:
     return golden
 
 
-def _conv2d(input_tensor, weight_tensor, in_channels, out_channels, batch_size, input_height, input_width,
-            kernel_size, stride=(1, 1), padding=(0, 0), dilation=(1, 1), groups=1, bias_tensor=None,
-            conv_config=None, return_output_dim=False, return_weights_and_bias=False, dtype=None, **_):
+def _conv2d(
+    input_tensor,
+    weight_tensor,
+    in_channels,
+    out_channels,
+    batch_size,
+    input_height,
+    input_width,
+    kernel_size,
+    stride=(1, 1),
+    padding=(0, 0),
+    dilation=(1, 1),
+    groups=1,
+    bias_tensor=None,
+    conv_config=None,
+    return_output_dim=False,
+    return_weights_and_bias=False,
+    dtype=None,
+    **_,
+):
     from ttnn.operations.conv2d import get_golden_function_for_activation, golden_to_output_dtype
 
     # [1, 1, N*H*W, C] -> an NCHW view with channels-last strides: no copy
@@ -81,31 +111,68 @@ def _conv2d(input_tensor, weight_tensor, in_channels, out_channels, batch_size, 
     return [y] if return_output_dim or return_weights_and_bias else y
 
 
-def _conv_transpose2d(input_tensor, weight_tensor, in_channels, batch_size, input_height, input_width,
-                      stride=(1, 1), padding=(0, 0), output_padding=(0, 0), dilation=(1, 1), groups=1,
-                      bias_tensor=None, **_):
+def _conv_transpose2d(
+    input_tensor,
+    weight_tensor,
+    in_channels,
+    batch_size,
+    input_height,
+    input_width,
+    stride=(1, 1),
+    padding=(0, 0),
+    output_padding=(0, 0),
+    dilation=(1, 1),
+    groups=1,
+    bias_tensor=None,
+    **_,
+):
     """ttnn.conv_transpose2d (no golden function in the wheel): [1, 1, N*H*W, C] in and out,
     the weight in torch's [C_in, C_out / groups, kH, kW]."""
     x = input_tensor.reshape(batch_size, input_height, input_width, -1)[..., :in_channels].permute(0, 3, 1, 2)
     bias = None if bias_tensor is None else bias_tensor.reshape(-1).float()
-    y = F.conv_transpose2d(x.float(), weight_tensor.float(), bias, tuple(stride), tuple(padding),
-                           tuple(output_padding), groups, tuple(dilation))
+    y = F.conv_transpose2d(
+        x.float(),
+        weight_tensor.float(),
+        bias,
+        tuple(stride),
+        tuple(padding),
+        tuple(output_padding),
+        groups,
+        tuple(dilation),
+    )
     return _flat_nhwc(y)
 
 
-def _conv3d(input_tensor, weight_tensor, output_channels, kernel_size, stride=(1, 1, 1), padding=(0, 0, 0),
-            dilation=(1, 1, 1), groups=1, bias_tensor=None, **_):
+def _conv3d(
+    input_tensor,
+    weight_tensor,
+    output_channels,
+    kernel_size,
+    stride=(1, 1, 1),
+    padding=(0, 0, 0),
+    dilation=(1, 1, 1),
+    groups=1,
+    bias_tensor=None,
+    **_,
+):
     """ttnn.experimental.conv3d (no golden function in the wheel): [N, D, H, W, C] in and out, the
     weight raw (torch's [C_out, C_in, kD, kH, kW], which the op prepares) or prepared ([1, 1,
     kD * kH * kW * C_in, C_out], rows in kD, kH, kW, C_in order)."""
-    n, d, h, w, c = input_tensor.shape
+    _n, _d, _h, _w, c = input_tensor.shape
     kd, kh, kw = kernel_size
     weight = weight_tensor
     if weight.dim() != 5:
-        weight = weight.reshape(kd, kh, kw, -1, output_channels)[:, :, :, :c // groups].permute(4, 3, 0, 1, 2)
+        weight = weight.reshape(kd, kh, kw, -1, output_channels)[:, :, :, : c // groups].permute(4, 3, 0, 1, 2)
     bias = None if bias_tensor is None else bias_tensor.reshape(-1)[:output_channels].float()
-    y = F.conv3d(input_tensor.permute(0, 4, 1, 2, 3).float(), weight.float(), bias,
-                 tuple(stride), tuple(padding), tuple(dilation), groups)
+    y = F.conv3d(
+        input_tensor.permute(0, 4, 1, 2, 3).float(),
+        weight.float(),
+        bias,
+        tuple(stride),
+        tuple(padding),
+        tuple(dilation),
+        groups,
+    )
     return y.permute(0, 2, 3, 4, 1)
 
 
