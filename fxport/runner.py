@@ -33,6 +33,7 @@ from fxport.runtime.accuracy import (PCC_THRESHOLD, ControlValue, check_outputs,
 from fxport.runtime.context import DeviceConstants, LoweringContext
 from fxport.runtime.devices import DeviceHandle
 from fxport.runtime.execute import execute
+from fxport.runtime.recording import Recorder
 from fxport.runtime.run_memory import explain_run, place_activations
 from fxport.runtime.ttnn_report import ttnn_report as capture_ttnn_report
 from fxport.runtime.verdict_cache import VerdictCache
@@ -150,7 +151,8 @@ def run_compiled(compiled: Compiled, inputs: tuple, reference: Any, dev: DeviceH
                  seconds: dict[str, float] | None = None,
                  cache: VerdictCache | None = None, weights: str = "bfloat16",
                  ttnn_report: Path | None = None, pcc_threshold: float = PCC_THRESHOLD,
-                 localize: bool = False, fidelity: str = "", activations: str = "bfloat16") -> RunResult:
+                 localize: bool = False, fidelity: str = "", activations: str = "bfloat16",
+                 recorder: Recorder | None = None) -> RunResult:
     """Execute a compiled program on `dev`, compare its outputs with `reference` (the fp32 torch
     outputs, any pytree, or a function computing them after the execution; None: not compared)
     leaf by leaf, `varied` (the reference on varied
@@ -164,7 +166,8 @@ def run_compiled(compiled: Compiled, inputs: tuple, reference: Any, dev: DeviceH
     `pcc_threshold` is the end-to-end PCC every informative output must reach; `localize` finds
     the nodes where error enters (fxport.runtime.localize: it keeps every node's output and the
     fp32 reference's in memory). `fidelity` and `activations`: how compute ops run
-    (LoweringContext.kernel_options); the result's cost estimate prices the same.
+    (LoweringContext.kernel_options); the result's cost estimate prices the same. `recorder`
+    records every call issued (fxport.export writes the record as a program).
 
     Ctrl-C and a broken environment stop the run: the exception is re-raised with `exc.result`,
     the RunResult of the nodes run so far (`stopped` says why), so that it can still be saved."""
@@ -184,7 +187,7 @@ def run_compiled(compiled: Compiled, inputs: tuple, reference: Any, dev: DeviceH
         cache = None
     ctx = LoweringContext(dev, memory=memory, values=values, placement=compiled.plan.placement,
                           cache=cache, constants=compiled.constants, weights=weights,
-                          fidelity=fidelity, activations=activations)
+                          fidelity=fidelity, activations=activations, recorder=recorder)
     flat = flat_inputs(compiled.program, inputs, kwargs)
     leaves = input_leaves(inputs, kwargs)
     report = None
@@ -329,7 +332,8 @@ def run_loaded(loaded: LoadedModel, dev: DeviceHandle, memory: str = "dram", val
                ttnn_report: Path | None = None, pcc_threshold: float = PCC_THRESHOLD,
                localize: bool = False, capture_cache: CaptureCache | None = None,
                model_args: dict | None = None, fidelity: str = "",
-               activations: str = "bfloat16") -> RunResult:
+               activations: str = "bfloat16", recorder: Recorder | None = None,
+               compiled_out: list | None = None) -> RunResult:
     """Capture a built model and run it through TT-NN on `dev`.
 
     With values (the default: emulated on a mock, real on hardware) the model has real weights,
@@ -374,6 +378,8 @@ def run_loaded(loaded: LoadedModel, dev: DeviceHandle, memory: str = "dram", val
     t = time.perf_counter()
     compiled = compile_program(program, min_block_size, passes=passes, memory=memory, repeats=cap.repeats)
     compiled.captured_nodes = cap.node_count
+    if compiled_out is not None:  # the caller keeps the compiled program (fxport.export)
+        compiled_out.append(compiled)
     plan_seconds = time.perf_counter() - t - compiled.optimized.seconds - compiled.optimized.fold_seconds
     capture = {"method": cap.method, "complete": cap.complete, "problems": [p.to_dict() for p in cap.problems]}
     return run_compiled(compiled, loaded.inputs, reference, dev, memory, loaded.name, values, None,
@@ -382,7 +388,7 @@ def run_loaded(loaded: LoadedModel, dev: DeviceHandle, memory: str = "dram", val
                                  "plan_partition": plan_seconds},
                         cache=cache, weights=weights, ttnn_report=ttnn_report,
                         pcc_threshold=pcc_threshold, localize=localize, fidelity=fidelity,
-                        activations=activations)
+                        activations=activations, recorder=recorder)
 
 
 # Reference outputs larger than this are not held through the execution (where the device's values
