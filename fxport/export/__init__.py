@@ -58,7 +58,7 @@ def export(model: Any, *args: Any, out: str | Path, name: str | None = None, wei
                              kwargs=dict(kwargs or {}))
     else:
         loaded = load_model(str(model), inputs, device="cpu")
-    name = identifier(name or loaded.name, "model").lower()
+    name = identifier(name or loaded.name.rsplit(":", 1)[-1], "model").lower()
     dev = device or open_session_device("auto")
     recorder, kept = Recorder(), []
     result = run_loaded(loaded, dev, memory, "", recorder=recorder, compiled_out=kept,

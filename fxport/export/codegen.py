@@ -57,6 +57,7 @@ class _Writer:
         self.init, self.forward = _Scope(namer=Namer(("device",))), _Scope()
         self.attr_names = Namer(("device", "params", "forward"))
         self.uses_params_in_forward = False
+        self.forward_reads: set[int] = set()  # ids the forward's calls read (set by write_program)
         for name, t in inputs:
             self.exprs[id(t)] = name
             self.scope_of[id(t)] = "forward"
@@ -102,6 +103,8 @@ class _Writer:
         name = self.exprs.get(id(tt))
         if name is None:
             raise ExportError(f"a ttnn tensor {list(tt.shape)} of the run was made outside the recorded calls")
+        if scope == "forward" and self.scope_of[id(tt)] == "init_local":
+            raise ExportError(f"{name} is local to __init__ but the forward pass reads it")
         if scope == "init" and self.scope_of[id(tt)] == "forward":
             raise ExportError(f"a weight preparation reads {name}, a value of the forward pass")
         return name
@@ -109,6 +112,8 @@ class _Writer:
     def _torch(self, t: torch.Tensor, scope: str) -> str:
         key = id(t)
         if key in self.exprs:
+            if scope == "forward" and self.scope_of[key] == "init_local":
+                raise ExportError(f"{self.exprs[key]} is local to __init__ but the forward pass reads it")
             if scope == "init" and self.scope_of[key] == "forward":
                 raise ExportError(f"a weight preparation reads {self.exprs[key]}, a value of the forward pass")
             return self.exprs[key]
@@ -180,6 +185,11 @@ class _Writer:
             return "(" + ", ".join(parts) + ("," if len(parts) == 1 else "") + ")"
         if isinstance(out, TTValue) or isinstance(out, torch.Tensor) or _is_ttnn_tensor(out):
             tt = out.tt if isinstance(out, TTValue) else out
+            if scope == "init" and entry is not None and entry.step == "torch" and id(tt) not in self.forward_reads:
+                name = self.init.namer(base)  # a host tensor only __init__ reads: a local
+                self.exprs[id(tt)] = name
+                self.scope_of[id(tt)] = "init_local"
+                return name
             if scope == "init":
                 name = f"self.{self.attr_names(base)}"
             else:
@@ -196,6 +206,8 @@ class _Writer:
             block.lines.append(f"# {_describe(entry.node)}")
             block.last_node = entry.node
         base = entry.node.name if entry.node is not None else entry.name
+        if scope == "init" and entry.node is not None and module_of(entry.node)[0]:
+            base = module_of(entry.node)[0]  # weights are named after their module
         if entry.step == "ttnn":
             call = self._call(f"ttnn.{entry.name}", entry.args, entry.kwargs, scope)
             out = entry.out
@@ -335,7 +347,13 @@ def write_program(entries: list[Entry], *, ttnn: Any, device: Any, model_name: s
     `params`: id(tensor) -> (key, tensor) of the constants; `outputs`: the run's outputs."""
     writer = _Writer(ttnn, device, inputs, params)
     once = per_inference = 0
-    for entry in _needed(entries, outputs):
+    needed = _needed(entries, outputs)
+    for entry in needed:
+        if entry.kind != "weights" and entry.step != "torch":
+            for v in _leaves((entry.args, entry.kwargs)):
+                writer.forward_reads.add(id(v.tt if isinstance(v, TTValue) else v))
+    writer.forward_reads |= {id(v) for v in _leaves(outputs)}
+    for entry in needed:
         writer.write_entry(entry)
         if entry.step in ("host", "torch"):
             continue

@@ -10,6 +10,7 @@ op's golden function (fxport.runtime.dual), as `fxport run` does. It counts the 
 from __future__ import annotations
 
 import contextlib
+import types
 from dataclasses import dataclass, field
 from typing import Any, Iterator
 
@@ -29,20 +30,22 @@ class EmulatedTTNN:
     """`ttnn` for a program on the mock: functions run through DualOps (device call plus golden
     value), classes and constants are ttnn's own."""
 
-    def __init__(self, calls: list[str]):
+    def __init__(self, calls: list[str], ops: DualOps | None = None, prefix: str = "", module: Any = None):
         import ttnn
 
-        self._ttnn, self._calls = ttnn, calls
-        self._ops = DualOps(ttnn, emulate=True, on_call=calls.append)
+        self._ttnn, self._calls, self._prefix = module or ttnn, calls, prefix
+        self._ops = ops or DualOps(ttnn, emulate=True, on_call=calls.append)
 
     def __getattr__(self, name: str) -> Any:
         value = getattr(self._ttnn, name)
-        if name == "to_torch":
+        if not self._prefix and name == "to_torch":
             return self._to_torch
-        if name == "conv2d":
+        if not self._prefix and name == "conv2d":
             return self._conv2d
+        if isinstance(value, types.ModuleType):  # ttnn.transformer.scaled_dot_product_attention
+            return EmulatedTTNN(self._calls, self._ops, f"{self._prefix}{name}.", value)
         if callable(value) and not isinstance(value, type):
-            return getattr(self._ops, name)
+            return getattr(self._ops, f"{self._prefix}{name}")
         return value
 
     def _conv2d(self, *args: Any, **kwargs: Any) -> Any:
