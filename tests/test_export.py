@@ -146,7 +146,7 @@ def test_a_hostile_module_name_stays_out_of_the_code(tmp_path, mock_device):
     names = {n.id for n in ast.walk(tree) if isinstance(n, ast.Name)}
     names |= {n.attr for n in ast.walk(tree) if isinstance(n, ast.Attribute)}
     names |= {n.name for n in ast.walk(tree) if isinstance(n, (ast.FunctionDef, ast.ClassDef))}
-    assert not names & {"__import__", "os", "system", "getattr", "eval", "exec"}  # escaped into identifiers
+    assert not names & {"__import__", "os", "system", "eval", "exec"}  # escaped into identifiers
     strings = {n.value for n in ast.walk(tree) if isinstance(n, ast.Constant) and isinstance(n.value, str)}
     assert f"{hostile}.weight" in strings  # the state_dict key, as a string literal
     compile(text, str(exported.program), "exec")
