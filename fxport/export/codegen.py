@@ -215,7 +215,8 @@ class _Writer:
             prepares = entry.name == "conv2d" and entry.kwargs.get("return_weights_and_bias")
             if prepares and isinstance(out, (list, tuple)):
                 y, (w, b) = out
-                w, b = self._rebind(entry.kwargs.get("weight_tensor"), w), self._rebind(entry.kwargs.get("bias_tensor"), b)
+                w = self._rebind(entry.kwargs.get("weight_tensor"), w)
+                b = self._rebind(entry.kwargs.get("bias_tensor"), b)
                 target = f"{self.bind(y, scope, base, entry)}, ({w}, {b})"
             else:
                 target = self.bind(out, scope, base, entry)
