@@ -8,7 +8,9 @@ of earlier calls. Nothing is translated here: a call is written as the run made 
 
 from __future__ import annotations
 
+import dataclasses
 import enum
+import keyword
 import textwrap
 from dataclasses import dataclass, field
 from typing import Any
@@ -22,6 +24,7 @@ from fxport.export.names import Namer, class_name, comment, float_literal, ident
 from fxport.runtime.recording import Entry
 from fxport.values import HostValue, TTValue
 
+COMMENT_WIDTH = 100  # comments in a method body stay within the project's 120 columns
 INLINE_NUMEL = 8  # constants the rules make up to this size are written into the program
 
 
@@ -57,6 +60,7 @@ class _Writer:
         self.init, self.forward = _Scope(namer=Namer(("device",))), _Scope()
         self.attr_names = Namer(("device", "params", "forward"))
         self.uses_params_in_forward = False
+        self.imports: set[str] = set()  # modules of the output types (a dataclass of outputs)
         self.forward_reads: set[int] = set()  # ids the forward's calls read (set by write_program)
         for name, t in inputs:
             self.exprs[id(t)] = name
@@ -203,7 +207,7 @@ class _Writer:
         scope = "init" if entry.kind == "weights" or (entry.step == "torch" and self._all_init(entry)) else "forward"
         block = self.init if scope == "init" else self.forward
         if entry.node is not None and entry.node is not block.last_node:
-            block.lines.append(f"# {_describe(entry.node)}")
+            block.lines += [f"# {line}" for line in textwrap.wrap(_describe(entry.node), COMMENT_WIDTH)]
             block.last_node = entry.node
         base = entry.node.name if entry.node is not None else entry.name
         if scope == "init" and entry.node is not None and module_of(entry.node)[0]:
@@ -231,7 +235,8 @@ class _Writer:
             if not isinstance(op, torch._ops.OpOverload) or op.namespace != "aten":
                 raise ExportError(f"host op {entry.name} is not an aten op a program can call")
             if entry.reason:
-                block.lines.append(f"# on the host: {comment(entry.reason)}")
+                block.lines += [f"# {line}" for line in textwrap.wrap(f"on the host: {comment(entry.reason)}",
+                                                                       COMMENT_WIDTH)]
             call = self._call(f"torch.ops.aten.{op._opname}.{op._overloadname}", entry.args, entry.kwargs, scope)
             target = self.bind(entry.out, scope, base, entry)
         block.lines.append(f"{target} = {call}" if target.strip("(),_ ") else call)
@@ -383,6 +388,16 @@ def _structure(value: Any, writer: _Writer) -> str | None:
         if type(value) is list:
             return f"[{', '.join(items)}]"
         return f"({items[0]},)" if len(items) == 1 else f"({', '.join(items)})"
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        cls = type(value)
+        module, qualname = cls.__module__, cls.__qualname__
+        if not all(p.isidentifier() and not keyword.iskeyword(p) for p in (*module.split("."), qualname)):
+            return None
+        items = {f.name: _structure(getattr(value, f.name), writer) for f in dataclasses.fields(value)}
+        if any(i is None and getattr(value, k) is not None for k, i in items.items()):
+            return None
+        writer.imports.add(module)
+        return f"{module}.{qualname}(" + ", ".join(f"{k}={v}" for k, v in items.items()) + ")"
     if type(value) is dict and all(isinstance(k, str) for k in value):
         items = {k: _structure(v, writer) for k, v in value.items()}
         if any(i is None for i in items.values()):
@@ -403,13 +418,14 @@ def _render(writer: _Writer, cls: str, inputs: list[tuple[str, torch.Tensor]], r
     args = ", ".join(["self", *(name for name, _ in inputs)])
     body_init = "\n".join(f"        {line}" for line in init)
     body_forward = "\n".join(f"        {line}" for line in forward)
-    uses_pytree = "pytree." in result
+    modules = {"torch", "ttnn", *writer.imports}
+    lines = [f"import {m}" for m in modules] + (["import torch.utils._pytree as pytree"] if "pytree." in result else [])
+    imports = "\n".join(sorted(lines))
     header = "\n".join(textwrap.wrap(header, 100))
     return f'''"""{header}
 """
 
-import torch
-{"import torch.utils._pytree as pytree" + chr(10) if uses_pytree else ""}import ttnn
+{imports}
 from safetensors.torch import load_file
 
 # The weights the program reads: state_dict names of the model (constants the graph passes
