@@ -153,3 +153,42 @@ def test_a_hostile_module_name_stays_out_of_the_code(tmp_path, mock_device):
     _, per_inference, _ = _run_program(exported, tmp_path)
     assert per_inference == exported.run_per_inference
     assert not (tmp_path / "PWNED").exists() and not Path("PWNED").exists()
+
+
+def test_cli_writes_the_program_only_with_no_weights(tmp_path):
+    out = tmp_path / "out"
+    done = subprocess.run([sys.executable, "-m", "fxport.cli", "export", "tests.user_models:TinyCNN",
+                           "--input-shape", "1,3,16,16", "--device", "mock", "--no-weights", "--out", str(out)],
+                          capture_output=True, text=True, cwd=ROOT, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert sorted(p.name for p in out.iterdir()) == ["tinycnn_ttnn.py"]
+    assert "ttnn calls per inference (fxport run:" in done.stdout
+    program = _load(out / "tinycnn_ttnn.py")
+    with pytest.raises(KeyError, match="is missing"):
+        program.check_weights({})
+    bad = subprocess.run([sys.executable, "-m", "fxport.cli", "export", "no_such_model", "--out", str(out)],
+                         capture_output=True, text=True, cwd=ROOT, timeout=600)
+    assert bad.returncode == 2 and bad.stderr.count("\n") == 1
+
+
+ZOO = [
+    ("resnet50", "1,3,64,64"),
+    ("yolov8n", "1,3,320,320"),
+    ("vit_b_16", "1,3,64,64"),
+    ("pi0-tiny", None),
+]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("spec, shape", ZOO)
+def test_zoo_models_export_and_their_tests_pass(tmp_path, mock_device, spec, shape):
+    from fxport.arguments import parse_shape
+    from fxport.capture.loader import InputOptions
+
+    options = InputOptions(shape=parse_shape(shape)) if shape else None
+    exported = export(spec, out=tmp_path, inputs=options, device=mock_device)
+    _, per_inference, second = _run_program(exported, tmp_path)
+    assert per_inference == second == exported.run_per_inference
+    done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(exported.test)],
+                          capture_output=True, text=True, cwd=tmp_path, timeout=1800)
+    assert done.returncode == 0, done.stdout[-2000:]
