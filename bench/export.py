@@ -63,7 +63,7 @@ def one(args: list[str], out: Path) -> dict:
     module_spec.loader.exec_module(program)
     inputs = load_file(str(out / "inputs.safetensors"))
     references = load_file(str(out / "references.safetensors"))
-    cls = next(v for k, v in vars(program).items() if isinstance(v, type) and v.__module__ == program.__name__)
+    cls = getattr(program, done.class_name)
     with program_device(program) as device:
         model = cls(device.device, program.load_weights(out / "weights.safetensors"))
         counts = []
@@ -73,7 +73,8 @@ def one(args: list[str], out: Path) -> dict:
             counts.append(len(device.calls) - before)
     leaves = [t for t in pytree.tree_leaves(outputs) if isinstance(t, torch.Tensor)]
     pcc = min(_pcc(t.float(), references[f"output.{i}"]) for i, t in enumerate(leaves))
-    return {"lines": done.lines, "program_calls": counts, "run_calls": done.run_per_inference,
+    classes = [k for k, v in vars(program).items() if isinstance(v, type) and v.__module__ == program.__name__]
+    return {"classes": len(classes) - 1, "lines": done.lines, "program_calls": counts, "run_calls": done.run_per_inference,
             "once": done.once, "pcc": pcc, "run_pcc": done.pcc, "export_s": round(seconds, 1)}
 
 
@@ -92,7 +93,7 @@ def bench(tag: str, args: list[str], folder: Path) -> list:
                 for cmd in (["check", "--config", str(ROOT / "pyproject.toml")],
                             ["format", "--check", "--isolated", "--line-length", "120"]))
     calls = "/".join(str(c) for c in r["program_calls"])
-    return [tag, r["lines"], f"{calls} vs {r['run_calls']}", r["once"], f"{r['pcc']:.6f}",
+    return [tag, r["lines"], r["classes"], f"{calls} vs {r['run_calls']}", r["once"], f"{r['pcc']:.6f}",
             f"{r['run_pcc']:.6f}", "pass" if passed else "FAIL", "yes" if clean else "NO", r["export_s"]]
 
 
@@ -106,7 +107,7 @@ def main() -> None:
         for tag in tags:
             rows.append(bench(tag, CASES[tag], Path(tmp)))
             print(" | ".join(map(str, rows[-1])), file=sys.stderr)
-    print(tabulate(rows, headers=["model", "program lines", "calls per inference (program, 2 runs, vs fxport run)",
+    print(tabulate(rows, headers=["model", "program lines", "module classes", "calls per inference (program, 2 runs, vs fxport run)",
                                   "weight preparations", "program PCC", "run PCC", "generated test",
                                   "ruff clean", "export s"]))
 

@@ -71,18 +71,13 @@ def _run_program(exported, folder: Path):
     inputs = load_file(str(folder / "inputs.safetensors"))
     with program_device(program) as device:
         params = program.load_weights(folder / "weights.safetensors")
-        model = getattr(program, _class_of(program))(device.device, params)
+        model = getattr(program, exported.class_name)(device.device, params)
         before = len(device.calls)
         outputs = model(*[inputs[f"input.{i}"] for i in range(len(inputs))])
         per_inference = len(device.calls) - before
         model(*[inputs[f"input.{i}"] for i in range(len(inputs))])  # the prepared weights reused
         second = len(device.calls) - before - per_inference
     return outputs, per_inference, second
-
-
-def _class_of(program) -> str:
-    return next(name for name, value in vars(program).items()
-                if isinstance(value, type) and value.__module__ == program.__name__ and name[0].isupper())
 
 
 def _pcc(a: torch.Tensor, b: torch.Tensor) -> float:
@@ -124,7 +119,10 @@ def test_export_is_ruff_clean_and_byte_identical(tmp_path, mock_device):
     for path in sorted((tmp_path / "a").iterdir()):
         assert path.read_bytes() == (tmp_path / "b" / path.name).read_bytes(), path.name
     text = first.program.read_text()
-    assert "blocks.0.conv (Conv2d)" in text  # names from the model
+    # Block written once, used twice, its weights read by the model's names below its prefix
+    assert text.count("class Block:") == 1 and text.count("= Block(device, params, ") == 2
+    assert 'self.blocks_0 = Block(device, params, "blocks.0.")' in text
+    assert 'params[prefix + "conv.folded.0"]' in text  # a folded weight, named as such
     for args in (["check", "--config", str(ROOT / "pyproject.toml")],
                  ["format", "--check", "--line-length", "120", "--isolated"]):
         done = subprocess.run([sys.executable, "-m", "ruff", *args, str(tmp_path / "a")],

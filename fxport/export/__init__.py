@@ -44,6 +44,7 @@ class Exported:
     once: int  # weight preparations in __init__
     pcc: float | None  # the run's lowest output PCC
     result: Any  # the RunResult
+    class_name: str = ""  # the model's class in the program
 
 
 def export(model: Any, *args: Any, out: str | Path, name: str | None = None, weights: bool = True,
@@ -85,7 +86,8 @@ def export(model: Any, *args: Any, out: str | Path, name: str | None = None, wei
                                        _formatted(_test_source(name, program.class_name, pcc_threshold)))
     pccs = [c.pcc for c in result.output_checks if c.pcc is not None]
     return Exported(name, program_path, test_path, weights_path, source.count("\n"), program.per_inference,
-                    run_calls, program.once, min(pccs) if pccs else None, result)
+                    run_calls, program.once, min(pccs) if pccs else None, result,
+                    program.class_name)
 
 
 def _program(compiled: Any, loaded: LoadedModel, recorder: Recorder, dev: DeviceHandle, name: str,

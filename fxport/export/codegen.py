@@ -20,6 +20,7 @@ import torch.utils._pytree as pytree
 
 from fxport.capture.records import _source_of, module_of, target_name
 from fxport.errors import FxportError
+from fxport.export.grouping import arguments_of, fill, find_groups
 from fxport.export.names import Namer, class_name, comment, float_literal, identifier
 from fxport.runtime.recording import Entry
 from fxport.values import HostValue, TTValue
@@ -62,6 +63,15 @@ class _Writer:
         self.uses_params_in_forward = False
         self.imports: set[str] = set()  # modules of the output types (a dataclass of outputs)
         self.forward_reads: set[int] = set()  # ids the forward's calls read (set by write_program)
+        self.entry_scope: dict[int, str] = {}  # id(entry) -> the scope it was written in
+        # Writing one module instance as a class (fxport.export.grouping): the path prefix of its
+        # names, the writer of the whole program (whose values become the instance's inputs), the
+        # literals met (None: written as they are), and the inputs in order.
+        self.prefix: str = ""
+        self.outer: _Writer | None = None
+        self.literals: list[tuple[str, Any]] | None = None
+        self.hint = ""
+        self.unit_inputs: list[int] = []
         for name, t in inputs:
             self.exprs[id(t)] = name
             self.scope_of[id(t)] = "forward"
@@ -76,6 +86,9 @@ class _Writer:
             return self._known(value, scope)
         if isinstance(value, torch.Tensor):
             return self._torch(value, scope)
+        if self.literals is not None and type(value) in (int, float):
+            self.literals.append((self.hint, value))
+            return f"\x00{len(self.literals) - 1}\x00"
         if value is None or isinstance(value, (bool, int, str)):
             return repr(value)
         if isinstance(value, float):
@@ -103,7 +116,19 @@ class _Writer:
             return "self.device"
         return self._ttnn_object(value, scope)
 
+    def _input(self, key: int, scope: str) -> str | None:
+        """A value of the enclosing program read by a module instance: an argument of its forward."""
+        if self.outer is None or key in self.exprs or key not in self.outer.exprs:
+            return None
+        if scope == "init" or self.outer.scope_of[key] != "forward":
+            raise ExportError(f"a module instance reads {self.outer.exprs[key]} of the enclosing program")
+        name = self.forward.namer(f"x{len(self.unit_inputs)}")
+        self.exprs[key], self.scope_of[key] = name, "forward"
+        self.unit_inputs.append(key)
+        return name
+
     def _known(self, tt: Any, scope: str) -> str:
+        self._input(id(tt), scope)
         name = self.exprs.get(id(tt))
         if name is None:
             raise ExportError(f"a ttnn tensor {list(tt.shape)} of the run was made outside the recorded calls")
@@ -115,6 +140,7 @@ class _Writer:
 
     def _torch(self, t: torch.Tensor, scope: str) -> str:
         key = id(t)
+        self._input(key, scope)
         if key in self.exprs:
             if scope == "forward" and self.scope_of[key] == "init_local":
                 raise ExportError(f"{self.exprs[key]} is local to __init__ but the forward pass reads it")
@@ -142,10 +168,11 @@ class _Writer:
         return self.exprs[key]
 
     def _param(self, name: str, scope: str) -> str:
+        key = f"prefix + {name[len(self.prefix):]!r}" if self.prefix and name.startswith(self.prefix) else repr(name)
         if scope == "forward":
             self.uses_params_in_forward = True
-            return f"self.params[{name!r}]"
-        return f"params[{name!r}]"
+            return f"self.params[{key}]"
+        return f"params[{key}]"
 
     def _ttnn_object(self, value: Any, scope: str) -> str:
         ttnn = self.ttnn
@@ -207,11 +234,16 @@ class _Writer:
         scope = "init" if entry.kind == "weights" or (entry.step == "torch" and self._all_init(entry)) else "forward"
         block = self.init if scope == "init" else self.forward
         if entry.node is not None and entry.node is not block.last_node:
-            block.lines += [f"# {line}" for line in textwrap.wrap(_describe(entry.node), COMMENT_WIDTH)]
+            block.lines += [f"# {line}" for line in textwrap.wrap(_describe(entry.node, self.prefix), COMMENT_WIDTH)]
             block.last_node = entry.node
+        self.entry_scope[id(entry)] = scope
         base = entry.node.name if entry.node is not None else entry.name
-        if scope == "init" and entry.node is not None and module_of(entry.node)[0]:
-            base = module_of(entry.node)[0]  # weights are named after their module
+        path = module_of(entry.node)[0] if entry.node is not None else ""
+        if self.prefix:  # inside a module instance: names relative to it, the same in every instance
+            relative = path[len(self.prefix):] if path.startswith(self.prefix) else ""
+            base = relative or (target_name(entry.node.target).split(".")[1] if entry.node is not None else "t")
+        elif scope == "init" and path:
+            base = path  # weights are named after their module
         if entry.step == "ttnn":
             call = self._call(f"ttnn.{entry.name}", entry.args, entry.kwargs, scope)
             out = entry.out
@@ -297,8 +329,11 @@ class _Writer:
         return name
 
     def _call(self, fn: str, args: tuple, kwargs: dict, scope: str) -> str:
+        self.hint = "size"
         parts = [self.expr(a, scope) for a in args]
-        parts += [f"{identifier(k)}={self.expr(v, scope)}" for k, v in kwargs.items()]
+        for k, v in kwargs.items():
+            self.hint = k
+            parts.append(f"{identifier(k)}={self.expr(v, scope)}")
         return f"{fn}({', '.join(parts)})"
 
 
@@ -330,9 +365,12 @@ def _needed(entries: list[Entry], outputs: Any) -> list[Entry]:
     return kept[::-1]
 
 
-def _describe(node: Any) -> str:
+def _describe(node: Any, prefix: str = "") -> str:
     path, cls = module_of(node)
     where = _source_of(node)
+    if prefix:  # inside a module's class: the path below it (the same in every instance)
+        path = path[len(prefix):] if path.startswith(prefix) else ""
+        path = path or "self"
     text = f"{path or '(top)'}"
     if cls:
         text += f" ({cls})"
@@ -348,33 +386,111 @@ def _is_ttnn_tensor(x: Any) -> bool:
 
 def write_program(entries: list[Entry], *, ttnn: Any, device: Any, model_name: str,
                   inputs: list[tuple[str, torch.Tensor]], params: dict[int, tuple[str, torch.Tensor]],
-                  outputs: Any, header: str) -> Program:
+                  outputs: Any, header: str, group: bool = True) -> Program:
     """The program for one run's record. `inputs`: (name, tensor) of the forward's arguments;
     `params`: id(tensor) -> (key, tensor) of the constants; `outputs`: the run's outputs."""
-    writer = _Writer(ttnn, device, inputs, params)
-    once = per_inference = 0
     needed = _needed(entries, outputs)
+    _name_folded(needed, params)
+    forward_reads = {id(v) for v in _leaves(outputs)}
     for entry in needed:
         if entry.kind != "weights" and entry.step != "torch":
             for v in _leaves((entry.args, entry.kwargs)):
-                writer.forward_reads.add(id(v.tt if isinstance(v, TTValue) else v))
-    writer.forward_reads |= {id(v) for v in _leaves(outputs)}
+                forward_reads.add(id(v.tt if isinstance(v, TTValue) else v))
+    once = sum(1 for e in needed if e.step in ("ttnn", "to_torch") and e.kind == "weights")
+    per_inference = sum(1 for e in needed if e.step in ("ttnn", "to_torch") and e.kind != "weights")
+
+    def writer_for(prefix: str = "") -> _Writer:
+        writer = _Writer(ttnn, device, inputs if not prefix else [], params)
+        writer.forward_reads, writer.prefix = forward_reads, prefix
+        return writer
+
+    flat = writer_for()
     for entry in needed:
-        writer.write_entry(entry)
-        if entry.step in ("host", "torch"):
-            continue
-        if entry.kind == "weights":
-            once += 1
-        else:
-            per_inference += 1
+        flat.write_entry(entry)
+    groups, unit_of = ({}, {})
+    if group:
+        outs = {id(getattr(v, "tt", v)) for v in _leaves(outputs)}
+        groups, unit_of = find_groups(needed, flat.entry_scope, flat, writer_for, outs, _leaves)
+    if not groups:
+        writer, classes = flat, []
+    else:
+        writer, classes = _grouped(needed, flat.entry_scope, groups, unit_of, writer_for)
     leaves, spec = pytree.tree_flatten(outputs)
     result = _structure(outputs, writer)
     if result is None:
         values = ", ".join(writer.expr(leaf, "forward") for leaf in leaves)
         result = f"pytree.tree_unflatten([{values}], pytree.treespec_loads({pytree.treespec_dumps(spec)!r}))"
     cls = class_name(model_name)
-    source = _render(writer, cls, inputs, result, header)
+    source = _render(writer, cls, inputs, result, header, classes)
     return Program(source, writer.weights, per_inference, once, cls, inputs)
+
+
+def _name_folded(entries: list[Entry], params: dict[int, tuple[str, torch.Tensor]]) -> None:
+    """Constants the graph passes made (batch norm folded into a convolution) are named after the
+    module that reads them: `layer1.0.conv1.folded.0` (its weight), `.folded.1` (its bias)."""
+    counts: dict[str, int] = {}
+    for entry in entries:
+        path = module_of(entry.node)[0] if entry.node is not None else ""
+        if not path:
+            continue
+        for v in _leaves((entry.args, entry.kwargs)):
+            t = v.tensor if isinstance(v, HostValue) else v
+            if not isinstance(t, torch.Tensor):
+                continue
+            root = t._base if t._base is not None else t
+            key, tensor = params.get(id(root), ("", None))
+            if key.startswith("folded."):
+                n = counts.get(path, 0)
+                counts[path] = n + 1
+                params[id(root)] = (f"{path}.folded.{n}", tensor)
+
+
+def _grouped(needed: list[Entry], scopes: dict[int, str], groups: dict, unit_of: dict[int, str],
+             writer_for) -> tuple[_Writer, list[str]]:
+    """The program with each grouped module instance built in __init__ and called in forward."""
+    writer = writer_for()
+    instance_of = {inst.path: (g, inst) for g in groups.values() for inst in g.instances}
+    attrs: dict[str, str] = {}
+    called: set[str] = set()
+    for entry in needed:
+        path = unit_of.get(id(entry))
+        if path is None:
+            writer.write_entry(entry)
+            continue
+        g, inst = instance_of[path]
+        if path not in attrs:
+            attrs[path] = writer.attr_names(path)
+            arguments = ", ".join([f"{path + '.'!r}", *arguments_of(inst, g)])
+            writer.init.lines.append(f"self.{attrs[path]} = {g.name}(device, params, {arguments})")
+            writer.weights.update(inst.writer.weights)
+        if scopes.get(id(entry)) == "forward" and path not in called:
+            called.add(path)
+            args = ", ".join(writer.exprs[k] for k in inst.inputs)
+            names = [writer.forward.namer(path) for _ in inst.outputs]
+            for k, name in zip(inst.outputs, names, strict=True):
+                writer.exprs[k], writer.scope_of[k] = name, "forward"
+            writer.forward.lines.append(f"# {comment(path)} ({comment(inst.cls)})")
+            call = f"self.{attrs[path]}({args})"
+            writer.forward.lines.append(f"{', '.join(names)} = {call}" if names else call)
+    classes = []
+    for g in groups.values():
+        first = g.instances[0]
+        where = comment(", ".join(i.path for i in g.instances), 300)
+        head = [f"# {line}" for line in textwrap.wrap(f"{first.cls} at {where}", COMMENT_WIDTH)]
+        signature = ", ".join(["self", "device", "params", "prefix", *(["*", *g.arguments] if g.arguments else [])])
+        init = ["self.device = device", *(f"self.{a} = {a}" for a in g.arguments)]
+        if any(i.uses_params for i in g.instances):
+            init.append("self.params = params")
+        init += [fill(line, g) for line in first.init]
+        inputs = ", ".join(["self", *(first.writer.exprs[k] for k in first.inputs)])
+        body = [fill(line, g) for line in first.forward]
+        returned = ", ".join(first.output_names)
+        body.append(f"return {returned}" if returned else "return None")
+        classes.append("\n".join([*head, f"class {g.name}:", f"    def __init__({signature}):",
+                                   *(f"        {line}" for line in init), "",
+                                   f"    def forward({inputs}):", *(f"        {line}" for line in body), "",
+                                   "    __call__ = forward", "", ""]))
+    return writer, classes
 
 
 def _structure(value: Any, writer: _Writer) -> str | None:
@@ -406,7 +522,8 @@ def _structure(value: Any, writer: _Writer) -> str | None:
     return None
 
 
-def _render(writer: _Writer, cls: str, inputs: list[tuple[str, torch.Tensor]], result: str, header: str) -> str:
+def _render(writer: _Writer, cls: str, inputs: list[tuple[str, torch.Tensor]], result: str, header: str,
+            classes: list[str]) -> str:
     weights = writer.weights
     shapes = "\n".join(f"    {k!r}: ({tuple(t.shape)!r}, {str(t.dtype).removeprefix('torch.')!r}),"
                        for k, t in sorted(weights.items()))
@@ -452,7 +569,7 @@ def check_weights(params):
     return params
 
 
-class {cls}:
+{"".join(classes)}class {cls}:
     def __init__(self, device, params):
 {body_init}
 
