@@ -26,7 +26,8 @@ CASES = {
     "vit_b_16@64": ["vit_b_16", "--input-shape", "1,3,64,64"],
     "pi0-tiny": ["pi0-tiny"],
     "hf bert (config)": ["tests.hf_models:bert_tiny", "--inputs", "tests.hf_models:lm_inputs"],
-    "hf llama (config)": ["tests.hf_models:llama_tiny", "--input", "2,16:int64:0..512", "--input", "2,16:int64:1..2"],
+    "hf llama (config)": ["tests.hf_models:llama_tiny", "--input", "2,16:int64:0..512",
+                          "--input", "2,16:int64:1..2"],
     "torchvision resnet18@64": ["torchvision.models:resnet18", "--input-shape", "1,3,64,64"],
     "torchvision mobilenet_v3_small@64": ["torchvision.models:mobilenet_v3_small", "--input-shape", "1,3,64,64"],
 }
@@ -74,7 +75,8 @@ def one(args: list[str], out: Path) -> dict:
     leaves = [t for t in pytree.tree_leaves(outputs) if isinstance(t, torch.Tensor)]
     pcc = min(_pcc(t.float(), references[f"output.{i}"]) for i, t in enumerate(leaves))
     classes = [k for k, v in vars(program).items() if isinstance(v, type) and v.__module__ == program.__name__]
-    return {"classes": len(classes) - 1, "lines": done.lines, "program_calls": counts, "run_calls": done.run_per_inference,
+    return {"classes": len(classes) - 1, "lines": done.lines, "program_calls": counts,
+            "run_calls": done.run_per_inference,
             "once": done.once, "pcc": pcc, "run_pcc": done.pcc, "export_s": round(seconds, 1)}
 
 
@@ -107,7 +109,8 @@ def main() -> None:
         for tag in tags:
             rows.append(bench(tag, CASES[tag], Path(tmp)))
             print(" | ".join(map(str, rows[-1])), file=sys.stderr)
-    print(tabulate(rows, headers=["model", "program lines", "module classes", "calls per inference (program, 2 runs, vs fxport run)",
+    print(tabulate(rows, headers=["model", "program lines", "module classes",
+                                  "calls per inference (program, 2 runs, vs fxport run)",
                                   "weight preparations", "program PCC", "run PCC", "generated test",
                                   "ruff clean", "export s"]))
 

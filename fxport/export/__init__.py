@@ -65,7 +65,7 @@ def export(model: Any, *args: Any, out: str | Path, name: str | None = None, wei
     result = run_loaded(loaded, dev, memory, "", recorder=recorder, compiled_out=kept,
                         pcc_threshold=pcc_threshold, weights=weight_dtype)
     compiled = kept[0]
-    program = _program(compiled, loaded, recorder, dev, name, result)
+    program = _program(compiled, loaded, recorder, dev, name, result)  # the class: named as the files
     run_calls = result.calls.per_inference
     if program.per_inference != run_calls:
         raise ExportError(f"the record holds {program.per_inference} ttnn calls per inference but the run "
@@ -110,7 +110,7 @@ def _program(compiled: Any, loaded: LoadedModel, recorder: Recorder, dev: Device
     header = (f"{loaded.name} on TT-NN, written by `fxport export` from the ttnn calls of one run "
               f"({result.memory} activations, {result.weights} weights). "
               f"Per inference: {result.calls.per_inference} ttnn calls.")
-    return write_program(recorder.entries, ttnn=ttnn, device=dev.device, model_name=loaded.name,
+    return write_program(recorder.entries, ttnn=ttnn, device=dev.device, model_name=name,
                          inputs=inputs, params=params, outputs=result.outputs, header=header)
 
 

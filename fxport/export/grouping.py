@@ -20,6 +20,8 @@ from fxport.export.names import Namer, class_name, float_literal, identifier
 from fxport.runtime.recording import Entry
 
 _MARKER = re.compile("\x00([0-9]+)\x00")
+CONTAINERS = frozenset({"Sequential", "ModuleList", "ModuleDict"})  # torch's, not the model's code
+MIN_ENTRIES = 3  # a module of fewer recorded steps (one ReLU) reads better inline
 
 
 @dataclass
@@ -64,7 +66,7 @@ def find_groups(entries: list[Entry], scopes: dict[int, str], outer: Any, make_w
         for path, cls in stack:
             if path:
                 paths_of_class[cls].add(path)
-    candidates = {cls for cls, paths in paths_of_class.items() if len(paths) > 1}
+    candidates = {cls for cls, paths in paths_of_class.items() if len(paths) > 1 and cls not in CONTAINERS}
     excluded: set[str] = set()
     for _ in range(8):  # each round gives up on classes whose instances share no code
         unit_of = {}
@@ -82,6 +84,10 @@ def find_groups(entries: list[Entry], scopes: dict[int, str], outer: Any, make_w
         for e in entries:
             if id(e) in unit_of:
                 members[unit_of[id(e)]].append(e)
+        small = {p for p, mine in members.items() if len(mine) < MIN_ENTRIES}
+        if small:
+            excluded |= small
+            continue
         instances = {}
         failed = set()
         for path, mine in members.items():
@@ -163,6 +169,8 @@ def _group(name: str, instances: list[Instance]) -> Group:
     columns: dict[int, str] = {}
     constants: dict[int, str] = {}
     by_values: dict[tuple, str] = {}
+    hints: dict[tuple, list[str]] = {}
+    order: dict[tuple, int] = {}
     namer = Namer(("device", "params", "prefix", "self"))
     for i in range(count):
         values = tuple(inst.literals[i][1] for inst in instances)
@@ -170,10 +178,17 @@ def _group(name: str, instances: list[Instance]) -> Group:
             v = values[0]
             constants[i] = float_literal(v) if isinstance(v, float) else repr(v)
             continue
-        if values not in by_values:
-            by_values[values] = namer(identifier(instances[0].literals[i][0], "n"))
-            arguments.append(by_values[values])
-        columns[i] = by_values[values]
+        hints.setdefault(values, []).append(instances[0].literals[i][0])
+        order.setdefault(values, i)
+    for values in sorted(hints, key=order.get):
+        # named after the first keyword that takes it (in_channels), else the first place it appears
+        named = [h for h in hints[values] if h != "size"] or hints[values]
+        by_values[values] = namer(identifier(named[0], "n"))
+        arguments.append(by_values[values])
+    for i in range(count):
+        values = tuple(inst.literals[i][1] for inst in instances)
+        if i not in constants:
+            columns[i] = by_values[values]
     return Group(name, instances, arguments, columns, constants)
 
 
