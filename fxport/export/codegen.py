@@ -546,7 +546,7 @@ def _render(writer: _Writer, cls: str, inputs: list[tuple[str, torch.Tensor]], r
 from safetensors.torch import load_file
 
 # The weights the program reads: state_dict names of the model (constants the graph passes
-# computed, such as batch-norm folded into convolutions, are named after the graph's buffers).
+# computed, such as batch norm folded into a convolution, as <module>.folded.N).
 WEIGHTS = {{
 {shapes}
 }}
