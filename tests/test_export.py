@@ -190,3 +190,6 @@ def test_zoo_models_export_and_their_tests_pass(tmp_path, mock_device, spec, sha
     done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(exported.test)],
                           capture_output=True, text=True, cwd=tmp_path, timeout=1800)
     assert done.returncode == 0, done.stdout[-2000:]
+    if spec == "resnet50":  # the blocks of each stage: one class with the downsample, one without
+        text = exported.program.read_text()
+        assert text.count("class Bottleneck") == 2 and text.count("= Bottleneck") == 16
