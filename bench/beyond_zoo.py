@@ -17,7 +17,7 @@ from pathlib import Path
 from tabulate import tabulate
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from tests.test_beyond_zoo import CASES, SLOW_CASES  # noqa: E402
+from tests.test_beyond_zoo import CASES, SLOW_CASES
 
 
 def _pcc(output: dict) -> str:
@@ -28,8 +28,11 @@ def _pcc(output: dict) -> str:
 
 def bench(name: str, args: list[str], out: Path) -> list:
     start = time.perf_counter()
-    proc = subprocess.run([sys.executable, "-m", "fxport.cli", "run", *args, "--device", "mock",
-                           "--out", str(out)], capture_output=True, text=True)
+    proc = subprocess.run(
+        [sys.executable, "-m", "fxport.cli", "run", *args, "--device", "mock", "--out", str(out)],
+        capture_output=True,
+        text=True,
+    )
     seconds = time.perf_counter() - start
     model = args[0]
     if proc.returncode != 0:
@@ -38,8 +41,9 @@ def bench(name: str, args: list[str], out: Path) -> list:
     doc = json.loads((out / "run.json").read_text())
     inputs = ", ".join(f"{i['path']} {'x'.join(map(str, i['shape']))} {i['dtype']}" for i in doc["inputs"])
     leaves = doc["outputs"]
-    shown = "; ".join(_pcc(o) for o in leaves[:3]) + (f"; ... {len(leaves) - 3} more (min "
-                                                       f"{min(o['pcc'] for o in leaves):.6f})" if len(leaves) > 3 else "")
+    shown = "; ".join(_pcc(o) for o in leaves[:3]) + (
+        f"; ... {len(leaves) - 3} more (min {min(o['pcc'] for o in leaves):.6f})" if len(leaves) > 3 else ""
+    )
     return [name, model, inputs, f"{doc['coverage']['device_pct']:.1f}", shown, f"{seconds:.0f}"]
 
 

@@ -50,12 +50,23 @@ def main(argv: list[str]) -> int:
         if "error" in r:
             rows.append([model, "FAILED: " + r["error"], "", "", "", "", ""])
             continue
-        rows.append([r["model"], r["method"] + ("" if r["complete"] else " (partial)"), r["nodes"],
-                     r["distinct_ops"], f"{r['capture_s']:.1f}", f"{r['total_s']:.1f}",
-                     f"{r['peak_rss_mb']:.0f}"])
+        rows.append(
+            [
+                r["model"],
+                r["method"] + ("" if r["complete"] else " (partial)"),
+                r["nodes"],
+                r["distinct_ops"],
+                f"{r['capture_s']:.1f}",
+                f"{r['total_s']:.1f}",
+                f"{r['peak_rss_mb']:.0f}",
+            ]
+        )
         print(f"measured {model}", file=sys.stderr)
-    print(tabulate(rows, headers=["model", "method", "aten nodes", "distinct ops", "capture s",
-                                  "process s", "peak RSS MB"]))
+    print(
+        tabulate(
+            rows, headers=["model", "method", "aten nodes", "distinct ops", "capture s", "process s", "peak RSS MB"]
+        )
+    )
     return 0
 
 

@@ -94,8 +94,15 @@ def calls_row(name: str, model: nn.Module, inputs: tuple) -> list:
         run(*inputs)
     direct = state["result"].calls
     torch._dynamo.reset()
-    return [name, through.per_inference, through.ops.get("from_torch", 0), weights,
-            direct.per_inference, direct_weights, f"{first:.1f}"]
+    return [
+        name,
+        through.per_inference,
+        through.ops.get("from_torch", 0),
+        weights,
+        direct.per_inference,
+        direct_weights,
+        f"{first:.1f}",
+    ]
 
 
 def steady(name: str, model: nn.Module, inputs: tuple, calls: int = CALLS) -> list:
@@ -145,8 +152,12 @@ def dynamic_row() -> list:
                 times[key].append(time.perf_counter() - start)
     torch._dynamo.reset()
     eager, comp = (1000 * statistics.median(times[k]) for k in ("eager", "compiled"))
-    return ["MLP 3x Linear 512, batch 1/2/3/5", " / ".join(f"{p:.0f}" for p in planning),
-            f"{eager:.2f}", f"{comp:.1f} ({comp / eager:.1f}x)"]
+    return [
+        "MLP 3x Linear 512, batch 1/2/3/5",
+        " / ".join(f"{p:.0f}" for p in planning),
+        f"{eager:.2f}",
+        f"{comp:.1f} ({comp / eager:.1f}x)",
+    ]
 
 
 def main() -> int:
@@ -156,12 +167,14 @@ def main() -> int:
     args = parser.parse_args()
     torch.set_num_threads(1)
     torch.manual_seed(0)
-    models = [("ResNet-18, 1x3x224x224", resnet18),
-              ("MLP 3x Linear 512, batch 32", mlp)]
+    models = [("ResNet-18, 1x3x224x224", resnet18), ("MLP 3x Linear 512, batch 32", mlp)]
     if not args.quick:
-        models = [("ResNet-50, 1x3x224x224", lambda: zoo("resnet50", (1, 3, 224, 224))), *models,
-                  ("YOLOv8n, 1x3x128x128", lambda: zoo("yolov8n", (1, 3, 128, 128))),
-                  ("ViT-B/16, 1x3x64x64", lambda: zoo("vit_b_16", (1, 3, 64, 64)))]
+        models = [
+            ("ResNet-50, 1x3x224x224", lambda: zoo("resnet50", (1, 3, 224, 224))),
+            *models,
+            ("YOLOv8n, 1x3x128x128", lambda: zoo("yolov8n", (1, 3, 128, 128))),
+            ("ViT-B/16, 1x3x64x64", lambda: zoo("vit_b_16", (1, 3, 64, 64))),
+        ]
     rows = []
     for name, build in [] if args.steady else models:
         model, inputs = build()
@@ -169,23 +182,51 @@ def main() -> int:
         print(f"counted {name}", file=sys.stderr)
     if rows:
         print("ttnn calls per inference (mock device)")
-        print(tabulate(rows, headers=["model", "torch.compile calls/inference", "of them from_torch",
-                                      "weight preparations (once)", "fxport run calls/inference",
-                                      "fxport run weight preparations", "compile: 1st call s"]))
+        print(
+            tabulate(
+                rows,
+                headers=[
+                    "model",
+                    "torch.compile calls/inference",
+                    "of them from_torch",
+                    "weight preparations (once)",
+                    "fxport run calls/inference",
+                    "fxport run weight preparations",
+                    "compile: 1st call s",
+                ],
+            )
+        )
     rows = []
-    for name, build, calls in (("ResNet-18, batch 1, 3x224x224", resnet18, CALLS),
-                               ("MLP 3x Linear 512, batch 32", mlp, 5 * CALLS)):
+    for name, build, calls in (
+        ("ResNet-18, batch 1, 3x224x224", resnet18, CALLS),
+        ("MLP 3x Linear 512, batch 32", mlp, 5 * CALLS),
+    ):
         model, inputs = build()
         rows.append(steady(name, model, inputs, calls))
         print(f"timed {name}", file=sys.stderr)
     print(f"\nsteady state, ms/call (median of {CALLS} calls, the MLP's of {5 * CALLS}, interleaved; ratio to eager)")
-    print(tabulate(rows, headers=["model", "eager", "check=never", "check=first (default)", "check=every",
-                                  "fxport run's runtime path", "1st call ms"]))
+    print(
+        tabulate(
+            rows,
+            headers=[
+                "model",
+                "eager",
+                "check=never",
+                "check=first (default)",
+                "check=every",
+                "fxport run's runtime path",
+                "1st call ms",
+            ],
+        )
+    )
     if args.steady:
         return 0
     print("\ndynamic batch")
-    print(tabulate([dynamic_row()], headers=["model", "1st call per batch 1/2/3/5 ms", "eager ms/call",
-                                             "check=never ms/call"]))
+    print(
+        tabulate(
+            [dynamic_row()], headers=["model", "1st call per batch 1/2/3/5 ms", "eager ms/call", "check=never ms/call"]
+        )
+    )
     return 0
 
 

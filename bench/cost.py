@@ -43,10 +43,20 @@ class Case:
 
 
 CASES = (
-    Case("resnet50", "16,3,224,224", "n150", 5180.0,
-         "tt-metal models/demos/wormhole/resnet50/tests/test_perf_device_resnet50.py"),
-    Case("resnet50", "16,3,224,224", "p150", 10193.0,
-         "tt-metal models/demos/blackhole/resnet50/tests/test_perf_device_resnet50.py"),
+    Case(
+        "resnet50",
+        "16,3,224,224",
+        "n150",
+        5180.0,
+        "tt-metal models/demos/wormhole/resnet50/tests/test_perf_device_resnet50.py",
+    ),
+    Case(
+        "resnet50",
+        "16,3,224,224",
+        "p150",
+        10193.0,
+        "tt-metal models/demos/blackhole/resnet50/tests/test_perf_device_resnet50.py",
+    ),
     Case("vit_b_16", "8,3,224,224", "n150", 1370.0, "tt-metal models/README.md (about November 2025)"),
 )
 
@@ -62,8 +72,24 @@ def costliest(doc: dict) -> str:
 
 
 def run(case: Case, out: Path) -> dict:
-    cmd = [sys.executable, "-m", "fxport.cli", "run", case.model, "--input-shape", case.shape,
-           "--arch", case.arch, "--device", "mock", "--values", "none", *COMPUTE, "--out", str(out)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "fxport.cli",
+        "run",
+        case.model,
+        "--input-shape",
+        case.shape,
+        "--arch",
+        case.arch,
+        "--device",
+        "mock",
+        "--values",
+        "none",
+        *COMPUTE,
+        "--out",
+        str(out),
+    ]
     done = subprocess.run(cmd, capture_output=True, text=True, env=os.environ.copy())
     if done.returncode != 0:
         raise SystemExit(f"{case.name}: fxport run failed ({done.returncode}): {done.stderr.strip()[-400:]}")
@@ -85,16 +111,43 @@ def main() -> int:
             within = 1 / TARGET <= ratio <= TARGET
             ok &= within
             split = est["device_split_ms"]
-            rows.append([case.model, case.arch, est["batch"], f"{est['device_ms']:.3f}",
-                         f"{split['compute']:.2f}/{split['dram']:.2f}/{split['dispatch']:.2f}",
-                         f"{got:,.0f}", f"{case.published:,.0f}", f"{ratio:.2f}x",
-                         "yes" if within else "NO", f"{est['latency_ms']:.3f}", costliest(doc)])
-    print(tabulate(rows, headers=["model", "board", "batch", "device ms", "compute/dram/dispatch-bound ms",
-                                  "estimate img/s", "published img/s", "estimate/published",
-                                  f"within {TARGET}x", "latency ms (with host, transfers)",
-                                  "costliest op on the device"]))
-    print("\ncompute: bfloat8_b weights and activations, LoFi, activations placed in L1 where they fit "
-          "(--memory-config auto); verdict runs (--values none) on the mock")
+            rows.append(
+                [
+                    case.model,
+                    case.arch,
+                    est["batch"],
+                    f"{est['device_ms']:.3f}",
+                    f"{split['compute']:.2f}/{split['dram']:.2f}/{split['dispatch']:.2f}",
+                    f"{got:,.0f}",
+                    f"{case.published:,.0f}",
+                    f"{ratio:.2f}x",
+                    "yes" if within else "NO",
+                    f"{est['latency_ms']:.3f}",
+                    costliest(doc),
+                ]
+            )
+    print(
+        tabulate(
+            rows,
+            headers=[
+                "model",
+                "board",
+                "batch",
+                "device ms",
+                "compute/dram/dispatch-bound ms",
+                "estimate img/s",
+                "published img/s",
+                "estimate/published",
+                f"within {TARGET}x",
+                "latency ms (with host, transfers)",
+                "costliest op on the device",
+            ],
+        )
+    )
+    print(
+        "\ncompute: bfloat8_b weights and activations, LoFi, activations placed in L1 where they fit "
+        "(--memory-config auto); verdict runs (--values none) on the mock"
+    )
     for case in CASES:
         print(f"  {case.name}: {case.source}")
     return 0 if ok else 1

@@ -21,14 +21,14 @@ import tempfile
 import time
 from pathlib import Path
 
-MODEL = '''
+MODEL = """
 import torch
 
 
 class One(torch.nn.Module):
     def forward(self, x):
         return torch.{op}(x)
-'''
+"""
 
 
 def measure(shape: str, op: str) -> dict:
@@ -38,10 +38,26 @@ def measure(shape: str, op: str) -> dict:
         usage = resource.getrusage(resource.RUSAGE_CHILDREN)
         before, cpu_before = usage.ru_maxrss, usage.ru_utime + usage.ru_stime
         start = time.perf_counter()
-        proc = subprocess.run([sys.executable, "-m", "fxport.cli", "run", "one_op:One",
-                               "--input-shape", shape, "--device", "mock", "--values", "emulate",
-                               "--out", str(Path(tmp, "out"))],
-                              capture_output=True, text=True, env=env)
+        proc = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "fxport.cli",
+                "run",
+                "one_op:One",
+                "--input-shape",
+                shape,
+                "--device",
+                "mock",
+                "--values",
+                "emulate",
+                "--out",
+                str(Path(tmp, "out")),
+            ],
+            capture_output=True,
+            text=True,
+            env=env,
+        )
         seconds = time.perf_counter() - start
         usage = resource.getrusage(resource.RUSAGE_CHILDREN)
         peak_kb, cpu = usage.ru_maxrss, usage.ru_utime + usage.ru_stime - cpu_before
@@ -49,8 +65,14 @@ def measure(shape: str, op: str) -> dict:
         stages = json.loads(timing.read_text()) if timing.exists() else {}
     if peak_kb <= before:  # an earlier child was bigger: the figure would be its, not this run's
         raise SystemExit("measure one case per process")
-    return {"exit": proc.returncode, "seconds": seconds, "cpu": cpu, "peak_bytes": peak_kb * 1024,
-            "stderr": proc.stderr.strip().splitlines()[-3:], "stages": stages}
+    return {
+        "exit": proc.returncode,
+        "seconds": seconds,
+        "cpu": cpu,
+        "peak_bytes": peak_kb * 1024,
+        "stderr": proc.stderr.strip().splitlines()[-3:],
+        "stages": stages,
+    }
 
 
 def main(argv: list[str]) -> int:
@@ -64,8 +86,10 @@ def main(argv: list[str]) -> int:
     ratio = result["peak_bytes"] / largest
     print(f"{args.op} on [{args.shape}] fp32, values emulated, mock device")
     print(f"  exit code        {result['exit']}")
-    print(f"  wall time        {result['seconds']:.1f} s (CPU {result['cpu']:.1f} s: user + system, "
-          "what a loaded machine does not inflate)")
+    print(
+        f"  wall time        {result['seconds']:.1f} s (CPU {result['cpu']:.1f} s: user + system, "
+        "what a loaded machine does not inflate)"
+    )
     print(f"  largest tensor   {largest / 2**30:.2f} GiB")
     print(f"  peak RSS         {result['peak_bytes'] / 2**30:.2f} GiB ({ratio:.1f}x the largest tensor; target < 4x)")
     stages = ", ".join(f"{k} {v:.1f}" for k, v in sorted(result["stages"].items()) if isinstance(v, (int, float)))

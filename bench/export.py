@@ -26,8 +26,7 @@ CASES = {
     "vit_b_16@64": ["vit_b_16", "--input-shape", "1,3,64,64"],
     "pi0-tiny": ["pi0-tiny"],
     "hf bert (config)": ["tests.hf_models:bert_tiny", "--inputs", "tests.hf_models:lm_inputs"],
-    "hf llama (config)": ["tests.hf_models:llama_tiny", "--input", "2,16:int64:0..512",
-                          "--input", "2,16:int64:1..2"],
+    "hf llama (config)": ["tests.hf_models:llama_tiny", "--input", "2,16:int64:0..512", "--input", "2,16:int64:1..2"],
     "torchvision resnet18@64": ["torchvision.models:resnet18", "--input-shape", "1,3,64,64"],
     "torchvision mobilenet_v3_small@64": ["torchvision.models:mobilenet_v3_small", "--input-shape", "1,3,64,64"],
 }
@@ -75,28 +74,61 @@ def one(args: list[str], out: Path) -> dict:
     leaves = [t for t in pytree.tree_leaves(outputs) if isinstance(t, torch.Tensor)]
     pcc = min(_pcc(t.float(), references[f"output.{i}"]) for i, t in enumerate(leaves))
     classes = [k for k, v in vars(program).items() if isinstance(v, type) and v.__module__ == program.__name__]
-    return {"classes": len(classes) - 1, "lines": done.lines, "program_calls": counts,
-            "run_calls": done.run_per_inference,
-            "once": done.once, "pcc": pcc, "run_pcc": done.pcc, "export_s": round(seconds, 1)}
+    return {
+        "classes": len(classes) - 1,
+        "lines": done.lines,
+        "program_calls": counts,
+        "run_calls": done.run_per_inference,
+        "once": done.once,
+        "pcc": pcc,
+        "run_pcc": done.pcc,
+        "export_s": round(seconds, 1),
+    }
 
 
 def bench(tag: str, args: list[str], folder: Path) -> list:
     out = folder / tag.replace(" ", "_").replace("@", "_")
-    done = subprocess.run([sys.executable, __file__, "--one", json.dumps(args), str(out)],
-                          capture_output=True, text=True, cwd=ROOT, timeout=3600)
+    done = subprocess.run(
+        [sys.executable, __file__, "--one", json.dumps(args), str(out)],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=3600,
+    )
     if done.returncode != 0:
         return [tag, "failed: " + (done.stderr.strip().splitlines() or ["?"])[-1][:100]]
     r = json.loads(done.stdout.strip().splitlines()[-1])
     test = next(out.glob("test_*_ttnn.py"))
-    passed = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:logging",
-                             test.name], capture_output=True, text=True, cwd=out, timeout=3600).returncode == 0
-    clean = all(subprocess.run([sys.executable, "-m", "ruff", *cmd, str(out)], capture_output=True,
-                               cwd=ROOT).returncode == 0
-                for cmd in (["check", "--config", str(ROOT / "pyproject.toml")],
-                            ["format", "--check", "--isolated", "--line-length", "120"]))
+    passed = (
+        subprocess.run(
+            [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:logging", test.name],
+            capture_output=True,
+            text=True,
+            cwd=out,
+            timeout=3600,
+        ).returncode
+        == 0
+    )
+    clean = all(
+        subprocess.run([sys.executable, "-m", "ruff", *cmd, str(out)], capture_output=True, cwd=ROOT).returncode == 0
+        for cmd in (
+            ["check", "--config", str(ROOT / "pyproject.toml")],
+            ["format", "--check", "--isolated", "--line-length", "120"],
+        )
+    )
     calls = "/".join(str(c) for c in r["program_calls"])
-    return [tag, r["lines"], r["classes"], f"{calls} vs {r['run_calls']}", r["once"], f"{r['pcc']:.6f}",
-            f"{r['run_pcc']:.6f}", "pass" if passed else "FAIL", "yes" if clean else "NO", r["export_s"]]
+    return [
+        tag,
+        r["lines"],
+        r["classes"],
+        f"{calls} vs {r['run_calls']}",
+        r["once"],
+        f"{r['pcc']:.6f}",
+        f"{r['run_pcc']:.6f}",
+        "pass" if passed else "FAIL",
+        "yes" if clean else "NO",
+        r["export_s"],
+    ]
 
 
 def main() -> None:
@@ -109,10 +141,23 @@ def main() -> None:
         for tag in tags:
             rows.append(bench(tag, CASES[tag], Path(tmp)))
             print(" | ".join(map(str, rows[-1])), file=sys.stderr)
-    print(tabulate(rows, headers=["model", "program lines", "module classes",
-                                  "calls per inference (program, 2 runs, vs fxport run)",
-                                  "weight preparations", "program PCC", "run PCC", "generated test",
-                                  "ruff clean", "export s"]))
+    print(
+        tabulate(
+            rows,
+            headers=[
+                "model",
+                "program lines",
+                "module classes",
+                "calls per inference (program, 2 runs, vs fxport run)",
+                "weight preparations",
+                "program PCC",
+                "run PCC",
+                "generated test",
+                "ruff clean",
+                "export s",
+            ],
+        )
+    )
 
 
 if __name__ == "__main__":

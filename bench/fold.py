@@ -33,8 +33,9 @@ from fxport.tracing import export
 class WSConv2d(nn.Conv2d):
     def forward(self, x):
         w = self.weight
-        w = F.batch_norm(w.reshape(1, self.out_channels, -1), None, None, training=True, momentum=0.0,
-                         eps=1e-5).reshape_as(w)
+        w = F.batch_norm(
+            w.reshape(1, self.out_channels, -1), None, None, training=True, momentum=0.0, eps=1e-5
+        ).reshape_as(w)
         return F.conv2d(x, w, self.bias, self.stride, self.padding)
 
 
@@ -58,9 +59,14 @@ def measure(model: nn.Module, x: torch.Tensor, passes: tuple[str, ...], dev) -> 
         start = time.perf_counter()
         result = run_compiled(compiled, (x,), [ref], dev, values="emulate")
         seconds = min(seconds, time.perf_counter() - start)
-    return {"nodes": compiled.optimized.nodes_after, "partitions": len(compiled.parts.partitions),
-            "param-only partitions": only_params, "ttnn calls": result.calls.per_inference,
-            "execute s": round(seconds, 2), "PCC": round(result.output_pcc[0], 5)}
+    return {
+        "nodes": compiled.optimized.nodes_after,
+        "partitions": len(compiled.parts.partitions),
+        "param-only partitions": only_params,
+        "ttnn calls": result.calls.per_inference,
+        "execute s": round(seconds, 2),
+        "PCC": round(result.output_pcc[0], 5),
+    }
 
 
 def main() -> None:
@@ -79,8 +85,10 @@ def main() -> None:
     print(tabulate(rows, headers="keys", tablefmt="github"))
     plain = next(r for r in rows if r["model"] == "plain conv" and r["passes"] == "all passes")
     ws = next(r for r in rows if r["model"] == "weight-standardised" and r["passes"] == "all passes")
-    print(f"weight-standardised / plain execute time, all passes: {ws['execute s'] / plain['execute s']:.2f}x "
-          f"(target <= 2x); partitions reading only parameters: {ws['param-only partitions']}")
+    print(
+        f"weight-standardised / plain execute time, all passes: {ws['execute s'] / plain['execute s']:.2f}x "
+        f"(target <= 2x); partitions reading only parameters: {ws['param-only partitions']}"
+    )
 
 
 if __name__ == "__main__":

@@ -49,25 +49,58 @@ def bench(case: str, out: Path, env: dict) -> list:
     cache = Path(env.get("FXPORT_CACHE") or Path.home() / ".cache" / "fxport")
     before = footprint_rows(cache)
     start = time.perf_counter()
-    proc = subprocess.run([sys.executable, "-m", "fxport.cli", "run", model, *shape, "--device", "mock",
-                           "--memory-config", "auto", "--values", "none", "--out", str(out)],
-                          capture_output=True, text=True, env=env)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "fxport.cli",
+            "run",
+            model,
+            *shape,
+            "--device",
+            "mock",
+            "--memory-config",
+            "auto",
+            "--values",
+            "none",
+            "--out",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
     wall = time.perf_counter() - start
     if proc.returncode != 0:
-        return [case, "FAILED: " + ((proc.stderr.strip().splitlines() or [""])[-1][:80]), "", "", "", "", "",
-                f"{wall:.1f}"]
+        return [
+            case,
+            "FAILED: " + ((proc.stderr.strip().splitlines() or [""])[-1][:80]),
+            "",
+            "",
+            "",
+            "",
+            "",
+            f"{wall:.1f}",
+        ]
     timing = json.loads((out / "timing.json").read_text())
     doc = json.loads((out / "run.json").read_text())
     run = sum(timing.values())
     memory = timing.get("placement", 0.0) + timing.get("memory_analysis", 0.0)
     share = memory / run if run else 0.0
     cov, placed = doc["coverage"], doc["placement"]
-    return [case, cov["total"], f"{cov['device_pct']:.1f}", len(doc["memory"]["oom_nodes"]) if doc["memory"] else "-",
-            f"{timing.get('placement', 0.0):.1f}", f"{timing.get('memory_analysis', 0.0):.1f}", f"{run:.1f}",
-            f"{100 * share:.1f}% ({'meets' if share < TARGET else 'MISSES'} < {100 * TARGET:.0f}%)",
-            footprint_rows(cache) - before,
-            f"{100 * (placed['l1_byte_share'] or 0):.1f}% / {100 * (placed['l1_node_share'] or 0):.1f}%",
-            f"{wall:.1f}"]
+    return [
+        case,
+        cov["total"],
+        f"{cov['device_pct']:.1f}",
+        len(doc["memory"]["oom_nodes"]) if doc["memory"] else "-",
+        f"{timing.get('placement', 0.0):.1f}",
+        f"{timing.get('memory_analysis', 0.0):.1f}",
+        f"{run:.1f}",
+        f"{100 * share:.1f}% ({'meets' if share < TARGET else 'MISSES'} < {100 * TARGET:.0f}%)",
+        footprint_rows(cache) - before,
+        f"{100 * (placed['l1_byte_share'] or 0):.1f}% / {100 * (placed['l1_node_share'] or 0):.1f}%",
+        f"{wall:.1f}",
+    ]
 
 
 def main(argv: list[str]) -> int:
@@ -81,9 +114,24 @@ def main(argv: list[str]) -> int:
         for case in cases:
             rows.append(bench(case, Path(tmp) / case.replace("@", "_"), env))
             print(f"measured {case}", file=sys.stderr)
-    print(tabulate(rows, headers=["model", "aten nodes", "on device %", "OOM nodes", "placement s",
-                                  "memory analysis s", "run s (stages)", "memory share of run",
-                                  "footprints measured", "L1 share bytes / nodes", "wall s"]))
+    print(
+        tabulate(
+            rows,
+            headers=[
+                "model",
+                "aten nodes",
+                "on device %",
+                "OOM nodes",
+                "placement s",
+                "memory analysis s",
+                "run s (stages)",
+                "memory share of run",
+                "footprints measured",
+                "L1 share bytes / nodes",
+                "wall s",
+            ],
+        )
+    )
     return 0
 
 

@@ -39,18 +39,40 @@ def figures(path: Path) -> None:
         on_device = e["status"] == "ok" and cov.get("device_pct") == 100.0 and e["oom_nodes"] == 0
         whole += on_device
         share = a["agree"] / a["judged"] if isinstance(a.get("judged"), int) and a["judged"] else None
-        rows.append([e["key"], e["status"], fmt_agreement(a or None),
-                     "" if share is None else ("meets" if share >= ENTRY_TARGET else "MISSES"),
-                     f"{cov.get('device_pct', '-')}", e["oom_nodes"], "yes" if on_device else "NO",
-                     fmt_l1_share(l1)])
+        rows.append(
+            [
+                e["key"],
+                e["status"],
+                fmt_agreement(a or None),
+                "" if share is None else ("meets" if share >= ENTRY_TARGET else "MISSES"),
+                f"{cov.get('device_pct', '-')}",
+                e["oom_nodes"],
+                "yes" if on_device else "NO",
+                fmt_l1_share(l1),
+            ]
+        )
     print(f"\n{path}: {doc['memory_config']} on {doc['device'].get('kind')} {doc['device'].get('arch')}")
-    print(tabulate(rows, headers=["entry", "status", "memory model = allocator", f">= {ENTRY_TARGET:.0%}",
-                                  "on device %", "OOM nodes", "whole on device, no OOM",
-                                  "L1 share (bytes / nodes)"]))
+    print(
+        tabulate(
+            rows,
+            headers=[
+                "entry",
+                "status",
+                "memory model = allocator",
+                f">= {ENTRY_TARGET:.0%}",
+                "on device %",
+                "OOM nodes",
+                "whole on device, no OOM",
+                "L1 share (bytes / nodes)",
+            ],
+        )
+    )
     total = agree / judged if judged else 0.0
-    print(f"over the sweep: {agree} of {judged} nodes agree ({100 * total:.2f}%, "
-          f"{'meets' if total >= SWEEP_TARGET else 'MISSES'} >= {SWEEP_TARGET:.0%}); "
-          f"{whole} of {len(doc['entries'])} entries whole on the device with no OOM node")
+    print(
+        f"over the sweep: {agree} of {judged} nodes agree ({100 * total:.2f}%, "
+        f"{'meets' if total >= SWEEP_TARGET else 'MISSES'} >= {SWEEP_TARGET:.0%}); "
+        f"{whole} of {len(doc['entries'])} entries whole on the device with no OOM node"
+    )
 
 
 def main(argv: list[str]) -> int:

@@ -32,9 +32,27 @@ VERDICT_ONLY = {"pi0"}  # too large for real weights on this machine
 
 def run(model: str, out: Path, passes: str, weights: str = "bfloat16") -> dict:
     values = "none" if model in VERDICT_ONLY else "emulate"
-    proc = subprocess.run([sys.executable, "-m", "fxport.cli", "run", model, "--device", "mock",
-                           "--values", values, "--passes", passes, "--weights", weights, "--out", str(out)],
-                          capture_output=True, text=True)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "fxport.cli",
+            "run",
+            model,
+            "--device",
+            "mock",
+            "--values",
+            values,
+            "--passes",
+            passes,
+            "--weights",
+            weights,
+            "--out",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+    )
     if proc.returncode != 0:
         return {"error": (proc.stderr.strip().splitlines() or ["?"])[-1][:100]}
     doc = json.loads((out / "run.json").read_text())
@@ -63,9 +81,19 @@ def row(model: str, setting: str, r: dict, baseline: dict | None) -> list:
         fewer = f"{100 * (before - calls['per_inference']) / before:.0f}%"
     pcc = _pcc(doc)
     share = 100 * seconds.get("passes", 0) / seconds["capture"] if seconds.get("capture") else 0
-    return [model, setting, calls["captured_nodes"], doc["coverage"]["total"], calls["per_inference"], fewer,
-            calls["layout"], calls["transfer"], calls["weights_once"], pcc,
-            f"{1000 * seconds.get('passes', 0):.0f} ms ({share:.1f}%)"]
+    return [
+        model,
+        setting,
+        calls["captured_nodes"],
+        doc["coverage"]["total"],
+        calls["per_inference"],
+        fewer,
+        calls["layout"],
+        calls["transfer"],
+        calls["weights_once"],
+        pcc,
+        f"{1000 * seconds.get('passes', 0):.0f} ms ({share:.1f}%)",
+    ]
 
 
 def main(argv: list[str]) -> int:
@@ -84,10 +112,25 @@ def main(argv: list[str]) -> int:
             if weights != "bfloat16":
                 rows.append(row(name, f"all + {weights}", run(name, Path(tmp) / name / "bf8", "all", weights), base))
             print(f"measured {name}", file=sys.stderr)
-    print(tabulate(rows, headers=["model", "passes", "aten nodes", "graph nodes", "ttnn calls",
-                                  "fewer", "layout conv.", "transfers", "weights (once)",
-                                  "end-to-end PCC", "pass time (% of capture)"],
-                   disable_numparse=True))
+    print(
+        tabulate(
+            rows,
+            headers=[
+                "model",
+                "passes",
+                "aten nodes",
+                "graph nodes",
+                "ttnn calls",
+                "fewer",
+                "layout conv.",
+                "transfers",
+                "weights (once)",
+                "end-to-end PCC",
+                "pass time (% of capture)",
+            ],
+            disable_numparse=True,
+        )
+    )
     print("* uninformative: the output barely depends on the input (fxport.runtime.accuracy)")
     return 0
 

@@ -26,17 +26,36 @@ VERDICT_ONLY = {"pi0"}  # too large for real weights on this machine
 def bench(model: str, out: Path) -> list:
     values = "none" if model in VERDICT_ONLY else "emulate"
     start = time.perf_counter()
-    proc = subprocess.run([sys.executable, "-m", "fxport.cli", "run", model, "--device", "mock",
-                           "--values", values, "--out", str(out)], capture_output=True, text=True)
+    proc = subprocess.run(
+        [sys.executable, "-m", "fxport.cli", "run", model, "--device", "mock", "--values", values, "--out", str(out)],
+        capture_output=True,
+        text=True,
+    )
     seconds = time.perf_counter() - start
     if proc.returncode != 0:
-        return [model, values, "FAILED", "", "", "", (proc.stderr.strip().splitlines() or [""])[-1][:80],
-                f"{seconds:.1f}"]
+        return [
+            model,
+            values,
+            "FAILED",
+            "",
+            "",
+            "",
+            (proc.stderr.strip().splitlines() or [""])[-1][:80],
+            f"{seconds:.1f}",
+        ]
     doc = json.loads((out / "run.json").read_text())
     cov = doc["coverage"]
     pcc = ", ".join("uninformative" if p is None else f"{p:.4f}" for p in doc["output_pcc"]) or "n/a (no values)"
-    return [model, values, cov["total"], f"{cov['planned_pct']:.1f}", f"{cov['device_pct']:.1f}",
-            cov["fallback"], pcc, f"{seconds:.1f}"]
+    return [
+        model,
+        values,
+        cov["total"],
+        f"{cov['planned_pct']:.1f}",
+        f"{cov['device_pct']:.1f}",
+        cov["fallback"],
+        pcc,
+        f"{seconds:.1f}",
+    ]
 
 
 def main(argv: list[str]) -> int:
@@ -48,8 +67,21 @@ def main(argv: list[str]) -> int:
         for name in names:
             rows.append(bench(name, Path(tmp) / name))
             print(f"measured {name}", file=sys.stderr)
-    print(tabulate(rows, headers=["model", "values", "aten nodes", "lowered %", "on device %",
-                                  "fallbacks", "end-to-end PCC", "wall s"]))
+    print(
+        tabulate(
+            rows,
+            headers=[
+                "model",
+                "values",
+                "aten nodes",
+                "lowered %",
+                "on device %",
+                "fallbacks",
+                "end-to-end PCC",
+                "wall s",
+            ],
+        )
+    )
     return 0
 
 

@@ -123,10 +123,17 @@ def child(size: str) -> dict:
     explain_run(parts.graph_module, records, dev, "dram", [])
     seconds["memory"] = time.process_time() - t
     wall = time.perf_counter() - wall
-    return {"graph": "nn.LSTM unrolled" if size == "lstm" else "synthetic", "nodes": len(plan.nodes),
-            "host": len(plan.nodes) - plan.lowered, "partitions": len(parts.partitions),
-            "capture_s": built, **seconds, "total_s": sum(seconds.values()), "wall_s": wall,
-            "peak_mb": _rss_mb("VmHWM") - base}
+    return {
+        "graph": "nn.LSTM unrolled" if size == "lstm" else "synthetic",
+        "nodes": len(plan.nodes),
+        "host": len(plan.nodes) - plan.lowered,
+        "partitions": len(parts.partitions),
+        "capture_s": built,
+        **seconds,
+        "total_s": sum(seconds.values()),
+        "wall_s": wall,
+        "peak_mb": _rss_mb("VmHWM") - base,
+    }
 
 
 def main(argv: list[str]) -> int:
@@ -140,12 +147,40 @@ def main(argv: list[str]) -> int:
             rows.append([size, "FAILED: " + (proc.stderr.strip().splitlines() or [""])[-1][:80]])
             continue
         r = json.loads(proc.stdout.strip().splitlines()[-1])
-        rows.append([r["graph"], r["nodes"], r["host"], r["partitions"], f"{r['capture_s']:.1f}",
-                     f"{r['plan']:.2f}", f"{r['partition']:.2f}", f"{r['memory']:.2f}",
-                     f"{r['total_s']:.2f}", f"{r['wall_s']:.2f}", f"{r['peak_mb']:.0f}"])
+        rows.append(
+            [
+                r["graph"],
+                r["nodes"],
+                r["host"],
+                r["partitions"],
+                f"{r['capture_s']:.1f}",
+                f"{r['plan']:.2f}",
+                f"{r['partition']:.2f}",
+                f"{r['memory']:.2f}",
+                f"{r['total_s']:.2f}",
+                f"{r['wall_s']:.2f}",
+                f"{r['peak_mb']:.0f}",
+            ]
+        )
         print(f"measured {size}", file=sys.stderr)
-    print(tabulate(rows, headers=["graph", "op nodes", "host", "partitions", "build/capture s", "plan s",
-                                  "partition s", "memory s", "total s", "wall s", "peak MB above capture"]))
+    print(
+        tabulate(
+            rows,
+            headers=[
+                "graph",
+                "op nodes",
+                "host",
+                "partitions",
+                "build/capture s",
+                "plan s",
+                "partition s",
+                "memory s",
+                "total s",
+                "wall s",
+                "peak MB above capture",
+            ],
+        )
+    )
     return 0
 
 

@@ -19,9 +19,9 @@ from tabulate import tabulate
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests.seed_oom_models
 
-from fxport.runner import run_model  # noqa: E402
-from fxport.runtime.devices import open_session_device  # noqa: E402
-from tests.seed_oom_models import CASES, SEEDS  # noqa: E402
+from fxport.runner import run_model
+from fxport.runtime.devices import open_session_device
+from tests.seed_oom_models import CASES, SEEDS
 
 
 def case_rows(dev, name: str) -> list[list]:
@@ -38,10 +38,18 @@ def case_rows(dev, name: str) -> list[list]:
             continue
         o = ooms.get(n.node)
         status, memory, remedied = where.get(n.node, ("-", "", False))
-        rows.append([name, SEEDS[name][0], n.target.removeprefix("aten."),
-                     n.error_kind or "fits", ("OOM" if o.predicted else "fits") if o else "fits",
-                     (o.remedy + ("" if o.remedy_verified else " [NOT verified]")) if o and o.remedy else "-",
-                     f"{status} ({memory.upper()}{', remedied' if remedied else ''})", f"{seconds:.1f}"])
+        rows.append(
+            [
+                name,
+                SEEDS[name][0],
+                n.target.removeprefix("aten."),
+                n.error_kind or "fits",
+                ("OOM" if o.predicted else "fits") if o else "fits",
+                (o.remedy + ("" if o.remedy_verified else " [NOT verified]")) if o and o.remedy else "-",
+                f"{status} ({memory.upper()}{', remedied' if remedied else ''})",
+                f"{seconds:.1f}",
+            ]
+        )
     return rows
 
 
@@ -55,13 +63,28 @@ def main(argv: list[str]) -> int:
     for name in args.cases:
         rows += case_rows(dev, name)
         print(f"measured {name}", file=sys.stderr)
-    print(tabulate(rows, headers=["case", "catalogued", "op", "L1: allocator (real)", "L1: model (predicted)",
-                                  "L1: verified remedy", "auto: ran", "s"]))
+    print(
+        tabulate(
+            rows,
+            headers=[
+                "case",
+                "catalogued",
+                "op",
+                "L1: allocator (real)",
+                "L1: model (predicted)",
+                "L1: verified remedy",
+                "auto: ran",
+                "s",
+            ],
+        )
+    )
     verified = sum(1 for r in rows if r[3] != "fits" and "verified" in r[5] and "NOT" not in r[5])
     refused = sum(1 for r in rows if r[3] != "fits")
     on_device = sum(1 for r in rows if r[6].startswith("device"))
-    print(f"\n{refused} nodes refused in L1, {verified} with a verified remedy; "
-          f"under auto {on_device}/{len(rows)} nodes ran on the device")
+    print(
+        f"\n{refused} nodes refused in L1, {verified} with a verified remedy; "
+        f"under auto {on_device}/{len(rows)} nodes ran on the device"
+    )
     return 0
 
 

@@ -40,8 +40,12 @@ def progress_seconds(model: str, out: str) -> tuple[float | None, float | None]:
     """Seconds to the first progress line and to the execution's counter, stderr on a pty."""
     leader, follower = pty.openpty()
     start = time.perf_counter()
-    proc = subprocess.Popen([*FXPORT, "run", model, "--device", "mock", "--out", out],
-                            stdout=subprocess.DEVNULL, stderr=follower, stdin=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [*FXPORT, "run", model, "--device", "mock", "--out", out],
+        stdout=subprocess.DEVNULL,
+        stderr=follower,
+        stdin=subprocess.DEVNULL,
+    )
     os.close(follower)
     first = counting = None
     text = b""
@@ -81,13 +85,14 @@ def main(argv: list[str]) -> int:
     for label, cmd in REFUSALS.items():
         runs = [refusal_seconds(cmd) for _ in range(args.repeat)]
         times = [r[0] for r in runs]
-        print(f"{label:<58} {statistics.median(times):>9.2f} {max(times):>7.2f}  {runs[0][1]:>4}  "
-              f"{runs[0][2][:70]}")
+        print(f"{label:<58} {statistics.median(times):>9.2f} {max(times):>7.2f}  {runs[0][1]:>4}  {runs[0][2][:70]}")
     with tempfile.TemporaryDirectory() as tmp:
         first, counting = progress_seconds(args.model, os.path.join(tmp, "out"))
-    show = lambda v: "never" if v is None else f"{v:.2f}"  # noqa: E731
-    print(f"fxport run {args.model} --device mock: first progress line after {show(first)} s, "
-          f"execution counter after {show(counting)} s")
+    show = lambda v: "never" if v is None else f"{v:.2f}"
+    print(
+        f"fxport run {args.model} --device mock: first progress line after {show(first)} s, "
+        f"execution counter after {show(counting)} s"
+    )
     return 0
 
 

@@ -30,9 +30,18 @@ def trace(model, *args, kwargs: dict | None = None, name: str | None = None):
     return trace_at_table_level(model.eval(), tuple(args), name=name, kwargs=kwargs)
 
 
-def run(model, *args, kwargs: dict | None = None, device: str = "auto", arch: str | None = None,
-        memory_config: str = "dram", values: str = "", min_block_size: int = 1, name: str | None = None,
-        passes="all"):
+def run(
+    model,
+    *args,
+    kwargs: dict | None = None,
+    device: str = "auto",
+    arch: str | None = None,
+    memory_config: str = "dram",
+    values: str = "",
+    min_block_size: int = 1,
+    name: str | None = None,
+    passes="all",
+):
     """Run `model(*args, **kwargs)` through TT-NN (the pipeline of `fxport run`) and return its
     `fxport.report.results.RunResult`: coverage, fallbacks, memory verdicts, PCC per output.
     `passes`: the graph passes, "all", "none" or names (fxport.passes.PASS_NAMES)."""
@@ -44,8 +53,9 @@ def run(model, *args, kwargs: dict | None = None, device: str = "auto", arch: st
     name = name or type(model).__name__
     check_inputs(model, args, kwargs or {}, name)
     loaded = LoadedModel(name, model.eval(), tuple(args), "cpu", (), dict(kwargs or {}))
-    return run_loaded(loaded, open_session_device(device, arch), memory_config, values, min_block_size,
-                      passes=select(passes))
+    return run_loaded(
+        loaded, open_session_device(device, arch), memory_config, values, min_block_size, passes=select(passes)
+    )
 
 
 def compile(model, *, dynamic: bool | None = None, fullgraph: bool = False, **options):

@@ -18,9 +18,19 @@ Shape = tuple[int, ...]
 
 # `--input` dtype names (and their aliases) -> the torch dtype's name.
 DTYPE_NAMES: dict[str, str] = {
-    "float32": "float32", "float": "float32", "float16": "float16", "half": "float16",
-    "bfloat16": "bfloat16", "float64": "float64", "int64": "int64", "long": "int64",
-    "int32": "int32", "int": "int32", "int16": "int16", "int8": "int8", "uint8": "uint8",
+    "float32": "float32",
+    "float": "float32",
+    "float16": "float16",
+    "half": "float16",
+    "bfloat16": "bfloat16",
+    "float64": "float64",
+    "int64": "int64",
+    "long": "int64",
+    "int32": "int32",
+    "int": "int32",
+    "int16": "int16",
+    "int8": "int8",
+    "uint8": "uint8",
     "bool": "bool",
 }
 _FLOATS = {"float32", "float16", "bfloat16", "float64"}
@@ -32,8 +42,11 @@ DTYPE_BOUNDS: dict[str, tuple[float, float]] = {
     "float16": (-65504.0, 65504.0),
     "bfloat16": (-3.3895313892515355e38, 3.3895313892515355e38),
     "float64": (-1.7976931348623157e308, 1.7976931348623157e308),
-    "int64": (-(2**63), 2**63), "int32": (-(2**31), 2**31), "int16": (-(2**15), 2**15),
-    "int8": (-128, 128), "uint8": (0, 256),
+    "int64": (-(2**63), 2**63),
+    "int32": (-(2**31), 2**31),
+    "int16": (-(2**15), 2**15),
+    "int8": (-128, 128),
+    "uint8": (0, 256),
 }
 MAX_DIM = 2**31 - 1  # TT-NN and torch index dimensions with 32-bit or 64-bit integers
 MAX_ELEMENTS = 2**48  # more than any host could hold; beyond it sizes overflow before memory runs out
@@ -58,11 +71,14 @@ def parse_shape(text: str) -> Shape:
     except ValueError:
         dims = ()
     if not dims or any(d <= 0 for d in dims):
-        raise FxportError(f"malformed input shape {text!r}: expected positive integers separated "
-                          "by commas, such as 1,3,224,224")
+        raise FxportError(
+            f"malformed input shape {text!r}: expected positive integers separated by commas, such as 1,3,224,224"
+        )
     if any(d > MAX_DIM for d in dims) or math.prod(dims) > MAX_ELEMENTS:
-        raise FxportError(f"input shape {text[:60]!r} is too large: each dimension at most {MAX_DIM:,}, "
-                          f"at most {MAX_ELEMENTS:,} elements")
+        raise FxportError(
+            f"input shape {text[:60]!r} is too large: each dimension at most {MAX_DIM:,}, "
+            f"at most {MAX_ELEMENTS:,} elements"
+        )
     return dims
 
 
@@ -85,12 +101,16 @@ def parse_input(text: str) -> InputText:
     except ValueError:
         low = high = None
     if not sep or low is None or not low < high or dtype == "bool":
-        raise FxportError(f"malformed range {range_text!r} in --input {text!r}: expected LOW..HIGH with "
-                          f"LOW < HIGH ({'integers' if number is int else 'numbers'}; not for bool)")
+        raise FxportError(
+            f"malformed range {range_text!r} in --input {text!r}: expected LOW..HIGH with "
+            f"LOW < HIGH ({'integers' if number is int else 'numbers'}; not for bool)"
+        )
     lowest, highest = DTYPE_BOUNDS[dtype or "float32"]
     if not (math.isfinite(low) and math.isfinite(high) and lowest <= low and high <= highest):
-        raise FxportError(f"range {range_text!r} in --input {text!r} does not fit {dtype or 'float32'}: "
-                          f"LOW and HIGH must be finite and within [{lowest:g}, {highest:g}]")
+        raise FxportError(
+            f"range {range_text!r} in --input {text!r} does not fit {dtype or 'float32'}: "
+            f"LOW and HIGH must be finite and within [{lowest:g}, {highest:g}]"
+        )
     return InputText(shape, dtype, low, high)
 
 

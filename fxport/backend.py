@@ -81,10 +81,15 @@ RESULTS_KEPT = 64
 results: deque[RunResult] = deque(maxlen=RESULTS_KEPT)  # the latest calls' results, oldest first
 
 CHECKS = ("first", "every", "never")
-_OPTION_VALUES = {"device": ("auto", "mock", "hardware"), "arch": (None, "n150", "p150"),
-                  "memory_config": ("dram", "l1", "auto"), "check": CHECKS,
-                  "weights": ("bfloat16", "bfloat8_b"), "math_fidelity": ("", "lofi", "hifi2", "hifi3", "hifi4"),
-                  "activations": ("bfloat16", "bfloat8_b")}
+_OPTION_VALUES = {
+    "device": ("auto", "mock", "hardware"),
+    "arch": (None, "n150", "p150"),
+    "memory_config": ("dram", "l1", "auto"),
+    "check": CHECKS,
+    "weights": ("bfloat16", "bfloat8_b"),
+    "math_fidelity": ("", "lofi", "hifi2", "hifi3", "hifi4"),
+    "activations": ("bfloat16", "bfloat8_b"),
+}
 
 
 @dataclass(frozen=True)
@@ -109,12 +114,14 @@ class BackendOptions:
         known = {f for f in cls.__dataclass_fields__}
         unknown = set(options) - known
         if unknown:
-            raise FxportError(f"unknown fxport backend option(s): {', '.join(sorted(unknown))}; "
-                              f"known: {', '.join(sorted(known))}")
+            raise FxportError(
+                f"unknown fxport backend option(s): {', '.join(sorted(unknown))}; known: {', '.join(sorted(known))}"
+            )
         for name, allowed in _OPTION_VALUES.items():
             if name in options and options[name] not in allowed:
-                raise FxportError(f"fxport backend option {name}={options[name]!r}: expected one of "
-                                  f"{', '.join(map(repr, allowed))}")
+                raise FxportError(
+                    f"fxport backend option {name}={options[name]!r}: expected one of {', '.join(map(repr, allowed))}"
+                )
         for name in ("min_block_size", "max_shapes"):
             value = options.get(name, 1)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
@@ -169,8 +176,11 @@ def fxport_backend(gm: fx.GraphModule, example_inputs: list, options: dict | Non
 def graph_break_report() -> dict:
     """Every function dynamo compiled in this process: its graphs and its graph breaks."""
     fns = sorted(functions.values(), key=lambda f: f.name)
-    return {"functions": [f.to_dict() for f in fns], "graphs": sum(len(f.graphs) for f in fns),
-            "breaks": sum(len(f.breaks) for f in fns)}
+    return {
+        "functions": [f.to_dict() for f in fns],
+        "graphs": sum(len(f.graphs) for f in fns),
+        "breaks": sum(len(f.breaks) for f in fns),
+    }
 
 
 def _release() -> None:
@@ -245,9 +255,14 @@ class _CompiledGraph:
         self.names = [_source_name(a) or n.name for n, a in zip(placeholders, args)]
         self.replans = 0  # plans dropped because a frozen weight changed
         function, brk = _register(gm, self.label)
-        self.capture = {"method": "dynamo", "complete": brk is None, "function": function,
-                        "problems": [] if brk is None else [
-                            {"stage": "graph-break", "message": brk.reason, "location": brk.location}]}
+        self.capture = {
+            "method": "dynamo",
+            "complete": brk is None,
+            "function": function,
+            "problems": []
+            if brk is None
+            else [{"stage": "graph-break", "message": brk.reason, "location": brk.location}],
+        }
 
     def __call__(self, *args: Any) -> Any:
         inputs = tuple(args)
@@ -259,12 +274,22 @@ class _CompiledGraph:
                 reference = self.gm(*inputs)
                 varied_inputs = self._varied(inputs)
                 varied = self.gm(*varied_inputs) if varied_inputs is not None else None
-        result = run_compiled(state.compiled, state.user_inputs(inputs), reference, _session_device(self.opts),
-                              self.opts.memory_config, f"{self.label}/{state.label}",
-                              records=state.records, varied=varied, analysis=state.analysis,
-                              node_pcc=check, capture=self.capture,
-                              weights=self.opts.weights, fidelity=self.opts.math_fidelity,
-                              activations=self.opts.activations)
+        result = run_compiled(
+            state.compiled,
+            state.user_inputs(inputs),
+            reference,
+            _session_device(self.opts),
+            self.opts.memory_config,
+            f"{self.label}/{state.label}",
+            records=state.records,
+            varied=varied,
+            analysis=state.analysis,
+            node_pcc=check,
+            capture=self.capture,
+            weights=self.opts.weights,
+            fidelity=self.opts.math_fidelity,
+            activations=self.opts.activations,
+        )
         state.analysis = result.memory_analysis
         results.append(result)
         if self.opts.out and (check or state.calls == 0):
@@ -281,24 +306,35 @@ class _CompiledGraph:
             self.replans += 1
             global replans
             replans += 1
-            log.warning("fxport: %s re-planned: its weight %s %s since it was planned (re-plan %d "
-                        "of this graph)", self.label, self.names[why[0]], why[1], self.replans)
-        signature = (tuple(_signature(v) for v in inputs),
-                     tuple(inputs[i].item() for i in self.wrapped_scalars))
+            log.warning(
+                "fxport: %s re-planned: its weight %s %s since it was planned (re-plan %d of this graph)",
+                self.label,
+                self.names[why[0]],
+                why[1],
+                self.replans,
+            )
+        signature = (tuple(_signature(v) for v in inputs), tuple(inputs[i].item() for i in self.wrapped_scalars))
         state = self.shapes.get(signature)
         if state is not None:
             self.shapes.move_to_end(signature)
             return state
         scalars = {i: inputs[i].item() for i in self.wrapped_scalars}
         frozen = self.frozen.positions
-        program = export(_prepared(self.gm, scalars, {i: inputs[i] for i in frozen}),
-                         tuple(v for i, v in enumerate(inputs) if i not in frozen))
+        program = export(
+            _prepared(self.gm, scalars, {i: inputs[i] for i in frozen}),
+            tuple(v for i, v in enumerate(inputs) if i not in frozen),
+        )
         if program.graph_signature.buffers_to_mutate:  # the graph writes its buffers: not constants
             self.frozen.positions, frozen = [], []
             program = export(_prepared(self.gm, scalars, {}), inputs)
         self.frozen.hold(inputs)
-        compiled = compile_program(program, self.opts.min_block_size, host_control=True,
-                                   passes=self.opts.selected_passes, memory=self.opts.memory_config)
+        compiled = compile_program(
+            program,
+            self.opts.min_block_size,
+            host_control=True,
+            passes=self.opts.selected_passes,
+            memory=self.opts.memory_config,
+        )
         state = _ShapeState(f"shape{self.planned}", compiled, compiled.records, frozenset(frozen))
         self.planned += 1
         self.shapes[signature] = state
@@ -330,8 +366,7 @@ def _source_name(grapharg: Any) -> str:
     return name() if callable(name) else str(name)
 
 
-def _prepared(gm: fx.GraphModule, scalars: dict[int, float],
-              frozen: dict[int, torch.Tensor]) -> fx.GraphModule:
+def _prepared(gm: fx.GraphModule, scalars: dict[int, float], frozen: dict[int, torch.Tensor]) -> fx.GraphModule:
     """A module over a copy of `gm`'s graph to export: the `.item()` reads of the wrapped scalars
     at those placeholder positions are the given Python numbers (the shape signature includes
     them), and the placeholders at the `frozen` positions are the module's own parameters (an

@@ -18,8 +18,16 @@ from fxport import progress
 from fxport.arguments import check_model_names, parse_input, parse_model_arg, parse_shape
 from fxport.durable import LOCK_NAME, output_dir
 from fxport.errors import (
-    EXIT_ENVIRONMENT, EXIT_INACCURATE, EXIT_INCOMPLETE, EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_USER,
-    EnvironmentFault, FxportError, model_code_exit, no_ops_captured,
+    EXIT_ENVIRONMENT,
+    EXIT_INACCURATE,
+    EXIT_INCOMPLETE,
+    EXIT_INTERNAL,
+    EXIT_INTERRUPTED,
+    EXIT_USER,
+    EnvironmentFault,
+    FxportError,
+    model_code_exit,
+    no_ops_captured,
 )
 from fxport.settings import PCC_THRESHOLD
 
@@ -51,8 +59,10 @@ def _check_locale(args: argparse.Namespace) -> None:
     paths = [os.getcwd(), *sys.path, *(str(v) for v in vars(args).values() if isinstance(v, (str, Path)))]
     bad = next((p for p in paths if not p.isascii()), None)
     if bad is not None:
-        raise EnvironmentFault(f"the locale encodes file names as ASCII, and the path {bad.encode('ascii', 'replace').decode()!r} "
-                               "is not ASCII; set LC_ALL=C.UTF-8 (or PYTHONUTF8=1) and rerun")
+        raise EnvironmentFault(
+            f"the locale encodes file names as ASCII, and the path {bad.encode('ascii', 'replace').decode()!r} "
+            "is not ASCII; set LC_ALL=C.UTF-8 (or PYTHONUTF8=1) and rerun"
+        )
 
 
 def _terminated(signum, frame) -> None:
@@ -84,8 +94,10 @@ def _failed(args: argparse.Namespace, exc: Exception) -> int:
         raise exc
     short = _host_memory(exc) or _host_memory(exc.__context__)
     if short:  # whoever caught it first: the machine, not the model or fxport
-        _say(f"fxport: error: not enough host memory ({short}); free memory, or use --values "
-             "none (weights stay on meta) or a smaller --input-shape")
+        _say(
+            f"fxport: error: not enough host memory ({short}); free memory, or use --values "
+            "none (weights stay on meta) or a smaller --input-shape"
+        )
         return EXIT_ENVIRONMENT
     if isinstance(exc, FxportError):
         _say(f"fxport: error: {exc}{_kept(exc)}")
@@ -103,14 +115,13 @@ def _host_memory(exc: BaseException | None) -> str:
     if isinstance(exc, MemoryError):
         return type(exc).__name__
     text = (str(exc).strip().splitlines() or [""])[0] if isinstance(exc, RuntimeError) else ""
-    return text[max(text.find("DefaultCPUAllocator"), 0):][:160] if any(p in text for p in _HOST_MEMORY) else ""
+    return text[max(text.find("DefaultCPUAllocator"), 0) :][:160] if any(p in text for p in _HOST_MEMORY) else ""
 
 
 def _internal(exc: Exception) -> int:
     """A bug or an unforeseen failure: still one line."""
     first = (str(exc).strip().splitlines() or [""])[0][:300]
-    _say(f"fxport: error: {type(exc).__name__}: {first} (an fxport bug: rerun with --debug for the "
-         "traceback)")
+    _say(f"fxport: error: {type(exc).__name__}: {first} (an fxport bug: rerun with --debug for the traceback)")
     return EXIT_INTERNAL
 
 
@@ -133,6 +144,7 @@ def _exit_if_wedged(code: int) -> None:
 
 
 # -- option values: each bad one is a one-line usage error -------------------------------------
+
 
 def _positive_int(text: str) -> int:
     try:
@@ -173,11 +185,15 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _pass_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--passes", default="all",
-                   help="graph passes to run: all (default), none, or a comma-separated list of "
-                        "noops, batchnorm, constants, activations, layout")
-    p.add_argument("--no-pass", action="append", default=[], metavar="NAME",
-                   help="leave out one graph pass (repeatable)")
+    p.add_argument(
+        "--passes",
+        default="all",
+        help="graph passes to run: all (default), none, or a comma-separated list of "
+        "noops, batchnorm, constants, activations, layout",
+    )
+    p.add_argument(
+        "--no-pass", action="append", default=[], metavar="NAME", help="leave out one graph pass (repeatable)"
+    )
 
 
 def _selected_passes(args) -> tuple[str, ...]:
@@ -187,18 +203,23 @@ def _selected_passes(args) -> tuple[str, ...]:
 
 
 def _add_force(p) -> None:
-    p.add_argument("--force", action="store_true",
-                   help="write into an existing --out that holds files other than fxport results "
-                        "(fxport may then replace its own file names there)")
+    p.add_argument(
+        "--force",
+        action="store_true",
+        help="write into an existing --out that holds files other than fxport results "
+        "(fxport may then replace its own file names there)",
+    )
 
 
 def _parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--debug", action="store_true", help="show tracebacks")
-    common.add_argument("-q", "--quiet", action="store_true",
-                        help="no progress on stderr (there is none when stderr is not a terminal)")
-    parser = _Parser(prog="fxport", parents=[common],
-                     description="PyTorch -> TT-NN graph capture, lowering and coverage")
+    common.add_argument(
+        "-q", "--quiet", action="store_true", help="no progress on stderr (there is none when stderr is not a terminal)"
+    )
+    parser = _Parser(
+        prog="fxport", parents=[common], description="PyTorch -> TT-NN graph capture, lowering and coverage"
+    )
     sub = parser.add_subparsers(metavar="COMMAND", parser_class=_Parser)
 
     p = sub.add_parser("trace", parents=[common], help="capture a model's aten ops with shapes")
@@ -206,9 +227,11 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--input-shape", help="input shape, e.g. 1,3,224,224 (default: the model's)")
     _add_input_options(p)
     p.add_argument("--out", type=Path, help="output directory (default: out/<model>)")
-    p.add_argument("--no-fold", action="store_true",
-                   help="trace every call of repeated blocks (PI0's denoise steps) instead of "
-                        "tracing two and counting the rest")
+    p.add_argument(
+        "--no-fold",
+        action="store_true",
+        help="trace every call of repeated blocks (PI0's denoise steps) instead of tracing two and counting the rest",
+    )
     _add_force(p)
     p.set_defaults(handler=_cmd_trace)
 
@@ -216,91 +239,182 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("model", help="zoo name or module.path:callable")
     p.add_argument("--input-shape", help="input shape, e.g. 1,3,224,224 (default: the model's)")
     _add_input_options(p)
-    p.add_argument("--device", choices=["auto", "mock", "hardware"], default="auto",
-                   help="hardware: a Tenstorrent card; mock: TT-NN without a card; auto: a card "
-                        "when present, else mock (default)")
+    p.add_argument(
+        "--device",
+        choices=["auto", "mock", "hardware"],
+        default="auto",
+        help="hardware: a Tenstorrent card; mock: TT-NN without a card; auto: a card when present, else mock (default)",
+    )
     p.add_argument("--arch", choices=["n150", "p150"], help="mock device board (default n150)")
-    p.add_argument("--memory-config", choices=["dram", "l1", "auto"], default="dram",
-                   help="where activations live on the device: dram (default), l1, or auto (each "
-                        "activation in L1 when it fits given what is live there, else DRAM)")
-    p.add_argument("--values", choices=["emulate", "device", "none"],
-                   help="emulate: golden functions (mock default); device: read back (hardware "
-                        "default); none: verdicts only, weights on meta (for full-size models)")
-    p.add_argument("--min-block-size", type=_positive_int, default=1,
-                   help="leave device partitions with fewer ops on the host (default 1)")
-    p.add_argument("--device-timeout", type=_seconds, default=None, metavar="SECONDS",
-                   help="bound on each device call; one that does not return stops the run as a "
-                        "broken environment (default 300)")
-    p.add_argument("--ttnn-report", action="store_true",
-                   help="also write TT-NN's own report of the run (OUT/ttnn_report/db.sqlite, from "
-                        "its graph capture), the database ttnn-visualizer opens")
-    p.add_argument("--pcc", type=_pcc, default=PCC_THRESHOLD,
-                   help=f"end-to-end PCC every output must reach, in (0, 1]; below it the run "
-                        f"fails its accuracy (exit 5) (default {PCC_THRESHOLD})")
-    p.add_argument("--localize", action="store_true",
-                   help="find the nodes where error enters: each node's output as run vs the fp32 "
-                        "reference fed with reference values (needs values)")
+    p.add_argument(
+        "--memory-config",
+        choices=["dram", "l1", "auto"],
+        default="dram",
+        help="where activations live on the device: dram (default), l1, or auto (each "
+        "activation in L1 when it fits given what is live there, else DRAM)",
+    )
+    p.add_argument(
+        "--values",
+        choices=["emulate", "device", "none"],
+        help="emulate: golden functions (mock default); device: read back (hardware "
+        "default); none: verdicts only, weights on meta (for full-size models)",
+    )
+    p.add_argument(
+        "--min-block-size",
+        type=_positive_int,
+        default=1,
+        help="leave device partitions with fewer ops on the host (default 1)",
+    )
+    p.add_argument(
+        "--device-timeout",
+        type=_seconds,
+        default=None,
+        metavar="SECONDS",
+        help="bound on each device call; one that does not return stops the run as a broken environment (default 300)",
+    )
+    p.add_argument(
+        "--ttnn-report",
+        action="store_true",
+        help="also write TT-NN's own report of the run (OUT/ttnn_report/db.sqlite, from "
+        "its graph capture), the database ttnn-visualizer opens",
+    )
+    p.add_argument(
+        "--pcc",
+        type=_pcc,
+        default=PCC_THRESHOLD,
+        help=f"end-to-end PCC every output must reach, in (0, 1]; below it the run "
+        f"fails its accuracy (exit 5) (default {PCC_THRESHOLD})",
+    )
+    p.add_argument(
+        "--localize",
+        action="store_true",
+        help="find the nodes where error enters: each node's output as run vs the fp32 "
+        "reference fed with reference values (needs values)",
+    )
     p.add_argument("--out", type=Path, help="output directory (default: out/<model>)")
     _pass_options(p)
-    p.add_argument("--weights", choices=["bfloat16", "bfloat8_b"], default="bfloat16",
-                   help="dtype of conv and linear weights on the device (default bfloat16)")
+    p.add_argument(
+        "--weights",
+        choices=["bfloat16", "bfloat8_b"],
+        default="bfloat16",
+        help="dtype of conv and linear weights on the device (default bfloat16)",
+    )
     _add_force(p)
     _compute_options(p)
     p.set_defaults(handler=_cmd_run)
 
-    p = sub.add_parser("export", parents=[common],
-                       help="write the model as a standalone TT-NN program (DIR/<name>_ttnn.py, weights, a test)")
+    p = sub.add_parser(
+        "export",
+        parents=[common],
+        help="write the model as a standalone TT-NN program (DIR/<name>_ttnn.py, weights, a test)",
+    )
     p.add_argument("model", help="zoo name or module.path:callable")
     p.add_argument("--input-shape", help="input shape, e.g. 1,3,224,224 (default: the model's)")
     _add_input_options(p)
     p.add_argument("--out", type=Path, required=True, help="output directory")
-    p.add_argument("--device", choices=["auto", "mock", "hardware"], default="auto",
-                   help="the device of the run the program is written from (default auto)")
+    p.add_argument(
+        "--device",
+        choices=["auto", "mock", "hardware"],
+        default="auto",
+        help="the device of the run the program is written from (default auto)",
+    )
     p.add_argument("--arch", choices=["n150", "p150"], help="mock device board (default n150)")
-    p.add_argument("--memory-config", choices=["dram", "l1", "auto"], default="dram",
-                   help="where activations live, as in `fxport run` (auto: the placed configs)")
-    p.add_argument("--weights", choices=["bfloat16", "bfloat8_b"], default="bfloat16",
-                   help="dtype of conv and linear weights on the device (default bfloat16)")
-    p.add_argument("--pcc", type=_pcc, default=PCC_THRESHOLD,
-                   help=f"the PCC the generated test requires of every output (default {PCC_THRESHOLD})")
-    p.add_argument("--no-weights", action="store_true",
-                   help="write the program only (no weights, inputs, references or test)")
+    p.add_argument(
+        "--memory-config",
+        choices=["dram", "l1", "auto"],
+        default="dram",
+        help="where activations live, as in `fxport run` (auto: the placed configs)",
+    )
+    p.add_argument(
+        "--weights",
+        choices=["bfloat16", "bfloat8_b"],
+        default="bfloat16",
+        help="dtype of conv and linear weights on the device (default bfloat16)",
+    )
+    p.add_argument(
+        "--pcc",
+        type=_pcc,
+        default=PCC_THRESHOLD,
+        help=f"the PCC the generated test requires of every output (default {PCC_THRESHOLD})",
+    )
+    p.add_argument(
+        "--no-weights", action="store_true", help="write the program only (no weights, inputs, references or test)"
+    )
     p.set_defaults(handler=_cmd_export)
 
     p = sub.add_parser("sweep", parents=[common], help="run the zoo (or MODELS) x resolutions and write reports")
-    p.add_argument("models", nargs="*", help="zoo names or module.path:callable (default: every zoo "
-                                             "model at its sweep shapes)")
-    p.add_argument("--input-shape", action="append", default=[],
-                   help="shape to run every model at (repeatable; default: each model's sweep shapes)")
+    p.add_argument(
+        "models", nargs="*", help="zoo names or module.path:callable (default: every zoo model at its sweep shapes)"
+    )
+    p.add_argument(
+        "--input-shape",
+        action="append",
+        default=[],
+        help="shape to run every model at (repeatable; default: each model's sweep shapes)",
+    )
     _add_input_options(p)
     p.add_argument("--device", choices=["auto", "mock", "hardware"], default="mock")
     p.add_argument("--arch", choices=["n150", "p150"])
     p.add_argument("--memory-config", choices=["dram", "l1", "auto"], default="dram")
-    p.add_argument("--values", choices=["emulate", "device", "none"], default="none",
-                   help="none (default): verdict runs of full-size models on meta weights")
+    p.add_argument(
+        "--values",
+        choices=["emulate", "device", "none"],
+        default="none",
+        help="none (default): verdict runs of full-size models on meta weights",
+    )
     p.add_argument("--out", type=Path, default=Path("reports"), help="output directory (default reports/)")
     p.add_argument("--no-resume", action="store_true", help="rerun entries that already have results")
     p.add_argument("--timeout", type=_seconds, default=1800.0, help="seconds per entry (default 1800)")
-    p.add_argument("--device-timeout", type=_seconds, default=None, metavar="SECONDS",
-                   help="bound on each device call of an entry (default 300)")
-    p.add_argument("-j", "--jobs", type=_positive_int, default=None, metavar="N",
-                   help="entries run in parallel, each in its own worker process and device "
-                        "session (default: one per core, as many as the memory holds)")
-    p.add_argument("--entries-per-worker", type=_positive_int, default=16, metavar="K",
-                   help="a warm worker runs about K entries, then is replaced (default 16; 1: a "
-                        "fresh process per entry)")
-    p.add_argument("--cluster", choices=["local", "ray"], default="local",
-                   help="local: worker processes on this host (default); ray: tasks on a Ray "
-                        "cluster (pip install fxport[ray]; RAY_ADDRESS or --ray-address, else a "
-                        "local one)")
+    p.add_argument(
+        "--device-timeout",
+        type=_seconds,
+        default=None,
+        metavar="SECONDS",
+        help="bound on each device call of an entry (default 300)",
+    )
+    p.add_argument(
+        "-j",
+        "--jobs",
+        type=_positive_int,
+        default=None,
+        metavar="N",
+        help="entries run in parallel, each in its own worker process and device "
+        "session (default: one per core, as many as the memory holds)",
+    )
+    p.add_argument(
+        "--entries-per-worker",
+        type=_positive_int,
+        default=16,
+        metavar="K",
+        help="a warm worker runs about K entries, then is replaced (default 16; 1: a fresh process per entry)",
+    )
+    p.add_argument(
+        "--cluster",
+        choices=["local", "ray"],
+        default="local",
+        help="local: worker processes on this host (default); ray: tasks on a Ray "
+        "cluster (pip install fxport[ray]; RAY_ADDRESS or --ray-address, else a "
+        "local one)",
+    )
     p.add_argument("--ray-address", default=None, help="address of the Ray cluster to join")
-    p.add_argument("--cache", type=Path, default=None, metavar="DIR",
-                   help="verdict cache shared across entries and runs (default "
-                        "$FXPORT_CACHE/verdicts); used by verdict runs only (--values none)")
-    p.add_argument("--no-cache", action="store_true",
-                   help="run every device call and capture every model (no verdict or capture cache)")
-    p.add_argument("--no-capture-cache", action="store_true",
-                   help="capture every model afresh (no capture cache; the verdict cache stays)")
+    p.add_argument(
+        "--cache",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="verdict cache shared across entries and runs (default "
+        "$FXPORT_CACHE/verdicts); used by verdict runs only (--values none)",
+    )
+    p.add_argument(
+        "--no-cache",
+        action="store_true",
+        help="run every device call and capture every model (no verdict or capture cache)",
+    )
+    p.add_argument(
+        "--no-capture-cache",
+        action="store_true",
+        help="capture every model afresh (no capture cache; the verdict cache stays)",
+    )
     _pass_options(p)
     _add_force(p)
     _compute_options(p)
@@ -316,9 +430,12 @@ def _parser() -> argparse.ArgumentParser:
     p.set_defaults(handler=_cmd_compare)
 
     p = sub.add_parser("gen-tests", parents=[common], help="generate per-op pytest suites from captured ops")
-    p.add_argument("sources", nargs="*",
-                   help="zoo names, module.path:callable, or ops.json files / `fxport trace` "
-                        "directories (default: every zoo model at its input shape)")
+    p.add_argument(
+        "sources",
+        nargs="*",
+        help="zoo names, module.path:callable, or ops.json files / `fxport trace` "
+        "directories (default: every zoo model at its input shape)",
+    )
     p.add_argument("--input-shape", help="input shape for the models named (default: each model's)")
     _add_input_options(p)
     p.add_argument("--memory-config", choices=["dram", "l1"], default="dram")
@@ -361,18 +478,24 @@ def _heavy_imports() -> None:
 def _compute_options(p) -> None:
     """How compute ops run on the device, as deployed TT-NN models run them (published figures
     use them): they change the lowering, and so the values, and the cost estimate."""
-    p.add_argument("--math-fidelity", choices=["lofi", "hifi2", "hifi3", "hifi4"], default="",
-                   help="math fidelity of matmul, linear, conv and attention kernels (default: "
-                        "TT-NN's own per op)")
-    p.add_argument("--activations", choices=["bfloat16", "bfloat8_b"], default="bfloat16",
-                   help="dtype of matmul, linear and conv outputs on the device (default bfloat16)")
+    p.add_argument(
+        "--math-fidelity",
+        choices=["lofi", "hifi2", "hifi3", "hifi4"],
+        default="",
+        help="math fidelity of matmul, linear, conv and attention kernels (default: TT-NN's own per op)",
+    )
+    p.add_argument(
+        "--activations",
+        choices=["bfloat16", "bfloat8_b"],
+        default="bfloat16",
+        help="dtype of matmul, linear and conv outputs on the device (default bfloat16)",
+    )
 
 
 def _cmd_trace(args) -> int:
     _check_arguments(args, [args.model])
     # The output directory first: a second writer or an unusable --out fails before any import.
-    with output_dir(args.out or Path("out") / _safe_name(args.model), f"fxport trace {args.model}",
-                    args.force) as out:
+    with output_dir(args.out or Path("out") / _safe_name(args.model), f"fxport trace {args.model}", args.force) as out:
         _heavy_imports()
         from fxport.report.inventory import inventory_document, summary_text, write_inventory
         from fxport.tracing import trace_model
@@ -389,8 +512,10 @@ def _cmd_trace(args) -> int:
 
 def _refuse_mock_values(values: str | None, kind: str) -> None:
     if values == "device" and kind == "mock":
-        raise FxportError("--values device reads values back from a card, but a mock device runs "
-                          "no kernels; use --values emulate (golden functions) or --values none")
+        raise FxportError(
+            "--values device reads values back from a card, but a mock device runs "
+            "no kernels; use --values emulate (golden functions) or --values none"
+        )
 
 
 def _cmd_export(args) -> int:
@@ -400,12 +525,21 @@ def _cmd_export(args) -> int:
     from fxport.runtime.devices import open_session_device
 
     dev = open_session_device(args.device, args.arch)
-    done = export(args.model, out=args.out, inputs=_input_options(args), device=dev,
-                  memory=args.memory_config, pcc_threshold=args.pcc, weight_dtype=args.weights,
-                  weights=not args.no_weights)
+    done = export(
+        args.model,
+        out=args.out,
+        inputs=_input_options(args),
+        device=dev,
+        memory=args.memory_config,
+        pcc_threshold=args.pcc,
+        weight_dtype=args.weights,
+        weights=not args.no_weights,
+    )
     pcc = "not computed" if done.pcc is None else f"{done.pcc:.6f}"
-    print(f"{done.program}: {done.lines} lines, {done.per_inference} ttnn calls per inference "
-          f"(fxport run: {done.run_per_inference}), {done.once} weight preparations, PCC {pcc}")
+    print(
+        f"{done.program}: {done.lines} lines, {done.per_inference} ttnn calls per inference "
+        f"(fxport run: {done.run_per_inference}), {done.once} weight preparations, PCC {pcc}"
+    )
     for path in (done.weights, done.test):
         if path is not None:
             print(path)
@@ -417,8 +551,7 @@ def _cmd_run(args) -> int:
     _refuse_mock_values(args.values, args.device)
     if args.localize and args.values == "none":
         raise FxportError("--localize compares values: it needs --values emulate or device, not none")
-    with output_dir(args.out or Path("out") / _safe_name(args.model), f"fxport run {args.model}",
-                    args.force) as out:
+    with output_dir(args.out or Path("out") / _safe_name(args.model), f"fxport run {args.model}", args.force) as out:
         _heavy_imports()
         from fxport.report.run_report import run_summary_text, write_run
         from fxport.runner import run_model
@@ -436,18 +569,34 @@ def _cmd_run(args) -> int:
         def settings(result):
             # Inputs given as --input/--inputs are keyed by those options, not by a shape.
             full = shape or (() if given else result.inputs[0].spec.shape if result.inputs else ())
-            return run_settings(args.model, full, dev.kind, args.arch, args.memory_config,
-                                args.values or "", args.min_block_size,
-                                passes=pass_settings(passes, args.weights, args.math_fidelity, args.activations),
-                                inputs=given)
+            return run_settings(
+                args.model,
+                full,
+                dev.kind,
+                args.arch,
+                args.memory_config,
+                args.values or "",
+                args.min_block_size,
+                passes=pass_settings(passes, args.weights, args.math_fidelity, args.activations),
+                inputs=given,
+            )
 
         try:
-            result = run_model(args.model, dev, options, memory=args.memory_config,
-                               values=args.values or "", min_block_size=args.min_block_size,
-                               ttnn_report=out if args.ttnn_report else None,
-                               passes=passes, weights=args.weights,
-                               pcc_threshold=args.pcc, localize=args.localize,
-                               fidelity=args.math_fidelity, activations=args.activations)
+            result = run_model(
+                args.model,
+                dev,
+                options,
+                memory=args.memory_config,
+                values=args.values or "",
+                min_block_size=args.min_block_size,
+                ttnn_report=out if args.ttnn_report else None,
+                passes=passes,
+                weights=args.weights,
+                pcc_threshold=args.pcc,
+                localize=args.localize,
+                fidelity=args.math_fidelity,
+                activations=args.activations,
+            )
         except (KeyboardInterrupt, EnvironmentFault) as exc:
             partial = getattr(exc, "result", None)
             if partial is not None:  # keep what was computed, marked as stopped
@@ -460,9 +609,12 @@ def _cmd_run(args) -> int:
         print(f"wrote {out}/run.json (source of truth)")
         report = doc.get("ttnn_report")
         if report:
-            print(f"wrote {out}/{report['database']}: TT-NN's report of the run ({report['operations']} "
-                  f"operations, {report['buffers']} buffers) for ttnn-visualizer" if not report["error"]
-                  else f"fxport: note: no TT-NN report: {report['error']}")
+            print(
+                f"wrote {out}/{report['database']}: TT-NN's report of the run ({report['operations']} "
+                f"operations, {report['buffers']} buffers) for ttnn-visualizer"
+                if not report["error"]
+                else f"fxport: note: no TT-NN report: {report['error']}"
+            )
         _render(out)
     if doc["accuracy"]["verdict"] == "fail":  # a result, saved and rendered, that CI must see
         print(f"fxport: accuracy failed: {'; '.join(doc['accuracy']['failing'])}", file=sys.stderr)
@@ -471,7 +623,7 @@ def _cmd_run(args) -> int:
 
 
 def _say_repairs(dev) -> None:
-    for note in (dev.mock_runtime.repaired if dev.mock_runtime else ()):
+    for note in dev.mock_runtime.repaired if dev.mock_runtime else ():
         print(f"fxport: note: {note}", file=sys.stderr)
 
 
@@ -486,48 +638,99 @@ def _cmd_sweep(args) -> int:
     from fxport.sweep import Fleet, run_sweep, sweep_items
 
     _refuse_mock_values(args.values, args.device)
-    items = sweep_items(args.models or None, [parse_shape(s) for s in args.input_shape] or None,
-                        _input_args(args))
+    items = sweep_items(args.models or None, [parse_shape(s) for s in args.input_shape] or None, _input_args(args))
     cache = None if args.no_cache or args.values != "none" else (args.cache or default_cache_dir())
     # Captured programs (meta weights: verdict runs only) beside the verdicts: DIR/captures with
     # --cache DIR, else $FXPORT_CACHE/captures
-    captures = (None if args.no_cache or args.no_capture_cache or args.values != "none"
-                else (args.cache / "captures" if args.cache else cache_home() / "captures"))
+    captures = (
+        None
+        if args.no_cache or args.no_capture_cache or args.values != "none"
+        else (args.cache / "captures" if args.cache else cache_home() / "captures")
+    )
     if cache is not None:
         _check_cache(cache)
     if captures is not None:
         _check_cache(captures, "capture cache", "--no-capture-cache")
-    fleet = Fleet(args.jobs, args.entries_per_worker, "ray" if args.cluster == "ray" else "",
-                  args.ray_address, str(cache) if cache else None, str(captures) if captures else None)
+    fleet = Fleet(
+        args.jobs,
+        args.entries_per_worker,
+        "ray" if args.cluster == "ray" else "",
+        args.ray_address,
+        str(cache) if cache else None,
+        str(captures) if captures else None,
+    )
     with output_dir(args.out, "fxport sweep", args.force) as out:
-        done = run_sweep(items, out, args.device, args.arch, args.memory_config, args.values,
-                         resume=not args.no_resume, timeout=args.timeout,
-                         device_timeout=args.device_timeout, fleet=fleet,
-                         passes=_selected_passes(args), fidelity=args.math_fidelity,
-                         activations=args.activations)
+        done = run_sweep(
+            items,
+            out,
+            args.device,
+            args.arch,
+            args.memory_config,
+            args.values,
+            resume=not args.no_resume,
+            timeout=args.timeout,
+            device_timeout=args.device_timeout,
+            fleet=fleet,
+            passes=_selected_passes(args),
+            fidelity=args.math_fidelity,
+            activations=args.activations,
+        )
         doc = done.doc
-        rows = [[e["key"], e["status"], e["coverage"]["total"] if e["coverage"] else "",
-                 f"{e['coverage']['planned_pct']:.1f}" if e["coverage"] else "",
-                 f"{e['coverage']['device_pct']:.1f}" if e["coverage"] else "",
-                 e["fallbacks"], e["oom_nodes"], fmt_agreement(e.get("memory_agreement")),
-                 fmt_l1_share(e.get("l1_share")), fmt_latency(e.get("estimate")), e["error"]] for e in doc["entries"]]
-        print(terminal_table(["entry", "status", "aten nodes", "lowered %", "on device %", "fallbacks",
-                              "OOM nodes", "model = allocator", "L1 share (bytes / nodes)", "latency ms (est.)",
-                              "error"], rows))
+        rows = [
+            [
+                e["key"],
+                e["status"],
+                e["coverage"]["total"] if e["coverage"] else "",
+                f"{e['coverage']['planned_pct']:.1f}" if e["coverage"] else "",
+                f"{e['coverage']['device_pct']:.1f}" if e["coverage"] else "",
+                e["fallbacks"],
+                e["oom_nodes"],
+                fmt_agreement(e.get("memory_agreement")),
+                fmt_l1_share(e.get("l1_share")),
+                fmt_latency(e.get("estimate")),
+                e["error"],
+            ]
+            for e in doc["entries"]
+        ]
+        print(
+            terminal_table(
+                [
+                    "entry",
+                    "status",
+                    "aten nodes",
+                    "lowered %",
+                    "on device %",
+                    "fallbacks",
+                    "OOM nodes",
+                    "model = allocator",
+                    "L1 share (bytes / nodes)",
+                    "latency ms (est.)",
+                    "error",
+                ],
+                rows,
+            )
+        )
         print(_sweep_timing_text(done.timing))
         print(f"wrote {out}/sweep.json, {out}/timing.json")
         _render(out)
     if done.redone:
-        print(f"fxport: note: redid {len(done.redone)} entries whose saved results could not be "
-              f"reused: {', '.join(done.redone)}", file=sys.stderr)
+        print(
+            f"fxport: note: redid {len(done.redone)} entries whose saved results could not be "
+            f"reused: {', '.join(done.redone)}",
+            file=sys.stderr,
+        )
     if done.failed:  # kept in the reports with their errors; CI sees it in the exit code
-        print(f"fxport: error: {len(done.failed)} of {len(doc['entries'])} entries produced no result: "
-              f"{', '.join(done.failed)} (errors in {out}/index.md)", file=sys.stderr)
+        print(
+            f"fxport: error: {len(done.failed)} of {len(doc['entries'])} entries produced no result: "
+            f"{', '.join(done.failed)} (errors in {out}/index.md)",
+            file=sys.stderr,
+        )
         return EXIT_INCOMPLETE
     inaccurate = [e["key"] for e in doc["entries"] if e.get("accuracy") == "fail"]
     if inaccurate:  # results, saved and rendered; CI sees them in the exit code
-        print(f"fxport: accuracy failed (end-to-end PCC below {PCC_THRESHOLD}): {', '.join(inaccurate)}",
-              file=sys.stderr)
+        print(
+            f"fxport: accuracy failed (end-to-end PCC below {PCC_THRESHOLD}): {', '.join(inaccurate)}", file=sys.stderr
+        )
         return EXIT_INACCURATE
     return 0
 
@@ -536,31 +739,32 @@ def _check_cache(path: Path, what: str = "verdict cache", off: str = "--no-cache
     try:
         path.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise FxportError(f"cannot use {what} {path}: {exc.strerror or exc}; choose another "
-                          f"--cache or {off}") from None
+        raise FxportError(f"cannot use {what} {path}: {exc.strerror or exc}; choose another --cache or {off}") from None
     if not path.is_dir() or not os.access(path, os.W_OK):
-        raise FxportError(f"cannot use {what} {path}: not a writable directory; choose "
-                          f"another --cache or {off}")
+        raise FxportError(f"cannot use {what} {path}: not a writable directory; choose another --cache or {off}")
 
 
 def _sweep_timing_text(timing: dict) -> str:
     """The sweep's volatile facts in one or two lines: wall time, workers, verdict cache."""
     if not timing or not timing.get("entries_run"):
         return "every entry reused from an earlier sweep (--resume)"
-    line = (f"ran {timing['entries_run']} entries in {timing['wall_seconds']:.1f} s on "
-            f"{timing['workers']}")
+    line = f"ran {timing['entries_run']} entries in {timing['wall_seconds']:.1f} s on {timing['workers']}"
     vc = timing.get("verdict_cache") or {}
     if vc.get("calls"):
-        line += (f"; verdict cache: {vc['hits']:,} of {vc['calls']:,} device calls replayed "
-                 f"({100 * vc['hit_rate']:.1f}%), {vc['misses']:,} run and stored, "
-                 f"{vc['not_replayable'] + vc['uncacheable']:,} run uncached")
+        line += (
+            f"; verdict cache: {vc['hits']:,} of {vc['calls']:,} device calls replayed "
+            f"({100 * vc['hit_rate']:.1f}%), {vc['misses']:,} run and stored, "
+            f"{vc['not_replayable'] + vc['uncacheable']:,} run uncached"
+        )
         if vc.get("rejected"):
             line += f", {vc['rejected']} damaged or foreign entries ignored and rewritten"
     cc = timing.get("capture_cache") or {}
     if cc.get("hits") or cc.get("misses") or cc.get("uncacheable"):
-        line += (f"; capture cache: {cc['hits']} of {cc['hits'] + cc['misses'] + cc['uncacheable']} "
-                 f"captures loaded ({100 * cc['hit_rate']:.1f}%), {cc['misses']} captured and stored, "
-                 f"{cc['uncacheable']} not cacheable")
+        line += (
+            f"; capture cache: {cc['hits']} of {cc['hits'] + cc['misses'] + cc['uncacheable']} "
+            f"captures loaded ({100 * cc['hit_rate']:.1f}%), {cc['misses']} captured and stored, "
+            f"{cc['uncacheable']} not cacheable"
+        )
         if cc.get("rejected"):
             line += f", {cc['rejected']} damaged or foreign entries ignored and rewritten"
     return line
@@ -592,8 +796,9 @@ def _cmd_report(args) -> int:
     with output_dir(directory, f"fxport report {args.path}"):
         damaged = _render(args.path, html=True)
     if damaged:
-        raise FxportError(f"{len(damaged)} damaged sweep entries rendered as DAMAGED (the rest in "
-                          f"full): {', '.join(damaged)}")
+        raise FxportError(
+            f"{len(damaged)} damaged sweep entries rendered as DAMAGED (the rest in full): {', '.join(damaged)}"
+        )
     return 0
 
 
@@ -606,10 +811,9 @@ def _cmd_compare(args) -> int:
 
 def _cmd_gen_tests(args) -> int:
     _check_arguments(args, [s for s in args.sources if not Path(s).exists()], many=True)
-    from fxport.tracing import trace_model
-    from fxport.testgen import collect, describe_suite, generate, optimized_capture
-
     import fxport_models
+    from fxport.testgen import collect, describe_suite, generate, optimized_capture
+    from fxport.tracing import trace_model
 
     options = _input_options(args)
     passes = _selected_passes(args)
@@ -631,25 +835,37 @@ def _cmd_gen_tests(args) -> int:
 
 
 def _cmd_ops(args) -> int:
-    from fxport.capture.records import target_name
-    from fxport.mapping import FAMILIES, REGISTRY
     from tabulate import tabulate
 
+    from fxport.capture.records import target_name
+    from fxport.mapping import FAMILIES, REGISTRY
     from fxport.report.terminal import TERMINAL_WIDTH
 
     if args.family and args.family not in FAMILIES:
         raise FxportError(f"unknown family {args.family!r}; families: {', '.join(FAMILIES)}")
-    rows = [[target_name(t), r.ttnn, r.family, r.conditions]
-            for t, r in ((t, REGISTRY.rules[t]) for t in REGISTRY.targets())
-            if not args.family or r.family == args.family]
+    rows = [
+        [target_name(t), r.ttnn, r.family, r.conditions]
+        for t, r in ((t, REGISTRY.rules[t]) for t in REGISTRY.targets())
+        if not args.family or r.family == args.family
+    ]
     # Each rule's conditions run to hundreds of characters: wrapped under its row, not in a column
-    head, rule, *lines = tabulate([row[:3] for row in rows], headers=["overload", "ttnn", "family"],
-                                  tablefmt="simple").splitlines()
+    head, rule, *lines = tabulate(
+        [row[:3] for row in rows], headers=["overload", "ttnn", "family"], tablefmt="simple"
+    ).splitlines()
     print(head, rule, sep="\n")
     for line, row in zip(lines, rows):
         print(line.rstrip())
-        print("\n".join(textwrap.wrap(f"if {row[3]}", TERMINAL_WIDTH, initial_indent="    ",
-                                       subsequent_indent="    ", break_long_words=False)))
+        print(
+            "\n".join(
+                textwrap.wrap(
+                    f"if {row[3]}",
+                    TERMINAL_WIDTH,
+                    initial_indent="    ",
+                    subsequent_indent="    ",
+                    break_long_words=False,
+                )
+            )
+        )
     own = sum(1 for row in rows if row[0].startswith("fxport."))
     print(f"{len(rows) - own} aten overloads")
     print(f"{own} fxport ops (fused and channels-last forms the graph passes introduce)")
@@ -666,32 +882,50 @@ def _cmd_models(args) -> int:
 
 
 def _add_input_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--input", action="append", default=[], metavar="SHAPE[:DTYPE[:LOW..HIGH]]",
-                   help="a positional input of forward, repeatable, in order: e.g. --input 1,3,224,224 "
-                        "--input 1,48:int64:0..32000 --input 1,48:bool (floats: normal, or uniform "
-                        "in LOW..HIGH; integers: [LOW, HIGH), default [0, 10))")
-    p.add_argument("--inputs", metavar="MODULE:CALLABLE",
-                   help="a callable returning example inputs: a tuple of args, a dict of kwargs, "
-                        "or (args, kwargs)")
-    p.add_argument("--model-arg", action="append", default=[], metavar="KEY=VALUE",
-                   help="keyword argument for a module.path:callable model's factory, repeatable; "
-                        "VALUE is a Python literal (None, 10, 'resnet18', [1, 2]), else a string")
+    p.add_argument(
+        "--input",
+        action="append",
+        default=[],
+        metavar="SHAPE[:DTYPE[:LOW..HIGH]]",
+        help="a positional input of forward, repeatable, in order: e.g. --input 1,3,224,224 "
+        "--input 1,48:int64:0..32000 --input 1,48:bool (floats: normal, or uniform "
+        "in LOW..HIGH; integers: [LOW, HIGH), default [0, 10))",
+    )
+    p.add_argument(
+        "--inputs",
+        metavar="MODULE:CALLABLE",
+        help="a callable returning example inputs: a tuple of args, a dict of kwargs, or (args, kwargs)",
+    )
+    p.add_argument(
+        "--model-arg",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="keyword argument for a module.path:callable model's factory, repeatable; "
+        "VALUE is a Python literal (None, 10, 'resnet18', [1, 2]), else a string",
+    )
 
 
 def _input_options(args):
     from fxport.capture.loader import InputOptions, parse_input
 
     shape = args.input_shape if isinstance(args.input_shape, str) else None  # sweep: a list
-    return InputOptions(shape=parse_shape(shape) if shape else None,
-                        specs=tuple(parse_input(s) for s in args.input),
-                        source=args.inputs, model_args=dict(map(parse_model_arg, args.model_arg)))
+    return InputOptions(
+        shape=parse_shape(shape) if shape else None,
+        specs=tuple(parse_input(s) for s in args.input),
+        source=args.inputs,
+        model_args=dict(map(parse_model_arg, args.model_arg)),
+    )
 
 
 def _input_args(args) -> tuple[str, ...]:
     """The input options as `fxport run` arguments (sweep passes them on), validated first."""
     _input_options(args)
-    return (*(a for s in args.input for a in ("--input", s)), *(("--inputs", args.inputs) if args.inputs else ()),
-            *(a for m in args.model_arg for a in ("--model-arg", m)))
+    return (
+        *(a for s in args.input for a in ("--input", s)),
+        *(("--inputs", args.inputs) if args.inputs else ()),
+        *(a for m in args.model_arg for a in ("--model-arg", m)),
+    )
 
 
 def _safe_name(name: str) -> str:

@@ -57,8 +57,9 @@ def _umask() -> int:
 
 
 @contextlib.contextmanager
-def atomic_open(path: str | Path, mode: str = "w", newline: str | None = None,
-                encoding: str | None = "utf-8") -> Iterator[IO]:
+def atomic_open(
+    path: str | Path, mode: str = "w", newline: str | None = None, encoding: str | None = "utf-8"
+) -> Iterator[IO]:
     """A file object whose content replaces `path` only when the block ends without an error."""
     path = Path(path)
     binary = "b" in mode
@@ -98,8 +99,10 @@ def _refuse_special(path: Path, verb: str) -> None:
         raise OutputError(f"cannot {verb} {path}: {exc.strerror or exc}") from None
     if not stat.S_ISREG(st.st_mode):
         kind = "a symbolic link" if stat.S_ISLNK(st.st_mode) else "not a regular file"
-        raise OutputError(f"refusing to {verb} {path}: it is {kind} (fxport writes and removes only "
-                          "regular files it made); remove it or choose another --out")
+        raise OutputError(
+            f"refusing to {verb} {path}: it is {kind} (fxport writes and removes only "
+            "regular files it made); remove it or choose another --out"
+        )
 
 
 def subdir(parent: str | Path, name: str) -> Path:
@@ -109,9 +112,11 @@ def subdir(parent: str | Path, name: str) -> Path:
     with contextlib.suppress(FileExistsError):
         path.mkdir()
     if path.is_symlink() or not path.is_dir():
-        raise OutputError(f"refusing to write into {path}: it is "
-                          f"{'a symbolic link' if path.is_symlink() else 'not a folder'} (fxport writes "
-                          "only into folders it made); remove it or choose another --out")
+        raise OutputError(
+            f"refusing to write into {path}: it is "
+            f"{'a symbolic link' if path.is_symlink() else 'not a folder'} (fxport writes "
+            "only into folders it made); remove it or choose another --out"
+        )
     return path
 
 
@@ -201,12 +206,13 @@ def check_output(path: str | Path, force: bool = True) -> Path:
     # Absolute now: model code run later may change the working directory.
     path = Path(os.path.abspath(path))
     if any(len(os.fsencode(part)) > 255 for part in path.parts):  # NAME_MAX of every file system here
-        raise OutputError(f"output {str(path)[:60]}... has a folder name longer than 255 bytes; "
-                          "choose a shorter --out")
+        raise OutputError(f"output {str(path)[:60]}... has a folder name longer than 255 bytes; choose a shorter --out")
     if not force and path.is_dir() and not is_result_folder(path):
-        raise OutputError(f"output {path} already holds files that are not fxport results; fxport "
-                          "would replace or remove some of them: choose an empty or new --out, or "
-                          "add --force")
+        raise OutputError(
+            f"output {path} already holds files that are not fxport results; fxport "
+            "would replace or remove some of them: choose an empty or new --out, or "
+            "add --force"
+        )
     for parent in (path, *path.parents):
         if parent.exists() and not parent.is_dir():
             where = "is" if parent == path else f"is under {parent}, which is"
@@ -229,8 +235,14 @@ _created: dict[Path, bool] = {}  # whether this process made the lock file (see 
 
 
 def _holder_text(command: str) -> str:
-    return json.dumps({"command": command, "pid": os.getpid(), "host": socket.gethostname(),
-                       "since": time.strftime("%Y-%m-%d %H:%M:%S")})
+    return json.dumps(
+        {
+            "command": command,
+            "pid": os.getpid(),
+            "host": socket.gethostname(),
+            "since": time.strftime("%Y-%m-%d %H:%M:%S"),
+        }
+    )
 
 
 def _describe_holder(raw: bytes) -> str:
@@ -250,16 +262,20 @@ def lock_output(path: str | Path, command: str) -> None:
         return
     existed = os.path.lexists(key / LOCK_NAME)
     try:
-        fd = os.open(key / LOCK_NAME, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW | os.O_NONBLOCK,
-                     0o666 & ~_umask())
+        fd = os.open(
+            key / LOCK_NAME, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW | os.O_NONBLOCK, 0o666 & ~_umask()
+        )
     except OSError as exc:
         why = "it is a symbolic link" if exc.errno == errno.ELOOP else exc.strerror
-        raise OutputError(f"cannot lock output directory {path}: {key / LOCK_NAME}: {why}; remove it "
-                          "or choose another --out") from None
+        raise OutputError(
+            f"cannot lock output directory {path}: {key / LOCK_NAME}: {why}; remove it or choose another --out"
+        ) from None
     if not stat.S_ISREG(os.fstat(fd).st_mode):
         os.close(fd)
-        raise OutputError(f"cannot lock output directory {path}: {key / LOCK_NAME} is not a regular "
-                          "file; remove it or choose another --out")
+        raise OutputError(
+            f"cannot lock output directory {path}: {key / LOCK_NAME} is not a regular "
+            "file; remove it or choose another --out"
+        )
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError as exc:
@@ -267,8 +283,10 @@ def lock_output(path: str | Path, command: str) -> None:
         os.close(fd)
         if exc.errno not in (errno.EWOULDBLOCK, errno.EAGAIN):
             raise OutputError(f"cannot lock output directory {path}: {exc.strerror}") from None
-        raise OutputError(f"output directory {path} is in use by {_describe_holder(holder)}; "
-                          "wait for it to finish or choose another --out") from None
+        raise OutputError(
+            f"output directory {path} is in use by {_describe_holder(holder)}; "
+            "wait for it to finish or choose another --out"
+        ) from None
     os.ftruncate(fd, 0)
     os.pwrite(fd, _holder_text(command).encode(), 0)
     _held[key] = [fd, 1]

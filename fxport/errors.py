@@ -23,16 +23,20 @@ class CaptureError(FxportError):
 def no_ops_captured(model: str) -> CaptureError:
     """`trace` and `run` of a model whose outputs no tensor op computes (an Identity, a forward
     returning None): nothing was judged, so there is no verdict to report."""
-    return CaptureError(f"{model}: captured 0 aten nodes: its outputs are computed by no tensor op "
-                        "(does forward return tensors computed from its input?)")
+    return CaptureError(
+        f"{model}: captured 0 aten nodes: its outputs are computed by no tensor op "
+        "(does forward return tensors computed from its input?)"
+    )
 
 
 def model_code_exit(model: str, exc: BaseException) -> str:
     """The one line for a model whose code raised SystemExit or another BaseException (not an
     Exception): it must not end fxport, nor pass for an fxport exit code."""
     detail = f"({exc.code!r})" if isinstance(exc, SystemExit) else f": {' '.join(str(exc).split())[:160]}"
-    return (f"{model}: model code raised {type(exc).__name__}{detail}; fxport stopped this model "
-            "(a model must raise an exception, not exit)")
+    return (
+        f"{model}: model code raised {type(exc).__name__}{detail}; fxport stopped this model "
+        "(a model must raise an exception, not exit)"
+    )
 
 
 class EnvironmentFault(FxportError):

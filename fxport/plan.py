@@ -61,8 +61,12 @@ class Plan:
         """This plan with the nodes in `reasons` left on the host, each for its reason."""
         if not reasons:
             return self
-        return Plan(tuple(replace(n, lowered=False, ttnn="", reason=reasons[n.node]) if n.node in reasons
-                          else n for n in self.nodes))
+        return Plan(
+            tuple(
+                replace(n, lowered=False, ttnn="", reason=reasons[n.node]) if n.node in reasons else n
+                for n in self.nodes
+            )
+        )
 
     @property
     def placement(self) -> dict[str, str]:
@@ -72,16 +76,25 @@ class Plan:
 aten = torch.ops.aten
 # Ops that read a tensor operand as indices: target -> (position, name) of that operand.
 INDEX_OPERANDS = {
-    aten.index.Tensor: (1, "indices"), aten._unsafe_index.Tensor: (1, "indices"),
-    aten.index_put.default: (1, "indices"), aten._unsafe_index_put.default: (1, "indices"),
-    aten.index_select.default: (2, "index"), aten.gather.default: (2, "index"),
-    aten.scatter.src: (2, "index"), aten.scatter.value: (2, "index"),
-    aten.scatter_add.default: (2, "index"), aten.embedding.default: (1, "indices"),
+    aten.index.Tensor: (1, "indices"),
+    aten._unsafe_index.Tensor: (1, "indices"),
+    aten.index_put.default: (1, "indices"),
+    aten._unsafe_index_put.default: (1, "indices"),
+    aten.index_select.default: (2, "index"),
+    aten.gather.default: (2, "index"),
+    aten.scatter.src: (2, "index"),
+    aten.scatter.value: (2, "index"),
+    aten.scatter_add.default: (2, "index"),
+    aten.embedding.default: (1, "indices"),
 }
-INDEX_ARITHMETIC = ("index arithmetic, computed exactly on the host (TT-NN's float ops are bf16, "
-                    "which rounds coordinates and moves the indices floor/clamp take from them)")
-INDEX_DERIVED = ("derived from index arithmetic (interpolation weights from the same coordinates), "
-                 "computed exactly on the host with it")
+INDEX_ARITHMETIC = (
+    "index arithmetic, computed exactly on the host (TT-NN's float ops are bf16, "
+    "which rounds coordinates and moves the indices floor/clamp take from them)"
+)
+INDEX_DERIVED = (
+    "derived from index arithmetic (interpolation weights from the same coordinates), "
+    "computed exactly on the host with it"
+)
 
 
 def exact_nodes(graph: fx.Graph) -> dict[fx.Node, str]:
@@ -130,10 +143,16 @@ def plan_graph(graph: fx.Graph) -> Plan:
             name = target_name(node.target)
             names[node.target] = name, REGISTRY.family_of(name)
         target, family = names[node.target]
-        nodes.append(NodePlan(
-            node=node.name, target=target, module=module_of(node)[0],
-            lowered=reason is None, rule=rule.name if rule else "",
-            ttnn=rule.ttnn if rule and reason is None else "",
-            family=family, reason=reason or "",
-        ))
+        nodes.append(
+            NodePlan(
+                node=node.name,
+                target=target,
+                module=module_of(node)[0],
+                lowered=reason is None,
+                rule=rule.name if rule else "",
+                ttnn=rule.ttnn if rule and reason is None else "",
+                family=family,
+                reason=reason or "",
+            )
+        )
     return Plan(tuple(nodes))

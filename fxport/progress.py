@@ -72,9 +72,16 @@ class _Counter:
             # A terminal that reports no size (0 x 0, as a bare pseudo-terminal does) still gets a
             # bar: tqdm hides bars below a screen height of 0
             size = shutil.get_terminal_size((100, 24))
-            self.bar = tqdm(total=total, desc=f"fxport: {label}", unit=f" {unit}", file=_stream,
-                            leave=True, mininterval=0.25, ncols=min(size.columns or 100, 120),
-                            nrows=size.lines or 24)
+            self.bar = tqdm(
+                total=total,
+                desc=f"fxport: {label}",
+                unit=f" {unit}",
+                file=_stream,
+                leave=True,
+                mininterval=0.25,
+                ncols=min(size.columns or 100, 120),
+                nrows=size.lines or 24,
+            )
 
     def update(self, n: int = 1) -> None:
         if self.bar is not None:

@@ -28,16 +28,23 @@ from fxport.partition import Partitioned, partition
 from fxport.passes import PASS_NAMES, Optimized, constants_of, records_after, run_passes
 from fxport.plan import Plan, plan_graph
 from fxport.report.results import DeviceInfo, RunResult
-from fxport.runtime.accuracy import (PCC_THRESHOLD, ControlValue, check_outputs, output_dependence,
-                                     unchecked_outputs, vary_inputs)
+from fxport.runtime.accuracy import (
+    PCC_THRESHOLD,
+    ControlValue,
+    check_outputs,
+    output_dependence,
+    unchecked_outputs,
+    vary_inputs,
+)
 from fxport.runtime.context import DeviceConstants, LoweringContext
 from fxport.runtime.devices import DeviceHandle
 from fxport.runtime.execute import execute
+from fxport.runtime.localize import localize as localize_error
+from fxport.runtime.localize import reference_values
 from fxport.runtime.recording import Recorder
 from fxport.runtime.run_memory import explain_run, place_activations
 from fxport.runtime.ttnn_report import ttnn_report as capture_ttnn_report
 from fxport.runtime.verdict_cache import VerdictCache
-from fxport.runtime.localize import localize as localize_error, reference_values
 from fxport.tracing import trace_cached
 
 
@@ -126,9 +133,14 @@ class Compiled:
     runs: int = 0
 
 
-def compile_program(program: torch.export.ExportedProgram, min_block_size: int = 1,
-                    host_control: bool = False, passes: tuple[str, ...] = PASS_NAMES,
-                    memory: str = "dram", repeats: dict[str, int] | None = None) -> Compiled:
+def compile_program(
+    program: torch.export.ExportedProgram,
+    min_block_size: int = 1,
+    host_control: bool = False,
+    passes: tuple[str, ...] = PASS_NAMES,
+    memory: str = "dram",
+    repeats: dict[str, int] | None = None,
+) -> Compiled:
     """Graph passes, plan and partition `program`. With `host_control`, its bool and 0-d outputs
     (values Python branches on) are computed on the host on every run, see HostControl.
     `repeats`: the capture's folded calls (records count them)."""
@@ -138,21 +150,41 @@ def compile_program(program: torch.export.ExportedProgram, min_block_size: int =
         plan = plan_graph(optimized.graph_module.graph)
         # Partitions of parameter transforms alone stay on the host (partition's `constants`)
         parts = partition(optimized.graph_module, plan, min_block_size, frozenset(optimized.constants))
-    return Compiled(program, optimized, plan.on_host(parts.kept_on_host), parts, records_after(optimized, repeats=repeats),
-                    DeviceConstants(optimized.constants.values()),
-                    HostControl.of(program) if host_control else None)
+    return Compiled(
+        program,
+        optimized,
+        plan.on_host(parts.kept_on_host),
+        parts,
+        records_after(optimized, repeats=repeats),
+        DeviceConstants(optimized.constants.values()),
+        HostControl.of(program) if host_control else None,
+    )
 
 
-def run_compiled(compiled: Compiled, inputs: tuple, reference: Any, dev: DeviceHandle,
-                 memory: str = "dram", name: str = "model", values: str = "",
-                 records: list[OpRecord] | None = None, kwargs: dict | None = None,
-                 varied: Any = None, analysis: MemoryAnalysis | None = None,
-                 node_pcc: bool = True, capture: dict | None = None,
-                 seconds: dict[str, float] | None = None,
-                 cache: VerdictCache | None = None, weights: str = "bfloat16",
-                 ttnn_report: Path | None = None, pcc_threshold: float = PCC_THRESHOLD,
-                 localize: bool = False, fidelity: str = "", activations: str = "bfloat16",
-                 recorder: Recorder | None = None) -> RunResult:
+def run_compiled(
+    compiled: Compiled,
+    inputs: tuple,
+    reference: Any,
+    dev: DeviceHandle,
+    memory: str = "dram",
+    name: str = "model",
+    values: str = "",
+    records: list[OpRecord] | None = None,
+    kwargs: dict | None = None,
+    varied: Any = None,
+    analysis: MemoryAnalysis | None = None,
+    node_pcc: bool = True,
+    capture: dict | None = None,
+    seconds: dict[str, float] | None = None,
+    cache: VerdictCache | None = None,
+    weights: str = "bfloat16",
+    ttnn_report: Path | None = None,
+    pcc_threshold: float = PCC_THRESHOLD,
+    localize: bool = False,
+    fidelity: str = "",
+    activations: str = "bfloat16",
+    recorder: Recorder | None = None,
+) -> RunResult:
     """Execute a compiled program on `dev`, compare its outputs with `reference` (the fp32 torch
     outputs, any pytree, or a function computing them after the execution; None: not compared)
     leaf by leaf, `varied` (the reference on varied
@@ -185,24 +217,49 @@ def run_compiled(compiled: Compiled, inputs: tuple, reference: Any, dev: DeviceH
         start = time.perf_counter()
     if ttnn_report is not None:  # TT-NN's report records the calls made: none replayed from a cache
         cache = None
-    ctx = LoweringContext(dev, memory=memory, values=values, placement=compiled.plan.placement,
-                          cache=cache, constants=compiled.constants, weights=weights,
-                          fidelity=fidelity, activations=activations, recorder=recorder)
+    ctx = LoweringContext(
+        dev,
+        memory=memory,
+        values=values,
+        placement=compiled.plan.placement,
+        cache=cache,
+        constants=compiled.constants,
+        weights=weights,
+        fidelity=fidelity,
+        activations=activations,
+        recorder=recorder,
+    )
     flat = flat_inputs(compiled.program, inputs, kwargs)
     leaves = input_leaves(inputs, kwargs)
     report = None
     try:
         with torch.no_grad(), capture_ttnn_report(ttnn_report, dev) as report:
-            run = execute(compiled.parts.graph_module, flat, ctx, node_pcc=node_pcc,
-                          observe=localize and ctx.values != "none")
+            run = execute(
+                compiled.parts.graph_module, flat, ctx, node_pcc=node_pcc, observe=localize and ctx.values != "none"
+            )
     except (KeyboardInterrupt, EnvironmentFault) as exc:
         partial = getattr(exc, "partial", None)
         if partial is not None:
-            stopped = (f"interrupted (Ctrl-C) after {len(partial.nodes)} nodes"
-                       if isinstance(exc, KeyboardInterrupt) else str(exc))
-            exc.result = _result(compiled, leaves, None, dev, ctx, name, records, partial.nodes, [],
-                                 capture, {**(seconds or {}), "execute": time.perf_counter() - start},
-                                 analysis, stopped=stopped)
+            stopped = (
+                f"interrupted (Ctrl-C) after {len(partial.nodes)} nodes"
+                if isinstance(exc, KeyboardInterrupt)
+                else str(exc)
+            )
+            exc.result = _result(
+                compiled,
+                leaves,
+                None,
+                dev,
+                ctx,
+                name,
+                records,
+                partial.nodes,
+                [],
+                capture,
+                {**(seconds or {}), "execute": time.perf_counter() - start},
+                analysis,
+                stopped=stopped,
+            )
         raise
     outputs = user_outputs(compiled.program, run.outputs)
     control: list[ControlValue] = []
@@ -217,20 +274,39 @@ def run_compiled(compiled: Compiled, inputs: tuple, reference: Any, dev: DeviceH
         checks = unchecked_outputs(outputs, "not compared on this call")
     else:
         checks = check_outputs(outputs, reference, varied)
-    result = _result(compiled, leaves, outputs, dev, ctx, name, records, run.nodes, checks, capture,
-                     {**(seconds or {}), "execute": time.perf_counter() - start}, analysis, control)
+    result = _result(
+        compiled,
+        leaves,
+        outputs,
+        dev,
+        ctx,
+        name,
+        records,
+        run.nodes,
+        checks,
+        capture,
+        {**(seconds or {}), "execute": time.perf_counter() - start},
+        analysis,
+        control,
+    )
     localized = None
     if run.observed is not None:
         sources = {r.node: r.source for r in result.records}
         # The graph that ran (after the passes, which are exact), fed with reference values
         graph_module = compiled.optimized.graph_module
-        localized = localize_error(graph_module.graph, run.observed, reference_values(graph_module, flat),
-                                   sources, pcc_threshold)
+        localized = localize_error(
+            graph_module.graph, run.observed, reference_values(graph_module, flat), sources, pcc_threshold
+        )
     t = time.perf_counter()
     estimate = estimate_result(compiled, result, ctx)
     result.seconds["estimate"] = time.perf_counter() - t
-    return replace(result, ttnn_report=report.to_dict() if report is not None else None,
-                   pcc_threshold=pcc_threshold, localized=localized, estimate=estimate)
+    return replace(
+        result,
+        ttnn_report=report.to_dict() if report is not None else None,
+        pcc_threshold=pcc_threshold,
+        localized=localized,
+        estimate=estimate,
+    )
 
 
 def estimate_result(compiled: Compiled, result: RunResult, ctx: LoweringContext) -> Estimate | None:
@@ -246,37 +322,66 @@ def estimate_result(compiled: Compiled, result: RunResult, ctx: LoweringContext)
     verdict = ctx.values == "none"
     if verdict:  # computed on meta: nothing timed; modelled, so that its documents stay deterministic
         seconds = modelled_host_seconds(graph, host)
-        timing = (f"not measured (a verdict run computes on meta): modelled as the bytes each node "
-                  f"touches at {HOST_GB_S:g} GB/s plus {HOST_OP_NS / 1e3:g} us per node")
+        timing = (
+            f"not measured (a verdict run computes on meta): modelled as the bytes each node "
+            f"touches at {HOST_GB_S:g} GB/s plus {HOST_OP_NS / 1e3:g} us per node"
+        )
     else:
         seconds = {n.node: n.seconds for n in result.nodes if n.status == "host"}
         fell = {n.node for n in result.nodes if n.status == "fallback"}
         timed, _ = time_host_nodes(graph, fell)  # a fallback's own seconds include its device attempt
         seconds.update(timed)
         timing = "measured in the run on this CPU (fallbacks re-timed on zero-filled inputs)"
-    dispatch = ("not measured (a verdict run replays cached calls): modelled as each device node's ttnn "
-                "calls at the constants' host_dispatch cost" if verdict else
-                "measured on the mock, an upper bound: each device node's calls at the cheapest per-call "
-                "host time its op took in this run (warm program cache), which holds TT-NN's host stack "
-                "and fxport's own work per call (golden emulation of values)")
+    dispatch = (
+        "not measured (a verdict run replays cached calls): modelled as each device node's ttnn "
+        "calls at the constants' host_dispatch cost"
+        if verdict
+        else "measured on the mock, an upper bound: each device node's calls at the cheapest per-call "
+        "host time its op took in this run (warm program cache), which holds TT-NN's host stack "
+        "and fxport's own work per call (golden emulation of values)"
+    )
     batch = next((leaf.spec.shape[0] for leaf in result.inputs if len(leaf.spec.shape) >= 2), 1)
-    return estimate_run(graph, compiled.plan, result.records, result.nodes, board,
-                        Options(ctx.fidelity, ctx.activations, ctx.weights), batch,
-                        frozenset(compiled.optimized.constants), ctx.memory, seconds, timing, dispatch,
-                        measured_dispatch=not verdict)
+    return estimate_run(
+        graph,
+        compiled.plan,
+        result.records,
+        result.nodes,
+        board,
+        Options(ctx.fidelity, ctx.activations, ctx.weights),
+        batch,
+        frozenset(compiled.optimized.constants),
+        ctx.memory,
+        seconds,
+        timing,
+        dispatch,
+        measured_dispatch=not verdict,
+    )
 
 
-def _result(compiled: Compiled, inputs: tuple, outputs: Any, dev: DeviceHandle, ctx: LoweringContext,
-            name: str, records: list[OpRecord] | None, nodes: list, checks: list, capture: dict | None,
-            seconds: dict[str, float], analysis: MemoryAnalysis | None = None,
-            control: list[ControlValue] | None = None, stopped: str = "") -> RunResult:
+def _result(
+    compiled: Compiled,
+    inputs: tuple,
+    outputs: Any,
+    dev: DeviceHandle,
+    ctx: LoweringContext,
+    name: str,
+    records: list[OpRecord] | None,
+    nodes: list,
+    checks: list,
+    capture: dict | None,
+    seconds: dict[str, float],
+    analysis: MemoryAnalysis | None = None,
+    control: list[ControlValue] | None = None,
+    stopped: str = "",
+) -> RunResult:
     device = DeviceInfo(dev.kind, dev.arch, dev.banks)
     records = records if records is not None else compiled.records
     if analysis is None and not stopped:  # a stopped run may hold a wedged device: no captures
         t = time.perf_counter()
         with progress.step("memory model walk"):
-            analysis = explain_run(compiled.parts.graph_module, records, dev, ctx.memory, nodes,
-                                   placement=lambda n: ctx.memory_of(n.name))
+            analysis = explain_run(
+                compiled.parts.graph_module, records, dev, ctx.memory, nodes, placement=lambda n: ctx.memory_of(n.name)
+            )
         seconds["memory_analysis"] = time.perf_counter() - t
     optimized = compiled.optimized
     calls = ctx.calls.copy()
@@ -285,12 +390,31 @@ def _result(compiled: Compiled, inputs: tuple, outputs: Any, dev: DeviceHandle, 
         if n.calls is not None and repeats.get(n.node, 1) > 1:
             calls.repeated(n.calls, repeats[n.node] - 1)
     seconds.update(passes=optimized.seconds, fold_constants=optimized.fold_seconds)
-    return RunResult(name, inputs, device, ctx.memory, ctx.values, compiled.plan, compiled.parts.partitions,
-                     nodes, checks, ctx.transfers, records, analysis, capture or {}, seconds=seconds,
-                     outputs=outputs, stopped=stopped, control_values=control or [],
-                     placement=compiled.placement, passes=optimized.passes, pass_records=optimized.records,
-                     captured_nodes=compiled.captured_nodes or optimized.nodes_before, calls=calls,
-                     weights=ctx.weights)
+    return RunResult(
+        name,
+        inputs,
+        device,
+        ctx.memory,
+        ctx.values,
+        compiled.plan,
+        compiled.parts.partitions,
+        nodes,
+        checks,
+        ctx.transfers,
+        records,
+        analysis,
+        capture or {},
+        seconds=seconds,
+        outputs=outputs,
+        stopped=stopped,
+        control_values=control or [],
+        placement=compiled.placement,
+        passes=optimized.passes,
+        pass_records=optimized.records,
+        captured_nodes=compiled.captured_nodes or optimized.nodes_before,
+        calls=calls,
+        weights=ctx.weights,
+    )
 
 
 def redraw_zero_weights(module: torch.nn.Module, std: float = 0.02) -> list[str]:
@@ -305,35 +429,70 @@ def redraw_zero_weights(module: torch.nn.Module, std: float = 0.02) -> list[str]
     return redrawn
 
 
-def run_model(spec: str, dev: DeviceHandle, inputs: InputOptions | Shape | None = None, memory: str = "dram",
-              values: str = "", seed: int = 0, min_block_size: int = 1,
-              cache: VerdictCache | None = None, passes: tuple[str, ...] = PASS_NAMES,
-              weights: str = "bfloat16",
-              ttnn_report: Path | None = None, pcc_threshold: float = PCC_THRESHOLD,
-              localize: bool = False, capture_cache: CaptureCache | None = None,
-              fidelity: str = "", activations: str = "bfloat16") -> RunResult:
+def run_model(
+    spec: str,
+    dev: DeviceHandle,
+    inputs: InputOptions | Shape | None = None,
+    memory: str = "dram",
+    values: str = "",
+    seed: int = 0,
+    min_block_size: int = 1,
+    cache: VerdictCache | None = None,
+    passes: tuple[str, ...] = PASS_NAMES,
+    weights: str = "bfloat16",
+    ttnn_report: Path | None = None,
+    pcc_threshold: float = PCC_THRESHOLD,
+    localize: bool = False,
+    capture_cache: CaptureCache | None = None,
+    fidelity: str = "",
+    activations: str = "bfloat16",
+) -> RunResult:
     """Build `spec` (a zoo name or module.path:callable) with its inputs and run it through TT-NN
     on `dev`: see `run_loaded`."""
     torch.manual_seed(seed)
     t = time.perf_counter()
     with progress.step(f"building {spec}" + ("" if values == "none" else " with random weights")):
         loaded = load_model(spec, inputs, device="meta" if values == "none" else "cpu")
-    return run_loaded(loaded, dev, memory, values, min_block_size, build_seconds=time.perf_counter() - t,
-                      cache=cache, passes=passes, weights=weights, ttnn_report=ttnn_report,
-                      pcc_threshold=pcc_threshold, localize=localize, capture_cache=capture_cache,
-                      model_args=InputOptions.of(inputs).model_args, fidelity=fidelity,
-                      activations=activations)
+    return run_loaded(
+        loaded,
+        dev,
+        memory,
+        values,
+        min_block_size,
+        build_seconds=time.perf_counter() - t,
+        cache=cache,
+        passes=passes,
+        weights=weights,
+        ttnn_report=ttnn_report,
+        pcc_threshold=pcc_threshold,
+        localize=localize,
+        capture_cache=capture_cache,
+        model_args=InputOptions.of(inputs).model_args,
+        fidelity=fidelity,
+        activations=activations,
+    )
 
 
-def run_loaded(loaded: LoadedModel, dev: DeviceHandle, memory: str = "dram", values: str = "",
-               min_block_size: int = 1, build_seconds: float = 0.0,
-               cache: VerdictCache | None = None, passes: tuple[str, ...] = PASS_NAMES,
-               weights: str = "bfloat16",
-               ttnn_report: Path | None = None, pcc_threshold: float = PCC_THRESHOLD,
-               localize: bool = False, capture_cache: CaptureCache | None = None,
-               model_args: dict | None = None, fidelity: str = "",
-               activations: str = "bfloat16", recorder: Recorder | None = None,
-               compiled_out: list | None = None) -> RunResult:
+def run_loaded(
+    loaded: LoadedModel,
+    dev: DeviceHandle,
+    memory: str = "dram",
+    values: str = "",
+    min_block_size: int = 1,
+    build_seconds: float = 0.0,
+    cache: VerdictCache | None = None,
+    passes: tuple[str, ...] = PASS_NAMES,
+    weights: str = "bfloat16",
+    ttnn_report: Path | None = None,
+    pcc_threshold: float = PCC_THRESHOLD,
+    localize: bool = False,
+    capture_cache: CaptureCache | None = None,
+    model_args: dict | None = None,
+    fidelity: str = "",
+    activations: str = "bfloat16",
+    recorder: Recorder | None = None,
+    compiled_out: list | None = None,
+) -> RunResult:
     """Capture a built model and run it through TT-NN on `dev`.
 
     With values (the default: emulated on a mock, real on hardware) the model has real weights,
@@ -362,15 +521,23 @@ def run_loaded(loaded: LoadedModel, dev: DeviceHandle, memory: str = "dram", val
             varied = output_dependence(reference, moved) if changed else None
             del moved
             if _nbytes(reference) > HOLD_REFERENCE_BYTES:  # computed again after the execution
-                reference = lambda: _forward(loaded, loaded.inputs, loaded.kwargs)  # noqa: E731
+                reference = lambda: _forward(loaded, loaded.inputs, loaded.kwargs)
     with progress.step("capture"):
-        cap = trace_cached(loaded.module, loaded.inputs, capture_cache if verdict_only else None,
-                           name=loaded.name, repeated=loaded.repeated if verdict_only else (),
-                           kwargs=loaded.kwargs, model_args=model_args)
+        cap = trace_cached(
+            loaded.module,
+            loaded.inputs,
+            capture_cache if verdict_only else None,
+            name=loaded.name,
+            repeated=loaded.repeated if verdict_only else (),
+            kwargs=loaded.kwargs,
+            model_args=model_args,
+        )
     if cap.method != "export":
         where = next((p for p in cap.problems if p.stage == "export"), None)
-        raise CaptureError(f"cannot capture {loaded.name} as one graph for execution: "
-                           f"{where.message if where else 'export failed'} (`fxport trace` shows where)")
+        raise CaptureError(
+            f"cannot capture {loaded.name} as one graph for execution: "
+            f"{where.message if where else 'export failed'} (`fxport trace` shows where)"
+        )
     if cap.node_count == 0:
         raise no_ops_captured(loaded.name)
     program = cap.graphs[0].program
@@ -382,13 +549,28 @@ def run_loaded(loaded: LoadedModel, dev: DeviceHandle, memory: str = "dram", val
         compiled_out.append(compiled)
     plan_seconds = time.perf_counter() - t - compiled.optimized.seconds - compiled.optimized.fold_seconds
     capture = {"method": cap.method, "complete": cap.complete, "problems": [p.to_dict() for p in cap.problems]}
-    return run_compiled(compiled, loaded.inputs, reference, dev, memory, loaded.name, values, None,
-                        loaded.kwargs, varied, capture=capture,
-                        seconds={"build_capture": build_seconds, "capture": cap.seconds,
-                                 "plan_partition": plan_seconds},
-                        cache=cache, weights=weights, ttnn_report=ttnn_report,
-                        pcc_threshold=pcc_threshold, localize=localize, fidelity=fidelity,
-                        activations=activations, recorder=recorder)
+    return run_compiled(
+        compiled,
+        loaded.inputs,
+        reference,
+        dev,
+        memory,
+        loaded.name,
+        values,
+        None,
+        loaded.kwargs,
+        varied,
+        capture=capture,
+        seconds={"build_capture": build_seconds, "capture": cap.seconds, "plan_partition": plan_seconds},
+        cache=cache,
+        weights=weights,
+        ttnn_report=ttnn_report,
+        pcc_threshold=pcc_threshold,
+        localize=localize,
+        fidelity=fidelity,
+        activations=activations,
+        recorder=recorder,
+    )
 
 
 # Reference outputs larger than this are not held through the execution (where the device's values
@@ -408,8 +590,10 @@ def _forward(loaded: LoadedModel, args: tuple, kwargs: dict) -> Any:
             out = loaded.module(*args, **kwargs)
     except Exception as exc:
         first = (str(exc).strip().splitlines() or [""])[0][:200]
-        raise FxportError(f"{loaded.name}: {forward_signature(loaded.module)} failed on its inputs "
-                          f"({', '.join(f'{leaf.path} {leaf.spec}' for leaf in input_leaves(args, kwargs))}): "
-                          f"{type(exc).__name__}: {first}") from None
+        raise FxportError(
+            f"{loaded.name}: {forward_signature(loaded.module)} failed on its inputs "
+            f"({', '.join(f'{leaf.path} {leaf.spec}' for leaf in input_leaves(args, kwargs))}): "
+            f"{type(exc).__name__}: {first}"
+        ) from None
     register_dataclasses(out)
     return out

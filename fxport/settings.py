@@ -43,16 +43,24 @@ def mapping_hash() -> str:
 
 
 def resolve_device(kind: str) -> str:
-    """"auto" as `fxport.runtime.devices.open_device` resolves it (a card when one is visible)."""
+    """ "auto" as `fxport.runtime.devices.open_device` resolves it (a card when one is visible)."""
     if kind != "auto":
         return kind
     # The probe of devices.hardware_present, repeated here so that this module imports no torch.
     return "hardware" if glob.glob("/dev/tenstorrent/*") else "mock"
 
 
-def run_settings(model: str, input_shape: list[int] | tuple[int, ...], device: str = "auto",
-                 arch: str | None = None, memory: str = "dram", values: str = "",
-                 min_block_size: int = 1, passes: dict | None = None, inputs: tuple[str, ...] = ()) -> dict:
+def run_settings(
+    model: str,
+    input_shape: list[int] | tuple[int, ...],
+    device: str = "auto",
+    arch: str | None = None,
+    memory: str = "dram",
+    values: str = "",
+    min_block_size: int = 1,
+    passes: dict | None = None,
+    inputs: tuple[str, ...] = (),
+) -> dict:
     """The settings block of one run. `input_shape` is the full shape (batch included); `inputs`
     the --input / --inputs / --model-arg options, when given (then they say what the inputs are)."""
     kind = resolve_device(device)
@@ -66,8 +74,7 @@ def run_settings(model: str, input_shape: list[int] | tuple[int, ...], device: s
         "values": values or ("emulate" if kind == "mock" else "device"),
         "min_block_size": min_block_size,
         "passes": dict(sorted((passes or {}).items())),
-        "versions": {"fxport": _version("fxport"), "ttnn": _version("ttnn"),
-                     "torch": _version("torch")},
+        "versions": {"fxport": _version("fxport"), "ttnn": _version("ttnn"), "torch": _version("torch")},
         "mapping_table": mapping_hash(),
     }
 
@@ -76,8 +83,10 @@ def pass_settings(passes, weights: str = "bfloat16", fidelity: str = "", activat
     """The graph-pass settings of a run (`run_settings`'s `passes`): the passes it applies, in
     order, the dtype of its device weights, and its compute options when not TT-NN's defaults
     (math fidelity, activations' dtype: both change the lowering)."""
-    compute = {**({"math_fidelity": fidelity} if fidelity else {}),
-               **({"activations": activations} if activations != "bfloat16" else {})}
+    compute = {
+        **({"math_fidelity": fidelity} if fidelity else {}),
+        **({"activations": activations} if activations != "bfloat16" else {}),
+    }
     return {"applied": list(passes), "weights": weights, **compute}
 
 
@@ -86,5 +95,4 @@ def differences(saved: object, expected: dict) -> list[str]:
     ["settings"] when the saved block is missing or malformed."""
     if not isinstance(saved, dict):
         return ["settings"]
-    return [k for k in expected if saved.get(k) != expected[k]] + [
-        k for k in saved if k not in expected]
+    return [k for k in expected if saved.get(k) != expected[k]] + [k for k in saved if k not in expected]

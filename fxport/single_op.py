@@ -39,8 +39,9 @@ class SingleOpResult:
         return self.scores[0] if self.scores else None
 
 
-def op_graph(target: Any, args: tuple, kwargs: dict | None = None,
-             reads: tuple[int, ...] | None = None) -> tuple[fx.GraphModule, list[torch.Tensor]]:
+def op_graph(
+    target: Any, args: tuple, kwargs: dict | None = None, reads: tuple[int, ...] | None = None
+) -> tuple[fx.GraphModule, list[torch.Tensor]]:
     """A graph holding one call of `target`; tensor arguments become placeholders. A
     multi-output op's outputs are read through getitem, as in captured graphs: `reads` says
     which (default: all)."""
@@ -79,8 +80,9 @@ def run_graph(ctx: LoweringContext, gm: fx.GraphModule, inputs: list) -> Executi
     return execute(partition(gm, plan).graph_module, inputs, ctx)
 
 
-def run_single_op(ctx: LoweringContext, target: Any, args: tuple, kwargs: dict | None = None,
-                  reads: tuple[int, ...] | None = None) -> SingleOpResult:
+def run_single_op(
+    ctx: LoweringContext, target: Any, args: tuple, kwargs: dict | None = None, reads: tuple[int, ...] | None = None
+) -> SingleOpResult:
     gm, inputs = op_graph(target, args, kwargs, reads)
     plan = plan_graph(gm.graph)
     run = execute(partition(gm, plan).graph_module, inputs, ctx)

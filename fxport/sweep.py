@@ -39,8 +39,8 @@ from fxport.passes import PASS_NAMES
 from fxport.progress import enabled as progress_shown
 from fxport.report.render import read_run
 from fxport.report.run_report import write_run_document
-from fxport.runtime.verdict_cache import CacheStats
 from fxport.report.schema import SWEEP_SCHEMA
+from fxport.runtime.verdict_cache import CacheStats
 from fxport.settings import differences, pass_settings, run_settings
 
 NOT_RUN = "not run"
@@ -60,66 +60,97 @@ class SweepItem:
         return f"{self.model}@{shape}"
 
 
-def sweep_items(models: list[str] | None = None, shapes: list[tuple[int, ...]] | None = None,
-                inputs: tuple[str, ...] = ()) -> list[SweepItem]:
+def sweep_items(
+    models: list[str] | None = None, shapes: list[tuple[int, ...]] | None = None, inputs: tuple[str, ...] = ()
+) -> list[SweepItem]:
     """The zoo's sweep entries (models tagged "zoo", each at its sweep shapes), or the named
     models (zoo names or module.path:callable) at `shapes` (default: each zoo model's own sweep
     shapes), each run with the `fxport run` input options `inputs`."""
     import fxport_models as zoo
 
     if not models:
-        items = [SweepItem(e.name, tuple(s), inputs) for e in zoo.entries() if "zoo" in e.tags
-                 for s in (shapes or e.sweep)]
+        items = [
+            SweepItem(e.name, tuple(s), inputs) for e in zoo.entries() if "zoo" in e.tags for s in (shapes or e.sweep)
+        ]
     else:
         unknown = [m for m in models if ":" not in m and m not in zoo.names()]
         if unknown:
             raise FxportError(f"unknown model(s) {', '.join(unknown)}; `fxport models` lists the zoo")
-        own = lambda m: zoo.get(m).sweep if ":" not in m and not inputs else [()]  # noqa: E731
+        own = lambda m: zoo.get(m).sweep if ":" not in m and not inputs else [()]
         items = [SweepItem(m, tuple(s), inputs) for m in models for s in (shapes or own(m))]
     keys = [i.key for i in items]
     for m in {i.model for i in items if ":" in i.model}:  # its entry's folder is named after it
         module, _, attr = m.partition(":")
         if not all(p.isidentifier() for p in module.split(".")) or not all(p.isidentifier() for p in attr.split(".")):
-            raise FxportError(f"model {m!r}: expected module.path:callable with Python names only "
-                              "(an entry's folder is named after it)")
+            raise FxportError(
+                f"model {m!r}: expected module.path:callable with Python names only "
+                "(an entry's folder is named after it)"
+            )
     twice = sorted({k for k in keys if keys.count(k) > 1})
     if twice:  # two shapes that differ only in batch or channels would share one directory
-        raise FxportError(f"sweep entries {', '.join(twice)} would share a directory: give shapes "
-                          "that differ in height or width, or sweep them into separate --out folders")
+        raise FxportError(
+            f"sweep entries {', '.join(twice)} would share a directory: give shapes "
+            "that differ in height or width, or sweep them into separate --out folders"
+        )
     return items
 
 
 def _failed(item: SweepItem, error: str, status: str = "failed") -> dict:
-    return {"key": item.key, "model": item.model, "input_shape": list(item.input_shape),
-            "status": status, "error": error, "run": None, "coverage": None,
-            "coverage_by_family": None, "coverage_by_module": None, "fallbacks": 0,
-            "oom_nodes": 0, "unsupported_ops": 0, "output_pcc": [], "memory_agreement": None, "l1_share": None,
-            "ttnn_calls": None,
-            "accuracy": "not checked", "estimate": None}
+    return {
+        "key": item.key,
+        "model": item.model,
+        "input_shape": list(item.input_shape),
+        "status": status,
+        "error": error,
+        "run": None,
+        "coverage": None,
+        "coverage_by_family": None,
+        "coverage_by_module": None,
+        "fallbacks": 0,
+        "oom_nodes": 0,
+        "unsupported_ops": 0,
+        "output_pcc": [],
+        "memory_agreement": None,
+        "l1_share": None,
+        "ttnn_calls": None,
+        "accuracy": "not checked",
+        "estimate": None,
+    }
 
 
 def entry(item: SweepItem, doc: dict) -> dict:
     """The sweep's summary of one successful run document."""
     memory = doc.get("memory") or {}
-    return {"key": item.key, "model": item.model, "input_shape": list(item.input_shape),
-            "status": "ok", "error": "", "run": f"{item.key}/run.json",
-            "coverage": doc["coverage"], "coverage_by_family": doc["coverage_by_family"],
-            "coverage_by_module": doc["coverage_by_module"],
-            "fallbacks": sum(f["repeat"] for f in doc["fallbacks"]),
-            "oom_nodes": len(memory.get("oom_nodes", [])),
-            "unsupported_ops": len(doc["unsupported"]), "output_pcc": doc["output_pcc"],
-            "memory_agreement": memory_agreement(memory), "l1_share": l1_share(doc),
-            "ttnn_calls": (doc.get("ttnn_calls") or {}).get("per_inference"),
-            "accuracy": (doc.get("accuracy") or {}).get("verdict", "not checked"),
-            "estimate": estimate_summary(doc.get("estimate"))}
+    return {
+        "key": item.key,
+        "model": item.model,
+        "input_shape": list(item.input_shape),
+        "status": "ok",
+        "error": "",
+        "run": f"{item.key}/run.json",
+        "coverage": doc["coverage"],
+        "coverage_by_family": doc["coverage_by_family"],
+        "coverage_by_module": doc["coverage_by_module"],
+        "fallbacks": sum(f["repeat"] for f in doc["fallbacks"]),
+        "oom_nodes": len(memory.get("oom_nodes", [])),
+        "unsupported_ops": len(doc["unsupported"]),
+        "output_pcc": doc["output_pcc"],
+        "memory_agreement": memory_agreement(memory),
+        "l1_share": l1_share(doc),
+        "ttnn_calls": (doc.get("ttnn_calls") or {}).get("per_inference"),
+        "accuracy": (doc.get("accuracy") or {}).get("verdict", "not checked"),
+        "estimate": estimate_summary(doc.get("estimate")),
+    }
 
 
 def estimate_summary(est: dict | None) -> dict | None:
     """An entry's estimate in the sweep: latency, device time, throughput, bound, board."""
     if not isinstance(est, dict):
         return None
-    return {k: est.get(k) for k in ("arch", "batch", "latency_ms", "device_ms", "host_ms", "transfer_ms",
-                                    "throughput_per_s", "bound")}
+    return {
+        k: est.get(k)
+        for k in ("arch", "batch", "latency_ms", "device_ms", "host_ms", "transfer_ms", "throughput_per_s", "bound")
+    }
 
 
 def memory_agreement(memory: dict) -> dict | None:
@@ -175,6 +206,7 @@ def saved_result(path: Path, expected: dict) -> tuple[dict | None, str]:
 class SweepRun:
     """What `sweep` did besides the document: entries redone and why, and the sweep's volatile
     facts (timing.json: wall time, workers, per-entry seconds and memory, verdict cache counts)."""
+
     doc: dict
     redone: dict[str, str] = field(default_factory=dict)
     timing: dict = field(default_factory=dict)
@@ -190,6 +222,7 @@ class Fleet:
     memory), each for up to `per_worker` entries (1: a fresh process per entry), or on a Ray
     cluster (`cluster="ray"`, `address` None: a local one); `cache_dir` is the verdict cache
     (verdict runs only; None: none)."""
+
     workers: int | None = None
     per_worker: int = 16
     cluster: str = ""
@@ -198,23 +231,44 @@ class Fleet:
     capture_cache_dir: str | None = None  # the capture cache (verdict runs only; None: none)
 
 
-def sweep(items: list[SweepItem], out: Path, device: str = "mock", arch: str | None = None,
-          memory: str = "dram", values: str = "none", resume: bool = True,
-          timeout: float = 1800.0, device_timeout: float | None = None,
-          fleet: Fleet = Fleet(), passes: tuple[str, ...] | None = None, fidelity: str = "",
-          activations: str = "bfloat16") -> dict:
+def sweep(
+    items: list[SweepItem],
+    out: Path,
+    device: str = "mock",
+    arch: str | None = None,
+    memory: str = "dram",
+    values: str = "none",
+    resume: bool = True,
+    timeout: float = 1800.0,
+    device_timeout: float | None = None,
+    fleet: Fleet = Fleet(),
+    passes: tuple[str, ...] | None = None,
+    fidelity: str = "",
+    activations: str = "bfloat16",
+) -> dict:
     """Run the entries and write sweep.json; returns the sweep document. `passes`: the graph
     passes each run applies (None: `fxport run`'s default, all); `fidelity` and `activations`:
     how their compute ops run."""
-    return run_sweep(items, out, device, arch, memory, values, resume, timeout, device_timeout,
-                     fleet, passes, fidelity, activations).doc
+    return run_sweep(
+        items, out, device, arch, memory, values, resume, timeout, device_timeout, fleet, passes, fidelity, activations
+    ).doc
 
 
-def run_sweep(items: list[SweepItem], out: Path, device: str = "mock", arch: str | None = None,
-              memory: str = "dram", values: str = "none", resume: bool = True,
-              timeout: float = 1800.0, device_timeout: float | None = None,
-              fleet: Fleet = Fleet(), passes: tuple[str, ...] | None = None, fidelity: str = "",
-              activations: str = "bfloat16") -> SweepRun:
+def run_sweep(
+    items: list[SweepItem],
+    out: Path,
+    device: str = "mock",
+    arch: str | None = None,
+    memory: str = "dram",
+    values: str = "none",
+    resume: bool = True,
+    timeout: float = 1800.0,
+    device_timeout: float | None = None,
+    fleet: Fleet = Fleet(),
+    passes: tuple[str, ...] | None = None,
+    fidelity: str = "",
+    activations: str = "bfloat16",
+) -> SweepRun:
     start = time.perf_counter()
     passes = PASS_NAMES if passes is None else tuple(passes)
     out.mkdir(parents=True, exist_ok=True)
@@ -224,9 +278,16 @@ def run_sweep(items: list[SweepItem], out: Path, device: str = "mock", arch: str
     timing: dict[str, dict] = {}
     jobs = []
     for item in items:
-        expected = run_settings(item.model, item.input_shape, device, arch, memory, values,
-                                passes=pass_settings(passes, fidelity=fidelity, activations=activations),
-                                inputs=item.inputs)
+        expected = run_settings(
+            item.model,
+            item.input_shape,
+            device,
+            arch,
+            memory,
+            values,
+            passes=pass_settings(passes, fidelity=fidelity, activations=activations),
+            inputs=item.inputs,
+        )
         saved, why = saved_result(out / item.key / "run.json", expected) if resume else (None, "")
         if saved is not None:
             summaries[item.key], runs[item.key] = entry(item, saved), saved
@@ -234,27 +295,61 @@ def run_sweep(items: list[SweepItem], out: Path, device: str = "mock", arch: str
         if why:
             redone[item.key] = why
             tqdm.write(f"fxport: redoing {item.key}: {why}", file=sys.stderr)
-        jobs.append(EntryJob(item.key, item.model, tuple(item.input_shape), device, arch, memory,
-                             values, timeout, device_timeout, fleet.cache_dir, str(out / item.key),
-                             inputs=item.inputs, passes=passes,
-                             capture_cache_dir=fleet.capture_cache_dir, fidelity=fidelity,
-                             activations=activations))
+        jobs.append(
+            EntryJob(
+                item.key,
+                item.model,
+                tuple(item.input_shape),
+                device,
+                arch,
+                memory,
+                values,
+                timeout,
+                device_timeout,
+                fleet.cache_dir,
+                str(out / item.key),
+                inputs=item.inputs,
+                passes=passes,
+                capture_cache_dir=fleet.capture_cache_dir,
+                fidelity=fidelity,
+                activations=activations,
+            )
+        )
     by_key = {i.key: i for i in items}
     previous = _read_timing(out)
-    progress = tqdm(total=len(items), initial=len(summaries), desc="sweep", unit="entry",
-                    file=sys.stderr, disable=not progress_shown())  # a terminal, not --quiet
+    progress = tqdm(
+        total=len(items),
+        initial=len(summaries),
+        desc="sweep",
+        unit="entry",
+        file=sys.stderr,
+        disable=not progress_shown(),
+    )  # a terminal, not --quiet
 
     def done(o: EntryOutcome) -> None:
         item = by_key[o.key]
         if o.doc is not None:
             t = time.perf_counter()
             with output_dir(subdir(out, o.key), f"fxport sweep ({o.key})"):
-                write_run_document(o.doc, out / o.key, {**o.seconds, "verdict_cache": o.cache,
-                                                        "capture_cache": o.capture_cache,
-                                                        "peak_rss": o.peak_rss, "worker": o.worker})
+                write_run_document(
+                    o.doc,
+                    out / o.key,
+                    {
+                        **o.seconds,
+                        "verdict_cache": o.cache,
+                        "capture_cache": o.capture_cache,
+                        "peak_rss": o.peak_rss,
+                        "worker": o.worker,
+                    },
+                )
             o.seconds["write"] = time.perf_counter() - t
-        timing[o.key] = {"seconds": o.seconds, "peak_rss": o.peak_rss, "worker": o.worker,
-                         "verdict_cache": o.cache, "capture_cache": o.capture_cache}
+        timing[o.key] = {
+            "seconds": o.seconds,
+            "peak_rss": o.peak_rss,
+            "worker": o.worker,
+            "verdict_cache": o.cache,
+            "capture_cache": o.capture_cache,
+        }
         if o.exit_code == EXIT_ENVIRONMENT:
             raise EnvironmentFault(f"{o.key}: {o.error}")
         if o.doc is not None and not o.stopped:
@@ -283,8 +378,10 @@ def run_sweep(items: list[SweepItem], out: Path, device: str = "mock", arch: str
         entries = [summaries.get(i.key) or _failed(i, reason, NOT_RUN) for i in items]
         _write(out, entries, runs, device, arch, memory, values, passes)
         finished = sum(1 for i in items if i.key in summaries)
-        exc.kept = (f"{out}/sweep.json lists the {finished} entries done and "
-                    f"{len(items) - finished} not run; the same command resumes")
+        exc.kept = (
+            f"{out}/sweep.json lists the {finished} entries done and "
+            f"{len(items) - finished} not run; the same command resumes"
+        )
         raise
     finally:
         progress.close()
@@ -311,21 +408,37 @@ def _write_timing(out: Path, timing: dict, previous: dict, used: str, wall: floa
     for t in timing.values():
         totals.add(t.get("verdict_cache") or {})
         captures.add(t.get("capture_cache") or {})
-    doc = {"wall_seconds": round(wall, 3), "workers": used, "entries_run": len(timing),
-           "verdict_cache": totals.to_dict(), "capture_cache": captures.to_dict(),
-           "entries": {**previous, **{k: {**v, "seconds": {s: round(x, 3) for s, x in v["seconds"].items()}}
-                                      for k, v in timing.items()}}}
+    doc = {
+        "wall_seconds": round(wall, 3),
+        "workers": used,
+        "entries_run": len(timing),
+        "verdict_cache": totals.to_dict(),
+        "capture_cache": captures.to_dict(),
+        "entries": {
+            **previous,
+            **{k: {**v, "seconds": {s: round(x, 3) for s, x in v["seconds"].items()}} for k, v in timing.items()},
+        },
+    }
     write_text(out / "timing.json", json.dumps(doc, indent=1, sort_keys=True) + "\n")
     return doc
 
 
-def _write(out: Path, entries: list[dict], runs: dict[str, dict], device: str, arch: str | None,
-           memory: str, values: str, passes: tuple[str, ...]) -> dict:
+def _write(
+    out: Path,
+    entries: list[dict],
+    runs: dict[str, dict],
+    device: str,
+    arch: str | None,
+    memory: str,
+    values: str,
+    passes: tuple[str, ...],
+) -> dict:
     first = next(iter(runs.values()), None)
     doc = {
         "schema": SWEEP_SCHEMA,
         "device": first["device"] if first else {"kind": device, "arch": arch or ""},
-        "memory_config": memory, "values": values,
+        "memory_config": memory,
+        "values": values,
         "passes": list(passes),
         "provenance": first["provenance"] if first else {},
         "entries": entries,

@@ -26,14 +26,21 @@ def kept_ops() -> tuple[torch._ops.OpOverload, ...]:
     return tuple(REGISTRY.fused_targets())
 
 
-def trace(model: nn.Module, inputs: tuple, name: str = "model", repeated: tuple[str, ...] = (),
-          kwargs: dict | None = None) -> Capture:
+def trace(
+    model: nn.Module, inputs: tuple, name: str = "model", repeated: tuple[str, ...] = (), kwargs: dict | None = None
+) -> Capture:
     return capture(model, inputs, name=name, repeated=repeated, keep=kept_ops(), kwargs=kwargs)
 
 
-def trace_cached(model: nn.Module, inputs: tuple, cache: CaptureCache | None, name: str = "model",
-                 repeated: tuple[str, ...] = (), kwargs: dict | None = None,
-                 model_args: dict | None = None) -> Capture:
+def trace_cached(
+    model: nn.Module,
+    inputs: tuple,
+    cache: CaptureCache | None,
+    name: str = "model",
+    repeated: tuple[str, ...] = (),
+    kwargs: dict | None = None,
+    model_args: dict | None = None,
+) -> Capture:
     """`trace`, answered from the capture cache when it holds this capture (see
     fxport.capture.cache: meta weights only), and stored there when not."""
     if cache is None:
@@ -62,8 +69,13 @@ def trace_model(spec: str, inputs: InputOptions | Shape | None = None, fold: boo
     with progress.step(f"building {spec} on the meta device"):
         loaded = load_model(spec, inputs, device="meta")
     with progress.step("capture"):
-        cap = trace(loaded.module, loaded.inputs, name=loaded.name, repeated=loaded.repeated if fold else (),
-                    kwargs=loaded.kwargs)
+        cap = trace(
+            loaded.module,
+            loaded.inputs,
+            name=loaded.name,
+            repeated=loaded.repeated if fold else (),
+            kwargs=loaded.kwargs,
+        )
     needs_values = any(p.stage == "dynamo" and "meta" in p.message for p in cap.problems)
     params = sum(p.numel() for p in loaded.module.parameters())
     if not needs_values or params > REAL_RETRY_MAX_PARAMS:
@@ -71,6 +83,7 @@ def trace_model(spec: str, inputs: InputOptions | Shape | None = None, fold: boo
     with progress.step("capture again with real random weights"):
         real = load_model(spec, inputs, device="cpu")
         retried = trace(real.module, real.inputs, name=real.name, kwargs=real.kwargs)
-    retried.problems.append(CaptureProblem(
-        "note", "captured with real random weights: the code between graph breaks needs values"))
+    retried.problems.append(
+        CaptureProblem("note", "captured with real random weights: the code between graph breaks needs values")
+    )
     return retried

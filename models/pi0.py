@@ -28,8 +28,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from fxport_models.gemma import KV, Gemma, GemmaConfig, Rope
 from fxport_models.entry import ModelEntry, Shape
+from fxport_models.gemma import KV, Gemma, GemmaConfig, Rope
 from fxport_models.siglip import SiglipConfig, SiglipVisionTower, square_side, to_dtype
 
 
@@ -314,5 +314,5 @@ ENTRIES: tuple[ModelEntry, ...] = (
         (1, 3, 56, 56),
         "PI0 at test size: SigLIP width 32 at 56 px, VLM width 64, expert width 32 (depth 2), 4 actions, 2 steps",
         ("tiny",),
-    )
+    ),
 )

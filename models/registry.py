@@ -25,8 +25,17 @@ if TYPE_CHECKING:
 
 # Each zoo module and the names of its entries.
 CATALOGUE: dict[str, tuple[str, ...]] = {
-    "vision": ("resnet50", "mobilenet_v2", "mobilenet_v3_large", "efficientnet_b0", "swin_t",
-               "swin_v2_t", "convnext_tiny", "vit_b_16", "retinanet_resnet50_fpn"),
+    "vision": (
+        "resnet50",
+        "mobilenet_v2",
+        "mobilenet_v3_large",
+        "efficientnet_b0",
+        "swin_t",
+        "swin_v2_t",
+        "convnext_tiny",
+        "vit_b_16",
+        "retinanet_resnet50_fpn",
+    ),
     "yolo": ("yolov8n", "yolov8x", "yolo11n", "yolo11x", "yolov12n", "yolov12x"),
     "siglip": ("siglip", "siglip-tiny"),
     "pi0": ("pi0", "pi0-tiny"),
@@ -49,8 +58,7 @@ def _load() -> dict[str, ModelEntry]:
         try:
             module = importlib.import_module(f"fxport_models.{name}")
         except Exception as exc:
-            raise ZooError(f"zoo module fxport_models.{name} failed to import: "
-                           f"{type(exc).__name__}: {exc}") from exc
+            raise ZooError(f"zoo module fxport_models.{name} failed to import: {type(exc).__name__}: {exc}") from exc
         if not isinstance(getattr(module, "ENTRIES", None), tuple):
             raise ZooError(f"zoo module fxport_models.{name} has no ENTRIES tuple")
         for entry in module.ENTRIES:
@@ -59,8 +67,10 @@ def _load() -> dict[str, ModelEntry]:
             found[entry.name] = entry
         built = tuple(e.name for e in module.ENTRIES)
         if sorted(built) != sorted(listed):
-            raise ZooError(f"zoo module fxport_models.{name} defines {', '.join(built)} but the "
-                           f"catalogue (fxport_models/registry.py) lists {', '.join(listed)}")
+            raise ZooError(
+                f"zoo module fxport_models.{name} defines {', '.join(built)} but the "
+                f"catalogue (fxport_models/registry.py) lists {', '.join(listed)}"
+            )
     _REGISTRY.update(found)
     return _REGISTRY
 

@@ -32,9 +32,7 @@ def to_dtype(x: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
     return x if x.dtype == dtype else x.to(dtype)
 
 
-def attend(
-    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None, impl: str
-) -> torch.Tensor:
+def attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None, impl: str) -> torch.Tensor:
     """Attention over [B, heads, S, head_dim] tensors; `mask` is additive (0 or a large negative).
 
     "sdpa" records one `scaled_dot_product_attention` node (TT-NN has a fused kernel for it);
@@ -201,5 +199,5 @@ ENTRIES: tuple[ModelEntry, ...] = (
         (1, 3, 56, 56),
         "SigLIP tower at test size: 2 layers, width 32, 16 patches of 14 px",
         ("tiny",),
-    )
+    ),
 )

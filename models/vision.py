@@ -87,8 +87,10 @@ _CLASSIFIERS = [
 ]
 
 ENTRIES: tuple[ModelEntry, ...] = (
-    *(ModelEntry(name, _classifier(name, builder, min_side), _IMAGE, "classification", description, tags=_TAGS)
-      for name, builder, min_side, description in _CLASSIFIERS),
+    *(
+        ModelEntry(name, _classifier(name, builder, min_side), _IMAGE, "classification", description, tags=_TAGS)
+        for name, builder, min_side, description in _CLASSIFIERS
+    ),
     ModelEntry(
         "vit_b_16",
         _build_vit_b_16,
@@ -105,5 +107,5 @@ ENTRIES: tuple[ModelEntry, ...] = (
         "detection",
         "RetinaNet ResNet-50-FPN (torchvision): backbone, FPN and heads; no transform, anchors or NMS",
         tags=_TAGS,
-    )
+    ),
 )

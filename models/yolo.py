@@ -38,9 +38,7 @@ from fxport_models.entry import ModelEntry, Shape
 class Conv(nn.Module):
     """Conv2d (no bias) + BatchNorm2d + SiLU, 'same' padding for odd kernels."""
 
-    def __init__(
-        self, c1: int, c2: int, k: int = 1, s: int = 1, p: int | None = None, g: int = 1, act: bool = True
-    ):
+    def __init__(self, c1: int, c2: int, k: int = 1, s: int = 1, p: int | None = None, g: int = 1, act: bool = True):
         super().__init__()
         self.conv = nn.Conv2d(c1, c2, k, s, k // 2 if p is None else p, groups=g, bias=False)
         # ultralytics trains with these BatchNorm settings; eps matters when loading its weights.
@@ -109,9 +107,7 @@ class C3(nn.Module):
 class C3k(C3):
     """C3 whose bottlenecks use k x k kernels in both convs."""
 
-    def __init__(
-        self, c1: int, c2: int, n: int = 1, shortcut: bool = True, g: int = 1, e: float = 0.5, k: int = 3
-    ):
+    def __init__(self, c1: int, c2: int, n: int = 1, shortcut: bool = True, g: int = 1, e: float = 0.5, k: int = 3):
         super().__init__(c1, c2, n, shortcut, g, e)
         c_ = int(c2 * e)
         self.m = nn.Sequential(*(Bottleneck(c_, c_, shortcut, g, k=(k, k), e=1.0) for _ in range(n)))
@@ -132,8 +128,7 @@ class C3k2(C2f):
     ):
         super().__init__(c1, c2, n, shortcut, g, e)
         self.m = nn.ModuleList(
-            C3k(self.c, self.c, 2, shortcut, g) if c3k else Bottleneck(self.c, self.c, shortcut, g)
-            for _ in range(n)
+            C3k(self.c, self.c, 2, shortcut, g) if c3k else Bottleneck(self.c, self.c, shortcut, g) for _ in range(n)
         )
 
 
@@ -234,11 +229,7 @@ class AAttn(nn.Module):
             raise ValueError(f"area attention: {h}x{w}={n} tokens do not split into {self.area} equal areas")
 
         def tokens(t: torch.Tensor) -> torch.Tensor:  # (B, C, H, W) -> (B*area, heads, N/area, head_dim)
-            t = (
-                t.flatten(2)
-                .transpose(1, 2)
-                .reshape(b * self.area, n // self.area, self.num_heads, self.head_dim)
-            )
+            t = t.flatten(2).transpose(1, 2).reshape(b * self.area, n // self.area, self.num_heads, self.head_dim)
             return t.transpose(1, 2)
 
         q, k = self.qk(x).chunk(2, 1)
@@ -347,9 +338,7 @@ class Detect(nn.Module):
             nn.Sequential(Conv(x, c2, 3), Conv(c2, c2, 3), nn.Conv2d(c2, 4 * reg_max, 1)) for x in ch
         )
         if legacy:
-            self.cv3 = nn.ModuleList(
-                nn.Sequential(Conv(x, c3, 3), Conv(c3, c3, 3), nn.Conv2d(c3, nc, 1)) for x in ch
-            )
+            self.cv3 = nn.ModuleList(nn.Sequential(Conv(x, c3, 3), Conv(c3, c3, 3), nn.Conv2d(c3, nc, 1)) for x in ch)
         else:
             self.cv3 = nn.ModuleList(
                 nn.Sequential(
@@ -582,9 +571,7 @@ def _check_shape(name: str, shape: Shape) -> None:
     # P4/P3 for the concats. That also makes each P4 map's token count (H/16 * W/16) divisible by
     # the 4 areas of YOLOv12's area attention.
     if h <= 0 or w <= 0 or h % 32 or w % 32:
-        raise ValueError(
-            f"{name}: H and W must be positive multiples of 32 (the largest stride), got {h}x{w}"
-        )
+        raise ValueError(f"{name}: H and W must be positive multiples of 32 (the largest stride), got {h}x{w}")
 
 
 def _builder(name: str, arch: str, scale: str):
@@ -613,5 +600,6 @@ ENTRIES: tuple[ModelEntry, ...] = tuple(
         description=_DESCRIPTIONS[arch].format(s=scale) + _DESCRIPTION_TAIL,
         tags=("zoo",),
     )
-    for arch in _ARCHS for scale in ("n", "x")
+    for arch in _ARCHS
+    for scale in ("n", "x")
 )

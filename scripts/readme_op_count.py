@@ -15,8 +15,7 @@ PHRASE = re.compile(r"\d[\d,]* aten overloads are mapped")
 
 def op_count() -> int:
     """The count on the last line of `fxport ops` ("235 aten overloads")."""
-    out = subprocess.run([sys.executable, "-m", "fxport.cli", "ops"], capture_output=True, text=True,
-                         check=True).stdout
+    out = subprocess.run([sys.executable, "-m", "fxport.cli", "ops"], capture_output=True, text=True, check=True).stdout
     return int(re.search(r"^(\d+) aten overloads$", out, re.M).group(1))
 
 

@@ -64,8 +64,7 @@ class Case:
         return target_name(self.target)
 
 
-def lowers(id: str, target, *args, reads: tuple[int, ...] | None = None, memory: str = "dram",
-           **kwargs) -> Case:
+def lowers(id: str, target, *args, reads: tuple[int, ...] | None = None, memory: str = "dram", **kwargs) -> Case:
     return Case(id, target, args, kwargs, "lowers", reads=reads, memory=memory)
 
 
@@ -92,8 +91,12 @@ def inputs(case: Case) -> tuple[tuple, dict]:
     specs = tuple(TensorSpec(tuple(g.shape), name_of(g.dtype)) for g in given)
     values = value_plan(case.name, specs, (), call, has_rule=lambda _: True)
     gen = torch.Generator().manual_seed(zlib.crc32(case.id.encode()))
-    made = iter([make_tensor(tuple(g.shape), name_of(g.dtype), v, gen) if isinstance(g, Made) else g
-                 for g, v in zip(given, values)])
+    made = iter(
+        [
+            make_tensor(tuple(g.shape), name_of(g.dtype), v, gen) if isinstance(g, Made) else g
+            for g, v in zip(given, values)
+        ]
+    )
 
     def fill(v: Any) -> Any:
         if isinstance(v, (Made, torch.Tensor)):
@@ -116,8 +119,9 @@ def assert_lowers(device, case: Case, threshold: float = PCC) -> None:
     ctx = LoweringContext(device, memory=case.memory)
     r = run_single_op(ctx, case.target, args, kwargs, case.reads)
     assert r.plan.lowered, f"the plan declines it: {r.plan.reason}"
-    assert r.ran_on_device, (f"{r.node.status}: {r.node.error_kind} {r.node.error}" if r.node
-                             else "the partitioner left it on the host")
+    assert r.ran_on_device, (
+        f"{r.node.status}: {r.node.error_kind} {r.node.error}" if r.node else "the partitioner left it on the host"
+    )
     got, want = _tensors(r.output), _tensors(r.expected)
     assert [(tuple(t.shape), t.dtype) for t in got] == [(tuple(t.shape), t.dtype) for t in want]
     assert all(s >= threshold for s in r.scores), f"agreement per output {r.scores} < {threshold}"

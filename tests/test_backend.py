@@ -134,17 +134,21 @@ def test_results_are_bounded(mock_device):
     assert len(backend.results) == backend.RESULTS_KEPT
 
 
-@pytest.mark.parametrize("options, message", [
-    ({"check": "sometimes"}, "check='sometimes'"),
-    ({"max_shapes": 0}, "max_shapes=0"),
-    ({"colour": "red"}, "unknown fxport backend option"),
-])
+@pytest.mark.parametrize(
+    "options, message",
+    [
+        ({"check": "sometimes"}, "check='sometimes'"),
+        ({"max_shapes": 0}, "max_shapes=0"),
+        ({"colour": "red"}, "unknown fxport backend option"),
+    ],
+)
 def test_bad_options_are_one_line(options, message):
     with pytest.raises(FxportError, match=message):
         backend.BackendOptions.parse(options)
 
 
 # -- frozen weights -----------------------------------------------------------------------------
+
 
 class ConvBnMlp(nn.Module):
     """Batch norm to fold, a ReLU to fuse and a Linear: weights and buffers the passes rewrite."""
@@ -238,15 +242,24 @@ def _zoo(spec: str, shape: tuple):
     return loaded.module.eval(), *loaded.inputs
 
 
-@pytest.mark.parametrize("build", [
-    pytest.param(lambda: (__import__("torchvision").models.resnet18().eval(), torch.randn(1, 3, 64, 64)),
-                 id="resnet18-64"),
-    pytest.param(lambda: (nn.Sequential(nn.Linear(64, 128), nn.GELU(), nn.Linear(128, 64), nn.LayerNorm(64)).eval(),
-                          torch.randn(8, 64)), id="mlp"),
-    pytest.param(lambda: _zoo("resnet50", (1, 3, 224, 224)), id="resnet50", marks=pytest.mark.slow),
-    pytest.param(lambda: _zoo("yolov8n", (1, 3, 128, 128)), id="yolov8n", marks=pytest.mark.slow),
-    pytest.param(lambda: _zoo("vit_b_16", (1, 3, 64, 64)), id="vit_b_16", marks=pytest.mark.slow),
-])
+@pytest.mark.parametrize(
+    "build",
+    [
+        pytest.param(
+            lambda: (__import__("torchvision").models.resnet18().eval(), torch.randn(1, 3, 64, 64)), id="resnet18-64"
+        ),
+        pytest.param(
+            lambda: (
+                nn.Sequential(nn.Linear(64, 128), nn.GELU(), nn.Linear(128, 64), nn.LayerNorm(64)).eval(),
+                torch.randn(8, 64),
+            ),
+            id="mlp",
+        ),
+        pytest.param(lambda: _zoo("resnet50", (1, 3, 224, 224)), id="resnet50", marks=pytest.mark.slow),
+        pytest.param(lambda: _zoo("yolov8n", (1, 3, 128, 128)), id="yolov8n", marks=pytest.mark.slow),
+        pytest.param(lambda: _zoo("vit_b_16", (1, 3, 64, 64)), id="vit_b_16", marks=pytest.mark.slow),
+    ],
+)
 def test_the_compiled_graph_runs_fxport_runs_program(build, mock_device):
     torch.manual_seed(0)
     model, *inputs = build()

@@ -19,39 +19,91 @@ NO_BACKBONE = [*NO_WEIGHTS, "--model-arg", "weights_backbone=None"]
 
 CASES = {
     "classification": ["torchvision.models:squeezenet1_1", *NO_WEIGHTS, "--input-shape", "1,3,32,32"],
-    "segmentation": ["torchvision.models.segmentation:lraspp_mobilenet_v3_large", *NO_BACKBONE,
-                     "--input-shape", "1,3,32,32"],
-    "detection-backbone": ["torchvision.models.detection.backbone_utils:resnet_fpn_backbone",
-                           "--model-arg", "backbone_name=resnet18", *NO_WEIGHTS, "--input-shape", "1,3,64,64"],
+    "segmentation": [
+        "torchvision.models.segmentation:lraspp_mobilenet_v3_large",
+        *NO_BACKBONE,
+        "--input-shape",
+        "1,3,32,32",
+    ],
+    "detection-backbone": [
+        "torchvision.models.detection.backbone_utils:resnet_fpn_backbone",
+        "--model-arg",
+        "backbone_name=resnet18",
+        *NO_WEIGHTS,
+        "--input-shape",
+        "1,3,64,64",
+    ],
     "video": ["torchvision.models.video:r3d_18", *NO_WEIGHTS, "--input-shape", "1,3,4,32,32"],
-    "optical-flow": ["torchvision.models.optical_flow:raft_small", *NO_WEIGHTS,
-                     "--inputs", "tests.vision_inputs:raft_pair"],
+    "optical-flow": [
+        "torchvision.models.optical_flow:raft_small",
+        *NO_WEIGHTS,
+        "--inputs",
+        "tests.vision_inputs:raft_pair",
+    ],
     "hf-encoder": ["tests.hf_models:bert_tiny", "--inputs", "tests.hf_models:lm_inputs"],
     "hf-decoder-lm": ["tests.hf_models:llama_tiny", "--input", "2,16:int64:0..512", "--input", "2,16:int64:1..2"],
 }
 
 SLOW_CASES = {
-    "segmentation-fcn": ["torchvision.models.segmentation:fcn_resnet50", *NO_BACKBONE, "--model-arg",
-                         "aux_loss=True", "--input-shape", "1,3,64,64"],
-    "segmentation-deeplabv3": ["torchvision.models.segmentation:deeplabv3_resnet50", *NO_BACKBONE,
-                               "--input-shape", "1,3,64,64"],
-    "detection-backbone-mobilenet": ["torchvision.models.detection.backbone_utils:mobilenet_backbone",
-                                     "--model-arg", "backbone_name=mobilenet_v3_large", *NO_WEIGHTS,
-                                     "--model-arg", "fpn=True", "--input-shape", "1,3,64,64"],
+    "segmentation-fcn": [
+        "torchvision.models.segmentation:fcn_resnet50",
+        *NO_BACKBONE,
+        "--model-arg",
+        "aux_loss=True",
+        "--input-shape",
+        "1,3,64,64",
+    ],
+    "segmentation-deeplabv3": [
+        "torchvision.models.segmentation:deeplabv3_resnet50",
+        *NO_BACKBONE,
+        "--input-shape",
+        "1,3,64,64",
+    ],
+    "detection-backbone-mobilenet": [
+        "torchvision.models.detection.backbone_utils:mobilenet_backbone",
+        "--model-arg",
+        "backbone_name=mobilenet_v3_large",
+        *NO_WEIGHTS,
+        "--model-arg",
+        "fpn=True",
+        "--input-shape",
+        "1,3,64,64",
+    ],
     "video-r2plus1d": ["torchvision.models.video:r2plus1d_18", *NO_WEIGHTS, "--input-shape", "1,3,4,32,32"],
     "video-mvit": ["torchvision.models.video:mvit_v2_s", *NO_WEIGHTS, "--input-shape", "1,3,16,224,224"],
     "video-swin3d": ["torchvision.models.video:swin3d_t", *NO_WEIGHTS, "--input-shape", "1,3,4,64,64"],
-    "optical-flow-two-inputs": ["torchvision.models.optical_flow:raft_small", *NO_WEIGHTS,
-                                "--input", "1,3,128,128", "--input", "1,3,128,128"],
-    "optical-flow-large": ["torchvision.models.optical_flow:raft_large", *NO_WEIGHTS,
-                           "--input", "1,3,128,128", "--input", "1,3,128,128"],
-    **{f"classification-{name}": [f"torchvision.models:{name}", *NO_WEIGHTS, "--input-shape", shape]
-       for name, shape in [("alexnet", "1,3,64,64"), ("densenet121", "1,3,64,64"),
-                           ("efficientnet_v2_s", "1,3,64,64"),
-                           ("inception_v3", "1,3,80,80"), ("maxvit_t", "1,3,224,224"),
-                           ("mnasnet0_5", "1,3,64,64"), ("regnet_y_400mf", "1,3,64,64"),
-                           ("resnext50_32x4d", "1,3,64,64"), ("squeezenet1_0", "1,3,64,64"),
-                           ("vgg11_bn", "1,3,64,64"), ("wide_resnet50_2", "1,3,64,64")]},
+    "optical-flow-two-inputs": [
+        "torchvision.models.optical_flow:raft_small",
+        *NO_WEIGHTS,
+        "--input",
+        "1,3,128,128",
+        "--input",
+        "1,3,128,128",
+    ],
+    "optical-flow-large": [
+        "torchvision.models.optical_flow:raft_large",
+        *NO_WEIGHTS,
+        "--input",
+        "1,3,128,128",
+        "--input",
+        "1,3,128,128",
+    ],
+    **{
+        f"classification-{name}": [f"torchvision.models:{name}", *NO_WEIGHTS, "--input-shape", shape]
+        for name, shape in [
+            ("alexnet", "1,3,64,64"),
+            ("densenet121", "1,3,64,64"),
+            ("efficientnet_v2_s", "1,3,64,64"),
+            ("inception_v3", "1,3,80,80"),
+            ("maxvit_t", "1,3,224,224"),
+            ("mnasnet0_5", "1,3,64,64"),
+            ("regnet_y_400mf", "1,3,64,64"),
+            ("resnext50_32x4d", "1,3,64,64"),
+            ("squeezenet1_0", "1,3,64,64"),
+            ("vgg11_bn", "1,3,64,64"),
+            ("wide_resnet50_2", "1,3,64,64"),
+        ]
+    },
 }
 
 
@@ -127,12 +179,16 @@ def test_dict_outputs_and_integer_inputs_trace(tmp_path, capsys):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("args", [
-    ["torchvision.models.segmentation:deeplabv3_mobilenet_v3_large", *NO_BACKBONE, "--input-shape", "1,3,64,64"],
-    ["torchvision.models:shufflenet_v2_x0_5", *NO_WEIGHTS, "--input-shape", "1,3,64,64"],
-    ["torchvision.models:googlenet", *NO_WEIGHTS, "--input-shape", "1,3,64,64"],
-    ["torchvision.models.video:s3d", *NO_WEIGHTS, "--input-shape", "1,3,16,224,224"],
-], ids=["deeplabv3_mobilenet", "shufflenet", "googlenet", "s3d"])
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["torchvision.models.segmentation:deeplabv3_mobilenet_v3_large", *NO_BACKBONE, "--input-shape", "1,3,64,64"],
+        ["torchvision.models:shufflenet_v2_x0_5", *NO_WEIGHTS, "--input-shape", "1,3,64,64"],
+        ["torchvision.models:googlenet", *NO_WEIGHTS, "--input-shape", "1,3,64,64"],
+        ["torchvision.models.video:s3d", *NO_WEIGHTS, "--input-shape", "1,3,16,224,224"],
+    ],
+    ids=["deeplabv3_mobilenet", "shufflenet", "googlenet", "s3d"],
+)
 def test_output_that_ignores_its_input_is_not_a_pass(args, tmp_path, capsys):
     """Randomly initialised, these give (nearly) the same output for any image: their activations
     collapse through the untrained BatchNorms. Their PCC is 1.0 and means nothing."""

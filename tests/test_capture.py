@@ -4,8 +4,9 @@ from torch import nn
 import fxport
 from fxport.capture import op_counts, unique_ops
 from fxport.capture.loader import load_model
-from fxport.tracing import trace as capture, trace_model
 from fxport.report.inventory import inventory_document
+from fxport.tracing import trace as capture
+from fxport.tracing import trace_model
 from tests.user_models import TinyCNN
 
 
@@ -81,7 +82,7 @@ def test_folding_repeated_denoise_steps_keeps_the_inventory_exact():
     assert len(folded.records) < len(full.records)  # fewer nodes traced...
     assert folded.node_count == full.node_count  # ...the same counted
     assert op_counts(folded.records) == op_counts(full.records)
-    signature = lambda cap: {(u.target, u.inputs, u.args, u.count) for u in unique_ops(cap.records)}  # noqa: E731
+    signature = lambda cap: {(u.target, u.inputs, u.args, u.count) for u in unique_ops(cap.records)}
     assert signature(folded) == signature(full)
     assert folded.complete and "denoise: 5 identical calls" in folded.problems[0].message
 

@@ -34,13 +34,19 @@ def _doc(model, dev, options, cache=None, memory="dram"):
     return json.dumps(_stable(run_document(result)), sort_keys=True)
 
 
-@pytest.mark.parametrize("model, options, memory", [
-    ("siglip-tiny", InputOptions(shape=(1, 3, 32, 32)), "dram"),
-    ("resnet50", InputOptions(shape=(1, 3, 64, 64)), "l1"),
-    ("tests.user_models:TwoInputs", InputOptions(source="tests.user_models:two_inputs_kwargs"), "dram"),
-    ("tests.user_models:Embed", InputOptions(specs=(parse_input("2,5:int64:0..50"),), model_args={"vocab": 50}),
-     "dram"),
-])
+@pytest.mark.parametrize(
+    "model, options, memory",
+    [
+        ("siglip-tiny", InputOptions(shape=(1, 3, 32, 32)), "dram"),
+        ("resnet50", InputOptions(shape=(1, 3, 64, 64)), "l1"),
+        ("tests.user_models:TwoInputs", InputOptions(source="tests.user_models:two_inputs_kwargs"), "dram"),
+        (
+            "tests.user_models:Embed",
+            InputOptions(specs=(parse_input("2,5:int64:0..50"),), model_args={"vocab": 50}),
+            "dram",
+        ),
+    ],
+)
 def test_a_cached_capture_gives_the_fresh_documents(model, options, memory, mock_device, tmp_path):
     fresh = _doc(model, mock_device, options, memory=memory)
     cache = CaptureCache(tmp_path)
@@ -75,10 +81,19 @@ def test_damaged_or_foreign_entries_are_ignored_and_rewritten(tmp_path, capsys):
     loaded, key, path = _stored(tmp_path)
     good = path.read_text()
     doc = json.loads(good)
-    for text in ["{not json", json.dumps({**doc, "schema": "other/1"}),
-                 json.dumps({**doc, "key": {**doc["key"], "torch": "0.0"}}),
-                 json.dumps({**doc, "state": {"w": {"shape": [2], "stride": [1], "dtype": "torch.float32",
-                                                    "param": True, "requires_grad": False}}})]:
+    for text in [
+        "{not json",
+        json.dumps({**doc, "schema": "other/1"}),
+        json.dumps({**doc, "key": {**doc["key"], "torch": "0.0"}}),
+        json.dumps(
+            {
+                **doc,
+                "state": {
+                    "w": {"shape": [2], "stride": [1], "dtype": "torch.float32", "param": True, "requires_grad": False}
+                },
+            }
+        ),
+    ]:
         path.write_text(text)
         cache, cap = _load(loaded, key, tmp_path)
         assert cap is None and cache.stats.rejected == 1
@@ -106,8 +121,9 @@ def _hostile(doc: dict, how: str) -> dict:
     elif how == "name":  # fx generates Python source from node names
         nodes[0]["outputs"][0]["as_tensor"]["name"] = f"x = __import__('os').system('touch {witness}')"
     elif how == "newline":  # ... and stack-trace summaries in comments
-        nodes[0]["metadata"]["stack_trace"] = (f'File "a.py", line 1, in f\r__import__("os").system("touch '
-                                               f'{witness}")\n    x')
+        nodes[0]["metadata"]["stack_trace"] = (
+            f'File "a.py", line 1, in f\r__import__("os").system("touch {witness}")\n    x'
+        )
     elif how == "dtype":
         name = next(iter(doc["state"]))
         doc["state"][name]["dtype"] = "__import__('os')"
@@ -176,8 +192,9 @@ def test_a_warm_sweep_loads_its_captures_and_gives_the_same_documents(tmp_path, 
     from fxport.cli import main
 
     def documents(out):
-        return {p.relative_to(out).as_posix(): p.read_text() for p in sorted(out.rglob("*.json"))
-                if p.name != "timing.json"}
+        return {
+            p.relative_to(out).as_posix(): p.read_text() for p in sorted(out.rglob("*.json")) if p.name != "timing.json"
+        }
 
     entry = ["siglip-tiny", "--input-shape", "1,3,32,32", "-j", "1", "--cache", str(tmp_path / "cache")]
     assert main(["sweep", *entry, "--out", str(tmp_path / "cold")]) == 0

@@ -19,17 +19,20 @@ def test_trace_writes_inventory(tmp_path, capsys):
     assert "tests.user_models:TinyCNN: 5 aten nodes" in out and "aten.conv2d.default" in out
 
 
-@pytest.mark.parametrize("args, message", [
-    (["trace", "resnet5000"], "unknown model 'resnet5000'"),
-    (["trace", "tests.user_models:TinyCNN", "--input-shape", "1,3,x"], "malformed input shape"),
-    (["trace", "tests.user_models:TinyCNN", "--input-shape", "0,3"], "malformed input shape"),
-    (["trace", "tests.user_models:not_a_model"], "is not a model: it returned int"),
-    (["trace", "tests.user_models:NOT_CALLABLE"], "is not a model"),
-    (["trace", "tests.user_models:NeedsArgs"], "needs arguments (width)"),
-    (["trace", "tests.user_models:Missing"], "has no attribute 'Missing'"),
-    (["trace", "no_such_module:Model"], "cannot import 'no_such_module'"),
-    (["trace", "tests.user_models:Broken", "--input-shape", "1,4"], "cannot capture"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["trace", "resnet5000"], "unknown model 'resnet5000'"),
+        (["trace", "tests.user_models:TinyCNN", "--input-shape", "1,3,x"], "malformed input shape"),
+        (["trace", "tests.user_models:TinyCNN", "--input-shape", "0,3"], "malformed input shape"),
+        (["trace", "tests.user_models:not_a_model"], "is not a model: it returned int"),
+        (["trace", "tests.user_models:NOT_CALLABLE"], "is not a model"),
+        (["trace", "tests.user_models:NeedsArgs"], "needs arguments (width)"),
+        (["trace", "tests.user_models:Missing"], "has no attribute 'Missing'"),
+        (["trace", "no_such_module:Model"], "cannot import 'no_such_module'"),
+        (["trace", "tests.user_models:Broken", "--input-shape", "1,4"], "cannot capture"),
+    ],
+)
 def test_bad_input_is_one_line_and_nonzero(args, message, tmp_path, capsys):
     rc = main(args + ["--out", str(tmp_path)])
     err = capsys.readouterr().err
@@ -39,9 +42,22 @@ def test_bad_input_is_one_line_and_nonzero(args, message, tmp_path, capsys):
 
 
 def test_console_script_exit_code_and_no_traceback(tmp_path):
-    proc = subprocess.run([sys.executable, "-m", "fxport.cli", "trace", "tests.user_models:Broken",
-                           "--input-shape", "1,4", "--out", str(tmp_path)],
-                          capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "fxport.cli",
+            "trace",
+            "tests.user_models:Broken",
+            "--input-shape",
+            "1,4",
+            "--out",
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 2
     assert proc.stderr.startswith("fxport: error: cannot capture") and "Traceback" not in proc.stderr
 

@@ -8,10 +8,10 @@ import os
 
 import pytest
 
+from fxport.capture.records import TensorSpec
 from fxport.cost.boards import BOARDS, board_for
 from fxport.cost.formulas import compute_cycles, sdpa_ideal_cycles
 from fxport.cost.nodes import Options, Tensor, node_cost, price
-from fxport.capture.records import TensorSpec
 
 # tt::tt_metal::MathFidelity as the wheel numbers it
 MATH_FIDELITY_ENUM = {"lofi": 0, "hifi2": 2, "hifi3": 3, "hifi4": 4}
@@ -21,17 +21,26 @@ def _ttnn_sdpa_cycles():
     import ttnn
 
     lib = ctypes.CDLL(os.path.join(os.path.dirname(ttnn.__file__), "build", "lib", "_ttnncpp.so"))
-    fn = getattr(lib, "_ZN4ttnn10operations11transformer4sdpa25compute_sdpa_ideal_cyclesEjjjjjjbN2tt8tt_metal12MathFidelityEi")
+    fn = getattr(
+        lib, "_ZN4ttnn10operations11transformer4sdpa25compute_sdpa_ideal_cyclesEjjjjjjbN2tt8tt_metal12MathFidelityEi"
+    )
     fn.restype = ctypes.c_int64
     fn.argtypes = [ctypes.c_uint32] * 6 + [ctypes.c_bool, ctypes.c_int, ctypes.c_int]
     return fn
 
 
 @pytest.mark.parametrize("fidelity", ["lofi", "hifi2", "hifi3", "hifi4"])
-@pytest.mark.parametrize("b, nh, sq, sk, dh, dv, causal, cores", [
-    (1, 8, 256, 256, 64, 64, False, 64), (1, 8, 256, 256, 64, 64, True, 64),
-    (2, 12, 197, 197, 64, 64, False, 64), (2, 8, 256, 512, 64, 128, False, 130),
-    (1, 16, 1024, 1024, 128, 128, True, 130), (3, 1, 33, 65, 32, 96, False, 7)])
+@pytest.mark.parametrize(
+    "b, nh, sq, sk, dh, dv, causal, cores",
+    [
+        (1, 8, 256, 256, 64, 64, False, 64),
+        (1, 8, 256, 256, 64, 64, True, 64),
+        (2, 12, 197, 197, 64, 64, False, 64),
+        (2, 8, 256, 512, 64, 128, False, 130),
+        (1, 16, 1024, 1024, 128, 128, True, 130),
+        (3, 1, 33, 65, 32, 96, False, 7),
+    ],
+)
 def test_sdpa_formula_equals_ttnns_own(b, nh, sq, sk, dh, dv, causal, cores, fidelity):
     ttnn_cycles = _ttnn_sdpa_cycles()(b, nh, sq, sk, dh, dv, causal, MATH_FIDELITY_ENUM[fidelity], cores)
     assert sdpa_ideal_cycles(b, nh, sq, sk, dh, dv, causal, cores, fidelity) == ttnn_cycles
@@ -39,7 +48,7 @@ def test_sdpa_formula_equals_ttnns_own(b, nh, sq, sk, dh, dv, causal, cores, fid
 
 def test_a_tile_product_takes_16_cycles_per_fidelity_pass():
     """tt-metal's GEMM_FLOPS: one 32x32x32 tile product on one core, 16/32/48/64 cycles."""
-    flops = 2 * 32 ** 3
+    flops = 2 * 32**3
     assert [compute_cycles(flops, 1, f) for f in ("lofi", "hifi2", "hifi3", "hifi4")] == [16, 32, 48, 64]
 
 
@@ -53,8 +62,9 @@ def test_boards_are_data_and_named_by_arch():
 def test_each_estimate_names_its_bound():
     n150 = BOARDS["n150"]
     big = 2048 * 2048 * 2
-    matmul = node_cost("matmul", [Tensor(big, False), Tensor(big, True)], [Tensor(big, False)],
-                       2.0 * 2048 ** 3, 4096, n150, "hifi4")
+    matmul = node_cost(
+        "matmul", [Tensor(big, False), Tensor(big, True)], [Tensor(big, False)], 2.0 * 2048**3, 4096, n150, "hifi4"
+    )
     assert matmul.bound == "compute"
     add = node_cost("eltwise", [Tensor(big, True)] * 2, [Tensor(big, True)], 0.0, 4096, n150, "hifi2")
     assert add.bound == "dram"
@@ -71,14 +81,24 @@ def test_fidelity_activations_and_board_change_a_matmul():
     out = [TensorSpec((1024, 4096), "float32")]
 
     def cost(board="n150", **options):
-        return price("aten.linear.default", "matmul", specs, out, BOARDS[board], Options(**options),
-                     [False], False, weight_index=1).est_ns
+        return price(
+            "aten.linear.default",
+            "matmul",
+            specs,
+            out,
+            BOARDS[board],
+            Options(**options),
+            [False],
+            False,
+            weight_index=1,
+        ).est_ns
 
     assert cost(fidelity="lofi") < cost(fidelity="hifi2") < cost(fidelity="hifi4")
     assert cost(board="p150", fidelity="lofi") < cost(fidelity="lofi")
     # TT-NN's default: LoFi only when both operands are block floats
-    assert cost(activations="bfloat8_b", weights="bfloat8_b") == cost(fidelity="lofi", activations="bfloat8_b",
-                                                                      weights="bfloat8_b")
+    assert cost(activations="bfloat8_b", weights="bfloat8_b") == cost(
+        fidelity="lofi", activations="bfloat8_b", weights="bfloat8_b"
+    )
 
 
 @pytest.fixture(scope="module")
@@ -117,8 +137,9 @@ def test_the_estimate_is_stable_apart_from_measured_times(mock_device, island_ru
     from fxport.runner import run_model
 
     again = run_document(run_model("tests.user_models:HostIsland", mock_device, (4, 64)))
-    assert json.dumps(without_measured(island_run), sort_keys=True) == json.dumps(without_measured(again),
-                                                                                  sort_keys=True)
+    assert json.dumps(without_measured(island_run), sort_keys=True) == json.dumps(
+        without_measured(again), sort_keys=True
+    )
     assert again["estimate"]["device_ms"] == island_run["estimate"]["device_ms"] > 0
 
 
@@ -126,12 +147,12 @@ def test_math_fidelity_and_activations_change_the_lowering(mock_device):
     from fxport.runner import run_model
 
     plain = run_model("tests.user_models:HostIsland", mock_device, (4, 64))
-    block = run_model("tests.user_models:HostIsland", mock_device, (4, 64), fidelity="lofi",
-                      activations="bfloat8_b")
+    block = run_model("tests.user_models:HostIsland", mock_device, (4, 64), fidelity="lofi", activations="bfloat8_b")
     # bfloat8_b outputs carry the device's block-float rounding into the emulated values
     assert block.output_pcc[0] != plain.output_pcc[0]
     assert block.estimate.device_ms < plain.estimate.device_ms or math.isclose(
-        block.estimate.device_ms, plain.estimate.device_ms)
+        block.estimate.device_ms, plain.estimate.device_ms
+    )
 
 
 def test_kernel_options_are_what_rules_pass(mock_device):
@@ -186,8 +207,9 @@ def test_block_float_activations_join_on_the_device(mock_device):
     they fail ("Only TILE layout is supported for BFLOAT8_B"); the cat rule joins as bfloat16."""
     from fxport.runner import run_model
 
-    result = run_model("tests.user_models:ConvCat", mock_device, (2, 3, 8, 8), activations="bfloat8_b",
-                       weights="bfloat8_b")
+    result = run_model(
+        "tests.user_models:ConvCat", mock_device, (2, 3, 8, 8), activations="bfloat8_b", weights="bfloat8_b"
+    )
     cats = [n for n in result.nodes if n.target == "aten.cat.default"]
     assert cats and all(n.status == "device" for n in cats), [(n.status, n.error) for n in cats]
     assert result.output_pcc[0] is not None and result.output_pcc[0] > 0.98
@@ -199,8 +221,9 @@ def test_a_verdict_runs_estimate_is_deterministic_whole(mock_device):
     from fxport.report.results import run_document
     from fxport.runner import run_model
 
-    docs = [run_document(run_model("tests.user_models:HostIsland", mock_device, (4, 64), values="none"))
-            for _ in range(2)]
+    docs = [
+        run_document(run_model("tests.user_models:HostIsland", mock_device, (4, 64), values="none")) for _ in range(2)
+    ]
     assert json.dumps(docs[0], sort_keys=True) == json.dumps(docs[1], sort_keys=True)
     est = docs[0]["estimate"]
     assert est["host_ms"] > 0 and est["assumptions"]["host_timing"].startswith("not measured")

@@ -67,19 +67,25 @@ def test_real_ops_run_on_mock(n150, ttnn):
 def test_matmul_inner_dim_mismatch_is_a_real_tt_fatal(n150, ttnn):
     import torch
 
-    a = ttnn.from_torch(torch.zeros(32, 64), dtype=ttnn.bfloat16, layout=ttnn.TILE_LAYOUT,
-                        device=n150.device)
+    a = ttnn.from_torch(torch.zeros(32, 64), dtype=ttnn.bfloat16, layout=ttnn.TILE_LAYOUT, device=n150.device)
     with pytest.raises(RuntimeError, match=re.escape("a_shape[-1] == b_shape[-2]")) as err:
         ttnn.matmul(a, a)
     assert "width of the first tensor must be equal to the height of the second" in str(err.value)
 
 
 def test_l1_out_of_memory_is_the_real_allocator_error(n150, ttnn):
-    expected = ("Out of Memory: Not enough space to allocate 802160640 B L1 buffer across 64 "
-                f"banks, where each bank needs to store 12533760 B, but bank size is {N150_L1[1]} B")
+    expected = (
+        "Out of Memory: Not enough space to allocate 802160640 B L1 buffer across 64 "
+        f"banks, where each bank needs to store 12533760 B, but bank size is {N150_L1[1]} B"
+    )
     with pytest.raises(RuntimeError, match=re.escape(expected)):
-        ttnn.empty([1, 96, 2176, 1920], dtype=ttnn.bfloat16, layout=ttnn.TILE_LAYOUT,
-                   device=n150.device, memory_config=ttnn.L1_MEMORY_CONFIG)
+        ttnn.empty(
+            [1, 96, 2176, 1920],
+            dtype=ttnn.bfloat16,
+            layout=ttnn.TILE_LAYOUT,
+            device=n150.device,
+            memory_config=ttnn.L1_MEMORY_CONFIG,
+        )
 
 
 def test_one_cluster_per_process(n150):
@@ -112,8 +118,7 @@ def fresh_process():
     """
     # The parent's mock variables are inherited; the child must replace them with its own.
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    done = subprocess.run([sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True,
-                          text=True, timeout=300)
+    done = subprocess.run([sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     return json.loads(done.stdout.splitlines()[-1])
 
@@ -175,8 +180,7 @@ def test_stand_in_compiler(tmp_path):
     def run(*args):
         return subprocess.run([cc, *args], cwd=tmp_path, capture_output=True, text=True)
 
-    assert run("--version").stdout.splitlines()[0] == (
-        f"riscv-tt-elf-g++ (tenstorrent/sfpi:{version}[{build}]) 15.1.0")
+    assert run("--version").stdout.splitlines()[0] == (f"riscv-tt-elf-g++ (tenstorrent/sfpi:{version}[{build}]) 15.1.0")
     assert run("-x", "c++-header", "pch.h", "-o", "pch.h.gch").returncode != 0
 
     assert run("-c", "-MD", "-MF", "k.d", "/src/k.cpp", "-o", "k.o").returncode == 0

@@ -85,10 +85,13 @@ def _pcc(a: torch.Tensor, b: torch.Tensor) -> float:
     return float(torch.corrcoef(torch.stack([a, b]))[0, 1])
 
 
-@pytest.mark.parametrize("make, args, name", [
-    (SmallCNN, lambda: (torch.randn(1, 3, 32, 32),), "small_cnn"),
-    (MLP, lambda: (torch.randn(2, 8, 32), torch.randn(2, 8, 32)), "mlp"),
-])
+@pytest.mark.parametrize(
+    "make, args, name",
+    [
+        (SmallCNN, lambda: (torch.randn(1, 3, 32, 32),), "small_cnn"),
+        (MLP, lambda: (torch.randn(2, 8, 32), torch.randn(2, 8, 32)), "mlp"),
+    ],
+)
 def test_program_issues_the_runs_calls_and_matches(tmp_path, mock_device, make, args, name):
     torch.manual_seed(0)
     model = make().eval()
@@ -105,8 +108,13 @@ def test_program_issues_the_runs_calls_and_matches(tmp_path, mock_device, make, 
     reference = model(*[load_file(str(tmp_path / "inputs.safetensors"))[f"input.{i}"] for i in range(len(args()))])
     assert type(outputs) is type(reference)  # the model's own structure
     # the generated test passes
-    done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(exported.test)],
-                          capture_output=True, text=True, cwd=tmp_path, timeout=600)
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(exported.test)],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=600,
+    )
     assert done.returncode == 0, done.stdout[-2000:]
 
 
@@ -123,10 +131,13 @@ def test_export_is_ruff_clean_and_byte_identical(tmp_path, mock_device):
     assert text.count("class Block:") == 1 and text.count("= Block(device, params, ") == 2
     assert 'self.blocks_0 = Block(device, params, "blocks.0.")' in text
     assert 'params[prefix + "conv.folded.0"]' in text  # a folded weight, named as such
-    for args in (["check", "--config", str(ROOT / "pyproject.toml")],
-                 ["format", "--check", "--line-length", "120", "--isolated"]):
-        done = subprocess.run([sys.executable, "-m", "ruff", *args, str(tmp_path / "a")],
-                              capture_output=True, text=True, timeout=120)
+    for args in (
+        ["check", "--config", str(ROOT / "pyproject.toml")],
+        ["format", "--check", "--line-length", "120", "--isolated"],
+    ):
+        done = subprocess.run(
+            [sys.executable, "-m", "ruff", *args, str(tmp_path / "a")], capture_output=True, text=True, timeout=120
+        )
         assert done.returncode == 0, done.stdout + done.stderr
 
 
@@ -155,17 +166,39 @@ def test_a_hostile_module_name_stays_out_of_the_code(tmp_path, mock_device):
 
 def test_cli_writes_the_program_only_with_no_weights(tmp_path):
     out = tmp_path / "out"
-    done = subprocess.run([sys.executable, "-m", "fxport.cli", "export", "tests.user_models:TinyCNN",
-                           "--input-shape", "1,3,16,16", "--device", "mock", "--no-weights", "--out", str(out)],
-                          capture_output=True, text=True, cwd=ROOT, timeout=600)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "fxport.cli",
+            "export",
+            "tests.user_models:TinyCNN",
+            "--input-shape",
+            "1,3,16,16",
+            "--device",
+            "mock",
+            "--no-weights",
+            "--out",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=600,
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     assert sorted(p.name for p in out.iterdir()) == ["tinycnn_ttnn.py"]
     assert "ttnn calls per inference (fxport run:" in done.stdout
     program = _load(out / "tinycnn_ttnn.py")
     with pytest.raises(KeyError, match="is missing"):
         program.check_weights({})
-    bad = subprocess.run([sys.executable, "-m", "fxport.cli", "export", "no_such_model", "--out", str(out)],
-                         capture_output=True, text=True, cwd=ROOT, timeout=600)
+    bad = subprocess.run(
+        [sys.executable, "-m", "fxport.cli", "export", "no_such_model", "--out", str(out)],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=600,
+    )
     assert bad.returncode == 2 and bad.stderr.count("\n") == 1
 
 
@@ -187,8 +220,13 @@ def test_zoo_models_export_and_their_tests_pass(tmp_path, mock_device, spec, sha
     exported = export(spec, out=tmp_path, inputs=options, device=mock_device)
     _, per_inference, second = _run_program(exported, tmp_path)
     assert per_inference == second == exported.run_per_inference
-    done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(exported.test)],
-                          capture_output=True, text=True, cwd=tmp_path, timeout=1800)
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(exported.test)],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=1800,
+    )
     assert done.returncode == 0, done.stdout[-2000:]
     if spec == "resnet50":  # the blocks of each stage: one class with the downsample, one without
         text = exported.program.read_text()

@@ -30,10 +30,10 @@ import pytest
 from fxport.cli import main
 from fxport.durable import LOCK_NAME
 from fxport.errors import EXIT_ENVIRONMENT, EXIT_INCOMPLETE, EXIT_INTERRUPTED, EXIT_USER
+from fxport.passes import PASS_NAMES
 from fxport.report.render import render_results
 from fxport.runtime.mock.runtime_root import COMPILER_DATA_RELPATH, build_runtime_root
 from fxport.runtime.mock.toolchain import minimal_riscv_elf
-from fxport.passes import PASS_NAMES
 from fxport.settings import pass_settings, run_settings
 from fxport.sweep import saved_result
 
@@ -41,8 +41,14 @@ REPO = Path(__file__).resolve().parents[1]
 TINY = ["tests.user_models:TinyCNN", "--input-shape", "1,3,16,16"]
 # Names an attacker controls in a document: quotes, triple quotes, newlines, format braces,
 # unicode, path separators, markup, mathtext.
-HOSTILE = ['x""" ; open("owned.txt","w").write("x") ; """', "q'\"\n\r\\{}{0}{__import__('os')}",
-           "ünï€ødé ✓ 模型", "../../etc/passwd", "/abs/a\\b", "<script>alert(1)</script>|$\\frac{$"]
+HOSTILE = [
+    'x""" ; open("owned.txt","w").write("x") ; """',
+    "q'\"\n\r\\{}{0}{__import__('os')}",
+    "ünï€ødé ✓ 模型",
+    "../../etc/passwd",
+    "/abs/a\\b",
+    "<script>alert(1)</script>|$\\frac{$",
+]
 
 OBSERVED: list[tuple[str, str, int, str]] = []
 
@@ -51,8 +57,11 @@ def observe(case: str, command: str, code: int, err: str) -> str:
     """Record a case and return its one error line (asserting there is at most one, and no
     traceback)."""
     assert "Traceback" not in err, err
-    errors = [ln for ln in err.splitlines() if ln.startswith("fxport: error:") or ln == "fxport: interrupted"
-              or ln.startswith("fxport: interrupted;")]
+    errors = [
+        ln
+        for ln in err.splitlines()
+        if ln.startswith("fxport: error:") or ln == "fxport: interrupted" or ln.startswith("fxport: interrupted;")
+    ]
     assert len(errors) <= 1, err
     line = errors[0] if errors else next((ln for ln in err.splitlines() if ln.startswith("fxport: note:")), "")
     OBSERVED.append((case, command, code, line))
@@ -76,12 +85,18 @@ def cli(capsys, case: str, *args: str) -> tuple[int, str]:
 
 
 def fxport(*args: str, env: dict | None = None, timeout: float = 240) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "fxport.cli", *args], cwd=REPO, capture_output=True,
-                          text=True, timeout=timeout,
-                          env={**os.environ, "PYTHONPATH": str(REPO), **(env or {})})
+    return subprocess.run(
+        [sys.executable, "-m", "fxport.cli", *args],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, "PYTHONPATH": str(REPO), **(env or {})},
+    )
 
 
 # -- security ----------------------------------------------------------------------------------
+
 
 def test_gen_tests_never_runs_code_from_data(tmp_path, monkeypatch, capsys):
     from fxport.testgen.generate import CONFTEST, TEST_FILE
@@ -98,18 +113,32 @@ def test_gen_tests_never_runs_code_from_data(tmp_path, monkeypatch, capsys):
     bad_dtype["inputs"][0]["dtype"] = "load"  # torch.load is an attribute of torch, not a dtype
     doc["ops"].append(bad_dtype)
     (tmp_path / "src" / "ops.json").write_text(json.dumps(doc))
-    code, _ = cli(capsys, "gen-tests: crafted ops.json (names with quotes, triple quotes, newlines, {}, "
-                          "unicode, path separators)", "gen-tests", "src/ops.json", "--out", "suite")
+    code, _ = cli(
+        capsys,
+        "gen-tests: crafted ops.json (names with quotes, triple quotes, newlines, {}, unicode, path separators)",
+        "gen-tests",
+        "src/ops.json",
+        "--out",
+        "suite",
+    )
     assert code == 0
     sources = sorted((tmp_path / "suite").glob("*.py"))
     assert {p.read_text() for p in sources} == {TEST_FILE, CONFTEST}  # fixed texts: no data in code
     assert all(re.fullmatch(r"(conftest|test_[a-z0-9_]+)\.py", p.name) for p in sources)
-    assert [p for p in tmp_path.rglob("*") if p.is_file() and not p.is_relative_to(tmp_path / "src")
-            and not p.is_relative_to(tmp_path / "suite")] == []
+    assert [
+        p
+        for p in tmp_path.rglob("*")
+        if p.is_file() and not p.is_relative_to(tmp_path / "src") and not p.is_relative_to(tmp_path / "suite")
+    ] == []
 
-    proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "suite"],
-                          cwd=tmp_path, capture_output=True, text=True, timeout=300,
-                          env={**os.environ, "PYTHONPATH": str(REPO)})
+    proc = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "suite"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )
     assert not list(tmp_path.rglob("owned*")) and not (REPO / "owned.txt").exists()
     tail = proc.stdout.strip().splitlines()[-1]
     # TinyCNN's ops pass; each hostile target and the bad dtype are strict xfails (cannot replay)
@@ -137,12 +166,22 @@ def test_sweep_json_pointing_outside_is_refused(tmp_path, capsys):
     (tmp_path / "sweep" / "escape").mkdir(parents=True)
     (tmp_path / "sweep" / "escape" / "link").symlink_to(victim)
     before = {p.name: p.stat().st_mtime_ns for p in victim.iterdir()}
-    _sweep_dir(tmp_path / "sweep", {"good@16x16": run_doc("good"), "abs@16x16": run_doc("abs"),
-                                    "up@16x16": run_doc("up"), "link@16x16": run_doc("link")},
-               {"abs@16x16": str(victim / "run.json"), "up@16x16": "../victim/run.json",
-                "link@16x16": "escape/link/run.json"})
-    code, line = cli(capsys, "report: sweep.json whose run paths lead outside (absolute, ../, symlink)",
-                     "report", str(tmp_path / "sweep"))
+    _sweep_dir(
+        tmp_path / "sweep",
+        {
+            "good@16x16": run_doc("good"),
+            "abs@16x16": run_doc("abs"),
+            "up@16x16": run_doc("up"),
+            "link@16x16": run_doc("link"),
+        },
+        {"abs@16x16": str(victim / "run.json"), "up@16x16": "../victim/run.json", "link@16x16": "escape/link/run.json"},
+    )
+    code, line = cli(
+        capsys,
+        "report: sweep.json whose run paths lead outside (absolute, ../, symlink)",
+        "report",
+        str(tmp_path / "sweep"),
+    )
     assert code == EXIT_USER and "3 damaged sweep entries" in line
     assert {p.name: p.stat().st_mtime_ns for p in victim.iterdir()} == before  # nothing written there
     index = (tmp_path / "sweep" / "index.md").read_text()
@@ -182,12 +221,18 @@ def test_umask_000_leaves_nothing_writable_by_others(tmp_path):
     runtime.root.chmod(0o777)  # as an older fxport left it: rebuilt, and said so
     again = build_runtime_root(tmp_path)
     assert not again.root.stat().st_mode & 0o022 and "writable by others" in again.repaired[0]
-    OBSERVED.append(("umask 000: cache folders of the executed stand-in compiler", "build_runtime_root "
-                     "under umask 000, then over a world-writable root", 0,
-                     f"no folder or file writable by group/others; {again.repaired[0]}"))
+    OBSERVED.append(
+        (
+            "umask 000: cache folders of the executed stand-in compiler",
+            "build_runtime_root under umask 000, then over a world-writable root",
+            0,
+            f"no folder or file writable by group/others; {again.repaired[0]}",
+        )
+    )
 
 
 # -- a broken environment: an environment error or a repair, never a verdict, never a hang -------
+
 
 @pytest.fixture(scope="module")
 def cache(tmp_path_factory):
@@ -200,8 +245,9 @@ def cache(tmp_path_factory):
 
 def _warm(cache: Path) -> None:
     if not list((_base(cache) / "jit-cache").rglob("*.elf")):
-        proc = fxport("run", *TINY, "--device", "mock", "--out", str(cache.parent / "warm"),
-                      env={"FXPORT_CACHE": str(cache)})
+        proc = fxport(
+            "run", *TINY, "--device", "mock", "--out", str(cache.parent / "warm"), env={"FXPORT_CACHE": str(cache)}
+        )
         assert proc.returncode == 0, proc.stderr
 
 
@@ -218,10 +264,12 @@ def _truncate_elfs(base: Path) -> int:
 
 def _run_on(cache: Path, out: Path, case: str) -> tuple[subprocess.CompletedProcess, str, float]:
     start = time.monotonic()
-    proc = fxport("run", *TINY, "--device", "mock", "--out", str(out), env={"FXPORT_CACHE": str(cache)},
-                  timeout=120)  # the bound: a hang fails the test instead of wedging CI
-    line = observe(case, f"FXPORT_CACHE=<damaged> fxport run {' '.join(TINY)} --out {out.name}",
-                   proc.returncode, proc.stderr)
+    proc = fxport(
+        "run", *TINY, "--device", "mock", "--out", str(out), env={"FXPORT_CACHE": str(cache)}, timeout=120
+    )  # the bound: a hang fails the test instead of wedging CI
+    line = observe(
+        case, f"FXPORT_CACHE=<damaged> fxport run {' '.join(TINY)} --out {out.name}", proc.returncode, proc.stderr
+    )
     return proc, line, time.monotonic() - start
 
 
@@ -276,10 +324,20 @@ def test_broken_toolchain_fails_the_canary_not_the_model(cache, tmp_path):
     _warm(cache)
     _truncate_elfs(_base(cache))
     args = ["run", *TINY, "--device", "mock", "--out", str(tmp_path / "o")]
-    proc = subprocess.run([sys.executable, "-c", CANARY, *args], cwd=REPO, capture_output=True, text=True,
-                          timeout=120, env={**os.environ, "PYTHONPATH": str(REPO), "FXPORT_CACHE": str(cache)})
-    line = observe("broken toolchain not repaired: the canary at device open",
-                   "FXPORT_CACHE=<damaged, repair off> fxport " + " ".join(args), proc.returncode, proc.stderr)
+    proc = subprocess.run(
+        [sys.executable, "-c", CANARY, *args],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "PYTHONPATH": str(REPO), "FXPORT_CACHE": str(cache)},
+    )
+    line = observe(
+        "broken toolchain not repaired: the canary at device open",
+        "FXPORT_CACHE=<damaged, repair off> fxport " + " ".join(args),
+        proc.returncode,
+        proc.stderr,
+    )
     assert proc.returncode == EXIT_ENVIRONMENT and "failed its self-test" in line
     assert "not a verdict" not in line and not (tmp_path / "o" / "run.json").exists()
 
@@ -317,9 +375,14 @@ HANG = """if True:
 
 
 def _hang(cache: Path, mode: str, bound: float) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-c", HANG, mode, str(bound)], cwd=REPO, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            env={**os.environ, "PYTHONPATH": str(REPO), "FXPORT_CACHE": str(cache)})
+    return subprocess.Popen(
+        [sys.executable, "-c", HANG, mode, str(bound)],
+        cwd=REPO,
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env={**os.environ, "PYTHONPATH": str(REPO), "FXPORT_CACHE": str(cache)},
+    )
 
 
 def test_device_call_that_hangs_ctrl_c_and_the_bound(cache):
@@ -335,19 +398,41 @@ def test_device_call_that_hangs_ctrl_c_and_the_bound(cache):
     sent = time.monotonic()
     proc.send_signal(signal.SIGINT)
     assert proc.stdout.readline() == "interrupted\n" and time.monotonic() - sent < 5
-    OBSERVED.append(("Ctrl-C while TT-Metal is blocked (was ignored)", "SIGINT during the hang",
-                     EXIT_INTERRUPTED, f"KeyboardInterrupt {time.monotonic() - sent:.1f} s after SIGINT"))
+    OBSERVED.append(
+        (
+            "Ctrl-C while TT-Metal is blocked (was ignored)",
+            "SIGINT during the hang",
+            EXIT_INTERRUPTED,
+            f"KeyboardInterrupt {time.monotonic() - sent:.1f} s after SIGINT",
+        )
+    )
     rest, _ = proc.communicate(timeout=30)
     timeout = next(ln for ln in rest.splitlines() if ln.startswith("DeviceTimeout"))
     assert "softmax did not return within 3 s" in timeout and "wedged True" in rest, rest
     assert proc.returncode == EXIT_INTERRUPTED and time.monotonic() - sent < 15
-    OBSERVED.append(("a device call that never returns (TT-Metal get_cached_binary wait)",
-                     "DeviceCalls(timeout=3 s) waiting on the stuck call", EXIT_ENVIRONMENT, timeout))
+    OBSERVED.append(
+        (
+            "a device call that never returns (TT-Metal get_cached_binary wait)",
+            "DeviceCalls(timeout=3 s) waiting on the stuck call",
+            EXIT_ENVIRONMENT,
+            timeout,
+        )
+    )
 
 
 def test_values_device_on_a_mock_is_refused(capsys, tmp_path):
-    code, line = cli(capsys, "--values device on the mock (reported PCC 0 as real before)",
-                     "run", *TINY, "--device", "mock", "--values", "device", "--out", str(tmp_path))
+    code, line = cli(
+        capsys,
+        "--values device on the mock (reported PCC 0 as real before)",
+        "run",
+        *TINY,
+        "--device",
+        "mock",
+        "--values",
+        "device",
+        "--out",
+        str(tmp_path),
+    )
     assert code == EXIT_USER and "a mock device runs no kernels" in line
     assert not any(tmp_path.iterdir())
 
@@ -358,9 +443,15 @@ ENTRIES = ["siglip-tiny", "--input-shape", "1,3,56,56", "--input-shape", "1,3,28
 
 
 def _sweep_proc(out: Path, *extra: str, **kw) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "fxport.cli", "sweep", *ENTRIES, "--out", str(out), *extra],
-                            cwd=REPO, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            env={**os.environ, "PYTHONPATH": str(REPO)}, **kw)
+    return subprocess.Popen(
+        [sys.executable, "-m", "fxport.cli", "sweep", *ENTRIES, "--out", str(out), *extra],
+        cwd=REPO,
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+        **kw,
+    )
 
 
 def _wait_for(path: Path, proc: subprocess.Popen, seconds: float = 180) -> None:
@@ -392,8 +483,12 @@ def clean_sweep(tmp_path_factory):
 def test_second_writer_on_one_out_fails_fast_naming_the_holder(clean_sweep):
     out, pid, second = clean_sweep
     for args, code, err, seconds in second:
-        line = observe(f"a second writer ({args[0]}) on the --out of a running sweep (mixed or overwrote "
-                       "before)", "fxport " + " ".join(args[:1] + ["...", "--out", "<sweep dir>"]), code, err)
+        line = observe(
+            f"a second writer ({args[0]}) on the --out of a running sweep (mixed or overwrote before)",
+            "fxport " + " ".join(args[:1] + ["...", "--out", "<sweep dir>"]),
+            code,
+            err,
+        )
         assert code == EXIT_USER and seconds < 5
         assert f"is in use by `fxport sweep` (pid {pid}" in line
     assert not (out / "ops.json").exists()
@@ -401,8 +496,9 @@ def test_second_writer_on_one_out_fails_fast_naming_the_holder(clean_sweep):
 
 def _docs(out: Path) -> dict[str, str]:
     """The documents (timing.json holds wall times, so it is left out)."""
-    return {p.relative_to(out).as_posix(): p.read_text() for p in sorted(out.rglob("*.json"))
-            if p.name != "timing.json"}
+    return {
+        p.relative_to(out).as_posix(): p.read_text() for p in sorted(out.rglob("*.json")) if p.name != "timing.json"
+    }
 
 
 def test_interrupted_and_killed_sweeps_resume_to_the_clean_result(clean_sweep, tmp_path, capsys):
@@ -416,8 +512,14 @@ def test_interrupted_and_killed_sweeps_resume_to_the_clean_result(clean_sweep, t
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait(30)
     assert proc.returncode == -signal.SIGKILL and not second.exists()
-    OBSERVED.append(("SIGKILL mid-sweep", "fxport sweep ... (SIGKILL to its group after entry 1)",
-                     proc.returncode, "(killed; resumed below)"))
+    OBSERVED.append(
+        (
+            "SIGKILL mid-sweep",
+            "fxport sweep ... (SIGKILL to its group after entry 1)",
+            proc.returncode,
+            "(killed; resumed below)",
+        )
+    )
 
     (second.parent / LOCK_NAME).unlink(missing_ok=True)  # so that the wait below sees a new writer
     proc = _sweep_proc(out, "-j", "1")  # reuses entry 1; interrupted while entry 2 runs
@@ -442,8 +544,9 @@ def test_resume_never_reuses_results_of_other_settings(clean_sweep, tmp_path, ca
     out = tmp_path / "s"
     shutil.copytree(clean, out)
     saved = out / "siglip-tiny@28x28" / "run.json"
-    other_batch = run_settings("siglip-tiny", (2, 3, 28, 28), "mock", None, "dram", "none",
-                               passes=pass_settings(PASS_NAMES))
+    other_batch = run_settings(
+        "siglip-tiny", (2, 3, 28, 28), "mock", None, "dram", "none", passes=pass_settings(PASS_NAMES)
+    )
     assert saved_result(saved, other_batch)[1].endswith("(input_shape)")  # another batch: redone
 
     torn = out / "siglip-tiny@56x56" / "run.json"
@@ -451,22 +554,39 @@ def test_resume_never_reuses_results_of_other_settings(clean_sweep, tmp_path, ca
 
     code = main(["sweep", *ENTRIES, "--arch", "p150", "--out", str(out)])
     err = capsys.readouterr().err
-    observe("resume with a torn run.json (exit 1 for every later resume before) and another --arch "
-            "(reported n150 for a p150 sweep before)",
-            "fxport sweep siglip-tiny --input-shape 1,3,56,56 --input-shape 1,3,28,28 --arch p150 "
-            "(over an n150 sweep)", code, err)
+    observe(
+        "resume with a torn run.json (exit 1 for every later resume before) and another --arch "
+        "(reported n150 for a p150 sweep before)",
+        "fxport sweep siglip-tiny --input-shape 1,3,56,56 --input-shape 1,3,28,28 --arch p150 (over an n150 sweep)",
+        code,
+        err,
+    )
     assert code == 0 and "other settings (arch)" in err
     assert "redoing siglip-tiny@56x56: its saved result is unreadable (cannot read" in err
-    OBSERVED.append(("  the torn entry", "(same run)", code, next(
-        ln for ln in err.splitlines() if ln.startswith("fxport: redoing siglip-tiny@56x56"))))
+    OBSERVED.append(
+        (
+            "  the torn entry",
+            "(same run)",
+            code,
+            next(ln for ln in err.splitlines() if ln.startswith("fxport: redoing siglip-tiny@56x56")),
+        )
+    )
     doc = json.loads(saved.read_text())
     assert doc["device"]["arch"] == "p150" and doc["settings"]["arch"] == "p150"
     assert json.loads((out / "sweep.json").read_text())["device"]["arch"] == "p150"
 
 
 def test_sweep_with_failed_entries_exits_non_zero_naming_them(tmp_path, capsys):
-    code, line = cli(capsys, "a sweep where every entry failed (exited 0 before)",
-                     "sweep", "vit_b_16", "--input-shape", "1,3,30,30", "--out", str(tmp_path))
+    code, line = cli(
+        capsys,
+        "a sweep where every entry failed (exited 0 before)",
+        "sweep",
+        "vit_b_16",
+        "--input-shape",
+        "1,3,30,30",
+        "--out",
+        str(tmp_path),
+    )
     assert code == EXIT_INCOMPLETE and "1 of 1 entries produced no result: vit_b_16@30x30" in line
 
 
@@ -474,11 +594,23 @@ def test_unusable_out_is_found_before_any_work(tmp_path, monkeypatch, capsys):
     marker = tmp_path / "built"
     monkeypatch.setenv("FXPORT_TEST_MARKER", str(marker))
     (tmp_path / "file").write_text("x")
-    for case, out, expect in (("--out is an existing file", tmp_path / "file", "is a file"),
-                              ("--out under a file", tmp_path / "file" / "sub", "is under"),
-                              ("--out not writable", Path("/proc/fxport-out"), "cannot write")):
-        code, line = cli(capsys, case, "run", "tests.fault_models:Marker", "--input-shape", "1,4",
-                         "--device", "mock", "--out", str(out))
+    for case, out, expect in (
+        ("--out is an existing file", tmp_path / "file", "is a file"),
+        ("--out under a file", tmp_path / "file" / "sub", "is under"),
+        ("--out not writable", Path("/proc/fxport-out"), "cannot write"),
+    ):
+        code, line = cli(
+            capsys,
+            case,
+            "run",
+            "tests.fault_models:Marker",
+            "--input-shape",
+            "1,4",
+            "--device",
+            "mock",
+            "--out",
+            str(out),
+        )
         assert code == EXIT_USER and expect in line
     assert not marker.exists()  # the model was never built
 
@@ -487,9 +619,18 @@ def test_rerun_into_a_directory_removes_renderings_of_the_other_model(tmp_path, 
     assert main(["run", *TINY, "--device", "mock", "--out", str(tmp_path)]) == 0
     assert main(["report", str(tmp_path)]) == 0
     assert (tmp_path / "report.html").exists() and (tmp_path / "plots").is_dir()
-    code, _ = cli(capsys, "a rerun into a directory holding another model's report",
-                  "run", "tests.user_models:tiny_mlp", "--input-shape", "1,16", "--device", "mock",
-                  "--out", str(tmp_path))
+    code, _ = cli(
+        capsys,
+        "a rerun into a directory holding another model's report",
+        "run",
+        "tests.user_models:tiny_mlp",
+        "--input-shape",
+        "1,16",
+        "--device",
+        "mock",
+        "--out",
+        str(tmp_path),
+    )
     assert code == 0 and json.loads((tmp_path / "run.json").read_text())["model"] == "tests.user_models:tiny_mlp"
     assert "tiny_mlp" in (tmp_path / "report.md").read_text() and "TinyCNN" not in (tmp_path / "report.md").read_text()
     assert not any((tmp_path / name).exists() for name in ("report.html", "nodes.csv", "oom_nodes.csv", "plots"))
@@ -512,8 +653,18 @@ def test_a_stopped_run_keeps_what_was_computed(stop, tmp_path, monkeypatch, caps
         return real(self, fn, label, timeout)
 
     monkeypatch.setattr(DeviceCalls, "__call__", stopped)
-    code, line = cli(capsys, f"{stop} during a run", "run", "siglip-tiny", "--device", "mock",
-                     "--values", "none", "--out", str(tmp_path))
+    code, line = cli(
+        capsys,
+        f"{stop} during a run",
+        "run",
+        "siglip-tiny",
+        "--device",
+        "mock",
+        "--values",
+        "none",
+        "--out",
+        str(tmp_path),
+    )
     doc = json.loads((tmp_path / "run.json").read_text())
     assert code == (EXIT_INTERRUPTED if stop == "ctrl-c" else EXIT_ENVIRONMENT)
     assert "the 11 nodes run before are in" in line and "(marked stopped)" in line
@@ -524,6 +675,7 @@ def test_a_stopped_run_keeps_what_was_computed(stop, tmp_path, monkeypatch, caps
 
 
 # -- inconsistent errors -----------------------------------------------------------------------
+
 
 def test_one_line_errors_with_documented_codes(tmp_path, monkeypatch, capsys):
     from test_report import run_doc
@@ -550,19 +702,30 @@ def test_one_line_errors_with_documented_codes(tmp_path, monkeypatch, capsys):
         ("gen-tests --pcc 7", ["gen-tests", "--pcc", "7"], EXIT_USER, "in (0, 1]"),
         ("gen-tests --pcc nan", ["gen-tests", "--pcc", "nan"], EXIT_USER, "in (0, 1]"),
         ("sweep --timeout -5", ["sweep", "--timeout", "-5"], EXIT_USER, "positive number of seconds"),
-        ("trace of a model with no tensor outputs", ["trace", "tests.fault_models:NoTensorOutput",
-                                                     "--input-shape", "1,4", "--out", "o"], EXIT_USER, "0 aten nodes"),
-        ("a run that cannot allocate host memory", ["run", "tests.fault_models:Huge", "--input-shape", "1,1048576",
-                                                    "--device", "mock", "--out", "h"], EXIT_ENVIRONMENT,
-         "not enough host memory"),
+        (
+            "trace of a model with no tensor outputs",
+            ["trace", "tests.fault_models:NoTensorOutput", "--input-shape", "1,4", "--out", "o"],
+            EXIT_USER,
+            "0 aten nodes",
+        ),
+        (
+            "a run that cannot allocate host memory",
+            ["run", "tests.fault_models:Huge", "--input-shape", "1,1048576", "--device", "mock", "--out", "h"],
+            EXIT_ENVIRONMENT,
+            "not enough host memory",
+        ),
     ]
     for case, args, expected, text in cases:
         code, line = cli(capsys, case, *args)
         assert code == expected and text in line, (case, code, line)
     if not list(Path("/dev").glob("tenstorrent/*")):  # a new process: this one holds a mock
         proc = fxport("run", *TINY, "--device", "hardware", "--out", str(tmp_path / "hw"))
-        line = observe("--device hardware without a card", f"fxport run {' '.join(TINY)} --device hardware",
-                       proc.returncode, proc.stderr)
+        line = observe(
+            "--device hardware without a card",
+            f"fxport run {' '.join(TINY)} --device hardware",
+            proc.returncode,
+            proc.stderr,
+        )
         assert proc.returncode == EXIT_USER and "use --device mock" in line
 
 
@@ -580,9 +743,13 @@ def test_backend_options_are_validated():
     from fxport.backend import BackendOptions
     from fxport.errors import FxportError
 
-    for options, text in (({"memory_config": "sram"}, "expected one of 'dram', 'l1'"),
-                          ({"device": "gpu"}, "expected one of"), ({"min_block_size": -1}, ">= 1"),
-                          ({"min_block_size": "3"}, ">= 1"), ({"colour": 1}, "unknown fxport backend option")):
+    for options, text in (
+        ({"memory_config": "sram"}, "expected one of 'dram', 'l1'"),
+        ({"device": "gpu"}, "expected one of"),
+        ({"min_block_size": -1}, ">= 1"),
+        ({"min_block_size": "3"}, ">= 1"),
+        ({"colour": 1}, "unknown fxport backend option"),
+    ):
         with pytest.raises(FxportError, match=re.escape(text)) as err:
             BackendOptions.parse(options)
         OBSERVED.append(("torch.compile backend option", f"options={options}", EXIT_USER, str(err.value)))

@@ -19,20 +19,31 @@ from fxport.runner import compile_program, run_compiled
 from fxport.runtime.verdict_cache import VerdictCache
 from fxport.tracing import trace
 
-ENTRIES = ["resnet50", "siglip-tiny", "--input-shape", "1,3,64,64", "--input-shape", "1,3,32,32",
-           "--memory-config", "l1"]
+ENTRIES = [
+    "resnet50",
+    "siglip-tiny",
+    "--input-shape",
+    "1,3,64,64",
+    "--input-shape",
+    "1,3,32,32",
+    "--memory-config",
+    "l1",
+]
 
 
 def documents(out: Path) -> dict[str, str]:
     """Every document of a sweep directory but the volatile timing.json files."""
-    return {p.relative_to(out).as_posix(): p.read_text() for p in sorted(out.rglob("*.json"))
-            if p.name != "timing.json"}
+    return {
+        p.relative_to(out).as_posix(): p.read_text() for p in sorted(out.rglob("*.json")) if p.name != "timing.json"
+    }
 
 
 def test_parallel_warm_workers_give_the_sequential_documents(tmp_path, capsys):
     # Reference: one entry per fresh process, one at a time, no cache (the sweep as it was).
-    assert main(["sweep", *ENTRIES, "-j", "1", "--entries-per-worker", "1", "--no-cache",
-                 "--out", str(tmp_path / "seq")]) == 0
+    assert (
+        main(["sweep", *ENTRIES, "-j", "1", "--entries-per-worker", "1", "--no-cache", "--out", str(tmp_path / "seq")])
+        == 0
+    )
     # Two warm workers sharing a cold verdict cache, each running several entries.
     cache = tmp_path / "cache"
     assert main(["sweep", *ENTRIES, "-j", "2", "--cache", str(cache), "--out", str(tmp_path / "par")]) == 0
@@ -49,10 +60,12 @@ def test_parallel_warm_workers_give_the_sequential_documents(tmp_path, capsys):
 
 
 def test_a_crash_or_a_hang_costs_that_entry_only(tmp_path):
-    jobs = [EntryJob("good", "siglip-tiny", (1, 3, 32, 32), run_dir=str(tmp_path / "good")),
-            EntryJob("crash", "tests.fault_models:Crasher", (1, 4), run_dir=str(tmp_path / "crash")),
-            EntryJob("hang", "tests.fault_models:Sleeper", (1, 4), timeout=20, run_dir=str(tmp_path / "hang")),
-            EntryJob("after", "siglip-tiny", (1, 3, 28, 28), run_dir=str(tmp_path / "after"))]
+    jobs = [
+        EntryJob("good", "siglip-tiny", (1, 3, 32, 32), run_dir=str(tmp_path / "good")),
+        EntryJob("crash", "tests.fault_models:Crasher", (1, 4), run_dir=str(tmp_path / "crash")),
+        EntryJob("hang", "tests.fault_models:Sleeper", (1, 4), timeout=20, run_dir=str(tmp_path / "hang")),
+        EntryJob("after", "siglip-tiny", (1, 3, 28, 28), run_dir=str(tmp_path / "after")),
+    ]
     outcomes = {}
     run_local(jobs, 2, 8, lambda o: outcomes.setdefault(o.key, o))
     assert set(outcomes) == {"good", "crash", "hang", "after"}
@@ -65,8 +78,7 @@ def _captured(model: str, shape: tuple):
     """A verdict run's capture (as run_model does it for --values none)."""
     torch.manual_seed(0)
     loaded = load_model(model, shape, device="meta")
-    cap = trace(loaded.module, loaded.inputs, name=loaded.name, repeated=loaded.repeated,
-                kwargs=loaded.kwargs)
+    cap = trace(loaded.module, loaded.inputs, name=loaded.name, repeated=loaded.repeated, kwargs=loaded.kwargs)
     return loaded, cap
 
 
@@ -84,8 +96,9 @@ def test_cached_verdict_runs_give_the_uncached_documents(memory, mock_device, tm
 
     def run(cache):
         mock_device.device.clear_program_cache()
-        result = run_compiled(_fresh(cap), loaded.inputs, None, mock_device, memory, loaded.name, "none",
-                              None, loaded.kwargs, cache=cache)
+        result = run_compiled(
+            _fresh(cap), loaded.inputs, None, mock_device, memory, loaded.name, "none", None, loaded.kwargs, cache=cache
+        )
         # A CB-clash message names its program by TT-Metal's process-wide program counter, which
         # differs between any two runs in one process, cached or not: compared without it.
         text = json.dumps(run_document(result), sort_keys=True)
@@ -106,9 +119,23 @@ def test_damaged_or_foreign_cache_entries_are_ignored_and_rewritten(mock_device,
 
     def run(cache):
         mock_device.device.clear_program_cache()
-        return json.dumps(run_document(run_compiled(_fresh(cap), loaded.inputs, None, mock_device, "l1",
-                                                    loaded.name, "none", None, loaded.kwargs,
-                                                    cache=cache)), sort_keys=True)
+        return json.dumps(
+            run_document(
+                run_compiled(
+                    _fresh(cap),
+                    loaded.inputs,
+                    None,
+                    mock_device,
+                    "l1",
+                    loaded.name,
+                    "none",
+                    None,
+                    loaded.kwargs,
+                    cache=cache,
+                )
+            ),
+            sort_keys=True,
+        )
 
     uncached = run(None)
     assert run(VerdictCache(tmp_path)) == uncached

@@ -15,17 +15,20 @@ import tempfile
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from test_report import run_doc
 
 from fxport.errors import FxportError
 from fxport.report.render import comparison_text, render_results
-from test_report import run_doc
 
 # Any JSON value, nested deep enough to reach the renderers' loops, plus a few pathological ones.
-SCALARS = (st.none() | st.booleans() | st.integers(-2**70, 2**70) | st.floats(allow_nan=True)
-           | st.text(max_size=20))
-JSON = st.recursive(SCALARS, lambda kids: st.lists(kids, max_size=4)
-                    | st.dictionaries(st.text(max_size=8), kids, max_size=4), max_leaves=12)
+SCALARS = st.none() | st.booleans() | st.integers(-(2**70), 2**70) | st.floats(allow_nan=True) | st.text(max_size=20)
+JSON = st.recursive(
+    SCALARS,
+    lambda kids: st.lists(kids, max_size=4) | st.dictionaries(st.text(max_size=8), kids, max_size=4),
+    max_leaves=12,
+)
 PATHOLOGICAL = st.sampled_from(["DEEP", "HUGE_INT", "EMPTY_DICT", "EMPTY_LIST"])
 
 
@@ -139,13 +142,23 @@ def check_ops(doc) -> None:
 
 def _ops_doc() -> dict:
     """Two records of `fxport trace tests.user_models:TinyCNN --input-shape 1,3,16,16`."""
-    return json.loads('{"model": "tests.user_models:TinyCNN", "ops": [{"args": "stride=[1, 1], padding=[1, 1]", "call": {"args": [{"tensor": 0}, {"tensor": 1}, {"tensor": 2}, [1, 1], [1, 1]], "kwargs": {}}, "graph": "main", "index": 0, "inputs": [{"dtype": "float32", "shape": [1, 3, 16, 16]}, {"dtype": "float32", "shape": [8, 3, 3, 3]}, {"dtype": "float32", "shape": [8]}], "module": "conv", "module_inferred": false, "module_type": "Conv2d", "node": "conv2d", "op": "aten.conv2d", "outputs": [{"dtype": "float32", "shape": [1, 8, 16, 16]}], "overload": "default", "repeat": 1, "source": "torch/nn/modules/conv.py:565 in forward", "target": "aten.conv2d.default"}, {"args": "momentum=0.1, eps=1e-05", "call": {"args": [{"tensor": 0}, {"tensor": 1}, {"tensor": 2}, {"tensor": 3}, {"tensor": 4}, 0.1, 1e-05], "kwargs": {}}, "graph": "main", "index": 1, "inputs": [{"dtype": "float32", "shape": [1, 8, 16, 16]}, {"dtype": "float32", "shape": [8]}, {"dtype": "float32", "shape": [8]}, {"dtype": "float32", "shape": [8]}, {"dtype": "float32", "shape": [8]}], "module": "bn", "module_inferred": false, "module_type": "BatchNorm2d", "node": "_native_batch_norm_legit_no_training", "op": "aten._native_batch_norm_legit_no_training", "outputs": [{"dtype": "float32", "shape": [1, 8, 16, 16]}, {"dtype": "float32", "shape": [8]}, {"dtype": "float32", "shape": [8]}], "overload": "default", "repeat": 1, "source": "torch/nn/modules/batchnorm.py:210 in forward", "target": "aten._native_batch_norm_legit_no_training.default"}]}')
+    return json.loads(
+        '{"model": "tests.user_models:TinyCNN", "ops": [{"args": "stride=[1, 1], padding=[1, 1]", "call": {"args": [{"tensor": 0}, {"tensor": 1}, {"tensor": 2}, [1, 1], [1, 1]], "kwargs": {}}, "graph": "main", "index": 0, "inputs": [{"dtype": "float32", "shape": [1, 3, 16, 16]}, {"dtype": "float32", "shape": [8, 3, 3, 3]}, {"dtype": "float32", "shape": [8]}], "module": "conv", "module_inferred": false, "module_type": "Conv2d", "node": "conv2d", "op": "aten.conv2d", "outputs": [{"dtype": "float32", "shape": [1, 8, 16, 16]}], "overload": "default", "repeat": 1, "source": "torch/nn/modules/conv.py:565 in forward", "target": "aten.conv2d.default"}, {"args": "momentum=0.1, eps=1e-05", "call": {"args": [{"tensor": 0}, {"tensor": 1}, {"tensor": 2}, {"tensor": 3}, {"tensor": 4}, 0.1, 1e-05], "kwargs": {}}, "graph": "main", "index": 1, "inputs": [{"dtype": "float32", "shape": [1, 8, 16, 16]}, {"dtype": "float32", "shape": [8]}, {"dtype": "float32", "shape": [8]}, {"dtype": "float32", "shape": [8]}, {"dtype": "float32", "shape": [8]}], "module": "bn", "module_inferred": false, "module_type": "BatchNorm2d", "node": "_native_batch_norm_legit_no_training", "op": "aten._native_batch_norm_legit_no_training", "outputs": [{"dtype": "float32", "shape": [1, 8, 16, 16]}, {"dtype": "float32", "shape": [8]}, {"dtype": "float32", "shape": [8]}], "overload": "default", "repeat": 1, "source": "torch/nn/modules/batchnorm.py:210 in forward", "target": "aten._native_batch_norm_legit_no_training.default"}]}'
+    )
 
 
-FAST = settings(max_examples=10, deadline=None, derandomize=True,
-                suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
-SLOW = settings(max_examples=1000, deadline=None, derandomize=True,
-                suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+FAST = settings(
+    max_examples=10,
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+SLOW = settings(
+    max_examples=1000,
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
 
 
 @FAST

@@ -16,12 +16,12 @@ import sys
 from pathlib import Path
 
 import pytest
-
-from fxport.errors import EXIT_ENVIRONMENT, EXIT_USER
 from test_faults import REPO, TINY, cli, fxport, observe
 
+from fxport.errors import EXIT_ENVIRONMENT, EXIT_USER
 
 # -- 1. the runtime root is never a path a shell could misread ---------------------------------
+
 
 @pytest.mark.parametrize("cache", ["c;touch${IFS}PWNED;x", "with space", "q'uote", "$(id)"])
 def test_runtime_root_is_shell_safe_whatever_the_cache_path(cache, tmp_path):
@@ -48,15 +48,19 @@ def test_runtime_root_in_a_cache_writable_by_others_is_not_used(tmp_path):
 @pytest.mark.slow  # subprocesses: 20-50 s on a loaded machine
 def test_a_cache_path_with_shell_characters_runs_nothing(tmp_path):
     cache = tmp_path / "c;touch${IFS}PWNED;x"
-    proc = fxport("run", *TINY, "--out", str(tmp_path / "o"), env={"FXPORT_CACHE": str(cache)},
-                  timeout=300)
-    observe("FXPORT_CACHE with `;touch${IFS}PWNED;`", "FXPORT_CACHE='...;touch${IFS}PWNED;x' fxport run",
-            proc.returncode, proc.stderr)
+    proc = fxport("run", *TINY, "--out", str(tmp_path / "o"), env={"FXPORT_CACHE": str(cache)}, timeout=300)
+    observe(
+        "FXPORT_CACHE with `;touch${IFS}PWNED;`",
+        "FXPORT_CACHE='...;touch${IFS}PWNED;x' fxport run",
+        proc.returncode,
+        proc.stderr,
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert not list(tmp_path.rglob("PWNED")) and not (REPO / "PWNED").exists()
 
 
 # -- 2. nothing written or removed through a link; a user's files are not fxport's -------------
+
 
 def _outside(tmp_path: Path) -> Path:
     """A folder of someone else's files that links will point at."""
@@ -68,8 +72,10 @@ def _outside(tmp_path: Path) -> Path:
 
 
 def _untouched(victim: Path) -> bool:
-    return (sorted(p.name for p in victim.iterdir()) == ["keep.png", "notes.txt"]
-            and (victim / "keep.png").read_bytes() == b"PNG of the user")
+    return (
+        sorted(p.name for p in victim.iterdir()) == ["keep.png", "notes.txt"]
+        and (victim / "keep.png").read_bytes() == b"PNG of the user"
+    )
 
 
 def test_a_lock_file_that_is_a_link_is_refused(tmp_path, capsys):
@@ -96,9 +102,10 @@ def test_report_never_writes_or_removes_through_a_linked_plots_folder(tmp_path, 
 
 
 def test_a_run_never_replaces_files_through_an_entry_link(tmp_path):
+    from test_report import run_doc
+
     from fxport.durable import OutputError, subdir
     from fxport.report.run_report import write_run_document
-    from test_report import run_doc
 
     victim = _outside(tmp_path)
     sweep = tmp_path / "S"
@@ -126,10 +133,12 @@ def test_a_folder_of_user_files_is_not_an_output_without_force(tmp_path, monkeyp
     for name in ("conftest.py", "results.json", "timing.json"):
         (suite / name).write_text(f"user's {name}\n")
     (tmp_path / "ops.json").write_text("{}")
-    for case, args in (("run --out of a user's project folder", ["run", *TINY, "--out", "myproject"]),
-                       ("trace --out of a user's project folder", ["trace", *TINY, "--out", "myproject"]),
-                       ("sweep --out of a user's project folder", ["sweep", "mobilenet_v2", "--out", "myproject"]),
-                       ("gen-tests --out of a user's tests folder", ["gen-tests", "ops.json", "--out", "tests"])):
+    for case, args in (
+        ("run --out of a user's project folder", ["run", *TINY, "--out", "myproject"]),
+        ("trace --out of a user's project folder", ["trace", *TINY, "--out", "myproject"]),
+        ("sweep --out of a user's project folder", ["sweep", "mobilenet_v2", "--out", "myproject"]),
+        ("gen-tests --out of a user's tests folder", ["gen-tests", "ops.json", "--out", "tests"]),
+    ):
         code, line = cli(capsys, case, *args)
         assert code == EXIT_USER and "--force" in line, (case, line)
     assert (project / "plots" / "figure.png").read_bytes() == b"user figure"
@@ -178,11 +187,14 @@ def test_readers_refuse_fifos_without_blocking(tmp_path):
 NAN, INF = float("nan"), float("inf")
 
 
-@pytest.mark.parametrize("actual, expected, count, first", [
-    ([NAN, NAN, NAN, NAN], [1.0, 2.0, 3.0, 4.0], 4, [0]),  # all-NaN output, finite reference
-    ([1.0, 2.0, INF, 4.0], [1.0, 2.0, 3.0, 4.0], 1, [2]),
-    ([1.0, -INF, 3.0, 4.0], [1.0, 2.0, 3.0, 4.0], 1, [1]),
-])
+@pytest.mark.parametrize(
+    "actual, expected, count, first",
+    [
+        ([NAN, NAN, NAN, NAN], [1.0, 2.0, 3.0, 4.0], 4, [0]),  # all-NaN output, finite reference
+        ([1.0, 2.0, INF, 4.0], [1.0, 2.0, 3.0, 4.0], 1, [2]),
+        ([1.0, -INF, 3.0, 4.0], [1.0, 2.0, 3.0, 4.0], 1, [1]),
+    ],
+)
 def test_nonfinite_device_values_fail_with_count_and_position(actual, expected, count, first):
     import torch
 
@@ -195,9 +207,10 @@ def test_nonfinite_device_values_fail_with_count_and_position(actual, expected, 
     assert f"{count} NaN/inf values differ from the reference (first at {first})" in acc.failing[0]
 
 
-@pytest.mark.parametrize("actual, expected", [([NAN, 1.0, 2.0], [INF, 1.0, 2.0]),
-                                              ([-INF, 1.0, 2.0], [INF, 1.0, 2.0]),
-                                              ([NAN, NAN, NAN], [NAN, NAN, NAN])])
+@pytest.mark.parametrize(
+    "actual, expected",
+    [([NAN, 1.0, 2.0], [INF, 1.0, 2.0]), ([-INF, 1.0, 2.0], [INF, 1.0, 2.0]), ([NAN, NAN, NAN], [NAN, NAN, NAN])],
+)
 def test_a_nonfinite_reference_is_never_a_pass(actual, expected):
     import torch
 
@@ -215,21 +228,41 @@ def test_a_nonfinite_reference_is_never_a_pass(actual, expected):
 def test_runs_of_models_that_capture_nothing_or_exit(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     cases = [
-        ("run of nn.Identity (captures no op)", ["run", "torch.nn:Identity", "--input-shape", "1,4"],
-         "captured 0 aten nodes"),
-        ("run of a forward returning None", ["run", "tests.fault_models:ReturnsNone", "--input-shape", "1,4"],
-         "captured 0 aten nodes"),
+        (
+            "run of nn.Identity (captures no op)",
+            ["run", "torch.nn:Identity", "--input-shape", "1,4"],
+            "captured 0 aten nodes",
+        ),
+        (
+            "run of a forward returning None",
+            ["run", "tests.fault_models:ReturnsNone", "--input-shape", "1,4"],
+            "captured 0 aten nodes",
+        ),
         ("trace sys:exit", ["trace", "sys:exit", "--input-shape", "1,4"], "sys:exit: model code raised SystemExit"),
-        ("run of a model calling sys.exit(7) in forward",
-         ["run", "tests.fault_models:ExitsInForward", "--input-shape", "1,4"], "raised SystemExit(7)"),
-        ("run of a model raising a BaseException",
-         ["run", "tests.fault_models:RaisesBaseException", "--input-shape", "1,4"], "raised Stop: stop everything"),
+        (
+            "run of a model calling sys.exit(7) in forward",
+            ["run", "tests.fault_models:ExitsInForward", "--input-shape", "1,4"],
+            "raised SystemExit(7)",
+        ),
+        (
+            "run of a model raising a BaseException",
+            ["run", "tests.fault_models:RaisesBaseException", "--input-shape", "1,4"],
+            "raised Stop: stop everything",
+        ),
     ]
     for case, args, text in cases:
         code, line = cli(capsys, case, *args, "--out", "o")
         assert code == EXIT_USER and text in line, (case, code, line)
-    code, line = cli(capsys, "run of a model whose fp32 output is all NaN", "run", "tests.fault_models:AllNaN",
-                     "--input-shape", "1,4", "--out", "nan")
+    code, line = cli(
+        capsys,
+        "run of a model whose fp32 output is all NaN",
+        "run",
+        "tests.fault_models:AllNaN",
+        "--input-shape",
+        "1,4",
+        "--out",
+        "nan",
+    )
     doc = json.loads((tmp_path / "nan" / "run.json").read_text())
     assert code == 0 and doc["accuracy"]["verdict"] == "not checked"
     assert doc["outputs"][0]["note"].startswith("fp32 reference has 4 NaN/inf values")
@@ -239,9 +272,18 @@ def test_runs_of_models_that_capture_nothing_or_exit(tmp_path, monkeypatch, caps
 def test_a_sweep_keeps_every_result_when_an_entry_exits_or_captures_nothing(tmp_path, capsys):
     from fxport.errors import EXIT_INCOMPLETE
 
-    code, line = cli(capsys, "sweep with an entry calling sys.exit and an nn.Identity entry", "sweep",
-                     "tests.fault_models:ExitsInForward", "tests.user_models:TinyCNN", "torch.nn:Identity",
-                     "--input-shape", "1,3,16,16", "--out", str(tmp_path))
+    code, line = cli(
+        capsys,
+        "sweep with an entry calling sys.exit and an nn.Identity entry",
+        "sweep",
+        "tests.fault_models:ExitsInForward",
+        "tests.user_models:TinyCNN",
+        "torch.nn:Identity",
+        "--input-shape",
+        "1,3,16,16",
+        "--out",
+        str(tmp_path),
+    )
     assert code == EXIT_INCOMPLETE and "2 of 3 entries produced no result" in line
     entries = {e["key"]: e for e in json.loads((tmp_path / "sweep.json").read_text())["entries"]}
     assert entries["tests.user_models:TinyCNN@16x16"]["status"] == "ok"
@@ -254,10 +296,24 @@ def test_sigterm_to_a_sweep_driver_stops_its_workers(tmp_path):
     import signal
     import time
 
-    proc = subprocess.Popen([sys.executable, "-m", "fxport.cli", "sweep", "tests.fault_models:Sleeper",
-                             "--input-shape", "1,4", "--out", str(tmp_path)], cwd=REPO, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            env={**os.environ, "PYTHONPATH": str(REPO)})
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "fxport.cli",
+            "sweep",
+            "tests.fault_models:Sleeper",
+            "--input-shape",
+            "1,4",
+            "--out",
+            str(tmp_path),
+        ],
+        cwd=REPO,
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )
     lock = tmp_path / "tests.fault_models:Sleeper@1x4" / ".fxport.lock"
     deadline = time.monotonic() + 180
     while not (lock.exists() and lock.stat().st_size):
@@ -267,8 +323,7 @@ def test_sigterm_to_a_sweep_driver_stops_its_workers(tmp_path):
     worker = json.loads(lock.read_text())["pid"]
     proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=60)
-    observe("SIGTERM to a sweep driver whose worker is running", "kill -TERM <fxport sweep>",
-            proc.returncode, err)
+    observe("SIGTERM to a sweep driver whose worker is running", "kill -TERM <fxport sweep>", proc.returncode, err)
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline and _alive(worker):
         time.sleep(0.2)
@@ -286,6 +341,7 @@ def _alive(pid: int) -> bool:
 
 # -- 5. damaged cache entries never become verdicts --------------------------------------------
 
+
 def test_damaged_verdict_cache_entries_are_rejected_and_rewritten(mock_device, tmp_path):
     import ttnn
 
@@ -300,8 +356,15 @@ def test_damaged_verdict_cache_entries_are_rejected_and_rewritten(mock_device, t
         raise RuntimeError("TT_FATAL: this op declines shape [3]")
 
     def call():
-        return cache.call(ttnn, mock_device.device, "probe_op", op, (3,), {},
-                          lambda exc: environment_error(mock_device, exc) is not None)
+        return cache.call(
+            ttnn,
+            mock_device.device,
+            "probe_op",
+            op,
+            (3,),
+            {},
+            lambda exc: environment_error(mock_device, exc) is not None,
+        )
 
     with pytest.raises(RuntimeError, match="declines"):
         call()
@@ -330,10 +393,14 @@ def test_nested_json_in_documents_is_a_one_line_error(tmp_path, capsys):
     (tmp_path / "r").mkdir()
     (tmp_path / "r" / "run.json").write_text(nested)
     (tmp_path / "ops.json").write_text('{"model": "m", "ops": ' + nested + "}")
-    for case, args in (("report of a run.json nested 5,000 deep", ["report", str(tmp_path / "r")]),
-                       ("compare of a run.json nested 5,000 deep", ["compare", str(tmp_path / "r"), str(tmp_path / "r")]),
-                       ("gen-tests of an ops.json nested 5,000 deep",
-                        ["gen-tests", str(tmp_path / "ops.json"), "--out", str(tmp_path / "g")])):
+    for case, args in (
+        ("report of a run.json nested 5,000 deep", ["report", str(tmp_path / "r")]),
+        ("compare of a run.json nested 5,000 deep", ["compare", str(tmp_path / "r"), str(tmp_path / "r")]),
+        (
+            "gen-tests of an ops.json nested 5,000 deep",
+            ["gen-tests", str(tmp_path / "ops.json"), "--out", str(tmp_path / "g")],
+        ),
+    ):
         code, line = cli(capsys, case, *args)
         assert code == EXIT_USER and "recursion" in line.lower(), (case, line)
     from fxport.sweep import saved_result
@@ -343,20 +410,34 @@ def test_nested_json_in_documents_is_a_one_line_error(tmp_path, capsys):
 
 # -- 7. inputs, paths and the environment: one line before any work ----------------------------
 
+
 def test_input_values_and_paths_are_checked_before_any_tensor(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     long_out = "x" * 300
     cases = [
-        ("--input-shape with a 23-digit dim", ["run", "tests.user_models:TinyCNN", "--input-shape", "1," + "9" * 23],
-         "too large"),
-        ("--input range -inf..inf", ["run", "torch.nn:Identity", "--input", "1,4:float32:-inf..inf"], "does not fit float32"),
+        (
+            "--input-shape with a 23-digit dim",
+            ["run", "tests.user_models:TinyCNN", "--input-shape", "1," + "9" * 23],
+            "too large",
+        ),
+        (
+            "--input range -inf..inf",
+            ["run", "torch.nn:Identity", "--input", "1,4:float32:-inf..inf"],
+            "does not fit float32",
+        ),
         ("--input int8:0..1000", ["run", "torch.nn:Identity", "--input", "1,4:int8:0..1000"], "does not fit int8"),
         ("--input uint8:-5..3", ["run", "torch.nn:Identity", "--input", "1,4:uint8:-5..3"], "does not fit uint8"),
         ("--out name over 255 bytes", ["run", *TINY, "--out", long_out], "longer than 255 bytes"),
-        ("--inputs nested 5,000 deep", ["run", "torch.nn:Identity", "--inputs", "tests.fault_models:nested_inputs"],
-         "nested more than 64 deep"),
-        ("sweep entry key with ../ (a module __getattr__)", ["sweep", "probe:../../evil", "--out", "s"],
-         "Python names only"),
+        (
+            "--inputs nested 5,000 deep",
+            ["run", "torch.nn:Identity", "--inputs", "tests.fault_models:nested_inputs"],
+            "nested more than 64 deep",
+        ),
+        (
+            "sweep entry key with ../ (a module __getattr__)",
+            ["sweep", "probe:../../evil", "--out", "s"],
+            "Python names only",
+        ),
     ]
     for case, args, text in cases:
         code, line = cli(capsys, case, *args)
@@ -368,8 +449,16 @@ def test_cache_paths_that_are_files_name_the_right_cache_and_flag(tmp_path, caps
     cache = tmp_path / "c"
     cache.mkdir()
     (cache / "captures").write_text("a file")
-    code, line = cli(capsys, "sweep --cache C where C/captures is a file", "sweep", "mobilenet_v2", "--cache",
-                     str(cache), "--out", str(tmp_path / "s"))
+    code, line = cli(
+        capsys,
+        "sweep --cache C where C/captures is a file",
+        "sweep",
+        "mobilenet_v2",
+        "--cache",
+        str(cache),
+        "--out",
+        str(tmp_path / "s"),
+    )
     assert code == EXIT_USER and "capture cache" in line and "--no-capture-cache" in line
 
 
@@ -385,8 +474,9 @@ def test_report_of_a_damaged_file_leaves_no_lock(tmp_path, capsys):
 
 
 def test_module_names_are_not_live_links_in_markdown(tmp_path):
-    from fxport.report.markdown import run_markdown
     from test_report import run_doc
+
+    from fxport.report.markdown import run_markdown
 
     doc = run_doc("[click](https://evil.example)")
     for n in doc["nodes"]:
@@ -404,8 +494,16 @@ def test_a_model_that_changes_directory_still_writes_to_out(tmp_path, monkeypatc
     work.mkdir()
     monkeypatch.chdir(work)
     monkeypatch.setenv("FXPORT_TEST_CHDIR", str(elsewhere))
-    code, _ = cli(capsys, "a model that changes directory in __init__", "trace", "tests.fault_models:ChangesDirectory",
-                  "--input-shape", "1,4", "--out", "o")
+    code, _ = cli(
+        capsys,
+        "a model that changes directory in __init__",
+        "trace",
+        "tests.fault_models:ChangesDirectory",
+        "--input-shape",
+        "1,4",
+        "--out",
+        "o",
+    )
     assert code == 0 and (work / "o" / "ops.json").exists() and not (elsewhere / "o").exists()
 
 
@@ -420,30 +518,43 @@ def test_environment_faults_are_exit_3_naming_the_cause(tmp_path):
     cases = [
         ("HOME unset", {"env": env_home}, "HOME is not set"),
         ("TMPDIR not a writable folder", {"env": {**os.environ, "TMPDIR": str(tmp_path / "missing")}}, "(TMPDIR)"),
-        ("an empty ttnn package shadows the real one",
-         {"env": {**os.environ, "PYTHONPATH": f"{shadow}:{REPO}"}}, "is not TT-NN"),
-        ("a non-ASCII model folder under LC_ALL=C PYTHONUTF8=0",
-         {"env": {**os.environ, "LC_ALL": "C", "PYTHONUTF8": "0", "PYTHONPATH": f"{folder}:{REPO}"}},
-         "is not ASCII"),
+        (
+            "an empty ttnn package shadows the real one",
+            {"env": {**os.environ, "PYTHONPATH": f"{shadow}:{REPO}"}},
+            "is not TT-NN",
+        ),
+        (
+            "a non-ASCII model folder under LC_ALL=C PYTHONUTF8=0",
+            {"env": {**os.environ, "LC_ALL": "C", "PYTHONUTF8": "0", "PYTHONPATH": f"{folder}:{REPO}"}},
+            "is not ASCII",
+        ),
     ]
     for case, kw, text in cases:
         env = {"PYTHONPATH": str(REPO), **kw["env"]}
-        proc = subprocess.run([sys.executable, "-m", "fxport.cli", "run", *TINY, "--out", str(tmp_path / "o")],
-                              cwd=REPO, capture_output=True, text=True, timeout=240, env=env)
+        proc = subprocess.run(
+            [sys.executable, "-m", "fxport.cli", "run", *TINY, "--out", str(tmp_path / "o")],
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            timeout=240,
+            env=env,
+        )
         line = observe(case, f"fxport run ({case})", proc.returncode, proc.stderr)
         assert proc.returncode == EXIT_ENVIRONMENT and text in line, (case, proc.returncode, proc.stderr[-600:])
 
 
 # -- 6. every device call under the watchdog ---------------------------------------------------
 
+
 def test_footprint_measurement_runs_under_the_watchdog_and_nested_json_rows_are_remeasured(mock_device, tmp_path):
     import dataclasses
     import sqlite3
     import threading
 
+    from test_memory_model import SPEC, _relu_node
+
     from fxport.runtime.footprint_probe import FootprintProbe
     from fxport.runtime.watchdog import DeviceCalls, DeviceTimeout
-    from test_memory_model import SPEC, _relu_node
 
     seen = []
     measure = FootprintProbe._measure

@@ -13,8 +13,12 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def test_import_layers_are_kept():
     # import-linter's command, in a subprocess: it reads the contract from pyproject.toml.
-    done = subprocess.run([sys.executable, "-c", "from importlinter.cli import lint_imports_command; "
-                           "lint_imports_command()"], cwd=ROOT, capture_output=True, text=True)
+    done = subprocess.run(
+        [sys.executable, "-c", "from importlinter.cli import lint_imports_command; lint_imports_command()"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]
     assert "0 broken" in done.stdout
 
@@ -24,8 +28,11 @@ def test_every_package_is_installed():
     listed = set(config["packages"])
     found = {".".join(p.parent.relative_to(ROOT).parts) for p in (ROOT / "fxport").rglob("__init__.py")}
     assert found <= listed, f"packages missing from pyproject.toml: {sorted(found - listed)}"
-    namespace = [d for d in (ROOT / "fxport").rglob("*") if d.is_dir() and d.name != "__pycache__"
-                 and any(d.glob("*.py")) and not (d / "__init__.py").exists()]
+    namespace = [
+        d
+        for d in (ROOT / "fxport").rglob("*")
+        if d.is_dir() and d.name != "__pycache__" and any(d.glob("*.py")) and not (d / "__init__.py").exists()
+    ]
     assert not namespace, f"folders of modules without __init__.py (not installed): {namespace}"
     assert config["package-dir"]["fxport_models"] == "models"
 

@@ -14,9 +14,9 @@ import pytest
 import torch
 from torch import nn
 
+from fxport.capture.loader import LoadedModel
 from fxport.mapping import REGISTRY
 from fxport.runner import run_loaded
-from fxport.capture.loader import LoadedModel
 from fxport.runtime.devices import open_session_device
 from fxport.runtime.localize import ERROR, ROUNDING
 
@@ -69,15 +69,30 @@ def test_a_correct_run_passes_and_a_near_constant_gate_is_rounding():
 
 def test_accuracy_below_the_threshold_fails_the_run_with_exit_5(tmp_path):
     model = tmp_path / "chainmodel.py"
-    model.write_text("import torch\nfrom torch import nn\n\n"
-                     "class Gate(nn.Module):\n"
-                     "    def forward(self, x):\n"
-                     "        return torch.sigmoid(x * 0.05) * 1000 - 500\n")
+    model.write_text(
+        "import torch\nfrom torch import nn\n\n"
+        "class Gate(nn.Module):\n"
+        "    def forward(self, x):\n"
+        "        return torch.sigmoid(x * 0.05) * 1000 - 500\n"
+    )
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), os.environ.get("PYTHONPATH", "")])}
-    cmd = [sys.executable, "-m", "fxport.cli", "run", "chainmodel:Gate", "--input-shape", "4,64",
-           "--device", "mock", "--values", "emulate", "--localize"]
-    done = subprocess.run(cmd + ["--pcc", "1.0", "--out", str(tmp_path / "strict")], env=env,
-                          capture_output=True, text=True)
+    cmd = [
+        sys.executable,
+        "-m",
+        "fxport.cli",
+        "run",
+        "chainmodel:Gate",
+        "--input-shape",
+        "4,64",
+        "--device",
+        "mock",
+        "--values",
+        "emulate",
+        "--localize",
+    ]
+    done = subprocess.run(
+        cmd + ["--pcc", "1.0", "--out", str(tmp_path / "strict")], env=env, capture_output=True, text=True
+    )
     assert done.returncode == 5, done.stderr
     assert "accuracy failed" in done.stderr and "ACCURACY FAILED" in done.stdout
     doc = json.loads((tmp_path / "strict" / "run.json").read_text())
@@ -90,14 +105,35 @@ def test_accuracy_below_the_threshold_fails_the_run_with_exit_5(tmp_path):
 
 def test_a_sweep_with_an_inaccurate_entry_exits_5(tmp_path):
     """bf16 cannot hold x next to 1000 (its step there is 4): the model is wrong on the device."""
-    (tmp_path / "cancel.py").write_text("from torch import nn\n\n"
-                                        "class Cancel(nn.Module):\n"
-                                        "    def forward(self, x):\n"
-                                        "        return (x + 1000) - 1000\n")
+    (tmp_path / "cancel.py").write_text(
+        "from torch import nn\n\n"
+        "class Cancel(nn.Module):\n"
+        "    def forward(self, x):\n"
+        "        return (x + 1000) - 1000\n"
+    )
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), os.environ.get("PYTHONPATH", "")])}
-    done = subprocess.run([sys.executable, "-m", "fxport.cli", "sweep", "cancel:Cancel", "--input-shape", "4,64",
-                           "--device", "mock", "--values", "emulate", "-j", "1", "--out", str(tmp_path / "s")],
-                          env=env, capture_output=True, text=True)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "fxport.cli",
+            "sweep",
+            "cancel:Cancel",
+            "--input-shape",
+            "4,64",
+            "--device",
+            "mock",
+            "--values",
+            "emulate",
+            "-j",
+            "1",
+            "--out",
+            str(tmp_path / "s"),
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+    )
     assert done.returncode == 5, done.stderr
     assert "accuracy failed" in done.stderr and "cancel:Cancel" in done.stderr
     (entry,) = json.loads((tmp_path / "s" / "sweep.json").read_text())["entries"]

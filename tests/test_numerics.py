@@ -22,8 +22,11 @@ class Resize(nn.Module):
         return F.interpolate(x, size=self.size, scale_factor=self.scale, mode="bicubic", align_corners=False)
 
 
-@pytest.mark.parametrize("model,shape", [(Resize(size=(224, 224)), (1, 3, 240, 240)),
-                                         (Resize(scale=2.0), (1, 3, 32, 32))], ids=["240to224", "2x"])
+@pytest.mark.parametrize(
+    "model,shape",
+    [(Resize(size=(224, 224)), (1, 3, 240, 240)), (Resize(scale=2.0), (1, 3, 32, 32))],
+    ids=["240to224", "2x"],
+)
 def test_bicubic_resize_matches_torch_end_to_end(model, shape):
     torch.manual_seed(0)
     x = torch.randn(*shape)

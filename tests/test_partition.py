@@ -55,14 +55,12 @@ class _Support(OperatorSupportBase):
 def _upstream_count(gm: fx.GraphModule, plan: Plan) -> int:
     """Partitions torch's CapabilityBasedPartitioner proposes on the whole, uncondensed graph."""
     device = device_nodes(gm.graph, {n.node for n in plan.nodes if n.lowered})
-    return len(CapabilityBasedPartitioner(gm, _Support(device), allows_single_node_partition=True)
-               .propose_partitions())
+    return len(CapabilityBasedPartitioner(gm, _Support(device), allows_single_node_partition=True).propose_partitions())
 
 
 def _random_plan(plan: Plan, seed: int, host_fraction: float) -> Plan:
     rnd = random.Random(seed)
-    return Plan(tuple(dataclasses.replace(n, lowered=n.lowered and rnd.random() >= host_fraction)
-                      for n in plan.nodes))
+    return Plan(tuple(dataclasses.replace(n, lowered=n.lowered and rnd.random() >= host_fraction) for n in plan.nodes))
 
 
 @pytest.mark.parametrize("seed,host_fraction", [(0, 0.0), (1, 0.1), (2, 0.3), (3, 0.6)])
@@ -141,8 +139,9 @@ class WeightStandardised(nn.Module):
         self.conv = nn.Conv2d(4, 8, 3, padding=1)
 
     def forward(self, x):
-        w = torch.nn.functional.batch_norm(self.conv.weight.reshape(1, 8, -1), None, None, training=True,
-                                           momentum=0.0).reshape_as(self.conv.weight)
+        w = torch.nn.functional.batch_norm(
+            self.conv.weight.reshape(1, 8, -1), None, None, training=True, momentum=0.0
+        ).reshape_as(self.conv.weight)
         return torch.nn.functional.conv2d(x, w, self.conv.bias, padding=1)
 
 

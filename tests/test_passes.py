@@ -105,7 +105,7 @@ class NoOps(nn.Module):
         b = a.to(torch.float32)[:, :]  # same-dtype cast, full slices
         c = b.reshape(2, 12).reshape(4, 6).reshape(24)  # a reshape chain
         d = x.t().contiguous().view(24)  # the copy made the transpose viewable: the view becomes a reshape
-        dead = torch.exp(x)  # noqa: F841  (dead code)
+        dead = torch.exp(x)
         return c * 2 + d
 
 
@@ -178,9 +178,15 @@ def _fusable(rule_target):
 
 
 _ACTIVATION_MODULES = {
-    aten.relu.default: nn.ReLU(), aten.relu6.default: nn.ReLU6(), aten.hardtanh.default: nn.Hardtanh(0, 6),
-    aten.silu.default: nn.SiLU(), aten.sigmoid.default: nn.Sigmoid(), aten.hardsigmoid.default: nn.Hardsigmoid(),
-    aten.tanh.default: nn.Tanh(), aten.gelu.default: nn.GELU(), aten.mish.default: nn.Mish(),
+    aten.relu.default: nn.ReLU(),
+    aten.relu6.default: nn.ReLU6(),
+    aten.hardtanh.default: nn.Hardtanh(0, 6),
+    aten.silu.default: nn.SiLU(),
+    aten.sigmoid.default: nn.Sigmoid(),
+    aten.hardsigmoid.default: nn.Hardsigmoid(),
+    aten.tanh.default: nn.Tanh(),
+    aten.gelu.default: nn.GELU(),
+    aten.mish.default: nn.Mish(),
 }
 
 
@@ -200,8 +206,9 @@ def test_conv_fuses_each_activation_the_table_lists_and_tt_nn_runs_it(target, na
 def test_linear_fuses_each_activation_the_table_lists_and_tt_nn_runs_it(target, name, mock_device):
     model = nn.Sequential(nn.Linear(64, 32), _ACTIVATION_MODULES[target])
     result, compiled = _run(model, (torch.randn(4, 64),), mock_device, passes=("activations",))
-    assert [n.args[3] for n in compiled.optimized.graph_module.graph.nodes
-            if n.target == fxport_ops.linear.default] == [name]
+    assert [
+        n.args[3] for n in compiled.optimized.graph_module.graph.nodes if n.target == fxport_ops.linear.default
+    ] == [name]
     assert all(n.status == "device" for n in result.nodes) and result.calls.ops["linear"] == 1
     assert result.output_pcc[0] >= 0.99, result.output_pcc
 
@@ -364,8 +371,9 @@ def test_backend_takes_pass_options(mock_device):
     with pytest.raises(FxportError, match="unknown pass"):
         fxport.backend.BackendOptions.parse({"passes": "all", "no_pass": ["nope"]})
     model = nn.Sequential(nn.Linear(16, 32), nn.ReLU(), nn.Linear(32, 8)).eval()
-    compiled = torch.compile(model, backend="fxport",
-                             options={"device": "mock", "no_pass": ["layout"], "weights": "bfloat8_b"})
+    compiled = torch.compile(
+        model, backend="fxport", options={"device": "mock", "no_pass": ["layout"], "weights": "bfloat8_b"}
+    )
     with torch.no_grad():
         compiled(torch.randn(4, 16))
     result = fxport.backend.results[-1]
@@ -392,13 +400,16 @@ def test_gen_tests_cases_come_from_the_graph_after_the_passes():
 # -- zoo models end to end with every pass (small inputs; the bench runs the defaults) ---------------
 # A YOLO and a depthwise CNN by default; the others (5-9 s each) with the slow tests, which also
 # run every zoo model at its default input (test_every_zoo_model_at_its_default_input_...).
-@pytest.mark.parametrize("model, shape", [
-    ("yolov8n", (1, 3, 64, 64)),
-    pytest.param("yolov12n", (1, 3, 64, 64), marks=pytest.mark.slow),
-    ("mobilenet_v3_large", (1, 3, 32, 32)),
-    pytest.param("efficientnet_b0", (1, 3, 32, 32), marks=pytest.mark.slow),
-    pytest.param("convnext_tiny", (1, 3, 32, 32), marks=pytest.mark.slow),
-])
+@pytest.mark.parametrize(
+    "model, shape",
+    [
+        ("yolov8n", (1, 3, 64, 64)),
+        pytest.param("yolov12n", (1, 3, 64, 64), marks=pytest.mark.slow),
+        ("mobilenet_v3_large", (1, 3, 32, 32)),
+        pytest.param("efficientnet_b0", (1, 3, 32, 32), marks=pytest.mark.slow),
+        pytest.param("convnext_tiny", (1, 3, 32, 32), marks=pytest.mark.slow),
+    ],
+)
 def test_zoo_models_keep_their_pcc_with_every_pass(model, shape, mock_device):
     with_passes = run_model(model, mock_device, shape)
     # The PCC itself: a YOLO head at random weights barely depends on its input (flagged
@@ -410,10 +421,28 @@ def test_zoo_models_keep_their_pcc_with_every_pass(model, shape, mock_device):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("model", ["convnext_tiny", "efficientnet_b0", "mobilenet_v2", "mobilenet_v3_large",
-                                   "resnet50", "retinanet_resnet50_fpn", "siglip", "swin_t", "swin_v2_t",
-                                   "vit_b_16", "yolo11n", "yolo11x", "yolov12n", "yolov12x", "yolov8n",
-                                   "yolov8x", "pi0-tiny"])
+@pytest.mark.parametrize(
+    "model",
+    [
+        "convnext_tiny",
+        "efficientnet_b0",
+        "mobilenet_v2",
+        "mobilenet_v3_large",
+        "resnet50",
+        "retinanet_resnet50_fpn",
+        "siglip",
+        "swin_t",
+        "swin_v2_t",
+        "vit_b_16",
+        "yolo11n",
+        "yolo11x",
+        "yolov12n",
+        "yolov12x",
+        "yolov8n",
+        "yolov8x",
+        "pi0-tiny",
+    ],
+)
 def test_every_zoo_model_at_its_default_input_keeps_pcc_with_every_pass(model, mock_device):
     result = run_model(model, mock_device)
     pccs = [c.pcc for c in result.output_checks]
@@ -432,8 +461,9 @@ class WeightStandardised(nn.Module):
 
     def forward(self, x):
         w = self.conv.weight
-        w = torch.nn.functional.batch_norm(w.reshape(1, 8, -1), None, None, training=True, momentum=0.0,
-                                           eps=1e-5).reshape_as(w)
+        w = torch.nn.functional.batch_norm(
+            w.reshape(1, 8, -1), None, None, training=True, momentum=0.0, eps=1e-5
+        ).reshape_as(w)
         return torch.nn.functional.conv2d(x, w, self.conv.bias, padding=1)
 
 

@@ -7,10 +7,10 @@ import pytest
 import torch
 from torch import nn
 
-from fxport.tracing import export as export_program
 from fxport.cli import main
 from fxport.plan import plan_graph
 from fxport.runner import compile_program, run_compiled, run_model
+from fxport.tracing import export as export_program
 
 
 class HostIsland(nn.Module):
@@ -52,8 +52,11 @@ def test_partitioner_splits_around_host_nodes_and_transfers_only_at_boundaries(m
     result = _run(HostIsland(), (torch.randn(4, 32),), mock_device)
     assert [p.op_count for p in result.partitions] == [1, 1]
     statuses = [(n.target, n.status) for n in result.nodes]
-    assert statuses == [("aten.linear.default", "device"), ("aten.logcumsumexp.default", "host"),
-                        ("aten.linear.default", "device")]
+    assert statuses == [
+        ("aten.linear.default", "device"),
+        ("aten.logcumsumexp.default", "host"),
+        ("aten.linear.default", "device"),
+    ]
     # x in; the host op's input out; its output in; the result out (w_a, b_a, w_b, b_b: constants).
     assert result.transfers.to_device == 2 and result.transfers.to_host == 2
     assert result.transfers.constants == 4  # uploaded once, not per inference
@@ -76,11 +79,14 @@ def test_l1_oom_is_contained_classified_and_rerun_on_host(mock_device):
     assert all(n.status == "device" for n in dram.nodes)
 
 
-@pytest.mark.parametrize("model, shape, min_pcc", [
-    ("resnet50", "1,3,64,64", 0.99),
-    ("vit_b_16", "1,3,32,32", 0.99),
-    ("pi0-tiny", None, 0.93),
-])
+@pytest.mark.parametrize(
+    "model, shape, min_pcc",
+    [
+        ("resnet50", "1,3,64,64", 0.99),
+        ("vit_b_16", "1,3,32,32", 0.99),
+        ("pi0-tiny", None, 0.93),
+    ],
+)
 def test_run_zoo_models_end_to_end(model, shape, min_pcc, mock_device):
     from fxport.capture.loader import parse_shape
 
@@ -91,8 +97,9 @@ def test_run_zoo_models_end_to_end(model, shape, min_pcc, mock_device):
 
 
 def test_cli_run_writes_results(tmp_path, capsys):
-    rc = main(["run", "tests.user_models:TinyCNN", "--input-shape", "1,3,16,16", "--device", "mock",
-               "--out", str(tmp_path)])
+    rc = main(
+        ["run", "tests.user_models:TinyCNN", "--input-shape", "1,3,16,16", "--device", "mock", "--out", str(tmp_path)]
+    )
     assert rc == 0
     doc = json.loads((tmp_path / "run.json").read_text())
     assert doc["device"]["kind"] == "mock"
@@ -128,9 +135,13 @@ def test_run_document_is_deterministic(mock_device):
     """Apart from what the cost estimate measures on this CPU (host nodes, host dispatch)."""
     from fxport.report.results import run_document, without_measured
 
-    docs = [json.dumps(without_measured(run_document(run_model("tests.user_models:TinyCNN", mock_device,
-                                                               (1, 3, 16, 16)))), sort_keys=True)
-            for _ in range(2)]
+    docs = [
+        json.dumps(
+            without_measured(run_document(run_model("tests.user_models:TinyCNN", mock_device, (1, 3, 16, 16)))),
+            sort_keys=True,
+        )
+        for _ in range(2)
+    ]
     assert docs[0] == docs[1]
     assert '"estimate"' in docs[0]
 

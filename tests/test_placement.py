@@ -37,9 +37,11 @@ def _footprint(node: fx.Node, specs: list[InputSpec], memory: str) -> Footprint:
         where = specs[0].memory
     size = 100 if node.name == "conv" else 300
     events = [Event("cbs", cb=600, op="Conv2dDeviceOperation")] if node.name == "conv" else []
-    return Footprint(buffers=(Buffer(where, size, size, "output", output=0),),
-                     events=(*events, Event("alloc", 0)),
-                     outputs=(Output(0, None, SHAPE, "bfloat16", "TILE", where),))
+    return Footprint(
+        buffers=(Buffer(where, size, size, "output", output=0),),
+        events=(*events, Event("alloc", 0)),
+        outputs=(Output(0, None, SHAPE, "bfloat16", "TILE", where),),
+    )
 
 
 def test_a_view_kept_in_l1_by_its_input_is_moved_out_with_its_producer_for_a_conv_cb_region():

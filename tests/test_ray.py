@@ -23,9 +23,14 @@ ITEMS = [SweepItem("siglip-tiny", (1, 3, 56, 56)), SweepItem("siglip-tiny", (1, 
 @pytest.fixture(scope="module")
 def cluster():
     # A local cluster of this host only; a fake card resource lets hardware entries be placed.
-    ray.init(num_cpus=2, resources={HARDWARE_RESOURCE: 1}, include_dashboard=False,
-             log_to_driver=False, configure_logging=False,
-             runtime_env={"env_vars": {"PYTHONPATH": os.environ.get("PYTHONPATH", "")}})
+    ray.init(
+        num_cpus=2,
+        resources={HARDWARE_RESOURCE: 1},
+        include_dashboard=False,
+        log_to_driver=False,
+        configure_logging=False,
+        runtime_env={"env_vars": {"PYTHONPATH": os.environ.get("PYTHONPATH", "")}},
+    )
     yield
     ray.shutdown()
 
@@ -46,8 +51,12 @@ class Killer(threading.Thread):
                     holder = json.loads((self.out / key / LOCK_NAME).read_text() or "null")
                 except (OSError, ValueError):
                     holder = None
-                if (holder and holder["command"].startswith("fxport sweep worker")
-                        and len(self.killed[key]) < n and holder["pid"] not in self.killed[key]):
+                if (
+                    holder
+                    and holder["command"].startswith("fxport sweep worker")
+                    and len(self.killed[key]) < n
+                    and holder["pid"] not in self.killed[key]
+                ):
                     time.sleep(1.0)  # mid-entry: past the start
                     os.kill(holder["pid"], signal.SIGKILL)
                     self.killed[key].append(holder["pid"])
@@ -67,8 +76,9 @@ def test_lost_workers_are_retried_then_recorded_and_the_sweep_resumes(cluster, t
     assert [len(p) for p in killer.killed.values()] == [1, 2]
     once, twice = done.doc["entries"]
     assert once == local["entries"][0]  # killed once, retried by Ray: the local result
-    assert (out / "siglip-tiny@56x56" / "run.json").read_text() == \
-        (tmp_path / "local" / "siglip-tiny@56x56" / "run.json").read_text()
+    assert (out / "siglip-tiny@56x56" / "run.json").read_text() == (
+        tmp_path / "local" / "siglip-tiny@56x56" / "run.json"
+    ).read_text()
     assert twice["status"] == "failed" and "Ray worker was lost 2 times" in twice["error"]
     assert done.timing["workers"].startswith("Ray (1 node, 2 CPUs)")
 

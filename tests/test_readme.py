@@ -12,7 +12,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "scripts"))
-import readme_commands  # noqa: E402
+import readme_commands
 
 BLOCKS = readme_commands.blocks()
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]

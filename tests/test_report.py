@@ -19,68 +19,157 @@ from fxport.report.render import compare_dirs, render_dir
 
 PROVENANCE = {
     "device": "mock (no card: TT-NN host stack and allocator, kernels not run)",
-    "validation": "real (TT-NN host stack)", "allocation": "real (TT-Metal allocator)",
+    "validation": "real (TT-NN host stack)",
+    "allocation": "real (TT-Metal allocator)",
     "memory_model": "predicted (tile and bank arithmetic, fxport/memory)",
     "values": "emulated (ttnn golden functions, rounded to the device dtype)",
     "timing": "not measured (no kernels run)",
 }
-DEVICE = {"kind": "mock", "arch": "n150", "l1_bank_count": 64, "l1_bank_size": 1360544,
-          "dram_bank_count": 12, "dram_bank_size": 1072693184}
+DEVICE = {
+    "kind": "mock",
+    "arch": "n150",
+    "l1_bank_count": 64,
+    "l1_bank_size": 1360544,
+    "dram_bank_count": 12,
+    "dram_bank_size": 1072693184,
+}
 
 
 def _node(node, target, module, status, **kw):
-    return {"node": node, "target": target, "module": module, "partition": "fused_0" if status == "device" else "",
-            "status": status, "ttnn": kw.get("ttnn", ""), "reason": kw.get("reason", ""),
-            "error_kind": kw.get("error_kind", ""), "error": kw.get("error", ""), "pcc": kw.get("pcc"), "repeat": 1}
+    return {
+        "node": node,
+        "target": target,
+        "module": module,
+        "partition": "fused_0" if status == "device" else "",
+        "status": status,
+        "ttnn": kw.get("ttnn", ""),
+        "reason": kw.get("reason", ""),
+        "error_kind": kw.get("error_kind", ""),
+        "error": kw.get("error", ""),
+        "pcc": kw.get("pcc"),
+        "repeat": 1,
+    }
 
 
 def run_doc(model="tiny") -> dict:
     """A small run: conv and relu on the device, mean declined by the plan, linear out of L1."""
-    oom = {"node": "linear", "target": "aten.linear.default", "module": "head", "repeat": 1, "config": "L1",
-           "inputs": [{"shape": [1, 4096], "dtype": "float32"}], "outputs": [{"shape": [1, 4096], "dtype": "float32"}],
-           "resident_bytes": 33816576, "logical_bytes": 33587200, "per_bank": 2097152, "bank_size": 1360544,
-           "banks": 64, "severity": "high", "cause": "L1 capacity", "padding": "1.00x",
-           "remedy": "DRAM instead of L1: each of 12 DRAM banks needs 2,818,048 B of 1,072,693,184 B",
-           "predicted": True, "observed": "OUT_OF_MEMORY"}
+    oom = {
+        "node": "linear",
+        "target": "aten.linear.default",
+        "module": "head",
+        "repeat": 1,
+        "config": "L1",
+        "inputs": [{"shape": [1, 4096], "dtype": "float32"}],
+        "outputs": [{"shape": [1, 4096], "dtype": "float32"}],
+        "resident_bytes": 33816576,
+        "logical_bytes": 33587200,
+        "per_bank": 2097152,
+        "bank_size": 1360544,
+        "banks": 64,
+        "severity": "high",
+        "cause": "L1 capacity",
+        "padding": "1.00x",
+        "remedy": "DRAM instead of L1: each of 12 DRAM banks needs 2,818,048 B of 1,072,693,184 B",
+        "predicted": True,
+        "observed": "OUT_OF_MEMORY",
+    }
     return {
-        "schema": RUN_SCHEMA, "model": model, "inputs": [{"shape": [1, 3, 16, 16], "dtype": "float32"}],
-        "device": dict(DEVICE), "memory_config": "l1", "values": "emulate", "provenance": dict(PROVENANCE),
+        "schema": RUN_SCHEMA,
+        "model": model,
+        "inputs": [{"shape": [1, 3, 16, 16], "dtype": "float32"}],
+        "device": dict(DEVICE),
+        "memory_config": "l1",
+        "values": "emulate",
+        "provenance": dict(PROVENANCE),
         "capture": {"method": "export", "complete": True, "problems": []},
-        "coverage": {"total": 4, "planned": 3, "on_device": 2, "fallback": 1, "host": 1, "not_run": 0,
-                     "planned_pct": 75.0, "device_pct": 50.0},
+        "coverage": {
+            "total": 4,
+            "planned": 3,
+            "on_device": 2,
+            "fallback": 1,
+            "host": 1,
+            "not_run": 0,
+            "planned_pct": 75.0,
+            "device_pct": 50.0,
+        },
         "coverage_by_family": {
             "convolution/pooling": {"total": 1, "lowered": 1, "on_device": 1, "lowered_pct": 100.0},
             "activation": {"total": 1, "lowered": 1, "on_device": 1, "lowered_pct": 100.0},
             "reduction": {"total": 1, "lowered": 0, "on_device": 0, "lowered_pct": 0.0},
-            "linear/matmul": {"total": 1, "lowered": 1, "on_device": 0, "lowered_pct": 100.0}},
+            "linear/matmul": {"total": 1, "lowered": 1, "on_device": 0, "lowered_pct": 100.0},
+        },
         "coverage_by_module": {
             "<top>": {"total": 2, "lowered": 1, "on_device": 1, "lowered_pct": 50.0},
             "conv": {"total": 1, "lowered": 1, "on_device": 1, "lowered_pct": 100.0},
-            "head": {"total": 1, "lowered": 1, "on_device": 0, "lowered_pct": 100.0}},
+            "head": {"total": 1, "lowered": 1, "on_device": 0, "lowered_pct": 100.0},
+        },
         "output_pcc": [0.998765],
-        "unsupported": [{"target": "aten.mean.dim", "family": "reduction", "count": 1,
-                         "reasons": ["reduction over dims (2, 3) of a rank-4 tensor | not tiled"], "modules": [""]}],
-        "fallbacks": [{"node": "linear", "target": "aten.linear.default", "module": "head", "kind": "OUT_OF_MEMORY",
-                       "error": "Out of Memory: Not enough space to allocate 134217728 B L1 buffer across 64 banks",
-                       "repeat": 1}],
-        "memory": {"device": "n150", "config": "L1", "nodes": 4, "oom_nodes": [oom],
-                   "agreement": {"agree": 2, "predicted_only": 0, "observed_only": 0, "not_run": 2}},
-        "partitions": [{"name": "fused_0", "op_count": 2, "nodes": ["conv2d", "relu"], "inputs": ["x", "p_conv_weight"],
-                        "outputs": ["relu"]}],
+        "unsupported": [
+            {
+                "target": "aten.mean.dim",
+                "family": "reduction",
+                "count": 1,
+                "reasons": ["reduction over dims (2, 3) of a rank-4 tensor | not tiled"],
+                "modules": [""],
+            }
+        ],
+        "fallbacks": [
+            {
+                "node": "linear",
+                "target": "aten.linear.default",
+                "module": "head",
+                "kind": "OUT_OF_MEMORY",
+                "error": "Out of Memory: Not enough space to allocate 134217728 B L1 buffer across 64 banks",
+                "repeat": 1,
+            }
+        ],
+        "memory": {
+            "device": "n150",
+            "config": "L1",
+            "nodes": 4,
+            "oom_nodes": [oom],
+            "agreement": {"agree": 2, "predicted_only": 0, "observed_only": 0, "not_run": 2},
+        },
+        "partitions": [
+            {
+                "name": "fused_0",
+                "op_count": 2,
+                "nodes": ["conv2d", "relu"],
+                "inputs": ["x", "p_conv_weight"],
+                "outputs": ["relu"],
+            }
+        ],
         "transfers": {"to_device": 2, "to_host": 1, "layout_changes": 1},
-        "nodes": [_node("conv2d", "aten.conv2d.default", "conv", "device", ttnn="ttnn.conv2d", pcc=0.9999),
-                  _node("relu", "aten.relu.default", "", "device", ttnn="ttnn.relu", pcc=0.9998),
-                  _node("mean", "aten.mean.dim", "", "host", reason="reduction over dims (2, 3) of a rank-4 tensor"),
-                  _node("linear", "aten.linear.default", "head", "fallback", ttnn="ttnn.linear",
-                        error_kind="OUT_OF_MEMORY", error="Out of Memory: Not enough space")],
+        "nodes": [
+            _node("conv2d", "aten.conv2d.default", "conv", "device", ttnn="ttnn.conv2d", pcc=0.9999),
+            _node("relu", "aten.relu.default", "", "device", ttnn="ttnn.relu", pcc=0.9998),
+            _node("mean", "aten.mean.dim", "", "host", reason="reduction over dims (2, 3) of a rank-4 tensor"),
+            _node(
+                "linear",
+                "aten.linear.default",
+                "head",
+                "fallback",
+                ttnn="ttnn.linear",
+                error_kind="OUT_OF_MEMORY",
+                error="Out of Memory: Not enough space",
+            ),
+        ],
     }
 
 
 def clean_run_doc(model="clean") -> dict:
     """The same model with everything on the device."""
     doc = run_doc(model)
-    doc["coverage"] = {"total": 4, "planned": 4, "on_device": 4, "fallback": 0, "host": 0, "not_run": 0,
-                       "planned_pct": 100.0, "device_pct": 100.0}
+    doc["coverage"] = {
+        "total": 4,
+        "planned": 4,
+        "on_device": 4,
+        "fallback": 0,
+        "host": 0,
+        "not_run": 0,
+        "planned_pct": 100.0,
+        "device_pct": 100.0,
+    }
     for groups in (doc["coverage_by_family"], doc["coverage_by_module"]):
         for g in groups.values():
             g.update(lowered=g["total"], on_device=g["total"], lowered_pct=100.0)
@@ -94,14 +183,36 @@ def clean_run_doc(model="clean") -> dict:
 def _entry(key, run, status="ok", error=""):
     model = key.split("@")[0]
     if status != "ok":
-        return {"key": key, "model": model, "input_shape": [1, 3, 16, 16], "status": status, "error": error,
-                "run": None, "coverage": None, "coverage_by_family": None, "coverage_by_module": None,
-                "fallbacks": 0, "oom_nodes": 0, "unsupported_ops": 0, "output_pcc": []}
-    return {"key": key, "model": model, "input_shape": [1, 3, 16, 16], "status": "ok", "error": "",
-            "run": f"{key}/run.json", "coverage": run["coverage"], "coverage_by_family": run["coverage_by_family"],
-            "coverage_by_module": run["coverage_by_module"], "fallbacks": sum(f["repeat"] for f in run["fallbacks"]),
-            "oom_nodes": len(run["memory"]["oom_nodes"]), "unsupported_ops": len(run["unsupported"]),
-            "output_pcc": run["output_pcc"]}
+        return {
+            "key": key,
+            "model": model,
+            "input_shape": [1, 3, 16, 16],
+            "status": status,
+            "error": error,
+            "run": None,
+            "coverage": None,
+            "coverage_by_family": None,
+            "coverage_by_module": None,
+            "fallbacks": 0,
+            "oom_nodes": 0,
+            "unsupported_ops": 0,
+            "output_pcc": [],
+        }
+    return {
+        "key": key,
+        "model": model,
+        "input_shape": [1, 3, 16, 16],
+        "status": "ok",
+        "error": "",
+        "run": f"{key}/run.json",
+        "coverage": run["coverage"],
+        "coverage_by_family": run["coverage_by_family"],
+        "coverage_by_module": run["coverage_by_module"],
+        "fallbacks": sum(f["repeat"] for f in run["fallbacks"]),
+        "oom_nodes": len(run["memory"]["oom_nodes"]),
+        "unsupported_ops": len(run["unsupported"]),
+        "output_pcc": run["output_pcc"],
+    }
 
 
 FAILED_ERROR = "cannot capture broken as one graph for execution: data-dependent control flow"
@@ -119,8 +230,15 @@ def sweep_doc(runs: dict[str, dict], failed: dict[str, str] | None = None) -> di
         for f in r["fallbacks"]:
             row = matrix.setdefault(f["target"], {})
             row[k] = row.get(k, 0) + f["repeat"]
-    return {"schema": SCHEMA, "device": dict(DEVICE), "memory_config": "l1", "values": "emulate",
-            "provenance": dict(PROVENANCE), "entries": entries, "blocking_matrix": matrix}
+    return {
+        "schema": SCHEMA,
+        "device": dict(DEVICE),
+        "memory_config": "l1",
+        "values": "emulate",
+        "provenance": dict(PROVENANCE),
+        "entries": entries,
+        "blocking_matrix": matrix,
+    }
 
 
 def write_sweep(root: Path, runs: dict[str, dict], failed: dict[str, str] | None = None) -> dict:
@@ -216,13 +334,17 @@ def test_sweep_directory(tmp_path):
     runs = {"tiny@16x16": run_doc("tiny"), "clean@16x16": clean_run_doc()}
     write_sweep(tmp_path, runs, failed={"broken@16x16": FAILED_ERROR})
     readable = [p.relative_to(tmp_path).as_posix() for p in render_dir(tmp_path, html=False)]
-    assert readable == ["index.md", "sweep.csv", "blocking_matrix.csv", "tiny@16x16/report.md",
-                        "clean@16x16/report.md"]
+    assert readable == ["index.md", "sweep.csv", "blocking_matrix.csv", "tiny@16x16/report.md", "clean@16x16/report.md"]
     written = render_dir(tmp_path)
     names = [p.relative_to(tmp_path).as_posix() for p in written]
     assert names[:4] == ["index.md", "sweep.csv", "blocking_matrix.csv", "index.html"]
-    assert {"tiny@16x16/report.md", "tiny@16x16/report.html", "clean@16x16/report.html",
-            "plots/coverage.png", "tiny@16x16/plots/oom.png"} <= set(names)
+    assert {
+        "tiny@16x16/report.md",
+        "tiny@16x16/report.html",
+        "clean@16x16/report.html",
+        "plots/coverage.png",
+        "tiny@16x16/plots/oom.png",
+    } <= set(names)
     assert not (tmp_path / "broken@16x16").exists()
 
     md, page = (tmp_path / "index.md").read_text(), (tmp_path / "index.html").read_text()
@@ -245,7 +367,10 @@ def test_sweep_directory(tmp_path):
 def test_sweep_with_a_missing_run_document_says_so():
     runs = {"tiny@16x16": run_doc("tiny"), "gone@16x16": clean_run_doc("gone")}
     doc = sweep_doc(runs)
-    md, page = sweep_markdown(doc, {"tiny@16x16": runs["tiny@16x16"]}), sweep_html(doc, {"tiny@16x16": runs["tiny@16x16"]}).text
+    md, page = (
+        sweep_markdown(doc, {"tiny@16x16": runs["tiny@16x16"]}),
+        sweep_html(doc, {"tiny@16x16": runs["tiny@16x16"]}).text,
+    )
     assert "missing" in md and "gone@16x16" in md and "gone@16x16" in page
 
 

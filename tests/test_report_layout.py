@@ -19,10 +19,14 @@ def _oom_nodes(n: int = 12) -> list[tuple[str, dict]]:
     """OOM nodes whose needs span four decades, some below their bank size (the marker right
     of the bar's end), some far above it."""
     base = run_doc()["memory"]["oom_nodes"][0]
-    needs = [200_000 * 3 ** i for i in range(n)]
-    return [(f"node_{i} (aten.linear.default)", {**base, "node": f"node_{i}", "per_bank": need,
-                                                  "bank_size": 1_360_544 if i % 2 else 1_048_576_000})
-            for i, need in enumerate(needs)]
+    needs = [200_000 * 3**i for i in range(n)]
+    return [
+        (
+            f"node_{i} (aten.linear.default)",
+            {**base, "node": f"node_{i}", "per_bank": need, "bank_size": 1_360_544 if i % 2 else 1_048_576_000},
+        )
+        for i, need in enumerate(needs)
+    ]
 
 
 def _drawn(fig, tmp_path):
@@ -101,8 +105,10 @@ BROWSER = shutil.which("chromium") or shutil.which("chromium-browser") or shutil
 def _browser() -> str:
     if BROWSER:
         return BROWSER
-    message = ("no chromium on PATH: the report layout test opens the pages in a headless browser "
-               "(scripts/bootstrap.sh installs it as root; or apt-get install chromium)")
+    message = (
+        "no chromium on PATH: the report layout test opens the pages in a headless browser "
+        "(scripts/bootstrap.sh installs it as root; or apt-get install chromium)"
+    )
     if os.environ.get("CI"):
         pytest.fail(message)  # CI must check the layout, never skip it
     pytest.skip(message)
@@ -116,14 +122,29 @@ def _layout(page, tmp_path, width: int) -> dict:
     path = tmp_path / "report.html"
     path.write_text(html.text.replace("</body>", CHECK + "</body>"))
     proc = subprocess.run(
-        [_browser(), "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-         "--disable-component-update", "--disable-sync", "--no-first-run", "--allow-file-access-from-files",
-         f"--user-data-dir={tmp_path / 'profile'}", f"--window-size={width},900",
-         "--virtual-time-budget=10000", "--dump-dom", path.as_uri()],
-        capture_output=True, text=True, timeout=120)
+        [
+            _browser(),
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--no-first-run",
+            "--allow-file-access-from-files",
+            f"--user-data-dir={tmp_path / 'profile'}",
+            f"--window-size={width},900",
+            "--virtual-time-budget=10000",
+            "--dump-dom",
+            path.as_uri(),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     start = proc.stdout.find('<pre id="layout">')
     assert start >= 0, f"the browser laid out no page: {proc.stderr[-500:]}"
-    return json.loads(proc.stdout[start + len('<pre id="layout">'):proc.stdout.index("</pre>", start)])
+    return json.loads(proc.stdout[start + len('<pre id="layout">') : proc.stdout.index("</pre>", start)])
 
 
 @pytest.mark.parametrize("width", [1280, 800])

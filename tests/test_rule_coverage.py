@@ -1,4 +1,4 @@
-""""Adding an op touches one place", checked: every mapped overload has a lowering case and a
+""" "Adding an op touches one place", checked: every mapped overload has a lowering case and a
 decline case in a rule-test table (tests/test_rules_*.py, run by tests/rule_harness.py), the
 conditions `fxport ops` prints come from the checks, the report's op family from the rule, and
 the README's op count from `fxport ops` (scripts/readme_op_count.py)."""
@@ -21,8 +21,11 @@ ROOT = TESTS.parent
 
 def rule_cases() -> list:
     """Every case of every rule-test table."""
-    return [case for path in sorted(TESTS.glob("test_rules_*.py"))
-            for case in importlib.import_module(f"tests.{path.stem}").CASES]
+    return [
+        case
+        for path in sorted(TESTS.glob("test_rules_*.py"))
+        for case in importlib.import_module(f"tests.{path.stem}").CASES
+    ]
 
 
 def missing_cases(cases: list) -> dict[str, list[str]]:
@@ -35,8 +38,10 @@ def missing_cases(cases: list) -> dict[str, list[str]]:
 
 def test_every_mapped_overload_has_a_lowering_case_and_a_decline_case():
     missing = missing_cases(rule_cases())
-    assert not missing, ("mapped overloads without a rule-test case (add them to the family's table in "
-                         f"tests/test_rules_*.py): {missing}")
+    assert not missing, (
+        "mapped overloads without a rule-test case (add them to the family's table in "
+        f"tests/test_rules_*.py): {missing}"
+    )
 
 
 def test_the_walk_fails_for_a_rule_without_cases():
@@ -76,4 +81,5 @@ def test_readme_op_count_is_written_from_fxport_ops():
     readme = (ROOT / "README.md").read_text()
     assert len(script.PHRASE.findall(readme)) == 1
     assert "1,234 aten overloads are mapped; `fxport ops`" in script.with_count(
-        "x 12 aten overloads are mapped; `fxport ops`", 1234)
+        "x 12 aten overloads are mapped; `fxport ops`", 1234
+    )

@@ -25,22 +25,61 @@ def with_nonfinite(*shape):  # x / 0 and 0 / 0 among finite values
 
 
 # Unary ops: one lowering case at S (values from the shared domain table) and a float64 decline.
-UNARY = [aten.abs.default, aten.neg.default, aten.square.default, aten.exp.default, aten.exp2.default,
-         aten.expm1.default, aten.log.default, aten.log2.default, aten.log10.default, aten.log1p.default,
-         aten.sqrt.default, aten.rsqrt.default, aten.reciprocal.default, aten.sin.default, aten.cos.default,
-         aten.tan.default, aten.asin.default, aten.acos.default, aten.atan.default, aten.sinh.default,
-         aten.cosh.default, aten.tanh.default, aten.asinh.default, aten.acosh.default, aten.atanh.default,
-         aten.sigmoid.default, aten.erf.default, aten.erfc.default, aten.erfinv.default, aten.floor.default,
-         aten.ceil.default,
-         aten.trunc.default, aten.frac.default, aten.sgn.default, aten.signbit.default, aten.round.default,
-         aten.relu.default, aten.relu6.default, aten.silu.default, aten.mish.default, aten.hardswish.default,
-         aten.hardsigmoid.default, aten.selu.default, aten.gelu.default, aten.leaky_relu.default,
-         aten.celu.default, aten.softplus.default, aten.hardshrink.default, aten.softshrink.default]
+UNARY = [
+    aten.abs.default,
+    aten.neg.default,
+    aten.square.default,
+    aten.exp.default,
+    aten.exp2.default,
+    aten.expm1.default,
+    aten.log.default,
+    aten.log2.default,
+    aten.log10.default,
+    aten.log1p.default,
+    aten.sqrt.default,
+    aten.rsqrt.default,
+    aten.reciprocal.default,
+    aten.sin.default,
+    aten.cos.default,
+    aten.tan.default,
+    aten.asin.default,
+    aten.acos.default,
+    aten.atan.default,
+    aten.sinh.default,
+    aten.cosh.default,
+    aten.tanh.default,
+    aten.asinh.default,
+    aten.acosh.default,
+    aten.atanh.default,
+    aten.sigmoid.default,
+    aten.erf.default,
+    aten.erfc.default,
+    aten.erfinv.default,
+    aten.floor.default,
+    aten.ceil.default,
+    aten.trunc.default,
+    aten.frac.default,
+    aten.sgn.default,
+    aten.signbit.default,
+    aten.round.default,
+    aten.relu.default,
+    aten.relu6.default,
+    aten.silu.default,
+    aten.mish.default,
+    aten.hardswish.default,
+    aten.hardsigmoid.default,
+    aten.selu.default,
+    aten.gelu.default,
+    aten.leaky_relu.default,
+    aten.celu.default,
+    aten.softplus.default,
+    aten.hardshrink.default,
+    aten.softshrink.default,
+]
 
 CASES = [
     *[lowers(op.__name__, op, T(*S)) for op in UNARY],
-    *[declines(f"{op.__name__}_float64", op, T(4, dtype=F64), reason="dtype float64 unsupported")
-      for op in UNARY],
+    *[declines(f"{op.__name__}_float64", op, T(4, dtype=F64), reason="dtype float64 unsupported") for op in UNARY],
     # unary ops on particular values and dtypes
     lowers("sign_zeros", aten.sign.default, with_ties(*S)),
     lowers("isnan", aten.isnan.default, with_nonfinite(*S)),
@@ -121,9 +160,11 @@ CASES = [
     lowers("logical_and_0d", aten.logical_and.default, T(*S, dtype=BOOL), torch.tensor(True)),
     lowers("mul_0d_beyond_bf16", aten.mul.Tensor, T(*S, dtype=BOOL), torch.tensor(torch.finfo(torch.float32).min)),
     # comparisons: bool results, exact
-    *[lowers(f"{name}_{ov}", getattr(getattr(aten, name), ov), *args)
-      for name in ("eq", "ne", "lt", "le", "gt", "ge")
-      for ov, args in (("Tensor", (with_ties(*S), with_ties(1, 2, 1, 64))), ("Scalar", (with_ties(*S), 0)))],
+    *[
+        lowers(f"{name}_{ov}", getattr(getattr(aten, name), ov), *args)
+        for name in ("eq", "ne", "lt", "le", "gt", "ge")
+        for ov, args in (("Tensor", (with_ties(*S), with_ties(1, 2, 1, 64))), ("Scalar", (with_ties(*S), 0)))
+    ],
     lowers("eq_Scalar_float", aten.eq.Scalar, with_ties(16, 49, 49), 0.0),
     lowers("lt_Scalar_int_vs_float", aten.lt.Scalar, torch.arange(16), 8.0),
     lowers("gt_Scalar_int", aten.gt.Scalar, T(5, dtype=I64), 0),
@@ -140,8 +181,13 @@ CASES = [
     # where
     lowers("where", aten.where.self, T(*S, dtype=BOOL), T(*S), T(*S)),
     lowers("where_bcast", aten.where.self, T(16, 49, 49, dtype=BOOL), T(), T(16, 49, 49)),
-    lowers("where_0d_both", aten.where.self,  # PI0's attention mask: 0 or float32 min, beyond the bf16 range
-           T(1, 1, 5, 61, dtype=BOOL), torch.tensor(0.0), torch.tensor(torch.finfo(torch.float32).min)),
+    lowers(
+        "where_0d_both",
+        aten.where.self,  # PI0's attention mask: 0 or float32 min, beyond the bf16 range
+        T(1, 1, 5, 61, dtype=BOOL),
+        torch.tensor(0.0),
+        torch.tensor(torch.finfo(torch.float32).min),
+    ),
     lowers("where_int", aten.where.self, T(*S, dtype=BOOL), T(*S, dtype=I64), T(1, 1, 1, 64, dtype=I64)),
     lowers("where_bool_values", aten.where.self, T(*S, dtype=BOOL), T(*S, dtype=BOOL), T(*S, dtype=BOOL)),
     # clamp
@@ -167,12 +213,22 @@ CASES = [
     lowers("threshold", aten.threshold.default, T(*S), 0.1, 20.0),
     lowers("hardshrink_lambd", aten.hardshrink.default, T(*S), 0.3),
     lowers("softshrink_lambd", aten.softshrink.default, T(*S), 0.3),
-
     # declines: what each check rules out
-    declines("add_rank8_bcast", aten.add.Tensor, T(2, 2, 2, 2, 2, 2, 2, 8), T(1, 1, 1, 1, 1, 1, 1, 8),
-             reason="broadcasts only the last 6 dims"),
-    declines("where_rank8_bcast", aten.where.self, T(2, 1, 2, 2, 2, 2, 2, 8, dtype=BOOL),
-             T(2, 2, 2, 2, 2, 2, 2, 8), T(), reason="last 6 dims"),
+    declines(
+        "add_rank8_bcast",
+        aten.add.Tensor,
+        T(2, 2, 2, 2, 2, 2, 2, 8),
+        T(1, 1, 1, 1, 1, 1, 1, 8),
+        reason="broadcasts only the last 6 dims",
+    ),
+    declines(
+        "where_rank8_bcast",
+        aten.where.self,
+        T(2, 1, 2, 2, 2, 2, 2, 8, dtype=BOOL),
+        T(2, 2, 2, 2, 2, 2, 2, 8),
+        T(),
+        reason="last 6 dims",
+    ),
     declines("exp_rank9", aten.exp.default, T(*[1] * 9), reason="rank 9 exceeds 8"),
     declines("exp_empty", aten.exp.default, T(0, 4), reason="empty tensor"),
     declines("add_float64", aten.add.Tensor, T(4, dtype=F64), T(4, dtype=F64), reason="dtype float64 unsupported"),
@@ -182,47 +238,103 @@ CASES = [
     declines("sub_Scalar_float64", aten.sub.Scalar, T(4, dtype=F64), 1, reason="dtype float64"),
     declines("rsub_float64", aten.rsub.Tensor, T(4, dtype=F64), T(4, dtype=F64), reason="dtype float64"),
     declines("rsub_Scalar_float64", aten.rsub.Scalar, T(4, dtype=F64), 1, reason="dtype float64"),
-    declines("sign_int", aten.sign.default, T(4, dtype=I64),
-             reason="integer dtype int64 unsupported (ttnn.sign is float only)"),
+    declines(
+        "sign_int",
+        aten.sign.default,
+        T(4, dtype=I64),
+        reason="integer dtype int64 unsupported (ttnn.sign is float only)",
+    ),
     declines("floor_int", aten.floor.default, T(4, dtype=I64), reason="ttnn.floor is float only"),
-    declines("pow_Tensor_Tensor_int", aten.pow.Tensor_Tensor, T(4, dtype=I64), T(4, dtype=I64),
-             reason="ttnn.pow is float only"),
+    declines(
+        "pow_Tensor_Tensor_int",
+        aten.pow.Tensor_Tensor,
+        T(4, dtype=I64),
+        T(4, dtype=I64),
+        reason="ttnn.pow is float only",
+    ),
     declines("pow_Scalar_float64", aten.pow.Scalar, 2.0, T(4, dtype=F64), reason="dtype float64"),
     declines("pow_Tensor_Scalar_float64", aten.pow.Tensor_Scalar, T(4, dtype=F64), 2, reason="dtype float64"),
     declines("elu_input_scale", aten.elu.default, T(4), 1.0, 1.0, 0.5, reason="input_scale=0.5 unsupported"),
     declines("lt_fractional_scalar", aten.lt.Scalar, T(4, dtype=I64), 8.5, reason="fractional scalar 8.5 unsupported"),
-    declines("round_decimals_8", aten.round.decimals, T(4), decimals=8,
-             reason="decimals=8 unsupported (ttnn.round takes -6..7)"),
-    declines("clamp_Tensor_int", aten.clamp.Tensor, T(4, dtype=I64), T(4, dtype=I64),
-             reason="ttnn.clamp with tensor bounds is float only"),
+    declines(
+        "round_decimals_8",
+        aten.round.decimals,
+        T(4),
+        decimals=8,
+        reason="decimals=8 unsupported (ttnn.round takes -6..7)",
+    ),
+    declines(
+        "clamp_Tensor_int",
+        aten.clamp.Tensor,
+        T(4, dtype=I64),
+        T(4, dtype=I64),
+        reason="ttnn.clamp with tensor bounds is float only",
+    ),
     declines("hardtanh_int", aten.hardtanh.default, T(4, dtype=I64), 0, 6, reason="ttnn.hardtanh is float only"),
     declines("relu6_int", aten.relu6.default, T(4, dtype=I64), reason="ttnn.relu6 is float only"),
-    *[declines(f"{op.__name__}_float64", op, T(4, dtype=F64), T(4, dtype=F64), reason="dtype float64 unsupported")
-      for op in (aten.mul.Tensor, aten.div.Tensor, aten.maximum.default,
-                 aten.minimum.default, aten.fmod.Tensor, aten.remainder.Tensor, aten.atan2.default,
-                 aten.hypot.default, aten.clamp_min.Tensor, aten.clamp_max.Tensor, aten.logical_and.default,
-                 aten.logical_or.default, aten.logical_xor.default,
-                 *[getattr(aten, c).Tensor for c in ("eq", "ne", "lt", "le", "gt", "ge")])],
-    *[declines(f"{op.__name__}_float64", op, T(4, dtype=F64), 2, reason="dtype float64 unsupported")
-      for op in (aten.mul.Scalar, aten.div.Scalar, aten.fmod.Scalar, aten.remainder.Scalar,
-                 aten.clamp_min.default, aten.clamp_max.default,
-                 *[getattr(aten, c).Scalar for c in ("eq", "ne", "lt", "le", "gt", "ge")])],
-    declines("div_Tensor_mode_float64", aten.div.Tensor_mode, T(4, dtype=F64), T(4, dtype=F64),
-             rounding_mode="trunc", reason="dtype float64"),
-    declines("div_Scalar_mode_float64", aten.div.Scalar_mode, T(4, dtype=F64), 2, rounding_mode="floor",
-             reason="dtype float64"),
+    *[
+        declines(f"{op.__name__}_float64", op, T(4, dtype=F64), T(4, dtype=F64), reason="dtype float64 unsupported")
+        for op in (
+            aten.mul.Tensor,
+            aten.div.Tensor,
+            aten.maximum.default,
+            aten.minimum.default,
+            aten.fmod.Tensor,
+            aten.remainder.Tensor,
+            aten.atan2.default,
+            aten.hypot.default,
+            aten.clamp_min.Tensor,
+            aten.clamp_max.Tensor,
+            aten.logical_and.default,
+            aten.logical_or.default,
+            aten.logical_xor.default,
+            *[getattr(aten, c).Tensor for c in ("eq", "ne", "lt", "le", "gt", "ge")],
+        )
+    ],
+    *[
+        declines(f"{op.__name__}_float64", op, T(4, dtype=F64), 2, reason="dtype float64 unsupported")
+        for op in (
+            aten.mul.Scalar,
+            aten.div.Scalar,
+            aten.fmod.Scalar,
+            aten.remainder.Scalar,
+            aten.clamp_min.default,
+            aten.clamp_max.default,
+            *[getattr(aten, c).Scalar for c in ("eq", "ne", "lt", "le", "gt", "ge")],
+        )
+    ],
+    declines(
+        "div_Tensor_mode_float64",
+        aten.div.Tensor_mode,
+        T(4, dtype=F64),
+        T(4, dtype=F64),
+        rounding_mode="trunc",
+        reason="dtype float64",
+    ),
+    declines(
+        "div_Scalar_mode_float64",
+        aten.div.Scalar_mode,
+        T(4, dtype=F64),
+        2,
+        rounding_mode="floor",
+        reason="dtype float64",
+    ),
     declines("clamp_float64", aten.clamp.default, T(4, dtype=F64), -1, 1, reason="dtype float64"),
     declines("isnan_float64", aten.isnan.default, T(4, dtype=F64), reason="dtype float64"),
     declines("isinf_float64", aten.isinf.default, T(4, dtype=F64), reason="dtype float64"),
     declines("isfinite_float64", aten.isfinite.default, T(4, dtype=F64), reason="dtype float64"),
     declines("logical_not_float64", aten.logical_not.default, T(4, dtype=F64), reason="dtype float64"),
     declines("sign_float64", aten.sign.default, T(4, dtype=F64), reason="dtype float64"),
-    declines("where_float64", aten.where.self, T(4, dtype=BOOL), T(4, dtype=F64), T(4, dtype=F64),
-             reason="dtype float64"),
+    declines(
+        "where_float64", aten.where.self, T(4, dtype=BOOL), T(4, dtype=F64), T(4, dtype=F64), reason="dtype float64"
+    ),
     declines("threshold_float64", aten.threshold.default, T(4, dtype=F64), 0.1, 0.0, reason="dtype float64"),
-    *[declines(f"{op.__name__}_rank9", op, T(*[1] * 8, 2, dtype=I64), T(*[1] * 8, 2, dtype=I64),
-               reason="rank 9 exceeds 8")
-      for op in (aten.bitwise_and.Tensor, aten.bitwise_or.Tensor, aten.bitwise_xor.Tensor)],
+    *[
+        declines(
+            f"{op.__name__}_rank9", op, T(*[1] * 8, 2, dtype=I64), T(*[1] * 8, 2, dtype=I64), reason="rank 9 exceeds 8"
+        )
+        for op in (aten.bitwise_and.Tensor, aten.bitwise_or.Tensor, aten.bitwise_xor.Tensor)
+    ],
     declines("bitwise_not_rank9", aten.bitwise_not.default, T(*[1] * 8, 2, dtype=I64), reason="rank 9 exceeds 8"),
 ]
 
@@ -231,6 +343,7 @@ test_lowers, test_declines = rule_tests(CASES)
 
 def test_bool_result_stays_a_mask_inside_a_partition(ctx):
     """eq -> logical_not -> where on the device: masks pass between rules as bf16 0/1."""
+
     class M(torch.nn.Module):
         def forward(self, x, y):
             keep = torch.ops.aten.logical_not.default(torch.ops.aten.eq.Scalar(x, 0))

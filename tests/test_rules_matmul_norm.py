@@ -69,8 +69,15 @@ CASES = [
     # head dims the kernel cannot take as they are: padded to a multiple of 32
     lowers("sdpa_yolo11_v_wider", SDPA, T(1, 2, 400, 32), T(1, 2, 400, 32), T(1, 2, 400, 64)),
     lowers("sdpa_siglip_head_72", SDPA, T(1, 4, 64, 72), T(1, 4, 64, 72), T(1, 4, 64, 72)),
-    lowers("sdpa_gemma_tiny_head_16_gqa", SDPA, T(1, 8, 50, 16), T(1, 1, 50, 16), T(1, 1, 50, 16),
-           T(1, 1, 50, 50), enable_gqa=True),
+    lowers(
+        "sdpa_gemma_tiny_head_16_gqa",
+        SDPA,
+        T(1, 8, 50, 16),
+        T(1, 1, 50, 16),
+        T(1, 1, 50, 16),
+        T(1, 1, 50, 50),
+        enable_gqa=True,
+    ),
     lowers("sdpa_bool_mask_2d", SDPA, T(1, 2, 64, 64), T(1, 2, 64, 64), T(1, 2, 64, 64), T(64, 64, dtype=BOOL)),
     # normalization
     lowers("softmax_last", aten.softmax.int, T(1, 2, 32, 64), -1),
@@ -136,53 +143,105 @@ CASES = [
     lowers("all_dims", aten.all.dims, torch.rand(2, 3, 40) > 0.05, [0, 2], True),
     lowers("all_dim", aten.all.dim, torch.rand(2, 3, 40) > 0.05, 1),
     lowers("all_default", aten.all.default, torch.ones(3, 40, dtype=BOOL)),
-
     # declines
-    declines("matmul_mixed_batch", aten.matmul.default, T(2, 1, 64, 32), T(1, 3, 32, 96),
-             reason="batch dims [2, 1] x [1, 3] unsupported"),
+    declines(
+        "matmul_mixed_batch",
+        aten.matmul.default,
+        T(2, 1, 64, 32),
+        T(1, 3, 32, 96),
+        reason="batch dims [2, 1] x [1, 3] unsupported",
+    ),
     declines("matmul_rank_mismatch", aten.matmul.default, T(2, 3, 64, 32), T(3, 32, 96), reason="batch dims"),
     declines("matmul_vec_batch", aten.matmul.default, T(32), T(3, 32, 96), reason="front dims must be 1"),
-    declines("matmul_rank7", aten.matmul.default, T(1, 1, 1, 1, 2, 4, 8), T(1, 1, 1, 1, 2, 8, 4),
-             reason="rank 7 exceeds 6"),
+    declines(
+        "matmul_rank7", aten.matmul.default, T(1, 1, 1, 1, 2, 4, 8), T(1, 1, 1, 1, 2, 8, 4), reason="rank 7 exceeds 6"
+    ),
     declines("mm_int", aten.mm.default, T(4, 4, dtype=I64), T(4, 4, dtype=I64), reason="dtype int64"),
     declines("bmm_float64", aten.bmm.default, T(2, 4, 4, dtype=F64), T(2, 4, 4, dtype=F64), reason="dtype float64"),
     declines("mv_float64", aten.mv.default, T(4, 4, dtype=F64), T(4, dtype=F64), reason="dtype float64"),
     declines("dot_float64", aten.dot.default, T(4, dtype=F64), T(4, dtype=F64), reason="dtype float64"),
     declines("linear_vector_weight", aten.linear.default, T(4, 32), T(32), reason="rank 1 weight"),
-    declines("addmm_float64", aten.addmm.default, T(4, dtype=F64), T(4, 4, dtype=F64), T(4, 4, dtype=F64),
-             reason="dtype float64"),
-    declines("baddbmm_float64", aten.baddbmm.default, T(2, 4, 4, dtype=F64), T(2, 4, 4, dtype=F64),
-             T(2, 4, 4, dtype=F64), reason="dtype float64"),
-    declines("sdpa_rank5_mask", SDPA, T(1, 3, 2, 16, 32), T(1, 3, 2, 16, 32), T(1, 3, 2, 16, 32), T(16, 16),
-             reason="with an attn_mask"),
-    declines("sdpa_batch_broadcast", SDPA, T(1, 2, 64, 64), T(2, 2, 64, 64), T(2, 2, 64, 64),
-             reason="broadcasts no batch dim"),
-    declines("sdpa_causal_cross", SDPA, T(1, 2, 32, 64), T(1, 2, 96, 64), T(1, 2, 96, 64), is_causal=True,
-             reason="Sq == Sk"),
-    declines("sdpa_mask_row", SDPA, T(1, 2, 64, 64), T(1, 2, 64, 64), T(1, 2, 64, 64), T(1, 1, 1, 64),
-             reason="broadcasts only batch"),
+    declines(
+        "addmm_float64",
+        aten.addmm.default,
+        T(4, dtype=F64),
+        T(4, 4, dtype=F64),
+        T(4, 4, dtype=F64),
+        reason="dtype float64",
+    ),
+    declines(
+        "baddbmm_float64",
+        aten.baddbmm.default,
+        T(2, 4, 4, dtype=F64),
+        T(2, 4, 4, dtype=F64),
+        T(2, 4, 4, dtype=F64),
+        reason="dtype float64",
+    ),
+    declines(
+        "sdpa_rank5_mask",
+        SDPA,
+        T(1, 3, 2, 16, 32),
+        T(1, 3, 2, 16, 32),
+        T(1, 3, 2, 16, 32),
+        T(16, 16),
+        reason="with an attn_mask",
+    ),
+    declines(
+        "sdpa_batch_broadcast",
+        SDPA,
+        T(1, 2, 64, 64),
+        T(2, 2, 64, 64),
+        T(2, 2, 64, 64),
+        reason="broadcasts no batch dim",
+    ),
+    declines(
+        "sdpa_causal_cross", SDPA, T(1, 2, 32, 64), T(1, 2, 96, 64), T(1, 2, 96, 64), is_causal=True, reason="Sq == Sk"
+    ),
+    declines(
+        "sdpa_mask_row",
+        SDPA,
+        T(1, 2, 64, 64),
+        T(1, 2, 64, 64),
+        T(1, 2, 64, 64),
+        T(1, 1, 1, 64),
+        reason="broadcasts only batch",
+    ),
     declines("sdpa_rank3", SDPA, T(2, 64, 64), T(2, 64, 64), T(2, 64, 64), reason="rank 3 inputs unsupported"),
-    declines("sdpa_dropout", SDPA, T(1, 2, 64, 64), T(1, 2, 64, 64), T(1, 2, 64, 64), None, 0.1,
-             reason="dropout_p"),
+    declines("sdpa_dropout", SDPA, T(1, 2, 64, 64), T(1, 2, 64, 64), T(1, 2, 64, 64), None, 0.1, reason="dropout_p"),
     declines("softmax_to_double", aten.softmax.int, T(4, 4), 0, F64, reason="result dtype float64"),
     declines("_softmax_float64", aten._softmax.default, T(4, 4, dtype=F64), 0, False, reason="dtype float64"),
     declines("log_softmax_rank9", aten.log_softmax.int, T(*[2] * 9), -1, reason="rank 9 exceeds 8"),
-    declines("_log_softmax_float64", aten._log_softmax.default, T(4, 4, dtype=F64), 0, False,
-             reason="dtype float64"),
+    declines("_log_softmax_float64", aten._log_softmax.default, T(4, 4, dtype=F64), 0, False, reason="dtype float64"),
     declines("layer_norm_2_dims", aten.layer_norm.default, T(2, 8, 8), [8, 8], reason="last dim only"),
-    declines("native_layer_norm_2_dims", aten.native_layer_norm.default, T(2, 8, 8), [8, 8], None, None, 1e-5,
-             reason="last dim only"),
+    declines(
+        "native_layer_norm_2_dims",
+        aten.native_layer_norm.default,
+        T(2, 8, 8),
+        [8, 8],
+        None,
+        None,
+        1e-5,
+        reason="last dim only",
+    ),
     declines("rms_norm_2_dims", aten.rms_norm.default, T(2, 8, 8), [8, 8], reason="last dim only"),
     declines("group_norm_c48", aten.group_norm.default, T(1, 48, 8, 8), 4, reason="C=48 unsupported"),
     declines("group_norm_rank2", aten.group_norm.default, T(2, 32), 4, reason="rank 2 unsupported"),
-    declines("batch_norm_rank9", BATCH_NORM, T(1, 4, *[2] * 7), None, None, T(4), T(4), 0.1, 1e-5,
-             reason="rank 9 exceeds 8"),
+    declines(
+        "batch_norm_rank9", BATCH_NORM, T(1, 4, *[2] * 7), None, None, T(4), T(4), 0.1, 1e-5, reason="rank 9 exceeds 8"
+    ),
     declines("softmax_rank9", aten.softmax.int, T(*[2] * 9), -1, reason="rank 9 exceeds 8"),
-    declines("embedding_3d_indices", aten.embedding.default, T(100, 64), T(2, 3, 7, dtype=I64),
-             reason="rank 3 indices"),
+    declines(
+        "embedding_3d_indices", aten.embedding.default, T(100, 64), T(2, 3, 7, dtype=I64), reason="rank 3 indices"
+    ),
     declines("embedding_scalar_index", aten.embedding.default, T(100, 64), torch.tensor(3), reason="rank 0 indices"),
-    declines("sum_int_to_float", aten.sum.dim_IntList, T(4, 4, dtype=I64), [0], dtype=torch.float32,
-             reason="int64 to float32 unsupported"),
+    declines(
+        "sum_int_to_float",
+        aten.sum.dim_IntList,
+        T(4, 4, dtype=I64),
+        [0],
+        dtype=torch.float32,
+        reason="int64 to float32 unsupported",
+    ),
     declines("sum_float64", aten.sum.default, T(4, dtype=F64), reason="dtype float64"),
     declines("var_correction_2", aten.var.correction, T(4, 40), [1], correction=2, reason="correction=2"),
     declines("amax_rank6_apart", aten.amax.default, T(1, 2, 2, 3, 4, 8), [1, 3], reason="not adjacent"),
@@ -193,14 +252,35 @@ CASES = [
     declines("std_float64", aten.std.default, T(4, dtype=F64), reason="dtype float64"),
     declines("argmax_int", aten.argmax.default, T(4, 4, dtype=torch.int32), 1, reason="dtype int32"),
     declines("argmin_float64", aten.argmin.default, T(4, dtype=F64), reason="dtype float64"),
-    declines("cumsum_int_to_float", aten.cumsum.default, T(4, dtype=I64), 0, dtype=torch.float32,
-             reason="keeps integers or floats"),
-    *[declines(f"{op.__name__}_float64", op, T(2, 4, dtype=F64), *rest, reason="dtype float64")
-      for op, *rest in [(aten.mean.default,), (aten.mean.dim, [0]), (aten.amax.default, [0]),
-                        (aten.amin.default, [0]), (aten.max.default,), (aten.min.default,), (aten.max.dim, 0),
-                        (aten.min.dim, 0), (aten.prod.default,), (aten.prod.dim_int, 0),
-                        (aten.any.default,), (aten.any.dim, 0), (aten.any.dims, [0]),
-                        (aten.all.default,), (aten.all.dim, 0), (aten.all.dims, [0])]],
+    declines(
+        "cumsum_int_to_float",
+        aten.cumsum.default,
+        T(4, dtype=I64),
+        0,
+        dtype=torch.float32,
+        reason="keeps integers or floats",
+    ),
+    *[
+        declines(f"{op.__name__}_float64", op, T(2, 4, dtype=F64), *rest, reason="dtype float64")
+        for op, *rest in [
+            (aten.mean.default,),
+            (aten.mean.dim, [0]),
+            (aten.amax.default, [0]),
+            (aten.amin.default, [0]),
+            (aten.max.default,),
+            (aten.min.default,),
+            (aten.max.dim, 0),
+            (aten.min.dim, 0),
+            (aten.prod.default,),
+            (aten.prod.dim_int, 0),
+            (aten.any.default,),
+            (aten.any.dim, 0),
+            (aten.any.dims, [0]),
+            (aten.all.default,),
+            (aten.all.dim, 0),
+            (aten.all.dims, [0]),
+        ]
+    ],
 ]
 
 test_lowers, test_declines = rule_tests(CASES)
@@ -238,6 +318,8 @@ def test_linear_weight_computed_on_the_device(ctx):
     out.meta["val"] = aten.linear.default(values[0], values[1] * 2, values[2])
     graph.output(out)
     run = run_graph(ctx, fx.GraphModule(torch.nn.Module(), graph), values)
-    assert [(r.target, r.status) for r in run.nodes] == [("aten.add.Tensor", "device"),
-                                                         ("aten.linear.default", "device")]
+    assert [(r.target, r.status) for r in run.nodes] == [
+        ("aten.add.Tensor", "device"),
+        ("aten.linear.default", "device"),
+    ]
     assert pcc(run.outputs[0], out.meta["val"]) >= 0.99

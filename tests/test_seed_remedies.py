@@ -10,17 +10,21 @@ from tests.seed_oom_models import CASES, SEEDS
 
 
 def _device_node(result):
-    (node,) = [n for n in result.nodes if n.status != "host" and n.target != "aten.permute.default"] or \
-        [n for n in result.nodes if n.status != "host"]
+    (node,) = [n for n in result.nodes if n.status != "host" and n.target != "aten.permute.default"] or [
+        n for n in result.nodes if n.status != "host"
+    ]
     return node
 
 
-@pytest.mark.parametrize("name, remedy, where", [
-    ("view_40x25x512x1x1", "row_major", "L1"),  # 1024x tile padding: row-major keeps it in L1
-    ("view_160x100x512x1x1", "row_major", "DRAM"),  # 16,000 MB padded: more than all of DRAM
-    ("add_1334x49x49x4", "row_major", "DRAM"),  # the 10.45x channels-last overhead
-    ("clamp_min_1x3x2176x3840", "dram", "DRAM"),  # 4K activation: L1 capacity
-])
+@pytest.mark.parametrize(
+    "name, remedy, where",
+    [
+        ("view_40x25x512x1x1", "row_major", "L1"),  # 1024x tile padding: row-major keeps it in L1
+        ("view_160x100x512x1x1", "row_major", "DRAM"),  # 16,000 MB padded: more than all of DRAM
+        ("add_1334x49x49x4", "row_major", "DRAM"),  # the 10.45x channels-last overhead
+        ("clamp_min_1x3x2176x3840", "dram", "DRAM"),  # 4K activation: L1 capacity
+    ],
+)
 def test_catalogued_oom_gets_a_verified_remedy(mock_device, name, remedy, where):
     result = run_model(f"tests.seed_oom_models:{name}", mock_device, CASES[name], memory="l1", values="none")
     analysis = result.memory_analysis

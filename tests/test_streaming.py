@@ -4,7 +4,8 @@ whole-tensor formulas, without full-size temporaries (the memory itself: bench/e
 import pytest
 import torch
 
-from fxport.runtime import accuracy, pcc as pcc_module
+from fxport.runtime import accuracy
+from fxport.runtime import pcc as pcc_module
 from fxport.runtime.accuracy import NOT_DEPENDENT, output_dependence, vary_inputs
 from fxport.runtime.pcc import pcc
 

@@ -28,8 +28,7 @@ def test_sweep_keeps_going_records_failures_and_resumes(tmp_path, capsys):
 
 
 def test_sweep_command_renders_reports(tmp_path, capsys):
-    rc = main(["sweep", "resnet50", "--input-shape", "1,3,32,32", "--memory-config", "auto",
-               "--out", str(tmp_path)])
+    rc = main(["sweep", "resnet50", "--input-shape", "1,3,32,32", "--memory-config", "auto", "--out", str(tmp_path)])
     assert rc == 0
     for name in ("sweep.json", "index.md", "sweep.csv", "blocking_matrix.csv", "resnet50@32x32/report.md"):
         assert (tmp_path / name).exists(), name
@@ -55,8 +54,18 @@ def test_sweep_rejects_unknown_models(capsys):
 
 
 def test_sweep_passes_input_options_to_user_models(tmp_path, capsys):
-    rc = main(["sweep", "tests.user_models:Embed", "--input", "2,8:int64:0..20", "--model-arg", "vocab=20",
-               "--out", str(tmp_path)])
+    rc = main(
+        [
+            "sweep",
+            "tests.user_models:Embed",
+            "--input",
+            "2,8:int64:0..20",
+            "--model-arg",
+            "vocab=20",
+            "--out",
+            str(tmp_path),
+        ]
+    )
     assert rc == 0
     (entry,) = json.loads((tmp_path / "sweep.json").read_text())["entries"]
     assert entry["status"] == "ok" and entry["key"].startswith("tests.user_models:Embed@default-")

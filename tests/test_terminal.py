@@ -27,13 +27,16 @@ REFUSED = [
 
 
 def test_bad_input_is_refused_before_torch_is_imported(tmp_path):
-    script = ("import json, sys\nfrom fxport.cli import main\nout = []\n"
-              "for argv in json.loads(sys.argv[1]):\n"
-              "    out.append([main(argv), 'torch' in sys.modules, 'ttnn' in sys.modules])\n"
-              "print(json.dumps(out))\n")
+    script = (
+        "import json, sys\nfrom fxport.cli import main\nout = []\n"
+        "for argv in json.loads(sys.argv[1]):\n"
+        "    out.append([main(argv), 'torch' in sys.modules, 'ttnn' in sys.modules])\n"
+        "print(json.dumps(out))\n"
+    )
     argvs = [[*argv, "--out", str(tmp_path / str(i))] for i, (argv, _) in enumerate(REFUSED)]
-    proc = subprocess.run([sys.executable, "-c", script, json.dumps(argvs)], capture_output=True,
-                          text=True, timeout=120, cwd=tmp_path)
+    proc = subprocess.run(
+        [sys.executable, "-c", script, json.dumps(argvs)], capture_output=True, text=True, timeout=120, cwd=tmp_path
+    )
     results = json.loads(proc.stdout)
     errors = proc.stderr.strip().splitlines()
     assert len(errors) == len(REFUSED)
@@ -65,13 +68,25 @@ def _run_cli(argv, monkeypatch, stderr):
 
 def test_progress_on_a_terminal(tmp_path, monkeypatch, capsys):
     err = _Terminal()
-    rc = _run_cli(["run", "tests.test_pipeline:HostIsland", "--input-shape", "4,32", "--device", "mock",
-                   "--out", str(tmp_path)], monkeypatch, err)
+    rc = _run_cli(
+        ["run", "tests.test_pipeline:HostIsland", "--input-shape", "4,32", "--device", "mock", "--out", str(tmp_path)],
+        monkeypatch,
+        err,
+    )
     assert rc == 0
     text = err.getvalue()
-    for step in ("loading torch and the pipeline...", "opening the device", "building ",
-                 "fp32 reference on the host", "capture...", "capture: ", "graph passes", "plan and partition",
-                 "memory model walk", "writing "):
+    for step in (
+        "loading torch and the pipeline...",
+        "opening the device",
+        "building ",
+        "fp32 reference on the host",
+        "capture...",
+        "capture: ",
+        "graph passes",
+        "plan and partition",
+        "memory model walk",
+        "writing ",
+    ):
         assert f"fxport: {step}" in text, step
     # the node counter: 3 op nodes (two linears on the device, one host op)
     assert "executing on the mock device" in text and "3/3" in text
@@ -94,8 +109,10 @@ def test_trace_prints_the_capture_time_timing_json_records(tmp_path, capsys):
 
 
 def test_tables_wrap_long_cells_without_cutting_numbers():
-    message = ("Out of Memory: Not enough space to allocate 134,217,728 B L1 buffer across 64 banks, "
-               "where each bank needs 2,097,152 B, but bank size is 1,360,544 B (allocated: 1,048,576 B)")
+    message = (
+        "Out of Memory: Not enough space to allocate 134,217,728 B L1 buffer across 64 banks, "
+        "where each bank needs 2,097,152 B, but bank size is 1,360,544 B (allocated: 1,048,576 B)"
+    )
     rows = [[f"node_{i}", "aten.linear.default", message, f"{2_097_152 + i:,}"] for i in range(3)]
     table = terminal_table(["node", "aten op", "failing buffer", "peak"], rows)
     assert max(map(len, table.splitlines())) <= TERMINAL_WIDTH
@@ -114,8 +131,14 @@ def _many(doc: dict, n: int) -> dict:
     """The run document with n OOM nodes (long allocator messages), n partitions and n fallbacks."""
     oom = doc["memory"]["oom_nodes"][0]
     doc["memory"]["oom_nodes"] = [
-        {**oom, "node": f"linear_{i}", "allocator": "Not enough space to allocate 134217728 B L1 buffer "
-         "across 64 banks, where each bank needs 2097152 B, but bank size is 1,360,544 B"} for i in range(n)]
+        {
+            **oom,
+            "node": f"linear_{i}",
+            "allocator": "Not enough space to allocate 134217728 B L1 buffer "
+            "across 64 banks, where each bank needs 2097152 B, but bank size is 1,360,544 B",
+        }
+        for i in range(n)
+    ]
     part = doc["partitions"][0]
     doc["partitions"] = [{**part, "name": f"fused_{i}", "op_count": n - i} for i in range(n)]
     doc["fallbacks"] = [{**doc["fallbacks"][0], "node": f"linear_{i}"} for i in range(n)]
@@ -135,8 +158,14 @@ def test_run_summary_fits_120_columns_and_counts_what_it_leaves_out():
 def test_run_summary_labels_transfers_and_repeated_nodes_once():
     doc = run_doc()
     doc["transfers"] = {"to_device": 3, "to_host": 1, "layout_changes": 0, "constants": 20}
-    doc["ttnn_calls"] = {"per_inference": 10, "compute": 6, "layout": 0, "transfer": 4, "weights_once": 20,
-                         "captured_nodes": 4}
+    doc["ttnn_calls"] = {
+        "per_inference": 10,
+        "compute": 6,
+        "layout": 0,
+        "transfer": 4,
+        "weights_once": 20,
+        "captured_nodes": 4,
+    }
     doc["nodes"] = doc["nodes"][:2]  # a folded capture: 2 distinct nodes stand for the 4 counted
     text = run_summary_text(doc)
     assert "activation transfers per inference: 3 host -> device, 1 device -> host" in text

@@ -14,13 +14,19 @@ import torch
 from torch import nn
 
 from fxport.capture.records import TensorSpec
-from fxport.tracing import trace as capture, trace_model
 from fxport.report.inventory import write_inventory
 from fxport.testgen import collect, generate
 from fxport.testgen.runtime import (
-    CaseResult, DeviceError, DeviceOutOfMemory, NotLowered, PccBelowThreshold, check,
+    CaseResult,
+    DeviceError,
+    DeviceOutOfMemory,
+    NotLowered,
+    PccBelowThreshold,
+    check,
 )
 from fxport.testgen.values import make_inputs, value_plan
+from fxport.tracing import trace as capture
+from fxport.tracing import trace_model
 
 
 class Mixed(nn.Module):
@@ -43,9 +49,17 @@ def _meta(*shape, dtype=torch.float32):
 @pytest.fixture(scope="module")
 def captures():
     tiny = trace_model("tests.user_models:TinyCNN", (1, 3, 16, 16))
-    mixed = capture(Mixed().to("meta"),
-                    (_meta(2, 8, dtype=torch.int64), _meta(4, 6, dtype=torch.int64), _meta(4, 16),
-                     _meta(1, 16, 1024, 1024), _meta(1, 80, 1024, 1024)), name="Mixed")
+    mixed = capture(
+        Mixed().to("meta"),
+        (
+            _meta(2, 8, dtype=torch.int64),
+            _meta(4, 6, dtype=torch.int64),
+            _meta(4, 16),
+            _meta(1, 16, 1024, 1024),
+            _meta(1, 80, 1024, 1024),
+        ),
+        name="Mixed",
+    )
     return tiny, mixed
 
 
@@ -63,14 +77,16 @@ def _case(doc, target):
 
 # -- collect ---------------------------------------------------------------------------------
 
+
 def test_collect_merges_sources_and_orders_deterministically(captures, tmp_path):
     tiny, mixed = captures
     cases = collect(("a", tiny.records), ("b", tiny.records), mixed)
     conv = next(c for c in cases if c.target == "aten.conv2d.default")
     assert conv.count == 2 and conv.models == ("a", "b") and conv.modules == ("conv",)
     assert [c.target for c in cases] == sorted(c.target for c in cases)
-    assert [c.to_dict() for c in cases] == [c.to_dict() for c in collect(
-        ("a", tiny.records), ("b", tiny.records), mixed)]
+    assert [c.to_dict() for c in cases] == [
+        c.to_dict() for c in collect(("a", tiny.records), ("b", tiny.records), mixed)
+    ]
     # `fxport trace` output (ops.json, or its directory) gives the same cases as the capture
     write_inventory(tiny, tmp_path / "tiny")
     from_file = collect(tmp_path / "tiny" / "ops.json")
@@ -93,6 +109,7 @@ def test_same_shapes_other_arguments_are_distinct_cases():
 
 # -- values ----------------------------------------------------------------------------------
 
+
 def test_index_inputs_get_values_valid_for_the_op(suite):
     _, _, doc = suite
     emb = _case(doc, "aten.embedding.default")
@@ -110,23 +127,37 @@ def test_index_inputs_get_values_valid_for_the_op(suite):
 
 def test_index_tensor_with_none_and_unknown_integer_inputs():
     specs = (TensorSpec((4, 6, 8), "float32"), TensorSpec((3,), "int64"))
-    plan = value_plan("aten.index.Tensor", specs, (TensorSpec((4, 3, 8), "float32"),),
-                      {"args": [{"tensor": 0}, [None, {"tensor": 1}]], "kwargs": {}})
+    plan = value_plan(
+        "aten.index.Tensor",
+        specs,
+        (TensorSpec((4, 3, 8), "float32"),),
+        {"args": [{"tensor": 0}, [None, {"tensor": 1}]], "kwargs": {}},
+    )
     assert (plan[1]["low"], plan[1]["high"]) == (0, 6)  # None takes dim 0 whole: dim 1 indexed
     # an integer input of an op with no rule and no known bounds: zeros, and the plan says so
-    unknown = value_plan("aten.bitwise_left_shift.Tensor", (specs[1], specs[1]), (specs[1],),
-                         {"args": [{"tensor": 0}, {"tensor": 1}], "kwargs": {}},
-                         has_rule=lambda t: False)
+    unknown = value_plan(
+        "aten.bitwise_left_shift.Tensor",
+        (specs[1], specs[1]),
+        (specs[1],),
+        {"args": [{"tensor": 0}, {"tensor": 1}], "kwargs": {}},
+        has_rule=lambda t: False,
+    )
     assert unknown[1]["kind"] == "zeros" and "unknown" in unknown[1]["why"]
 
 
 # -- generate --------------------------------------------------------------------------------
 
+
 def test_generated_files_and_expectations(suite, captures, tmp_path):
     out, paths, doc = suite
     names = {p.name for p in paths}
-    assert {"conftest.py", "cases.json", "test_aten_conv2d_default.py", "test_aten_add_tensor.py",
-            "test_aten_cumprod_default.py"} <= names
+    assert {
+        "conftest.py",
+        "cases.json",
+        "test_aten_conv2d_default.py",
+        "test_aten_add_tensor.py",
+        "test_aten_cumprod_default.py",
+    } <= names
     conftest = (out / "conftest.py").read_text()
     assert "open_session_device(" in conftest and '"mock"' in conftest
     assert "skip" not in conftest and "skip" not in (out / "test_aten_add_tensor.py").read_text()
@@ -155,8 +186,14 @@ def test_check_names_each_outcome():
     with pytest.raises(NotLowered, match="no TT-NN rule"):
         check(CaseResult(status="declined", error="no TT-NN rule for aten.add.Tensor", **base))
     with pytest.raises(DeviceOutOfMemory, match="bank size"):
-        check(CaseResult(status="fallback", error_kind="OUT_OF_MEMORY",
-                         error="L1 out of memory: ... bank size 1,360,544 B", **base))
+        check(
+            CaseResult(
+                status="fallback",
+                error_kind="OUT_OF_MEMORY",
+                error="L1 out of memory: ... bank size 1,360,544 B",
+                **base,
+            )
+        )
     with pytest.raises(DeviceError, match="VALIDATION"):
         check(CaseResult(status="fallback", error_kind="VALIDATION", error="TT_FATAL", **base))
     with pytest.raises(PccBelowThreshold, match="PCC 0.5"):
@@ -166,9 +203,15 @@ def test_check_names_each_outcome():
 
 # -- the generated suite, run ----------------------------------------------------------------
 
+
 def _run_pytest(*args, cwd):
-    proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-rxXf", "-p", "no:cacheprovider",
-                           *map(str, args)], cwd=cwd, capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-rxXf", "-p", "no:cacheprovider", *map(str, args)],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     tail = proc.stdout.strip().splitlines()[-1]
     counts = {k: int(n) for n, k in re.findall(r"(\d+) (\w+)", tail.split(" in ")[0])}
     return proc, counts

@@ -10,8 +10,19 @@ from fxport.runtime.ttnn_report import VISUALIZER_COLUMNS, check_database
 
 def test_run_writes_the_database_the_visualizer_opens(tmp_path, capsys):
     out = tmp_path / "run"
-    rc = main(["run", "tests.user_models:TinyCNN", "--input-shape", "1,3,32,32", "--device", "mock",
-               "--ttnn-report", "--out", str(out)])
+    rc = main(
+        [
+            "run",
+            "tests.user_models:TinyCNN",
+            "--input-shape",
+            "1,3,32,32",
+            "--device",
+            "mock",
+            "--ttnn-report",
+            "--out",
+            str(out),
+        ]
+    )
     assert rc == 0
     db = out / "ttnn_report" / "db.sqlite"
     assert (out / "ttnn_report" / "cluster_descriptor.yaml").stat().st_size > 0
@@ -37,8 +48,10 @@ def test_run_writes_the_database_the_visualizer_opens(tmp_path, capsys):
 
 def test_without_the_flag_there_is_no_report(tmp_path):
     out = tmp_path / "run"
-    assert main(["run", "tests.user_models:TinyCNN", "--input-shape", "1,3,32,32", "--device", "mock",
-                 "--out", str(out)]) == 0
+    assert (
+        main(["run", "tests.user_models:TinyCNN", "--input-shape", "1,3,32,32", "--device", "mock", "--out", str(out)])
+        == 0
+    )
     assert not (out / "ttnn_report").exists()
     assert "ttnn_report" not in json.loads((out / "run.json").read_text())
 

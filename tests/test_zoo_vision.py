@@ -5,8 +5,15 @@ from torch.fx._lazy_graph_module import _use_lazy_graph_module
 import fxport_models
 
 VISION = [
-    "resnet50", "mobilenet_v2", "mobilenet_v3_large", "efficientnet_b0",
-    "vit_b_16", "swin_t", "swin_v2_t", "convnext_tiny", "retinanet_resnet50_fpn",
+    "resnet50",
+    "mobilenet_v2",
+    "mobilenet_v3_large",
+    "efficientnet_b0",
+    "vit_b_16",
+    "swin_t",
+    "swin_v2_t",
+    "convnext_tiny",
+    "retinanet_resnet50_fpn",
 ]
 SMALL = (1, 3, 64, 64)
 

@@ -120,8 +120,7 @@ class Independent(nn.Module):
         self.live, self.head = nn.Linear(8, 8), nn.Linear(8, 8)
 
     def forward(self, x):
-        return {"live": self.live(x), "fixed": self.head(torch.zeros_like(x)),
-                "constant": torch.ones_like(x) * 3}
+        return {"live": self.live(x), "fixed": self.head(torch.zeros_like(x)), "constant": torch.ones_like(x) * 3}
 
 
 class TopLevelMath(nn.Module):

@@ -5,6 +5,14 @@ from fxport.capture.inventory import UniqueOp, op_counts, unique_ops
 from fxport.capture.records import OpRecord, TensorSpec
 
 __all__ = [
-    "Capture", "CapturedGraph", "CaptureProblem", "OpRecord", "TensorSpec", "UniqueOp",
-    "capture", "export_program", "op_counts", "unique_ops",
+    "Capture",
+    "CapturedGraph",
+    "CaptureProblem",
+    "OpRecord",
+    "TensorSpec",
+    "UniqueOp",
+    "capture",
+    "export_program",
+    "op_counts",
+    "unique_ops",
 ]

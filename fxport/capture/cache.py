@@ -59,7 +59,8 @@ from typing import Any
 
 import torch
 from torch import nn
-from torch._export.serde import schema as serde_schema, serialize as serde
+from torch._export.serde import schema as serde_schema
+from torch._export.serde import serialize as serde
 from torch._export.serde.union import _Union as _SchemaUnion
 from torch.utils import _pytree as pytree
 
@@ -75,11 +76,35 @@ _CAPTURE_CODE = Path(__file__).parent
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _BREAKS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f\x85\u2028\u2029]")  # every control char but \t, \n
 # Serde argument kinds that carry code-like content (sympy text, scripts, subgraphs, callables).
-_FORBIDDEN_KEYS = {"as_expr", "expr_str", "as_custom_obj", "as_graph", "as_operator", "as_sym_int",
-                   "as_sym_ints", "as_sym_bool", "as_sym_bools", "as_sym_float", "as_sym_floats"}
-_DTYPES = {str(d).removeprefix("torch."): d for d in (
-    torch.float32, torch.float64, torch.float16, torch.bfloat16, torch.int64, torch.int32,
-    torch.int16, torch.int8, torch.uint8, torch.bool, torch.complex64)}
+_FORBIDDEN_KEYS = {
+    "as_expr",
+    "expr_str",
+    "as_custom_obj",
+    "as_graph",
+    "as_operator",
+    "as_sym_int",
+    "as_sym_ints",
+    "as_sym_bool",
+    "as_sym_bools",
+    "as_sym_float",
+    "as_sym_floats",
+}
+_DTYPES = {
+    str(d).removeprefix("torch."): d
+    for d in (
+        torch.float32,
+        torch.float64,
+        torch.float16,
+        torch.bfloat16,
+        torch.int64,
+        torch.int32,
+        torch.int16,
+        torch.int8,
+        torch.uint8,
+        torch.bool,
+        torch.complex64,
+    )
+}
 
 
 class Uncacheable(Exception):
@@ -136,8 +161,10 @@ class CaptureCache:
             cap = _decode(json.loads(raw), material, inputs, kwargs, name)
         except Exception as exc:  # anything wrong with what was read: never trusted, rewritten
             self.stats.rejected += 1
-            print(f"fxport: note: capture cache entry {path} ignored ({_why(exc)}); the fresh capture rewrites it",
-                  file=sys.stderr)
+            print(
+                f"fxport: note: capture cache entry {path} ignored ({_why(exc)}); the fresh capture rewrites it",
+                file=sys.stderr,
+            )
             return None
         cap.seconds = time.perf_counter() - start
         self.stats.hits += 1
@@ -169,8 +196,16 @@ def key_digest(material: dict) -> str:
 
 # -- the key ----------------------------------------------------------------------------------------
 
-def capture_key(name: str, model: nn.Module, inputs: tuple, kwargs: dict, repeated: tuple[str, ...],
-                keep: tuple, model_args: dict | None = None) -> dict:
+
+def capture_key(
+    name: str,
+    model: nn.Module,
+    inputs: tuple,
+    kwargs: dict,
+    repeated: tuple[str, ...],
+    keep: tuple,
+    model_args: dict | None = None,
+) -> dict:
     """The key material of capturing `model(*inputs, **kwargs)`; Uncacheable when some part of it
     has no stable form."""
     modules = {type(m).__module__ for m in model.modules()}
@@ -182,12 +217,16 @@ def capture_key(name: str, model: nn.Module, inputs: tuple, kwargs: dict, repeat
         "model": name,
         "model_args": _plain(model_args or {}),
         "structure": hashlib.sha256(repr(model).encode()).hexdigest(),
-        "state": [[k, *_tensor_key(v)] for k, v in
-                  list(model.named_parameters(remove_duplicate=False))
-                  + list(model.named_buffers(remove_duplicate=False))],
+        "state": [
+            [k, *_tensor_key(v)]
+            for k, v in list(model.named_parameters(remove_duplicate=False))
+            + list(model.named_buffers(remove_duplicate=False))
+        ],
         "sources": {pkg: package_digest(pkg) for pkg in sorted({m.partition(".")[0] for m in modules})},
-        "inputs": [[pytree.keystr(p), *_tensor_key(v)] if isinstance(v, torch.Tensor)
-                   else [pytree.keystr(p), _plain(v)] for p, v in leaves],
+        "inputs": [
+            [pytree.keystr(p), *_tensor_key(v)] if isinstance(v, torch.Tensor) else [pytree.keystr(p), _plain(v)]
+            for p, v in leaves
+        ],
         "tree": str(tree),
         "repeated": list(repeated),
         "keep": sorted(str(op) for op in keep),
@@ -271,6 +310,7 @@ def _decomposition_digest(keep: tuple[str, ...]) -> str:
 
 # -- the value --------------------------------------------------------------------------------------
 
+
 def _bytes(t: torch.Tensor) -> bytes:
     t = t.detach().contiguous().cpu()
     return t.view(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b""
@@ -281,8 +321,13 @@ def _tensor_desc(t: Any) -> dict:
         raise Uncacheable(f"a constant of type {type(t).__name__}")
     if str(t.dtype).removeprefix("torch.") not in _DTYPES or t.device.type not in ("meta", "cpu"):
         raise Uncacheable(f"a {t.dtype} tensor on {t.device}")
-    desc = {"shape": list(t.shape), "stride": list(t.stride()), "dtype": str(t.dtype).removeprefix("torch."),
-            "param": isinstance(t, nn.Parameter), "requires_grad": bool(t.requires_grad)}
+    desc = {
+        "shape": list(t.shape),
+        "stride": list(t.stride()),
+        "dtype": str(t.dtype).removeprefix("torch."),
+        "param": isinstance(t, nn.Parameter),
+        "requires_grad": bool(t.requires_grad),
+    }
     if t.device.type == "cpu":
         if t.numel() * t.element_size() > MAX_DATA_BYTES:
             raise Uncacheable("real weights")
@@ -294,8 +339,14 @@ def _tensor_of(d: Any) -> torch.Tensor:
     if not isinstance(d, dict) or set(d) - {"shape", "stride", "dtype", "param", "requires_grad", "data"}:
         raise Rejected("a malformed tensor")
     shape, stride, dtype = d.get("shape"), d.get("stride"), _DTYPES.get(d.get("dtype"))
-    if (dtype is None or not _ints(shape) or not _ints(stride) or len(shape) != len(stride)
-            or not isinstance(d.get("param"), bool) or not isinstance(d.get("requires_grad"), bool)):
+    if (
+        dtype is None
+        or not _ints(shape)
+        or not _ints(stride)
+        or len(shape) != len(stride)
+        or not isinstance(d.get("param"), bool)
+        or not isinstance(d.get("requires_grad"), bool)
+    ):
         raise Rejected("a malformed tensor")
     if "data" in d:
         if not isinstance(d["data"], str) or len(d["data"]) > 2 * MAX_DATA_BYTES:
@@ -323,7 +374,8 @@ def _encode(material: dict, cap: Capture) -> dict:
     program = cap.graphs[0].program
     try:
         serialized = serde.ExportedProgramSerializer().serialize(
-            program, serialize_state_dict=False, serialize_constants=False, serialize_example_inputs=False)
+            program, serialize_state_dict=False, serialize_constants=False, serialize_example_inputs=False
+        )
         as_dict = json.loads(serde._to_json_bytes(serialized.exported_program))
     except Exception as exc:
         raise Uncacheable(f"torch's serializer: {exc}") from None
@@ -333,8 +385,15 @@ def _encode(material: dict, cap: Capture) -> dict:
         _check_program(as_dict, state, constants)
     except Rejected as exc:  # what could not be read back is not written
         raise Uncacheable(str(exc)) from None
-    return {"schema": SCHEMA, "key": material, "program": as_dict, "state": state, "constants": constants,
-            "problems": [p.to_dict() for p in cap.problems], "repeats": dict(cap.repeats)}
+    return {
+        "schema": SCHEMA,
+        "key": material,
+        "program": as_dict,
+        "state": state,
+        "constants": constants,
+        "problems": [p.to_dict() for p in cap.problems],
+        "repeats": dict(cap.repeats),
+    }
 
 
 def _decode(doc: Any, material: dict, inputs: tuple, kwargs: dict, name: str) -> Capture:
@@ -348,21 +407,36 @@ def _decode(doc: Any, material: dict, inputs: tuple, kwargs: dict, name: str) ->
     _check_program(doc.get("program"), state, constants)
     problems = doc.get("problems")
     if not isinstance(problems, list) or not all(
-            isinstance(p, dict) and set(p) == {"stage", "message", "location"}
-            and all(isinstance(v, str) for v in p.values()) for p in problems):
+        isinstance(p, dict)
+        and set(p) == {"stage", "message", "location"}
+        and all(isinstance(v, str) for v in p.values())
+        for p in problems
+    ):
         raise Rejected("malformed problems")
     repeats = doc.get("repeats")
-    if not isinstance(repeats, dict) or not all(isinstance(k, str) and type(v) is int and v > 0
-                                                 for k, v in repeats.items()):
+    if not isinstance(repeats, dict) or not all(
+        isinstance(k, str) and type(v) is int and v > 0 for k, v in repeats.items()
+    ):
         raise Rejected("malformed repeats")
     schema_program = _to_dataclass(serde.ExportedProgram, doc["program"])
     program = serde.ExportedProgramDeserializer().deserialize(
-        schema_program, {k: _tensor_of(v) for k, v in state.items()},
-        {k: _tensor_of(v) for k, v in constants.items()}, None)
+        schema_program,
+        {k: _tensor_of(v) for k, v in state.items()},
+        {k: _tensor_of(v) for k, v in constants.items()},
+        None,
+    )
     records = records_from_graph(program.graph, "main", repeats=repeats or None)
-    return Capture(name, input_leaves(inputs, kwargs), "export", [CapturedGraph("main", program)],
-                   records, [CaptureProblem(**p) for p in problems],
-                   outputs=output_leaves(program), repeats=repeats, cached=True)
+    return Capture(
+        name,
+        input_leaves(inputs, kwargs),
+        "export",
+        [CapturedGraph("main", program)],
+        records,
+        [CaptureProblem(**p) for p in problems],
+        outputs=output_leaves(program),
+        repeats=repeats,
+        cached=True,
+    )
 
 
 def _to_dataclass(cls: Any, data: Any) -> Any:
@@ -377,7 +451,7 @@ def _to_dataclass(cls: Any, data: Any) -> Any:
     if isinstance(cls, type) and issubclass(cls, _SchemaUnion):
         if not isinstance(data, dict) or len(data) != 1:
             raise Rejected("a malformed union")
-        (kind, value), = data.items()
+        ((kind, value),) = data.items()
         hints = _hints(cls)
         if kind not in hints:
             raise Rejected(f"an unknown {cls.__name__} kind")
@@ -424,8 +498,9 @@ def _check_program(program: Any, state: dict, constants: dict) -> None:
     _walk(program, 0)
     for node in graph["nodes"]:
         if not isinstance(node, dict) or not _allowed_target(node.get("target")):
-            raise Rejected(f"node target {str(node.get('target') if isinstance(node, dict) else node)[:80]!r} "
-                           "is not an aten op")
+            raise Rejected(
+                f"node target {str(node.get('target') if isinstance(node, dict) else node)[:80]!r} is not an aten op"
+            )
     for d in list(state) + list(constants):
         if not isinstance(d, str):
             raise Rejected("a malformed weight name")
@@ -461,4 +536,5 @@ def _allowed_target(target: Any) -> bool:
         return False
     packet = getattr(torch.ops.aten, parts[0], None)
     return isinstance(packet, torch._ops.OpOverloadPacket) and isinstance(
-        getattr(packet, parts[1], None), torch._ops.OpOverload)
+        getattr(packet, parts[1], None), torch._ops.OpOverload
+    )

@@ -72,8 +72,14 @@ class Capture:
         return sum(r.repeat for r in self.records)
 
 
-def capture(model: nn.Module, inputs: tuple, name: str = "model", repeated: tuple[str, ...] = (),
-            keep: tuple[torch._ops.OpOverload, ...] = (), kwargs: dict | None = None) -> Capture:
+def capture(
+    model: nn.Module,
+    inputs: tuple,
+    name: str = "model",
+    repeated: tuple[str, ...] = (),
+    keep: tuple[torch._ops.OpOverload, ...] = (),
+    kwargs: dict | None = None,
+) -> Capture:
     """Capture `model(*inputs, **kwargs)`. Works on meta, fake or real tensors; never runs the model for real
     except through the dynamo fallback, which executes the Python between graph breaks.
 
@@ -97,10 +103,20 @@ def capture(model: nn.Module, inputs: tuple, name: str = "model", repeated: tupl
         except Exception as exc:  # a shape mismatch, or anything folding broke: trace every call
             problems.append(CaptureProblem("note", f"not folded: {_one_line(exc)}"))
         else:
-            notes = [CaptureProblem("note", f"{path}: {n} identical calls, traced 2 and counted {n}")
-                     for path, n in sorted(calls.items()) if n > 2]
-            return _finish(name, input_specs, "export", [CapturedGraph("main", program)], notes,
-                           start, {p: n - 1 for p, n in calls.items() if n > 2})
+            notes = [
+                CaptureProblem("note", f"{path}: {n} identical calls, traced 2 and counted {n}")
+                for path, n in sorted(calls.items())
+                if n > 2
+            ]
+            return _finish(
+                name,
+                input_specs,
+                "export",
+                [CapturedGraph("main", program)],
+                notes,
+                start,
+                {p: n - 1 for p, n in calls.items() if n > 2},
+            )
     try:
         program = export_program(model, inputs, keep, kwargs)
     except Exception as exc:  # any export failure: fall back, and say why
@@ -108,31 +124,51 @@ def capture(model: nn.Module, inputs: tuple, name: str = "model", repeated: tupl
         graphs, dynamo_problems = _capture_with_dynamo(model, inputs, keep, kwargs)
         problems += [problem, *dynamo_problems]
         if not graphs:
-            raise CaptureError(f"cannot capture {name}: {problem.message}"
-                               + (f" (at {problem.location})" if problem.location else "")
-                               + f"; it was called as {forward_signature(model)} with "
-                               + (", ".join(f"{leaf.path} {leaf.spec}" for leaf in input_specs) or "no tensors")
-                               ) from exc
+            raise CaptureError(
+                f"cannot capture {name}: {problem.message}"
+                + (f" (at {problem.location})" if problem.location else "")
+                + f"; it was called as {forward_signature(model)} with "
+                + (", ".join(f"{leaf.path} {leaf.spec}" for leaf in input_specs) or "no tensors")
+            ) from exc
         return _finish(name, input_specs, "dynamo", graphs, problems, start)
     return _finish(name, input_specs, "export", [CapturedGraph("main", program)], problems, start)
 
 
-def _finish(name: str, inputs: tuple[Leaf, ...], method: str, graphs: list[CapturedGraph],
-            problems: list[CaptureProblem], start: float, repeats: dict[str, int] | None = None) -> Capture:
+def _finish(
+    name: str,
+    inputs: tuple[Leaf, ...],
+    method: str,
+    graphs: list[CapturedGraph],
+    problems: list[CaptureProblem],
+    start: float,
+    repeats: dict[str, int] | None = None,
+) -> Capture:
     records: list[OpRecord] = []
     for g in graphs:
         records += records_from_graph(g.program.graph, g.label, start=len(records), repeats=repeats)
     outputs = output_leaves(graphs[0].program) if method == "export" else ()
-    return Capture(name, inputs, method, graphs, records, problems, seconds=time.perf_counter() - start,
-                   outputs=outputs, repeats=dict(repeats or {}))
+    return Capture(
+        name,
+        inputs,
+        method,
+        graphs,
+        records,
+        problems,
+        seconds=time.perf_counter() - start,
+        outputs=outputs,
+        repeats=dict(repeats or {}),
+    )
 
 
 def output_leaves(program: torch.export.ExportedProgram) -> tuple[Leaf, ...]:
     """The model's output tensors, by path, from the program's output specs and node metadata."""
     output = next(n for n in program.graph.nodes if n.op == "output")
     kinds = [s.kind for s in program.graph_signature.output_specs]
-    values = [a.meta.get("val") if isinstance(a, fx.Node) else a
-              for a, k in zip(output.args[0], kinds) if k == OutputKind.USER_OUTPUT]
+    values = [
+        a.meta.get("val") if isinstance(a, fx.Node) else a
+        for a, k in zip(output.args[0], kinds)
+        if k == OutputKind.USER_OUTPUT
+    ]
     return tensor_leaves(torch.utils._pytree.tree_unflatten(values, program.call_spec.out_spec), "out")
 
 
@@ -189,8 +225,7 @@ def _folded_forward(path: str, forward, total: int):
             state["sig"], state["out"] = signature, forward(*args, **kwargs)
             return state["out"]
         if signature != state["sig"]:
-            raise FoldMismatch(f"{path} call {state['calls']} has inputs {signature}, "
-                               f"call 1 had {state['sig']}")
+            raise FoldMismatch(f"{path} call {state['calls']} has inputs {signature}, call 1 had {state['sig']}")
         return forward(*args, **kwargs) if state["calls"] == total else state["out"]
 
     return call
@@ -206,8 +241,9 @@ def _signature(value) -> object:
     return value
 
 
-def export_program(model: nn.Module, inputs: tuple, keep: tuple[torch._ops.OpOverload, ...] = (),
-                   kwargs: dict | None = None) -> torch.export.ExportedProgram:
+def export_program(
+    model: nn.Module, inputs: tuple, keep: tuple[torch._ops.OpOverload, ...] = (), kwargs: dict | None = None
+) -> torch.export.ExportedProgram:
     # The lazy graph module avoids recompiling the GraphModule once per grad-mode region, which
     # makes export quadratic in graph size (measured: 437 s -> 36 s on full-size PI0).
     with _use_lazy_graph_module(True), _quiet_export():
@@ -224,8 +260,9 @@ def export_program(model: nn.Module, inputs: tuple, keep: tuple[torch._ops.OpOve
         return program.run_decompositions(decomposition_table(keep))
 
 
-def _capture_with_dynamo(model: nn.Module, inputs: tuple, keep: tuple,
-                         kwargs: dict | None = None) -> tuple[list[CapturedGraph], list[CaptureProblem]]:
+def _capture_with_dynamo(
+    model: nn.Module, inputs: tuple, keep: tuple, kwargs: dict | None = None
+) -> tuple[list[CapturedGraph], list[CaptureProblem]]:
     from torch._dynamo.backends.debugging import ExplainWithBackend
 
     torch._dynamo.reset()
@@ -261,8 +298,9 @@ def _name_root(graph: fx.Graph, model: nn.Module) -> None:
     for node in graph.nodes:
         stack = node.meta.get("nn_module_stack")
         if stack:
-            node.meta["nn_module_stack"] = {key: ((path, cls) if path == "" else (path, c))
-                                            for key, (path, c) in stack.items()}
+            node.meta["nn_module_stack"] = {
+                key: ((path, cls) if path == "" else (path, c)) for key, (path, c) in stack.items()
+            }
 
 
 def _placeholder_value(node: fx.Node):
@@ -284,8 +322,11 @@ def _one_line(exc: BaseException | str) -> str:
 
 def _user_location(exc: BaseException) -> str:
     """The innermost traceback frame outside torch: where in the user's model it failed."""
-    frames = [f for f in traceback.extract_tb(exc.__traceback__)
-              if "/torch/" not in f.filename and "/fxport/" not in f.filename]
+    frames = [
+        f
+        for f in traceback.extract_tb(exc.__traceback__)
+        if "/torch/" not in f.filename and "/fxport/" not in f.filename
+    ]
     if not frames:
         return ""
     f = frames[-1]

@@ -31,8 +31,7 @@ def unique_ops(records: list[OpRecord]) -> list[UniqueOp]:
     for r in records:
         groups[(r.target, r.inputs, r.args)].append(r)
     rows = [
-        UniqueOp(target, inputs, args, rs[0].outputs, sum(r.repeat for r in rs),
-                 tuple(sorted({r.module for r in rs})))
+        UniqueOp(target, inputs, args, rs[0].outputs, sum(r.repeat for r in rs), tuple(sorted({r.module for r in rs})))
         for (target, inputs, args), rs in groups.items()
     ]
     return sorted(rows, key=lambda u: (u.target, -u.count, str(u.inputs), u.args))

@@ -16,7 +16,6 @@ from __future__ import annotations
 import difflib
 import importlib
 import inspect
-import math
 import os
 import sys
 from dataclasses import dataclass, field
@@ -78,8 +77,9 @@ class InputOptions:
         return cls(shape=tuple(value) if value else None)
 
     def __post_init__(self):
-        given = [name for name, v in (("--input-shape", self.shape), ("--input", self.specs),
-                                      ("--inputs", self.source)) if v]
+        given = [
+            name for name, v in (("--input-shape", self.shape), ("--input", self.specs), ("--inputs", self.source)) if v
+        ]
         if len(given) > 1:
             raise FxportError(f"give one of {' or '.join(given)}, not both: each says what the inputs are")
 
@@ -118,8 +118,10 @@ def check_inputs(module: nn.Module, args: tuple, kwargs: dict, name: str) -> Non
         if isinstance(exc, ValueError) and "signature" in str(exc):
             return  # a forward inspect cannot read: let the call itself decide
         given = ", ".join([*(f"args[{i}]" for i in range(len(args))), *(f"{k}=" for k in kwargs)])
-        raise FxportError(f"{name}: wrong inputs ({given or 'none'}) for {forward_signature(module)}: "
-                          f"{exc}; give them with --input (repeatable) or --inputs module:callable") from None
+        raise FxportError(
+            f"{name}: wrong inputs ({given or 'none'}) for {forward_signature(module)}: "
+            f"{exc}; give them with --input (repeatable) or --inputs module:callable"
+        ) from None
 
 
 def _load_zoo_model(name: str, options: InputOptions, device: str) -> LoadedModel:
@@ -149,8 +151,9 @@ def _load_zoo_model(name: str, options: InputOptions, device: str) -> LoadedMode
 def _load_user_model(spec: str, options: InputOptions, device: str) -> LoadedModel:
     factory = _resolve(spec, "model")
     if not callable(factory):
-        raise FxportError(f"{spec} is not a model: it is {type(factory).__name__}, "
-                          "not a class or factory returning an nn.Module")
+        raise FxportError(
+            f"{spec} is not a model: it is {type(factory).__name__}, not a class or factory returning an nn.Module"
+        )
     if isinstance(factory, nn.Module):
         if options.model_args:
             raise FxportError(f"{spec} is a module instance: --model-arg needs a class or factory")
@@ -158,8 +161,7 @@ def _load_user_model(spec: str, options: InputOptions, device: str) -> LoadedMod
     else:
         model = _build_user(factory, spec, device, options.model_args)
     if not isinstance(model, nn.Module):
-        raise FxportError(f"{spec} is not a model: it returned {type(model).__name__}, "
-                          "not an nn.Module")
+        raise FxportError(f"{spec} is not a model: it returned {type(model).__name__}, not an nn.Module")
     args, kwargs = _example_inputs(options, model, device)
     return LoadedModel(spec, model.eval(), args, device, (), kwargs)
 
@@ -187,7 +189,7 @@ def _example_inputs(options: InputOptions, model: nn.Module, device: str) -> tup
     if options.source:
         args, kwargs = load_inputs(options.source)
         # Float inputs follow the model's dtype; everything moves to where the weights are.
-        cast = lambda t: t.to(device=device, dtype=dtype if t.is_floating_point() else t.dtype)  # noqa: E731
+        cast = lambda t: t.to(device=device, dtype=dtype if t.is_floating_point() else t.dtype)
         return map_tensors(cast, args), map_tensors(cast, kwargs)
     if options.specs:
         return tuple(s.make(dtype, device) for s in options.specs), {}
@@ -221,31 +223,45 @@ def load_inputs(spec: str) -> tuple[tuple, dict]:
     except Exception as exc:
         raise FxportError(f"--inputs {spec} failed: {type(exc).__name__}: {exc}") from None
     if _nested_deeper(value, MAX_INPUT_DEPTH):
-        raise FxportError(f"--inputs {spec} returned containers nested more than {MAX_INPUT_DEPTH} deep; "
-                          "a model's inputs are a few levels of tuples, lists and dicts")
+        raise FxportError(
+            f"--inputs {spec} returned containers nested more than {MAX_INPUT_DEPTH} deep; "
+            "a model's inputs are a few levels of tuples, lists and dicts"
+        )
     if isinstance(value, torch.Tensor):
         return (value,), {}
     if isinstance(value, dict):
         return (), dict(value)
-    if (isinstance(value, tuple) and len(value) == 2 and isinstance(value[0], (tuple, list))
-            and isinstance(value[1], dict)):
+    if (
+        isinstance(value, tuple)
+        and len(value) == 2
+        and isinstance(value[0], (tuple, list))
+        and isinstance(value[1], dict)
+    ):
         return tuple(value[0]), dict(value[1])
     if isinstance(value, (tuple, list)):
         return tuple(value), {}
-    raise FxportError(f"--inputs {spec} returned {type(value).__name__}: expected a tuple of args, "
-                      "a dict of kwargs, or (args, kwargs)")
+    raise FxportError(
+        f"--inputs {spec} returned {type(value).__name__}: expected a tuple of args, "
+        "a dict of kwargs, or (args, kwargs)"
+    )
 
 
 def _build_user(factory: Callable, spec: str, device: str, kwargs: dict[str, Any]) -> nn.Module:
     try:
-        required = [p for p in inspect.signature(factory).parameters.values()
-                    if p.default is p.empty and p.name not in kwargs
-                    and p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+        required = [
+            p
+            for p in inspect.signature(factory).parameters.values()
+            if p.default is p.empty
+            and p.name not in kwargs
+            and p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
+        ]
     except (TypeError, ValueError):
         required = []
     if required:
-        raise FxportError(f"{spec} needs arguments ({', '.join(p.name for p in required)}); "
-                          "give them with --model-arg key=value, or name a factory that takes none")
+        raise FxportError(
+            f"{spec} needs arguments ({', '.join(p.name for p in required)}); "
+            "give them with --model-arg key=value, or name a factory that takes none"
+        )
     return _build(lambda: factory(**kwargs), device, spec)
 
 

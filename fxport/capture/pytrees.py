@@ -38,8 +38,9 @@ def named_leaves(tree: Any, root: str) -> list[tuple[str, Any]]:
 
 
 def tensor_leaves(tree: Any, root: str) -> tuple[Leaf, ...]:
-    return tuple(Leaf(path, TensorSpec.of(leaf)) for path, leaf in named_leaves(tree, root)
-                 if isinstance(leaf, torch.Tensor))
+    return tuple(
+        Leaf(path, TensorSpec.of(leaf)) for path, leaf in named_leaves(tree, root) if isinstance(leaf, torch.Tensor)
+    )
 
 
 def input_leaves(args: tuple, kwargs: dict | None = None) -> tuple[Leaf, ...]:
@@ -74,8 +75,7 @@ def register_dataclasses(tree: Any) -> None:
         kind = type(value)
         if dataclasses.is_dataclass(value) and not isinstance(value, type):
             if kind not in pytree.SUPPORTED_NODES:
-                torch.export.register_dataclass(
-                    kind, serialized_type_name=f"{kind.__module__}.{kind.__qualname__}")
+                torch.export.register_dataclass(kind, serialized_type_name=f"{kind.__module__}.{kind.__qualname__}")
             children = [getattr(value, f.name) for f in dataclasses.fields(value)]
         elif isinstance(value, dict):
             children = list(value.values())

@@ -83,17 +83,34 @@ class OpRecord:
         return cls(**{**d, "inputs": _specs(d["inputs"]), "outputs": _specs(d["outputs"])})
 
 
-_RECORD_FIELDS = {"index": int, "node": str, "graph": str, "target": str, "op": str, "overload": str,
-                  "inputs": list, "outputs": list, "args": str, "module": str, "module_type": str,
-                  "source": str, "repeat": int, "call": (dict, type(None)), "module_inferred": bool}
+_RECORD_FIELDS = {
+    "index": int,
+    "node": str,
+    "graph": str,
+    "target": str,
+    "op": str,
+    "overload": str,
+    "inputs": list,
+    "outputs": list,
+    "args": str,
+    "module": str,
+    "module_type": str,
+    "source": str,
+    "repeat": int,
+    "call": (dict, type(None)),
+    "module_inferred": bool,
+}
 
 
 def _specs(xs: list) -> tuple[TensorSpec, ...]:
     out = []
     for x in xs:
         shape = x.get("shape") if isinstance(x, dict) else None
-        if (not isinstance(shape, list) or not all(type(n) is int and 0 <= n < 2**63 for n in shape)
-                or not isinstance(x.get("dtype"), str)):
+        if (
+            not isinstance(shape, list)
+            or not all(type(n) is int and 0 <= n < 2**63 for n in shape)
+            or not isinstance(x.get("dtype"), str)
+        ):
             raise ValueError(f"a tensor spec {str(x)[:60]} is not {{shape: [ints], dtype: str}}")
         out.append(TensorSpec(tuple(shape), x["dtype"]))
     return tuple(out)
@@ -126,8 +143,9 @@ def split_target(name: str) -> tuple[str, str]:
     return name, ""
 
 
-def records_from_graph(graph: fx.Graph, graph_label: str = "main", start: int = 0,
-                       repeats: dict[str, int] | None = None) -> list[OpRecord]:
+def records_from_graph(
+    graph: fx.Graph, graph_label: str = "main", start: int = 0, repeats: dict[str, int] | None = None
+) -> list[OpRecord]:
     """One record per op node. `repeats` maps module paths traced once but run n times to n."""
     records = []
     attribute_modules(graph)
@@ -265,8 +283,9 @@ def module_inferred(node: fx.Node) -> bool:
 
 
 def _own_stack(node: fx.Node) -> tuple[tuple[str, str], ...]:
-    return tuple((_normalise_path(path), _class_name(cls))
-                 for path, cls in (node.meta.get("nn_module_stack") or {}).values())
+    return tuple(
+        (_normalise_path(path), _class_name(cls)) for path, cls in (node.meta.get("nn_module_stack") or {}).values()
+    )
 
 
 def _stack(node: fx.Node) -> tuple[tuple[str, str], ...]:
@@ -294,8 +313,7 @@ def attribute_modules(graph: fx.Graph) -> int:
     for node in graph.nodes:
         if not is_op_node(node) or node.meta.get("nn_module_stack"):
             continue
-        stacks = [s for s in (*(_stack(u) for u in node.all_input_nodes),
-                              *(_own_stack(u) for u in node.users)) if s]
+        stacks = [s for s in (*(_stack(u) for u in node.all_input_nodes), *(_own_stack(u) for u in node.users)) if s]
         shared = stacks[0] if stacks else ()
         for s in stacks[1:]:
             k = 0

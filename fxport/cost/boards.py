@@ -21,12 +21,15 @@ class Board:
         return self.grid[0] * self.grid[1]
 
 
-BOARDS: dict[str, Board] = {b.name: b for b in (
-    # n150: Wormhole, 8x8 compute grid on the mock, 12 DRAM banks; 1 GHz; PCIe 4.0 x16.
-    Board("n150", "wormhole_b0", (8, 8), 1.0, 258.0, pcie_gb_s=12.0, pcie_latency_us=20.0),
-    # p150: Blackhole, 13x10 compute grid on the mock, 8 DRAM banks; up to 1.35 GHz; PCIe 5.0 x16.
-    Board("p150", "blackhole", (13, 10), 1.35, 512.0, pcie_gb_s=24.0, pcie_latency_us=20.0),
-)}
+BOARDS: dict[str, Board] = {
+    b.name: b
+    for b in (
+        # n150: Wormhole, 8x8 compute grid on the mock, 12 DRAM banks; 1 GHz; PCIe 4.0 x16.
+        Board("n150", "wormhole_b0", (8, 8), 1.0, 258.0, pcie_gb_s=12.0, pcie_latency_us=20.0),
+        # p150: Blackhole, 13x10 compute grid on the mock, 8 DRAM banks; up to 1.35 GHz; PCIe 5.0 x16.
+        Board("p150", "blackhole", (13, 10), 1.35, 512.0, pcie_gb_s=24.0, pcie_latency_us=20.0),
+    )
+}
 
 
 def board_for(arch: str) -> Board:

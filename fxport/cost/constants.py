@@ -20,12 +20,23 @@ class Constant:
 
 # Op kinds (fxport.cost.nodes.op_kind) -> share of the ideal compute rate a real kernel reaches.
 UTILISATION: dict[str, Constant] = {
-    "matmul": Constant(0.45, "of ideal", "fit: ResNet-50 / ViT-base calibration (bench/cost.py); below tt-metal's GEMM_FLOPS "
-                                         "report (58-62% on large bf16 HiFi2 GEMMs), as model matmuls are small"),
-    "conv": Constant(0.30, "of ideal", "fit: ResNet-50 n150/p150 batch 16 calibration (halo, im2col and "
-                                       "sharding overheads of ttnn.conv2d)"),
-    "sdpa": Constant(0.30, "of ideal", "assumed: as conv (softmax and masking in the flash-attention "
-                                       "loop); ViT-base's SDPA is under 1% of its estimate, so it fits nothing"),
+    "matmul": Constant(
+        0.45,
+        "of ideal",
+        "fit: ResNet-50 / ViT-base calibration (bench/cost.py); below tt-metal's GEMM_FLOPS "
+        "report (58-62% on large bf16 HiFi2 GEMMs), as model matmuls are small",
+    ),
+    "conv": Constant(
+        0.30,
+        "of ideal",
+        "fit: ResNet-50 n150/p150 batch 16 calibration (halo, im2col and sharding overheads of ttnn.conv2d)",
+    ),
+    "sdpa": Constant(
+        0.30,
+        "of ideal",
+        "assumed: as conv (softmax and masking in the flash-attention "
+        "loop); ViT-base's SDPA is under 1% of its estimate, so it fits nothing",
+    ),
 }
 
 # Share of the DRAM bandwidth a kernel reaches when it streams tensors (TT-NN's ideal: 100%).
@@ -52,22 +63,34 @@ TILE_CYCLES: dict[str, Constant] = {
 }
 
 # Fixed costs.
-DISPATCH_NS = Constant(4000, "ns per device op", "fit: ResNet-50/ViT-base calibration; the order of "
-                                                  "tt-metal's per-op device overhead (program launch, "
-                                                  "core sync) with Metal Trace")
-HOST_DISPATCH_NS = Constant(15000, "ns per ttnn call", "assumed: TT-NN's host-side dispatch of one op "
-                                                       "without Metal Trace; verdict runs only (runs with "
-                                                       "values measure it)")
-L1_EFFICIENCY = Constant(0.5, "of the L1 port", "assumed: L1-resident tensors read/written at half the "
-                                                "per-core L1 port width")
+DISPATCH_NS = Constant(
+    4000,
+    "ns per device op",
+    "fit: ResNet-50/ViT-base calibration; the order of "
+    "tt-metal's per-op device overhead (program launch, "
+    "core sync) with Metal Trace",
+)
+HOST_DISPATCH_NS = Constant(
+    15000,
+    "ns per ttnn call",
+    "assumed: TT-NN's host-side dispatch of one op "
+    "without Metal Trace; verdict runs only (runs with "
+    "values measure it)",
+)
+L1_EFFICIENCY = Constant(
+    0.5, "of the L1 port", "assumed: L1-resident tensors read/written at half the per-core L1 port width"
+)
 
 
 def table() -> list[dict]:
     """Every constant as a row (kind, name, value, unit, provenance) for run.json and docs."""
-    rows = [{"table": t, "kind": k, "value": c.value, "unit": c.unit, "provenance": c.provenance}
-            for t, d in (("utilisation", UTILISATION), ("dram_efficiency", DRAM_EFFICIENCY),
-                         ("tile_cycles", TILE_CYCLES)) for k, c in d.items()]
-    rows += [{"table": "fixed", "kind": name, "value": c.value, "unit": c.unit, "provenance": c.provenance}
-             for name, c in (("dispatch", DISPATCH_NS), ("host_dispatch", HOST_DISPATCH_NS),
-                             ("l1", L1_EFFICIENCY))]
+    rows = [
+        {"table": t, "kind": k, "value": c.value, "unit": c.unit, "provenance": c.provenance}
+        for t, d in (("utilisation", UTILISATION), ("dram_efficiency", DRAM_EFFICIENCY), ("tile_cycles", TILE_CYCLES))
+        for k, c in d.items()
+    ]
+    rows += [
+        {"table": "fixed", "kind": name, "value": c.value, "unit": c.unit, "provenance": c.provenance}
+        for name, c in (("dispatch", DISPATCH_NS), ("host_dispatch", HOST_DISPATCH_NS), ("l1", L1_EFFICIENCY))
+    ]
     return rows

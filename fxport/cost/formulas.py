@@ -35,8 +35,9 @@ def sdpa_flops(dh: int, dv: int, sq: int, sk: int, heads: int, batch: int, causa
     return flops / 2 if causal else flops
 
 
-def sdpa_ideal_cycles(b: int, nh: int, sq: int, sk: int, dh: int, dv: int, causal: bool,
-                      cores: int, fidelity: str) -> int:
+def sdpa_ideal_cycles(
+    b: int, nh: int, sq: int, sk: int, dh: int, dv: int, causal: bool, cores: int, fidelity: str
+) -> int:
     """TT-NN's `compute_sdpa_ideal_cycles` (tests compare this with the wheel's own)."""
     return compute_cycles(sdpa_flops(dh, dv, sq, sk, nh, b, causal), cores, fidelity)
 

@@ -43,8 +43,11 @@ def _node_bytes(n: fx.Node) -> int:
 
 def modelled_host_seconds(graph: fx.Graph, names: set[str]) -> dict[str, float]:
     """A verdict run's host nodes: the bytes each touches at HOST_GB_S plus HOST_OP_NS."""
-    return {n.name: HOST_OP_NS / 1e9 + _node_bytes(n) / (HOST_GB_S * 1e9)
-            for n in graph.nodes if n.name in names and n.op == "call_function"}
+    return {
+        n.name: HOST_OP_NS / 1e9 + _node_bytes(n) / (HOST_GB_S * 1e9)
+        for n in graph.nodes
+        if n.name in names and n.op == "call_function"
+    }
 
 
 def time_host_nodes(graph: fx.Graph, names: set[str]) -> tuple[dict[str, float], int]:

@@ -8,7 +8,6 @@ reported beside it: above the device time the model is host-bound without Metal 
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable
 
@@ -101,14 +100,17 @@ class Estimate:
         names = set(nodes)
         host = sum(self.nodes[n].est_ns * self.nodes[n].repeat for n in names if n in self.nodes) / 1e6
         moves = sum(t.ns(self.board) for t in self.transfers if t.charged_to in names) / 1e6
-        lowered = sum((self.nodes[n].lowered_ns or 0.0) * self.nodes[n].repeat
-                      for n in names if n in self.nodes) / 1e6
+        lowered = sum((self.nodes[n].lowered_ns or 0.0) * self.nodes[n].repeat for n in names if n in self.nodes) / 1e6
         cost = host + moves
         latency = self.latency_ms
         after = latency - cost + lowered
-        return {"cost_ms": round(cost, 4), "host_ms": round(host, 4), "transfer_ms": round(moves, 4),
-                "lowered_ms": round(lowered, 4),
-                "speedup_if_lowered": round(latency / after, 3) if after > 0 else None}
+        return {
+            "cost_ms": round(cost, 4),
+            "host_ms": round(host, 4),
+            "transfer_ms": round(moves, 4),
+            "lowered_ms": round(lowered, 4),
+            "speedup_if_lowered": round(latency / after, 3) if after > 0 else None,
+        }
 
     def island_costs(self) -> list[dict]:
         rows = []
@@ -121,12 +123,15 @@ class Estimate:
         b = self.board
         device, dispatch = self.device_ms, self.dispatch_ms
         return {
-            "arch": b.name, "batch": self.batch,
+            "arch": b.name,
+            "batch": self.batch,
             "latency_ms": round(self.latency_ms, 4),
             "throughput_per_s": round(self.batch * 1e3 / self.latency_ms, 2) if self.latency_ms else None,
             "device_throughput_per_s": round(self.batch * 1e3 / device, 2) if device else None,
-            "device_ms": round(device, 4), "host_ms": round(self.host_ms, 4),
-            "transfer_ms": round(self.transfer_ms, 4), "dispatch_ms": round(dispatch, 4),
+            "device_ms": round(device, 4),
+            "host_ms": round(self.host_ms, 4),
+            "transfer_ms": round(self.transfer_ms, 4),
+            "dispatch_ms": round(dispatch, 4),
             "device_split_ms": {k: round(v, 4) for k, v in self.device_bounds.items()},
             "bound": self.bound,
             "host_bound": dispatch > device,
@@ -135,13 +140,20 @@ class Estimate:
             "transfers": len(self.transfers),
             "host_islands": self.island_costs(),
             "assumptions": {
-                "board": {"grid": list(b.grid), "cores": b.cores, "clock_ghz": b.clock_ghz,
-                          "dram_gib_s": b.dram_gib_s, "pcie_gb_s": b.pcie_gb_s,
-                          "pcie_latency_us": b.pcie_latency_us},
+                "board": {
+                    "grid": list(b.grid),
+                    "cores": b.cores,
+                    "clock_ghz": b.clock_ghz,
+                    "dram_gib_s": b.dram_gib_s,
+                    "pcie_gb_s": b.pcie_gb_s,
+                    "pcie_latency_us": b.pcie_latency_us,
+                },
                 "math_fidelity": self.options.fidelity or "ttnn default (HiFi2; LoFi for block-float operands)",
-                "activations": self.options.activations, "weights": self.options.weights,
+                "activations": self.options.activations,
+                "weights": self.options.weights,
                 "latency": "with Metal Trace: device + host + transfers (host dispatch overlapped)",
-                "host_timing": self.host_timing, "dispatch_timing": self.dispatch_timing,
+                "host_timing": self.host_timing,
+                "dispatch_timing": self.dispatch_timing,
                 "constants": C.table(),
             },
         }
@@ -159,24 +171,55 @@ def _causal(node: fx.Node) -> bool:
     return bool(node.kwargs.get("is_causal", node.args[5] if len(node.args) > 5 else False))
 
 
-def device_cost(record: OpRecord, family: str, board: Board, options: Options, in_dram: list[bool],
-                out_dram: bool, weight_const: bool, causal: bool = False, device_ops: int = 1) -> NodeCost:
+def device_cost(
+    record: OpRecord,
+    family: str,
+    board: Board,
+    options: Options,
+    in_dram: list[bool],
+    out_dram: bool,
+    weight_const: bool,
+    causal: bool = False,
+    device_ops: int = 1,
+) -> NodeCost:
     """One node's device cost from its record, as its lowering stores its tensors."""
     rule = REGISTRY.rule_named(record.target)
     if rule is not None and rule.device_layout is not None:
         inputs, outputs = rule.device_layout(record)
     else:
         inputs, outputs = record.inputs, record.outputs
-    spec = lambda s: s if isinstance(s, TensorSpec) else TensorSpec(tuple(s[0]), s[1])  # noqa: E731
-    return price(record.target, family, [spec(s) for s in inputs], [spec(s) for s in outputs], board,
-                 options, in_dram, out_dram, 1 if weight_const else None, causal, device_ops,
-                 (list(record.inputs), list(record.outputs)))
+    spec = lambda s: s if isinstance(s, TensorSpec) else TensorSpec(tuple(s[0]), s[1])
+    return price(
+        record.target,
+        family,
+        [spec(s) for s in inputs],
+        [spec(s) for s in outputs],
+        board,
+        options,
+        in_dram,
+        out_dram,
+        1 if weight_const else None,
+        causal,
+        device_ops,
+        (list(record.inputs), list(record.outputs)),
+    )
 
 
-def estimate_run(graph: fx.Graph, plan: Plan, records: list[OpRecord], nodes: list, board: Board,
-                 options: Options, batch: int, constants: frozenset[str], memory: str,
-                 host_seconds: dict[str, float], host_timing: str, dispatch_timing: str,
-                 measured_dispatch: bool = True) -> Estimate:
+def estimate_run(
+    graph: fx.Graph,
+    plan: Plan,
+    records: list[OpRecord],
+    nodes: list,
+    board: Board,
+    options: Options,
+    batch: int,
+    constants: frozenset[str],
+    memory: str,
+    host_seconds: dict[str, float],
+    host_timing: str,
+    dispatch_timing: str,
+    measured_dispatch: bool = True,
+) -> Estimate:
     """Price a run. `nodes`: its NodeResults (status, placement, calls, seconds); `host_seconds`:
     each host-run node's measured time per call; `constants`: placeholder names of the weights
     (moved once, not per inference); `memory`: the run's activation memory ("dram", "l1", "auto");
@@ -234,8 +277,11 @@ def estimate_run(graph: fx.Graph, plan: Plan, records: list[OpRecord], nodes: li
     transfers = _transfers(graph, where, recs)
     islands = _islands(graph, where)
     device_nodes = [r for r in nodes if r.status == "device" and r.node in recs]
-    dispatch = (_warm_dispatch_ms(device_nodes, recs) if measured_dispatch else
-                sum(_ops(r) * recs[r.node].repeat for r in device_nodes) * C.HOST_DISPATCH_NS.value / 1e6)
+    dispatch = (
+        _warm_dispatch_ms(device_nodes, recs)
+        if measured_dispatch
+        else sum(_ops(r) * recs[r.node].repeat for r in device_nodes) * C.HOST_DISPATCH_NS.value / 1e6
+    )
     return Estimate(board, batch, options, times, transfers, dispatch, host_timing, dispatch_timing, islands)
 
 
@@ -293,5 +339,4 @@ def _islands(graph: fx.Graph, where: Callable[[fx.Node], str]) -> list[list[str]
                 src = _source(u)
                 if src and where(u) == "host":
                     g.add_edge(src, n.name)
-    return sorted((sorted(c, key=order.__getitem__) for c in nx.connected_components(g)),
-                  key=lambda c: order[c[0]])
+    return sorted((sorted(c, key=order.__getitem__) for c in nx.connected_components(g)), key=lambda c: order[c[0]])

@@ -23,22 +23,52 @@ from fxport.memory.tiles import TILE_ELEMENTS, TORCH_TO_DEVICE, padded_bytes
 # Ops by kind (names without overload); anything else is priced by its mapping family (FAMILY_KIND).
 KINDS: dict[str, tuple[str, ...]] = {
     "conv": ("aten.convolution", "aten._convolution", "aten.conv1d", "aten.conv2d", "fxport.conv2d"),
-    "matmul": ("aten.mm", "aten.bmm", "aten.matmul", "aten.linear", "aten.addmm", "aten.baddbmm",
-               "aten.mv", "aten.dot", "fxport.linear"),
-    "sdpa": ("aten.scaled_dot_product_attention", "aten._scaled_dot_product_flash_attention",
-             "aten._scaled_dot_product_efficient_attention"),
+    "matmul": (
+        "aten.mm",
+        "aten.bmm",
+        "aten.matmul",
+        "aten.linear",
+        "aten.addmm",
+        "aten.baddbmm",
+        "aten.mv",
+        "aten.dot",
+        "fxport.linear",
+    ),
+    "sdpa": (
+        "aten.scaled_dot_product_attention",
+        "aten._scaled_dot_product_flash_attention",
+        "aten._scaled_dot_product_efficient_attention",
+    ),
     "layout": ("fxport.to_nhwc", "fxport.to_nchw", "aten._to_copy", "aten.clone", "aten.contiguous"),
     "pool": ("fxport.max_pool2d", "fxport.avg_pool2d", "fxport.adaptive_avg_pool2d", "fxport.upsample_nearest2d"),
 }
 _KIND_OF = {op: kind for kind, ops in KINDS.items() for op in ops}
-FAMILY_KIND = {"eltwise": "eltwise", "activation": "eltwise", "reduction": "reduction",
-               "normalization": "normalization", "data_movement": "data_movement", "creation": "data_movement",
-               "embedding": "data_movement", "conv_pool": "pool", "matmul": "eltwise", "attention": "eltwise"}
+FAMILY_KIND = {
+    "eltwise": "eltwise",
+    "activation": "eltwise",
+    "reduction": "reduction",
+    "normalization": "normalization",
+    "data_movement": "data_movement",
+    "creation": "data_movement",
+    "embedding": "data_movement",
+    "conv_pool": "pool",
+    "matmul": "eltwise",
+    "attention": "eltwise",
+}
 # Kinds whose operand 1 is a weight when it is a constant (stored in the weights' dtype, in DRAM).
 WEIGHT_KINDS = ("conv", "matmul")
 # Ops that only re-describe a tensor on the device (TT-NN returns a view): no kernel runs.
-VIEWS = ("aten.view", "aten._unsafe_view", "aten.reshape", "aten.squeeze", "aten.unsqueeze",
-         "aten.expand", "aten.alias", "aten.flatten", "aten.unflatten")
+VIEWS = (
+    "aten.view",
+    "aten._unsafe_view",
+    "aten.reshape",
+    "aten.squeeze",
+    "aten.unsqueeze",
+    "aten.expand",
+    "aten.alias",
+    "aten.flatten",
+    "aten.unflatten",
+)
 
 
 def op_kind(target: str, family: str) -> str:
@@ -116,8 +146,16 @@ def _flops(target: str, kind: str, inputs: list[TensorSpec], outputs: list[Tenso
     return 0.0
 
 
-def node_cost(kind: str, inputs: list[Tensor], outputs: list[Tensor], flops: float, out_tiles: int,
-              board: Board, fidelity: str, device_ops: int = 1) -> NodeCost:
+def node_cost(
+    kind: str,
+    inputs: list[Tensor],
+    outputs: list[Tensor],
+    flops: float,
+    out_tiles: int,
+    board: Board,
+    fidelity: str,
+    device_ops: int = 1,
+) -> NodeCost:
     """Price one node from its tensors as held. `out_tiles`: tiles of output (ops priced per tile);
     `device_ops`: the device operations its lowering issues (each pays the dispatch overhead)."""
     if kind == "view":
@@ -139,10 +177,20 @@ def node_cost(kind: str, inputs: list[Tensor], outputs: list[Tensor], flops: flo
     return NodeCost(kind, work + dispatch, bound, compute, dram + l1, dispatch, ideal, flops)
 
 
-def price(target: str, family: str, inputs: list[TensorSpec], outputs: list[TensorSpec], board: Board,
-          options: Options, in_dram: list[bool], out_dram: bool, weight_index: int | None = None,
-          causal: bool = False, device_ops: int = 1,
-          logical: tuple[list[TensorSpec], list[TensorSpec]] | None = None) -> NodeCost:
+def price(
+    target: str,
+    family: str,
+    inputs: list[TensorSpec],
+    outputs: list[TensorSpec],
+    board: Board,
+    options: Options,
+    in_dram: list[bool],
+    out_dram: bool,
+    weight_index: int | None = None,
+    causal: bool = False,
+    device_ops: int = 1,
+    logical: tuple[list[TensorSpec], list[TensorSpec]] | None = None,
+) -> NodeCost:
     """A node's cost from its specs as the device holds them. `in_dram` per input; `weight_index`:
     the input that is a constant weight (stored in the weights' dtype, always in DRAM);
     `logical`: the op's own (inputs, outputs) when the held ones are re-laid (a conv's flattened
@@ -151,13 +199,19 @@ def price(target: str, family: str, inputs: list[TensorSpec], outputs: list[Tens
     if kind not in WEIGHT_KINDS:  # another op's constant operand (an add's bias) keeps the activations' dtype
         weight_index = None
     acts = options.activations
-    held_in = [device_tensor(s, options.weights if i == weight_index else acts,
-                             True if i == weight_index else (in_dram[i] if i < len(in_dram) else True))
-               for i, s in enumerate(inputs)]
+    held_in = [
+        device_tensor(
+            s,
+            options.weights if i == weight_index else acts,
+            True if i == weight_index else (in_dram[i] if i < len(in_dram) else True),
+        )
+        for i, s in enumerate(inputs)
+    ]
     held_out = [device_tensor(s, acts, out_dram) for s in outputs]
     tiles = sum(math.ceil(_elements(s) / TILE_ELEMENTS) for s in outputs) or 1
     fidelity = options.fidelity_for(kind, weight_index is not None and options.weights == "bfloat8_b")
     assert fidelity in FIDELITY
     flop_in, flop_out = logical or (inputs, outputs)
-    return node_cost(kind, held_in, held_out, _flops(target, kind, flop_in, flop_out, causal), tiles, board,
-                     fidelity, device_ops)
+    return node_cost(
+        kind, held_in, held_out, _flops(target, kind, flop_in, flop_out, causal), tiles, board, fidelity, device_ops
+    )

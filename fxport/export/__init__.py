@@ -47,29 +47,41 @@ class Exported:
     class_name: str = ""  # the model's class in the program
 
 
-def export(model: Any, *args: Any, out: str | Path, name: str | None = None, weights: bool = True,
-           kwargs: dict | None = None, inputs: InputOptions | None = None, device: DeviceHandle | None = None,
-           memory: str = "dram", pcc_threshold: float = PCC_THRESHOLD, seed: int = 0,
-           weight_dtype: str = "bfloat16") -> Exported:
+def export(
+    model: Any,
+    *args: Any,
+    out: str | Path,
+    name: str | None = None,
+    weights: bool = True,
+    kwargs: dict | None = None,
+    inputs: InputOptions | None = None,
+    device: DeviceHandle | None = None,
+    memory: str = "dram",
+    pcc_threshold: float = PCC_THRESHOLD,
+    seed: int = 0,
+    weight_dtype: str = "bfloat16",
+) -> Exported:
     """Export `model` (an nn.Module called with `*args, **kwargs`, or a zoo name / module:callable
     built with `inputs`) to the folder `out`."""
     torch.manual_seed(seed)
     if isinstance(model, torch.nn.Module):
-        loaded = LoadedModel(name or type(model).__name__, model.eval(), tuple(args), "cpu",
-                             kwargs=dict(kwargs or {}))
+        loaded = LoadedModel(name or type(model).__name__, model.eval(), tuple(args), "cpu", kwargs=dict(kwargs or {}))
     else:
         loaded = load_model(str(model), inputs, device="cpu")
     name = identifier(name or loaded.name.rsplit(":", 1)[-1], "model").lower()
     dev = device or open_session_device("auto")
     recorder, kept = Recorder(), []
-    result = run_loaded(loaded, dev, memory, "", recorder=recorder, compiled_out=kept,
-                        pcc_threshold=pcc_threshold, weights=weight_dtype)
+    result = run_loaded(
+        loaded, dev, memory, "", recorder=recorder, compiled_out=kept, pcc_threshold=pcc_threshold, weights=weight_dtype
+    )
     compiled = kept[0]
     program = _program(compiled, loaded, recorder, dev, name, result)  # the class: named as the files
     run_calls = result.calls.per_inference
     if program.per_inference != run_calls:
-        raise ExportError(f"the record holds {program.per_inference} ttnn calls per inference but the run "
-                          f"counted {run_calls}: a call left fxport outside the recorded path")
+        raise ExportError(
+            f"the record holds {program.per_inference} ttnn calls per inference but the run "
+            f"counted {run_calls}: a call left fxport outside the recorded path"
+        )
     folder = Path(out)
     folder.mkdir(parents=True, exist_ok=True)
     source = _formatted(program.source)
@@ -82,16 +94,28 @@ def export(model: Any, *args: Any, out: str | Path, name: str | None = None, wei
         _save(folder / "inputs.safetensors", {f"input.{i}": t for i, (_, t) in enumerate(program.inputs)})
         refs = [t for t in pytree.tree_leaves(reference) if isinstance(t, torch.Tensor)]
         _save(folder / "references.safetensors", {f"output.{i}": t.float() for i, t in enumerate(refs)})
-        test_path = durable.write_text(folder / f"test_{name}_ttnn.py",
-                                       _formatted(_test_source(name, program.class_name, pcc_threshold)))
+        test_path = durable.write_text(
+            folder / f"test_{name}_ttnn.py", _formatted(_test_source(name, program.class_name, pcc_threshold))
+        )
     pccs = [c.pcc for c in result.output_checks if c.pcc is not None]
-    return Exported(name, program_path, test_path, weights_path, source.count("\n"), program.per_inference,
-                    run_calls, program.once, min(pccs) if pccs else None, result,
-                    program.class_name)
+    return Exported(
+        name,
+        program_path,
+        test_path,
+        weights_path,
+        source.count("\n"),
+        program.per_inference,
+        run_calls,
+        program.once,
+        min(pccs) if pccs else None,
+        result,
+        program.class_name,
+    )
 
 
-def _program(compiled: Any, loaded: LoadedModel, recorder: Recorder, dev: DeviceHandle, name: str,
-             result: Any) -> Program:
+def _program(
+    compiled: Any, loaded: LoadedModel, recorder: Recorder, dev: DeviceHandle, name: str, result: Any
+) -> Program:
     import ttnn
 
     program = compiled.program
@@ -107,11 +131,21 @@ def _program(compiled: Any, loaded: LoadedModel, recorder: Recorder, dev: Device
     for key, value in compiled.optimized.constants.items():
         if id(value) not in params and key not in placeholder_names:
             params[id(value)] = (f"folded.{key}", value)  # made by a graph pass (batch-norm folding)
-    header = (f"{loaded.name} on TT-NN, written by `fxport export` from the ttnn calls of one run "
-              f"({result.memory} activations, {result.weights} weights). "
-              f"Per inference: {result.calls.per_inference} ttnn calls.")
-    return write_program(recorder.entries, ttnn=ttnn, device=dev.device, model_name=name,
-                         inputs=inputs, params=params, outputs=result.outputs, header=header)
+    header = (
+        f"{loaded.name} on TT-NN, written by `fxport export` from the ttnn calls of one run "
+        f"({result.memory} activations, {result.weights} weights). "
+        f"Per inference: {result.calls.per_inference} ttnn calls."
+    )
+    return write_program(
+        recorder.entries,
+        ttnn=ttnn,
+        device=dev.device,
+        model_name=name,
+        inputs=inputs,
+        params=params,
+        outputs=result.outputs,
+        header=header,
+    )
 
 
 def _save(path: Path, tensors: dict[str, torch.Tensor]) -> Path:
@@ -126,9 +160,25 @@ def _save(path: Path, tensors: dict[str, torch.Tensor]) -> Path:
 def _formatted(source: str) -> str:
     """`ruff format` with the project's settings; the source as written when ruff is not installed."""
     try:
-        done = subprocess.run([sys.executable, "-m", "ruff", "format", "--line-length", str(LINE_LENGTH),
-                               "--isolated", "--stdin-filename", "program.py", "-"],
-                              input=source, capture_output=True, text=True, timeout=120, check=False)
+        done = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "ruff",
+                "format",
+                "--line-length",
+                str(LINE_LENGTH),
+                "--isolated",
+                "--stdin-filename",
+                "program.py",
+                "-",
+            ],
+            input=source,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
     except (OSError, subprocess.TimeoutExpired):
         return source
     if done.returncode != 0:

@@ -51,8 +51,13 @@ class _Scope:
 
 
 class _Writer:
-    def __init__(self, ttnn: Any, device: Any, inputs: list[tuple[str, torch.Tensor]],
-                 params: dict[int, tuple[str, torch.Tensor]]):
+    def __init__(
+        self,
+        ttnn: Any,
+        device: Any,
+        inputs: list[tuple[str, torch.Tensor]],
+        params: dict[int, tuple[str, torch.Tensor]],
+    ):
         self.ttnn, self.device = ttnn, device
         self.exprs: dict[int, str] = {}  # id(tensor) -> expression, torch and ttnn tensors alike
         self.scope_of: dict[int, str] = {}  # id -> "init" / "forward"
@@ -168,7 +173,7 @@ class _Writer:
         return self.exprs[key]
 
     def _param(self, name: str, scope: str) -> str:
-        key = f"prefix + {name[len(self.prefix):]!r}" if self.prefix and name.startswith(self.prefix) else repr(name)
+        key = f"prefix + {name[len(self.prefix) :]!r}" if self.prefix and name.startswith(self.prefix) else repr(name)
         if scope == "forward":
             self.uses_params_in_forward = True
             return f"self.params[{key}]"
@@ -176,9 +181,14 @@ class _Writer:
 
     def _ttnn_object(self, value: Any, scope: str) -> str:
         ttnn = self.ttnn
-        if isinstance(value, enum.Enum) or type(value).__name__ in ("DataType", "Layout", "BufferType",
-                                                                     "TensorMemoryLayout", "UnaryOpType",
-                                                                     "MathFidelity"):
+        if isinstance(value, enum.Enum) or type(value).__name__ in (
+            "DataType",
+            "Layout",
+            "BufferType",
+            "TensorMemoryLayout",
+            "UnaryOpType",
+            "MathFidelity",
+        ):
             kind = type(value).__name__
             if getattr(ttnn, kind, None) is type(value):
                 return f"ttnn.{kind}.{value.name}"
@@ -240,7 +250,7 @@ class _Writer:
         base = entry.node.name if entry.node is not None else entry.name
         path = module_of(entry.node)[0] if entry.node is not None else ""
         if self.prefix:  # inside a module instance: names relative to it, the same in every instance
-            relative = path[len(self.prefix):] if path.startswith(self.prefix) else ""
+            relative = path[len(self.prefix) :] if path.startswith(self.prefix) else ""
             base = relative or (target_name(entry.node.target).split(".")[1] if entry.node is not None else "t")
         elif scope == "init" and path:
             base = path  # weights are named after their module
@@ -267,8 +277,9 @@ class _Writer:
             if not isinstance(op, torch._ops.OpOverload) or op.namespace != "aten":
                 raise ExportError(f"host op {entry.name} is not an aten op a program can call")
             if entry.reason:
-                block.lines += [f"# {line}" for line in textwrap.wrap(f"on the host: {comment(entry.reason)}",
-                                                                       COMMENT_WIDTH)]
+                block.lines += [
+                    f"# {line}" for line in textwrap.wrap(f"on the host: {comment(entry.reason)}", COMMENT_WIDTH)
+                ]
             call = self._call(f"torch.ops.aten.{op._opname}.{op._overloadname}", entry.args, entry.kwargs, scope)
             target = self.bind(entry.out, scope, base, entry)
         block.lines.append(f"{target} = {call}" if target.strip("(),_ ") else call)
@@ -369,7 +380,7 @@ def _describe(node: Any, prefix: str = "") -> str:
     path, cls = module_of(node)
     where = _source_of(node)
     if prefix:  # inside a module's class: the path below it (the same in every instance)
-        path = path[len(prefix):] if path.startswith(prefix) else ""
+        path = path[len(prefix) :] if path.startswith(prefix) else ""
         path = path or "self"
     text = f"{path or '(top)'}"
     if cls:
@@ -384,9 +395,18 @@ def _is_ttnn_tensor(x: Any) -> bool:
     return not isinstance(x, torch.Tensor) and type(x).__name__ == "Tensor" and hasattr(x, "storage_type")
 
 
-def write_program(entries: list[Entry], *, ttnn: Any, device: Any, model_name: str,
-                  inputs: list[tuple[str, torch.Tensor]], params: dict[int, tuple[str, torch.Tensor]],
-                  outputs: Any, header: str, group: bool = True) -> Program:
+def write_program(
+    entries: list[Entry],
+    *,
+    ttnn: Any,
+    device: Any,
+    model_name: str,
+    inputs: list[tuple[str, torch.Tensor]],
+    params: dict[int, tuple[str, torch.Tensor]],
+    outputs: Any,
+    header: str,
+    group: bool = True,
+) -> Program:
     """The program for one run's record. `inputs`: (name, tensor) of the forward's arguments;
     `params`: id(tensor) -> (key, tensor) of the constants; `outputs`: the run's outputs."""
     needed = _needed(entries, outputs)
@@ -445,8 +465,9 @@ def _name_folded(entries: list[Entry], params: dict[int, tuple[str, torch.Tensor
                 params[id(root)] = (f"{path}.folded.{n}", tensor)
 
 
-def _grouped(needed: list[Entry], scopes: dict[int, str], groups: dict, unit_of: dict[int, str],
-             writer_for) -> tuple[_Writer, list[str]]:
+def _grouped(
+    needed: list[Entry], scopes: dict[int, str], groups: dict, unit_of: dict[int, str], writer_for
+) -> tuple[_Writer, list[str]]:
     """The program with each grouped module instance built in __init__ and called in forward."""
     writer = writer_for()
     instance_of = {inst.path: (g, inst) for g in groups.values() for inst in g.instances}
@@ -486,10 +507,23 @@ def _grouped(needed: list[Entry], scopes: dict[int, str], groups: dict, unit_of:
         body = [fill(line, g) for line in first.forward]
         returned = ", ".join(first.output_names)
         body.append(f"return {returned}" if returned else "return None")
-        classes.append("\n".join([*head, f"class {g.name}:", f"    def __init__({signature}):",
-                                   *(f"        {line}" for line in init), "",
-                                   f"    def forward({inputs}):", *(f"        {line}" for line in body), "",
-                                   "    __call__ = forward", "", ""]))
+        classes.append(
+            "\n".join(
+                [
+                    *head,
+                    f"class {g.name}:",
+                    f"    def __init__({signature}):",
+                    *(f"        {line}" for line in init),
+                    "",
+                    f"    def forward({inputs}):",
+                    *(f"        {line}" for line in body),
+                    "",
+                    "    __call__ = forward",
+                    "",
+                    "",
+                ]
+            )
+        )
     return writer, classes
 
 
@@ -522,11 +556,13 @@ def _structure(value: Any, writer: _Writer) -> str | None:
     return None
 
 
-def _render(writer: _Writer, cls: str, inputs: list[tuple[str, torch.Tensor]], result: str, header: str,
-            classes: list[str]) -> str:
+def _render(
+    writer: _Writer, cls: str, inputs: list[tuple[str, torch.Tensor]], result: str, header: str, classes: list[str]
+) -> str:
     weights = writer.weights
-    shapes = "\n".join(f"    {k!r}: ({tuple(t.shape)!r}, {str(t.dtype).removeprefix('torch.')!r}),"
-                       for k, t in sorted(weights.items()))
+    shapes = "\n".join(
+        f"    {k!r}: ({tuple(t.shape)!r}, {str(t.dtype).removeprefix('torch.')!r})," for k, t in sorted(weights.items())
+    )
     init = ["self.device = device"]
     if writer.uses_params_in_forward:
         init.append("self.params = params")

@@ -56,8 +56,9 @@ def _stack_of(entry: Entry) -> tuple[tuple[str, str], ...]:
     return tuple(_stack(entry.node)) if entry.node is not None else ()
 
 
-def find_groups(entries: list[Entry], scopes: dict[int, str], outer: Any, make_writer, outputs: set[int],
-                leaves) -> tuple[dict[str, Group], dict[int, str]]:
+def find_groups(
+    entries: list[Entry], scopes: dict[int, str], outer: Any, make_writer, outputs: set[int], leaves
+) -> tuple[dict[str, Group], dict[int, str]]:
     """The classes to write and, for each entry, the instance path it belongs to (absent: the
     enclosing program writes it). `make_writer(prefix)` gives a writer for one instance."""
     stacks = {id(e): _stack_of(e) for e in entries}
@@ -136,8 +137,17 @@ def _spans(entries: list[Entry], scopes: dict[int, str], unit_of: dict[int, str]
     return spans
 
 
-def _render(path: str, cls: str, mine: list[Entry], entries: list[Entry], unit_of: dict[int, str], outer: Any,
-            make_writer, outputs: set[int], leaves) -> Instance:
+def _render(
+    path: str,
+    cls: str,
+    mine: list[Entry],
+    entries: list[Entry],
+    unit_of: dict[int, str],
+    outer: Any,
+    make_writer,
+    outputs: set[int],
+    leaves,
+) -> Instance:
     writer = make_writer(path + ".")
     writer.outer = outer
     writer.literals = []
@@ -158,8 +168,19 @@ def _render(path: str, cls: str, mine: list[Entry], entries: list[Entry], unit_o
     for k in outs:
         if writer.scope_of.get(k) != "forward":
             raise ValueError("an instance hands a weight to the program")
-    inst = Instance(path, cls, mine, writer.init.lines, writer.forward.lines, writer.literals,
-                    writer.unit_inputs, outs, [writer.exprs[k] for k in outs], writer.uses_params_in_forward, writer)
+    inst = Instance(
+        path,
+        cls,
+        mine,
+        writer.init.lines,
+        writer.forward.lines,
+        writer.literals,
+        writer.unit_inputs,
+        outs,
+        [writer.exprs[k] for k in outs],
+        writer.uses_params_in_forward,
+        writer,
+    )
     return inst
 
 
@@ -194,6 +215,7 @@ def _group(name: str, instances: list[Instance]) -> Group:
 
 def fill(line: str, group: Group) -> str:
     """A line of the class's code with its numbers: constants, or the constructor's arguments."""
+
     def sub(m: re.Match) -> str:
         i = int(m.group(1))
         return group.constants[i] if i in group.constants else f"self.{group.columns[i]}"
@@ -206,5 +228,7 @@ def arguments_of(inst: Instance, group: Group) -> list[str]:
     first: dict[str, Any] = {}
     for i, arg in group.columns.items():
         first.setdefault(arg, inst.literals[i][1])
-    return [f"{arg}={float_literal(first[arg]) if isinstance(first[arg], float) else repr(first[arg])}"
-            for arg in group.arguments]
+    return [
+        f"{arg}={float_literal(first[arg]) if isinstance(first[arg], float) else repr(first[arg])}"
+        for arg in group.arguments
+    ]

@@ -34,13 +34,17 @@ HARDWARE_RESOURCE = "tenstorrent"
 MAX_RETRIES = 1  # a worker lost mid-entry: the entry runs once more, then is recorded as failed
 
 
-def task_options(job: EntryJob, need: int = DEFAULT_NEED,
-                 max_retries: int = MAX_RETRIES) -> dict:
+def task_options(job: EntryJob, need: int = DEFAULT_NEED, max_retries: int = MAX_RETRIES) -> dict:
     """The Ray task options for one entry (`max_calls`, a property of the remote function, is
     set where it is made)."""
-    options = {"num_cpus": 1, "memory": need, "max_retries": max_retries, "retry_exceptions": False,
-               # Workers of another runtime env are another pool: a warm worker holds one device.
-               "runtime_env": {"env_vars": {"FXPORT_WORKER_DEVICE": f"{job.device}:{job.arch or ''}"}}}
+    options = {
+        "num_cpus": 1,
+        "memory": need,
+        "max_retries": max_retries,
+        "retry_exceptions": False,
+        # Workers of another runtime env are another pool: a warm worker holds one device.
+        "runtime_env": {"env_vars": {"FXPORT_WORKER_DEVICE": f"{job.device}:{job.arch or ''}"}},
+    }
     if job.device == "hardware":
         options["resources"] = {HARDWARE_RESOURCE: 1}
     return options
@@ -51,8 +55,9 @@ def _start(address: str | None) -> bool:
     if ray.is_initialized():
         return False
     resources = {HARDWARE_RESOURCE: len(_cards())} if not address and _cards() else None
-    ray.init(address=address, resources=resources, include_dashboard=False, log_to_driver=False,
-             configure_logging=False)
+    ray.init(
+        address=address, resources=resources, include_dashboard=False, log_to_driver=False, configure_logging=False
+    )
     return True
 
 
@@ -62,17 +67,25 @@ def _cards() -> list[str]:
     return glob.glob("/dev/tenstorrent/*") if hardware_present() else []
 
 
-def run_ray(jobs: list[EntryJob], address: str | None, per_worker: int, done,
-            measured: dict[str, dict] | None = None, max_retries: int = MAX_RETRIES) -> str:
+def run_ray(
+    jobs: list[EntryJob],
+    address: str | None,
+    per_worker: int,
+    done,
+    measured: dict[str, dict] | None = None,
+    max_retries: int = MAX_RETRIES,
+) -> str:
     """Run `jobs` as Ray tasks; `done` gets each outcome as it arrives. Returns what ran them."""
 
     started = _start(address)
     try:
         total = ray.cluster_resources()
         if any(j.device == "hardware" for j in jobs) and not total.get(HARDWARE_RESOURCE):
-            raise FxportError(f"no host of the Ray cluster offers a {HARDWARE_RESOURCE!r} resource "
-                              f"for --device hardware; start Ray on card hosts with `ray start "
-                              f"--resources '{{\"{HARDWARE_RESOURCE}\": 1}}'`")
+            raise FxportError(
+                f"no host of the Ray cluster offers a {HARDWARE_RESOURCE!r} resource "
+                f"for --device hardware; start Ray on card hosts with `ray start "
+                f"--resources '{{\"{HARDWARE_RESOURCE}\": 1}}'`"
+            )
         memory = int(total.get("memory", 0)) or None
         remote = ray.remote(max_calls=per_worker)(run_entry)
         refs = {}
@@ -102,14 +115,19 @@ def _outcome(ref, job: EntryJob, max_retries: int) -> EntryOutcome:
         return ray.get(ref)
     except ray.exceptions.RayTaskError as exc:  # run_entry raised: an fxport bug
         cause = exc.cause if getattr(exc, "cause", None) is not None else exc
-        return EntryOutcome(job.key, None, exit_code=EXIT_INTERNAL,
-                            error=f"{type(cause).__name__}: {str(cause).splitlines()[0][:200]} (an "
-                                  "fxport bug: rerun with --debug for the traceback)")
+        return EntryOutcome(
+            job.key,
+            None,
+            exit_code=EXIT_INTERNAL,
+            error=f"{type(cause).__name__}: {str(cause).splitlines()[0][:200]} (an "
+            "fxport bug: rerun with --debug for the traceback)",
+        )
     except ray.exceptions.RayError as exc:  # the worker or its node was lost, every attempt
-        return EntryOutcome(job.key, None, exit_code=EXIT_INTERNAL,
-                            error=f"its Ray worker was lost {max_retries + 1} times while running it "
-                                  f"({type(exc).__name__}: a crash, a killed process, a lost node or "
-                                  f"the --timeout)")
-
-
-
+        return EntryOutcome(
+            job.key,
+            None,
+            exit_code=EXIT_INTERNAL,
+            error=f"its Ray worker was lost {max_retries + 1} times while running it "
+            f"({type(exc).__name__}: a crash, a killed process, a lost node or "
+            f"the --timeout)",
+        )

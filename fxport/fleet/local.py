@@ -34,8 +34,9 @@ def _ignore_sigint() -> None:
 
 
 def _pool(workers: int) -> ProcessPoolExecutor:
-    return ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
-                               initializer=_ignore_sigint)
+    return ProcessPoolExecutor(
+        max_workers=workers, mp_context=multiprocessing.get_context("spawn"), initializer=_ignore_sigint
+    )
 
 
 def stop(pool: ProcessPoolExecutor) -> None:
@@ -74,8 +75,7 @@ def died(job: EntryJob) -> EntryOutcome:
     return EntryOutcome(job.key, None, error=error, exit_code=EXIT_INTERNAL)
 
 
-def run_local(jobs: Iterable[EntryJob], workers: int, per_worker: int,
-              done: Callable[[EntryOutcome], None]) -> None:
+def run_local(jobs: Iterable[EntryJob], workers: int, per_worker: int, done: Callable[[EntryOutcome], None]) -> None:
     """Run `jobs` in `workers` processes, each running about `per_worker` entries; `done` gets
     every outcome as it arrives (in the driver's thread). KeyboardInterrupt and exceptions raised
     by `done` stop the workers and propagate."""
@@ -85,7 +85,7 @@ def run_local(jobs: Iterable[EntryJob], workers: int, per_worker: int,
         if suspects:  # alone, one at a time: whatever breaks this pool is this entry's doing
             _run_pool([suspects.pop(0)], 1, done, on_broken=lambda j: done(died(j)))
             continue
-        batch, queue = queue[:workers * per_worker], queue[workers * per_worker:]
+        batch, queue = queue[: workers * per_worker], queue[workers * per_worker :]
         broken: list[EntryJob] = []
         _run_pool(batch, workers, done, on_broken=broken.append)
         for job in [j for j in broken if timed_out(j)]:  # known guilty: no rerun
@@ -97,8 +97,9 @@ def run_local(jobs: Iterable[EntryJob], workers: int, per_worker: int,
             (Path(j.run_dir) / LOCK_NAME).unlink(missing_ok=True)
 
 
-def _run_pool(jobs: list[EntryJob], workers: int, done: Callable[[EntryOutcome], None],
-              on_broken: Callable[[EntryJob], None]) -> None:
+def _run_pool(
+    jobs: list[EntryJob], workers: int, done: Callable[[EntryOutcome], None], on_broken: Callable[[EntryJob], None]
+) -> None:
     pool = _pool(min(workers, len(jobs)))
     futures: dict[Future, EntryJob] = {}
     try:

@@ -39,13 +39,13 @@ def need(keys: list[str], measured: dict[str, dict]) -> int:
     peaks = []
     for k in keys:
         peak = (measured.get(k) or {}).get("peak_rss")
-        peaks.append(peak if isinstance(peak, int) and not isinstance(peak, bool) and peak > 0
-                     else DEFAULT_NEED)
+        peaks.append(peak if isinstance(peak, int) and not isinstance(peak, bool) and peak > 0 else DEFAULT_NEED)
     return max(peaks, default=DEFAULT_NEED)
 
 
-def choose_workers(requested: int | None, keys: list[str], measured: dict[str, dict],
-                   available: int | None = None) -> tuple[int, str]:
+def choose_workers(
+    requested: int | None, keys: list[str], measured: dict[str, dict], available: int | None = None
+) -> tuple[int, str]:
     """(workers, a note for the user or ""). Default: one per core, never more than the entries
     nor more than the available memory holds; an explicit `requested` beyond the memory is cut
     down to what fits, and said so, rather than letting workers swap or be OOM-killed."""
@@ -56,9 +56,13 @@ def choose_workers(requested: int | None, keys: list[str], measured: dict[str, d
     workers = max(1, min(wanted, len(keys) or 1, fits or wanted))
     note = ""
     if available is not None and available < per_worker:
-        note = (f"one worker may need {per_worker / GIB:.1f} GiB (peak measured per entry) and only "
-                f"{available / GIB:.1f} GiB is available")
+        note = (
+            f"one worker may need {per_worker / GIB:.1f} GiB (peak measured per entry) and only "
+            f"{available / GIB:.1f} GiB is available"
+        )
     elif fits is not None and min(wanted, len(keys)) > fits:
-        note = (f"running {workers} workers, not {wanted}: each needs up to {per_worker / GIB:.1f} GiB "
-                f"(peak measured per entry) and {available / GIB:.1f} GiB is available")
+        note = (
+            f"running {workers} workers, not {wanted}: each needs up to {per_worker / GIB:.1f} GiB "
+            f"(peak measured per entry) and {available / GIB:.1f} GiB is available"
+        )
     return workers, note

@@ -30,7 +30,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from fxport.durable import check_output, lock_output, subdir, unlock_output
-from fxport.errors import EXIT_ENVIRONMENT, EXIT_INTERNAL, EXIT_OK, EXIT_USER, EnvironmentFault, FxportError, model_code_exit
+from fxport.errors import (
+    EXIT_ENVIRONMENT,
+    EXIT_INTERNAL,
+    EXIT_OK,
+    EXIT_USER,
+    EnvironmentFault,
+    FxportError,
+    model_code_exit,
+)
 from fxport.passes import PASS_NAMES
 from fxport.settings import pass_settings, run_settings
 
@@ -75,8 +83,9 @@ class EntryJob:
                 model_args[key] = arg
             else:
                 raise FxportError(f"unknown input option {flag!r}")
-        return InputOptions(shape=tuple(self.input_shape) or None, specs=tuple(specs),
-                            source=source, model_args=model_args)
+        return InputOptions(
+            shape=tuple(self.input_shape) or None, specs=tuple(specs), source=source, model_args=model_args
+        )
 
 
 @dataclass
@@ -101,17 +110,17 @@ def _device(job: EntryJob) -> tuple:
     """The worker's device session, opened on its first entry (import and open timed)."""
     if "dev" not in _warm:
         t = time.perf_counter()
-        from fxport.runtime import devices
         import fxport.runner  # noqa: F401  (torch, ttnn and the pipeline, imported once)
+        from fxport.runtime import devices
 
         _warm["import"] = time.perf_counter() - t
         t = time.perf_counter()
         dev = devices.open_session_device(job.device, job.arch, timeout=job.device_timeout)
         _warm["device_open"] = time.perf_counter() - t
         _warm["dev"], _warm["entries"] = dev, 0
-        from fxport.runtime.verdict_cache import allocator_state
-
         import ttnn
+
+        from fxport.runtime.verdict_cache import allocator_state
 
         _warm["clean"] = allocator_state(ttnn, dev.device)  # nothing allocated but the device's own
         return dev
@@ -144,15 +153,19 @@ def _peak_rss() -> int:
 def error_line(exc: BaseException) -> tuple[int, str]:
     """(exit code, the line) as the CLI says it for an exception (fxport.cli._run)."""
     text = " ".join(str(exc).split())
-    if isinstance(exc, MemoryError) or (isinstance(exc, RuntimeError) and (
-            "can't allocate memory" in text or "DefaultCPUAllocator" in text)):
-        return EXIT_ENVIRONMENT, ("not enough host memory; free memory, or use --values none "
-                                  "(weights stay on meta) or a smaller --input-shape")
+    if isinstance(exc, MemoryError) or (
+        isinstance(exc, RuntimeError) and ("can't allocate memory" in text or "DefaultCPUAllocator" in text)
+    ):
+        return EXIT_ENVIRONMENT, (
+            "not enough host memory; free memory, or use --values none "
+            "(weights stay on meta) or a smaller --input-shape"
+        )
     if isinstance(exc, FxportError):
         return exc.exit_code, text
     first = (str(exc).strip().splitlines() or [""])[0][:300]
-    return EXIT_INTERNAL, " ".join(f"{type(exc).__name__}: {first} (an fxport bug: rerun with "
-                                   "--debug for the traceback)".split())
+    return EXIT_INTERNAL, " ".join(
+        f"{type(exc).__name__}: {first} (an fxport bug: rerun with --debug for the traceback)".split()
+    )
 
 
 def run_entry(job: EntryJob) -> EntryOutcome:
@@ -163,8 +176,14 @@ def run_entry(job: EntryJob) -> EntryOutcome:
     timer = None
     if marked:
         try:  # never through a link or into a FIFO someone left there
-            timer = os.fdopen(os.open(timer_path := Path(job.run_dir) / TIMEOUT_NAME, os.O_WRONLY | os.O_CREAT | os.O_TRUNC
-                                      | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, 0o644), "w")
+            timer = os.fdopen(
+                os.open(
+                    timer_path := Path(job.run_dir) / TIMEOUT_NAME,
+                    os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC,
+                    0o644,
+                ),
+                "w",
+            )
         except OSError:
             timer = None
     if timer is not None:
@@ -208,13 +227,13 @@ def _run(job: EntryJob, outcome: EntryOutcome) -> None:
     outcome.worker_entry = _warm["entries"]
     if first:
         outcome.seconds.update({"import": _warm["import"], "device_open": _warm["device_open"]})
+    import ttnn
+
     from fxport.capture.cache import CaptureCache
     from fxport.report.results import run_document
     from fxport.runner import run_model
     from fxport.runtime.devices import canary
     from fxport.runtime.verdict_cache import VerdictCache, allocator_state
-
-    import ttnn
 
     # As a fresh process starts: an empty program cache (cached programs hold conv and pool
     # config buffers in L1_SMALL) and no tensor of the previous entry on the device.
@@ -222,29 +241,44 @@ def _run(job: EntryJob, outcome: EntryOutcome) -> None:
     gc.collect()
     if allocator_state(ttnn, dev.device) != _warm["clean"]:
         outcome.exit_code = EXIT_ENVIRONMENT
-        outcome.error = ("a warm worker's device still holds tensors of an earlier entry; rerun "
-                         "with --entries-per-worker 1")
+        outcome.error = (
+            "a warm worker's device still holds tensors of an earlier entry; rerun with --entries-per-worker 1"
+        )
         return
     cache = VerdictCache(Path(job.cache_dir)) if job.cache_dir and job.values == "none" else None
-    captures = (CaptureCache(Path(job.capture_cache_dir)) if job.capture_cache_dir and job.values == "none"
-                else None)
+    captures = CaptureCache(Path(job.capture_cache_dir)) if job.capture_cache_dir and job.values == "none" else None
     _reset_peak_rss()
 
     def document(result) -> dict:
         doc = run_document(result)
         # As `fxport run` keys it: inputs given as options are keyed by those options.
-        full = job.input_shape or (() if job.inputs else
-                                   result.inputs[0].spec.shape if result.inputs else ())
-        doc["settings"] = run_settings(job.model, full, dev.kind, job.arch, job.memory, job.values,
-                                       passes=pass_settings(job.passes, fidelity=job.fidelity,
-                                                            activations=job.activations), inputs=job.inputs)
+        full = job.input_shape or (() if job.inputs else result.inputs[0].spec.shape if result.inputs else ())
+        doc["settings"] = run_settings(
+            job.model,
+            full,
+            dev.kind,
+            job.arch,
+            job.memory,
+            job.values,
+            passes=pass_settings(job.passes, fidelity=job.fidelity, activations=job.activations),
+            inputs=job.inputs,
+        )
         return doc
 
     try:
         canary(dev)  # a fresh process's program cache holds the device canary's program
-        result = run_model(job.model, dev, job.options(), memory=job.memory, values=job.values,
-                           cache=cache, passes=job.passes, capture_cache=captures,
-                           fidelity=job.fidelity, activations=job.activations)
+        result = run_model(
+            job.model,
+            dev,
+            job.options(),
+            memory=job.memory,
+            values=job.values,
+            cache=cache,
+            passes=job.passes,
+            capture_cache=captures,
+            fidelity=job.fidelity,
+            activations=job.activations,
+        )
         outcome.doc = document(result)
         outcome.seconds.update(result.seconds)
     except (KeyboardInterrupt, EnvironmentFault) as exc:

@@ -1,6 +1,5 @@
 """The aten -> TT-NN mapping table. Importing this package registers every rule family."""
 
-from fxport.mapping.registry import FAMILIES, REGISTRY, Registry, Rule, rule
 from fxport.mapping import (  # noqa: F401  (each module registers its rules)
     activation,
     attention,
@@ -14,5 +13,6 @@ from fxport.mapping import (  # noqa: F401  (each module registers its rules)
     normalization,
     reduction,
 )
+from fxport.mapping.registry import FAMILIES, REGISTRY, Registry, Rule, rule
 
 __all__ = ["FAMILIES", "REGISTRY", "Registry", "Rule", "rule"]

@@ -7,7 +7,6 @@ where TT-NN has an int32 kernel (relu).
 from __future__ import annotations
 
 import torch
-
 from torch import fx
 
 from fxport.mapping.checks import arg, meta, param
@@ -17,18 +16,25 @@ from fxport.mapping.registry import FusedActivation, check, rule
 
 aten = torch.ops.aten
 
-register_unary({
-    "relu": ((aten.relu.default,), True, {}),
-    "relu6": ((aten.relu6.default,), False, {}),
-    "selu": ((aten.selu.default,), False, {}),
-}, family="activation")
+register_unary(
+    {
+        "relu": ((aten.relu.default,), True, {}),
+        "relu6": ((aten.relu6.default,), False, {}),
+        "selu": ((aten.selu.default,), False, {}),
+    },
+    family="activation",
+)
 # Composites core aten would split (silu -> sigmoid * x, ...) that TT-NN runs as one op.
-register_unary({
-    "silu": ((aten.silu.default,), False, {}),
-    "mish": ((aten.mish.default,), False, {}),
-    "hardswish": ((aten.hardswish.default,), False, {}),
-    "hardsigmoid": ((aten.hardsigmoid.default,), False, {}),
-}, family="activation", fused=True)
+register_unary(
+    {
+        "silu": ((aten.silu.default,), False, {}),
+        "mish": ((aten.mish.default,), False, {}),
+        "hardswish": ((aten.hardswish.default,), False, {}),
+        "hardsigmoid": ((aten.hardsigmoid.default,), False, {}),
+    },
+    family="activation",
+    fused=True,
+)
 
 
 def _input(ctx, node, x):
@@ -36,13 +42,20 @@ def _input(ctx, node, x):
 
 
 def _activation(*targets, ttnn: str, checks=(), fused: bool = False):
-    return rule(*targets, ttnn=ttnn, family="activation", checks=(*CHECKS, float_only(ttnn), *checks),
-                fused=fused, nhwc=pointwise)
+    return rule(
+        *targets,
+        ttnn=ttnn,
+        family="activation",
+        checks=(*CHECKS, float_only(ttnn), *checks),
+        fused=fused,
+        nhwc=pointwise,
+    )
 
 
 # approximate "none" is GeluVariant.Accurate, "tanh" GeluVariant.Tanh.
-@_activation(aten.gelu.default, ttnn="ttnn.gelu", fused=True,
-             checks=(param(1, "approximate", ("none", "tanh"), default="none"),))
+@_activation(
+    aten.gelu.default, ttnn="ttnn.gelu", fused=True, checks=(param(1, "approximate", ("none", "tanh"), default="none"),)
+)
 def gelu(ctx, node, x, approximate="none"):
     variant = ctx.ttnn.GeluVariant.Tanh if approximate == "tanh" else ctx.ttnn.GeluVariant.Accurate
     return ctx.ops.gelu(_input(ctx, node, x), variant=variant, memory_config=ctx.memory_config)
@@ -50,12 +63,16 @@ def gelu(ctx, node, x, approximate="none"):
 
 @_activation(aten.leaky_relu.default, ttnn="ttnn.leaky_relu")
 def leaky_relu(ctx, node, x, negative_slope=0.01):
-    return ctx.ops.leaky_relu(_input(ctx, node, x), negative_slope=float(negative_slope),
-                              memory_config=ctx.memory_config)
+    return ctx.ops.leaky_relu(
+        _input(ctx, node, x), negative_slope=float(negative_slope), memory_config=ctx.memory_config
+    )
 
 
-@_activation(aten.elu.default, ttnn="ttnn.elu / ttnn.selu",
-             checks=(param(3, "input_scale", 1, default=1, why="no TT-NN op scales the negative branch's input"),))
+@_activation(
+    aten.elu.default,
+    ttnn="ttnn.elu / ttnn.selu",
+    checks=(param(3, "input_scale", 1, default=1, why="no TT-NN op scales the negative branch's input"),),
+)
 def elu(ctx, node, x, alpha=1.0, scale=1.0, input_scale=1.0):
     # aten.elu = scale * (x if x > 0 else alpha * (exp(input_scale * x) - 1)); selu decomposes to
     # it, and ttnn.selu(scale, alpha) is exactly that function when input_scale == 1.
@@ -72,14 +89,16 @@ def celu(ctx, node, x, alpha=1.0):
 
 @_activation(aten.hardtanh.default, ttnn="ttnn.hardtanh")
 def hardtanh(ctx, node, x, min_val=-1.0, max_val=1.0):
-    return ctx.ops.hardtanh(_input(ctx, node, x), min_val=float(min_val), max_val=float(max_val),
-                            memory_config=ctx.memory_config)
+    return ctx.ops.hardtanh(
+        _input(ctx, node, x), min_val=float(min_val), max_val=float(max_val), memory_config=ctx.memory_config
+    )
 
 
 @_activation(aten.softplus.default, ttnn="ttnn.softplus")
 def softplus(ctx, node, x, beta=1.0, threshold=20.0):
-    return ctx.ops.softplus(_input(ctx, node, x), beta=float(beta), threshold=float(threshold),
-                            memory_config=ctx.memory_config)
+    return ctx.ops.softplus(
+        _input(ctx, node, x), beta=float(beta), threshold=float(threshold), memory_config=ctx.memory_config
+    )
 
 
 @_activation(aten.threshold.default, ttnn="ttnn.threshold")
@@ -114,8 +133,10 @@ def _exact_gelu(node: fx.Node) -> str | None:
 # UnaryOpType); the conv2d and linear rules say which of them each takes.
 _FUSABLE = {
     "relu": (FusedActivation(aten.relu.default, "relu"),),
-    "relu6": (FusedActivation(aten.relu6.default, "relu6"),
-              FusedActivation(aten.hardtanh.default, "relu6", _hardtanh_is_relu6)),
+    "relu6": (
+        FusedActivation(aten.relu6.default, "relu6"),
+        FusedActivation(aten.hardtanh.default, "relu6", _hardtanh_is_relu6),
+    ),
     "silu": (FusedActivation(aten.silu.default, "silu"),),
     "sigmoid": (FusedActivation(aten.sigmoid.default, "sigmoid"),),
     "hardsigmoid": (FusedActivation(aten.hardsigmoid.default, "hardsigmoid"),),

@@ -16,8 +16,10 @@ TILE = 32
 MASKED = -1e9
 
 
-@check("rank 4 q/k/v of one batch (GQA heads allowed; rank > 4 with shared leading dims and no mask, "
-       "folded into the batch); no dropout; is_causal only with equal q/kv lengths; mask [1|b, 1|heads, Sq, Sk]")
+@check(
+    "rank 4 q/k/v of one batch (GQA heads allowed; rank > 4 with shared leading dims and no mask, "
+    "folded into the batch); no dropout; is_causal only with equal q/kv lengths; mask [1|b, 1|heads, Sq, Sk]"
+)
 def _sdpa_shapes(node: fx.Node) -> str | None:
     """What ttnn.transformer.scaled_dot_product_attention validates (messages from ttnn 0.81.1)
     and the lowering cannot work around. (aten itself rejects query heads that are no multiple of
@@ -25,15 +27,19 @@ def _sdpa_shapes(node: fx.Node) -> str | None:
     q, k, v = (meta(a) for a in node.args[:3])
     if q.dim() > 4 and q.dim() == k.dim() == v.dim() and q.shape[:-3] == k.shape[:-3] == v.shape[:-3]:
         if meta(arg(node, 3, "attn_mask")) is not None:
-            return f"rank {q.dim()} inputs with an attn_mask unsupported (the leading dims fold into " \
-                   "the batch only without a mask)"
+            return (
+                f"rank {q.dim()} inputs with an attn_mask unsupported (the leading dims fold into "
+                "the batch only without a mask)"
+            )
         q, k, v = (t.reshape(-1, *t.shape[-3:]) for t in (q, k, v))
     if not q.dim() == k.dim() == v.dim() == 4:
         return f"rank {q.dim()} inputs unsupported (ttnn SDPA needs [batch, heads, seq, head_dim])"
     (b, nqh, sq, _), (bk, nkv, sk, _), (bv, nv, sv, _) = q.shape, k.shape, v.shape
     if not b == bk == bv or nkv != nv or sk != sv:
-        return (f"q/k/v shapes {list(q.shape)}, {list(k.shape)}, {list(v.shape)} unsupported "
-                "(ttnn SDPA broadcasts no batch dim)")
+        return (
+            f"q/k/v shapes {list(q.shape)}, {list(k.shape)}, {list(v.shape)} unsupported "
+            "(ttnn SDPA broadcasts no batch dim)"
+        )
     if meta(arg(node, 4, "dropout_p", 0.0)):
         return "dropout_p > 0 unsupported (inference only)"
     if arg(node, 5, "is_causal", False) and sq != sk:
@@ -44,16 +50,23 @@ def _sdpa_shapes(node: fx.Node) -> str | None:
             return f"rank {mask.dim()} attn_mask unsupported"
         mb, mh, mq, mk = (1,) * (4 - mask.dim()) + tuple(mask.shape)
         if (mq, mk) != (sq, sk) or mb not in (1, b) or mh not in (1, nqh):
-            return (f"attn_mask shape {list(mask.shape)} unsupported (ttnn SDPA broadcasts only batch "
-                    f"and heads: mask_shape[2] == q_shape[2], needs [1|{b}, 1|{nqh}, {sq}, {sk}])")
+            return (
+                f"attn_mask shape {list(mask.shape)} unsupported (ttnn SDPA broadcasts only batch "
+                f"and heads: mask_shape[2] == q_shape[2], needs [1|{b}, 1|{nqh}, {sq}, {sk}])"
+            )
     return None
 
 
-@rule(aten.scaled_dot_product_attention.default, ttnn="ttnn.transformer.scaled_dot_product_attention", fused=True,
-      family="attention",
-      checks=(*BASIC, dtypes(FLOAT_DTYPES | {torch.bool}, "floating-point (bool masks)"), _sdpa_shapes))
-def scaled_dot_product_attention(ctx, node, q, k, v, attn_mask=None, dropout_p=0.0, is_causal=False,
-                                 *, scale=None, enable_gqa=False):
+@rule(
+    aten.scaled_dot_product_attention.default,
+    ttnn="ttnn.transformer.scaled_dot_product_attention",
+    fused=True,
+    family="attention",
+    checks=(*BASIC, dtypes(FLOAT_DTYPES | {torch.bool}, "floating-point (bool masks)"), _sdpa_shapes),
+)
+def scaled_dot_product_attention(
+    ctx, node, q, k, v, attn_mask=None, dropout_p=0.0, is_causal=False, *, scale=None, enable_gqa=False
+):
     lead = tuple(meta(node.args[0]).shape[:-3])
     if len(lead) > 1:  # rank > 4, no mask: the leading dims fold into the batch and back
         q, k, v = (ctx.ops.reshape(ctx.tensor(t), (-1, *t.shape[-3:])) for t in (q, k, v))
@@ -92,9 +105,16 @@ def _sdpa(ctx, node, q, k, v, attn_mask, is_causal, scale):
     # Dotted names are resolved whole by DualOps. is_causal is passed explicitly: ttnn's default
     # is True.
     sdpa = getattr(ctx.ops, "transformer.scaled_dot_product_attention")
-    out = sdpa(padded(q, qk_dim), padded(k, qk_dim), padded(v, v_dim), attn_mask=mask,
-               is_causal=bool(is_causal), scale=qk_dim**-0.5 if scale is None else scale,
-               memory_config=ctx.memory_config, **ctx.kernel_options("sdpa"))
+    out = sdpa(
+        padded(q, qk_dim),
+        padded(k, qk_dim),
+        padded(v, v_dim),
+        attn_mask=mask,
+        is_causal=bool(is_causal),
+        scale=qk_dim**-0.5 if scale is None else scale,
+        memory_config=ctx.memory_config,
+        **ctx.kernel_options("sdpa"),
+    )
     if v_dim == width:
         return out
     return ctx.ops.slice(out, [0, 0, 0, 0], [batch, heads, q_len, v_dim], memory_config=ctx.memory_config)

@@ -92,8 +92,9 @@ def param(index: int, name: str, allowed, default: Any = None, why: str = "", re
             raise ValueError(f"param({name!r}): a predicate needs `requires`")
     else:
         values = allowed if isinstance(allowed, tuple) else (allowed,)
-        requires = requires or f"{name} " + (f"= {values[0]!r}" if len(values) == 1
-                                             else "in " + ", ".join(map(repr, values)))
+        requires = requires or f"{name} " + (
+            f"= {values[0]!r}" if len(values) == 1 else "in " + ", ".join(map(repr, values))
+        )
 
     def test(node: fx.Node) -> str | None:
         value = meta(arg(node, index, name, default))

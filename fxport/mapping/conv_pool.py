@@ -12,7 +12,6 @@ buffers in the L1_SMALL region, which exists only if the device was opened with 
 from __future__ import annotations
 
 import math
-
 import operator
 from dataclasses import dataclass
 
@@ -29,10 +28,14 @@ from fxport.values import HostValue, TTValue
 aten = torch.ops.aten
 TILE = 32
 
-no_kernel(aten.max_pool3d_with_indices.default, aten.avg_pool3d.default, aten.adaptive_avg_pool3d.default,
-          aten._adaptive_avg_pool3d.default, aten.adaptive_max_pool3d.default,
-          limit="TT-NN 0.81.1 has no 3-D pooling kernel (max_pool2d, avg_pool2d and adaptive_*_pool2d "
-                "are 2-D)")
+no_kernel(
+    aten.max_pool3d_with_indices.default,
+    aten.avg_pool3d.default,
+    aten.adaptive_avg_pool3d.default,
+    aten._adaptive_avg_pool3d.default,
+    aten.adaptive_max_pool3d.default,
+    limit="TT-NN 0.81.1 has no 3-D pooling kernel (max_pool2d, avg_pool2d and adaptive_*_pool2d are 2-D)",
+)
 
 
 def _pair(value, default: tuple[int, int] | None = None) -> tuple[int, int]:
@@ -54,8 +57,9 @@ def to_flat_nhwc(ctx, x, n: int, c: int, h: int, w: int, layout: str = "row_majo
     Counted as layout conversions; a host value is permuted on the host before it moves."""
     with ctx.counting("layout"):
         if isinstance(x, HostValue):
-            return ctx.tensor(HostValue(x.tensor.reshape(n, c, h, w).permute(0, 2, 3, 1)
-                                        .reshape(1, 1, n * h * w, c)), layout=layout)
+            return ctx.tensor(
+                HostValue(x.tensor.reshape(n, c, h, w).permute(0, 2, 3, 1).reshape(1, 1, n * h * w, c)), layout=layout
+            )
         x = ctx.tensor(x, layout=layout)
         if x.shape != (n, c, h, w):
             x = ctx.ops.reshape(x, (n, c, h, w))
@@ -82,6 +86,7 @@ def _nchw(node: fx.Node) -> tuple[int, int, int, int]:
 @dataclass(frozen=True)
 class _Conv:
     """A conv1d/conv2d/convolution node as a 2-D convolution (conv1d: H = 1)."""
+
     n: int
     c: int
     h: int
@@ -119,20 +124,31 @@ class _Conv:
             pad = (ph, ph, pw, pw)
         spatial = (1, *x.shape[-1:]) if one_d else tuple(x.shape[-2:])
         n = x.shape[0] if x.dim() == weight.dim() else 1
-        return cls(n, x.shape[-weight.dim() + 1], *spatial, weight.shape[0], kernel, stride, pad,
-                   dilation, groups, bool(transposed))
+        return cls(
+            n,
+            x.shape[-weight.dim() + 1],
+            *spatial,
+            weight.shape[0],
+            kernel,
+            stride,
+            pad,
+            dilation,
+            groups,
+            bool(transposed),
+        )
 
 
-_CONVS = (aten.conv2d.default, aten.conv2d.padding, aten.conv1d.default, aten.conv1d.padding,
-          aten.convolution.default)
+_CONVS = (aten.conv2d.default, aten.conv2d.padding, aten.conv1d.default, aten.conv1d.padding, aten.convolution.default)
 
 
-@check('1-D or 2-D, not transposed')
+@check("1-D or 2-D, not transposed")
 def _conv_supported(node: fx.Node) -> str | None:
     weight = meta(node.args[1])
     if weight.dim() not in (3, 4):
-        return (f"{weight.dim() - 2}-D convolution unsupported: TT-NN 0.81.1 has no 3-D convolution "
-                "kernel (ttnn.conv2d is 2-D; conv1d runs as conv2d)")
+        return (
+            f"{weight.dim() - 2}-D convolution unsupported: TT-NN 0.81.1 has no 3-D convolution "
+            "kernel (ttnn.conv2d is 2-D; conv1d runs as conv2d)"
+        )
     if _Conv.of(node).transposed:
         return "transposed convolution unsupported (ttnn.conv_transpose2d is not mapped)"
     return None
@@ -162,8 +178,10 @@ def _conv_layout(record):
 
 def _spatial_layout(record):
     """Pooling and upsampling run on flattened NHWC activations."""
-    return ([_nhwc_flat(s) for s in record.inputs[:1]],
-            [_nhwc_flat(s) for s in record.outputs[:1] if len(s.shape) >= 3])
+    return (
+        [_nhwc_flat(s) for s in record.inputs[:1]],
+        [_nhwc_flat(s) for s in record.outputs[:1] if len(s.shape) >= 3],
+    )
 
 
 def _in_l1(ctx, value) -> bool:
@@ -201,12 +219,26 @@ def conv2d_flat(ctx, flat, weight, bias, p: _Conv, activation: str = ""):
         with ctx.counting("layout"):
             flat = ctx.ops.to_memory_config(flat, ttnn.DRAM_MEMORY_CONFIG)
     y, (w_dev, b_dev) = ctx.ops.conv2d(
-        input_tensor=flat, weight_tensor=w, bias_tensor=b, device=ctx.device.device, in_channels=p.c,
-        out_channels=p.out_channels, batch_size=p.n, input_height=p.h, input_width=p.w,
-        kernel_size=p.kernel, stride=p.stride, padding=padding, dilation=p.dilation, groups=p.groups,
-        conv_config=ttnn.Conv2dConfig(**config) if config else None, memory_config=ctx.memory_config,
-        slice_config=ctx.slice_config, return_weights_and_bias=True,
-        **ctx.kernel_options("conv2d"))
+        input_tensor=flat,
+        weight_tensor=w,
+        bias_tensor=b,
+        device=ctx.device.device,
+        in_channels=p.c,
+        out_channels=p.out_channels,
+        batch_size=p.n,
+        input_height=p.h,
+        input_width=p.w,
+        kernel_size=p.kernel,
+        stride=p.stride,
+        padding=padding,
+        dilation=p.dilation,
+        groups=p.groups,
+        conv_config=ttnn.Conv2dConfig(**config) if config else None,
+        memory_config=ctx.memory_config,
+        slice_config=ctx.slice_config,
+        return_weights_and_bias=True,
+        **ctx.kernel_options("conv2d"),
+    )
     if constant and prepared is None:  # the device copies keep the host weights' values (goldens read them)
         # in fp32 (exact: bf16 or block-float values), so that no call's golden converts them again
         ctx.keep_prepared(weight, key, (TTValue(w_dev.tt, _fp32(w.golden)), b and TTValue(b_dev.tt, _fp32(b.golden))))
@@ -225,16 +257,26 @@ def _quantized(ctx, value: TTValue) -> TTValue:
     if golden is None:
         return value
     matrix = golden.reshape(golden.shape[0], -1).t() if golden.dim() == 4 else golden.reshape(1, -1)
-    packed = ctx.ttnn.Tensor(tensor=matrix.float().contiguous(), data_type=ctx.weights_dtype,
-                             layout=ctx.ttnn.TILE_LAYOUT).to_torch()
+    packed = ctx.ttnn.Tensor(
+        tensor=matrix.float().contiguous(), data_type=ctx.weights_dtype, layout=ctx.ttnn.TILE_LAYOUT
+    ).to_torch()
     return TTValue(value.tt, (packed.t() if golden.dim() == 4 else packed).reshape(golden.shape))
 
 
 def _conv_form(node: fx.Node, activation: str, nhw: list[int]) -> tuple:
     p = _Conv.of(node)
     bias = node.args[2] if len(node.args) > 2 else node.kwargs.get("bias")
-    return fxport_ops.conv2d.default, (node.args[0], node.args[1], bias, list(p.stride),
-                                       list(p.padding), list(p.dilation), p.groups, activation, nhw)
+    return fxport_ops.conv2d.default, (
+        node.args[0],
+        node.args[1],
+        bias,
+        list(p.stride),
+        list(p.padding),
+        list(p.dilation),
+        p.groups,
+        activation,
+        nhw,
+    )
 
 
 def _conv2d_fused(node: fx.Node, activation: str) -> tuple | None:
@@ -257,9 +299,16 @@ def _conv2d_nhwc(node: fx.Node, flat) -> NhwcCall | None:
 CONV_ACTIVATIONS = fusable("relu", "relu6", "silu", "sigmoid", "hardsigmoid", "tanh", "gelu")
 
 
-@rule(*_CONVS, ttnn="ttnn.conv2d", fused=True, family="conv_pool",
-      checks=(*BASIC, dtypes(), _conv_supported), device_layout=_conv_layout,
-      fusion=Fusion(CONV_ACTIVATIONS, _conv2d_fused), nhwc=_conv2d_nhwc)
+@rule(
+    *_CONVS,
+    ttnn="ttnn.conv2d",
+    fused=True,
+    family="conv_pool",
+    checks=(*BASIC, dtypes(), _conv_supported),
+    device_layout=_conv_layout,
+    fusion=Fusion(CONV_ACTIVATIONS, _conv2d_fused),
+    nhwc=_conv2d_nhwc,
+)
 def conv(ctx, node, x, weight, bias=None, *_, **__):
     p = _Conv.of(node)
     y = conv2d_flat(ctx, to_flat_nhwc(ctx, x, p.n, p.c, p.h, p.w), weight, bias, p)
@@ -269,7 +318,7 @@ def conv(ctx, node, x, weight, bias=None, *_, **__):
 
 
 # -- pooling -------------------------------------------------------------------------------------
-@check('the indices output unused')
+@check("the indices output unused")
 def _indices_unused(node: fx.Node) -> str | None:
     """Max pools that also return argmax indices lower when nothing reads the indices."""
     if not isinstance(node.meta.get("val"), (tuple, list)):
@@ -283,16 +332,50 @@ def _indices_unused(node: fx.Node) -> str | None:
 SPATIAL = (*BASIC, dtypes())
 
 
-def max_pool_flat(ctx, flat, n: int, h: int, w: int, c: int, kernel, stride, padding, dilation,
-                  ceil_mode: bool):
-    return ctx.ops.max_pool2d(flat, n, h, w, c, list(kernel), list(stride), list(padding),
-                              list(dilation), ceil_mode, memory_config=ctx.memory_config)
+def max_pool_flat(ctx, flat, n: int, h: int, w: int, c: int, kernel, stride, padding, dilation, ceil_mode: bool):
+    return ctx.ops.max_pool2d(
+        flat,
+        n,
+        h,
+        w,
+        c,
+        list(kernel),
+        list(stride),
+        list(padding),
+        list(dilation),
+        ceil_mode,
+        memory_config=ctx.memory_config,
+    )
 
 
-def avg_pool_flat(ctx, flat, n: int, h: int, w: int, c: int, kernel, stride, padding, ceil_mode: bool,
-                  count_include_pad: bool, divisor_override):
-    return ctx.ops.avg_pool2d(flat, n, h, w, c, list(kernel), list(stride), list(padding), ceil_mode,
-                              count_include_pad, divisor_override, memory_config=ctx.memory_config)
+def avg_pool_flat(
+    ctx,
+    flat,
+    n: int,
+    h: int,
+    w: int,
+    c: int,
+    kernel,
+    stride,
+    padding,
+    ceil_mode: bool,
+    count_include_pad: bool,
+    divisor_override,
+):
+    return ctx.ops.avg_pool2d(
+        flat,
+        n,
+        h,
+        w,
+        c,
+        list(kernel),
+        list(stride),
+        list(padding),
+        ceil_mode,
+        count_include_pad,
+        divisor_override,
+        memory_config=ctx.memory_config,
+    )
 
 
 def _pool_args(node: fx.Node) -> tuple:
@@ -306,20 +389,47 @@ def _max_pool_nhwc(node: fx.Node, flat) -> NhwcCall | None:
         return None
     n, c, h, w = _nchw(node)
     kernel, stride, padding = _pool_args(node)
-    return NhwcCall(fxport_ops.max_pool2d.default,
-                    (flat(node.args[0]), [n, h, w], list(kernel), list(stride), list(padding),
-                     list(_pair(arg(node, 4, "dilation", 1))), bool(arg(node, 5, "ceil_mode", False))),
-                    native=True)
+    return NhwcCall(
+        fxport_ops.max_pool2d.default,
+        (
+            flat(node.args[0]),
+            [n, h, w],
+            list(kernel),
+            list(stride),
+            list(padding),
+            list(_pair(arg(node, 4, "dilation", 1))),
+            bool(arg(node, 5, "ceil_mode", False)),
+        ),
+        native=True,
+    )
 
 
-@rule(aten.max_pool2d.default, aten.max_pool2d_with_indices.default, ttnn="ttnn.max_pool2d", fused=True,
-      family="conv_pool", checks=(*SPATIAL, _indices_unused), device_layout=_spatial_layout,
-      nhwc=_max_pool_nhwc)
+@rule(
+    aten.max_pool2d.default,
+    aten.max_pool2d_with_indices.default,
+    ttnn="ttnn.max_pool2d",
+    fused=True,
+    family="conv_pool",
+    checks=(*SPATIAL, _indices_unused),
+    device_layout=_spatial_layout,
+    nhwc=_max_pool_nhwc,
+)
 def max_pool2d(ctx, node, x, kernel_size, stride=(), padding=0, dilation=1, ceil_mode=False):
     n, c, h, w = _nchw(node)
     kernel = _pair(kernel_size)
-    y = max_pool_flat(ctx, to_flat_nhwc(ctx, x, n, c, h, w), n, h, w, c, kernel, _pair(stride, kernel),
-                      _pair(padding), _pair(dilation), ceil_mode)
+    y = max_pool_flat(
+        ctx,
+        to_flat_nhwc(ctx, x, n, c, h, w),
+        n,
+        h,
+        w,
+        c,
+        kernel,
+        _pair(stride, kernel),
+        _pair(padding),
+        _pair(dilation),
+        ceil_mode,
+    )
     y = from_flat_nhwc(ctx, y, _out_shape(node), n, *_out_shape(node)[-2:], c)
     return (y, None) if node.target == aten.max_pool2d_with_indices.default else y
 
@@ -329,20 +439,50 @@ def _avg_pool_nhwc(node: fx.Node, flat) -> NhwcCall | None:
         return None
     n, c, h, w = _nchw(node)
     kernel, stride, padding = _pool_args(node)
-    return NhwcCall(fxport_ops.avg_pool2d.default, (
-        flat(node.args[0]), [n, h, w], list(kernel), list(stride), list(padding),
-        bool(arg(node, 4, "ceil_mode", False)), bool(arg(node, 5, "count_include_pad", True)),
-        arg(node, 6, "divisor_override")), native=True)
+    return NhwcCall(
+        fxport_ops.avg_pool2d.default,
+        (
+            flat(node.args[0]),
+            [n, h, w],
+            list(kernel),
+            list(stride),
+            list(padding),
+            bool(arg(node, 4, "ceil_mode", False)),
+            bool(arg(node, 5, "count_include_pad", True)),
+            arg(node, 6, "divisor_override"),
+        ),
+        native=True,
+    )
 
 
-@rule(aten.avg_pool2d.default, ttnn="ttnn.avg_pool2d", fused=True, family="conv_pool",
-      checks=SPATIAL, device_layout=_spatial_layout, nhwc=_avg_pool_nhwc)
-def avg_pool2d(ctx, node, x, kernel_size, stride=(), padding=0, ceil_mode=False,
-               count_include_pad=True, divisor_override=None):
+@rule(
+    aten.avg_pool2d.default,
+    ttnn="ttnn.avg_pool2d",
+    fused=True,
+    family="conv_pool",
+    checks=SPATIAL,
+    device_layout=_spatial_layout,
+    nhwc=_avg_pool_nhwc,
+)
+def avg_pool2d(
+    ctx, node, x, kernel_size, stride=(), padding=0, ceil_mode=False, count_include_pad=True, divisor_override=None
+):
     n, c, h, w = _nchw(node)
     kernel = _pair(kernel_size)
-    y = avg_pool_flat(ctx, to_flat_nhwc(ctx, x, n, c, h, w), n, h, w, c, kernel, _pair(stride, kernel),
-                      _pair(padding), ceil_mode, count_include_pad, divisor_override)
+    y = avg_pool_flat(
+        ctx,
+        to_flat_nhwc(ctx, x, n, c, h, w),
+        n,
+        h,
+        w,
+        c,
+        kernel,
+        _pair(stride, kernel),
+        _pair(padding),
+        ceil_mode,
+        count_include_pad,
+        divisor_override,
+    )
     return from_flat_nhwc(ctx, y, _out_shape(node), n, *_out_shape(node)[-2:], c)
 
 
@@ -352,18 +492,19 @@ def _windows(size: int, out: int) -> tuple[int, int] | None:
     starts = [i * size // out for i in range(out)]
     ends = [-(-(i + 1) * size // out) for i in range(out)]
     kernel, stride = ends[0] - starts[0], (starts[1] - starts[0]) if out > 1 else 1
-    uniform = all(e - s == kernel for s, e in zip(starts, ends)) and \
-        all(s == i * stride for i, s in enumerate(starts))
+    uniform = all(e - s == kernel for s, e in zip(starts, ends)) and all(s == i * stride for i, s in enumerate(starts))
     return (kernel, stride) if uniform else None
 
 
-@check('adaptive windows of one size and stride (any size to 1x1)')
+@check("adaptive windows of one size and stride (any size to 1x1)")
 def _uniform_windows(node: fx.Node) -> str | None:
     (_, _, h, w), (oh, ow) = _nchw(node), _out_shape(node)[-2:]
     if _windows(h, oh) and _windows(w, ow):
         return None
-    return (f"{h}x{w} -> {oh}x{ow} needs windows of varying size or stride; TT-NN's adaptive pool "
-            "uses one kernel and stride (and would silently differ)")
+    return (
+        f"{h}x{w} -> {oh}x{ow} needs windows of varying size or stride; TT-NN's adaptive pool "
+        "uses one kernel and stride (and would silently differ)"
+    )
 
 
 def adaptive_avg_pool_flat(ctx, flat, n: int, h: int, w: int, c: int, oh: int, ow: int):
@@ -378,33 +519,50 @@ def _adaptive_avg_nhwc(node: fx.Node, flat) -> NhwcCall | None:
     if meta(node.args[0]).dim() != 4 or _uniform_windows(node):
         return None
     n, c, h, w = _nchw(node)
-    return NhwcCall(fxport_ops.adaptive_avg_pool2d.default,
-                    (flat(node.args[0]), [n, h, w], list(_out_shape(node)[-2:])), native=True)
+    return NhwcCall(
+        fxport_ops.adaptive_avg_pool2d.default,
+        (flat(node.args[0]), [n, h, w], list(_out_shape(node)[-2:])),
+        native=True,
+    )
 
 
-@rule(aten.adaptive_avg_pool2d.default, aten._adaptive_avg_pool2d.default, fused=True,
-      ttnn="ttnn.global_avg_pool2d | ttnn.adaptive_avg_pool2d", family="conv_pool",
-      checks=(*SPATIAL, _uniform_windows), device_layout=_spatial_layout, nhwc=_adaptive_avg_nhwc)
+@rule(
+    aten.adaptive_avg_pool2d.default,
+    aten._adaptive_avg_pool2d.default,
+    fused=True,
+    ttnn="ttnn.global_avg_pool2d | ttnn.adaptive_avg_pool2d",
+    family="conv_pool",
+    checks=(*SPATIAL, _uniform_windows),
+    device_layout=_spatial_layout,
+    nhwc=_adaptive_avg_nhwc,
+)
 def adaptive_avg_pool2d(ctx, node, x, output_size):
     n, c, h, w = _nchw(node)
     oh, ow = _out_shape(node)[-2:]
     if (oh, ow) == (1, 1):  # a single reduction, no halo (and no L1_SMALL) needed
         with ctx.counting("layout"):
-            nhwc = ctx.ops.permute(ctx.ops.reshape(ctx.tensor(x), (n, c, h, w)), (0, 2, 3, 1),
-                                   memory_config=ctx.memory_config)
+            nhwc = ctx.ops.permute(
+                ctx.ops.reshape(ctx.tensor(x), (n, c, h, w)), (0, 2, 3, 1), memory_config=ctx.memory_config
+            )
         y = ctx.ops.global_avg_pool2d(nhwc)
         return from_flat_nhwc(ctx, y, _out_shape(node), n, 1, 1, c)
     y = adaptive_avg_pool_flat(ctx, to_flat_nhwc(ctx, x, n, c, h, w), n, h, w, c, oh, ow)
     return from_flat_nhwc(ctx, y, _out_shape(node), n, oh, ow, c)
 
 
-@rule(aten.adaptive_max_pool2d.default, ttnn="ttnn.adaptive_max_pool2d", family="conv_pool",
-      checks=(*SPATIAL, _uniform_windows, _indices_unused), device_layout=_spatial_layout)
+@rule(
+    aten.adaptive_max_pool2d.default,
+    ttnn="ttnn.adaptive_max_pool2d",
+    family="conv_pool",
+    checks=(*SPATIAL, _uniform_windows, _indices_unused),
+    device_layout=_spatial_layout,
+)
 def adaptive_max_pool2d(ctx, node, x, output_size):
     n, c, h, w = _nchw(node)
     oh, ow = _out_shape(node)[-2:]
-    y = ctx.ops.adaptive_max_pool2d(to_flat_nhwc(ctx, x, n, c, h, w), n, h, w, c, [oh, ow],
-                                    memory_config=ctx.memory_config)
+    y = ctx.ops.adaptive_max_pool2d(
+        to_flat_nhwc(ctx, x, n, c, h, w), n, h, w, c, [oh, ow], memory_config=ctx.memory_config
+    )
     return from_flat_nhwc(ctx, y, _out_shape(node), n, oh, ow, c), None
 
 
@@ -418,7 +576,7 @@ def _scales(node: fx.Node) -> list | None:
     return None if scales == [None, None] else scales
 
 
-@check('integer scale factors')
+@check("integer scale factors")
 def _integer_scale(node: fx.Node) -> str | None:
     (_, _, h, w), (oh, ow) = _nchw(node), _out_shape(node)[-2:]
     if oh % h or ow % w:
@@ -445,8 +603,11 @@ def _upsample(ctx, node, x, mode: str):
     n, c, h, w = _nchw(node)
     oh, ow = _out_shape(node)[-2:]
     with ctx.counting("layout"):
-        nhwc = ctx.ops.permute(ctx.ops.reshape(ctx.tensor(x, layout="row_major"), (n, c, h, w)),
-                               (0, 2, 3, 1), memory_config=ctx.memory_config)
+        nhwc = ctx.ops.permute(
+            ctx.ops.reshape(ctx.tensor(x, layout="row_major"), (n, c, h, w)),
+            (0, 2, 3, 1),
+            memory_config=ctx.memory_config,
+        )
         # Bilinear ttnn.upsample takes channels in multiples of 32 (a tile's width): zero channels
         # pad the rest and are cut off again; channels do not mix, so the padding changes nothing.
         padded = -c % TILE if mode == "bilinear" else 0
@@ -464,27 +625,39 @@ def _upsample_nhwc(node: fx.Node, flat) -> NhwcCall | None:
     if meta(node.args[0]).dim() != 4 or _integer_scale(node):
         return None
     (n, c, h, w), (oh, ow) = _nchw(node), _out_shape(node)[-2:]
-    return NhwcCall(fxport_ops.upsample_nearest2d.default, (flat(node.args[0]), [n, h, w], [oh // h, ow // w]),
-                    native=True)
+    return NhwcCall(
+        fxport_ops.upsample_nearest2d.default, (flat(node.args[0]), [n, h, w], [oh // h, ow // w]), native=True
+    )
 
 
-@rule(aten.upsample_nearest2d.vec, aten.upsample_nearest2d.default, ttnn="ttnn.upsample", fused=True,
-      family="conv_pool", checks=(*SPATIAL, _integer_scale), device_layout=_spatial_layout,
-      nhwc=_upsample_nhwc)
+@rule(
+    aten.upsample_nearest2d.vec,
+    aten.upsample_nearest2d.default,
+    ttnn="ttnn.upsample",
+    fused=True,
+    family="conv_pool",
+    checks=(*SPATIAL, _integer_scale),
+    device_layout=_spatial_layout,
+    nhwc=_upsample_nhwc,
+)
 def upsample_nearest2d(ctx, node, x, *_, **__):
     return _upsample(ctx, node, x, "nearest")
 
 
-@rule(aten.upsample_bilinear2d.vec, aten.upsample_bilinear2d.default, ttnn="ttnn.upsample", fused=True,
-      family="conv_pool",
-      checks=(*SPATIAL, param(2, "align_corners", False, why="TT-NN samples like align_corners=False"),
-              _integer_scale))
+@rule(
+    aten.upsample_bilinear2d.vec,
+    aten.upsample_bilinear2d.default,
+    ttnn="ttnn.upsample",
+    fused=True,
+    family="conv_pool",
+    checks=(*SPATIAL, param(2, "align_corners", False, why="TT-NN samples like align_corners=False"), _integer_scale),
+)
 def upsample_bilinear2d(ctx, node, x, *_, **__):
     return _upsample(ctx, node, x, "bilinear")
 
 
 # -- padding -------------------------------------------------------------------------------------
-@check('constant padding mode')
+@check("constant padding mode")
 def _constant_mode(node: fx.Node) -> str | None:
     if node.target != aten.pad.default:
         return None
@@ -492,8 +665,14 @@ def _constant_mode(node: fx.Node) -> str | None:
     return None if mode == "constant" else f"mode={mode!r} unsupported (ttnn.pad pads with a constant)"
 
 
-@rule(aten.pad.default, aten.constant_pad_nd.default, ttnn="ttnn.slice + ttnn.pad", fused=True, family="conv_pool",
-      checks=(*BASIC, dtypes(ANY_DTYPES, "float, int or bool"), _constant_mode))
+@rule(
+    aten.pad.default,
+    aten.constant_pad_nd.default,
+    ttnn="ttnn.slice + ttnn.pad",
+    fused=True,
+    family="conv_pool",
+    checks=(*BASIC, dtypes(ANY_DTYPES, "float, int or bool"), _constant_mode),
+)
 def pad(ctx, node, x, pad, *_, **__):
     value = arg(node, 3 if node.target == aten.pad.default else 2, "value") or 0
     shape = tuple(meta(node.args[0]).shape)
@@ -512,5 +691,6 @@ def pad(ctx, node, x, pad, *_, **__):
     # TILE padding cannot add at the front of a dim ("on device tile padding does not support
     # front padding"); ROW_MAJOR can.
     front = any(before for before, _ in pairs)
-    return ctx.ops.pad(ctx.tensor(x, layout="row_major" if front else "tile"), pairs, value,
-                       memory_config=ctx.memory_config)
+    return ctx.ops.pad(
+        ctx.tensor(x, layout="row_major" if front else "tile"), pairs, value, memory_config=ctx.memory_config
+    )

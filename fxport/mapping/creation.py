@@ -22,8 +22,10 @@ SUPPORTED = FLOAT_DTYPES | INT_DTYPES | {torch.bool}
 BF16_MAX = torch.finfo(torch.bfloat16).max
 
 
-@check(f"a static, non-empty output of rank <= {MAX_RANK} (floats and bools in bf16, integers in "
-       "uint32, int32 if negative)")
+@check(
+    f"a static, non-empty output of rank <= {MAX_RANK} (floats and bools in bf16, integers in "
+    "uint32, int32 if negative)"
+)
 def _output_ok(node: fx.Node) -> str | None:
     out = output(node)
     if out is None:
@@ -62,24 +64,27 @@ def _full(ctx, node: fx.Node, value) -> object:
             value = max(-BF16_MAX, min(BF16_MAX, value))
     else:
         value = int(value)
-    return ctx.ops.full(tuple(out.shape), value, dtype=dtype, layout=ctx.ttnn.TILE_LAYOUT,
-                        device=ctx.device.device, memory_config=ctx.memory_config)
+    return ctx.ops.full(
+        tuple(out.shape),
+        value,
+        dtype=dtype,
+        layout=ctx.ttnn.TILE_LAYOUT,
+        device=ctx.device.device,
+        memory_config=ctx.memory_config,
+    )
 
 
-@rule(aten.full.default, ttnn="ttnn.full", family="creation",
-      checks=(_output_ok, _value_check(1, "fill_value")))
+@rule(aten.full.default, ttnn="ttnn.full", family="creation", checks=(_output_ok, _value_check(1, "fill_value")))
 def full(ctx, node, size, fill_value, **_):
     return _full(ctx, node, fill_value)
 
 
-@rule(aten.full_like.default, ttnn="ttnn.full", family="creation",
-      checks=(_output_ok, _value_check(1, "fill_value")))
+@rule(aten.full_like.default, ttnn="ttnn.full", family="creation", checks=(_output_ok, _value_check(1, "fill_value")))
 def full_like(ctx, node, x, fill_value, **_):
     return _full(ctx, node, fill_value)
 
 
-@rule(aten.fill.Scalar, ttnn="ttnn.full", family="creation",
-      checks=(_output_ok, _value_check(1, "value")))
+@rule(aten.fill.Scalar, ttnn="ttnn.full", family="creation", checks=(_output_ok, _value_check(1, "value")))
 def fill(ctx, node, x, value):
     return _full(ctx, node, value)
 
@@ -98,32 +103,49 @@ def _scalar_value(node: fx.Node) -> str | None:
 def fill_tensor(ctx, node, x, value):
     # The value is a 0-d tensor known only at run time: zeros plus its broadcast, on the device.
     shape = tuple(output(node).shape)
-    zeros = ctx.ops.full(shape, 0.0, dtype=ctx.dtype, layout=ctx.ttnn.TILE_LAYOUT,
-                         device=ctx.device.device, memory_config=ctx.memory_config)
+    zeros = ctx.ops.full(
+        shape,
+        0.0,
+        dtype=ctx.dtype,
+        layout=ctx.ttnn.TILE_LAYOUT,
+        device=ctx.device.device,
+        memory_config=ctx.memory_config,
+    )
     scalar = ctx.ops.reshape(ctx.tensor(value), (1,) * len(shape))
     return ctx.ops.add(zeros, scalar, memory_config=ctx.memory_config)
 
 
-@rule(aten.new_full.default, ttnn="ttnn.full", family="creation",
-      checks=(_output_ok, _value_check(2, "fill_value")))
+@rule(aten.new_full.default, ttnn="ttnn.full", family="creation", checks=(_output_ok, _value_check(2, "fill_value")))
 def new_full(ctx, node, x, size, fill_value, **_):
     return _full(ctx, node, fill_value)
 
 
-@rule(aten.scalar_tensor.default, ttnn="ttnn.full", family="creation",
-      checks=(_output_ok, _value_check(0, "s")))
+@rule(aten.scalar_tensor.default, ttnn="ttnn.full", family="creation", checks=(_output_ok, _value_check(0, "s")))
 def scalar_tensor(ctx, node, s, **_):
     return _full(ctx, node, s)
 
 
-@rule(aten.zeros.default, aten.zeros_like.default, aten.new_zeros.default, aten.zero.default,
-      ttnn="ttnn.full", family="creation", checks=(_output_ok,))
+@rule(
+    aten.zeros.default,
+    aten.zeros_like.default,
+    aten.new_zeros.default,
+    aten.zero.default,
+    ttnn="ttnn.full",
+    family="creation",
+    checks=(_output_ok,),
+)
 def zeros(ctx, node, *_, **__):
     return _full(ctx, node, 0)
 
 
-@rule(aten.ones.default, aten.ones_like.default, aten.new_ones.default,
-      ttnn="ttnn.full", family="creation", checks=(_output_ok,))
+@rule(
+    aten.ones.default,
+    aten.ones_like.default,
+    aten.new_ones.default,
+    ttnn="ttnn.full",
+    family="creation",
+    checks=(_output_ok,),
+)
 def ones(ctx, node, *_, **__):
     return _full(ctx, node, 1)
 
@@ -137,7 +159,7 @@ def _range(node: fx.Node) -> tuple:
     return start, end, step
 
 
-@check('integer start, end and step')
+@check("integer start, end and step")
 def _integral_range(node: fx.Node) -> str | None:
     values = _range(node)
     if any(isinstance(v, fx.Node) or not isinstance(v, (int, float)) for v in values):
@@ -147,10 +169,23 @@ def _integral_range(node: fx.Node) -> str | None:
     return None
 
 
-@rule(aten.arange.default, aten.arange.start, aten.arange.start_step, ttnn="ttnn.arange",
-      family="creation", checks=(_output_ok, _integral_range))
+@rule(
+    aten.arange.default,
+    aten.arange.start,
+    aten.arange.start_step,
+    ttnn="ttnn.arange",
+    family="creation",
+    checks=(_output_ok, _integral_range),
+)
 def arange(ctx, node, *_, **__):
     start, end, step = (int(v) for v in _range(node))
     dtype = tt_dtype(ctx, output(node).dtype, signed=min(start, end) < 0)
-    return ctx.ops.arange(start, end, step, dtype=dtype, layout=ctx.ttnn.TILE_LAYOUT,
-                          device=ctx.device.device, memory_config=ctx.memory_config)
+    return ctx.ops.arange(
+        start,
+        end,
+        step,
+        dtype=dtype,
+        layout=ctx.ttnn.TILE_LAYOUT,
+        device=ctx.device.device,
+        memory_config=ctx.memory_config,
+    )

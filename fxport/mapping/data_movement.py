@@ -13,9 +13,8 @@ import math
 import torch
 from torch import fx
 
-from fxport.mapping.checks import (BASIC, FLOAT_DTYPES, INT_DTYPES, arg, dtypes, max_rank, meta,
-                                   output, tensor_inputs)
 from fxport.mapping import nhwc
+from fxport.mapping.checks import BASIC, FLOAT_DTYPES, INT_DTYPES, arg, dtypes, max_rank, meta, output, tensor_inputs
 from fxport.mapping.registry import check, no_kernel, rule
 from fxport.values import HostValue, TTValue
 
@@ -51,19 +50,40 @@ def _dim(dim: int, rank: int) -> int:
 
 
 # -- reshapes ----------------------------------------------------------------------------------
-@rule(aten.view.default, aten._unsafe_view.default, aten.reshape.default, aten.view_copy.default,
-      aten.squeeze.default, aten.squeeze.dim, aten.squeeze.dims, aten.squeeze_copy.default,
-      aten.squeeze_copy.dim, aten.squeeze_copy.dims, aten.unsqueeze.default,
-      aten.unsqueeze_copy.default,
-      ttnn="ttnn.reshape", family="data_movement", checks=MOVE)
+@rule(
+    aten.view.default,
+    aten._unsafe_view.default,
+    aten.reshape.default,
+    aten.view_copy.default,
+    aten.squeeze.default,
+    aten.squeeze.dim,
+    aten.squeeze.dims,
+    aten.squeeze_copy.default,
+    aten.squeeze_copy.dim,
+    aten.squeeze_copy.dims,
+    aten.unsqueeze.default,
+    aten.unsqueeze_copy.default,
+    ttnn="ttnn.reshape",
+    family="data_movement",
+    checks=MOVE,
+)
 def reshape(ctx, node, x, *_, **__):
     # The captured output shape already resolves -1 and which dims squeeze drops.
     return ctx.ops.reshape(dev(ctx, x), _shape(node))
 
 
-@rule(aten.alias.default, aten.alias_copy.default, aten.detach.default, aten.detach_copy.default,
-      aten.lift_fresh_copy.default, aten.contiguous.default,
-      ttnn="(none: the device tensor is reused)", family="data_movement", checks=MOVE, nhwc=nhwc.pointwise)
+@rule(
+    aten.alias.default,
+    aten.alias_copy.default,
+    aten.detach.default,
+    aten.detach_copy.default,
+    aten.lift_fresh_copy.default,
+    aten.contiguous.default,
+    ttnn="(none: the device tensor is reused)",
+    family="data_movement",
+    checks=MOVE,
+    nhwc=nhwc.pointwise,
+)
 def alias(ctx, node, x, *_, **__):
     return dev(ctx, x)
 
@@ -74,16 +94,27 @@ def _contiguous_view(node: fx.Node) -> str | None:
     x, out = meta(node.args[0]), output(node)
     size, stride = list(arg(node, 1, "size")), list(arg(node, 2, "stride"))
     offset = arg(node, 3, "storage_offset") or 0
-    expected = [math.prod(size[i + 1:]) for i in range(len(size))]
-    if offset or any(s != e for s, e, n in zip(stride, expected, size) if n != 1) \
-            or out.numel() != x.numel() or not x.is_contiguous():
-        return (f"as_strided(size={size}, stride={stride}, offset={offset}) is not a contiguous view "
-                "of its whole input (TT-NN has no strided gather)")
+    expected = [math.prod(size[i + 1 :]) for i in range(len(size))]
+    if (
+        offset
+        or any(s != e for s, e, n in zip(stride, expected, size) if n != 1)
+        or out.numel() != x.numel()
+        or not x.is_contiguous()
+    ):
+        return (
+            f"as_strided(size={size}, stride={stride}, offset={offset}) is not a contiguous view "
+            "of its whole input (TT-NN has no strided gather)"
+        )
     return None
 
 
-@rule(aten.as_strided.default, aten.as_strided_copy.default, ttnn="ttnn.reshape", family="data_movement",
-      checks=(*MOVE, _contiguous_view))
+@rule(
+    aten.as_strided.default,
+    aten.as_strided_copy.default,
+    ttnn="ttnn.reshape",
+    family="data_movement",
+    checks=(*MOVE, _contiguous_view),
+)
 def as_strided(ctx, node, x, *_, **__):
     shape = _shape(node)
     return dev(ctx, x) if tuple(x.shape) == shape else ctx.ops.reshape(dev(ctx, x), shape)
@@ -95,31 +126,40 @@ def clone(ctx, node, x, memory_format=None):
 
 
 # -- permutes ----------------------------------------------------------------------------------
-@rule(aten.permute.default, aten.permute_copy.default, ttnn="ttnn.permute", family="data_movement",
-      checks=MOVE, nhwc=nhwc.permute)
+@rule(
+    aten.permute.default,
+    aten.permute_copy.default,
+    ttnn="ttnn.permute",
+    family="data_movement",
+    checks=MOVE,
+    nhwc=nhwc.permute,
+)
 def permute(ctx, node, x, dims):
     rank = len(dims)
     return ctx.ops.permute(dev(ctx, x), [_dim(d, rank) for d in dims], memory_config=ctx.memory_config)
 
 
-@rule(aten.transpose.int, aten.transpose_copy.int, ttnn="ttnn.transpose", family="data_movement",
-      checks=MOVE, nhwc=nhwc.transpose)
+@rule(
+    aten.transpose.int,
+    aten.transpose_copy.int,
+    ttnn="ttnn.transpose",
+    family="data_movement",
+    checks=MOVE,
+    nhwc=nhwc.transpose,
+)
 def transpose(ctx, node, x, dim0, dim1):
     rank = len(_shape(node))
-    return ctx.ops.transpose(dev(ctx, x), _dim(dim0, rank), _dim(dim1, rank),
-                             memory_config=ctx.memory_config)
+    return ctx.ops.transpose(dev(ctx, x), _dim(dim0, rank), _dim(dim1, rank), memory_config=ctx.memory_config)
 
 
-@rule(aten.t.default, aten.t_copy.default, ttnn="ttnn.transpose", family="data_movement",
-      checks=MOVE)
+@rule(aten.t.default, aten.t_copy.default, ttnn="ttnn.transpose", family="data_movement", checks=MOVE)
 def t(ctx, node, x):
     x = dev(ctx, x)
     return ctx.ops.transpose(x, 0, 1, memory_config=ctx.memory_config) if len(x.shape) == 2 else x
 
 
 # -- broadcasting copies -------------------------------------------------------------------------
-@rule(aten.expand.default, aten.expand_copy.default, ttnn="ttnn.expand", family="data_movement",
-      checks=MOVE)
+@rule(aten.expand.default, aten.expand_copy.default, ttnn="ttnn.expand", family="data_movement", checks=MOVE)
 def expand(ctx, node, x, size, implicit=False):
     return ctx.ops.expand(dev(ctx, x), _shape(node), memory_config=ctx.memory_config)
 
@@ -133,13 +173,14 @@ def repeat(ctx, node, x, repeats):
     return ctx.ops.repeat(x, list(repeats), memory_config=ctx.memory_config)
 
 
-@check('a given dim')
+@check("a given dim")
 def _given_dim(node: fx.Node) -> str | None:
     return None if arg(node, 2, "dim") is not None else "dim=None (flattening) unsupported"
 
 
-@rule(aten.repeat_interleave.self_int, ttnn="ttnn.repeat_interleave", family="data_movement",
-      checks=(*MOVE, _given_dim))
+@rule(
+    aten.repeat_interleave.self_int, ttnn="ttnn.repeat_interleave", family="data_movement", checks=(*MOVE, _given_dim)
+)
 def repeat_interleave(ctx, node, x, repeats, dim=None, output_size=None):
     x = dev(ctx, x)
     return ctx.ops.repeat_interleave(x, repeats, _dim(dim, len(x.shape)), memory_config=ctx.memory_config)
@@ -162,8 +203,14 @@ def _slice(ctx, x: TTValue, dim: int, start: int, end: int, step: int = 1) -> TT
     return ctx.ops.slice(x, starts, ends, steps, memory_config=ctx.memory_config)
 
 
-@rule(aten.slice.Tensor, aten.slice_copy.Tensor, ttnn="ttnn.slice", family="data_movement",
-      checks=MOVE, nhwc=nhwc.channel_slice)
+@rule(
+    aten.slice.Tensor,
+    aten.slice_copy.Tensor,
+    ttnn="ttnn.slice",
+    family="data_movement",
+    checks=MOVE,
+    nhwc=nhwc.channel_slice,
+)
 def slice_(ctx, node, x, dim=0, start=None, end=None, step=1):
     x = dev(ctx, x)
     dim = _dim(dim, len(x.shape))
@@ -171,8 +218,7 @@ def slice_(ctx, node, x, dim=0, start=None, end=None, step=1):
     return _slice(ctx, x, dim, start, end, step)
 
 
-@rule(aten.select.int, aten.select_copy.int, ttnn="ttnn.slice + ttnn.reshape", family="data_movement",
-      checks=MOVE)
+@rule(aten.select.int, aten.select_copy.int, ttnn="ttnn.slice + ttnn.reshape", family="data_movement", checks=MOVE)
 def select(ctx, node, x, dim, index):
     x = dev(ctx, x)
     dim = _dim(dim, len(x.shape))
@@ -184,14 +230,21 @@ def _sizes(node: fx.Node) -> list[int]:
     return [t.shape[_dim(arg(node, 2, "dim", 0), t.dim())] for t in node.meta["val"]]
 
 
-@check('non-empty chunks')
+@check("non-empty chunks")
 def _split_sizes(node: fx.Node) -> str | None:
     return None if all(_sizes(node)) else "empty split chunk"
 
 
-@rule(aten.split.Tensor, aten.split_copy.Tensor, aten.split_with_sizes.default,
-      aten.split_with_sizes_copy.default, ttnn="ttnn.slice", family="data_movement",
-      checks=(*MOVE, _split_sizes), nhwc=nhwc.split)
+@rule(
+    aten.split.Tensor,
+    aten.split_copy.Tensor,
+    aten.split_with_sizes.default,
+    aten.split_with_sizes_copy.default,
+    ttnn="ttnn.slice",
+    family="data_movement",
+    checks=(*MOVE, _split_sizes),
+    nhwc=nhwc.split,
+)
 def split(ctx, node, x, split_size, dim=0):
     x = dev(ctx, x)
     dim = _dim(dim, len(x.shape))
@@ -202,17 +255,15 @@ def split(ctx, node, x, split_size, dim=0):
     return tuple(chunks)
 
 
-@rule(aten.unbind.int, aten.unbind_copy.int, ttnn="ttnn.slice + ttnn.reshape", family="data_movement",
-      checks=MOVE)
+@rule(aten.unbind.int, aten.unbind_copy.int, ttnn="ttnn.slice + ttnn.reshape", family="data_movement", checks=MOVE)
 def unbind(ctx, node, x, dim=0):
     x = dev(ctx, x)
     dim = _dim(dim, len(x.shape))
-    return tuple(ctx.ops.reshape(_slice(ctx, x, dim, i, i + 1), tuple(o.shape))
-                 for i, o in enumerate(node.meta["val"]))
+    return tuple(ctx.ops.reshape(_slice(ctx, x, dim, i, i + 1), tuple(o.shape)) for i, o in enumerate(node.meta["val"]))
 
 
 # -- joining ------------------------------------------------------------------------------------
-@check('inputs of one dtype')
+@check("inputs of one dtype")
 def _same_dtype(node: fx.Node) -> str | None:
     kinds = {t.dtype for t in tensor_inputs(node)}
     return None if len(kinds) <= 1 else f"mixed input dtypes {sorted(str(k) for k in kinds)}"
@@ -228,24 +279,23 @@ def _joinable(ctx, values) -> list[TTValue]:
     return [ctx.tensor(v, dtype=ref) for v in values]
 
 
-@rule(aten.cat.default, ttnn="ttnn.concat", family="data_movement", checks=(*MOVE, _same_dtype),
-      nhwc=nhwc.cat)
+@rule(aten.cat.default, ttnn="ttnn.concat", family="data_movement", checks=(*MOVE, _same_dtype), nhwc=nhwc.cat)
 def cat(ctx, node, tensors, dim=0):
     tensors = _joinable(ctx, tensors)
     return ctx.ops.concat(tensors, _dim(dim, len(_shape(node))), memory_config=ctx.memory_config)
 
 
-@rule(aten.stack.default, ttnn="ttnn.reshape + ttnn.concat", family="data_movement",
-      checks=(*MOVE, _same_dtype))
+@rule(aten.stack.default, ttnn="ttnn.reshape + ttnn.concat", family="data_movement", checks=(*MOVE, _same_dtype))
 def stack(ctx, node, tensors, dim=0):
     out = _shape(node)
     dim = _dim(dim, len(out))
-    piece = out[:dim] + (1,) + out[dim + 1:]
-    return ctx.ops.concat([ctx.ops.reshape(t, piece) for t in _joinable(ctx, tensors)], dim,
-                          memory_config=ctx.memory_config)
+    piece = out[:dim] + (1,) + out[dim + 1 :]
+    return ctx.ops.concat(
+        [ctx.ops.reshape(t, piece) for t in _joinable(ctx, tensors)], dim, memory_config=ctx.memory_config
+    )
 
 
-@check('step 1')
+@check("step 1")
 def _unit_step(node: fx.Node) -> str | None:
     step = arg(node, 5, "step", 1)
     return None if step == 1 else f"step={step} unsupported (lowered as slices + concat)"
@@ -261,21 +311,24 @@ def _replace(ctx, x: TTValue, src: TTValue, dim: int, start: int, end: int) -> T
     return ctx.ops.concat(parts, dim, memory_config=ctx.memory_config) if len(parts) > 1 else src
 
 
-@rule(aten.slice_scatter.default, ttnn="ttnn.slice + ttnn.concat", family="data_movement",
-      checks=(*MOVE, _same_dtype, _unit_step))
+@rule(
+    aten.slice_scatter.default,
+    ttnn="ttnn.slice + ttnn.concat",
+    family="data_movement",
+    checks=(*MOVE, _same_dtype, _unit_step),
+)
 def slice_scatter(ctx, node, x, src, dim=0, start=None, end=None, step=1):
     x, src = _joinable(ctx, [x, src])
     dim = _dim(dim, len(x.shape))
     return _replace(ctx, x, src, dim, *_bounds(x.shape[dim], start, end))
 
 
-@rule(aten.select_scatter.default, ttnn="ttnn.slice + ttnn.concat", family="data_movement",
-      checks=(*MOVE, _same_dtype))
+@rule(aten.select_scatter.default, ttnn="ttnn.slice + ttnn.concat", family="data_movement", checks=(*MOVE, _same_dtype))
 def select_scatter(ctx, node, x, src, dim, index):
     x, src = _joinable(ctx, [x, src])
     dim = _dim(dim, len(x.shape))
     index = index % x.shape[dim]
-    src = ctx.ops.reshape(src, x.shape[:dim] + (1,) + x.shape[dim + 1:])
+    src = ctx.ops.reshape(src, x.shape[:dim] + (1,) + x.shape[dim + 1 :])
     return _replace(ctx, x, src, dim, index, index + 1)
 
 
@@ -301,8 +354,13 @@ def _cast(ctx, x, src: torch.dtype, dst: torch.dtype) -> TTValue:
     return _to_bool(ctx, x) if dst == torch.bool and src != torch.bool else _convert(ctx, x, dst)
 
 
-@rule(aten._to_copy.default, ttnn="ttnn.typecast (ttnn.ne for -> bool)", family="data_movement", checks=MOVE,
-      nhwc=nhwc.pointwise)
+@rule(
+    aten._to_copy.default,
+    ttnn="ttnn.typecast (ttnn.ne for -> bool)",
+    family="data_movement",
+    checks=MOVE,
+    nhwc=nhwc.pointwise,
+)
 def to_copy(ctx, node, x, **_):
     return _cast(ctx, dev(ctx, x), meta(node.args[0]).dtype, output(node).dtype)
 
@@ -348,20 +406,27 @@ def _gather_rows(ctx, x, dim: int, index, out: tuple[int, ...]) -> TTValue:
     return rows if rows.shape == out else ctx.ops.reshape(rows, out)
 
 
-@check('a floating-point source')
+@check("a floating-point source")
 def _float_source(node: fx.Node) -> str | None:
     src = meta(node.args[0]).dtype
-    return None if src in FLOAT_DTYPES else \
-        f"dtype {str(src).removeprefix('torch.')} unsupported (ttnn.embedding gathers bf16 rows)"
+    return (
+        None
+        if src in FLOAT_DTYPES
+        else f"dtype {str(src).removeprefix('torch.')} unsupported (ttnn.embedding gathers bf16 rows)"
+    )
 
 
-@rule(aten.index_select.default, ttnn="ttnn.embedding", family="data_movement",
-      checks=(*BASIC, _float_source, max_rank(MAX_RANK)))
+@rule(
+    aten.index_select.default,
+    ttnn="ttnn.embedding",
+    family="data_movement",
+    checks=(*BASIC, _float_source, max_rank(MAX_RANK)),
+)
 def index_select(ctx, node, x, dim, index):
     return _gather_rows(ctx, x, _dim(dim, len(meta(node.args[0]).shape)), index, _shape(node))
 
 
-@check('integer index tensors on adjacent dims (x[idx], x[:, i, j])')
+@check("integer index tensors on adjacent dims (x[idx], x[:, i, j])")
 def _adjacent_indices(node: fx.Node) -> str | None:
     indices = arg(node, 1, "indices")
     given = [d for d, i in enumerate(indices) if i is not None]
@@ -373,8 +438,13 @@ def _adjacent_indices(node: fx.Node) -> str | None:
     return None
 
 
-@rule(aten.index.Tensor, aten._unsafe_index.Tensor, ttnn="ttnn.embedding", family="data_movement",
-      checks=(*BASIC, _float_source, max_rank(MAX_RANK), _adjacent_indices))
+@rule(
+    aten.index.Tensor,
+    aten._unsafe_index.Tensor,
+    ttnn="ttnn.embedding",
+    family="data_movement",
+    checks=(*BASIC, _float_source, max_rank(MAX_RANK), _adjacent_indices),
+)
 def index(ctx, node, x, indices):
     given = [d for d, i in enumerate(indices) if i is not None]
     if len(given) == 1:
@@ -392,8 +462,12 @@ def index(ctx, node, x, indices):
     return _gather_rows(ctx, x, first, HostValue(flat.flatten()), _shape(node))
 
 
-@rule(aten.unfold.default, ttnn="ttnn.embedding + ttnn.permute", family="data_movement",
-      checks=(*BASIC, _float_source, max_rank(MAX_RANK)))
+@rule(
+    aten.unfold.default,
+    ttnn="ttnn.embedding + ttnn.permute",
+    family="data_movement",
+    checks=(*BASIC, _float_source, max_rank(MAX_RANK)),
+)
 def unfold(ctx, node, x, dimension, size, step):
     # Windows of `size` every `step` along `dimension`: their rows gathered by one embedding with
     # window indices built exactly on the host, then the window axis moved last as torch puts it.
@@ -402,19 +476,24 @@ def unfold(ctx, node, x, dimension, size, step):
     d = _dim(dimension, rank)
     n = (shape[d] - size) // step + 1
     index = (torch.arange(n)[:, None] * step + torch.arange(size)[None, :]).flatten()
-    rows = _gather_rows(ctx, x, d, HostValue(index), shape[:d] + (n, size) + shape[d + 1:])
+    rows = _gather_rows(ctx, x, d, HostValue(index), shape[:d] + (n, size) + shape[d + 1 :])
     order = [i for i in range(rank + 1) if i != d + 1] + [d + 1]
     return ctx.ops.permute(rows, order, memory_config=ctx.memory_config)
 
 
-no_kernel(aten.index_put.default, aten._unsafe_index_put.default, aten.index_put_.default,
-          limit="writes values at index tuples over several dims (nn.Fold); ttnn.scatter writes along "
-                "one dim with an index tensor of the source's shape, and its accumulating form is not "
-                "validated on the mock: not lowered")
+no_kernel(
+    aten.index_put.default,
+    aten._unsafe_index_put.default,
+    aten.index_put_.default,
+    limit="writes values at index tuples over several dims (nn.Fold); ttnn.scatter writes along "
+    "one dim with an index tensor of the source's shape, and its accumulating form is not "
+    "validated on the mock: not lowered",
+)
 
 
-@rule(aten.flip.default, ttnn="ttnn.embedding", family="data_movement",
-      checks=(*BASIC, _float_source, max_rank(MAX_RANK)))
+@rule(
+    aten.flip.default, ttnn="ttnn.embedding", family="data_movement", checks=(*BASIC, _float_source, max_rank(MAX_RANK))
+)
 def flip(ctx, node, x, dims):
     shape = _shape(node)
     for d in dims:
@@ -423,8 +502,7 @@ def flip(ctx, node, x, dims):
     return dev(ctx, x)
 
 
-@rule(aten.gather.default, ttnn="ttnn.gather", family="data_movement",
-      checks=MOVE)
+@rule(aten.gather.default, ttnn="ttnn.gather", family="data_movement", checks=MOVE)
 def gather(ctx, node, x, dim, index, sparse_grad=False):
     # The index must lie in [0, size) as for torch; sparse_grad only concerns the backward pass.
     x = ctx.tensor(x)

@@ -21,8 +21,7 @@ import torch
 from torch import fx
 
 from fxport.dtypes import name_of
-from fxport.mapping.checks import (BASIC, FLOAT_DTYPES, INT_DTYPES, arg, max_rank, meta, output, param,
-                                   tensor_inputs)
+from fxport.mapping.checks import BASIC, FLOAT_DTYPES, INT_DTYPES, arg, max_rank, meta, output, param, tensor_inputs
 from fxport.mapping.nhwc import pointwise
 from fxport.mapping.registry import Check, check, rule
 from fxport.values import HostValue
@@ -44,7 +43,7 @@ def is_int(dtype: torch.dtype) -> bool:
 
 
 def compute_kind(node: fx.Node) -> str:
-    """"int" when the op's result is an integer (computed in int32), else "float" (bf16)."""
+    """ "int" when the op's result is an integer (computed in int32), else "float" (bf16)."""
     out = output(node)
     return "int" if out is not None and is_int(out.dtype) else "float"
 
@@ -83,8 +82,10 @@ def _scalar(value: Any, kind: str) -> Any:
 
 def _operands(ctx, node: fx.Node, values: tuple, kind: str, dtype: Any = None, scalars: bool = True) -> list:
     """The node's leading arguments as operands; ttnn takes numbers after the first operand."""
-    return [device_operand(ctx, v, meta(c), kind, dtype, scalar=scalars and i > 0)
-            for i, (v, c) in enumerate(zip(values, node.args))]
+    return [
+        device_operand(ctx, v, meta(c), kind, dtype, scalar=scalars and i > 0)
+        for i, (v, c) in enumerate(zip(values, node.args))
+    ]
 
 
 def _int32(ctx, value: Any, kind: str) -> Any:
@@ -113,8 +114,10 @@ def _broadcast(node: fx.Node) -> str | None:
     for t in tensor_inputs(node):
         padded = (1,) * (out.dim() - t.dim()) + tuple(t.shape)
         if padded[:lead] != tuple(out.shape[:lead]):
-            return (f"broadcast {list(t.shape)} -> {list(out.shape)} unsupported (TT-NN broadcasts only "
-                    f"the last {MAX_BROADCAST_RANK} dims)")
+            return (
+                f"broadcast {list(t.shape)} -> {list(out.shape)} unsupported (TT-NN broadcasts only "
+                f"the last {MAX_BROADCAST_RANK} dims)"
+            )
     return None
 
 
@@ -140,8 +143,12 @@ def _no_bool_arithmetic(node: fx.Node) -> str | None:
 @check("integer tensors compared with integral scalars")
 def _integral_scalar_vs_int(node: fx.Node) -> str | None:
     a, b = (meta(v) for v in node.args[:2])
-    if isinstance(a, torch.Tensor) and is_int(a.dtype) and not isinstance(b, torch.Tensor) \
-            and not float(b).is_integer():
+    if (
+        isinstance(a, torch.Tensor)
+        and is_int(a.dtype)
+        and not isinstance(b, torch.Tensor)
+        and not float(b).is_integer()
+    ):
         return f"integer tensor compared with fractional scalar {b} unsupported (bf16 would round the integers)"
     return None
 
@@ -151,8 +158,9 @@ CHECKS: tuple[Check, ...] = (*BASIC, _supported_dtypes, max_rank(MAX_RANK), _bro
 
 
 # -- registration helpers -------------------------------------------------------------------------
-def _register(name: str, targets: tuple, ttnn: str, family: str, checks: tuple, lower: Callable,
-              fused: bool = False) -> None:
+def _register(
+    name: str, targets: tuple, ttnn: str, family: str, checks: tuple, lower: Callable, fused: bool = False
+) -> None:
     """An elementwise rule: it runs on channels-last values as it is (`nhwc=pointwise`)."""
     lower.__name__ = name
     rule(*targets, ttnn=ttnn, family=family, checks=checks, fused=fused, nhwc=pointwise)(lower)
@@ -161,6 +169,7 @@ def _register(name: str, targets: tuple, ttnn: str, family: str, checks: tuple, 
 def register_unary(table: dict, family: str, fused: bool = False) -> None:
     """table: ttnn op -> (aten targets, int32 capable, fixed ttnn kwargs)."""
     for op, (targets, ints, fixed) in table.items():
+
         def lower(ctx, node, x, op=op, fixed=fixed):
             kind = compute_kind(node)
             (x,) = _operands(ctx, node, (x,), kind)
@@ -171,62 +180,79 @@ def register_unary(table: dict, family: str, fused: bool = False) -> None:
 
 
 # -- unary ----------------------------------------------------------------------------------------
-register_unary({
-    "abs": ((aten.abs.default,), True, {}),
-    "neg": ((aten.neg.default,), True, {}),
-    "square": ((aten.square.default,), True, {}),
-    "exp": ((aten.exp.default,), False, {}),
-    "exp2": ((aten.exp2.default,), False, {}),
-    "expm1": ((aten.expm1.default,), False, {}),
-    "log": ((aten.log.default,), False, {}),
-    "log2": ((aten.log2.default,), False, {}),
-    "log10": ((aten.log10.default,), False, {}),
-    "log1p": ((aten.log1p.default,), False, {}),
-    "sqrt": ((aten.sqrt.default,), False, {}),
-    "rsqrt": ((aten.rsqrt.default,), False, {}),
-    "reciprocal": ((aten.reciprocal.default,), False, {}),
-    "sin": ((aten.sin.default,), False, {}),
-    "cos": ((aten.cos.default,), False, {}),
-    "tan": ((aten.tan.default,), False, {}),
-    "asin": ((aten.asin.default,), False, {}),
-    "acos": ((aten.acos.default,), False, {}),
-    "atan": ((aten.atan.default,), False, {}),
-    "sinh": ((aten.sinh.default,), False, {}),
-    "cosh": ((aten.cosh.default,), False, {}),
-    "tanh": ((aten.tanh.default,), False, {}),
-    "asinh": ((aten.asinh.default,), False, {}),
-    "acosh": ((aten.acosh.default,), False, {}),
-    "atanh": ((aten.atanh.default,), False, {}),
-    "sigmoid": ((aten.sigmoid.default,), False, {}),
-    "erf": ((aten.erf.default,), False, {}),
-    "erfc": ((aten.erfc.default,), False, {}),
-    "erfinv": ((aten.erfinv.default,), False, {}),
-    "floor": ((aten.floor.default,), False, {}),
-    "ceil": ((aten.ceil.default,), False, {}),
-    "trunc": ((aten.trunc.default,), False, {}),
-    "frac": ((aten.frac.default,), False, {}),
-    "sign": ((aten.sign.default, aten.sgn.default), False, {}),
-    # bool results (bf16 masks)
-    "isnan": ((aten.isnan.default,), False, {}),
-    "isinf": ((aten.isinf.default,), False, {}),
-    "isfinite": ((aten.isfinite.default,), False, {}),
-    "signbit": ((aten.signbit.default,), False, {}),
-    "logical_not": ((aten.logical_not.default,), False, {}),
-}, family="eltwise")
+register_unary(
+    {
+        "abs": ((aten.abs.default,), True, {}),
+        "neg": ((aten.neg.default,), True, {}),
+        "square": ((aten.square.default,), True, {}),
+        "exp": ((aten.exp.default,), False, {}),
+        "exp2": ((aten.exp2.default,), False, {}),
+        "expm1": ((aten.expm1.default,), False, {}),
+        "log": ((aten.log.default,), False, {}),
+        "log2": ((aten.log2.default,), False, {}),
+        "log10": ((aten.log10.default,), False, {}),
+        "log1p": ((aten.log1p.default,), False, {}),
+        "sqrt": ((aten.sqrt.default,), False, {}),
+        "rsqrt": ((aten.rsqrt.default,), False, {}),
+        "reciprocal": ((aten.reciprocal.default,), False, {}),
+        "sin": ((aten.sin.default,), False, {}),
+        "cos": ((aten.cos.default,), False, {}),
+        "tan": ((aten.tan.default,), False, {}),
+        "asin": ((aten.asin.default,), False, {}),
+        "acos": ((aten.acos.default,), False, {}),
+        "atan": ((aten.atan.default,), False, {}),
+        "sinh": ((aten.sinh.default,), False, {}),
+        "cosh": ((aten.cosh.default,), False, {}),
+        "tanh": ((aten.tanh.default,), False, {}),
+        "asinh": ((aten.asinh.default,), False, {}),
+        "acosh": ((aten.acosh.default,), False, {}),
+        "atanh": ((aten.atanh.default,), False, {}),
+        "sigmoid": ((aten.sigmoid.default,), False, {}),
+        "erf": ((aten.erf.default,), False, {}),
+        "erfc": ((aten.erfc.default,), False, {}),
+        "erfinv": ((aten.erfinv.default,), False, {}),
+        "floor": ((aten.floor.default,), False, {}),
+        "ceil": ((aten.ceil.default,), False, {}),
+        "trunc": ((aten.trunc.default,), False, {}),
+        "frac": ((aten.frac.default,), False, {}),
+        "sign": ((aten.sign.default, aten.sgn.default), False, {}),
+        # bool results (bf16 masks)
+        "isnan": ((aten.isnan.default,), False, {}),
+        "isinf": ((aten.isinf.default,), False, {}),
+        "isfinite": ((aten.isfinite.default,), False, {}),
+        "signbit": ((aten.signbit.default,), False, {}),
+        "logical_not": ((aten.logical_not.default,), False, {}),
+    },
+    family="eltwise",
+)
 
 
-@rule(aten.round.default, aten.round.decimals, ttnn="ttnn.round", family="eltwise",
-      checks=(*CHECKS, float_only("ttnn.round"),
-              param(1, "decimals", lambda d: -6 <= d <= 7, default=0, why="ttnn.round takes -6..7",
-                    requires="decimals in -6..7")),
-      nhwc=pointwise)
+@rule(
+    aten.round.default,
+    aten.round.decimals,
+    ttnn="ttnn.round",
+    family="eltwise",
+    checks=(
+        *CHECKS,
+        float_only("ttnn.round"),
+        param(
+            1, "decimals", lambda d: -6 <= d <= 7, default=0, why="ttnn.round takes -6..7", requires="decimals in -6..7"
+        ),
+    ),
+    nhwc=pointwise,
+)
 def round_(ctx, node, x, decimals=0):
     (x,) = _operands(ctx, node, (x,), "float")
     return ctx.ops.round(x, decimals=decimals, memory_config=ctx.memory_config)
 
 
-@rule(aten.bitwise_not.default, ttnn="ttnn.logical_not (bool) / ttnn.bitwise_not (int32)", family="eltwise",
-      checks=CHECKS, nhwc=pointwise)
+@rule(
+    aten.bitwise_not.default,
+    ttnn="ttnn.logical_not (bool) / ttnn.bitwise_not (int32)",
+    family="eltwise",
+    checks=CHECKS,
+    nhwc=pointwise,
+)
 def bitwise_not(ctx, node, x):
     kind = compute_kind(node)
     (x,) = _operands(ctx, node, (x,), kind)
@@ -264,9 +290,14 @@ def _add_sub(ctx, node, a, b, alpha=1, op="add", swapped=False):
 
 
 for _aten, (_op, _swapped) in _ADD_SUB.items():
-    _register(_aten, (getattr(aten, _aten).Tensor, getattr(aten, _aten).Scalar), f"ttnn.{_op}", "eltwise",
-              _ARITH_CHECKS, lambda ctx, node, a, b, alpha=1, op=_op, swapped=_swapped:
-              _add_sub(ctx, node, a, b, alpha, op, swapped))
+    _register(
+        _aten,
+        (getattr(aten, _aten).Tensor, getattr(aten, _aten).Scalar),
+        f"ttnn.{_op}",
+        "eltwise",
+        _ARITH_CHECKS,
+        lambda ctx, node, a, b, alpha=1, op=_op, swapped=_swapped: _add_sub(ctx, node, a, b, alpha, op, swapped),
+    )
 
 
 # ttnn op -> (aten targets, int32 capable, takes a number as b)
@@ -282,14 +313,25 @@ _BINARY = {
     "pow": ((aten.pow.Tensor_Tensor, aten.pow.Scalar), False, True),
 }
 for _op, (_targets, _ints, _scalars) in _BINARY.items():
-    _register(_op, _targets, f"ttnn.{_op}", "eltwise",
-              _ARITH_CHECKS if _ints else (*_ARITH_CHECKS, float_only(f"ttnn.{_op}")),
-              lambda ctx, node, a, b, op=_op, scalars=_scalars: _binary(ctx, node, op, a, b, scalars))
+    _register(
+        _op,
+        _targets,
+        f"ttnn.{_op}",
+        "eltwise",
+        _ARITH_CHECKS if _ints else (*_ARITH_CHECKS, float_only(f"ttnn.{_op}")),
+        lambda ctx, node, a, b, op=_op, scalars=_scalars: _binary(ctx, node, op, a, b, scalars),
+    )
 
 
 # rounding_mode None, "floor" or "trunc": all three are ttnn.divide's.
-@rule(aten.div.Tensor_mode, aten.div.Scalar_mode, ttnn="ttnn.divide", family="eltwise", checks=_ARITH_CHECKS,
-      nhwc=pointwise)
+@rule(
+    aten.div.Tensor_mode,
+    aten.div.Scalar_mode,
+    ttnn="ttnn.divide",
+    family="eltwise",
+    checks=_ARITH_CHECKS,
+    nhwc=pointwise,
+)
 def div_mode(ctx, node, a, b, rounding_mode=None):
     return _binary(ctx, node, "divide", a, b, **({"rounding_mode": rounding_mode} if rounding_mode else {}))
 
@@ -301,9 +343,12 @@ def pow_tensor_scalar(ctx, node, x, exponent):
 
 # -- comparisons and logic ------------------------------------------------------------------------
 _COMPARISONS = {
-    "eq": (aten.eq.Tensor, aten.eq.Scalar), "ne": (aten.ne.Tensor, aten.ne.Scalar),
-    "lt": (aten.lt.Tensor, aten.lt.Scalar), "le": (aten.le.Tensor, aten.le.Scalar),
-    "gt": (aten.gt.Tensor, aten.gt.Scalar), "ge": (aten.ge.Tensor, aten.ge.Scalar),
+    "eq": (aten.eq.Tensor, aten.eq.Scalar),
+    "ne": (aten.ne.Tensor, aten.ne.Scalar),
+    "lt": (aten.lt.Tensor, aten.lt.Scalar),
+    "le": (aten.le.Tensor, aten.le.Scalar),
+    "gt": (aten.gt.Tensor, aten.gt.Scalar),
+    "ge": (aten.ge.Tensor, aten.ge.Scalar),
 }
 
 
@@ -313,8 +358,14 @@ def _compare(ctx, node, a, b, op):
 
 
 for _op, _targets in _COMPARISONS.items():
-    _register(_op, _targets, f"ttnn.{_op}", "eltwise", (*CHECKS, _integral_scalar_vs_int),
-              lambda ctx, node, a, b, op=_op: _compare(ctx, node, a, b, op))
+    _register(
+        _op,
+        _targets,
+        f"ttnn.{_op}",
+        "eltwise",
+        (*CHECKS, _integral_scalar_vs_int),
+        lambda ctx, node, a, b, op=_op: _compare(ctx, node, a, b, op),
+    )
 
 
 def _logic(ctx, node, a, b, op):
@@ -325,11 +376,22 @@ def _logic(ctx, node, a, b, op):
 
 
 for _op in ("and", "or", "xor"):
-    _register(f"logical_{_op}", (getattr(aten, f"logical_{_op}").default,), f"ttnn.logical_{_op}", "eltwise",
-              CHECKS, lambda ctx, node, a, b, op=_op: _logic(ctx, node, a, b, op))
-    _register(f"bitwise_{_op}", (getattr(aten, f"bitwise_{_op}").Tensor,),
-              f"ttnn.logical_{_op} (bool) / ttnn.bitwise_{_op} (int32)", "eltwise", CHECKS,
-              lambda ctx, node, a, b, op=_op: _logic(ctx, node, a, b, op))
+    _register(
+        f"logical_{_op}",
+        (getattr(aten, f"logical_{_op}").default,),
+        f"ttnn.logical_{_op}",
+        "eltwise",
+        CHECKS,
+        lambda ctx, node, a, b, op=_op: _logic(ctx, node, a, b, op),
+    )
+    _register(
+        f"bitwise_{_op}",
+        (getattr(aten, f"bitwise_{_op}").Tensor,),
+        f"ttnn.logical_{_op} (bool) / ttnn.bitwise_{_op} (int32)",
+        "eltwise",
+        CHECKS,
+        lambda ctx, node, a, b, op=_op: _logic(ctx, node, a, b, op),
+    )
 
 
 @rule(aten.where.self, ttnn="ttnn.where", family="eltwise", checks=CHECKS, nhwc=pointwise)
@@ -353,8 +415,7 @@ def _bounds(node: fx.Node) -> str | None:
 def _clamp(ctx, node, x, bounds: dict):
     kind = compute_kind(node)
     (x,) = _operands(ctx, node, (x,), kind)
-    bounds = {k: device_operand(ctx, v, meta(c), kind, scalar=True)
-              for k, (v, c) in bounds.items() if v is not None}
+    bounds = {k: device_operand(ctx, v, meta(c), kind, scalar=True) for k, (v, c) in bounds.items() if v is not None}
     return ctx.ops.clamp(x, **bounds, memory_config=ctx.memory_config)
 
 
@@ -363,8 +424,13 @@ def clamp(ctx, node, x, min=None, max=None):
     return _clamp(ctx, node, x, {"min": (min, arg(node, 1, "min")), "max": (max, arg(node, 2, "max"))})
 
 
-@rule(aten.clamp.Tensor, ttnn="ttnn.clamp", family="eltwise",
-      checks=(*CHECKS, _bounds, float_only("ttnn.clamp with tensor bounds")), nhwc=pointwise)
+@rule(
+    aten.clamp.Tensor,
+    ttnn="ttnn.clamp",
+    family="eltwise",
+    checks=(*CHECKS, _bounds, float_only("ttnn.clamp with tensor bounds")),
+    nhwc=pointwise,
+)
 def clamp_tensor(ctx, node, x, min=None, max=None):
     return _clamp(ctx, node, x, {"min": (min, arg(node, 1, "min")), "max": (max, arg(node, 2, "max"))})
 
@@ -380,7 +446,19 @@ def clamp_max(ctx, node, x, max):
 
 
 # Tensor bounds on one side are a maximum/minimum, which (unlike clamp) has int32 kernels.
-_register("clamp_min_tensor", (aten.clamp_min.Tensor,), "ttnn.maximum", "eltwise", _ARITH_CHECKS,
-          lambda ctx, node, x, bound: _binary(ctx, node, "maximum", x, bound))
-_register("clamp_max_tensor", (aten.clamp_max.Tensor,), "ttnn.minimum", "eltwise", _ARITH_CHECKS,
-          lambda ctx, node, x, bound: _binary(ctx, node, "minimum", x, bound))
+_register(
+    "clamp_min_tensor",
+    (aten.clamp_min.Tensor,),
+    "ttnn.maximum",
+    "eltwise",
+    _ARITH_CHECKS,
+    lambda ctx, node, x, bound: _binary(ctx, node, "maximum", x, bound),
+)
+_register(
+    "clamp_max_tensor",
+    (aten.clamp_max.Tensor,),
+    "ttnn.minimum",
+    "eltwise",
+    _ARITH_CHECKS,
+    lambda ctx, node, x, bound: _binary(ctx, node, "minimum", x, bound),
+)

@@ -25,13 +25,15 @@ def _embedding_inputs(node: fx.Node) -> str | None:
     return None
 
 
-@rule(aten.embedding.default, ttnn="ttnn.embedding", family="embedding",
-      checks=(*BASIC, _embedding_inputs))
+@rule(aten.embedding.default, ttnn="ttnn.embedding", family="embedding", checks=(*BASIC, _embedding_inputs))
 def embedding(ctx, node, weight, indices, padding_idx=-1, scale_grad_by_freq=False, sparse=False):
     # padding_idx only affects gradients in aten (the forward looks that row up like any other),
     # so it is not passed on to ttnn.embedding.
     # The op wants uint32 indices and a bf16 table, both ROW_MAJOR; the result is tiled for the
     # ops that follow.
-    return ctx.ops.embedding(ctx.tensor(indices, layout="row_major", dtype=ctx.ttnn.uint32),
-                             ctx.tensor(weight, layout="row_major"), layout=ctx.ttnn.TILE_LAYOUT,
-                             memory_config=ctx.memory_config)
+    return ctx.ops.embedding(
+        ctx.tensor(indices, layout="row_major", dtype=ctx.ttnn.uint32),
+        ctx.tensor(weight, layout="row_major"),
+        layout=ctx.ttnn.TILE_LAYOUT,
+        memory_config=ctx.memory_config,
+    )

@@ -14,9 +14,20 @@ import math
 from torch import fx
 
 from fxport.mapping.checks import BASIC, dtypes, meta, output
-from fxport.mapping.conv_pool import (CONV_ACTIVATIONS, SPATIAL, _Conv, _conv_layout, _windows,
-                                      adaptive_avg_pool_flat, avg_pool_flat, conv2d_flat, from_flat_nhwc,
-                                      max_pool_flat, to_flat_nhwc, upsample_flat)
+from fxport.mapping.conv_pool import (
+    CONV_ACTIVATIONS,
+    SPATIAL,
+    _Conv,
+    _conv_layout,
+    _windows,
+    adaptive_avg_pool_flat,
+    avg_pool_flat,
+    conv2d_flat,
+    from_flat_nhwc,
+    max_pool_flat,
+    to_flat_nhwc,
+    upsample_flat,
+)
 from fxport.mapping.data_movement import MOVE, dev
 from fxport.mapping.fused_ops import nchw_shape, ops
 from fxport.mapping.matmul import LINEAR_ACTIVATIONS, MATMUL_CHECKS, _matrix_weight, linear_call
@@ -33,6 +44,7 @@ def _shape(node: fx.Node) -> tuple[int, ...]:
 def _flattened(index: int, optional: bool = False) -> Check:
     """The input is flattened NHWC for the N, H, W at argument `index` (NCHW when `optional` and
     that argument is empty)."""
+
     def test(node: fx.Node) -> str | None:
         nhw = node.args[index]
         if not nhw:
@@ -68,8 +80,19 @@ def _conv_params(node: fx.Node) -> _Conv:
     stride, padding, dilation, groups, _, nhw = node.args[3:9]
     n, h, w = nhw if nhw else (x.shape[0], *x.shape[2:])
     c = x.shape[-1] if nhw else x.shape[1]
-    return _Conv(n, c, h, w, weight.shape[0], tuple(weight.shape[2:]), tuple(stride), tuple(padding),
-                 tuple(dilation), groups, False)
+    return _Conv(
+        n,
+        c,
+        h,
+        w,
+        weight.shape[0],
+        tuple(weight.shape[2:]),
+        tuple(stride),
+        tuple(padding),
+        tuple(dilation),
+        groups,
+        False,
+    )
 
 
 def _fused_conv_layout(record):
@@ -78,8 +101,9 @@ def _fused_conv_layout(record):
     inputs, outputs = _conv_layout(record)
     if not nhw:
         return inputs, outputs
-    return [(tuple(record.inputs[0].shape), record.inputs[0].dtype), *inputs[1:]], \
-        [(tuple(o.shape), o.dtype) for o in record.outputs[:1]]
+    return [(tuple(record.inputs[0].shape), record.inputs[0].dtype), *inputs[1:]], [
+        (tuple(o.shape), o.dtype) for o in record.outputs[:1]
+    ]
 
 
 def _add_activation(node: fx.Node, activation: str) -> tuple | None:
@@ -96,9 +120,15 @@ def _conv_nhwc(node: fx.Node, flat) -> NhwcCall | None:
     return NhwcCall(node.target, (flat(node.args[0]), *node.args[1:8], [p.n, p.h, p.w]), native=True)
 
 
-@rule(ops.conv2d.default, ttnn="ttnn.conv2d", family="conv_pool",
-      checks=(*BASIC, dtypes(), _activation_in(CONV_ACTIVATIONS, 7), _flattened(8, optional=True)),
-      device_layout=_fused_conv_layout, fusion=Fusion(CONV_ACTIVATIONS, _add_activation), nhwc=_conv_nhwc)
+@rule(
+    ops.conv2d.default,
+    ttnn="ttnn.conv2d",
+    family="conv_pool",
+    checks=(*BASIC, dtypes(), _activation_in(CONV_ACTIVATIONS, 7), _flattened(8, optional=True)),
+    device_layout=_fused_conv_layout,
+    fusion=Fusion(CONV_ACTIVATIONS, _add_activation),
+    nhwc=_conv_nhwc,
+)
 def conv2d(ctx, node, x, weight, bias, stride, padding, dilation, groups, activation, nhw):
     p = _conv_params(node)
     flat = _flat_input(ctx, x) if nhw else to_flat_nhwc(ctx, x, p.n, p.c, p.h, p.w)
@@ -114,9 +144,13 @@ def _linear_activation(node: fx.Node, activation: str) -> tuple | None:
     return None if node.args[3] else (node.target, (*node.args[:3], activation))
 
 
-@rule(ops.linear.default, ttnn="ttnn.linear", family="matmul",
-      checks=(*MATMUL_CHECKS, _matrix_weight, _activation_in(LINEAR_ACTIVATIONS, 3)),
-      fusion=Fusion(LINEAR_ACTIVATIONS, _linear_activation))
+@rule(
+    ops.linear.default,
+    ttnn="ttnn.linear",
+    family="matmul",
+    checks=(*MATMUL_CHECKS, _matrix_weight, _activation_in(LINEAR_ACTIVATIONS, 3)),
+    fusion=Fusion(LINEAR_ACTIVATIONS, _linear_activation),
+)
 def linear(ctx, node, x, weight, bias, activation):
     return linear_call(ctx, x, weight, bias, activation)
 
@@ -124,15 +158,23 @@ def linear(ctx, node, x, weight, bias, activation):
 # -- pooling and upsampling on flattened NHWC --------------------------------------------------------
 @rule(ops.max_pool2d.default, ttnn="ttnn.max_pool2d", family="conv_pool", checks=(*SPATIAL, _flattened(1)))
 def max_pool2d(ctx, node, x, nhw, kernel_size, stride, padding, dilation, ceil_mode):
-    return max_pool_flat(ctx, _flat_input(ctx, x), *nhw, x.shape[-1], kernel_size, stride, padding,
-                         dilation, ceil_mode)
+    return max_pool_flat(ctx, _flat_input(ctx, x), *nhw, x.shape[-1], kernel_size, stride, padding, dilation, ceil_mode)
 
 
 @rule(ops.avg_pool2d.default, ttnn="ttnn.avg_pool2d", family="conv_pool", checks=(*SPATIAL, _flattened(1)))
-def avg_pool2d(ctx, node, x, nhw, kernel_size, stride, padding, ceil_mode, count_include_pad,
-               divisor_override):
-    return avg_pool_flat(ctx, _flat_input(ctx, x), *nhw, x.shape[-1], kernel_size, stride, padding,
-                         ceil_mode, count_include_pad, divisor_override)
+def avg_pool2d(ctx, node, x, nhw, kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override):
+    return avg_pool_flat(
+        ctx,
+        _flat_input(ctx, x),
+        *nhw,
+        x.shape[-1],
+        kernel_size,
+        stride,
+        padding,
+        ceil_mode,
+        count_include_pad,
+        divisor_override,
+    )
 
 
 @check("adaptive windows of one size and stride")
@@ -141,8 +183,12 @@ def _uniform(node: fx.Node) -> str | None:
     return None if _windows(h, oh) and _windows(w, ow) else f"{h}x{w} -> {oh}x{ow} has windows of varying size"
 
 
-@rule(ops.adaptive_avg_pool2d.default, ttnn="ttnn.global_avg_pool2d | ttnn.adaptive_avg_pool2d",
-      family="conv_pool", checks=(*SPATIAL, _flattened(1), _uniform))
+@rule(
+    ops.adaptive_avg_pool2d.default,
+    ttnn="ttnn.global_avg_pool2d | ttnn.adaptive_avg_pool2d",
+    family="conv_pool",
+    checks=(*SPATIAL, _flattened(1), _uniform),
+)
 def adaptive_avg_pool2d(ctx, node, x, nhw, output_size):
     return adaptive_avg_pool_flat(ctx, _flat_input(ctx, x), *nhw, x.shape[-1], *output_size)
 
@@ -159,8 +205,7 @@ def _image(node: fx.Node) -> str | None:
     return None if len(shape) <= 4 else f"rank {len(shape)} input (NCHW images, rank <= 4)"
 
 
-@rule(ops.to_nhwc.default, ttnn="ttnn.permute + ttnn.reshape", family="data_movement",
-      checks=(*MOVE, _image))
+@rule(ops.to_nhwc.default, ttnn="ttnn.permute + ttnn.reshape", family="data_movement", checks=(*MOVE, _image))
 def to_nhwc(ctx, node, x):
     n, c, h, w = nchw_shape(meta(node.args[0]).shape)
     if isinstance(x, HostValue):  # rearranged on the host, then moved
@@ -172,9 +217,7 @@ def to_nhwc(ctx, node, x):
     return to_flat_nhwc(ctx, x, n, c, h, w, layout=layout)
 
 
-@rule(ops.to_nchw.default, ttnn="ttnn.reshape + ttnn.permute", family="data_movement",
-      checks=(*MOVE, _flattened(1)))
+@rule(ops.to_nchw.default, ttnn="ttnn.reshape + ttnn.permute", family="data_movement", checks=(*MOVE, _flattened(1)))
 def to_nchw(ctx, node, x, nhw):
     n, h, w = nhw
     return from_flat_nhwc(ctx, dev(ctx, x), _shape(node), n, h, w, x.shape[-1])
-

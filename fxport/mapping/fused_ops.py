@@ -55,8 +55,17 @@ def _define(name: str, fn: Callable) -> Callable:
     return op
 
 
-def _conv2d(input: Tensor, weight: Tensor, bias: Tensor | None, stride: list[int], padding: list[int],
-            dilation: list[int], groups: int, activation: str, nhw: list[int]) -> Tensor:
+def _conv2d(
+    input: Tensor,
+    weight: Tensor,
+    bias: Tensor | None,
+    stride: list[int],
+    padding: list[int],
+    dilation: list[int],
+    groups: int,
+    activation: str,
+    nhw: list[int],
+) -> Tensor:
     """conv2d + activation; `padding` is (top, bottom, left, right). With `nhw` = [N, H, W] the
     input and output are flattened NHWC, else NCHW."""
     x = unflatten(input, nhw) if nhw else input
@@ -70,17 +79,32 @@ def _linear(input: Tensor, weight: Tensor, bias: Tensor | None, activation: str)
     return ACTIVATIONS[activation](F.linear(input, weight, bias)).clone()
 
 
-def _max_pool2d(input: Tensor, nhw: list[int], kernel_size: list[int], stride: list[int],
-                padding: list[int], dilation: list[int], ceil_mode: bool) -> Tensor:
+def _max_pool2d(
+    input: Tensor,
+    nhw: list[int],
+    kernel_size: list[int],
+    stride: list[int],
+    padding: list[int],
+    dilation: list[int],
+    ceil_mode: bool,
+) -> Tensor:
     y = F.max_pool2d(unflatten(input, nhw), kernel_size, stride, padding, dilation, ceil_mode)
     return flatten(y).clone()
 
 
-def _avg_pool2d(input: Tensor, nhw: list[int], kernel_size: list[int], stride: list[int],
-                padding: list[int], ceil_mode: bool, count_include_pad: bool,
-                divisor_override: int | None) -> Tensor:
-    y = F.avg_pool2d(unflatten(input, nhw), kernel_size, stride, padding, ceil_mode, count_include_pad,
-                     divisor_override)
+def _avg_pool2d(
+    input: Tensor,
+    nhw: list[int],
+    kernel_size: list[int],
+    stride: list[int],
+    padding: list[int],
+    ceil_mode: bool,
+    count_include_pad: bool,
+    divisor_override: int | None,
+) -> Tensor:
+    y = F.avg_pool2d(
+        unflatten(input, nhw), kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override
+    )
     return flatten(y).clone()
 
 
@@ -119,7 +143,16 @@ to_nchw = _define("to_nchw", _to_nchw)
 
 ops = torch.ops.fxport
 # op -> its reference implementation (what the fake implementation runs)
-REFERENCES: dict = {op.default: fn for op, fn in (
-    (ops.conv2d, _conv2d), (ops.linear, _linear), (ops.max_pool2d, _max_pool2d),
-    (ops.avg_pool2d, _avg_pool2d), (ops.adaptive_avg_pool2d, _adaptive_avg_pool2d),
-    (ops.upsample_nearest2d, _upsample_nearest2d), (ops.to_nhwc, _to_nhwc), (ops.to_nchw, _to_nchw))}
+REFERENCES: dict = {
+    op.default: fn
+    for op, fn in (
+        (ops.conv2d, _conv2d),
+        (ops.linear, _linear),
+        (ops.max_pool2d, _max_pool2d),
+        (ops.avg_pool2d, _avg_pool2d),
+        (ops.adaptive_avg_pool2d, _adaptive_avg_pool2d),
+        (ops.upsample_nearest2d, _upsample_nearest2d),
+        (ops.to_nhwc, _to_nhwc),
+        (ops.to_nchw, _to_nchw),
+    )
+}

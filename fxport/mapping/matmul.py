@@ -27,26 +27,37 @@ def _batch_broadcast(node: fx.Node) -> str | None:
     a, b = meta(node.args[0]), meta(node.args[1])
     if a.dim() == 1 or b.dim() == 1:
         if a.dim() == 1 and b.dim() > 2:
-            return (f"vector x rank-{b.dim()} matmul unsupported (ttnn.matmul: when in1 rank is "
-                    "greater than in0 rank its front dims must be 1)")
+            return (
+                f"vector x rank-{b.dim()} matmul unsupported (ttnn.matmul: when in1 rank is "
+                "greater than in0 rank its front dims must be 1)"
+            )
         return None
     batch_a, batch_b = tuple(a.shape[:-2]), tuple(b.shape[:-2])
     if math.prod(batch_b) == 1 and b.dim() <= a.dim():  # a higher-rank b would add dims
         return None
     if a.dim() == b.dim() and (batch_a == batch_b or math.prod(batch_a) == 1):
         return None
-    return (f"batch dims {list(batch_a)} x {list(batch_b)} unsupported (ttnn.matmul needs equal "
-            "batch dims of equal rank, or one operand's batch dims all 1)")
+    return (
+        f"batch dims {list(batch_a)} x {list(batch_b)} unsupported (ttnn.matmul needs equal "
+        "batch dims of equal rank, or one operand's batch dims all 1)"
+    )
 
 
 MATMUL_CHECKS = (*BASIC, dtypes(), max_rank(MATMUL_MAX_RANK))
 
 
-@rule(aten.mm.default, aten.bmm.default, aten.matmul.default, aten.mv.default, aten.dot.default,
-      ttnn="ttnn.matmul", family="matmul", checks=(*MATMUL_CHECKS, _batch_broadcast))
+@rule(
+    aten.mm.default,
+    aten.bmm.default,
+    aten.matmul.default,
+    aten.mv.default,
+    aten.dot.default,
+    ttnn="ttnn.matmul",
+    family="matmul",
+    checks=(*MATMUL_CHECKS, _batch_broadcast),
+)
 def matmul(ctx, node, a, b):
-    return ctx.ops.matmul(ctx.tensor(a), ctx.tensor(b), memory_config=ctx.memory_config,
-                          **ctx.kernel_options("matmul"))
+    return ctx.ops.matmul(ctx.tensor(a), ctx.tensor(b), memory_config=ctx.memory_config, **ctx.kernel_options("matmul"))
 
 
 @check("an [out, in] weight")
@@ -65,8 +76,14 @@ def linear_call(ctx, x, weight, bias=None, activation: str = ""):
     else:
         w = ctx.ops.transpose(ctx.tensor(weight), -2, -1, memory_config=ctx.memory_config)
     extra = {"activation": activation} if activation else {}
-    return ctx.ops.linear(ctx.tensor(x), w, bias=ctx.tensor(bias), memory_config=ctx.memory_config, **extra,
-                          **ctx.kernel_options("matmul"))
+    return ctx.ops.linear(
+        ctx.tensor(x),
+        w,
+        bias=ctx.tensor(bias),
+        memory_config=ctx.memory_config,
+        **extra,
+        **ctx.kernel_options("matmul"),
+    )
 
 
 # The activations ttnn.linear applies in its kernel (its `activation` argument), each checked on
@@ -80,8 +97,14 @@ def _linear_fused(node: fx.Node, activation: str) -> tuple:
     return fxport_ops.linear.default, (node.args[0], node.args[1], bias, activation)
 
 
-@rule(aten.linear.default, ttnn="ttnn.linear", fused=True, family="matmul", checks=(*MATMUL_CHECKS, _matrix_weight),
-      fusion=Fusion(LINEAR_ACTIVATIONS, _linear_fused))
+@rule(
+    aten.linear.default,
+    ttnn="ttnn.linear",
+    fused=True,
+    family="matmul",
+    checks=(*MATMUL_CHECKS, _matrix_weight),
+    fusion=Fusion(LINEAR_ACTIVATIONS, _linear_fused),
+)
 def linear(ctx, node, x, weight, bias=None):
     return linear_call(ctx, x, weight, bias)
 
@@ -102,18 +125,30 @@ def _is_row(addend, out_shape) -> bool:
     return tuple(addend.shape) in ((out_shape[-1],), (1, out_shape[-1]))
 
 
-@rule(aten.addmm.default, ttnn="ttnn.addmm / ttnn.linear / ttnn.matmul + ttnn.add", family="matmul",
-      checks=(*BASIC, dtypes(), max_rank(2), _addend_shape))
+@rule(
+    aten.addmm.default,
+    ttnn="ttnn.addmm / ttnn.linear / ttnn.matmul + ttnn.add",
+    family="matmul",
+    checks=(*BASIC, dtypes(), max_rank(2), _addend_shape),
+)
 def addmm(ctx, node, addend, mat1, mat2, *, beta=1, alpha=1):
     """An [M, N] addend uses ttnn.addmm, a row-vector bias ttnn.linear, other broadcasts matmul + add."""
     a, b, out_shape = ctx.tensor(mat1), ctx.tensor(mat2), tuple(output(node).shape)
     if tuple(addend.shape) == out_shape:
-        return ctx.ops.addmm(ctx.tensor(addend), a, b, alpha=float(alpha), beta=float(beta),
-                             memory_config=ctx.memory_config, **ctx.kernel_options("matmul"))
+        return ctx.ops.addmm(
+            ctx.tensor(addend),
+            a,
+            b,
+            alpha=float(alpha),
+            beta=float(beta),
+            memory_config=ctx.memory_config,
+            **ctx.kernel_options("matmul"),
+        )
     if _is_row(addend, out_shape) and beta != 0:  # the linear layer: a bias broadcast over the rows
         bias = _scaled(ctx, ctx.tensor(addend), beta)
-        return ctx.ops.linear(_scaled(ctx, a, alpha), b, bias=bias, memory_config=ctx.memory_config,
-                              **ctx.kernel_options("matmul"))
+        return ctx.ops.linear(
+            _scaled(ctx, a, alpha), b, bias=bias, memory_config=ctx.memory_config, **ctx.kernel_options("matmul")
+        )
     product = ctx.ops.matmul(a, b, memory_config=ctx.memory_config, **ctx.kernel_options("matmul"))
     return _product_plus(ctx, product, addend, alpha, beta)
 
@@ -122,13 +157,19 @@ def _product_plus(ctx, product, addend, alpha, beta):
     """beta * addend + alpha * product, the addend broadcast by ttnn.add."""
     if beta == 0:  # aten ignores the addend entirely (even NaNs in it) when beta is 0
         return _scaled(ctx, product, alpha)
-    return ctx.ops.add(_scaled(ctx, product, alpha), _scaled(ctx, ctx.tensor(addend), beta),
-                       memory_config=ctx.memory_config)
+    return ctx.ops.add(
+        _scaled(ctx, product, alpha), _scaled(ctx, ctx.tensor(addend), beta), memory_config=ctx.memory_config
+    )
 
 
-@rule(aten.baddbmm.default, ttnn="ttnn.matmul + ttnn.add", family="matmul",
-      checks=(*BASIC, dtypes(), max_rank(3), _addend_shape))
+@rule(
+    aten.baddbmm.default,
+    ttnn="ttnn.matmul + ttnn.add",
+    family="matmul",
+    checks=(*BASIC, dtypes(), max_rank(3), _addend_shape),
+)
 def baddbmm(ctx, node, addend, batch1, batch2, *, beta=1, alpha=1):
-    product = ctx.ops.matmul(ctx.tensor(batch1), ctx.tensor(batch2), memory_config=ctx.memory_config,
-                             **ctx.kernel_options("matmul"))
+    product = ctx.ops.matmul(
+        ctx.tensor(batch1), ctx.tensor(batch2), memory_config=ctx.memory_config, **ctx.kernel_options("matmul")
+    )
     return _product_plus(ctx, product, addend, alpha, beta)

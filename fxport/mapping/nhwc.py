@@ -100,8 +100,7 @@ _FLATTENS = (aten.view.default, aten.reshape.default, aten._unsafe_view.default)
 
 def _tokens_of(x: Any) -> fx.Node | None:
     """The image [N, C, H, W] that `x` reshapes to [N, C, H*W] (`flatten(2)`), or None."""
-    if not isinstance(x, fx.Node) or x.op != "call_function" or x.target not in _FLATTENS or \
-            not _image(x.args[0]):
+    if not isinstance(x, fx.Node) or x.op != "call_function" or x.target not in _FLATTENS or not _image(x.args[0]):
         return None
     n, c, h, w = meta(x.args[0]).shape
     return x.args[0] if tuple(meta(x).shape) == (n, c, h * w) else None
@@ -111,8 +110,11 @@ def _tokens(node: fx.Node, flat: Flat) -> NhwcCall | None:
     """[N, C, H*W] -> [N, H*W, C] of a flattened image (attention's tokens, `x.flatten(2)
     .transpose(1, 2)`) is a reshape of the flattened value."""
     image = _tokens_of(node.args[0])
-    return None if image is None else \
-        NhwcCall(aten.reshape.default, (flat(image), list(output(node).shape)), flat_output=False)
+    return (
+        None
+        if image is None
+        else NhwcCall(aten.reshape.default, (flat(image), list(output(node).shape)), flat_output=False)
+    )
 
 
 def permute(node: fx.Node, flat: Flat) -> NhwcCall | None:

@@ -59,7 +59,7 @@ def _folded(shape: tuple[int, ...], dim: int) -> tuple[tuple[int, ...], int]:
         return shape, dim
     if dim == len(shape) - 1:
         return (1, math.prod(shape[:-2]), shape[-2], shape[-1]), 3
-    return (1, math.prod(shape[:dim]), shape[dim], math.prod(shape[dim + 1:])), 2
+    return (1, math.prod(shape[:dim]), shape[dim], math.prod(shape[dim + 1 :])), 2
 
 
 def _fold(ctx, x, shape4: tuple[int, ...]):
@@ -74,18 +74,24 @@ def _unfold(ctx, y, shape: tuple[int, ...]):
 # -- softmax -------------------------------------------------------------------------------------
 # softmax.int's third argument is an output dtype, _softmax's half_to_float: float_result checks
 # the result dtype for both, and the lowering ignores it.
-@rule(aten.softmax.int, aten._softmax.default, ttnn="ttnn.softmax", fused=True, family="normalization",
-      checks=NORM_CHECKS)
+@rule(
+    aten.softmax.int, aten._softmax.default, ttnn="ttnn.softmax", fused=True, family="normalization", checks=NORM_CHECKS
+)
 def softmax(ctx, node, x, dim, *_):
     shape = tuple(x.shape)
     shape4, dim4 = _folded(shape, dim)
-    y = ctx.ops.softmax(_fold(ctx, x, shape4), dim=dim4 if len(shape) > 4 else dim,
-                        memory_config=ctx.memory_config)
+    y = ctx.ops.softmax(_fold(ctx, x, shape4), dim=dim4 if len(shape) > 4 else dim, memory_config=ctx.memory_config)
     return _unfold(ctx, y, shape)
 
 
-@rule(aten.log_softmax.int, aten._log_softmax.default, ttnn="ttnn.moreh_logsoftmax", fused=True,
-      family="normalization", checks=NORM_CHECKS)
+@rule(
+    aten.log_softmax.int,
+    aten._log_softmax.default,
+    ttnn="ttnn.moreh_logsoftmax",
+    fused=True,
+    family="normalization",
+    checks=NORM_CHECKS,
+)
 def log_softmax(ctx, node, x, dim, *_):
     # One fused op (log of ttnn.softmax would turn underflowed probabilities into -inf);
     # moreh ops take a non-negative dim.
@@ -96,22 +102,37 @@ def log_softmax(ctx, node, x, dim, *_):
 
 
 # -- layer_norm, rms_norm ------------------------------------------------------------------------
-@rule(aten.layer_norm.default, ttnn="ttnn.layer_norm", fused=True, family="normalization",
-      checks=(*NORM_CHECKS, last_dim_only))
+@rule(
+    aten.layer_norm.default,
+    ttnn="ttnn.layer_norm",
+    fused=True,
+    family="normalization",
+    checks=(*NORM_CHECKS, last_dim_only),
+)
 def layer_norm(ctx, node, x, normalized_shape, weight=None, bias=None, eps=1e-5, cudnn_enable=True):
     shape = tuple(x.shape)
-    y = ctx.ops.layer_norm(_fold(ctx, x, _folded(shape, -1)[0]), weight=ctx.tensor(weight),
-                           bias=ctx.tensor(bias), epsilon=eps, memory_config=ctx.memory_config)
+    y = ctx.ops.layer_norm(
+        _fold(ctx, x, _folded(shape, -1)[0]),
+        weight=ctx.tensor(weight),
+        bias=ctx.tensor(bias),
+        epsilon=eps,
+        memory_config=ctx.memory_config,
+    )
     return _unfold(ctx, y, shape)
 
 
-@rule(aten.native_layer_norm.default, ttnn="ttnn.layer_norm (+ ttnn.mean, ttnn.var for the stats)",
-      family="normalization", checks=(*NORM_CHECKS, last_dim_only))
+@rule(
+    aten.native_layer_norm.default,
+    ttnn="ttnn.layer_norm (+ ttnn.mean, ttnn.var for the stats)",
+    family="normalization",
+    checks=(*NORM_CHECKS, last_dim_only),
+)
 def native_layer_norm(ctx, node, x, normalized_shape, weight, bias, eps):
     shape = tuple(x.shape)
     xt = _fold(ctx, x, _folded(shape, -1)[0])
-    out = ctx.ops.layer_norm(xt, weight=ctx.tensor(weight), bias=ctx.tensor(bias), epsilon=eps,
-                             memory_config=ctx.memory_config)
+    out = ctx.ops.layer_norm(
+        xt, weight=ctx.tensor(weight), bias=ctx.tensor(bias), epsilon=eps, memory_config=ctx.memory_config
+    )
     mean = rstd = None
     used = used_outputs(node)
     stats = shape[:-1] + (1,)  # the statistics keep their captured shape
@@ -123,14 +144,20 @@ def native_layer_norm(ctx, node, x, normalized_shape, weight, bias, eps):
     return _unfold(ctx, out, shape), mean, rstd
 
 
-@rule(aten.rms_norm.default, ttnn="ttnn.rms_norm", fused=True, family="normalization",
-      checks=(*NORM_CHECKS, last_dim_only))
+@rule(
+    aten.rms_norm.default,
+    ttnn="ttnn.rms_norm",
+    fused=True,
+    family="normalization",
+    checks=(*NORM_CHECKS, last_dim_only),
+)
 def rms_norm(ctx, node, x, normalized_shape, weight=None, eps=None):
     if eps is None:  # aten's default: the machine epsilon of the input dtype
         eps = torch.finfo(meta(node.args[0]).dtype).eps
     shape = tuple(x.shape)
-    y = ctx.ops.rms_norm(_fold(ctx, x, _folded(shape, -1)[0]), weight=ctx.tensor(weight), epsilon=eps,
-                         memory_config=ctx.memory_config)
+    y = ctx.ops.rms_norm(
+        _fold(ctx, x, _folded(shape, -1)[0]), weight=ctx.tensor(weight), epsilon=eps, memory_config=ctx.memory_config
+    )
     return _unfold(ctx, y, shape)
 
 
@@ -148,8 +175,13 @@ def _group_norm_shapes(node: fx.Node) -> str | None:
     return None
 
 
-@rule(aten.group_norm.default, ttnn="ttnn.group_norm", fused=True, family="normalization",
-      checks=(*NORM_CHECKS, _group_norm_shapes))
+@rule(
+    aten.group_norm.default,
+    ttnn="ttnn.group_norm",
+    fused=True,
+    family="normalization",
+    checks=(*NORM_CHECKS, _group_norm_shapes),
+)
 def group_norm(ctx, node, x, num_groups, weight=None, bias=None, eps=1e-5, cudnn_enabled=True):
     ttnn = ctx.ttnn
     from ttnn.operations.normalization import dram_group_norm_virtual_columns
@@ -163,31 +195,52 @@ def group_norm(ctx, node, x, num_groups, weight=None, bias=None, eps=1e-5, cudnn
     # The op picks its core grid this way when given none; mask and parameters are laid out per
     # virtual column of that grid.
     grid = ttnn.determine_expected_group_norm_dram_grid_size(
-        device=ctx.device.device, num_channels=c, num_groups=num_groups, input_nhw=n * hw, num_batches=n)
+        device=ctx.device.device, num_channels=c, num_groups=num_groups, input_nhw=n * hw, num_batches=n
+    )
     columns = dram_group_norm_virtual_columns(grid, c, num_groups)
     # The mask only steers the kernel (golden functions ignore it), so it goes to the device as is.
     ctx.count("to_device")
-    mask = ttnn.to_device(ttnn.create_group_norm_input_mask(c, num_groups, columns, ctx.dtype),
-                          ctx.device.device, memory_config=ctx.memory_config)
+    mask = ttnn.to_device(
+        ttnn.create_group_norm_input_mask(c, num_groups, columns, ctx.dtype),
+        ctx.device.device,
+        memory_config=ctx.memory_config,
+    )
 
     def param(value):
         if value is None:
             return None
         packed = ttnn.create_group_norm_weight_bias_rm(ctx.weight(value).float(), c, columns)
-        return ctx.ops.from_torch(packed, dtype=ctx.dtype, layout=ttnn.ROW_MAJOR_LAYOUT,
-                                  device=ctx.device.device, memory_config=ctx.memory_config)
+        return ctx.ops.from_torch(
+            packed,
+            dtype=ctx.dtype,
+            layout=ttnn.ROW_MAJOR_LAYOUT,
+            device=ctx.device.device,
+            memory_config=ctx.memory_config,
+        )
 
-    out = ctx.ops.group_norm(xt, num_groups=num_groups, epsilon=eps, input_mask=mask, weight=param(weight),
-                             bias=param(bias), memory_config=ctx.memory_config, inplace=False,
-                             output_layout=ttnn.TILE_LAYOUT)
+    out = ctx.ops.group_norm(
+        xt,
+        num_groups=num_groups,
+        epsilon=eps,
+        input_mask=mask,
+        weight=param(weight),
+        bias=param(bias),
+        memory_config=ctx.memory_config,
+        inplace=False,
+        output_layout=ttnn.TILE_LAYOUT,
+    )
     with ctx.counting("layout"):
         out = ctx.ops.reshape(out, (n, *spatial, c))
         return ctx.ops.permute(out, (0, rank - 1, *range(1, rank - 1)), memory_config=ctx.memory_config)
 
 
 # -- batch_norm (eval) ---------------------------------------------------------------------------
-@rule(aten._native_batch_norm_legit_no_training.default, ttnn="ttnn.batch_norm", family="normalization",
-      checks=NORM_CHECKS)
+@rule(
+    aten._native_batch_norm_legit_no_training.default,
+    ttnn="ttnn.batch_norm",
+    family="normalization",
+    checks=NORM_CHECKS,
+)
 def batch_norm(ctx, node, x, weight, bias, running_mean, running_var, momentum, eps):
     """With running statistics; [N, C], [N, C, L] and [N, C, T, H, W] inputs are reshaped to rank 4."""
     shape = tuple(x.shape)
@@ -201,18 +254,28 @@ def batch_norm(ctx, node, x, weight, bias, running_mean, running_var, momentum, 
     def param(value):  # ttnn wants per-channel tensors as [1, C, 1, 1]
         return None if value is None else ctx.ops.reshape(ctx.tensor(value), channels)
 
-    out = ctx.ops.batch_norm(xt, running_mean=param(running_mean), running_var=param(running_var),
-                             weight=param(weight), bias=param(bias), eps=eps, training=False,
-                             memory_config=ctx.memory_config)
+    out = ctx.ops.batch_norm(
+        xt,
+        running_mean=param(running_mean),
+        running_var=param(running_var),
+        weight=param(weight),
+        bias=param(bias),
+        eps=eps,
+        training=False,
+        memory_config=ctx.memory_config,
+    )
     if len(shape) != 4:
         out = ctx.ops.reshape(out, shape)
     # Without training, aten's saved mean and inverse std are empty tensors.
     return out, HostValue(torch.empty(0)), HostValue(torch.empty(0))
 
 
-no_kernel(aten._native_batch_norm_legit.no_stats, aten._native_batch_norm_legit.default,
-          aten._native_batch_norm_legit_functional.default,
-          limit="training-mode batch norm normalises with the batch's own statistics and updates "
-                "running ones; ttnn.batch_norm normalises with given running statistics (eval). "
-                "Weight standardisation (on parameters only) is a constant subgraph: fold it once "
-                "at compile time")
+no_kernel(
+    aten._native_batch_norm_legit.no_stats,
+    aten._native_batch_norm_legit.default,
+    aten._native_batch_norm_legit_functional.default,
+    limit="training-mode batch norm normalises with the batch's own statistics and updates "
+    "running ones; ttnn.batch_norm normalises with given running statistics (eval). "
+    "Weight standardisation (on parameters only) is a constant subgraph: fold it once "
+    "at compile time",
+)

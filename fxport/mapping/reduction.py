@@ -4,7 +4,6 @@ any/all, cumsum."""
 from __future__ import annotations
 
 import math
-
 from typing import Any
 
 import torch
@@ -82,30 +81,41 @@ def _reduction(op: str):
         shape = tuple(meta(a["input"]).shape)
         if len(shape) > REDUCE_MAX_RANK:  # adjacent reduced dims: [before, reduced, after], dim 1
             dims = _reduced(node)
-            folded = (math.prod(shape[:dims[0]]), math.prod(shape[dims[0]:dims[-1] + 1]),
-                      math.prod(shape[dims[-1] + 1:]))
-            out = getattr(ctx.ops, op)(ctx.ops.reshape(x, folded), dim=1, keepdim=False,
-                                       memory_config=ctx.memory_config)
+            folded = (
+                math.prod(shape[: dims[0]]),
+                math.prod(shape[dims[0] : dims[-1] + 1]),
+                math.prod(shape[dims[-1] + 1 :]),
+            )
+            out = getattr(ctx.ops, op)(
+                ctx.ops.reshape(x, folded), dim=1, keepdim=False, memory_config=ctx.memory_config
+            )
             return ctx.ops.reshape(out, tuple(output(node).shape))
-        return getattr(ctx.ops, op)(x, dim=_dims(a.get("dim")),
-                                    keepdim=a.get("keepdim", False), memory_config=ctx.memory_config)
+        return getattr(ctx.ops, op)(
+            x, dim=_dims(a.get("dim")), keepdim=a.get("keepdim", False), memory_config=ctx.memory_config
+        )
 
     lower.__name__ = op
     return lower
 
 
-INTEGER_CHECKS = (*BASIC, dtypes(FLOAT_DTYPES | INT_DTYPES | {torch.bool}, "bool, int or float"),
-                  _foldable_rank, _same_kind)
+INTEGER_CHECKS = (
+    *BASIC,
+    dtypes(FLOAT_DTYPES | INT_DTYPES | {torch.bool}, "bool, int or float"),
+    _foldable_rank,
+    _same_kind,
+)
 # Floats in bf16, integers (counts, positions) in int32.
-rule(aten.sum.default, aten.sum.dim_IntList, ttnn="ttnn.sum", family="reduction",
-     checks=INTEGER_CHECKS)(_reduction("sum"))
+rule(aten.sum.default, aten.sum.dim_IntList, ttnn="ttnn.sum", family="reduction", checks=INTEGER_CHECKS)(
+    _reduction("sum")
+)
 for _op, _targets in {
     "mean": (aten.mean.default, aten.mean.dim),
     "max": (aten.amax.default, aten.max.default),
     "min": (aten.amin.default, aten.min.default),
 }.items():
-    rule(*_targets, ttnn=f"ttnn.{_op}", family="reduction",
-         checks=(*BASIC, dtypes(), _foldable_rank, float_result))(_reduction(_op))
+    rule(*_targets, ttnn=f"ttnn.{_op}", family="reduction", checks=(*BASIC, dtypes(), _foldable_rank, float_result))(
+        _reduction(_op)
+    )
 
 
 @rule(aten.prod.default, aten.prod.dim_int, ttnn="ttnn.prod", family="reduction", checks=REDUCE_CHECKS)
@@ -113,8 +123,7 @@ def prod(ctx, node, *args, **kwargs):
     a = bound(node.target, args, kwargs)
     if a.get("dim") is None:  # ttnn.prod takes a single int dim, or none for the full product
         return ctx.ops.prod(ctx.tensor(a["input"]), memory_config=ctx.memory_config)
-    return ctx.ops.prod(ctx.tensor(a["input"]), dim=a["dim"], keepdim=a["keepdim"],
-                        memory_config=ctx.memory_config)
+    return ctx.ops.prod(ctx.tensor(a["input"]), dim=a["dim"], keepdim=a["keepdim"], memory_config=ctx.memory_config)
 
 
 # -- var, std ------------------------------------------------------------------------------------
@@ -135,9 +144,13 @@ def _bessel_only(node: fx.Node) -> str | None:
 def _statistic(op: str):
     def lower(ctx, node, *args, **kwargs):
         a = bound(node.target, args, kwargs)
-        return getattr(ctx.ops, op)(ctx.tensor(a["input"]), dim=_dims(a.get("dim")),
-                                    keepdim=a.get("keepdim", False), correction=bool(_correction(a)),
-                                    memory_config=ctx.memory_config)
+        return getattr(ctx.ops, op)(
+            ctx.tensor(a["input"]),
+            dim=_dims(a.get("dim")),
+            keepdim=a.get("keepdim", False),
+            correction=bool(_correction(a)),
+            memory_config=ctx.memory_config,
+        )
 
     lower.__name__ = op
     return lower
@@ -145,8 +158,14 @@ def _statistic(op: str):
 
 for _op in ("var", "std"):
     _aten = getattr(aten, _op)
-    rule(_aten.correction, _aten.dim, _aten.default, ttnn=f"ttnn.{_op}", family="reduction",
-         checks=(*REDUCE_CHECKS, _bessel_only))(_statistic(_op))
+    rule(
+        _aten.correction,
+        _aten.dim,
+        _aten.default,
+        ttnn=f"ttnn.{_op}",
+        family="reduction",
+        checks=(*REDUCE_CHECKS, _bessel_only),
+    )(_statistic(_op))
 
 
 # -- values with indices, arg-reductions ---------------------------------------------------------
@@ -156,22 +175,32 @@ def _argmax(ctx, x, dim, keepdim, negate: bool):
     xt = ctx.tensor(x)
     if negate:
         xt = ctx.ops.neg(xt, memory_config=ctx.memory_config)
-    return ctx.ops.argmax(ctx.tensor(xt, layout="row_major"), dim=dim, keepdim=keepdim,
-                          memory_config=ctx.memory_config)
+    return ctx.ops.argmax(ctx.tensor(xt, layout="row_major"), dim=dim, keepdim=keepdim, memory_config=ctx.memory_config)
 
 
-@rule(aten.argmax.default, aten.argmin.default, ttnn="ttnn.argmax", family="reduction",
-      checks=(*BASIC, dtypes(), max_rank(REDUCE_MAX_RANK)))
+@rule(
+    aten.argmax.default,
+    aten.argmin.default,
+    ttnn="ttnn.argmax",
+    family="reduction",
+    checks=(*BASIC, dtypes(), max_rank(REDUCE_MAX_RANK)),
+)
 def argmax(ctx, node, x, dim=None, keepdim=False):
     return _argmax(ctx, x, dim, keepdim, negate=node.target is aten.argmin.default)
 
 
-@rule(aten.max.dim, aten.min.dim, ttnn="ttnn.max / ttnn.min (+ ttnn.argmax for the indices)",
-      family="reduction", checks=REDUCE_CHECKS)
+@rule(
+    aten.max.dim,
+    aten.min.dim,
+    ttnn="ttnn.max / ttnn.min (+ ttnn.argmax for the indices)",
+    family="reduction",
+    checks=REDUCE_CHECKS,
+)
 def max_dim(ctx, node, x, dim, keepdim=False):
     is_min = node.target is aten.min.dim
-    values = getattr(ctx.ops, "min" if is_min else "max")(ctx.tensor(x), dim=dim, keepdim=keepdim,
-                                                          memory_config=ctx.memory_config)
+    values = getattr(ctx.ops, "min" if is_min else "max")(
+        ctx.tensor(x), dim=dim, keepdim=keepdim, memory_config=ctx.memory_config
+    )
     indices = _argmax(ctx, x, dim, keepdim, negate=is_min) if 1 in used_outputs(node) else None
     return values, indices
 
@@ -182,17 +211,27 @@ def _truth(op: str):
     def lower(ctx, node, *args, **kwargs):
         a = bound(node.target, args, kwargs)
         truth = ctx.ops.ne(ctx.tensor(a["input"], dtype=ctx.dtype), 0.0, memory_config=ctx.memory_config)
-        return getattr(ctx.ops, op)(truth, dim=_dims(a.get("dim")), keepdim=a.get("keepdim", False),
-                                    memory_config=ctx.memory_config)
+        return getattr(ctx.ops, op)(
+            truth, dim=_dims(a.get("dim")), keepdim=a.get("keepdim", False), memory_config=ctx.memory_config
+        )
 
     lower.__name__ = {"max": "any", "min": "all"}[op]
     return lower
 
 
 for _op, _aten in (("max", aten.any), ("min", aten.all)):
-    rule(_aten.default, _aten.dim, _aten.dims, ttnn=f"ttnn.ne + ttnn.{_op}", family="reduction",
-         checks=(*BASIC, dtypes(FLOAT_DTYPES | INT_DTYPES | {torch.bool}, "bool, int or float"),
-                 max_rank(REDUCE_MAX_RANK)))(_truth(_op))
+    rule(
+        _aten.default,
+        _aten.dim,
+        _aten.dims,
+        ttnn=f"ttnn.ne + ttnn.{_op}",
+        family="reduction",
+        checks=(
+            *BASIC,
+            dtypes(FLOAT_DTYPES | INT_DTYPES | {torch.bool}, "bool, int or float"),
+            max_rank(REDUCE_MAX_RANK),
+        ),
+    )(_truth(_op))
 
 
 # -- cumsum --------------------------------------------------------------------------------------

@@ -24,7 +24,6 @@ Lowering = Callable[..., Any]
 DeviceLayout = Callable[[Any], "tuple[list[tuple[tuple[int, ...], str]], list[tuple[tuple[int, ...], str]]]"]
 
 
-
 @dataclass(frozen=True)
 class NhwcCall:
     """A node's channels-last form: the call computing its output from flattened NHWC inputs
@@ -43,8 +42,18 @@ class NhwcCall:
 # flattened; the form returns the NhwcCall, or None when the node needs the aten layout.
 NhwcForm = Callable[[fx.Node, Callable[[fx.Node], fx.Node]], "NhwcCall | None"]
 
-FAMILIES = ("eltwise", "activation", "matmul", "conv_pool", "normalization", "attention",
-            "embedding", "data_movement", "reduction", "creation")
+FAMILIES = (
+    "eltwise",
+    "activation",
+    "matmul",
+    "conv_pool",
+    "normalization",
+    "attention",
+    "embedding",
+    "data_movement",
+    "reduction",
+    "creation",
+)
 # The family of an op no rule maps, and of which no other overload is mapped either.
 UNMAPPED = "unmapped"
 
@@ -89,8 +98,11 @@ class Fusion:
     def activation_for(self, node: fx.Node) -> str | None:
         """TT-NN's name for the activation `node` computes, when it fuses into this op."""
         for a in self.activations:
-            if node.op == "call_function" and node.target == a.target and \
-                    (a.accepts is None or a.accepts(node) is None):
+            if (
+                node.op == "call_function"
+                and node.target == a.target
+                and (a.accepts is None or a.accepts(node) is None)
+            ):
                 return a.name
         return None
 
@@ -189,16 +201,24 @@ def no_kernel(*targets: torch._ops.OpOverload, limit: str) -> None:
         REGISTRY.limits[target] = limit
 
 
-def rule(*targets: torch._ops.OpOverload, ttnn: str, family: str, checks: Iterable[Check] = (),
-         device_layout: DeviceLayout | None = None, fused: bool = False, fusion: Fusion | None = None,
-         nhwc: NhwcForm | None = None) -> Callable[[Lowering], Lowering]:
+def rule(
+    *targets: torch._ops.OpOverload,
+    ttnn: str,
+    family: str,
+    checks: Iterable[Check] = (),
+    device_layout: DeviceLayout | None = None,
+    fused: bool = False,
+    fusion: Fusion | None = None,
+    nhwc: NhwcForm | None = None,
+) -> Callable[[Lowering], Lowering]:
     """Register the decorated lowering `fn(ctx, node, *args, **kwargs)` for `targets`."""
     if family not in FAMILIES:
         raise ValueError(f"unknown op family {family!r}")
 
     def register(fn: Lowering) -> Lowering:
-        REGISTRY.add(Rule(fn.__name__, tuple(targets), ttnn, family, tuple(checks), fn, device_layout,
-                          fused, fusion, nhwc))
+        REGISTRY.add(
+            Rule(fn.__name__, tuple(targets), ttnn, family, tuple(checks), fn, device_layout, fused, fusion, nhwc)
+        )
         return fn
 
     return register

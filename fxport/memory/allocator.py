@@ -99,8 +99,9 @@ class BankAllocator:
 
     def blocks(self) -> list[tuple[int, int, bool]]:
         """(address, size, allocated) in address order, like ttnn.get_memory_view's block table."""
-        return sorted([(a, s, True) for a, s in self._used.items()]
-                      + [(a, s, False) for a, s in self._free_size.items()])
+        return sorted(
+            [(a, s, True) for a, s in self._used.items()] + [(a, s, False) for a, s in self._free_size.items()]
+        )
 
     def used_blocks(self) -> tuple[tuple[int, int], ...]:
         """(address, size) of every allocated block, lowest first."""

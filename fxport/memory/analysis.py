@@ -40,8 +40,11 @@ class Attribution:
     op: str = ""
 
     def describe(self, shapes: list[str]) -> str:
-        what = self.role if self.input is None else (
-            f"{self.role} of input {self.input}" + (f" {shapes[self.input]}" if self.input < len(shapes) else ""))
+        what = (
+            self.role
+            if self.input is None
+            else (f"{self.role} of input {self.input}" + (f" {shapes[self.input]}" if self.input < len(shapes) else ""))
+        )
         room = "" if self.largest_free is None else f", largest free block {self.largest_free:,} B"
         held = "" if self.allocated is None else f", {self.allocated:,} B allocated"
         if self.role == "circular buffers":
@@ -119,17 +122,26 @@ def predict(record: OpRecord, device: DeviceMemory) -> NodeMemory:
         inputs, outputs = rule.device_layout(record)
     else:
         inputs, outputs = record.inputs, record.outputs
-    return node_memory(inputs=[device_spec(s) for s in inputs],
-                       outputs=[device_spec(s) for s in outputs], name=record.node, device=device)
+    return node_memory(
+        inputs=[device_spec(s) for s in inputs],
+        outputs=[device_spec(s) for s in outputs],
+        name=record.node,
+        device=device,
+    )
 
 
 def observation(status: str, kind: str = "", fields: dict | None = None) -> Observation:
     return Observation(status, kind, dict(fields or {}))
 
 
-def analyze(records: Iterable[OpRecord], states: Iterable[NodeState], device: DeviceMemory,
-            config: str = DRAM, observed: dict[str, Observation] | None = None,
-            remedies: dict[str, tuple[str, bool]] | None = None) -> MemoryAnalysis:
+def analyze(
+    records: Iterable[OpRecord],
+    states: Iterable[NodeState],
+    device: DeviceMemory,
+    config: str = DRAM,
+    observed: dict[str, Observation] | None = None,
+    remedies: dict[str, tuple[str, bool]] | None = None,
+) -> MemoryAnalysis:
     """The model's verdicts (`states`, from the liveness walk) beside the device's (`observed`:
     node -> what the run did; nodes absent never ran on the device). `remedies`: node -> (text,
     verified) for nodes the run re-ran with a remedy."""
@@ -161,11 +173,31 @@ def analyze(records: Iterable[OpRecord], states: Iterable[NodeState], device: De
                 else:
                     observed_only += 1
         if predicted or verdict in MEMORY_KINDS:
-            ooms.append(_oom_node(r, state, device, verdict, seen, remedies.get(r.node),
-                                  next((d.reason for d in disagreements if d.node == r.node), "")))
+            ooms.append(
+                _oom_node(
+                    r,
+                    state,
+                    device,
+                    verdict,
+                    seen,
+                    remedies.get(r.node),
+                    next((d.reason for d in disagreements if d.node == r.node), ""),
+                )
+            )
     ooms.sort(key=lambda o: (-o.per_bank * o.banks, o.node))
-    return MemoryAnalysis(device.name, config, len(records), tuple(ooms), agree, predicted_only,
-                          observed_only, not_run, tuple(disagreements), "liveness", peak)
+    return MemoryAnalysis(
+        device.name,
+        config,
+        len(records),
+        tuple(ooms),
+        agree,
+        predicted_only,
+        observed_only,
+        not_run,
+        tuple(disagreements),
+        "liveness",
+        peak,
+    )
 
 
 def _device_verdict(seen: Observation | None) -> str:
@@ -186,8 +218,9 @@ def attribute(fp: Footprint, seen: Observation) -> Attribution | None:
     if seen.kind in ("CB_CLASH", "CB_OVERFLOW"):
         cbs = [e for e in fp.events if e.kind == "cbs"]
         largest = max(cbs, key=lambda e: e.cb, default=None)
-        return Attribution("circular buffers", "L1", largest.cb if largest else 0, None, None,
-                           op=largest.op if largest else "")
+        return Attribution(
+            "circular buffers", "L1", largest.cb if largest else 0, None, None, op=largest.op if largest else ""
+        )
     if seen.kind != "OUT_OF_MEMORY":
         return None
     memory, per_bank = str(f.get("buffer_type", "")).upper(), f.get("per_bank")
@@ -195,8 +228,9 @@ def attribute(fp: Footprint, seen: Observation) -> Attribution | None:
         if e.kind == "alloc":
             b = fp.buffers[e.buffer]
             if b.memory == memory and b.per_bank == per_bank:
-                return Attribution(b.role, memory, b.per_bank, f.get("largest_free_block"), f.get("allocated"),
-                                   b.input, b.op)
+                return Attribution(
+                    b.role, memory, b.per_bank, f.get("largest_free_block"), f.get("allocated"), b.input, b.op
+                )
     if per_bank is None:
         return None
     return Attribution("unmatched", memory, int(per_bank), f.get("largest_free_block"), f.get("allocated"))
@@ -204,39 +238,62 @@ def attribute(fp: Footprint, seen: Observation) -> Attribution | None:
 
 def _disagreement(state: NodeState, seen: Observation | None, predicted: bool) -> str:
     if predicted:
-        return (f"the model runs out at {state.failure.describe()} ({state.failure.allocated:,} B "
-                f"allocated); the device ran the node")
+        return (
+            f"the model runs out at {state.failure.describe()} ({state.failure.allocated:,} B "
+            f"allocated); the device ran the node"
+        )
     if seen is None:
         return "no device verdict"
     att = attribute(state.footprint, seen)
     if seen.kind in ("CB_CLASH", "CB_OVERFLOW"):
         f = seen.fields
-        return (f"the device's circular buffers end at {f.get('region_end', '?')} and meet an L1 buffer at "
-                f"{f.get('l1_buffer_address', '?')}; the model's largest CB region ({state.cb:,} B per core) "
-                f"fit below its lowest L1 buffer")
+        return (
+            f"the device's circular buffers end at {f.get('region_end', '?')} and meet an L1 buffer at "
+            f"{f.get('l1_buffer_address', '?')}; the model's largest CB region ({state.cb:,} B per core) "
+            f"fit below its lowest L1 buffer"
+        )
     if att is None:
         return "the device error names no allocation"
     if att.role == "unmatched":
-        return (f"the allocator refused {att.per_bank:,} B per {att.memory} bank, which matches none of the "
-                f"node's buffers in TT-NN's capture of it")
+        return (
+            f"the allocator refused {att.per_bank:,} B per {att.memory} bank, which matches none of the "
+            f"node's buffers in TT-NN's capture of it"
+        )
     at = state.at_observed
     if at is not None and att.allocated is not None:
-        return (f"at the {att.role} buffer ({att.per_bank:,} B per {att.memory} bank) the allocator held "
-                f"{att.allocated:,} B with a largest free block of {att.largest_free or 0:,} B; the model "
-                f"held {at[0]:,} B with {at[1]:,} B free in one block")
+        return (
+            f"at the {att.role} buffer ({att.per_bank:,} B per {att.memory} bank) the allocator held "
+            f"{att.allocated:,} B with a largest free block of {att.largest_free or 0:,} B; the model "
+            f"held {at[0]:,} B with {at[1]:,} B free in one block"
+        )
     return f"the allocator refused the {att.role} buffer ({att.per_bank:,} B per {att.memory} bank)"
 
 
-def _oom_node(r: OpRecord, state: NodeState | None, device: DeviceMemory, verdict: str,
-              seen: Observation | None, remedy: tuple[str, bool] | None, disagreement: str) -> OomNode:
+def _oom_node(
+    r: OpRecord,
+    state: NodeState | None,
+    device: DeviceMemory,
+    verdict: str,
+    seen: Observation | None,
+    remedy: tuple[str, bool] | None,
+    disagreement: str,
+) -> OomNode:
     arithmetic = predict(r, device)
     worst = arithmetic.worst_padding
     shapes = [f"{list(s.shape)}" for s in r.inputs]
     fail = state.failure if state is not None else None
-    att = attribute(state.footprint, seen) if (state is not None and seen is not None
-                                               and verdict in MEMORY_KINDS) else None
-    memory = (fail.memory if fail is not None else att.memory if att is not None else
-              (state.memory if state is not None else L1))
+    att = (
+        attribute(state.footprint, seen)
+        if (state is not None and seen is not None and verdict in MEMORY_KINDS)
+        else None
+    )
+    memory = (
+        fail.memory
+        if fail is not None
+        else att.memory
+        if att is not None
+        else (state.memory if state is not None else L1)
+    )
     memory = memory if memory in (L1, DRAM) else L1
     banks = device.banks(memory)
     per_bank = fail.per_bank if fail is not None else (att.per_bank if att is not None else 0)
@@ -247,22 +304,41 @@ def _oom_node(r: OpRecord, state: NodeState | None, device: DeviceMemory, verdic
     text, verified = remedy if remedy is not None else ("", False)
     if not text:
         fix = arithmetic.remedy(memory)
-        text = f"{fix.text} (predicted, not re-run)" if fix is not None else "DRAM instead of L1 (predicted, not re-run)"
+        text = (
+            f"{fix.text} (predicted, not re-run)" if fix is not None else "DRAM instead of L1 (predicted, not re-run)"
+        )
     return OomNode(
-        node=r.node, target=r.target, module=r.module, repeat=r.repeat, config=state.memory if state else memory,
-        inputs=r.inputs, outputs=r.outputs, resident_bytes=resident, logical_bytes=arithmetic.logical_bytes,
-        per_bank=per_bank, bank_size=banks.size, banks=banks.count, severity=severity(per_bank * banks.count),
-        cause=cause, padding=str(worst) if worst is not None else "", remedy=text,
-        predicted=fail is not None, observed=verdict,
+        node=r.node,
+        target=r.target,
+        module=r.module,
+        repeat=r.repeat,
+        config=state.memory if state else memory,
+        inputs=r.inputs,
+        outputs=r.outputs,
+        resident_bytes=resident,
+        logical_bytes=arithmetic.logical_bytes,
+        per_bank=per_bank,
+        bank_size=banks.size,
+        banks=banks.count,
+        severity=severity(per_bank * banks.count),
+        cause=cause,
+        padding=str(worst) if worst is not None else "",
+        remedy=text,
+        predicted=fail is not None,
+        observed=verdict,
         buffer=fail.describe(shapes) if fail is not None else "",
         allocator=att.describe(shapes) if att is not None else "",
         peak=allocated + per_bank if fail is not None and fail.kind == "OUT_OF_MEMORY" else allocated,
-        allocator_peak=allocator_peak, room=fail.room if fail is not None else 0,
-        remedy_verified=verified, disagreement=disagreement)
+        allocator_peak=allocator_peak,
+        room=fail.room if fail is not None else 0,
+        remedy_verified=verified,
+        disagreement=disagreement,
+    )
 
 
-def _cause(state: NodeState | None, fail: Failure | None, att: Attribution | None, device: DeviceMemory,
-           worst, verdict: str) -> str:
+def _cause(
+    state: NodeState | None, fail: Failure | None, att: Attribution | None, device: DeviceMemory, worst, verdict: str
+) -> str:
     kind = fail.kind if fail is not None else verdict
     if kind in ("CB_CLASH", "CB_OVERFLOW"):
         return "circular buffers"
@@ -288,5 +364,14 @@ def _fits_alone(fp: Footprint, device: DeviceMemory) -> bool:
     return Walk(device).trial(fp, []) is None
 
 
-__all__ = ["Attribution", "Disagreement", "MemoryAnalysis", "OomNode", "analyze", "attribute", "device_spec",
-           "observation", "predict"]
+__all__ = [
+    "Attribution",
+    "Disagreement",
+    "MemoryAnalysis",
+    "OomNode",
+    "analyze",
+    "attribute",
+    "device_spec",
+    "observation",
+    "predict",
+]

@@ -111,10 +111,8 @@ def _square_grid(cores: int) -> tuple[int, int]:
 # n150: Wormhole, 8x8 worker grid, 12 DRAM banks of 1 GiB (soc descriptor dram_view_size
 # 1,073,741,824) less 1 MiB reserved. p150: Blackhole, 13x10 worker grid, 8 DRAM banks
 # (blackhole_140_arch.yaml: 8 dram_views of 4,278,190,080 B) less the same 1 MiB.
-N150 = DeviceMemory("n150", l1=Banks(64, 1_393_312, 16, 32),
-                    dram=Banks(12, 1_072_693_184, 32, 32), grid=(8, 8))
-P150 = DeviceMemory("p150", l1=Banks(130, 1_461_120, 16, 64),
-                    dram=Banks(8, 4_277_141_376, 64, 64), grid=(13, 10))
+N150 = DeviceMemory("n150", l1=Banks(64, 1_393_312, 16, 32), dram=Banks(12, 1_072_693_184, 32, 32), grid=(8, 8))
+P150 = DeviceMemory("p150", l1=Banks(130, 1_461_120, 16, 64), dram=Banks(8, 4_277_141_376, 64, 64), grid=(13, 10))
 PRESETS: dict[str, DeviceMemory] = {d.name: d for d in (N150, P150)}
 
 

@@ -73,8 +73,11 @@ class Event:
     op: str = ""  # cbs: the device operation
 
     def to_dict(self) -> dict:
-        return ({"kind": self.kind, "buffer": self.buffer} if self.kind != "cbs"
-                else {"kind": "cbs", "cb": self.cb, "op": self.op})
+        return (
+            {"kind": self.kind, "buffer": self.buffer}
+            if self.kind != "cbs"
+            else {"kind": "cbs", "cb": self.cb, "op": self.op}
+        )
 
 
 @dataclass(frozen=True)
@@ -89,8 +92,14 @@ class Output:
     memory: str  # "L1", "DRAM", ... ("" for a host-side result)
 
     def to_dict(self) -> dict:
-        return {"buffer": self.buffer, "alias": self.alias, "shape": list(self.shape),
-                "dtype": self.dtype, "layout": self.layout, "memory": self.memory}
+        return {
+            "buffer": self.buffer,
+            "alias": self.alias,
+            "shape": list(self.shape),
+            "dtype": self.dtype,
+            "layout": self.layout,
+            "memory": self.memory,
+        }
 
 
 @dataclass(frozen=True)
@@ -109,11 +118,15 @@ class Footprint:
         return [i for i, b in enumerate(self.buffers) if b.role == role]
 
     def to_dict(self) -> dict:
-        return {"buffers": [b.to_dict() for b in self.buffers],
-                "events": [e.to_dict() for e in self.events],
-                "outputs": [o.to_dict() for o in self.outputs],
-                "peak_l1": self.peak_l1, "peak_cb": self.peak_cb, "error": self.error,
-                "error_kind": self.error_kind}
+        return {
+            "buffers": [b.to_dict() for b in self.buffers],
+            "events": [e.to_dict() for e in self.events],
+            "outputs": [o.to_dict() for o in self.outputs],
+            "peak_l1": self.peak_l1,
+            "peak_cb": self.peak_cb,
+            "error": self.error,
+            "error_kind": self.error_kind,
+        }
 
 
 # -- parsing a graph capture ---------------------------------------------------------------------
@@ -124,8 +137,12 @@ _CORE_RANGE = re.compile(r"\[\(?(?:x=)?(\d+)[-,]\s*(?:y=)?(\d+)\)?\s*-\s*\(?(?:x
 
 def cores_of(core_range_set: str) -> set[tuple[int, int]]:
     """The cores of a core range set as TT-Metal prints it: '{[0-0 - 7-6], [0-7 - 5-7]}'."""
-    return {(x, y) for x0, y0, x1, y1 in _CORE_RANGE.findall(core_range_set)
-            for x in range(int(x0), int(x1) + 1) for y in range(int(y0), int(y1) + 1)}
+    return {
+        (x, y)
+        for x0, y0, x1, y1 in _CORE_RANGE.findall(core_range_set)
+        for x in range(int(x0), int(x1) + 1)
+        for y in range(int(y0), int(y1) + 1)
+    }
 
 
 def _per_core(cbs: list[tuple[str, int]]) -> int:
@@ -141,8 +158,9 @@ class CaptureError(ValueError):
     """A capture that does not follow the driver's marker protocol (a bug, never a verdict)."""
 
 
-def parse_capture(graph: list[dict], n_outputs: int, peak_l1: int = 0, peak_cb: int = 0,
-                  error: str = "", error_kind: str = "") -> Footprint:
+def parse_capture(
+    graph: list[dict], n_outputs: int, peak_l1: int = 0, peak_cb: int = 0, error: str = "", error_kind: str = ""
+) -> Footprint:
     """The footprint of a node from the graph capture of its lowering (see the module doc).
     Buffers of kinds the allocator model does not track (trace, system memory) are skipped."""
     nodes = sorted(graph, key=lambda n: n["counter"])
@@ -177,7 +195,7 @@ def parse_capture(graph: list[dict], n_outputs: int, peak_l1: int = 0, peak_cb: 
         if kind == "function_start":
             name = str(params.get("name", ""))
             if name.startswith(MARK):
-                region, _, rest = name[len(MARK):].partition(":")
+                region, _, rest = name[len(MARK) :].partition(":")
                 tag = rest or None
             elif name.endswith("Operation") or name.startswith("ttnn.") or name in ("Pool2D",):
                 current_op = name  # a device operation (or the ttnn call) allocates what follows
@@ -198,9 +216,18 @@ def parse_capture(graph: list[dict], n_outputs: int, peak_l1: int = 0, peak_cb: 
             elif region not in ("lower", "transfer"):
                 raise CaptureError(f"a buffer allocated outside the lowering (region {region!r})")
             buffer_of[ref] = len(buffers)
-            buffers.append(Buffer(memory, int(params.get("max_size_per_bank", 0)),
-                                  int(params.get("size", 0)), role, str(params.get("layout", "INTERLEAVED")),
-                                  input=which, op=current_op, key=copy))
+            buffers.append(
+                Buffer(
+                    memory,
+                    int(params.get("max_size_per_bank", 0)),
+                    int(params.get("size", 0)),
+                    role,
+                    str(params.get("layout", "INTERLEAVED")),
+                    input=which,
+                    op=current_op,
+                    key=copy,
+                )
+            )
             roles.append(role)
             events.append(Event("alloc", len(buffers) - 1))
         elif kind == "buffer_deallocate":
@@ -226,11 +253,28 @@ def parse_capture(graph: list[dict], n_outputs: int, peak_l1: int = 0, peak_cb: 
         elif role == "intermediate":
             role = "output" if i in held_as_output else "retained"
         out_index = next((j for j, o in enumerate(outputs) if o is not None and o.buffer == i), None)
-        final.append(Buffer(b.memory, b.per_bank, b.size, role, b.layout, b.input,
-                            out_index if role == "output" else None, b.op, b.key))
-    return Footprint(tuple(final), tuple(events),
-                     tuple(o or Output(None, None, (), "", "", "") for o in outputs),
-                     peak_l1, peak_cb, error, error_kind)
+        final.append(
+            Buffer(
+                b.memory,
+                b.per_bank,
+                b.size,
+                role,
+                b.layout,
+                b.input,
+                out_index if role == "output" else None,
+                b.op,
+                b.key,
+            )
+        )
+    return Footprint(
+        tuple(final),
+        tuple(events),
+        tuple(o or Output(None, None, (), "", "", "") for o in outputs),
+        peak_l1,
+        peak_cb,
+        error,
+        error_kind,
+    )
 
 
 def _ref(node: dict) -> int:
@@ -241,6 +285,7 @@ def _ref(node: dict) -> int:
 
 
 # -- the JSON form (the on-disk cache): validated, never trusted --------------------------------
+
 
 def _int(value: Any, name: str, low: int = 0) -> int:
     if not isinstance(value, int) or isinstance(value, bool) or value < low:
@@ -271,11 +316,19 @@ def from_dict(doc: Any) -> Footprint:
     for i, b in enumerate(raw_buffers):
         if not isinstance(b, dict):
             raise ValueError(f"buffers[{i}]: expected an object")
-        buffers.append(Buffer(_str(b.get("memory"), "memory", MEMORIES), _int(b.get("per_bank"), "per_bank"),
-                              _int(b.get("size"), "size"), _str(b.get("role"), "role", ROLES),
-                              _str(b.get("layout", "INTERLEAVED"), "layout", limit=40),
-                              _opt_int(b.get("input"), "input"), _opt_int(b.get("output"), "output"),
-                              _str(b.get("op", ""), "op"), _str(b.get("key", ""), "key", limit=80)))
+        buffers.append(
+            Buffer(
+                _str(b.get("memory"), "memory", MEMORIES),
+                _int(b.get("per_bank"), "per_bank"),
+                _int(b.get("size"), "size"),
+                _str(b.get("role"), "role", ROLES),
+                _str(b.get("layout", "INTERLEAVED"), "layout", limit=40),
+                _opt_int(b.get("input"), "input"),
+                _opt_int(b.get("output"), "output"),
+                _str(b.get("op", ""), "op"),
+                _str(b.get("key", ""), "key", limit=80),
+            )
+        )
     events = []
     for i, e in enumerate(raw_events):
         if not isinstance(e, dict):
@@ -295,15 +348,39 @@ def from_dict(doc: Any) -> Footprint:
         buffer = _opt_int(o.get("buffer"), "buffer")
         if buffer is not None and buffer >= len(buffers):
             raise ValueError(f"outputs[{i}]: buffer {buffer} does not exist")
-        outputs.append(Output(buffer, _opt_int(o.get("alias"), "alias"),
-                              tuple(_int(d, "shape") for d in o["shape"]),
-                              _str(o.get("dtype"), "dtype", limit=40), _str(o.get("layout"), "layout", limit=40),
-                              _str(o.get("memory"), "memory", limit=40)))
-    return Footprint(tuple(buffers), tuple(events), tuple(outputs), _int(doc.get("peak_l1", 0), "peak_l1"),
-                     _int(doc.get("peak_cb", 0), "peak_cb"), _str(doc.get("error", ""), "error", limit=2000),
-                     _str(doc.get("error_kind", ""), "error_kind", limit=40))
+        outputs.append(
+            Output(
+                buffer,
+                _opt_int(o.get("alias"), "alias"),
+                tuple(_int(d, "shape") for d in o["shape"]),
+                _str(o.get("dtype"), "dtype", limit=40),
+                _str(o.get("layout"), "layout", limit=40),
+                _str(o.get("memory"), "memory", limit=40),
+            )
+        )
+    return Footprint(
+        tuple(buffers),
+        tuple(events),
+        tuple(outputs),
+        _int(doc.get("peak_l1", 0), "peak_l1"),
+        _int(doc.get("peak_cb", 0), "peak_cb"),
+        _str(doc.get("error", ""), "error", limit=2000),
+        _str(doc.get("error_kind", ""), "error_kind", limit=40),
+    )
 
 
-__all__ = ["HOST", "Buffer", "CaptureError", "Event", "FOOTPRINT_SCHEMA", "Footprint", "InputSpec", "MEMORIES",
-           "Output", "ROLES",
-           "cores_of", "from_dict", "parse_capture"]
+__all__ = [
+    "HOST",
+    "Buffer",
+    "CaptureError",
+    "Event",
+    "FOOTPRINT_SCHEMA",
+    "Footprint",
+    "InputSpec",
+    "MEMORIES",
+    "Output",
+    "ROLES",
+    "cores_of",
+    "from_dict",
+    "parse_capture",
+]

@@ -27,7 +27,7 @@ its totals as it goes): linear in the node count.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Callable
 
 from torch import fx
 
@@ -59,15 +59,22 @@ class Failure:
         what = self.role
         if self.input is not None:
             what = f"{self.role} of input {self.input}" + (
-                f" {shapes[self.input]}" if shapes and self.input < len(shapes) else "")
+                f" {shapes[self.input]}" if shapes and self.input < len(shapes) else ""
+            )
         if self.kind == "OUT_OF_MEMORY":
-            return (f"{what} ({self.op or 'the lowering'}): {self.per_bank:,} B per {self.memory} bank, "
-                    f"largest free block {self.room:,} B")
+            return (
+                f"{what} ({self.op or 'the lowering'}): {self.per_bank:,} B per {self.memory} bank, "
+                f"largest free block {self.room:,} B"
+            )
         if self.kind == "CB_CLASH":
-            return (f"circular buffers of {self.op or 'a program'}: {self.per_bank:,} B per core, "
-                    f"{self.room:,} B free below the lowest L1 buffer")
-        return (f"circular buffers of {self.op or 'a program'}: {self.per_bank:,} B per core, beyond the "
-                f"{self.room:,} B of L1")
+            return (
+                f"circular buffers of {self.op or 'a program'}: {self.per_bank:,} B per core, "
+                f"{self.room:,} B free below the lowest L1 buffer"
+            )
+        return (
+            f"circular buffers of {self.op or 'a program'}: {self.per_bank:,} B per core, beyond the "
+            f"{self.room:,} B of L1"
+        )
 
     def to_dict(self) -> dict:
         return {k: v for k, v in vars(self).items() if v is not None}
@@ -145,8 +152,9 @@ class Walk:
             "DRAM": BankAllocator(device.dram.size, top_down=False, alignment=device.dram.granule),
         }
         if device.l1_small_size:
-            self.allocators["L1_SMALL"] = BankAllocator(device.l1_small_size, top_down=True,
-                                                        alignment=device.l1.granule)
+            self.allocators["L1_SMALL"] = BankAllocator(
+                device.l1_small_size, top_down=True, alignment=device.l1.granule
+            )
         self.states: list[NodeState] = []
         self._env: dict[fx.Node, _Value] = {}
 
@@ -175,9 +183,15 @@ class Walk:
         return {m: a.allocated for m, a in self.allocators.items()}
 
     # -- one node --------------------------------------------------------------------------------
-    def node(self, node: fx.Node, inputs: list[_Value], fp: Footprint, memory: str,
-             observed: Observation | None = None,
-             refit: Callable[[tuple], Footprint | None] | None = None) -> tuple[NodeState, list[_Value] | None]:
+    def node(
+        self,
+        node: fx.Node,
+        inputs: list[_Value],
+        fp: Footprint,
+        memory: str,
+        observed: Observation | None = None,
+        refit: Callable[[tuple], Footprint | None] | None = None,
+    ) -> tuple[NodeState, list[_Value] | None]:
         """Replay `fp` for `node`; return its state and its outputs (None: it fell back).
 
         The verdict is the model's own (the replay stops at the first buffer or circular-buffer
@@ -200,8 +214,14 @@ class Walk:
                 fp = tighter
                 r = self._replay(fp, inputs, ran_on_device, refused, node.name)
         if r.failure is None and fp.error_kind in MEMORY_KINDS:  # raised while it was measured
-            r.failure = Failure(fp.error_kind, "circular buffers" if fp.error_kind != "OUT_OF_MEMORY" else "buffer",
-                                "L1", 0, 0, op=fp.error[:80])
+            r.failure = Failure(
+                fp.error_kind,
+                "circular buffers" if fp.error_kind != "OUT_OF_MEMORY" else "buffer",
+                "L1",
+                0,
+                0,
+                op=fp.error[:80],
+            )
         verdict = r.failure.kind if r.failure is not None else ("error" if fp.error else "fits")
         ran = ran_on_device if observed is not None else verdict == "fits"
         outputs = None
@@ -221,8 +241,9 @@ class Walk:
                     outputs.append(_Value())
         at_observed, stop = None, None
         if r.candidates:  # the refused buffer: where the model's state is nearest the allocator's
-            stop, held, room = min(r.candidates, key=lambda c: (abs(c[1] - refused[2]), c[0])
-                                   if refused[2] is not None else (0, c[0]))
+            stop, held, room = min(
+                r.candidates, key=lambda c: (abs(c[1] - refused[2]), c[0]) if refused[2] is not None else (0, c[0])
+            )
             at_observed = (held, room)
         if not ran and observed is not None:
             self._keep_transfers_before(fp, inputs, r.moved, stop)
@@ -231,12 +252,19 @@ class Walk:
         for i, block in r.placed.items():
             if fp.buffers[i].role != "retained" or not ran:
                 self._release(block)
-        state = NodeState(node.name, memory.upper(), verdict, r.failure, resident, r.peak, largest, r.cb_max,
-                          fp, at_observed)
+        state = NodeState(
+            node.name, memory.upper(), verdict, r.failure, resident, r.peak, largest, r.cb_max, fp, at_observed
+        )
         return state, outputs
 
-    def _replay(self, fp: Footprint, inputs: list[_Value], ran_on_device: bool,
-                refused: tuple[str, int, int | None] | None, owner: str = "") -> "_Replay":
+    def _replay(
+        self,
+        fp: Footprint,
+        inputs: list[_Value],
+        ran_on_device: bool,
+        refused: tuple[str, int, int | None] | None,
+        owner: str = "",
+    ) -> "_Replay":
         r = _Replay(peak=self._allocated())
         for index, event in enumerate(fp.events):
             if r.failure is not None and not ran_on_device:
@@ -264,8 +292,16 @@ class Walk:
             if address is None:
                 if r.failure is None:
                     stats = self.allocators[buf.memory].stats()
-                    r.failure = Failure("OUT_OF_MEMORY", buf.role, buf.memory, buf.per_bank, stats.largest_free,
-                                        stats.allocated, buf.input, buf.op)
+                    r.failure = Failure(
+                        "OUT_OF_MEMORY",
+                        buf.role,
+                        buf.memory,
+                        buf.per_bank,
+                        stats.largest_free,
+                        stats.allocated,
+                        buf.input,
+                        buf.op,
+                    )
                 continue  # only a node the device ran gets here: the model lacks room the device had
             block = _Block(buf.memory, address, buf.per_bank, owner)
             self._hold(block)
@@ -288,8 +324,9 @@ class Walk:
                     self._release(value.copies.pop(key))
         r.placed.clear()
 
-    def _keep_transfers_before(self, fp: Footprint, inputs: list[_Value], moved: dict[int, int],
-                               stop: int | None) -> None:
+    def _keep_transfers_before(
+        self, fp: Footprint, inputs: list[_Value], moved: dict[int, int], stop: int | None
+    ) -> None:
         """A node that fell back keeps only the transfers made before the buffer the allocator
         refused (`stop`, an event index; None: all of them)."""
         if stop is None:
@@ -334,8 +371,16 @@ class Walk:
             address = allocators[buf.memory].allocate(buf.per_bank)
             if address is None:
                 stats = allocators[buf.memory].stats()
-                return Failure("OUT_OF_MEMORY", buf.role, buf.memory, buf.per_bank, stats.largest_free,
-                               stats.allocated, buf.input, buf.op)
+                return Failure(
+                    "OUT_OF_MEMORY",
+                    buf.role,
+                    buf.memory,
+                    buf.per_bank,
+                    stats.largest_free,
+                    stats.allocated,
+                    buf.input,
+                    buf.op,
+                )
             placed[event.buffer] = address
         if fp.error_kind in MEMORY_KINDS:
             return Failure(fp.error_kind, "circular buffers", "L1", 0, 0, op=fp.error[:80])
@@ -349,16 +394,25 @@ class Walk:
         """The blocks of `memory` the values of the current partition hold (unique)."""
         seen: dict[int, _Block] = {}
         for value in self._env.values():
-            for block in [*value.blocks, *value.copies.values(),
-                          *(b for item in value.items or () for b in item.blocks)]:
+            for block in [
+                *value.blocks,
+                *value.copies.values(),
+                *(b for item in value.items or () for b in item.blocks),
+            ]:
                 if block.memory == memory:
                     seen[id(block)] = block
         return list(seen.values())
 
     # -- a partition -----------------------------------------------------------------------------
-    def partition(self, sub: fx.GraphModule, footprint_of: FootprintOf, placement: "Placer",
-                  observed: dict[str, Observation] | None = None, refit: RefitOf | None = None,
-                  on_device: Callable[[fx.Node], bool] | None = None) -> None:
+    def partition(
+        self,
+        sub: fx.GraphModule,
+        footprint_of: FootprintOf,
+        placement: "Placer",
+        observed: dict[str, Observation] | None = None,
+        refit: RefitOf | None = None,
+        on_device: Callable[[fx.Node], bool] | None = None,
+    ) -> None:
         """Walk one device partition (or, with `on_device`, a whole unpartitioned graph whose
         other nodes run on the host). `placement` says where each node's activations go: a
         function of the node, or a `Placer` deciding as the walk goes (auto placement)."""
@@ -372,8 +426,7 @@ class Walk:
         env: dict[fx.Node, _Value] = {}
         self._env = env
         for n in sub.graph.nodes:
-            if n.op == "placeholder" or (n.op == "call_function" and on_device is not None
-                                         and not on_device(n)):
+            if n.op == "placeholder" or (n.op == "call_function" and on_device is not None and not on_device(n)):
                 env[n] = _Value()
             elif n.op == "call_function" and getattr(n.target, "__name__", "") == "getitem":
                 source = env[n.args[0]]
@@ -384,8 +437,7 @@ class Walk:
             elif n.op == "call_function":
                 inputs = [env[a] for a in n.all_input_nodes]
                 specs = [v.spec for v in inputs]
-                memory = (placement.choose(self, n, inputs, specs) if isinstance(placement, Placer)
-                          else placement(n))
+                memory = placement.choose(self, n, inputs, specs) if isinstance(placement, Placer) else placement(n)
                 fp = footprint_of(n, specs, memory)
                 tighter = (lambda layout: refit(n, specs, memory, layout)) if refit is not None else None
                 state, outputs = self.node(n, inputs, fp, memory, (observed or {}).get(n.name), tighter)
@@ -428,9 +480,14 @@ def _refused(observed: Observation | None) -> tuple[str, int, int | None] | None
 
 
 @without_gc
-def walk(gm: fx.GraphModule, device: DeviceMemory, footprint_of: FootprintOf,
-         placement: "Callable[[fx.Node], str] | Placer", observed: dict[str, Observation] | None = None,
-         refit: RefitOf | None = None) -> list[NodeState]:
+def walk(
+    gm: fx.GraphModule,
+    device: DeviceMemory,
+    footprint_of: FootprintOf,
+    placement: "Callable[[fx.Node], str] | Placer",
+    observed: dict[str, Observation] | None = None,
+    refit: RefitOf | None = None,
+) -> list[NodeState]:
     """Walk a partitioned graph (`fxport.partition`'s top level: host nodes and `fused_N` device
     submodules) and return the state of every device node, in execution order."""
     state = Walk(device)

@@ -17,13 +17,19 @@ Sizes in reports are exact bytes plus MiB (2^20 B). The seeds' "MB" figures (765
 from __future__ import annotations
 
 import functools
-
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Sequence
 
 from fxport.memory.devices import CONFIGS, DRAM, L1, N150, DeviceMemory
 from fxport.memory.tiles import (
-    MIB, TILE_LAYOUT, Padding, Pages, device_dtype, fmt_bytes, padding, pages,
+    MIB,
+    TILE_LAYOUT,
+    Padding,
+    Pages,
+    device_dtype,
+    fmt_bytes,
+    padding,
+    pages,
 )
 
 # (band, floor): a size belongs to the first band whose floor it exceeds.
@@ -58,19 +64,25 @@ class Verdict:
 
     def __str__(self) -> str:
         if self.fits:
-            return (f"{self.config}: fits, each of {self.banks} banks needs {self.per_bank:,} B "
-                    f"of {self.bank_size:,} B")
-        return (f"{self.config}: short by {self.short_by:,} B per bank, each of {self.banks} banks "
-                f"needs {self.per_bank:,} B but bank size is {self.bank_size:,} B")
+            return f"{self.config}: fits, each of {self.banks} banks needs {self.per_bank:,} B of {self.bank_size:,} B"
+        return (
+            f"{self.config}: short by {self.short_by:,} B per bank, each of {self.banks} banks "
+            f"needs {self.per_bank:,} B but bank size is {self.bank_size:,} B"
+        )
 
     def to_dict(self) -> dict:
-        return {"config": self.config, "banks": self.banks, "bank_size": self.bank_size,
-                "per_bank": self.per_bank, "fits": self.fits, "short_by": self.short_by}
+        return {
+            "config": self.config,
+            "banks": self.banks,
+            "bank_size": self.bank_size,
+            "per_bank": self.per_bank,
+            "fits": self.fits,
+            "short_by": self.short_by,
+        }
 
 
 def _verdicts(device: DeviceMemory, per_bank: dict[str, int]) -> dict[str, Verdict]:
-    return {c: Verdict(c, device.banks(c).count, device.banks(c).size, per_bank[c])
-            for c in CONFIGS}
+    return {c: Verdict(c, device.banks(c).count, device.banks(c).size, per_bank[c]) for c in CONFIGS}
 
 
 def verdicts_for_bytes(total: int, device: DeviceMemory = N150) -> dict[str, Verdict]:
@@ -101,25 +113,39 @@ class TensorMemory:
         return self.verdicts[config].per_bank
 
     def to_dict(self) -> dict:
-        return {"shape": list(self.shape), "dtype": self.dtype, "device_dtype": self.device_dtype,
-                "layout": self.layout, "pages": self.pages.count, "page_size": self.pages.size,
-                "logical_bytes": self.logical_bytes, "padded_bytes": self.padded_bytes,
-                "padding_factor": round(self.padding.factor, 4),
-                "padding": self.padding.note,
-                "verdicts": {c: v.to_dict() for c, v in self.verdicts.items()}}
+        return {
+            "shape": list(self.shape),
+            "dtype": self.dtype,
+            "device_dtype": self.device_dtype,
+            "layout": self.layout,
+            "pages": self.pages.count,
+            "page_size": self.pages.size,
+            "logical_bytes": self.logical_bytes,
+            "padded_bytes": self.padded_bytes,
+            "padding_factor": round(self.padding.factor, 4),
+            "padding": self.padding.note,
+            "verdicts": {c: v.to_dict() for c, v in self.verdicts.items()},
+        }
 
 
-def tensor_memory(shape: Sequence[int], dtype: str, device: DeviceMemory = N150,
-                  layout: str = TILE_LAYOUT) -> TensorMemory:
+def tensor_memory(
+    shape: Sequence[int], dtype: str, device: DeviceMemory = N150, layout: str = TILE_LAYOUT
+) -> TensorMemory:
     return _tensor_memory(tuple(int(d) for d in shape), dtype, device, layout)
 
 
 @functools.lru_cache(maxsize=4096)  # graphs repeat their shapes (every block, every step)
 def _tensor_memory(shape: tuple[int, ...], dtype: str, device: DeviceMemory, layout: str) -> TensorMemory:
     p = pages(shape, dtype, layout)
-    return TensorMemory(shape, dtype, device_dtype(dtype).name, layout, p,
-                        padding(shape, dtype, layout),
-                        _verdicts(device, {c: device.banks(c).need(p) for c in CONFIGS}))
+    return TensorMemory(
+        shape,
+        dtype,
+        device_dtype(dtype).name,
+        layout,
+        p,
+        padding(shape, dtype, layout),
+        _verdicts(device, {c: device.banks(c).need(p) for c in CONFIGS}),
+    )
 
 
 @dataclass(frozen=True)
@@ -154,7 +180,7 @@ class NodeMemory:
 
     @property
     def outputs(self) -> tuple[TensorMemory, ...]:
-        return self.tensors[self.num_inputs:]
+        return self.tensors[self.num_inputs :]
 
     @property
     def logical_bytes(self) -> int:
@@ -178,14 +204,18 @@ class NodeMemory:
 
     def explain(self, config: str = L1) -> str:
         """A few lines for a human: what is resident, padding, verdicts, the remedy."""
-        what = "override" if self.overridden else (
-            f"{self.num_inputs} input(s) + {len(self.outputs)} output(s) resident together")
-        lines = [f"{self.node or 'node'}: {fmt_bytes(self.resident_bytes)} ({what}; "
-                 f"logical {fmt_bytes(self.logical_bytes)}), severity {self.severity}"]
+        what = (
+            "override"
+            if self.overridden
+            else (f"{self.num_inputs} input(s) + {len(self.outputs)} output(s) resident together")
+        )
+        lines = [
+            f"{self.node or 'node'}: {fmt_bytes(self.resident_bytes)} ({what}; "
+            f"logical {fmt_bytes(self.logical_bytes)}), severity {self.severity}"
+        ]
         worst = self.worst_padding
         if worst is not None and worst.factor >= 1.5:  # below that, padding explains little
-            lines.append(f"tile padding {worst.factor:.2f}x on {list(worst.shape)} {worst.dtype}: "
-                         f"{worst.note}")
+            lines.append(f"tile padding {worst.factor:.2f}x on {list(worst.shape)} {worst.dtype}: {worst.note}")
         lines += [str(self.verdicts[c]) for c in CONFIGS]
         fix = self.remedy(config)
         if fix is not None:
@@ -194,11 +224,18 @@ class NodeMemory:
 
     def to_dict(self) -> dict:
         fix = {c: (r.to_dict() if (r := self.remedy(c)) else None) for c in CONFIGS}
-        return {"node": self.node, "device": self.device.name, "num_inputs": self.num_inputs,
-                "tensors": [t.to_dict() for t in self.tensors],
-                "resident_bytes": self.resident_bytes, "overridden": self.overridden,
-                "logical_bytes": self.logical_bytes, "severity": self.severity,
-                "verdicts": {c: v.to_dict() for c, v in self.verdicts.items()}, "remedies": fix}
+        return {
+            "node": self.node,
+            "device": self.device.name,
+            "num_inputs": self.num_inputs,
+            "tensors": [t.to_dict() for t in self.tensors],
+            "resident_bytes": self.resident_bytes,
+            "overridden": self.overridden,
+            "logical_bytes": self.logical_bytes,
+            "severity": self.severity,
+            "verdicts": {c: v.to_dict() for c, v in self.verdicts.items()},
+            "remedies": fix,
+        }
 
 
 def _shape_dtype(spec: Any) -> tuple[tuple[int, ...], str]:
@@ -207,9 +244,16 @@ def _shape_dtype(spec: Any) -> tuple[tuple[int, ...], str]:
     return tuple(spec.shape), spec.dtype
 
 
-def node_memory(record: Any = None, device: DeviceMemory = N150, *,
-                inputs: Iterable[Any] = (), outputs: Iterable[Any] = (), name: str = "",
-                layout: str = TILE_LAYOUT, resident_bytes: int | None = None) -> NodeMemory:
+def node_memory(
+    record: Any = None,
+    device: DeviceMemory = N150,
+    *,
+    inputs: Iterable[Any] = (),
+    outputs: Iterable[Any] = (),
+    name: str = "",
+    layout: str = TILE_LAYOUT,
+    resident_bytes: int | None = None,
+) -> NodeMemory:
     """Memory of one node: `record` is an OpRecord (anything with .node, .inputs, .outputs of
     TensorSpec-likes), or pass `inputs`/`outputs` as specs or (shape, dtype) pairs."""
     if record is not None:
@@ -222,11 +266,11 @@ def node_memory(record: Any = None, device: DeviceMemory = N150, *,
         verdicts = _verdicts(device, {c: sum(t.per_bank(c) for t in tensors) for c in CONFIGS})
     else:
         resident, verdicts = resident_bytes, verdicts_for_bytes(resident_bytes, device)
-    return NodeMemory(name, tensors, len(ins), resident, resident_bytes is not None, verdicts,
-                      device)
+    return NodeMemory(name, tensors, len(ins), resident, resident_bytes is not None, verdicts, device)
 
 
 # --- remedies -------------------------------------------------------------------------------
+
 
 def dim_names(rank: int) -> tuple[str, ...]:
     """Names for the dims of a tensor, by NCHW convention: [batch, channels, height, width]."""
@@ -255,7 +299,7 @@ def _chunked_need(node: NodeMemory, config: str, dim: int, size: int, rank: int,
     for t in node.tensors:
         shape = t.shape
         if len(shape) == rank and shape[dim] == size:
-            shape = shape[:dim] + (chunk,) + shape[dim + 1:]
+            shape = shape[:dim] + (chunk,) + shape[dim + 1 :]
         total += banks.need(pages(shape, t.dtype, t.layout))
     if node.overridden:  # the override scales with the tensors it stands for
         whole = sum(t.per_bank(config) for t in node.tensors)
@@ -304,27 +348,55 @@ def remedy(node: NodeMemory, config: str = L1) -> Remedy | None:
     dram = node.verdicts[DRAM]
     if config == L1:
         if dram.fits:
-            return Remedy("DRAM", DRAM, dram.per_bank, dram.bank_size,
-                          f"DRAM instead of L1: each of {dram.banks} DRAM banks needs "
-                          f"{dram.per_bank:,} B of {dram.bank_size:,} B")
+            return Remedy(
+                "DRAM",
+                DRAM,
+                dram.per_bank,
+                dram.bank_size,
+                f"DRAM instead of L1: each of {dram.banks} DRAM banks needs "
+                f"{dram.per_bank:,} B of {dram.bank_size:,} B",
+            )
         tried.append(str(dram))
     found = _smallest_chunking(node, DRAM)
     if found is None:
         tried.append("chunking: no single dim can be cut fine enough to fit DRAM")
-        return Remedy("NONE", config, node.verdicts[config].per_bank,
-                      node.verdicts[config].bank_size,
-                      "no remedy on the ladder fits: " + "; ".join(tried), tried=tuple(tried))
+        return Remedy(
+            "NONE",
+            config,
+            node.verdicts[config].per_bank,
+            node.verdicts[config].bank_size,
+            "no remedy on the ladder fits: " + "; ".join(tried),
+            tried=tuple(tried),
+        )
     dim, k, need = found
     ref = _largest(node)
     size = ref.shape[dim]
     name = dim_names(len(ref.shape))[dim]
-    return Remedy("CHUNK", DRAM, need, dram.bank_size,
-                  f"split dim {dim} ({name}, size {size}) into {k} chunks of at most "
-                  f"{-(-size // k)}: each chunk needs {need:,} B per DRAM bank of "
-                  f"{dram.bank_size:,} B", dim=dim, dim_name=name, factor=k, tried=tuple(tried))
+    return Remedy(
+        "CHUNK",
+        DRAM,
+        need,
+        dram.bank_size,
+        f"split dim {dim} ({name}, size {size}) into {k} chunks of at most "
+        f"{-(-size // k)}: each chunk needs {need:,} B per DRAM bank of "
+        f"{dram.bank_size:,} B",
+        dim=dim,
+        dim_name=name,
+        factor=k,
+        tried=tuple(tried),
+    )
 
 
 __all__ = [
-    "SEVERITY_BANDS", "NodeMemory", "Remedy", "TensorMemory", "Verdict", "dim_names", "node_memory",
-    "remedy", "severity", "tensor_memory", "verdicts_for_bytes",
+    "SEVERITY_BANDS",
+    "NodeMemory",
+    "Remedy",
+    "TensorMemory",
+    "Verdict",
+    "dim_names",
+    "node_memory",
+    "remedy",
+    "severity",
+    "tensor_memory",
+    "verdicts_for_bytes",
 ]

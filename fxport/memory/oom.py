@@ -42,20 +42,25 @@ def _text(s: str) -> str:
 
 
 def _clash_summary(f: dict) -> str:
-    where = (f"{f['buffer_kind']} buffers of program {f['program']} clash with L1 buffers on core "
-             f"range {f['core_range']}")
+    where = (
+        f"{f['buffer_kind']} buffers of program {f['program']} clash with L1 buffers on core range {f['core_range']}"
+    )
     if "region_end" not in f:
         return where
-    return (f"{where}: CB region ends at {f['region_end']:,}, an L1 buffer starts at "
-            f"{f['l1_buffer_address']:,} (overlap {f['region_end'] - f['l1_buffer_address']:,} B)")
+    return (
+        f"{where}: CB region ends at {f['region_end']:,}, an L1 buffer starts at "
+        f"{f['l1_buffer_address']:,} (overlap {f['region_end'] - f['l1_buffer_address']:,} B)"
+    )
 
 
 def _oom_summary(f: dict) -> str:
     room = f.get("largest_free_block", f["bank_size"])
-    return (f"{f['buffer_type']} out of memory: {f['requested']:,} B over {f['banks']} banks needs "
-            f"{f['per_bank']:,} B per bank, bank size {f['bank_size']:,} B"
-            + (f", largest free block {room:,} B" if "largest_free_block" in f else "")
-            + f" (short by {f['per_bank'] - room:,} B per bank)")
+    return (
+        f"{f['buffer_type']} out of memory: {f['requested']:,} B over {f['banks']} banks needs "
+        f"{f['per_bank']:,} B per bank, bank size {f['bank_size']:,} B"
+        + (f", largest free block {room:,} B" if "largest_free_block" in f else "")
+        + f" (short by {f['per_bank'] - room:,} B per bank)"
+    )
 
 
 def _fatal_summary(word: str) -> Callable[[dict], str]:
@@ -63,68 +68,110 @@ def _fatal_summary(word: str) -> Callable[[dict], str]:
         where = f"{f['file'].rsplit('/', 1)[-1]}:{f['line']}"
         message = f.get("message", "").splitlines()
         return f"{word} at {where}: {f['condition']}" + (f": {message[0]}" if message else "")
+
     return summary
 
 
-_ALLOCATOR_STATS = (r"(?: \(allocated: (?P<allocated>\d+) B, free: (?P<free>\d+) B, "
-                    r"largest free block: (?P<largest_free_block>\d+) B\))?")
-_OOM_FIELDS = {k: int for k in ("requested", "banks", "per_bank", "bank_size", "allocated", "free",
-                                "largest_free_block")}
+_ALLOCATOR_STATS = (
+    r"(?: \(allocated: (?P<allocated>\d+) B, free: (?P<free>\d+) B, "
+    r"largest free block: (?P<largest_free_block>\d+) B\))?"
+)
+_OOM_FIELDS = {
+    k: int for k in ("requested", "banks", "per_bank", "bank_size", "allocated", "free", "largest_free_block")
+}
 _HEADER_FIELDS = {"file": _text, "line": int, "condition": _text, "message": _text}
 # `TT_FATAL @ file:line: condition`, then optionally `info:` and a message up to the backtrace.
-_HEADER = (r" @ (?P<file>[^\s:]+):(?P<line>\d+): (?P<condition>[^\n]*)"
-           r"(?:\ninfo:\n(?P<message>.*?)(?=\nbacktrace:|\Z))?")
+_HEADER = (
+    r" @ (?P<file>[^\s:]+):(?P<line>\d+): (?P<condition>[^\n]*)"
+    r"(?:\ninfo:\n(?P<message>.*?)(?=\nbacktrace:|\Z))?"
+)
 
 PATTERNS: tuple[Pattern, ...] = (
     Pattern(
-        "allocator_oom", Kind.OUT_OF_MEMORY,
-        re.compile(r"Out of Memory: Not enough space to allocate (?P<requested>\d+) B "
-                   r"(?P<buffer_type>[A-Z0-9_]+) buffer across (?P<banks>\d+) banks, where each "
-                   r"bank needs to store (?P<per_bank>\d+) B, but bank size is (?:only )?"
-                   r"(?P<bank_size>\d+) B" + _ALLOCATOR_STATS),
-        _OOM_FIELDS, _oom_summary),
+        "allocator_oom",
+        Kind.OUT_OF_MEMORY,
+        re.compile(
+            r"Out of Memory: Not enough space to allocate (?P<requested>\d+) B "
+            r"(?P<buffer_type>[A-Z0-9_]+) buffer across (?P<banks>\d+) banks, where each "
+            r"bank needs to store (?P<per_bank>\d+) B, but bank size is (?:only )?"
+            r"(?P<bank_size>\d+) B" + _ALLOCATOR_STATS
+        ),
+        _OOM_FIELDS,
+        _oom_summary,
+    ),
     Pattern(
-        "allocator_oom_with_dependencies", Kind.OUT_OF_MEMORY,
-        re.compile(r"Out of Memory: Not enough space after considering dependencies to allocate "
-                   r"(?P<requested>\d+) B (?P<buffer_type>[A-Z0-9_]+)(?: buffer)? across "
-                   r"(?P<banks>\d+) banks \((?P<per_bank>\d+) B per bank\), bank size is "
-                   r"(?P<bank_size>\d+) B" + _ALLOCATOR_STATS),
-        _OOM_FIELDS, _oom_summary),
+        "allocator_oom_with_dependencies",
+        Kind.OUT_OF_MEMORY,
+        re.compile(
+            r"Out of Memory: Not enough space after considering dependencies to allocate "
+            r"(?P<requested>\d+) B (?P<buffer_type>[A-Z0-9_]+)(?: buffer)? across "
+            r"(?P<banks>\d+) banks \((?P<per_bank>\d+) B per bank\), bank size is "
+            r"(?P<bank_size>\d+) B" + _ALLOCATOR_STATS
+        ),
+        _OOM_FIELDS,
+        _oom_summary,
+    ),
     # Any other allocator wording: still an OOM (not the TT_FATAL around it), numbers unknown.
     Pattern(
-        "out_of_memory", Kind.OUT_OF_MEMORY,
+        "out_of_memory",
+        Kind.OUT_OF_MEMORY,
         re.compile(r"Out of Memory:?[ \t]*(?P<message>[^\n]*)"),
-        {}, lambda f: f"out of memory: {f.get('message') or 'no details'}"),
+        {},
+        lambda f: f"out of memory: {f.get('message') or 'no details'}",
+    ),
     Pattern(
-        "cb_beyond_l1", Kind.CB_OVERFLOW,
-        re.compile(r"Statically allocated (?P<buffer_kind>circular|dataflow) buffers on core range "
-                   r"(?P<core_range>.+?) grow to (?P<region_end>\d+) B which is beyond max L1 "
-                   r"size of (?P<max_l1>\d+) B"),
+        "cb_beyond_l1",
+        Kind.CB_OVERFLOW,
+        re.compile(
+            r"Statically allocated (?P<buffer_kind>circular|dataflow) buffers on core range "
+            r"(?P<core_range>.+?) grow to (?P<region_end>\d+) B which is beyond max L1 "
+            r"size of (?P<max_l1>\d+) B"
+        ),
         {"core_range": _text, "region_end": int, "max_l1": int},
-        lambda f: (f"{f['buffer_kind']} buffers on core range {f['core_range']} grow to "
-                   f"{f['region_end']:,} B, beyond the {f['max_l1']:,} B of L1 "
-                   f"(over by {f['region_end'] - f['max_l1']:,} B)")),
+        lambda f: (
+            f"{f['buffer_kind']} buffers on core range {f['core_range']} grow to "
+            f"{f['region_end']:,} B, beyond the {f['max_l1']:,} B of L1 "
+            f"(over by {f['region_end'] - f['max_l1']:,} B)"
+        ),
+    ),
     Pattern(
-        "cb_clash", Kind.CB_CLASH,
-        re.compile(r"Statically allocated (?P<buffer_kind>circular|dataflow) buffers in program "
-                   r"(?P<program>\d+) clash with L1 buffers on core range (?P<core_range>.+?)"
-                   r"(?:\.\s+L1 buffer allocated at (?P<l1_buffer_address>\d+) and static \w+ "
-                   r"buffer region ends at (?P<region_end>\d+)|\.?[ \t]*$)", re.MULTILINE),
+        "cb_clash",
+        Kind.CB_CLASH,
+        re.compile(
+            r"Statically allocated (?P<buffer_kind>circular|dataflow) buffers in program "
+            r"(?P<program>\d+) clash with L1 buffers on core range (?P<core_range>.+?)"
+            r"(?:\.\s+L1 buffer allocated at (?P<l1_buffer_address>\d+) and static \w+ "
+            r"buffer region ends at (?P<region_end>\d+)|\.?[ \t]*$)",
+            re.MULTILINE,
+        ),
         {"program": int, "core_range": _text, "l1_buffer_address": int, "region_end": int},
-        _clash_summary),
+        _clash_summary,
+    ),
     Pattern(
-        "bad_arguments", Kind.BAD_ARGUMENTS,
-        re.compile(r"(?P<function>[\w.]+)\(\): incompatible function arguments\."
-                   r"(?:.*?(?:Called with:\s*|Invoked with(?: types)?:\s*)"
-                   r"(?P<called_with>[^\n]+))?",
-                   re.DOTALL),
+        "bad_arguments",
+        Kind.BAD_ARGUMENTS,
+        re.compile(
+            r"(?P<function>[\w.]+)\(\): incompatible function arguments\."
+            r"(?:.*?(?:Called with:\s*|Invoked with(?: types)?:\s*)"
+            r"(?P<called_with>[^\n]+))?",
+            re.DOTALL,
+        ),
         {"called_with": _text},
-        lambda f: (f"{f['function']}() rejected its arguments"
-                   + (f": called as {f['called_with']}" if "called_with" in f else ""))),
-    Pattern("tt_fatal", Kind.VALIDATION, re.compile("TT_FATAL" + _HEADER, re.DOTALL),
-            _HEADER_FIELDS, _fatal_summary("TT_FATAL")),
-    Pattern("tt_throw", Kind.THROW, re.compile("TT_THROW" + _HEADER, re.DOTALL),
-            _HEADER_FIELDS, _fatal_summary("TT_THROW")),
+        lambda f: (
+            f"{f['function']}() rejected its arguments"
+            + (f": called as {f['called_with']}" if "called_with" in f else "")
+        ),
+    ),
+    Pattern(
+        "tt_fatal",
+        Kind.VALIDATION,
+        re.compile("TT_FATAL" + _HEADER, re.DOTALL),
+        _HEADER_FIELDS,
+        _fatal_summary("TT_FATAL"),
+    ),
+    Pattern(
+        "tt_throw", Kind.THROW, re.compile("TT_THROW" + _HEADER, re.DOTALL), _HEADER_FIELDS, _fatal_summary("TT_THROW")
+    ),
 )
 
 # Where the error was raised, added to every classification whose text carries the header.
@@ -139,13 +186,11 @@ class Classification:
     summary: str  # one line
 
     def to_dict(self) -> dict:
-        return {"kind": str(self.kind), "pattern": self.pattern, "fields": dict(self.fields),
-                "summary": self.summary}
+        return {"kind": str(self.kind), "pattern": self.pattern, "fields": dict(self.fields), "summary": self.summary}
 
 
 def _fields(match: re.Match[str], converters: dict[str, Callable[[str], object]]) -> dict:
-    return {name: converters.get(name, _text)(value)
-            for name, value in match.groupdict().items() if value is not None}
+    return {name: converters.get(name, _text)(value) for name, value in match.groupdict().items() if value is not None}
 
 
 def classify(error: str | BaseException) -> Classification:

@@ -56,11 +56,17 @@ class Placement:
     def summary(self) -> dict:
         act = self.activation_bytes()
         total = sum(act.values())
-        return {"nodes": self.nodes, "l1_nodes": self.l1_nodes,
-                "l1_node_share": round(self.l1_nodes / self.nodes, 4) if self.nodes else None,
-                "activation_bytes": total, "l1_bytes": act["L1"],
-                "l1_byte_share": round(act["L1"] / total, 4) if total else None,
-                "rounds": self.rounds, "demoted": len(self.demoted), "unresolved": list(self.unresolved)}
+        return {
+            "nodes": self.nodes,
+            "l1_nodes": self.l1_nodes,
+            "l1_node_share": round(self.l1_nodes / self.nodes, 4) if self.nodes else None,
+            "activation_bytes": total,
+            "l1_bytes": act["L1"],
+            "l1_byte_share": round(act["L1"] / total, 4) if total else None,
+            "rounds": self.rounds,
+            "demoted": len(self.demoted),
+            "unresolved": list(self.unresolved),
+        }
 
 
 class _Greedy(Placer):
@@ -116,8 +122,14 @@ def _moved(value, owners: set[str]) -> InputSpec:
     return spec
 
 
-def place(gm: fx.GraphModule, device: DeviceMemory, footprint_of: FootprintOf, refit: RefitOf | None = None,
-          on_device: Callable[[fx.Node], bool] | None = None, max_rounds: int = MAX_ROUNDS) -> Placement:
+def place(
+    gm: fx.GraphModule,
+    device: DeviceMemory,
+    footprint_of: FootprintOf,
+    refit: RefitOf | None = None,
+    on_device: Callable[[fx.Node], bool] | None = None,
+    max_rounds: int = MAX_ROUNDS,
+) -> Placement:
     """Place every device node of `gm`: a partitioned graph (fused_N submodules), or with
     `on_device` an unpartitioned one (a graph pass, before partitioning: the nodes it says run on
     the device form one partition)."""
@@ -132,12 +144,17 @@ def place(gm: fx.GraphModule, device: DeviceMemory, footprint_of: FootprintOf, r
             break
         forced |= fresh
     memory = {s.node: s.memory.lower() for s in states}
-    return Placement(memory, rounds, tuple(sorted(forced)), tuple(placer.failures if placer else ()),
-                     tuple(states))
+    return Placement(memory, rounds, tuple(sorted(forced)), tuple(placer.failures if placer else ()), tuple(states))
 
 
-def _walk(gm: fx.GraphModule, device: DeviceMemory, footprint_of: FootprintOf, placer: Placer,
-          refit: RefitOf | None, on_device: Callable[[fx.Node], bool] | None) -> list[NodeState]:
+def _walk(
+    gm: fx.GraphModule,
+    device: DeviceMemory,
+    footprint_of: FootprintOf,
+    placer: Placer,
+    refit: RefitOf | None,
+    on_device: Callable[[fx.Node], bool] | None,
+) -> list[NodeState]:
     state = Walk(device)
     if on_device is not None:
         state.partition(gm, footprint_of, placer, None, refit, on_device)

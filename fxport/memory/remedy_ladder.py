@@ -61,8 +61,15 @@ class Remedy:
         return f"split dim {self.dim} ({self.dim_name}) into {self.chunks} chunks, in {where}"
 
     def to_dict(self) -> dict:
-        return {"kind": self.kind, "memory": self.memory, "layout": self.layout, "slices": self.slices,
-                "dim": self.dim, "chunks": self.chunks, "text": self.text}
+        return {
+            "kind": self.kind,
+            "memory": self.memory,
+            "layout": self.layout,
+            "slices": self.slices,
+            "dim": self.dim,
+            "chunks": self.chunks,
+            "text": self.text,
+        }
 
 
 @dataclass(frozen=True)
@@ -78,8 +85,9 @@ class Verified:
         return f"{self.remedy.text} (verified: the allocator took it, {self.bytes:,} B on the device)"
 
 
-def ladder(memory: str, family: str, is_conv: bool, padding_factor: float,
-           chunking: Sequence[tuple[int, int, int]] = ()) -> list[Remedy]:
+def ladder(
+    memory: str, family: str, is_conv: bool, padding_factor: float, chunking: Sequence[tuple[int, int, int]] = ()
+) -> list[Remedy]:
     """The rungs to try for a node that ran out of memory with its activations in `memory`.
     `padding_factor`: the worst tile padding among its tensors; `chunking`: (dim, chunks, rank)
     candidates from the tile arithmetic (fewest chunks first)."""

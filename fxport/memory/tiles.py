@@ -28,17 +28,20 @@ class DType:
 
 # Device dtypes (ttnn names). Block floats share one exponent per 16 values: bfloat8_b is 1024
 # mantissa bytes + 64 exponent bytes a tile, bfloat4_b 512 + 64.
-DTYPES: dict[str, DType] = {d.name: d for d in (
-    DType("float32", 4096, 4),
-    DType("bfloat16", 2048, 2),
-    DType("bfloat8_b", 1088, None),
-    DType("bfloat4_b", 576, None),
-    DType("int32", 4096, 4),
-    DType("uint32", 4096, 4),
-    DType("uint16", 2048, 2),
-    DType("int8", 1024, 1),
-    DType("uint8", 1024, 1),
-)}
+DTYPES: dict[str, DType] = {
+    d.name: d
+    for d in (
+        DType("float32", 4096, 4),
+        DType("bfloat16", 2048, 2),
+        DType("bfloat8_b", 1088, None),
+        DType("bfloat4_b", 576, None),
+        DType("int32", 4096, 4),
+        DType("uint32", 4096, 4),
+        DType("uint16", 2048, 2),
+        DType("int8", 1024, 1),
+        DType("uint8", 1024, 1),
+    )
+}
 
 # What `ttnn.from_torch` stores for each torch dtype (measured with ttnn 0.81.1). float64 is not
 # accepted at all (from_torch aborts), so a lowering must cast it; it is sized as that float32.
@@ -63,8 +66,9 @@ def device_dtype(name: str) -> DType:
     name = name.removeprefix("torch.")
     key = TORCH_TO_DEVICE.get(name, name)
     if key not in DTYPES:
-        raise ValueError(f"no TT-NN storage for dtype {name!r}; known: "
-                         f"{', '.join(sorted(set(TORCH_TO_DEVICE) | set(DTYPES)))}")
+        raise ValueError(
+            f"no TT-NN storage for dtype {name!r}; known: {', '.join(sorted(set(TORCH_TO_DEVICE) | set(DTYPES)))}"
+        )
     return DTYPES[key]
 
 
@@ -157,15 +161,21 @@ class Padding:
 def padding(shape: Sequence[int], dtype: str, layout: str = TILE_LAYOUT) -> Padding:
     shape = tuple(int(d) for d in shape)
     stored, padded = storage_shape(shape), padded_shape(shape, layout)
-    dims = tuple(DimPadding(name, stored[i], padded[i])
-                 for name, i in (("H", -2), ("W", -1)) if padded[i] != stored[i])
+    dims = tuple(DimPadding(name, stored[i], padded[i]) for name, i in (("H", -2), ("W", -1)) if padded[i] != stored[i])
     note = ", ".join(str(d) for d in dims)
     if len(shape) < 2 and dims:
         note = f"rank-{len(shape)} {list(shape)} stored as {list(stored)}: {note}"
     elif len(dims) == 2 and stored[-2:] == (1, 1):
         note = "trailing 1x1 dims padded to 32x32"
-    return Padding(shape, device_dtype(dtype).name, layout, logical_bytes(shape, dtype),
-                   padded_bytes(shape, dtype, layout), dims, note)
+    return Padding(
+        shape,
+        device_dtype(dtype).name,
+        layout,
+        logical_bytes(shape, dtype),
+        padded_bytes(shape, dtype, layout),
+        dims,
+        note,
+    )
 
 
 MIB = 1 << 20

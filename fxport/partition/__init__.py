@@ -19,7 +19,8 @@ from unittest.mock import patch
 from torch import fx
 from torch.fx._lazy_graph_module import _make_graph_module, _use_lazy_graph_module
 from torch.fx.passes.infra.partitioner import CapabilityBasedPartitioner
-from torch.fx.passes.utils import common as fx_common, fuser_utils
+from torch.fx.passes.utils import common as fx_common
+from torch.fx.passes.utils import fuser_utils
 from torch.fx.passes.utils.fuser_utils import fuse_by_partitions
 
 from fxport.capture.records import is_op_node
@@ -38,8 +39,10 @@ class DevicePartition:
 
 
 # Why a partition the partitioner proposed stays on the host (`constants` policy, below).
-CONSTANTS_ONLY = ("reads only parameters and constants and every output goes back to the host: "
-                  "computed on the host, it ships nothing to the device and back every inference")
+CONSTANTS_ONLY = (
+    "reads only parameters and constants and every output goes back to the host: "
+    "computed on the host, it ships nothing to the device and back every inference"
+)
 
 
 @dataclass
@@ -53,8 +56,9 @@ class Partitioned:
 
 
 @without_gc
-def partition(gm: fx.GraphModule, plan: Plan, min_block_size: int = 1,
-              constants: frozenset[str] | None = None) -> Partitioned:
+def partition(
+    gm: fx.GraphModule, plan: Plan, min_block_size: int = 1, constants: frozenset[str] | None = None
+) -> Partitioned:
     """Partition a copy of `gm` along `plan`.
     Partitions with fewer than `min_block_size` ops stay on the host (as in Torch-TensorRT: a tiny
     island is not worth its two transfers). With `constants` (placeholder names of parameters,
@@ -65,8 +69,7 @@ def partition(gm: fx.GraphModule, plan: Plan, min_block_size: int = 1,
     condensed = condense(gm.graph, {n.node for n in plan.nodes if n.lowered})
     proposed = []
     for segment in condensed.segments:
-        partitioner = CapabilityBasedPartitioner(segment, GroupSupport(condensed),
-                                                 allows_single_node_partition=True)
+        partitioner = CapabilityBasedPartitioner(segment, GroupSupport(condensed), allows_single_node_partition=True)
         proposed += [_expand(condensed, p.nodes) for p in partitioner.propose_partitions()]
     proposed = [p for p in proposed if sum(is_op_node(n) for n in p) >= min_block_size]
     kept = _constant_only(proposed, constants) if constants is not None else {}
@@ -78,9 +81,15 @@ def partition(gm: fx.GraphModule, plan: Plan, min_block_size: int = 1,
             sub = fused.get_submodule(node.target)
             ops = tuple(n.name for n in sub.graph.nodes if is_op_node(n))
             outputs = tuple(u.name for u in node.users) if _returns_tuple(sub) else (node.name,)
-            partitions.append(DevicePartition(
-                name=node.target, op_count=len(ops), nodes=ops,
-                inputs=tuple(a.name for a in node.all_input_nodes), outputs=outputs))
+            partitions.append(
+                DevicePartition(
+                    name=node.target,
+                    op_count=len(ops),
+                    nodes=ops,
+                    inputs=tuple(a.name for a in node.all_input_nodes),
+                    outputs=outputs,
+                )
+            )
     return Partitioned(fused, partitions, {n.name: CONSTANTS_ONLY for i in kept for n in kept[i] if is_op_node(n)})
 
 
@@ -107,8 +116,11 @@ def _fuse(gm: fx.GraphModule, partitions: list[dict[fx.Node, None]]) -> fx.Graph
     `fuse_by_partitions` raises on any cycle in the fused graph."""
     # Each submodule's code is generated when it is first run (lazily), not once per partition
     # as `lift_subgraph_as_module`'s plain GraphModule would (seconds for a thousand partitions).
-    with _use_lazy_graph_module(True), patch.object(fuser_utils, "validate_partition", lambda nodes: True), \
-            patch.object(fx_common, "GraphModule", _make_graph_module):
+    with (
+        _use_lazy_graph_module(True),
+        patch.object(fuser_utils, "validate_partition", lambda nodes: True),
+        patch.object(fx_common, "GraphModule", _make_graph_module),
+    ):
         return fuse_by_partitions(gm, partitions, prefix="fused_")
 
 

@@ -89,8 +89,7 @@ def condense(graph: fx.Graph, lowered: set[str]) -> Condensed:
     members, device_groups = {}, set()
     for g, nodes in enumerate(groups):
         graph_ = graphs[segment[g]]
-        c = graph_.call_function(_group, tuple(nodes_of[u] for u in dag.predecessors(g)
-                                               if segment[u] == segment[g]))
+        c = graph_.call_function(_group, tuple(nodes_of[u] for u in dag.predecessors(g) if segment[u] == segment[g]))
         nodes_of[g], members[c] = c, nodes
         if nodes[0] in device:
             device_groups.add(c)

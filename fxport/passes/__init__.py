@@ -33,8 +33,7 @@ from fxport.passes.noops import RemoveNoOps
 # would hide the pattern); batch norms fold before activations fuse (conv -> bn -> relu); constant
 # subgraphs fold after the batch norms (whose folded weights they may read, computed in order) and
 # before the fusions see the graph; layout goes last, over the fused ops.
-PIPELINE: tuple[type[FxportPass], ...] = (RemoveNoOps, FoldBatchNorm, FoldConstants, FuseActivations,
-                                          PropagateLayout)
+PIPELINE: tuple[type[FxportPass], ...] = (RemoveNoOps, FoldBatchNorm, FoldConstants, FuseActivations, PropagateLayout)
 PASS_NAMES: tuple[str, ...] = tuple(p.name for p in PIPELINE)
 
 
@@ -50,8 +49,7 @@ def select(passes: str | Sequence[str] = "all", disabled: Iterable[str] = ()) ->
     disabled = tuple(disabled)
     unknown = sorted(set(wanted) - set(PASS_NAMES) | set(disabled) - set(PASS_NAMES))
     if unknown:
-        raise FxportError(f"unknown pass(es) {', '.join(unknown)}; passes: {', '.join(PASS_NAMES)} "
-                          "(or all, none)")
+        raise FxportError(f"unknown pass(es) {', '.join(unknown)}; passes: {', '.join(PASS_NAMES)} (or all, none)")
     return tuple(p for p in PASS_NAMES if p in wanted and p not in disabled)
 
 
@@ -69,8 +67,9 @@ class Optimized:
     fold_seconds: float = 0.0  # computing the constants they made (folded weights)
 
 
-def run_passes(gm: fx.GraphModule, constants: dict[str, torch.Tensor], passes: Sequence[str] = PASS_NAMES,
-               memory: str = "dram") -> Optimized:
+def run_passes(
+    gm: fx.GraphModule, constants: dict[str, torch.Tensor], passes: Sequence[str] = PASS_NAMES, memory: str = "dram"
+) -> Optimized:
     """Run `passes` (names, see `select`) on a copy of `gm`. `constants`: the values of the
     graph's constant inputs (see `constants_of`)."""
     start = time.perf_counter()
@@ -92,8 +91,16 @@ def run_passes(gm: fx.GraphModule, constants: dict[str, torch.Tensor], passes: S
     records = sorted([p.record for p in instances] + failed, key=lambda r: PASS_NAMES.index(r.name))
     seconds = time.perf_counter() - start
     env.materialize(work)
-    return Optimized(work, tuple(passes), records, op_count(gm.graph), op_count(work.graph), env.constants,
-                     seconds, time.perf_counter() - start - seconds)
+    return Optimized(
+        work,
+        tuple(passes),
+        records,
+        op_count(gm.graph),
+        op_count(work.graph),
+        env.constants,
+        seconds,
+        time.perf_counter() - start - seconds,
+    )
 
 
 def _copy(gm: fx.GraphModule) -> fx.GraphModule:
@@ -125,13 +132,22 @@ def constants_of(program: torch.export.ExportedProgram) -> dict[str, torch.Tenso
     return values
 
 
-def records_after(optimized: Optimized, label: str = "main",
-                  repeats: dict[str, int] | None = None) -> list[OpRecord]:
+def records_after(optimized: Optimized, label: str = "main", repeats: dict[str, int] | None = None) -> list[OpRecord]:
     """Op records of the optimized graph. `repeats` as capture counted them (a folded capture's
     module paths): rewritten nodes keep their module path, and nodes the passes add take the one
     of the node they were made from, so every node keeps its count."""
     return records_from_graph(optimized.graph_module.graph, label, repeats=repeats or None)
 
 
-__all__ = ["PIPELINE", "PASS_NAMES", "Optimized", "PassEnv", "PassRecord", "FxportPass", "constants_of",
-           "records_after", "run_passes", "select"]
+__all__ = [
+    "PIPELINE",
+    "PASS_NAMES",
+    "Optimized",
+    "PassEnv",
+    "PassRecord",
+    "FxportPass",
+    "constants_of",
+    "records_after",
+    "run_passes",
+    "select",
+]

@@ -37,10 +37,17 @@ class PassRecord:
         return bool(self.removed or self.fused or self.rewritten or self.added)
 
     def to_dict(self) -> dict:
-        return {"name": self.name, "removed": self.removed, "fused": self.fused,
-                "rewritten": self.rewritten, "added": self.added,
-                "conversions_saved": self.conversions_saved, "transfers_saved": self.transfers_saved,
-                "changes": list(self.changes), "error": self.error}
+        return {
+            "name": self.name,
+            "removed": self.removed,
+            "fused": self.fused,
+            "rewritten": self.rewritten,
+            "added": self.added,
+            "conversions_saved": self.conversions_saved,
+            "transfers_saved": self.transfers_saved,
+            "changes": list(self.changes),
+            "error": self.error,
+        }
 
 
 @dataclass
@@ -54,8 +61,9 @@ class PassEnv:
     # Constants passes made (folded weights): names and how to compute their values.
     recipes: list[tuple[tuple[str, ...], Callable[[], tuple[torch.Tensor, ...]]]] = field(default_factory=list)
 
-    def new_constants(self, gm: fx.GraphModule, shapes: dict[str, torch.Tensor],
-                      compute: Callable[[], tuple[torch.Tensor, ...]]) -> None:
+    def new_constants(
+        self, gm: fx.GraphModule, shapes: dict[str, torch.Tensor], compute: Callable[[], tuple[torch.Tensor, ...]]
+    ) -> None:
         """Register constants a pass makes: `shapes` (name -> a meta tensor of the value's shape
         and dtype) now, the values from `compute` in `materialize`, after the passes. Rewrites
         stay cheap; the arithmetic on real weights (weight preparation) is done once, timed apart."""
@@ -112,6 +120,7 @@ def meta_value(target: Any, args: tuple, kwargs: dict) -> Any:
     fxport's own ops run their reference directly (what their fake implementation runs, without
     the custom-op dispatch: passes stay cheap)."""
     target = REFERENCES.get(target, target)
+
     def as_meta(a: Any) -> Any:
         v = a.meta.get("val") if isinstance(a, fx.Node) else a
         if isinstance(v, torch.Tensor):

@@ -31,8 +31,14 @@ from fxport.passes.base import FxportPass
 aten = torch.ops.aten
 
 _BATCH_NORM = aten._native_batch_norm_legit_no_training.default
-_CONVS = {aten.conv2d.default, aten.conv2d.padding, aten.conv1d.default, aten.conv1d.padding,
-          aten.convolution.default, fxport_ops.conv2d.default}
+_CONVS = {
+    aten.conv2d.default,
+    aten.conv2d.padding,
+    aten.conv1d.default,
+    aten.conv1d.padding,
+    aten.convolution.default,
+    fxport_ops.conv2d.default,
+}
 
 
 def _foldable_conv(conv: fx.Node) -> bool:
@@ -58,19 +64,25 @@ class FoldBatchNorm(FxportPass):
         conv, gamma, beta, mean, var, _momentum, eps = bn.args
         if not isinstance(conv, fx.Node) or not _foldable_conv(conv):
             return
-        if any(u.target is not operator.getitem for u in bn.users) or \
-                any(u.args[1] != 0 and u.users for u in bn.users):
+        if any(u.target is not operator.getitem for u in bn.users) or any(u.args[1] != 0 and u.users for u in bn.users):
             return  # the saved statistics are read (they are empty in eval mode, but still)
         weight = self.constant(conv.args[1])
         bias_node = conv.args[2] if len(conv.args) > 2 else conv.kwargs.get("bias")
         bias = self.constant(bias_node) if bias_node is not None else None
         stats = [self.constant(a) if a is not None else None for a in (gamma, beta, mean, var)]
-        if weight is None or (bias_node is not None and bias is None) or stats[2] is None or \
-                stats[3] is None or any(a is not None and s is None for a, s in zip((gamma, beta), stats)):
+        if (
+            weight is None
+            or (bias_node is not None and bias is None)
+            or stats[2] is None
+            or stats[3] is None
+            or any(a is not None and s is None for a, s in zip((gamma, beta), stats))
+        ):
             return  # something is computed, not a constant: nothing to fold into
         prefix = f"{conv.name}_bn_folded"
-        shapes = {f"{prefix}_weight": torch.empty(weight.shape, dtype=weight.dtype, device="meta"),
-                  f"{prefix}_bias": torch.empty(weight.shape[0], dtype=weight.dtype, device="meta")}
+        shapes = {
+            f"{prefix}_weight": torch.empty(weight.shape, dtype=weight.dtype, device="meta"),
+            f"{prefix}_bias": torch.empty(weight.shape[0], dtype=weight.dtype, device="meta"),
+        }
         self.env.new_constants(gm, shapes, lambda: _folded(weight, bias, *stats, eps))
         with gm.graph.inserting_before(conv):
             w_node, b_node = (gm.graph.get_attr(name) for name in shapes)

@@ -64,15 +64,22 @@ class FoldConstants(FxportPass):
                 largest = max((_numel(u.meta.get("val")) for u in n.all_input_nodes), default=0)
                 if size <= _SMALL or size <= _GROWTH * largest:
                     constant.add(n)
-        frontier = [n for n in graph.nodes if n in constant and n.op == "call_function"
-                    and isinstance(n.meta.get("val"), torch.Tensor)
-                    and any(u not in constant for u in n.users)]
+        frontier = [
+            n
+            for n in graph.nodes
+            if n in constant
+            and n.op == "call_function"
+            and isinstance(n.meta.get("val"), torch.Tensor)
+            and any(u not in constant for u in n.users)
+        ]
         if not frontier:
             return False
         folded = self._fold(gm, constant, frontier)
         self.record.removed += folded
-        self.record.changes.append(f"{folded} op nodes on constants -> {len(frontier)} constants "
-                                   f"({', '.join(n.name for n in frontier[:5])}{', ...' if len(frontier) > 5 else ''})")
+        self.record.changes.append(
+            f"{folded} op nodes on constants -> {len(frontier)} constants "
+            f"({', '.join(n.name for n in frontier[:5])}{', ...' if len(frontier) > 5 else ''})"
+        )
         return True
 
     def _fold(self, gm: fx.GraphModule, constant: set[fx.Node], frontier: list[fx.Node]) -> int:
@@ -92,8 +99,10 @@ class FoldConstants(FxportPass):
         with _use_lazy_graph_module(True):
             compute_module = _make_graph_module(torch.nn.Module(), sub)
         likes = [n.meta["val"] for n in frontier]
-        names = {f"{n.name}_folded": torch.empty(tuple(v.shape), dtype=v.dtype, device="meta")
-                 for n, v in zip(frontier, likes)}
+        names = {
+            f"{n.name}_folded": torch.empty(tuple(v.shape), dtype=v.dtype, device="meta")
+            for n, v in zip(frontier, likes)
+        }
 
         def compute() -> tuple[torch.Tensor, ...]:
             values = [self.env.constants[name] for name in sources]  # read now: earlier folds are made

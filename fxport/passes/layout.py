@@ -79,8 +79,9 @@ class PropagateLayout(FxportPass):
         live = {n.name for n in self.graph.nodes if is_op_node(n)}
         self.graph.eliminate_dead_code()
         self.record.removed = len(live - {n.name for n in self.graph.nodes})
-        conversions = sum(1 for n in self.graph.nodes if n.target in (fxport_ops.to_nhwc.default,
-                                                                      fxport_ops.to_nchw.default))
+        conversions = sum(
+            1 for n in self.graph.nodes if n.target in (fxport_ops.to_nhwc.default, fxport_ops.to_nchw.default)
+        )
         self.record.added = conversions
         self.record.conversions_saved = 2 * native - conversions
         return self.record.rewritten > 0
@@ -138,16 +139,18 @@ class PropagateLayout(FxportPass):
             if self.constant(node) is not None:
                 name, val, source = f"{node.name}_nhwc", _flat_val(node.meta["val"]), constant_name(node)
                 constants = self.env.constants
-                self.env.new_constants(self.gm, {name: val}, lambda: (
-                    REFERENCES[fxport_ops.to_nhwc.default](constants[source]),))
+                self.env.new_constants(
+                    self.gm, {name: val}, lambda: (REFERENCES[fxport_ops.to_nhwc.default](constants[source]),)
+                )
                 with self.graph.inserting_before(self.current):
                     self.flat[node] = self.graph.get_attr(name)
                 self.flat[node].meta["val"] = val
                 self.record.changes.append(f"{node.name}: constant flattened")
             else:
                 with self.graph.inserting_before(self.current):
-                    self.flat[node] = insert_call(self.graph, fxport_ops.to_nhwc.default, (node,), node,
-                                                  val=_flat_val(node.meta["val"]))
+                    self.flat[node] = insert_call(
+                        self.graph, fxport_ops.to_nhwc.default, (node,), node, val=_flat_val(node.meta["val"])
+                    )
         return self.flat[node]
 
     def _aten_inputs(self, node: fx.Node) -> None:
@@ -160,8 +163,7 @@ class PropagateLayout(FxportPass):
         if node not in self.back:
             n, _, h, w = self.nchw[node].shape
             with self.graph.inserting_after(node):
-                back = insert_call(self.graph, fxport_ops.to_nchw.default, (node, [n, h, w]), node,
-                                   val=self.nchw[node])
+                back = insert_call(self.graph, fxport_ops.to_nchw.default, (node, [n, h, w]), node, val=self.nchw[node])
             self.back[node] = back
             self.flat[back] = node  # a later channels-last user takes the flattened value directly
         return self.back[node]

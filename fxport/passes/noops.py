@@ -28,13 +28,29 @@ from fxport.passes.base import FxportPass, op_count, set_call
 
 aten = torch.ops.aten
 
-_RESHAPES = {aten.view.default, aten._unsafe_view.default, aten.reshape.default, aten.view_copy.default,
-             aten.squeeze.default, aten.squeeze.dim, aten.squeeze.dims, aten.squeeze_copy.default,
-             aten.squeeze_copy.dim, aten.squeeze_copy.dims, aten.unsqueeze.default,
-             aten.unsqueeze_copy.default}
+_RESHAPES = {
+    aten.view.default,
+    aten._unsafe_view.default,
+    aten.reshape.default,
+    aten.view_copy.default,
+    aten.squeeze.default,
+    aten.squeeze.dim,
+    aten.squeeze.dims,
+    aten.squeeze_copy.default,
+    aten.squeeze_copy.dim,
+    aten.squeeze_copy.dims,
+    aten.unsqueeze.default,
+    aten.unsqueeze_copy.default,
+}
 _EXPANDS = {aten.expand.default, aten.expand_copy.default}
-_ALIASES = {aten.clone.default, aten.alias.default, aten.alias_copy.default, aten.detach.default,
-            aten.contiguous.default, aten.lift_fresh_copy.default}
+_ALIASES = {
+    aten.clone.default,
+    aten.alias.default,
+    aten.alias_copy.default,
+    aten.detach.default,
+    aten.contiguous.default,
+    aten.lift_fresh_copy.default,
+}
 _CHECKS = {aten._assert_tensor_metadata.default}
 _COPIES = {aten.clone.default, aten.contiguous.default, aten._to_copy.default}
 _VIEWS = {aten.view.default, aten._unsafe_view.default, aten.view_copy.default}

@@ -26,8 +26,7 @@ from fxport.report.compare import fallback_kinds
 
 PLOTS_DIR = "plots"
 
-COLORS = {"on device": "#2e7d32", "fell back at run time": "#ef6c00", "host (plan)": "#9e9e9e",
-          "not run": "#d7ccc8"}
+COLORS = {"on device": "#2e7d32", "fell back at run time": "#ef6c00", "host (plan)": "#9e9e9e", "not run": "#d7ccc8"}
 LOWERED = "#ffb74d"  # lowered by the plan but not on the device
 SEVERITY = {"critical": "#b71c1c", "high": "#e65100", "medium": "#f9a825", "low": "#7cb342"}
 
@@ -96,10 +95,16 @@ def coverage_plot(labels: list[str], coverages: list[dict | None], title: str) -
     """Stacked bars per model: on device / fell back / host / not run (None: a failed entry)."""
     fig, ax = _figure(title, len(labels))
     cov = [c or {} for c in coverages]
-    _stacked(ax, labels, [("on device", [c.get("on_device", 0) for c in cov]),
-                          ("fell back at run time", [c.get("fallback", 0) for c in cov]),
-                          ("host (plan)", [c.get("host", 0) for c in cov]),
-                          ("not run", [c.get("not_run", 0) for c in cov])])
+    _stacked(
+        ax,
+        labels,
+        [
+            ("on device", [c.get("on_device", 0) for c in cov]),
+            ("fell back at run time", [c.get("fallback", 0) for c in cov]),
+            ("host (plan)", [c.get("host", 0) for c in cov]),
+            ("not run", [c.get("not_run", 0) for c in cov]),
+        ],
+    )
     for i, c in enumerate(coverages):
         if c is None:
             ax.text(0, i, "  FAILED (no result)", va="center", color="#b71c1c", fontsize=9)
@@ -129,9 +134,9 @@ def group_plot(groups: dict[str, dict], title: str) -> Figure:
 
 def off_device_plot(run: dict) -> Figure:
     """Why nodes are off the device: plan declines per op and run-time fallbacks per kind and op."""
-    bars = ([(f"declined: {u['target']}", u["count"], COLORS["host (plan)"]) for u in run["unsupported"]]
-            + [(f"{g['kind']}: {g['target']}", g["nodes"], COLORS["fell back at run time"])
-               for g in fallback_kinds(run)])
+    bars = [(f"declined: {u['target']}", u["count"], COLORS["host (plan)"]) for u in run["unsupported"]] + [
+        (f"{g['kind']}: {g['target']}", g["nodes"], COLORS["fell back at run time"]) for g in fallback_kinds(run)
+    ]
     fig, ax = _figure("off-device reasons", len(bars))
     ax.barh([b[0] for b in bars], [b[1] for b in bars], color=[b[2] for b in bars])
     for i, b in enumerate(bars):
@@ -149,13 +154,18 @@ def oom_plot(nodes: list[tuple[str, dict]], title: str) -> Figure:
     fig, ax = _figure(title, len(nodes))
     labels = [label for label, _ in nodes]
     ax.barh(labels, [o["per_bank"] for _, o in nodes], color=[SEVERITY.get(o["severity"], "#757575") for _, o in nodes])
-    ax.scatter([o["bank_size"] for _, o in nodes], labels, marker="|", s=220, color="black", zorder=3,
-               label="bank size")
+    ax.scatter(
+        [o["bank_size"] for _, o in nodes], labels, marker="|", s=220, color="black", zorder=3, label="bank size"
+    )
     for i, (_, o) in enumerate(nodes):
         # Right of both the bar's end and the bank-size marker, so the text never runs into either
-        ax.text(max(o["per_bank"], o["bank_size"]) * 1.25, i,
-                f"needs {t.fmt_bytes(o['per_bank'])}; {o['config']} bank {o['bank_size']:,} B",
-                va="center", fontsize=7.5)
+        ax.text(
+            max(o["per_bank"], o["bank_size"]) * 1.25,
+            i,
+            f"needs {t.fmt_bytes(o['per_bank'])}; {o['config']} bank {o['bank_size']:,} B",
+            va="center",
+            fontsize=7.5,
+        )
     for sev, color in SEVERITY.items():
         ax.barh([labels[0]], [0], color=color, label=sev)  # legend entries only
     ax.set_xscale("log")
@@ -165,8 +175,10 @@ def oom_plot(nodes: list[tuple[str, dict]], title: str) -> Figure:
     ax.xaxis.set_minor_formatter(NullFormatter())
     # Bars start well left of the smallest value, so short bars stay visible on the log axis; the
     # right end leaves room for the labels.
-    ax.set_xlim(left=min(min(o["per_bank"], o["bank_size"]) for _, o in nodes) / 4,
-                right=max(max(o["per_bank"], o["bank_size"]) for _, o in nodes) * 60)
+    ax.set_xlim(
+        left=min(min(o["per_bank"], o["bank_size"]) for _, o in nodes) / 4,
+        right=max(max(o["per_bank"], o["bank_size"]) for _, o in nodes) * 60,
+    )
     ax.invert_yaxis()
     ax.set_xlabel("bytes per bank (log scale): bar = need of the fullest bank, | = bank size")
     ax.set_title(title, fontsize=11)
@@ -188,8 +200,11 @@ def time_modules_plot(run: dict) -> Figure:
     fig, ax = _figure("estimated time by module", len(mods))
     names = [m for m, _ in mods]
     left = [0.0] * len(mods)
-    for key, label, color in (("device_ms", "device", COLORS["on device"]), ("host_ms", "host", COLORS["host (plan)"]),
-                              ("transfer_ms", "transfers", COLORS["fell back at run time"])):
+    for key, label, color in (
+        ("device_ms", "device", COLORS["on device"]),
+        ("host_ms", "host", COLORS["host (plan)"]),
+        ("transfer_ms", "transfers", COLORS["fell back at run time"]),
+    ):
         values = [d[key] for _, d in mods]
         ax.barh(names, values, left=left, color=color, label=label)
         left = [a + b for a, b in zip(left, values)]
@@ -227,17 +242,22 @@ def family_heatmap(sweep: dict) -> Figure | None:
     if not families:  # every entry failed: the overview table says so, there is nothing to plot
         return None
     entries = sweep["entries"]
-    fig = Figure(figsize=(2.5 + 0.9 * max(len(families), 1), 1.4 + 0.35 * len(entries)),
-                 label="family coverage", layout="constrained")
+    fig = Figure(
+        figsize=(2.5 + 0.9 * max(len(families), 1), 1.4 + 0.35 * len(entries)),
+        label="family coverage",
+        layout="constrained",
+    )
     ax = fig.add_subplot()
     ax.set_facecolor("#eeeeee")  # cells without a value (NaN) show the background
-    grid = [[(e["coverage_by_family"] or {}).get(f, {}).get("lowered_pct", float("nan")) for f in families]
-            for e in entries]
+    grid = [
+        [(e["coverage_by_family"] or {}).get(f, {}).get("lowered_pct", float("nan")) for f in families] for e in entries
+    ]
     image = ax.imshow(grid, cmap="RdYlGn", vmin=0, vmax=100, aspect="auto")
     for i, (e, row) in enumerate(zip(entries, grid)):
         if e["status"] != "ok":
-            ax.text((len(families) - 1) / 2, i, "FAILED (no result)", ha="center", va="center",
-                    color="#b71c1c", fontsize=9)
+            ax.text(
+                (len(families) - 1) / 2, i, "FAILED (no result)", ha="center", va="center", color="#b71c1c", fontsize=9
+            )
         for j, v in enumerate(row):
             if v == v:  # not NaN
                 ax.text(j, i, f"{v:.0f}", ha="center", va="center", fontsize=8)
@@ -249,9 +269,15 @@ def family_heatmap(sweep: dict) -> Figure | None:
 
 
 # What each pages.Plot kind draws.
-PLOTS = {"coverage": coverage_plot, "groups": group_plot, "off_device": off_device_plot, "oom": oom_plot,
-         "family_heatmap": family_heatmap, "time_modules": time_modules_plot,
-         "latency_coverage": latency_coverage_plot}
+PLOTS = {
+    "coverage": coverage_plot,
+    "groups": group_plot,
+    "off_device": off_device_plot,
+    "oom": oom_plot,
+    "family_heatmap": family_heatmap,
+    "time_modules": time_modules_plot,
+    "latency_coverage": latency_coverage_plot,
+}
 
 
 @dataclass
@@ -277,8 +303,16 @@ def _table(rows: t.Rows) -> str:
     """A table that never breaks a word to fit (a column is as wide as its longest word, up to
     the cell's max-width; a wider table scrolls sideways inside its box)."""
     headers, body = rows
-    return '<div class="wide">' + tabulate([[_value(c) for c in r] for r in body], headers=[_esc(h) for h in headers],
-                                           tablefmt="unsafehtml", disable_numparse=True) + "</div>"
+    return (
+        '<div class="wide">'
+        + tabulate(
+            [[_value(c) for c in r] for r in body],
+            headers=[_esc(h) for h in headers],
+            tablefmt="unsafehtml",
+            disable_numparse=True,
+        )
+        + "</div>"
+    )
 
 
 class _Renderer:
@@ -287,8 +321,11 @@ class _Renderer:
 
     def block(self, b: Any) -> list[str]:
         if isinstance(b, p.Facts):
-            return ['<ul class="facts">', *(f"<li><b>{_esc(label)}:</b> {_value(v)}</li>" for label, v in b.items),
-                    "</ul>"]
+            return [
+                '<ul class="facts">',
+                *(f"<li><b>{_esc(label)}:</b> {_value(v)}</li>" for label, v in b.items),
+                "</ul>",
+            ]
         if isinstance(b, p.Provenance):
             rows = (["aspect", "what it is"], [[k.replace("_", " "), v] for k, v in sorted(b.provenance.items())])
             return ['<div class="provenance"><b>What is real, predicted and emulated</b>' + _table(rows) + "</div>"]
@@ -298,7 +335,7 @@ class _Renderer:
         if isinstance(b, p.Bullets):
             return ["<ul>", *(f"<li><b>{_esc(label)}</b>: {_value(v)}</li>" for label, v in b.items), "</ul>"]
         if isinstance(b, p.Table):
-            shown = b.rows[1] if b.limit is None else b.rows[1][:b.limit]
+            shown = b.rows[1] if b.limit is None else b.rows[1][: b.limit]
             out = [_table((b.rows[0], shown))]
             if len(b.rows[1]) > len(shown):
                 out.append(f'<p class="note">{len(b.rows[1]) - len(shown)} more in {_esc(b.more_in)}.</p>')
@@ -321,9 +358,10 @@ class _Renderer:
 def render(page: p.Page) -> HtmlPage:
     r = _Renderer()
     body = [f"<h1>{_esc(page.heading)}</h1>", *(line for b in page.blocks for line in r.block(b))]
-    text = ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
-            f"<title>{_esc(page.title)}</title><style>{CSS}</style></head><body>\n"
-            + "\n".join(body) + "\n</body></html>\n")
+    text = (
+        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+        f"<title>{_esc(page.title)}</title><style>{CSS}</style></head><body>\n" + "\n".join(body) + "\n</body></html>\n"
+    )
     return HtmlPage(text, r.plots)
 
 

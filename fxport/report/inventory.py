@@ -24,8 +24,11 @@ def inventory_document(cap: Capture) -> dict:
             "graphs": [g.label for g in cap.graphs],
             "problems": [p.to_dict() for p in cap.problems],
         },
-        "summary": {"nodes": cap.node_count, "distinct_ops": len(op_counts(cap.records)),
-                    "op_counts": op_counts(cap.records)},
+        "summary": {
+            "nodes": cap.node_count,
+            "distinct_ops": len(op_counts(cap.records)),
+            "op_counts": op_counts(cap.records),
+        },
         "ops": [r.to_dict() for r in cap.records],
         "unique_ops": [_unique_dict(u) for u in unique_ops(cap.records)],
     }
@@ -51,8 +54,10 @@ def summary_text(doc: dict, seconds: float | None = None, top: int = 25) -> str:
     how = "whole, by torch.export" if cap["complete"] else f"in {len(cap['graphs'])} graph(s) by {cap['method']}"
     # The capture's own time, as timing.json records it (building the model and writing are not in it)
     took = f" in {seconds:.2f} s (timing.json capture_seconds)" if seconds is not None else ""
-    head = (f"{doc['model']}: {doc['summary']['nodes']} aten nodes, {doc['summary']['distinct_ops']} "
-            f"distinct ops, {len(doc['unique_ops'])} unique signatures; captured {how}{took}")
+    head = (
+        f"{doc['model']}: {doc['summary']['nodes']} aten nodes, {doc['summary']['distinct_ops']} "
+        f"distinct ops, {len(doc['unique_ops'])} unique signatures; captured {how}{took}"
+    )
     counts = sorted(doc["summary"]["op_counts"].items(), key=lambda kv: (-kv[1], kv[0]))
     rows = counts[:top]
     if len(counts) > top:
@@ -67,18 +72,22 @@ def summary_text(doc: dict, seconds: float | None = None, top: int = 25) -> str:
 
 
 def unique_ops_table(unique: list[dict], fmt: str = "simple") -> str:
-    rows = [[u["op"], u["overload"], _shapes(u["inputs"]), u["args"], u["count"], _modules(u["modules"])]
-            for u in unique]
-    return tabulate(rows, headers=["op", "overload", "input shapes", "args", "count", "modules"],
-                    tablefmt=fmt)
+    rows = [
+        [u["op"], u["overload"], _shapes(u["inputs"]), u["args"], u["count"], _modules(u["modules"])] for u in unique
+    ]
+    return tabulate(rows, headers=["op", "overload", "input shapes", "args", "count", "modules"], tablefmt=fmt)
 
 
 def _unique_dict(u: UniqueOp) -> dict:
     return {
-        "target": u.target, "op": u.op, "overload": u.overload,
+        "target": u.target,
+        "op": u.op,
+        "overload": u.overload,
         "inputs": [s.to_dict() for s in u.inputs],
         "outputs": [s.to_dict() for s in u.outputs],
-        "args": u.args, "count": u.count, "modules": list(u.modules),
+        "args": u.args,
+        "count": u.count,
+        "modules": list(u.modules),
     }
 
 
@@ -97,16 +106,32 @@ def _modules(modules: list[str], limit: int = 3) -> str:
 
 
 def _record_row(r: dict) -> dict:
-    return {"index": r["index"], "graph": r["graph"], "node": r["node"], "op": r["op"],
-            "overload": r["overload"], "input_shapes": _shapes(r["inputs"]),
-            "output_shapes": _shapes(r["outputs"]), "args": r["args"], "module": r["module"],
-            "module_type": r["module_type"], "source": r["source"], "repeat": r["repeat"]}
+    return {
+        "index": r["index"],
+        "graph": r["graph"],
+        "node": r["node"],
+        "op": r["op"],
+        "overload": r["overload"],
+        "input_shapes": _shapes(r["inputs"]),
+        "output_shapes": _shapes(r["outputs"]),
+        "args": r["args"],
+        "module": r["module"],
+        "module_type": r["module_type"],
+        "source": r["source"],
+        "repeat": r["repeat"],
+    }
 
 
 def _unique_row(u: dict) -> dict:
-    return {"op": u["op"], "overload": u["overload"], "input_shapes": _shapes(u["inputs"]),
-            "output_shapes": _shapes(u["outputs"]), "args": u["args"], "count": u["count"],
-            "modules": ";".join(u["modules"])}
+    return {
+        "op": u["op"],
+        "overload": u["overload"],
+        "input_shapes": _shapes(u["inputs"]),
+        "output_shapes": _shapes(u["outputs"]),
+        "args": u["args"],
+        "count": u["count"],
+        "modules": ";".join(u["modules"]),
+    }
 
 
 def _write_csv(path: Path, rows: list[dict]) -> None:

@@ -37,8 +37,11 @@ def _row(cells: list) -> str:
 def table(rows, limit: int | None = None, more_in: str = "") -> list[str]:
     headers, body = rows
     shown = body if limit is None else body[:limit]
-    lines = [_row([_cell(h) for h in headers]), "|" + "---|" * len(headers),
-             *(_row([_value(c) for c in r]) for r in shown)]
+    lines = [
+        _row([_cell(h) for h in headers]),
+        "|" + "---|" * len(headers),
+        *(_row([_value(c) for c in r]) for r in shown),
+    ]
     if len(body) > len(shown):
         lines += ["", f"_{len(body) - len(shown)} more in {more_in}._"]
     return lines
@@ -52,8 +55,11 @@ def _block(b: Any) -> list[str]:
     if isinstance(b, p.Facts):
         return [f"- **{label}:** {_value(v)}" for label, v in b.items]
     if isinstance(b, p.Provenance):
-        return ["## What is real, predicted and emulated", "",
-                *table((["aspect", "what it is"], [[k.replace("_", " "), v] for k, v in sorted(b.provenance.items())]))]
+        return [
+            "## What is real, predicted and emulated",
+            "",
+            *table((["aspect", "what it is"], [[k.replace("_", " "), v] for k, v in sorted(b.provenance.items())])),
+        ]
     if isinstance(b, p.Text):
         return [f"_{_cell(b.text)}_" if b.note else _cell(b.text)]
     if isinstance(b, p.Bullets):

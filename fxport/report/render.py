@@ -22,7 +22,7 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from fxport.durable import OutputError, clear_folder, inside, read_regular, subdir, write_text
+from fxport.durable import clear_folder, inside, read_regular, subdir, write_text
 from fxport.errors import FxportError
 from fxport.report import schema
 from fxport.report.compare import RUN_SCHEMA, SWEEP_SCHEMA, Comparison, compare, compare_text
@@ -62,11 +62,21 @@ def _damaged(entry: object, index: int, reason: str) -> dict:
     e = entry if isinstance(entry, dict) else {}
     key = e.get("key") if isinstance(e.get("key"), str) else f"entry {index + 1}"
     shape = e.get("input_shape") if isinstance(e.get("input_shape"), list) else []
-    return {"key": key, "model": e.get("model") if isinstance(e.get("model"), str) else "",
-            "input_shape": [d for d in shape if isinstance(d, int)], "status": DAMAGED,
-            "error": reason, "run": None, "coverage": None, "coverage_by_family": None,
-            "coverage_by_module": None, "fallbacks": 0, "oom_nodes": 0, "unsupported_ops": 0,
-            "output_pcc": []}
+    return {
+        "key": key,
+        "model": e.get("model") if isinstance(e.get("model"), str) else "",
+        "input_shape": [d for d in shape if isinstance(d, int)],
+        "status": DAMAGED,
+        "error": reason,
+        "run": None,
+        "coverage": None,
+        "coverage_by_family": None,
+        "coverage_by_module": None,
+        "fallbacks": 0,
+        "oom_nodes": 0,
+        "unsupported_ops": 0,
+        "output_pcc": [],
+    }
 
 
 def results_file(path: Path) -> Path:
@@ -78,8 +88,9 @@ def results_file(path: Path) -> Path:
         if (path / name).is_file():
             return path / name
     if path.is_dir():
-        raise FxportError(f"{path}: no run.json or sweep.json here (give the --out directory of "
-                          "`fxport run` or `fxport sweep`)")
+        raise FxportError(
+            f"{path}: no run.json or sweep.json here (give the --out directory of `fxport run` or `fxport sweep`)"
+        )
     raise FxportError(f"{path}: no such file or directory")
 
 
@@ -101,8 +112,7 @@ def load_results(path: Path) -> tuple[str, Path, dict, dict[str, dict]]:
         if e["status"] == "ok" and e["run"] is not None:
             run_path = inside(directory, e["run"])
             if run_path is None:
-                entries.append(_damaged(e, i, f"its run path {e['run']!r} leads outside {directory}; "
-                                              "not followed"))
+                entries.append(_damaged(e, i, f"its run path {e['run']!r} leads outside {directory}; not followed"))
                 continue
             if run_path.is_file():
                 try:
@@ -136,8 +146,16 @@ def _write_html(path: Path, page: HtmlPage) -> list[Path]:
 
 # A document missing what a page needs, or holding what no page expects (values nested past the
 # recursion limit, integers too large for a float)
-_DAMAGE = (KeyError, TypeError, ValueError, AttributeError, IndexError, RecursionError, OverflowError,
-           ZeroDivisionError)
+_DAMAGE = (
+    KeyError,
+    TypeError,
+    ValueError,
+    AttributeError,
+    IndexError,
+    RecursionError,
+    OverflowError,
+    ZeroDivisionError,
+)
 
 
 def _render_run(run: dict, directory: Path, html: bool) -> list[Path]:
@@ -184,9 +202,11 @@ def render_results(path: Path, html: bool = True) -> Rendered:
     try:
         markdown = sweep_markdown(doc, runs)
         page = sweep_html(doc, runs) if html else None
-        done.written = [write_text(directory / "index.md", markdown),
-                        write_sweep_csv(doc, directory / "sweep.csv"),
-                        write_blocking_csv(doc, directory / "blocking_matrix.csv")]
+        done.written = [
+            write_text(directory / "index.md", markdown),
+            write_sweep_csv(doc, directory / "sweep.csv"),
+            write_blocking_csv(doc, directory / "blocking_matrix.csv"),
+        ]
         if page is not None:
             done.written += _write_html(directory / "index.html", page)
     except _DAMAGE as exc:
@@ -203,10 +223,12 @@ def _refuse_partial(sweep: dict, directory: Path, runs: dict[str, dict]) -> None
     missing = [k for k in ok if k not in runs]
     if missing:
         shown = ", ".join(missing[:3]) + (f" and {len(missing) - 3} more" if len(missing) > 3 else "")
-        raise FxportError(f"{directory}: the run documents of {len(missing)} of {len(ok)} entries are missing "
-                          f"({shown}), so its reports cannot be rebuilt in full and nothing was written; "
-                          f"hint: rerun the sweep into a directory of its own (`fxport sweep ... --out DIR`) "
-                          f"and render that")
+        raise FxportError(
+            f"{directory}: the run documents of {len(missing)} of {len(ok)} entries are missing "
+            f"({shown}), so its reports cannot be rebuilt in full and nothing was written; "
+            f"hint: rerun the sweep into a directory of its own (`fxport sweep ... --out DIR`) "
+            f"and render that"
+        )
 
 
 def render_dir(path: Path, html: bool = True) -> list[Path]:
@@ -230,8 +252,9 @@ def compare_dirs(a: Path, b: Path) -> Comparison:
 
 
 def _compare_error(a: Path, b: Path, exc: BaseException) -> FxportError:
-    return FxportError(f"cannot compare {a} and {b}: a damaged document ({type(exc).__name__}: "
-                       f"{' '.join(str(exc).split())[:160]})")
+    return FxportError(
+        f"cannot compare {a} and {b}: a damaged document ({type(exc).__name__}: {' '.join(str(exc).split())[:160]})"
+    )
 
 
 def comparison_text(a: Path, b: Path) -> str:

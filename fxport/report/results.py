@@ -17,8 +17,8 @@ from fxport.capture.pytrees import Leaf
 from fxport.capture.records import OpRecord
 from fxport.cost import Estimate
 from fxport.memory.analysis import MemoryAnalysis, device_spec
-from fxport.memory.tiles import padded_bytes
 from fxport.memory.devices import BankSpec
+from fxport.memory.tiles import padded_bytes
 from fxport.partition import DevicePartition
 from fxport.passes import PassRecord
 from fxport.plan import Plan
@@ -37,12 +37,14 @@ def provenance(device_kind: str, values: str) -> dict:
         "validation": real,
         "allocation": "real (TT-Metal allocator)" if device_kind == "mock" else "real",
         "memory_model": "predicted (tile and bank arithmetic, fxport/memory)",
-        "values": {"emulate": "emulated (ttnn golden functions, rounded to the device dtype)",
-                   "device": "real (read back from the device)",
-                   "none": "not computed (verdict run: meta weights, empty device tensors)"}[values],
+        "values": {
+            "emulate": "emulated (ttnn golden functions, rounded to the device dtype)",
+            "device": "real (read back from the device)",
+            "none": "not computed (verdict run: meta weights, empty device tensors)",
+        }[values],
         "timing": "real" if device_kind == "hardware" else "not measured (no kernels run)",
         "estimate": "predicted (cost model, fxport/cost: TT-NN's ideal formulas and an efficiency "
-                    "table; host nodes and host dispatch measured on this CPU)",
+        "table; host nodes and host dispatch measured on this CPU)",
     }
 
 
@@ -147,9 +149,16 @@ def unsupported_ops(result: RunResult) -> list[dict]:
     for n in result.plan.nodes:
         if not n.lowered:
             groups[n.target].append(n)
-    rows = [{"target": t, "family": ns[0].family, "count": sum(rep.get(n.node, 1) for n in ns),
-             "reasons": sorted({n.reason for n in ns}), "modules": sorted({n.module for n in ns})[:5]}
-            for t, ns in groups.items()]
+    rows = [
+        {
+            "target": t,
+            "family": ns[0].family,
+            "count": sum(rep.get(n.node, 1) for n in ns),
+            "reasons": sorted({n.reason for n in ns}),
+            "modules": sorted({n.module for n in ns})[:5],
+        }
+        for t, ns in groups.items()
+    ]
     return sorted(rows, key=lambda d: (-d["count"], d["target"]))
 
 
@@ -167,34 +176,54 @@ def placement_share(result: RunResult) -> dict:
         nbytes[n.memory.upper()] += rep.get(n.node, 1) * outs.get(n.node, 0)
     total_nodes, total_bytes = sum(nodes.values()), sum(nbytes.values())
     remedied = [n for n in result.nodes if n.remedy_applied]
-    return {"l1_nodes": nodes["L1"], "device_nodes": total_nodes,
-            "l1_node_share": round(nodes["L1"] / total_nodes, 4) if total_nodes else None,
-            "l1_bytes": nbytes["L1"], "activation_bytes": total_bytes,
-            "l1_byte_share": round(nbytes["L1"] / total_bytes, 4) if total_bytes else None,
-            "remedies_applied": [{"node": n.node, "remedy": n.remedy} for n in remedied],
-            "plan": result.placement}
+    return {
+        "l1_nodes": nodes["L1"],
+        "device_nodes": total_nodes,
+        "l1_node_share": round(nodes["L1"] / total_nodes, 4) if total_nodes else None,
+        "l1_bytes": nbytes["L1"],
+        "activation_bytes": total_bytes,
+        "l1_byte_share": round(nbytes["L1"] / total_bytes, 4) if total_bytes else None,
+        "remedies_applied": [{"node": n.node, "remedy": n.remedy} for n in remedied],
+        "plan": result.placement,
+    }
 
 
 def memory_document(analysis: MemoryAnalysis | None) -> dict | None:
     if analysis is None:
         return None
     return {
-        "device": analysis.device, "config": analysis.config, "nodes": analysis.nodes,
-        "method": analysis.method, "peak": dict(sorted((analysis.peak or {}).items())),
-        "agreement": {"agree": analysis.agree, "predicted_only": analysis.predicted_only,
-                      "observed_only": analysis.observed_only, "not_run": analysis.not_run},
+        "device": analysis.device,
+        "config": analysis.config,
+        "nodes": analysis.nodes,
+        "method": analysis.method,
+        "peak": dict(sorted((analysis.peak or {}).items())),
+        "agreement": {
+            "agree": analysis.agree,
+            "predicted_only": analysis.predicted_only,
+            "observed_only": analysis.observed_only,
+            "not_run": analysis.not_run,
+        },
         "disagreements": [asdict(d) for d in analysis.disagreements],
-        "oom_nodes": [{**{k: v for k, v in asdict(o).items() if k not in ("inputs", "outputs")},
-                       "inputs": [s.to_dict() for s in o.inputs], "outputs": [s.to_dict() for s in o.outputs]}
-                      for o in analysis.oom],
+        "oom_nodes": [
+            {
+                **{k: v for k, v in asdict(o).items() if k not in ("inputs", "outputs")},
+                "inputs": [s.to_dict() for s in o.inputs],
+                "outputs": [s.to_dict() for s in o.outputs],
+            }
+            for o in analysis.oom
+        ],
     }
 
 
 def graph_document(result: RunResult) -> dict:
     """What the passes did: the nodes before and after, and each pass's record."""
-    return {"captured_nodes": result.captured_nodes, "nodes": coverage(result)["total"],
-            "passes": list(result.passes), "weights": result.weights,
-            "applied": [r.to_dict() for r in result.pass_records]}
+    return {
+        "captured_nodes": result.captured_nodes,
+        "nodes": coverage(result)["total"],
+        "passes": list(result.passes),
+        "weights": result.weights,
+        "applied": [r.to_dict() for r in result.pass_records],
+    }
 
 
 def calls_document(result: RunResult) -> dict:
@@ -228,8 +257,10 @@ def estimate_document(result: RunResult) -> dict | None:
     for t in est.transfers:
         owner = est.nodes.get(t.charged_to) or est.nodes.get(t.value)
         modules[module_group(owner.module) if owner else "<top>"]["transfer_ms"] += t.ns(est.board) / 1e6
-    by_module = {m: {k: round(v, 4) for k, v in d.items()} | {"total_ms": round(sum(d.values()), 4)}
-                 for m, d in sorted(modules.items())}
+    by_module = {
+        m: {k: round(v, 4) for k, v in d.items()} | {"total_ms": round(sum(d.values()), 4)}
+        for m, d in sorted(modules.items())
+    }
     return {**est.to_dict(), "by_module": by_module}
 
 
@@ -247,8 +278,17 @@ def unsupported_costs(result: RunResult, rows: list[dict]) -> list[dict | None]:
 
 # What the estimate measures on this CPU (host nodes, host dispatch) and what follows from it: the
 # rest of run.json is deterministic (the same run twice gives the same document without these).
-MEASURED_ESTIMATE = ("host_ms", "dispatch_ms", "latency_ms", "throughput_per_s", "untraced_latency_ms",
-                     "metal_trace_saves_ms", "host_bound", "bound", "host_islands")
+MEASURED_ESTIMATE = (
+    "host_ms",
+    "dispatch_ms",
+    "latency_ms",
+    "throughput_per_s",
+    "untraced_latency_ms",
+    "metal_trace_saves_ms",
+    "host_bound",
+    "bound",
+    "host_islands",
+)
 MEASURED_COST = ("cost_ms", "host_ms", "speedup_if_lowered")
 
 
@@ -285,10 +325,20 @@ def run_document(result: RunResult) -> dict:
     times = est.nodes if est is not None else {}
     unsupported = unsupported_ops(result)
     fallbacks = [
-        {"node": n.node, "target": n.target, "module": n.module, "kind": n.error_kind,
-         "error": n.error, "repeat": rep.get(n.node, 1), "fields": n.fields,
-         "remedy": n.remedy, "remedy_tried": list(n.remedy_tried)}
-        for n in result.nodes if n.status == "fallback"]
+        {
+            "node": n.node,
+            "target": n.target,
+            "module": n.module,
+            "kind": n.error_kind,
+            "error": n.error,
+            "repeat": rep.get(n.node, 1),
+            "fields": n.fields,
+            "remedy": n.remedy,
+            "remedy_tried": list(n.remedy_tried),
+        }
+        for n in result.nodes
+        if n.status == "fallback"
+    ]
     return {
         **stopped,
         "graph": graph_document(result),
@@ -318,13 +368,23 @@ def run_document(result: RunResult) -> dict:
         "partitions": [asdict(p) for p in result.partitions],
         "transfers": asdict(result.transfers),
         "nodes": [
-            {"node": n.node, "target": n.target, "module": n.module, **_module_facts(records.get(n.node)),
-             "partition": n.partition, "status": n.status, "ttnn": plan_by_node[n.node].ttnn if n.node in plan_by_node else "",
-             "reason": plan_by_node[n.node].reason if n.node in plan_by_node else "",
-             "error_kind": n.error_kind, "error": n.error, "pcc": n.pcc, "repeat": rep.get(n.node, 1),
-             "memory": n.memory, **({"remedy": n.remedy, "remedy_applied": n.remedy_applied}
-                                    if n.remedy else {}),
-             **({"est_ns": round(times[n.node].est_ns, 1), "bound": times[n.node].bound}
-                if n.node in times else {})}
-            for n in result.nodes],
+            {
+                "node": n.node,
+                "target": n.target,
+                "module": n.module,
+                **_module_facts(records.get(n.node)),
+                "partition": n.partition,
+                "status": n.status,
+                "ttnn": plan_by_node[n.node].ttnn if n.node in plan_by_node else "",
+                "reason": plan_by_node[n.node].reason if n.node in plan_by_node else "",
+                "error_kind": n.error_kind,
+                "error": n.error,
+                "pcc": n.pcc,
+                "repeat": rep.get(n.node, 1),
+                "memory": n.memory,
+                **({"remedy": n.remedy, "remedy_applied": n.remedy_applied} if n.remedy else {}),
+                **({"est_ns": round(times[n.node].est_ns, 1), "bound": times[n.node].bound} if n.node in times else {}),
+            }
+            for n in result.nodes
+        ],
     }

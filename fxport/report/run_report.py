@@ -6,8 +6,6 @@ import json
 import textwrap
 from pathlib import Path
 
-from tabulate import tabulate
-
 from fxport.durable import clear_folder, remove_file, write_json, write_text
 from fxport.report.html import PLOTS_DIR
 from fxport.report.results import RunResult, run_document
@@ -19,8 +17,7 @@ from fxport.report.terminal import TERMINAL_WIDTH, terminal_table
 RENDERINGS = ("report.md", "report.html", "nodes.csv", "oom_nodes.csv")
 
 
-def write_run(result: RunResult, out_dir: Path, settings: dict | None = None,
-              timing: dict | None = None) -> dict:
+def write_run(result: RunResult, out_dir: Path, settings: dict | None = None, timing: dict | None = None) -> dict:
     """Write run.json (with `settings`, the block that keys resume: fxport.settings) and
     timing.json, each atomically, run.json last; renderings of a previous run are removed."""
     doc = run_document(result)
@@ -58,11 +55,18 @@ def run_summary_text(doc: dict, top: int = 15, out: Path | str | None = None) ->
     prov = doc["provenance"]
     where = f"{out}/run.json" if out is not None else "run.json"
     distinct = len(doc.get("nodes") or [])
-    repeats = "" if not distinct or distinct == cov["total"] else (
-        f" (counting repeated calls: {distinct} distinct nodes in the graph run, nodes of a folded "
-        "capture counted once per call)")
+    repeats = (
+        ""
+        if not distinct or distinct == cov["total"]
+        else (
+            f" (counting repeated calls: {distinct} distinct nodes in the graph run, nodes of a folded "
+            "capture counted once per call)"
+        )
+    )
     tr = doc["transfers"]
-    lines = [f"STOPPED before the end: {doc['stopped']}; nodes not reached count as not run"] if doc.get("stopped") else []
+    lines = (
+        [f"STOPPED before the end: {doc['stopped']}; nodes not reached count as not run"] if doc.get("stopped") else []
+    )
     lines += [
         f"{doc['model']} on {dev['kind']} {dev['arch']}, activations in {doc['memory_config'].upper()}",
         f"  validation: {prov['validation']}; allocation: {prov['allocation']}; values: {prov['values']}",
@@ -77,57 +81,138 @@ def run_summary_text(doc: dict, top: int = 15, out: Path | str | None = None) ->
     ]
     calls, graph = doc.get("ttnn_calls"), doc.get("graph")
     if calls:
-        lines.append(f"ttnn calls per inference: {calls['per_inference']} (compute {calls['compute']}, "
-                     f"layout conversions {calls['layout']}, transfer calls {calls['transfer']}) for "
-                     f"{calls['captured_nodes']} aten nodes as captured; weights moved and prepared "
-                     f"once: {calls['weights_once']} calls ({graph['weights'] if graph else 'bfloat16'})")
+        lines.append(
+            f"ttnn calls per inference: {calls['per_inference']} (compute {calls['compute']}, "
+            f"layout conversions {calls['layout']}, transfer calls {calls['transfer']}) for "
+            f"{calls['captured_nodes']} aten nodes as captured; weights moved and prepared "
+            f"once: {calls['weights_once']} calls ({graph['weights'] if graph else 'bfloat16'})"
+        )
     if graph:
-        applied = [r for r in graph["applied"] if r["error"] or r["removed"] or r["fused"] or r["rewritten"]
-                   or r["added"]]
-        lines.append(f"graph passes: {', '.join(graph['passes']) or 'none'}; aten nodes {graph['captured_nodes']} "
-                     f"as captured -> {graph['nodes']} after the passes")
+        applied = [
+            r for r in graph["applied"] if r["error"] or r["removed"] or r["fused"] or r["rewritten"] or r["added"]
+        ]
+        lines.append(
+            f"graph passes: {', '.join(graph['passes']) or 'none'}; aten nodes {graph['captured_nodes']} "
+            f"as captured -> {graph['nodes']} after the passes"
+        )
         if applied:
-            rows = [[r["name"], r["removed"], r["fused"], r["rewritten"], r["added"], r["conversions_saved"],
-                     r["transfers_saved"], r["error"]] for r in applied]
-            lines += [terminal_table(["pass", "removed", "fused", "rewritten", "added",
-                                      "conversions saved", "transfers saved", "error"], rows)]
+            rows = [
+                [
+                    r["name"],
+                    r["removed"],
+                    r["fused"],
+                    r["rewritten"],
+                    r["added"],
+                    r["conversions_saved"],
+                    r["transfers_saved"],
+                    r["error"],
+                ]
+                for r in applied
+            ]
+            lines += [
+                terminal_table(
+                    ["pass", "removed", "fused", "rewritten", "added", "conversions saved", "transfers saved", "error"],
+                    rows,
+                )
+            ]
     lines = [wrapped for line in lines for wrapped in _fit(line)]
     if isinstance(doc.get("localized"), list):
         lines += ["", *_localized_lines(doc["localized"], top, where)]
     lines += [wrapped for line in _estimate_lines(doc, top, where) for wrapped in _fit(line)]
     if doc["unsupported"]:
-        rows = [[u["target"], u["count"], fmt_ms(u.get("cost_ms")), fmt_speedup(u.get("speedup_if_lowered")),
-                 "; ".join(u["reasons"])] for u in doc["unsupported"][:top]]
-        lines += ["", "Left on the host by the plan (costliest first: host time + the transfers it forces):",
-                  terminal_table(["aten op", "nodes", "cost ms", "speedup if lowered", "reason"], rows,
-                                 len(doc["unsupported"]), where, what="ops")]
+        rows = [
+            [
+                u["target"],
+                u["count"],
+                fmt_ms(u.get("cost_ms")),
+                fmt_speedup(u.get("speedup_if_lowered")),
+                "; ".join(u["reasons"]),
+            ]
+            for u in doc["unsupported"][:top]
+        ]
+        lines += [
+            "",
+            "Left on the host by the plan (costliest first: host time + the transfers it forces):",
+            terminal_table(
+                ["aten op", "nodes", "cost ms", "speedup if lowered", "reason"],
+                rows,
+                len(doc["unsupported"]),
+                where,
+                what="ops",
+            ),
+        ]
     if doc["fallbacks"]:
-        rows = [[f["node"], f["target"], f["kind"], fmt_ms(f.get("cost_ms")), fmt_speedup(f.get("speedup_if_lowered")),
-                 f["error"]] for f in doc["fallbacks"][:top]]
-        lines += ["", "Fell back at run time (device error, re-ran on the host; costliest first):",
-                  terminal_table(["node", "aten op", "kind", "cost ms", "speedup if lowered", "error"], rows,
-                                 len(doc["fallbacks"]), where, what="fallbacks")]
+        rows = [
+            [
+                f["node"],
+                f["target"],
+                f["kind"],
+                fmt_ms(f.get("cost_ms")),
+                fmt_speedup(f.get("speedup_if_lowered")),
+                f["error"],
+            ]
+            for f in doc["fallbacks"][:top]
+        ]
+        lines += [
+            "",
+            "Fell back at run time (device error, re-ran on the host; costliest first):",
+            terminal_table(
+                ["node", "aten op", "kind", "cost ms", "speedup if lowered", "error"],
+                rows,
+                len(doc["fallbacks"]),
+                where,
+                what="fallbacks",
+            ),
+        ]
     mem = doc["memory"]
     if mem and mem["oom_nodes"]:
-        rows = [[o["node"], o["target"], f"{o.get('peak') or o['per_bank']:,}",
-                 "-" if o.get("allocator_peak") is None else f"{o['allocator_peak']:,}", f"{o['bank_size']:,}",
-                 "OOM" if o["predicted"] else "fits", o["observed"], fmt_remedy(o)]
-                for o in mem["oom_nodes"][:top]]
+        rows = [
+            [
+                o["node"],
+                o["target"],
+                f"{o.get('peak') or o['per_bank']:,}",
+                "-" if o.get("allocator_peak") is None else f"{o['allocator_peak']:,}",
+                f"{o['bank_size']:,}",
+                "OOM" if o["predicted"] else "fits",
+                o["observed"],
+                fmt_remedy(o),
+            ]
+            for o in mem["oom_nodes"][:top]
+        ]
         agreement = mem["agreement"]
-        lines += ["", *_fit(f"Out of memory under {mem['config']} ({len(mem['oom_nodes'])} nodes; model vs "
-                            f"device: {agreement['agree']} agree, {agreement['predicted_only']} predicted only, "
-                            f"{agreement['observed_only']} observed only; the failing buffers in "
-                            "report.md):"),
-                  terminal_table(["node", "aten op", "peak/bank (model)",
-                                  "peak/bank (allocator)", "bank size", "model", "device", "remedy"],
-                                 rows, len(mem["oom_nodes"]), f"{where} and oom_nodes.csv (`fxport report`)",
-                                 what="OOM nodes")]
+        lines += [
+            "",
+            *_fit(
+                f"Out of memory under {mem['config']} ({len(mem['oom_nodes'])} nodes; model vs "
+                f"device: {agreement['agree']} agree, {agreement['predicted_only']} predicted only, "
+                f"{agreement['observed_only']} observed only; the failing buffers in "
+                "report.md):"
+            ),
+            terminal_table(
+                [
+                    "node",
+                    "aten op",
+                    "peak/bank (model)",
+                    "peak/bank (allocator)",
+                    "bank size",
+                    "model",
+                    "device",
+                    "remedy",
+                ],
+                rows,
+                len(mem["oom_nodes"]),
+                f"{where} and oom_nodes.csv (`fxport report`)",
+                what="OOM nodes",
+            ),
+        ]
     if doc["partitions"]:
         parts = sorted(doc["partitions"], key=lambda p: -p["op_count"])
         rows = [[p["name"], p["op_count"], len(p["inputs"]), len(p["outputs"])] for p in parts[:top]]
-        lines += ["", f"Device partitions: {len(parts)} (largest first):",
-                  terminal_table(["partition", "ops", "inputs", "outputs"], rows, len(parts), where,
-                                 what="partitions")]
+        lines += [
+            "",
+            f"Device partitions: {len(parts)} (largest first):",
+            terminal_table(["partition", "ops", "inputs", "outputs"], rows, len(parts), where, what="partitions"),
+        ]
     return "\n".join(lines)
 
 
@@ -136,8 +221,9 @@ def _fit(line: str) -> list[str]:
     lines already fit)."""
     if len(line) <= TERMINAL_WIDTH or "\n" in line:
         return [line]
-    return textwrap.wrap(line, TERMINAL_WIDTH, subsequent_indent="    ", break_long_words=False,
-                         break_on_hyphens=False) or [line]
+    return textwrap.wrap(
+        line, TERMINAL_WIDTH, subsequent_indent="    ", break_long_words=False, break_on_hyphens=False
+    ) or [line]
 
 
 def _estimate_lines(doc: dict, top: int, where: str) -> list[str]:
@@ -145,22 +231,44 @@ def _estimate_lines(doc: dict, top: int, where: str) -> list[str]:
     est = doc.get("estimate")
     if not isinstance(est, dict):
         return []
-    lines = ["", f"estimated time on {est['arch']} (predicted by the cost model; {est['assumptions']['latency']}): "
-                 f"{est['latency_ms']:.3f} ms per inference at batch {est['batch']}, "
-                 f"{est['throughput_per_s']:,.1f}/s; device {est['device_ms']:.3f} ms "
-                 f"(compute {est['device_split_ms']['compute']:.3f}, DRAM {est['device_split_ms']['dram']:.3f}, "
-                 f"dispatch {est['device_split_ms']['dispatch']:.3f}), host {est['host_ms']:.3f} ms, "
-                 f"transfers {est['transfer_ms']:.3f} ms ({est['transfers']}); bound: {est['bound']}",
-             f"host dispatch of the device ops ({fmt_dispatch_source(est)}): {est['dispatch_ms']:.1f} ms"
-             + (f" > device time: host-bound without Metal Trace, which would save {est['metal_trace_saves_ms']:.1f} ms"
-                if est["host_bound"] else ": below device time (not host-bound)")]
+    lines = [
+        "",
+        f"estimated time on {est['arch']} (predicted by the cost model; {est['assumptions']['latency']}): "
+        f"{est['latency_ms']:.3f} ms per inference at batch {est['batch']}, "
+        f"{est['throughput_per_s']:,.1f}/s; device {est['device_ms']:.3f} ms "
+        f"(compute {est['device_split_ms']['compute']:.3f}, DRAM {est['device_split_ms']['dram']:.3f}, "
+        f"dispatch {est['device_split_ms']['dispatch']:.3f}), host {est['host_ms']:.3f} ms, "
+        f"transfers {est['transfer_ms']:.3f} ms ({est['transfers']}); bound: {est['bound']}",
+        f"host dispatch of the device ops ({fmt_dispatch_source(est)}): {est['dispatch_ms']:.1f} ms"
+        + (
+            f" > device time: host-bound without Metal Trace, which would save {est['metal_trace_saves_ms']:.1f} ms"
+            if est["host_bound"]
+            else ": below device time (not host-bound)"
+        ),
+    ]
     islands = est.get("host_islands") or []
     if islands:
-        rows = [[i["first"], i["nodes"], ", ".join(i["modules"])[:50], fmt_ms(i["cost_ms"]),
-                 fmt_ms(i["transfer_ms"]), fmt_speedup(i["speedup_if_lowered"])] for i in islands[:top]]
-        lines += ["Host islands (connected host nodes), costliest first:",
-                  terminal_table(["first node", "nodes", "modules", "cost ms", "of which transfers ms",
-                                  "speedup if lowered"], rows, len(islands), where, what="host islands")]
+        rows = [
+            [
+                i["first"],
+                i["nodes"],
+                ", ".join(i["modules"])[:50],
+                fmt_ms(i["cost_ms"]),
+                fmt_ms(i["transfer_ms"]),
+                fmt_speedup(i["speedup_if_lowered"]),
+            ]
+            for i in islands[:top]
+        ]
+        lines += [
+            "Host islands (connected host nodes), costliest first:",
+            terminal_table(
+                ["first node", "nodes", "modules", "cost ms", "of which transfers ms", "speedup if lowered"],
+                rows,
+                len(islands),
+                where,
+                what="host islands",
+            ),
+        ]
     return lines
 
 
@@ -170,32 +278,58 @@ def _memory_lines(doc: dict, repeated: bool = False) -> list[str]:
     agreement = (doc.get("memory") or {}).get("agreement")
     if agreement:
         judged = agreement["agree"] + agreement["predicted_only"] + agreement["observed_only"]
-        lines.append(f"memory model vs allocator, node by node"
-                     + (" (distinct nodes, each judged once)" if repeated else "")
-                     + f": {agreement['agree']} of {judged} agree"
-                     + (f" ({100 * agreement['agree'] / judged:.1f}%)" if judged else "")
-                     + f", {agreement['predicted_only']} predicted only, {agreement['observed_only']} observed only")
+        lines.append(
+            f"memory model vs allocator, node by node"
+            + (" (distinct nodes, each judged once)" if repeated else "")
+            + f": {agreement['agree']} of {judged} agree"
+            + (f" ({100 * agreement['agree'] / judged:.1f}%)" if judged else "")
+            + f", {agreement['predicted_only']} predicted only, {agreement['observed_only']} observed only"
+        )
     share = doc.get("placement") or {}
     if doc["memory_config"] != "dram" and share.get("device_nodes"):
         plan = share.get("plan") or {}
-        lines.append(f"activations in L1: {100 * (share['l1_byte_share'] or 0):.1f}% of their bytes, "
-                     f"{100 * (share['l1_node_share'] or 0):.1f}% of device nodes ({share['l1_nodes']} of "
-                     f"{share['device_nodes']})"
-                     + (f"; placement took {plan['rounds']} rounds, {plan['demoted']} nodes kept out of L1 "
-                        "to make room" if plan else "")
-                     + (f"; {len(share['remedies_applied'])} remedies applied" if share.get("remedies_applied") else ""))
+        lines.append(
+            f"activations in L1: {100 * (share['l1_byte_share'] or 0):.1f}% of their bytes, "
+            f"{100 * (share['l1_node_share'] or 0):.1f}% of device nodes ({share['l1_nodes']} of "
+            f"{share['device_nodes']})"
+            + (
+                f"; placement took {plan['rounds']} rounds, {plan['demoted']} nodes kept out of L1 to make room"
+                if plan
+                else ""
+            )
+            + (f"; {len(share['remedies_applied'])} remedies applied" if share.get("remedies_applied") else "")
+        )
     return lines
 
 
 def _localized_lines(entries: list, top: int, where: str = "run.json") -> list[str]:
     if not entries:
         return ["Localised: no node's accumulated PCC drops below the threshold."]
-    rows = [[e["node"], e["target"], e["label"], f"{e['pcc']:.6f}", f"{e['inputs_pcc']:.6f}",
-             e["module"] or "<top>", e["source"]] for e in entries[:top]]
-    return [*_fit("Where error enters (accumulated PCC vs the fp32 reference drops below the threshold "
-                  "while its inputs are above; 'rounding': right to bf16, near-constant output):"),
-            terminal_table(["node", "aten op", "label", "PCC", "inputs PCC", "module", "source"], rows,
-                           len(entries), where, what="nodes")]
+    rows = [
+        [
+            e["node"],
+            e["target"],
+            e["label"],
+            f"{e['pcc']:.6f}",
+            f"{e['inputs_pcc']:.6f}",
+            e["module"] or "<top>",
+            e["source"],
+        ]
+        for e in entries[:top]
+    ]
+    return [
+        *_fit(
+            "Where error enters (accumulated PCC vs the fp32 reference drops below the threshold "
+            "while its inputs are above; 'rounding': right to bf16, near-constant output):"
+        ),
+        terminal_table(
+            ["node", "aten op", "label", "PCC", "inputs PCC", "module", "source"],
+            rows,
+            len(entries),
+            where,
+            what="nodes",
+        ),
+    ]
 
 
 def _accuracy_line(doc: dict) -> list[str]:
@@ -203,8 +337,11 @@ def _accuracy_line(doc: dict) -> list[str]:
     if not isinstance(acc, dict) or acc.get("verdict") == "not checked":
         return []
     if acc.get("verdict") == "fail":
-        return [f"ACCURACY FAILED: end-to-end PCC below {acc['threshold']}: " + "; ".join(acc["failing"])
-                + " (`fxport run --localize` finds where the error enters)"]
+        return [
+            f"ACCURACY FAILED: end-to-end PCC below {acc['threshold']}: "
+            + "; ".join(acc["failing"])
+            + " (`fxport run --localize` finds where the error enters)"
+        ]
     return [f"accuracy: pass (every output PCC >= {acc['threshold']})"]
 
 
@@ -212,8 +349,10 @@ def _pcc_lines(doc: dict, top: int, where: str = "run.json") -> list[str]:
     """End-to-end PCC: one line for a single output, a table per output tensor otherwise."""
     outputs = doc.get("outputs") or []
     if not doc["output_pcc"] or len(outputs) <= 1:
-        return ["end-to-end PCC vs fp32 torch: "
-                + (fmt_outputs_pcc(doc) if doc["output_pcc"] else "not computed (no values)")]
+        return [
+            "end-to-end PCC vs fp32 torch: "
+            + (fmt_outputs_pcc(doc) if doc["output_pcc"] else "not computed (no values)")
+        ]
     rows = [[o["path"], "x".join(map(str, o["shape"])), o["dtype"], fmt_output_pcc(o)] for o in outputs[:top]]
     table = terminal_table(["output", "shape", "dtype", "PCC"], rows, len(outputs), where, what="outputs")
     return ["end-to-end PCC vs fp32 torch, per output:", *table.splitlines()]

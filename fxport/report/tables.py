@@ -112,28 +112,55 @@ def coverage_rows(cov: dict) -> Rows:
 def group_rows(groups: dict[str, dict], label: str) -> Rows:
     """Coverage by op family or by module."""
     return [label, "nodes", "lowered", "lowered %", "on device"], [
-        [name, g["total"], g["lowered"], fmt_pct(g["lowered_pct"]), g["on_device"]]
-        for name, g in groups.items()]
+        [name, g["total"], g["lowered"], fmt_pct(g["lowered_pct"]), g["on_device"]] for name, g in groups.items()
+    ]
 
 
 def unsupported_rows(run: dict) -> Rows:
     """Ops the plan declined, costliest first (run.json ranks them): host time + transfers forced."""
-    return ["aten op", "family", "nodes", "cost ms (est.)", "speedup if lowered", "why the plan declined it",
-            "in modules (first 5)"], [
-        [u["target"], u["family"], u["count"], fmt_ms(u.get("cost_ms")), fmt_speedup(u.get("speedup_if_lowered")),
-         "; ".join(u["reasons"]), ", ".join(u["modules"])]
-        for u in run["unsupported"]]
+    return [
+        "aten op",
+        "family",
+        "nodes",
+        "cost ms (est.)",
+        "speedup if lowered",
+        "why the plan declined it",
+        "in modules (first 5)",
+    ], [
+        [
+            u["target"],
+            u["family"],
+            u["count"],
+            fmt_ms(u.get("cost_ms")),
+            fmt_speedup(u.get("speedup_if_lowered")),
+            "; ".join(u["reasons"]),
+            ", ".join(u["modules"]),
+        ]
+        for u in run["unsupported"]
+    ]
 
 
 def fallback_kind_rows(run: dict) -> Rows:
     return ["error kind", "aten op", "nodes", "cost ms (est.)", "example error"], [
-        [g["kind"], g["target"], g["nodes"], fmt_ms(g.get("cost_ms")), g["example"]] for g in fallback_kinds(run)]
+        [g["kind"], g["target"], g["nodes"], fmt_ms(g.get("cost_ms")), g["example"]] for g in fallback_kinds(run)
+    ]
 
 
 def fallback_rows(run: dict, width: int = 160) -> Rows:
     """Every fallback node, costliest first (as run.json ranks them)."""
-    rows = [[f["node"], f["target"], f["module"], f["kind"], f["repeat"], fmt_ms(f.get("cost_ms")),
-             fmt_speedup(f.get("speedup_if_lowered")), f["error"][:width]] for f in run["fallbacks"]]
+    rows = [
+        [
+            f["node"],
+            f["target"],
+            f["module"],
+            f["kind"],
+            f["repeat"],
+            fmt_ms(f.get("cost_ms")),
+            fmt_speedup(f.get("speedup_if_lowered")),
+            f["error"][:width],
+        ]
+        for f in run["fallbacks"]
+    ]
     return ["node", "aten op", "module", "kind", "repeat", "cost ms (est.)", "speedup if lowered", "error"], rows
 
 
@@ -141,16 +168,27 @@ def estimate_rows(run: dict) -> Rows:
     """The cost model's figures for the run (run.json `estimate`)."""
     e = run["estimate"]
     split = e["device_split_ms"]
-    rows = [["latency per inference (Metal Trace)", f"{e['latency_ms']:.3f} ms"],
-            ["throughput at batch", f"{e['throughput_per_s']:,.1f}/s (batch {e['batch']})"],
-            ["device", f"{e['device_ms']:.3f} ms (compute-bound ops {split['compute']:.3f}, DRAM-bound "
-                       f"{split['dram']:.3f}, dispatch-bound {split['dispatch']:.3f})"],
-            ["host nodes", f"{e['host_ms']:.3f} ms ({e['assumptions']['host_timing']})"],
-            ["transfers", f"{e['transfer_ms']:.3f} ms ({e['transfers']} moves between host and device)"],
-            ["bound", e["bound"]],
-            [f"host dispatch ({fmt_dispatch_source(e)})", f"{e['dispatch_ms']:.1f} ms: "
-             + (f"host-bound without Metal Trace (it would save {e['metal_trace_saves_ms']:.1f} ms)"
-                if e["host_bound"] else "below the device time")]]
+    rows = [
+        ["latency per inference (Metal Trace)", f"{e['latency_ms']:.3f} ms"],
+        ["throughput at batch", f"{e['throughput_per_s']:,.1f}/s (batch {e['batch']})"],
+        [
+            "device",
+            f"{e['device_ms']:.3f} ms (compute-bound ops {split['compute']:.3f}, DRAM-bound "
+            f"{split['dram']:.3f}, dispatch-bound {split['dispatch']:.3f})",
+        ],
+        ["host nodes", f"{e['host_ms']:.3f} ms ({e['assumptions']['host_timing']})"],
+        ["transfers", f"{e['transfer_ms']:.3f} ms ({e['transfers']} moves between host and device)"],
+        ["bound", e["bound"]],
+        [
+            f"host dispatch ({fmt_dispatch_source(e)})",
+            f"{e['dispatch_ms']:.1f} ms: "
+            + (
+                f"host-bound without Metal Trace (it would save {e['metal_trace_saves_ms']:.1f} ms)"
+                if e["host_bound"]
+                else "below the device time"
+            ),
+        ],
+    ]
     return ["", f"on {e['arch']}"], rows
 
 
@@ -158,9 +196,17 @@ def time_module_rows(run: dict) -> Rows:
     """Where the estimated time goes, per top-level module, largest first."""
     mods = run["estimate"]["by_module"]
     total = sum(m["total_ms"] for m in mods.values()) or 1.0
-    rows = [[name, f"{m['device_ms']:.3f}", f"{m['host_ms']:.3f}", f"{m['transfer_ms']:.3f}", f"{m['total_ms']:.3f}",
-             fmt_pct(100 * m["total_ms"] / total)]
-            for name, m in sorted(mods.items(), key=lambda kv: -kv[1]["total_ms"])]
+    rows = [
+        [
+            name,
+            f"{m['device_ms']:.3f}",
+            f"{m['host_ms']:.3f}",
+            f"{m['transfer_ms']:.3f}",
+            f"{m['total_ms']:.3f}",
+            fmt_pct(100 * m["total_ms"] / total),
+        ]
+        for name, m in sorted(mods.items(), key=lambda kv: -kv[1]["total_ms"])
+    ]
     return ["module", "device ms", "host ms", "transfer ms", "total ms", "share"], rows
 
 
@@ -172,8 +218,16 @@ def fmt_dispatch_source(e: dict) -> str:
 
 def island_rows(run: dict) -> Rows:
     return ["first node", "nodes", "modules", "cost ms", "of which transfers ms", "speedup if lowered"], [
-        [i["first"], i["nodes"], ", ".join(i["modules"]), fmt_ms(i["cost_ms"]), fmt_ms(i["transfer_ms"]),
-         fmt_speedup(i["speedup_if_lowered"])] for i in run["estimate"]["host_islands"]]
+        [
+            i["first"],
+            i["nodes"],
+            ", ".join(i["modules"]),
+            fmt_ms(i["cost_ms"]),
+            fmt_ms(i["transfer_ms"]),
+            fmt_speedup(i["speedup_if_lowered"]),
+        ]
+        for i in run["estimate"]["host_islands"]
+    ]
 
 
 def fmt_remedy(o: dict) -> str:
@@ -188,22 +242,65 @@ def fmt_remedy(o: dict) -> str:
 def oom_rows(run: dict) -> Rows:
     """Why each OOM node does not fit: the failing buffer, the memory model's peak per bank beside
     the allocator's (from its error), the bank size, and the verified remedy."""
-    rows = [[o["node"], o["target"], o["config"], o.get("buffer") or "-", o.get("allocator") or "-",
-             fmt_bytes(o.get("peak") or o["per_bank"]), fmt_bytes(o.get("allocator_peak")), fmt_bytes(o["bank_size"]),
-             o["severity"], o["cause"], o["padding"], "OOM" if o["predicted"] else "fits", o["observed"],
-             fmt_remedy(o)] for o in (run["memory"] or {}).get("oom_nodes", [])]
-    return ["node", "aten op", "config", "failing buffer (model)", "failing buffer (allocator)",
-            "peak per bank (model, predicted)", "peak per bank (allocator, real)", "bank size", "severity",
-            "cause", "padding", "memory model (predicted)", "device verdict (real)", "remedy"], rows
+    rows = [
+        [
+            o["node"],
+            o["target"],
+            o["config"],
+            o.get("buffer") or "-",
+            o.get("allocator") or "-",
+            fmt_bytes(o.get("peak") or o["per_bank"]),
+            fmt_bytes(o.get("allocator_peak")),
+            fmt_bytes(o["bank_size"]),
+            o["severity"],
+            o["cause"],
+            o["padding"],
+            "OOM" if o["predicted"] else "fits",
+            o["observed"],
+            fmt_remedy(o),
+        ]
+        for o in (run["memory"] or {}).get("oom_nodes", [])
+    ]
+    return [
+        "node",
+        "aten op",
+        "config",
+        "failing buffer (model)",
+        "failing buffer (allocator)",
+        "peak per bank (model, predicted)",
+        "peak per bank (allocator, real)",
+        "bank size",
+        "severity",
+        "cause",
+        "padding",
+        "memory model (predicted)",
+        "device verdict (real)",
+        "remedy",
+    ], rows
 
 
 def oom_shape_rows(run: dict) -> Rows:
-    rows = [[o["node"], o["module"] or "<top>", o["repeat"],
-             "; ".join(map(fmt_shape, o["inputs"])) + " -> " + "; ".join(map(fmt_shape, o["outputs"])),
-             fmt_bytes(o["resident_bytes"]), fmt_bytes(o["logical_bytes"]), o["banks"]]
-            for o in (run["memory"] or {}).get("oom_nodes", [])]
-    return ["node", "module", "repeat", "inputs -> outputs (as captured)", "resident on device (tile-padded)",
-            "logical", "banks"], rows
+    rows = [
+        [
+            o["node"],
+            o["module"] or "<top>",
+            o["repeat"],
+            "; ".join(map(fmt_shape, o["inputs"])) + " -> " + "; ".join(map(fmt_shape, o["outputs"])),
+            fmt_bytes(o["resident_bytes"]),
+            fmt_bytes(o["logical_bytes"]),
+            o["banks"],
+        ]
+        for o in (run["memory"] or {}).get("oom_nodes", [])
+    ]
+    return [
+        "node",
+        "module",
+        "repeat",
+        "inputs -> outputs (as captured)",
+        "resident on device (tile-padded)",
+        "logical",
+        "banks",
+    ], rows
 
 
 def partition_rows(run: dict, names: int = 4) -> Rows:
@@ -212,15 +309,27 @@ def partition_rows(run: dict, names: int = 4) -> Rows:
 
     parts = sorted(run["partitions"], key=lambda p: (-p["op_count"], p["name"]))
     return ["partition", "ops", "first .. last op", "inputs", "inputs (first)", "outputs", "outputs (first)"], [
-        [p["name"], p["op_count"], f"{p['nodes'][0]} .. {p['nodes'][-1]}" if p["nodes"] else "",
-         len(p["inputs"]), some(p["inputs"]), len(p["outputs"]), some(p["outputs"])] for p in parts]
+        [
+            p["name"],
+            p["op_count"],
+            f"{p['nodes'][0]} .. {p['nodes'][-1]}" if p["nodes"] else "",
+            len(p["inputs"]),
+            some(p["inputs"]),
+            len(p["outputs"]),
+            some(p["outputs"]),
+        ]
+        for p in parts
+    ]
 
 
 def host_node_rows(run: dict) -> Rows:
     """Nodes the plan left on the host, with their location (Torch-TensorRT's 'nodes left in
     Torch'); run-time fallbacks have their own table."""
-    rows = [[n["node"], n["target"], module_label(n), n.get("source", ""), n["reason"]]
-            for n in run["nodes"] if n["status"] == "host"]
+    rows = [
+        [n["node"], n["target"], module_label(n), n.get("source", ""), n["reason"]]
+        for n in run["nodes"]
+        if n["status"] == "host"
+    ]
     return ["node", "aten op", "module", "source", "why the plan declined it"], rows
 
 
@@ -237,7 +346,8 @@ def lowest_pcc_rows(run: dict, limit: int) -> Rows:
     nodes = sorted((n for n in run["nodes"] if n["pcc"] is not None), key=lambda n: (n["pcc"], n["node"]))
     return ["node", "aten op", "module", "status", "PCC vs fp32 torch"], [
         [n["node"], n["target"], n["module"] or "<top>", _STATUS.get(n["status"], n["status"]), f"{n['pcc']:.6f}"]
-        for n in nodes[:limit]]
+        for n in nodes[:limit]
+    ]
 
 
 def overview_rows(sweep: dict, link) -> Rows:
@@ -245,17 +355,44 @@ def overview_rows(sweep: dict, link) -> Rows:
     rows = []
     for e in sweep["entries"]:
         c = e["coverage"] or {}
-        rows.append([link(e), "x".join(map(str, e["input_shape"])), e["status"].upper(),
-                     c.get("total", "-"), fmt_pct(c.get("planned_pct")), fmt_pct(c.get("device_pct")),
-                     c.get("fallback", "-"), c.get("host", "-"), c.get("not_run", "-"),
-                     e["oom_nodes"] if e["status"] == "ok" else "-",
-                     e["unsupported_ops"] if e["status"] == "ok" else "-",
-                     fmt_agreement(e.get("memory_agreement")), fmt_l1_share(e.get("l1_share")),
-                     fmt_pcc(e["output_pcc"]) if e["status"] == "ok" else "-", fmt_latency(e.get("estimate")),
-                     e["error"]])
-    return ["entry", "input", "status", "aten nodes", "lowered %", "on device %", "fell back",
-            "host", "not run", "OOM nodes", "ops declined", "memory model = allocator",
-            "L1 share (bytes / nodes)", "output PCC", "latency ms (est.)", "error"], rows
+        rows.append(
+            [
+                link(e),
+                "x".join(map(str, e["input_shape"])),
+                e["status"].upper(),
+                c.get("total", "-"),
+                fmt_pct(c.get("planned_pct")),
+                fmt_pct(c.get("device_pct")),
+                c.get("fallback", "-"),
+                c.get("host", "-"),
+                c.get("not_run", "-"),
+                e["oom_nodes"] if e["status"] == "ok" else "-",
+                e["unsupported_ops"] if e["status"] == "ok" else "-",
+                fmt_agreement(e.get("memory_agreement")),
+                fmt_l1_share(e.get("l1_share")),
+                fmt_pcc(e["output_pcc"]) if e["status"] == "ok" else "-",
+                fmt_latency(e.get("estimate")),
+                e["error"],
+            ]
+        )
+    return [
+        "entry",
+        "input",
+        "status",
+        "aten nodes",
+        "lowered %",
+        "on device %",
+        "fell back",
+        "host",
+        "not run",
+        "OOM nodes",
+        "ops declined",
+        "memory model = allocator",
+        "L1 share (bytes / nodes)",
+        "output PCC",
+        "latency ms (est.)",
+        "error",
+    ], rows
 
 
 def fmt_latency(e: dict | None) -> str:
@@ -298,26 +435,59 @@ def family_matrix_rows(sweep: dict) -> Rows:
     rows = []
     for e in sweep["entries"]:
         fam = e["coverage_by_family"] or {}
-        rows.append([e["key"], *(f"{fmt_pct(fam[f]['lowered_pct'])} ({fam[f]['on_device']}/{fam[f]['total']})"
-                                 if f in fam else ("" if e["status"] == "ok" else "failed") for f in families)])
+        rows.append(
+            [
+                e["key"],
+                *(
+                    f"{fmt_pct(fam[f]['lowered_pct'])} ({fam[f]['on_device']}/{fam[f]['total']})"
+                    if f in fam
+                    else ("" if e["status"] == "ok" else "failed")
+                    for f in families
+                ),
+            ]
+        )
     return ["entry", *families], rows
 
 
 # --- CSV (raw values) ---
+
 
 def write_sweep_csv(sweep: dict, path: Path) -> Path:
     """One row per entry; a failed entry has its error and empty numbers (no result, not zero)."""
     cov_fields = ["total", "planned", "planned_pct", "on_device", "device_pct", "fallback", "host", "not_run"]
     with atomic_open(path, newline="") as f:
         w = csv.writer(f)
-        w.writerow(["key", "model", "input_shape", "status", "error", *cov_fields, "fallback_nodes",
-                    "oom_nodes", "unsupported_ops", "output_pcc", "run"])
+        w.writerow(
+            [
+                "key",
+                "model",
+                "input_shape",
+                "status",
+                "error",
+                *cov_fields,
+                "fallback_nodes",
+                "oom_nodes",
+                "unsupported_ops",
+                "output_pcc",
+                "run",
+            ]
+        )
         for e in sweep["entries"]:
             c = e["coverage"] or {}
             counts = [e["fallbacks"], e["oom_nodes"], e["unsupported_ops"]] if e["status"] == "ok" else ["", "", ""]
-            w.writerow([e["key"], e["model"], "x".join(map(str, e["input_shape"])), e["status"], e["error"],
-                        *(c.get(k, "") for k in cov_fields), *counts, ";".join(map(str, e["output_pcc"])),
-                        e["run"] or ""])
+            w.writerow(
+                [
+                    e["key"],
+                    e["model"],
+                    "x".join(map(str, e["input_shape"])),
+                    e["status"],
+                    e["error"],
+                    *(c.get(k, "") for k in cov_fields),
+                    *counts,
+                    ";".join(map(str, e["output_pcc"])),
+                    e["run"] or "",
+                ]
+            )
     return path
 
 
@@ -333,8 +503,19 @@ def write_blocking_csv(sweep: dict, path: Path) -> Path:
     return path
 
 
-NODE_FIELDS = ["node", "target", "module", "partition", "status", "ttnn", "reason", "error_kind", "error",
-               "pcc", "repeat"]
+NODE_FIELDS = [
+    "node",
+    "target",
+    "module",
+    "partition",
+    "status",
+    "ttnn",
+    "reason",
+    "error_kind",
+    "error",
+    "pcc",
+    "repeat",
+]
 
 
 def write_nodes_csv(run: dict, path: Path) -> Path:
@@ -346,10 +527,32 @@ def write_nodes_csv(run: dict, path: Path) -> Path:
     return path
 
 
-OOM_FIELDS = ["node", "target", "module", "repeat", "config", "inputs", "outputs", "resident_bytes",
-              "logical_bytes", "per_bank", "bank_size", "banks", "severity", "cause", "padding",
-              "remedy", "remedy_verified", "predicted", "observed", "buffer", "allocator", "peak",
-              "allocator_peak", "disagreement"]
+OOM_FIELDS = [
+    "node",
+    "target",
+    "module",
+    "repeat",
+    "config",
+    "inputs",
+    "outputs",
+    "resident_bytes",
+    "logical_bytes",
+    "per_bank",
+    "bank_size",
+    "banks",
+    "severity",
+    "cause",
+    "padding",
+    "remedy",
+    "remedy_verified",
+    "predicted",
+    "observed",
+    "buffer",
+    "allocator",
+    "peak",
+    "allocator_peak",
+    "disagreement",
+]
 
 
 def write_oom_csv(run: dict, path: Path) -> Path:
@@ -357,8 +560,13 @@ def write_oom_csv(run: dict, path: Path) -> Path:
         w = csv.DictWriter(f, fieldnames=OOM_FIELDS, extrasaction="ignore")
         w.writeheader()
         for o in (run["memory"] or {}).get("oom_nodes", []):
-            w.writerow({**o, "inputs": "; ".join(map(fmt_shape, o["inputs"])),
-                        "outputs": "; ".join(map(fmt_shape, o["outputs"]))})
+            w.writerow(
+                {
+                    **o,
+                    "inputs": "; ".join(map(fmt_shape, o["inputs"])),
+                    "outputs": "; ".join(map(fmt_shape, o["outputs"])),
+                }
+            )
     return path
 
 

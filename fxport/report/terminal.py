@@ -17,23 +17,26 @@ def more_line(left_out: int, where: str, what: str = "rows") -> str:
     return f"... {left_out} more {what} in {where}"
 
 
-def terminal_table(headers: list[str], rows: list[list], total: int | None = None, where: str = "",
-                   width: int = TERMINAL_WIDTH, what: str = "rows") -> str:
+def terminal_table(
+    headers: list[str],
+    rows: list[list],
+    total: int | None = None,
+    where: str = "",
+    width: int = TERMINAL_WIDTH,
+    what: str = "rows",
+) -> str:
     """`rows` as a table at most `width` columns wide. `total`: how many rows there are in all
     (when `rows` are the first of them); `where`: where the rest is (a file)."""
     cells = [[_text(c) for c in row] for row in rows]
     # tabulate makes a column 2 wider than its header's longest line
-    widths = [max([_longest_line(headers[i]) + 2] + [_longest_line(r[i]) for r in cells])
-              for i in range(len(headers))]
+    widths = [max([_longest_line(headers[i]) + 2] + [_longest_line(r[i]) for r in cells]) for i in range(len(headers))]
     # The narrowest a column can be: its longest word (a header may wrap too)
-    floors = [max([_longest_word(headers[i]) + 2] + [_longest_word(r[i]) for r in cells])
-              for i in range(len(headers))]
+    floors = [max([_longest_word(headers[i]) + 2] + [_longest_word(r[i]) for r in cells]) for i in range(len(headers))]
     budget = width
     while True:
         limits = _limits(widths, floors, budget)
         wrapped = [[_wrap(c, limits[i]) for i, c in enumerate(row)] for row in rows]
-        table = tabulate(wrapped, headers=[_wrap(h, limits[i] - 2) for i, h in enumerate(headers)],
-                         tablefmt="simple")
+        table = tabulate(wrapped, headers=[_wrap(h, limits[i] - 2) for i, h in enumerate(headers)], tablefmt="simple")
         excess = max((len(line) for line in table.splitlines()), default=0) - width
         # tabulate pads some columns beyond their cells: take the excess off the budget and retry
         if excess <= 0 or limits == floors or budget <= 0:

@@ -23,7 +23,7 @@ from fxport.settings import PCC_THRESHOLD
 
 # One bf16 step (8 significant bits): changes smaller than this, relative to the output's size,
 # are below what the device can represent, so they cannot show whether the device got them right.
-_BF16_STEP = 2.0 ** -8
+_BF16_STEP = 2.0**-8
 
 NOT_DEPENDENT = "output does not depend on input"
 CONSTANT = "reference output is constant"
@@ -42,9 +42,13 @@ class OutputCheck:
     note: str = ""  # why it is uninformative, or why it was not checked
 
     def to_dict(self) -> dict:
-        return {"path": self.path, **(self.spec.to_dict() if self.spec else {}),
-                "pcc": None if self.pcc is None else round(self.pcc, 6),
-                "informative": self.informative, "note": self.note}
+        return {
+            "path": self.path,
+            **(self.spec.to_dict() if self.spec else {}),
+            "pcc": None if self.pcc is None else round(self.pcc, 6),
+            "informative": self.informative,
+            "note": self.note,
+        }
 
     @property
     def shown_pcc(self) -> float | None:
@@ -65,8 +69,11 @@ class Accuracy:
     @classmethod
     def of(cls, checks: list[OutputCheck], threshold: float = PCC_THRESHOLD) -> "Accuracy":
         scored = [c for c in checks if c.shown_pcc is not None]
-        failing = tuple(f"{c.path} {c.pcc:.6f} < {threshold}" + (f" ({c.note})" if c.note else "")
-                        for c in scored if not c.pcc >= threshold)
+        failing = tuple(
+            f"{c.path} {c.pcc:.6f} < {threshold}" + (f" ({c.note})" if c.note else "")
+            for c in scored
+            if not c.pcc >= threshold
+        )
         verdict = "fail" if failing else "pass" if scored else "not checked"
         return cls(threshold, verdict, failing)
 
@@ -134,7 +141,7 @@ def _shuffled(t: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     out = torch.empty_like(flat)
     moved = out[:head].view(grid.shape)
     for start in range(0, grid.shape[0], 1024):  # a block of rows at a time: no full-size temporary
-        moved[start:start + 1024] = grid[rows[start:start + 1024]][:, columns]
+        moved[start : start + 1024] = grid[rows[start : start + 1024]][:, columns]
     out[head:] = flat[head:][torch.randperm(n - head, generator=generator)]
     return out.view(t.shape)
 
@@ -148,8 +155,10 @@ def _more_than_two_values(t: torch.Tensor) -> bool:
     if others is None:  # streaming: the first value different from `first`, then a third one
         second = None
         for start in range(0, flat.numel(), CHUNK):
-            piece = flat[start:start + CHUNK]
-            piece = piece[(piece != first) & ~torch.isnan(piece)] if piece.is_floating_point() else piece[piece != first]
+            piece = flat[start : start + CHUNK]
+            piece = (
+                piece[(piece != first) & ~torch.isnan(piece)] if piece.is_floating_point() else piece[piece != first]
+            )
             if second is None and piece.numel():
                 second = piece[0]
             if second is not None and bool((piece != second).any()):
@@ -171,8 +180,13 @@ class Dependence:
 def output_dependence(reference: Any, varied: Any) -> Dependence:
     """Compare the reference with the outputs on varied inputs (None: no input could be varied)."""
     moved = dict(named_leaves(varied, "out")) if varied is not None else {}
-    return Dependence({path: _informative(ref, moved.get(path), varied is not None)
-                       for path, ref in named_leaves(reference, "out") if isinstance(ref, torch.Tensor)})
+    return Dependence(
+        {
+            path: _informative(ref, moved.get(path), varied is not None)
+            for path, ref in named_leaves(reference, "out")
+            if isinstance(ref, torch.Tensor)
+        }
+    )
 
 
 def check_outputs(actual: Any, reference: Any, varied: Any = None) -> list[OutputCheck]:
@@ -206,7 +220,7 @@ def _nonfinite(ref: torch.Tensor) -> tuple[int, list[int]] | None:
         return None
     flat, count, first = ref.detach().reshape(-1), 0, None
     for start in range(0, flat.numel(), CHUNK):  # streamed: no full-size mask of a huge output
-        bad = ~torch.isfinite(flat[start:start + CHUNK])
+        bad = ~torch.isfinite(flat[start : start + CHUNK])
         found = int(bad.sum())
         if found and first is None:
             first = start + int(bad.nonzero()[0, 0])
@@ -218,8 +232,11 @@ def _nonfinite(ref: torch.Tensor) -> tuple[int, list[int]] | None:
 
 def unchecked_outputs(reference: Any, note: str) -> list[OutputCheck]:
     """Output leaves with no PCC (a verdict run, or a call the reference check skipped)."""
-    return [OutputCheck(path, TensorSpec.of(leaf), None, None, note)
-            for path, leaf in named_leaves(reference, "out") if isinstance(leaf, torch.Tensor)]
+    return [
+        OutputCheck(path, TensorSpec.of(leaf), None, None, note)
+        for path, leaf in named_leaves(reference, "out")
+        if isinstance(leaf, torch.Tensor)
+    ]
 
 
 def _informative(ref: torch.Tensor, varied: Any, checked: bool) -> tuple[bool | None, str]:

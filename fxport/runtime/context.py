@@ -67,9 +67,13 @@ class CallCounts:
 
     def since(self, earlier: "CallCounts") -> "CallCounts":
         """The calls made after `earlier` (a copy of these counts taken then)."""
-        return CallCounts(self.compute - earlier.compute, self.layout - earlier.layout,
-                          self.transfer - earlier.transfer, self.weights - earlier.weights,
-                          self.ops - earlier.ops)
+        return CallCounts(
+            self.compute - earlier.compute,
+            self.layout - earlier.layout,
+            self.transfer - earlier.transfer,
+            self.weights - earlier.weights,
+            self.ops - earlier.ops,
+        )
 
     def repeated(self, calls: "CallCounts", times: int) -> None:
         """Add `times` more runs of a node's `calls` (a node a folded capture traced once but runs
@@ -82,9 +86,14 @@ class CallCounts:
                 self.ops[name] += times * n
 
     def to_dict(self) -> dict:
-        return {"compute": self.compute, "layout": self.layout, "transfer": self.transfer,
-                "per_inference": self.per_inference, "weights_once": self.weights,
-                "by_op": dict(sorted(self.ops.items()))}
+        return {
+            "compute": self.compute,
+            "layout": self.layout,
+            "transfer": self.transfer,
+            "per_inference": self.per_inference,
+            "weights_once": self.weights,
+            "by_op": dict(sorted(self.ops.items())),
+        }
 
 
 class DeviceConstants:
@@ -141,8 +150,10 @@ class LoweringContext:
         if self.values == "emulate" and not self.device.is_mock:
             raise ValueError("golden-function values are for mock devices; hardware computes them")
         if self.values == "device" and self.device.is_mock:
-            raise ValueError("a mock device runs no kernels, so it has no values to read back; "
-                             "use values 'emulate' (golden functions) or 'none'")
+            raise ValueError(
+                "a mock device runs no kernels, so it has no values to read back; "
+                "use values 'emulate' (golden functions) or 'none'"
+            )
         if self.memory not in MEMORY_MODES:
             raise ValueError(f"memory must be one of {MEMORY_MODES}, not {self.memory!r}")
         if self.weights not in WEIGHT_DTYPES:
@@ -152,12 +163,16 @@ class LoweringContext:
         if self.activations not in ACTIVATION_DTYPES:
             raise ValueError(f"activations must be one of {ACTIVATION_DTYPES}, not {self.activations!r}")
         self.ttnn = ttnn
-        self.ops = DualOps(ttnn, emulate=self.values == "emulate", on_call=self.count,
-                           cache=self.cache if self.values == "none" else None,
-                           device=self.device.device,
-                           is_environment_error=lambda exc: environment_error(self.device, exc) is not None,
-                           on_result=self._record if self.recorder is not None else None,
-                           quiet=self.recorder.pause if self.recorder is not None else None)
+        self.ops = DualOps(
+            ttnn,
+            emulate=self.values == "emulate",
+            on_call=self.count,
+            cache=self.cache if self.values == "none" else None,
+            device=self.device.device,
+            is_environment_error=lambda exc: environment_error(self.device, exc) is not None,
+            on_result=self._record if self.recorder is not None else None,
+            quiet=self.recorder.pause if self.recorder is not None else None,
+        )
         self.memory_config = self._config(self.memory)
         # Per-node knobs the executor sets from the plan's placement and remedies (`placed`);
         # rules read them like the memory config: tensors kept row-major, conv DRAM slicing.
@@ -175,8 +190,12 @@ class LoweringContext:
         ttnn = self.ttnn
         extra: dict = {}
         if self.fidelity:
-            fidelity = {"lofi": ttnn.MathFidelity.LoFi, "hifi2": ttnn.MathFidelity.HiFi2,
-                        "hifi3": ttnn.MathFidelity.HiFi3, "hifi4": ttnn.MathFidelity.HiFi4}[self.fidelity]
+            fidelity = {
+                "lofi": ttnn.MathFidelity.LoFi,
+                "hifi2": ttnn.MathFidelity.HiFi2,
+                "hifi3": ttnn.MathFidelity.HiFi3,
+                "hifi4": ttnn.MathFidelity.HiFi4,
+            }[self.fidelity]
             config = ttnn.init_device_compute_kernel_config(self.device.device.arch(), math_fidelity=fidelity)
             extra["compute_config" if op == "conv2d" else "compute_kernel_config"] = config
         if self.activations != "bfloat16" and op in ("matmul", "conv2d"):
@@ -248,7 +267,8 @@ class LoweringContext:
         slices = getattr(remedy, "slices", 0)
         if slices:
             self.slice_config = self.ttnn.Conv2dSliceConfig(
-                slice_type=self.ttnn.Conv2dDRAMSliceHeight, num_slices=slices)
+                slice_type=self.ttnn.Conv2dDRAMSliceHeight, num_slices=slices
+            )
         try:
             yield
         finally:
@@ -265,8 +285,9 @@ class LoweringContext:
                 key = self.constants.key(value.tensor, layout, str(dtype))
                 if key not in self.constants.copies:
                     with self.counting("weights"):
-                        self.constants.copies[key] = self._upload(value.tensor, want_layout, dtype,
-                                                                  ttnn.DRAM_MEMORY_CONFIG)
+                        self.constants.copies[key] = self._upload(
+                            value.tensor, want_layout, dtype, ttnn.DRAM_MEMORY_CONFIG
+                        )
                 return self.constants.copies[key]
             key = (layout, str(dtype))
             # Cached on the value: a host value feeding several nodes moves once, and its device
@@ -295,12 +316,17 @@ class LoweringContext:
         dtype = dtype or self.dtype
         if t.is_meta:  # verdicts only: allocate, transfer nothing
             self.count("empty")
-            return TTValue(ttnn.empty(list(t.shape), dtype=dtype, layout=layout, device=self.device.device,
-                                      memory_config=memory_config), None)
+            return TTValue(
+                ttnn.empty(
+                    list(t.shape), dtype=dtype, layout=layout, device=self.device.device, memory_config=memory_config
+                ),
+                None,
+            )
         if dtype in (ttnn.uint32, ttnn.int32):
             t = t.to(torch.int32)
-        return self.ops.from_torch(t, dtype=dtype, layout=layout, device=self.device.device,
-                                   memory_config=memory_config)
+        return self.ops.from_torch(
+            t, dtype=dtype, layout=layout, device=self.device.device, memory_config=memory_config
+        )
 
     def host(self, value: Any, like: torch.Tensor | None = None, count: bool = True) -> Any:
         """The value as a torch tensor on the host (golden value on a mock; read back on hardware),
@@ -314,8 +340,7 @@ class LoweringContext:
             if value.golden is not None:
                 t = value.golden
             elif self.values == "none":
-                t = torch.empty(value.shape, dtype=like.dtype if like is not None else torch.float32,
-                                device="meta")
+                t = torch.empty(value.shape, dtype=like.dtype if like is not None else torch.float32, device="meta")
             else:
                 t = self.ttnn.to_torch(value.tt)
             if count and self.recorder is not None:

@@ -85,7 +85,8 @@ def prepare_mock_environment(arch: str = DEFAULT_MOCK_ARCH) -> MockRuntime:
         chosen = "real hardware" if _process_cluster == "hardware" else f"a mock {_process_cluster}"
         raise DeviceConflict(
             f"cannot use a mock {arch}: TT-Metal in this process is already set up for {chosen} "
-            "(it reads its cluster once per process); open the other device in a subprocess")
+            "(it reads its cluster once per process); open the other device in a subprocess"
+        )
     runtime = claim_runtime()
     quiet_tt_logs()
     os.environ["TT_METAL_RUNTIME_ROOT"] = f"{runtime.root}/"  # TT-Metal requires the slash
@@ -142,8 +143,14 @@ class DeviceHandle:
         self.close()
 
 
-def open_device(kind: str = "auto", arch: str | None = None, *, device_id: int = 0,
-                timeout: float = DEFAULT_TIMEOUT, **ttnn_options: Any) -> DeviceHandle:
+def open_device(
+    kind: str = "auto",
+    arch: str | None = None,
+    *,
+    device_id: int = 0,
+    timeout: float = DEFAULT_TIMEOUT,
+    **ttnn_options: Any,
+) -> DeviceHandle:
     """Open a device. `kind`: "hardware" (a real card), "mock", or "auto" (hardware when a card
     is present and neither this process nor the environment has chosen a mock, else mock).
 
@@ -159,8 +166,9 @@ def open_device(kind: str = "auto", arch: str | None = None, *, device_id: int =
         raise ValueError(f"unknown device kind {kind!r}; expected one of {', '.join(KINDS)}")
     check_host_environment()
     if kind == "auto":
-        mock_chosen = (_process_cluster not in (None, "hardware")
-                       or bool(os.environ.get("TT_METAL_MOCK_CLUSTER_DESC_PATH")))
+        mock_chosen = _process_cluster not in (None, "hardware") or bool(
+            os.environ.get("TT_METAL_MOCK_CLUSTER_DESC_PATH")
+        )
         kind = "hardware" if hardware_present() and not mock_chosen else "mock"
     if kind == "mock":
         current = _process_cluster if _process_cluster != "hardware" else None
@@ -172,9 +180,11 @@ def open_device(kind: str = "auto", arch: str | None = None, *, device_id: int =
     import ttnn
 
     if not hasattr(ttnn, "open_device"):
-        raise EnvironmentFault(f"the ttnn Python imports, {getattr(ttnn, '__path__', ['?'])[0]}, is not TT-NN (a "
-                               "folder or package named ttnn shadows the installed one); rename it or run "
-                               "from another directory")
+        raise EnvironmentFault(
+            f"the ttnn Python imports, {getattr(ttnn, '__path__', ['?'])[0]}, is not TT-NN (a "
+            "folder or package named ttnn shadows the installed one); rename it or run "
+            "from another directory"
+        )
     device = ttnn.open_device(device_id=device_id, **ttnn_options)
     try:
         actual_arch = ttnn.cluster.get_cluster_type().name.lower()
@@ -186,11 +196,16 @@ def open_device(kind: str = "auto", arch: str | None = None, *, device_id: int =
     except BaseException:
         ttnn.close_device(device)
         raise
-    banks = BankSpec(l1_bank_count=l1.num_banks, l1_bank_size=l1.total_bytes_per_bank,
-                     dram_bank_count=dram.num_banks, dram_bank_size=dram.total_bytes_per_bank,
-                     l1_small_bank_size=l1_small.total_bytes_per_bank)
-    handle = DeviceHandle(kind=kind, arch=actual_arch, device=device, banks=banks,
-                          mock_runtime=runtime, calls=DeviceCalls(timeout))
+    banks = BankSpec(
+        l1_bank_count=l1.num_banks,
+        l1_bank_size=l1.total_bytes_per_bank,
+        dram_bank_count=dram.num_banks,
+        dram_bank_size=dram.total_bytes_per_bank,
+        l1_small_bank_size=l1_small.total_bytes_per_bank,
+    )
+    handle = DeviceHandle(
+        kind=kind, arch=actual_arch, device=device, banks=banks, mock_runtime=runtime, calls=DeviceCalls(timeout)
+    )
     try:
         canary(handle)
     except BaseException:
@@ -205,12 +220,16 @@ def check_host_environment() -> None:
     cause instead."""
     home = os.environ.get("HOME")
     if not home or not os.path.isdir(home):
-        raise EnvironmentFault(f"HOME is {'not set' if not home else f'{home!r}, not a folder'}: TT-Metal "
-                               "needs a home folder (it crashes without one); set HOME and rerun")
+        raise EnvironmentFault(
+            f"HOME is {'not set' if not home else f'{home!r}, not a folder'}: TT-Metal "
+            "needs a home folder (it crashes without one); set HOME and rerun"
+        )
     tmp = os.environ.get("TMPDIR") or "/tmp"
     if not (os.path.isdir(tmp) and os.access(tmp, os.W_OK | os.X_OK)):
-        raise EnvironmentFault(f"the temporary folder {tmp!r} (TMPDIR) is not a writable folder: TT-Metal "
-                               "needs one (it crashes without one); set TMPDIR to a writable folder")
+        raise EnvironmentFault(
+            f"the temporary folder {tmp!r} (TMPDIR) is not a writable folder: TT-Metal "
+            "needs one (it crashes without one); set TMPDIR to a writable folder"
+        )
 
 
 CANARY_TIMEOUT = 60.0  # seconds; the canary takes about 50 ms with an empty JIT cache
@@ -225,8 +244,7 @@ def canary(dev: DeviceHandle) -> None:
     import ttnn
 
     def program():
-        a = ttnn.from_torch(torch.ones(32, 32), dtype=ttnn.bfloat16, layout=ttnn.TILE_LAYOUT,
-                            device=dev.device)
+        a = ttnn.from_torch(torch.ones(32, 32), dtype=ttnn.bfloat16, layout=ttnn.TILE_LAYOUT, device=dev.device)
         return tuple(ttnn.to_torch(ttnn.matmul(a, a)).shape)
 
     try:
@@ -234,12 +252,12 @@ def canary(dev: DeviceHandle) -> None:
         if shape != (32, 32):
             raise RuntimeError(f"returned shape {shape}, not (32, 32)")
     except DeviceTimeout as exc:
-        raise EnvironmentFault(f"the {dev.kind} {dev.arch} failed its self-test: {exc}; "
-                               + _fix(dev)) from None
+        raise EnvironmentFault(f"the {dev.kind} {dev.arch} failed its self-test: {exc}; " + _fix(dev)) from None
     except Exception as exc:
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
-        raise EnvironmentFault(f"the {dev.kind} {dev.arch} failed its self-test (a 32x32 matmul): "
-                               f"{first}; {_fix(dev)}") from None
+        raise EnvironmentFault(
+            f"the {dev.kind} {dev.arch} failed its self-test (a 32x32 matmul): {first}; {_fix(dev)}"
+        ) from None
 
 
 # Errors of a device call that say the environment is broken, not the node:
@@ -266,18 +284,26 @@ def environment_error(dev: DeviceHandle, error: BaseException) -> EnvironmentFau
         return EnvironmentFault(f"not enough host memory ({type(error).__name__}); {_HOST_MEMORY_FIX}")
     for pattern, kinds, what, fix in ENVIRONMENT_ERRORS:
         if pattern in message and dev.kind in kinds:
-            detail = next((ln.strip() for ln in message.splitlines()
-                           if any(w in ln for w in ("failed", "cannot", "can't", "missing", "malformed",
-                                                    "not found"))), message.strip().splitlines()[0])
-            return EnvironmentFault(f"{what} ({detail[:200]}): not a verdict on the model; "
-                                    f"{_fix(dev) if fix == 'runtime' else fix}")
+            detail = next(
+                (
+                    ln.strip()
+                    for ln in message.splitlines()
+                    if any(w in ln for w in ("failed", "cannot", "can't", "missing", "malformed", "not found"))
+                ),
+                message.strip().splitlines()[0],
+            )
+            return EnvironmentFault(
+                f"{what} ({detail[:200]}): not a verdict on the model; {_fix(dev) if fix == 'runtime' else fix}"
+            )
     return None
 
 
 def _fix(dev: DeviceHandle) -> str:
     if dev.mock_runtime is not None:
-        return (f"delete {dev.mock_runtime.root.parent} (fxport rebuilds it) or set FXPORT_CACHE "
-                "to another folder, and rerun")
+        return (
+            f"delete {dev.mock_runtime.root.parent} (fxport rebuilds it) or set FXPORT_CACHE "
+            "to another folder, and rerun"
+        )
     return "reset the card (tt-smi -r) and rerun"
 
 
@@ -286,15 +312,17 @@ def _claim_hardware() -> None:
     if _process_cluster not in (None, "hardware"):
         raise DeviceConflict(
             f"cannot open real hardware: TT-Metal in this process is already set up for a mock "
-            f"{_process_cluster}; open the card in a subprocess")
+            f"{_process_cluster}; open the card in a subprocess"
+        )
     if not hardware_present():
         raise DeviceUnavailable(
             "no Tenstorrent card found (no /dev/tenstorrent/* device; is the tt-kmd driver "
-            "loaded?); use --device mock to run on a mock device")
+            "loaded?); use --device mock to run on a mock device"
+        )
     if os.environ.get("TT_METAL_MOCK_CLUSTER_DESC_PATH"):
         raise DeviceUnavailable(
-            "TT_METAL_MOCK_CLUSTER_DESC_PATH is set, so TT-Metal would mock the card; unset it "
-            "to open real hardware")
+            "TT_METAL_MOCK_CLUSTER_DESC_PATH is set, so TT-Metal would mock the card; unset it to open real hardware"
+        )
     quiet_tt_logs()
     _process_cluster = "hardware"
 
@@ -306,8 +334,7 @@ EXECUTION_OPTIONS = {"l1_small_size": 32768}
 _session: DeviceHandle | None = None
 
 
-def open_session_device(kind: str = "auto", arch: str | None = None,
-                        timeout: float | None = None) -> DeviceHandle:
+def open_session_device(kind: str = "auto", arch: str | None = None, timeout: float | None = None) -> DeviceHandle:
     """The process's execution device, opened with EXECUTION_OPTIONS on first use and shared by
     the CLI, the torch.compile backend and tests (TT-Metal holds one cluster per process); it is
     closed at exit. Failures become one-line errors: a device that cannot be had is a user error,
@@ -318,8 +345,10 @@ def open_session_device(kind: str = "auto", arch: str | None = None,
             if timeout is not None:
                 _session.calls.timeout = timeout
             return _session
-        raise FxportError(f"this process already uses a {_session.kind} {_session.arch}; "
-                          f"a {kind} {arch or ''} device needs a new process".replace("  ", " "))
+        raise FxportError(
+            f"this process already uses a {_session.kind} {_session.arch}; "
+            f"a {kind} {arch or ''} device needs a new process".replace("  ", " ")
+        )
     try:
         _session = open_device(kind, arch, timeout=timeout or DEFAULT_TIMEOUT, **EXECUTION_OPTIONS)
     except (DeviceUnavailable, DeviceConflict) as exc:

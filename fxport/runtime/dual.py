@@ -27,11 +27,17 @@ class ShapeMismatch(RuntimeError):
 class DualOps:
     """`ops.add(a, b, memory_config=...)` calls `ttnn.add` and, on a mock, its golden function."""
 
-    def __init__(self, ttnn_module: Any, emulate: bool, on_call: Callable[[str], None] | None = None,
-                 cache: VerdictCache | None = None, device: Any = None,
-                 is_environment_error: Callable[[BaseException], bool] = lambda exc: False,
-                 on_result: Callable[[str, tuple, dict, Any], None] | None = None,
-                 quiet: Callable[[], Any] | None = None):
+    def __init__(
+        self,
+        ttnn_module: Any,
+        emulate: bool,
+        on_call: Callable[[str], None] | None = None,
+        cache: VerdictCache | None = None,
+        device: Any = None,
+        is_environment_error: Callable[[BaseException], bool] = lambda exc: False,
+        on_result: Callable[[str, tuple, dict, Any], None] | None = None,
+        quiet: Callable[[], Any] | None = None,
+    ):
         self._ttnn = ttnn_module
         self._on_result = on_result  # sees every call with its result (fxport export's record)
         self._quiet = quiet  # a context in which ttnn's own work and golden functions run unrecorded
@@ -54,8 +60,7 @@ class DualOps:
     def _call(self, name: str, op: Any, args: tuple, kwargs: dict) -> Any:
         tt_args, tt_kwargs = _swap(args, _tt), _swap(kwargs, _tt)
         if self._cache is not None:
-            out = self._cache.call(self._ttnn, self._device, name, op, tt_args, tt_kwargs,
-                                   self._is_environment_error)
+            out = self._cache.call(self._ttnn, self._device, name, op, tt_args, tt_kwargs, self._is_environment_error)
         else:
             out = op(*tt_args, **tt_kwargs)
         golden = None
@@ -114,8 +119,7 @@ def _pair(name: str, out: Any, golden: Any) -> Any:
     if isinstance(golden, torch.Tensor):
         golden = _as_device_precision(out, golden)
         if tuple(golden.shape) != tuple(out.shape):
-            raise ShapeMismatch(f"ttnn.{name}: device output {list(out.shape)} but golden "
-                                f"{list(golden.shape)}")
+            raise ShapeMismatch(f"ttnn.{name}: device output {list(out.shape)} but golden {list(golden.shape)}")
     return TTValue(out, golden)
 
 
@@ -128,8 +132,12 @@ def _as_device_precision(out: Any, golden: torch.Tensor) -> torch.Tensor:
     run shows the precision loss a device run would have."""
     import ttnn
 
-    torch_dtype = {ttnn.bfloat16: torch.bfloat16, ttnn.float32: torch.float32,
-                   ttnn.uint32: torch.int64, ttnn.int32: torch.int64}.get(out.dtype)
+    torch_dtype = {
+        ttnn.bfloat16: torch.bfloat16,
+        ttnn.float32: torch.float32,
+        ttnn.uint32: torch.int64,
+        ttnn.int32: torch.int64,
+    }.get(out.dtype)
     if torch_dtype is None and out.dtype in (ttnn.bfloat8_b, ttnn.bfloat4_b) and golden.is_floating_point():
         return _block_float(golden, out.dtype)
     if torch_dtype is None:  # other formats: bf16 is the closest torch dtype

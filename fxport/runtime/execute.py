@@ -25,8 +25,8 @@ from fxport.mapping import REGISTRY
 from fxport.memory.oom import classify
 from fxport.runtime.context import CallCounts, LoweringContext
 from fxport.runtime.devices import environment_error
-from fxport.runtime.remedy_trials import try_remedies
 from fxport.runtime.pcc import agreement
+from fxport.runtime.remedy_trials import try_remedies
 from fxport.values import HostValue, TTValue
 
 
@@ -62,8 +62,14 @@ class Execution:
 MEMORY_KINDS = ("OUT_OF_MEMORY", "CB_CLASH", "CB_OVERFLOW")
 
 
-def execute(gm: fx.GraphModule, inputs: list[torch.Tensor], ctx: LoweringContext,
-            node_pcc: bool = True, remedies: bool = True, observe: bool = False) -> Execution:
+def execute(
+    gm: fx.GraphModule,
+    inputs: list[torch.Tensor],
+    ctx: LoweringContext,
+    node_pcc: bool = True,
+    remedies: bool = True,
+    observe: bool = False,
+) -> Execution:
     """Run a partitioned graph (`fxport.partition`'s top level: host nodes and `fused_N` device
     submodules). `remedies`: a node that runs out of memory is re-run with the remedy ladder in
     the allocator state it failed in; under `auto` placement the cheapest verified remedy's result
@@ -96,8 +102,9 @@ class _Runner(fx.Interpreter):
             sub = self.module.get_submodule(n.target)
             # One handoff to the device worker per partition: its nodes' calls run inside it,
             # each still contained and bounded (fxport.runtime.watchdog).
-            return self.ctx.device.calls(lambda: self._run_partition(str(n.target), sub, args),
-                                         label=f"partition {n.target}")
+            return self.ctx.device.calls(
+                lambda: self._run_partition(str(n.target), sub, args), label=f"partition {n.target}"
+            )
         start = time.perf_counter()
         result = super().run_node(n)
         recorder = self.ctx.recorder
@@ -107,8 +114,11 @@ class _Runner(fx.Interpreter):
             recorder.add("host", target_name(n.target), "", args, kwargs, result)
             recorder.node = None
         if is_op_node(n):
-            self.results.append(NodeResult(n.name, target_name(n.target), module_of(n)[0], "",
-                                           "host", seconds=time.perf_counter() - start))
+            self.results.append(
+                NodeResult(
+                    n.name, target_name(n.target), module_of(n)[0], "", "host", seconds=time.perf_counter() - start
+                )
+            )
             self.counter.update()
             if self.observed is not None:
                 self.observed[n.name] = result
@@ -179,8 +189,11 @@ class _Runner(fx.Interpreter):
                     kwargs = fx.map_arg(n.kwargs, lambda a: env[a])
                     again = self._remedy(n, args, kwargs, "dram", label)
                     if again is not None:
-                        again.tried = [*(found.tried if found else []), f"moved {spilled} L1 tensors to DRAM",
-                                       *again.tried]
+                        again.tried = [
+                            *(found.tried if found else []),
+                            f"moved {spilled} L1 tensors to DRAM",
+                            *again.tried,
+                        ]
                         found = again
             if found is not None:
                 tried = found.tried
@@ -200,9 +213,25 @@ class _Runner(fx.Interpreter):
         # A fallback's output is the host reference itself: there is no device value to score.
         with self.ctx.recorder.pause() if self.ctx.recorder is not None else contextlib.nullcontext():
             score = self._node_pcc(n, args, kwargs, out) if self.node_pcc and status == "device" else None
-        self.results.append(NodeResult(n.name, target, module, partition,
-                                       status, kind, error, score, seconds, fields, memory, remedy, applied,
-                                       tuple(tried), self.ctx.calls.since(calls)))
+        self.results.append(
+            NodeResult(
+                n.name,
+                target,
+                module,
+                partition,
+                status,
+                kind,
+                error,
+                score,
+                seconds,
+                fields,
+                memory,
+                remedy,
+                applied,
+                tuple(tried),
+                self.ctx.calls.since(calls),
+            )
+        )
         self.counter.update()
         if self.observed is not None:
             self.observed[n.name] = _map_pairs(out, _val(n), lambda v, like: self.ctx.host(v, like=like, count=False))
@@ -217,8 +246,12 @@ class _Runner(fx.Interpreter):
             tt = v.tt
             if not _in_l1(tt):
                 return None
-            return TTValue(self.ctx.device.calls(lambda: ttnn.to_memory_config(tt, ttnn.DRAM_MEMORY_CONFIG),
-                                                 label="moving an L1 tensor to DRAM"), v.golden)
+            return TTValue(
+                self.ctx.device.calls(
+                    lambda: ttnn.to_memory_config(tt, ttnn.DRAM_MEMORY_CONFIG), label="moving an L1 tensor to DRAM"
+                ),
+                v.golden,
+            )
 
         moved = 0
         for key, value in list(env.items()):
@@ -232,8 +265,9 @@ class _Runner(fx.Interpreter):
 
     def _remedy(self, n: fx.Node, args: Any, kwargs: Any, memory: str, label: str) -> Any:
         try:
-            found = self.ctx.device.calls(lambda: try_remedies(self.ctx, n, args, kwargs, memory),
-                                          label=f"remedies of {label}")
+            found = self.ctx.device.calls(
+                lambda: try_remedies(self.ctx, n, args, kwargs, memory), label=f"remedies of {label}"
+            )
         except EnvironmentFault:
             raise
         except Exception as exc:
@@ -247,7 +281,7 @@ class _Runner(fx.Interpreter):
         """The aten op on host values, in the dtypes capture recorded (fp32 activations).
         `count`: a real fallback moves its inputs; a PCC reference only measures."""
         like = fx.map_arg((n.args, n.kwargs), _val)
-        read = lambda v, like: self.ctx.host(v, like=like, count=count)  # noqa: E731
+        read = lambda v, like: self.ctx.host(v, like=like, count=count)
         hargs, hkwargs = _map_pairs((args, kwargs), like, read)
         out = n.target(*hargs, **hkwargs)
         if count and self.ctx.recorder is not None:
@@ -327,9 +361,16 @@ def _partition_plan(sub: fx.GraphModule) -> _PartitionPlan:
     partitions on every inference)."""
     plan = _plans.get(sub)
     if plan is None:
-        nodes = {n: (REGISTRY.rule_for(n), target_name(n.target), module_of(n)[0],
-                     f"node {n.name} ({target_name(n.target)})")
-                 for n in sub.graph.nodes if n.op == "call_function" and n.target is not operator.getitem}
+        nodes = {
+            n: (
+                REGISTRY.rule_for(n),
+                target_name(n.target),
+                module_of(n)[0],
+                f"node {n.name} ({target_name(n.target)})",
+            )
+            for n in sub.graph.nodes
+            if n.op == "call_function" and n.target is not operator.getitem
+        }
         plan = _plans[sub] = _PartitionPlan(_last_uses(sub.graph), nodes)
     return plan
 
@@ -339,8 +380,11 @@ def _op_count(gm: fx.GraphModule) -> int:
     count = 0
     for n in gm.graph.nodes:
         if n.op == "call_module" and str(n.target).startswith("fused_"):
-            count += sum(1 for m in gm.get_submodule(n.target).graph.nodes
-                         if m.op == "call_function" and m.target is not operator.getitem)
+            count += sum(
+                1
+                for m in gm.get_submodule(n.target).graph.nodes
+                if m.op == "call_function" and m.target is not operator.getitem
+            )
         elif is_op_node(n):
             count += 1
     return count

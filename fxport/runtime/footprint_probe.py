@@ -38,8 +38,6 @@ from fxport.settings import _version, mapping_hash
 from fxport.values import HostValue, TTValue
 
 
-
-
 def tensor_inputs(node: fx.Node) -> list[fx.Node]:
     """The node's inputs in the order footprints number them (fx's all_input_nodes)."""
     return list(node.all_input_nodes)
@@ -84,9 +82,16 @@ class FootprintProbe:
         self.measured = 0  # captures run by this probe
         self.reused = 0  # footprints found in the disk cache
         self.seconds = 0.0  # spent measuring
-        self._context = json.dumps({"schema": FOOTPRINT_SCHEMA, "ttnn": _version("ttnn"), "mapping": mapping_hash(),
-                                    "device": [dev.kind, dev.arch, *vars(dev.banks).values()]},
-                                   sort_keys=True, separators=(",", ":"))
+        self._context = json.dumps(
+            {
+                "schema": FOOTPRINT_SCHEMA,
+                "ttnn": _version("ttnn"),
+                "mapping": mapping_hash(),
+                "device": [dev.kind, dev.arch, *vars(dev.banks).values()],
+            },
+            sort_keys=True,
+            separators=(",", ":"),
+        )
         self._node_keys: dict[fx.Node, str] = {}
         # (node, specs, memory, remedy, layout) -> cache key: a walk asks for the same footprints
         # over and over, and the canonical JSON signature is most of what answering costs
@@ -95,23 +100,41 @@ class FootprintProbe:
         self._db = _open_cache(path) if path else None
 
     # -- the cache -------------------------------------------------------------------------------
-    def signature(self, node: fx.Node, specs: list[InputSpec], memory: str, remedy: dict | None,
-                  layout: tuple | None = None) -> str:
+    def signature(
+        self, node: fx.Node, specs: list[InputSpec], memory: str, remedy: dict | None, layout: tuple | None = None
+    ) -> str:
         """Everything the node's footprint depends on, as one canonical JSON text."""
         head = self._node_keys.get(node)
         if head is None:  # the node's own part, once per node
             inputs = {n: i for i, n in enumerate(tensor_inputs(node))}
-            head = json.dumps({"target": target_name(node.target), "args": _canonical(node.args, inputs),
-                               "kwargs": _canonical(node.kwargs, inputs),
-                               "out": _canonical(node.meta.get("val"), {}), "used": used_outputs(node)},
-                              sort_keys=True, separators=(",", ":"))
+            head = json.dumps(
+                {
+                    "target": target_name(node.target),
+                    "args": _canonical(node.args, inputs),
+                    "kwargs": _canonical(node.kwargs, inputs),
+                    "out": _canonical(node.meta.get("val"), {}),
+                    "used": used_outputs(node),
+                },
+                sort_keys=True,
+                separators=(",", ":"),
+            )
             self._node_keys[node] = head
-        rest = {"specs": [s.key() for s in specs], "memory": memory, "remedy": remedy or {},
-                **({"l1": [list(b) for b in layout]} if layout is not None else {})}
+        rest = {
+            "specs": [s.key() for s in specs],
+            "memory": memory,
+            "remedy": remedy or {},
+            **({"l1": [list(b) for b in layout]} if layout is not None else {}),
+        }
         return self._context + head + json.dumps(rest, sort_keys=True, separators=(",", ":"))
 
-    def footprint(self, node: fx.Node, specs: list[InputSpec], memory: str = "l1",
-                  remedy: dict | None = None, layout: tuple | None = None) -> Footprint:
+    def footprint(
+        self,
+        node: fx.Node,
+        specs: list[InputSpec],
+        memory: str = "l1",
+        remedy: dict | None = None,
+        layout: tuple | None = None,
+    ) -> Footprint:
         """The footprint of `node` lowered with its activations in `memory` ("l1" or "dram").
         `layout`: measure it with the L1 banks holding these (address, size) buffers, as the run
         will (programs that size their circular buffers, or choose to slice, from the L1 they find
@@ -125,8 +148,10 @@ class FootprintProbe:
         found = self._memory.get(key) or self._load(key, sig)
         if found is None:
             start = time.perf_counter()
-            found = self.dev.calls(lambda: self._measure_within(layout, node, specs, memory, remedy),
-                                   label=f"measuring the footprint of node {node.name}")
+            found = self.dev.calls(
+                lambda: self._measure_within(layout, node, specs, memory, remedy),
+                label=f"measuring the footprint of node {node.name}",
+            )
             self.seconds += time.perf_counter() - start
             self.measured += 1
             self._new[key] = (sig, found)
@@ -188,9 +213,13 @@ class FootprintProbe:
         edges = sorted({0, bank, *held, *(a + s for a, s in held.items())}, reverse=True)
         fillers, gaps = [], []
         for top, bottom in zip(edges, edges[1:]):  # one 32 B row per bank per 32 B of block
-            t = ttnn.empty([view.num_banks * ((top - bottom) // 32), 32], dtype=ttnn.uint8,
-                           layout=ttnn.ROW_MAJOR_LAYOUT, device=self.dev.device,
-                           memory_config=ttnn.L1_MEMORY_CONFIG)
+            t = ttnn.empty(
+                [view.num_banks * ((top - bottom) // 32), 32],
+                dtype=ttnn.uint8,
+                layout=ttnn.ROW_MAJOR_LAYOUT,
+                device=self.dev.device,
+                memory_config=ttnn.L1_MEMORY_CONFIG,
+            )
             (fillers if bottom in held else gaps).append(t)
         for t in gaps:
             ttnn.deallocate(t)
@@ -201,8 +230,9 @@ class FootprintProbe:
                 ttnn.deallocate(t)
 
     # -- measuring -------------------------------------------------------------------------------
-    def _measure_within(self, layout: tuple | None, node: fx.Node, specs: list[InputSpec], memory: str,
-                        remedy: dict | None) -> Footprint:
+    def _measure_within(
+        self, layout: tuple | None, node: fx.Node, specs: list[InputSpec], memory: str, remedy: dict | None
+    ) -> Footprint:
         """On the device worker (`dev.calls`): the time bound and Ctrl-C apply to measurements
         as to the run's own calls."""
         with self._l1_layout(layout):
@@ -243,11 +273,16 @@ class FootprintProbe:
         finally:
             graph = ttnn.graph.end_graph_capture()
         usage = ttnn.graph.extract_resource_usage_per_core(graph)
-        found = parse_capture(graph, len(outputs), int(usage.peak_l1),
-                              int(usage.peak_cb) + int(getattr(usage, "peak_dataflow_buffer", 0)), error, kind)
+        found = parse_capture(
+            graph,
+            len(outputs),
+            int(usage.peak_l1),
+            int(usage.peak_cb) + int(getattr(usage, "peak_dataflow_buffer", 0)),
+            error,
+            kind,
+        )
         outs = tuple(o.__class__(o.buffer, o.alias, *d) for o, d in zip(found.outputs, described))
-        return Footprint(found.buffers, found.events, outs, found.peak_l1, found.peak_cb, found.error,
-                         found.error_kind)
+        return Footprint(found.buffers, found.events, outs, found.peak_l1, found.peak_cb, found.error, found.error_kind)
 
     def _input(self, ctx: LoweringContext, i: int, node: fx.Node, spec: InputSpec) -> Any:
         import ttnn
@@ -259,9 +294,13 @@ class FootprintProbe:
             return HostValue(torch.empty(tuple(val.shape), dtype=val.dtype, device="meta"))
         _mark(f"input:{i}")
         config = ttnn.L1_MEMORY_CONFIG if spec.memory == "L1" else ttnn.DRAM_MEMORY_CONFIG
-        tt = ttnn.empty(list(spec.shape or val.shape), dtype=getattr(ttnn, spec.dtype or "bfloat16"),
-                        layout=ttnn.ROW_MAJOR_LAYOUT if spec.layout == "ROW_MAJOR" else ttnn.TILE_LAYOUT,
-                        device=self.dev.device, memory_config=config)
+        tt = ttnn.empty(
+            list(spec.shape or val.shape),
+            dtype=getattr(ttnn, spec.dtype or "bfloat16"),
+            layout=ttnn.ROW_MAJOR_LAYOUT if spec.layout == "ROW_MAJOR" else ttnn.TILE_LAYOUT,
+            device=self.dev.device,
+            memory_config=config,
+        )
         _mark("lower")
         return TTValue(tt, None)
 
@@ -340,12 +379,13 @@ def _open_cache(path: Path) -> sqlite3.Connection | None:
         make_dirs(path.parent)
         db = sqlite3.connect(path, timeout=30.0)
         db.execute("PRAGMA journal_mode=WAL")
-        db.execute("CREATE TABLE IF NOT EXISTS footprints "
-                   "(key TEXT PRIMARY KEY, signature TEXT NOT NULL, footprint TEXT NOT NULL)")
+        db.execute(
+            "CREATE TABLE IF NOT EXISTS footprints "
+            "(key TEXT PRIMARY KEY, signature TEXT NOT NULL, footprint TEXT NOT NULL)"
+        )
         return db
     except (OSError, sqlite3.Error) as exc:
-        print(f"fxport: note: footprint cache {path} unusable ({exc}); measuring without it",
-              file=sys.stderr)
+        print(f"fxport: note: footprint cache {path} unusable ({exc}); measuring without it", file=sys.stderr)
         return None
 
 

@@ -34,17 +34,29 @@ def _flat_nhwc(y: torch.Tensor) -> torch.Tensor:
     return y.permute(0, 2, 3, 1).reshape(1, 1, -1, y.shape[1])
 
 
-def _max_pool2d(input_tensor, batch_size, input_h, input_w, channels, kernel_size, stride, padding,
-                dilation, ceil_mode=False, **_):
+def _max_pool2d(
+    input_tensor, batch_size, input_h, input_w, channels, kernel_size, stride, padding, dilation, ceil_mode=False, **_
+):
     x, pad = _pool_input(input_tensor, batch_size, input_h, input_w, channels, padding, float("-inf"))
     return _flat_nhwc(F.max_pool2d(x, kernel_size, stride, pad, dilation, ceil_mode))
 
 
-def _avg_pool2d(input_tensor, batch_size, input_h, input_w, channels, kernel_size, stride, padding,
-                ceil_mode=False, count_include_pad=True, divisor_override=None, **_):
+def _avg_pool2d(
+    input_tensor,
+    batch_size,
+    input_h,
+    input_w,
+    channels,
+    kernel_size,
+    stride,
+    padding,
+    ceil_mode=False,
+    count_include_pad=True,
+    divisor_override=None,
+    **_,
+):
     x, pad = _pool_input(input_tensor, batch_size, input_h, input_w, channels, padding, 0.0)
-    return _flat_nhwc(F.avg_pool2d(x, kernel_size, stride, pad, ceil_mode, count_include_pad,
-                                   divisor_override))
+    return _flat_nhwc(F.avg_pool2d(x, kernel_size, stride, pad, ceil_mode, count_include_pad, divisor_override))
 
 
 def _adaptive(pool: Callable) -> Callable:
@@ -55,9 +67,26 @@ def _adaptive(pool: Callable) -> Callable:
     return golden
 
 
-def _conv2d(input_tensor, weight_tensor, in_channels, out_channels, batch_size, input_height, input_width,
-            kernel_size, stride=(1, 1), padding=(0, 0), dilation=(1, 1), groups=1, bias_tensor=None,
-            conv_config=None, return_output_dim=False, return_weights_and_bias=False, dtype=None, **_):
+def _conv2d(
+    input_tensor,
+    weight_tensor,
+    in_channels,
+    out_channels,
+    batch_size,
+    input_height,
+    input_width,
+    kernel_size,
+    stride=(1, 1),
+    padding=(0, 0),
+    dilation=(1, 1),
+    groups=1,
+    bias_tensor=None,
+    conv_config=None,
+    return_output_dim=False,
+    return_weights_and_bias=False,
+    dtype=None,
+    **_,
+):
     from ttnn.operations.conv2d import get_golden_function_for_activation, golden_to_output_dtype
 
     # [1, 1, N*H*W, C] -> an NCHW view with channels-last strides: no copy

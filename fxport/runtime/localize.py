@@ -23,7 +23,7 @@ from torch import fx
 from fxport.capture.records import is_op_node, module_of, target_name
 from fxport.runtime.pcc import agreement
 
-_BF16_STEP = 2.0 ** -8
+_BF16_STEP = 2.0**-8
 ERROR, ROUNDING = "error", "rounding"
 
 
@@ -40,8 +40,15 @@ class EntryPoint:
     label: str  # ERROR, or ROUNDING (values right to bf16 rounding; PCC meaningless)
 
     def to_dict(self) -> dict:
-        return {"node": self.node, "target": self.target, "module": self.module, "source": self.source,
-                "pcc": round(self.pcc, 6), "inputs_pcc": round(self.inputs_pcc, 6), "label": self.label}
+        return {
+            "node": self.node,
+            "target": self.target,
+            "module": self.module,
+            "source": self.source,
+            "pcc": round(self.pcc, 6),
+            "inputs_pcc": round(self.inputs_pcc, 6),
+            "label": self.label,
+        }
 
 
 def reference_values(gm: fx.GraphModule, flat: list[Any]) -> dict[str, Any]:
@@ -77,8 +84,14 @@ def _rounding_only(got: torch.Tensor, ref: torch.Tensor) -> bool:
     return bool(((g - r).abs() <= 4 * _BF16_STEP * scale).all())
 
 
-def localize(graph: fx.Graph, observed: dict[str, Any], reference: dict[str, Any],
-             sources: dict[str, str], threshold: float, limit: int = 10) -> list[EntryPoint]:
+def localize(
+    graph: fx.Graph,
+    observed: dict[str, Any],
+    reference: dict[str, Any],
+    sources: dict[str, str],
+    threshold: float,
+    limit: int = 10,
+) -> list[EntryPoint]:
     """The first nodes (graph order) where the accumulated PCC drops below `threshold`:
     `observed` holds each node's output as the run computed it, `reference` the fp32 one."""
     accumulated: dict[str, float] = {}
@@ -97,8 +110,9 @@ def localize(graph: fx.Graph, observed: dict[str, Any], reference: dict[str, Any
         label = ROUNDING if all(_rounding_only(g, r) for g, r in pairs) else ERROR
         if label == ROUNDING:
             accumulated[n.name] = 1.0  # right to bf16: nothing downstream inherits an error from it
-        entries.append(EntryPoint(n.name, target_name(n.target), module_of(n)[0], sources.get(n.name, ""),
-                                  score, upstream, label))
+        entries.append(
+            EntryPoint(n.name, target_name(n.target), module_of(n)[0], sources.get(n.name, ""), score, upstream, label)
+        )
         if sum(e.label == ERROR for e in entries) >= limit:
             break
     return entries

@@ -8,7 +8,7 @@ import torch
 
 # bf16 keeps 8 significant bits: a reference whose spread is below one bf16 step of its magnitude
 # is, to the device, a constant, and its correlation with a bf16 result is noise.
-_BF16_STEP = 2.0 ** -8
+_BF16_STEP = 2.0**-8
 
 
 # Comparisons stream over chunks of this many elements, each in float64: a comparison of two
@@ -20,7 +20,7 @@ def chunks(*tensors: torch.Tensor, size: int = CHUNK):
     """The flattened tensors, piece by piece, each piece in float64."""
     flat = [t.detach().reshape(-1) for t in tensors]
     for start in range(0, flat[0].numel(), size):
-        yield tuple(f[start:start + size].to(torch.float64) for f in flat)
+        yield tuple(f[start : start + size].to(torch.float64) for f in flat)
 
 
 class Moments:
@@ -91,8 +91,10 @@ def pcc(actual: torch.Tensor, expected: torch.Tensor) -> float:
         return 1.0
     if stats.n < 2 or stats.std_e <= _BF16_STEP * stats.largest_e:
         tolerance = 2 * _BF16_STEP * max(stats.largest_e, 1e-6)
-        worst = max((float(torch.nan_to_num((a - e).abs(), nan=0.0, posinf=0.0).max())
-                     for a, e in chunks(actual, expected)), default=0.0)
+        worst = max(
+            (float(torch.nan_to_num((a - e).abs(), nan=0.0, posinf=0.0).max()) for a, e in chunks(actual, expected)),
+            default=0.0,
+        )
         return 1.0 if worst <= tolerance else 0.0
     denom = math.sqrt(stats.var_a) * math.sqrt(stats.var_e)
     return stats.cross / denom if denom > 0 else 0.0
@@ -112,7 +114,7 @@ def nonfinite_mismatch(actual: torch.Tensor, expected: torch.Tensor) -> tuple[in
     a, e = actual.detach().reshape(-1), expected.detach().reshape(-1)
     count, first = 0, None
     for start in range(0, e.numel(), CHUNK):
-        wrong = _kind(a[start:start + CHUNK].double()) != _kind(e[start:start + CHUNK].double())
+        wrong = _kind(a[start : start + CHUNK].double()) != _kind(e[start : start + CHUNK].double())
         found = int(wrong.sum())
         if found and first is None:
             first = start + int(wrong.nonzero()[0, 0])

@@ -41,8 +41,9 @@ class Recorder:
     node: Any = None  # the node now running, set by the executor
     paused: int = 0
 
-    def add(self, step: str, name: str, kind: str, args: tuple, kwargs: dict, out: Any,
-            reason: str = "", fn: Any = None) -> None:
+    def add(
+        self, step: str, name: str, kind: str, args: tuple, kwargs: dict, out: Any, reason: str = "", fn: Any = None
+    ) -> None:
         if not self.paused:
             self.entries.append(Entry(step, name, kind, args, kwargs, out, self.node, reason, fn))
 
@@ -69,8 +70,11 @@ class _TorchCalls(TorchFunctionMode):
     def __torch_function__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
         out = func(*args, **kwargs)
-        if (not self.recorder.paused and not isinstance(func, (torch._ops.OpOverload, torch._ops.OpOverloadPacket))
-                and _has_tensor(out)):
+        if (
+            not self.recorder.paused
+            and not isinstance(func, (torch._ops.OpOverload, torch._ops.OpOverloadPacket))
+            and _has_tensor(out)
+        ):
             self.recorder.add("torch", getattr(func, "__name__", str(func)), "", args, kwargs, out, fn=func)
         return out
 

@@ -29,6 +29,7 @@ from fxport.runtime.context import LoweringContext
 from fxport.runtime.footprint_probe import quiet_capture
 from fxport.values import HostValue
 
+
 @dataclass
 class Attempted:
     verified: Verified | None
@@ -39,16 +40,24 @@ class Attempted:
 def rungs_for(node: fx.Node, memory: str, device: DeviceMemory) -> list[Remedy]:
     rule = REGISTRY.rule_for(node)
     family = rule.family if rule is not None else ""
-    specs = [device_spec((tuple(v.shape), str(v.dtype).removeprefix("torch.")))
-             for v in _vals(node)]
+    specs = [device_spec((tuple(v.shape), str(v.dtype).removeprefix("torch."))) for v in _vals(node)]
     factor = max((padding(s, d).factor for s, d in specs if s), default=1.0)
     chunking: list[tuple[int, int, int]] = []
     out = node.meta.get("val")
     if family in ("eltwise", "activation") and isinstance(out, torch.Tensor):
-        ins = [device_spec((tuple(a.meta["val"].shape), str(a.meta["val"].dtype).removeprefix("torch.")))
-               for a in node.all_input_nodes if isinstance(a.meta.get("val"), torch.Tensor)]
-        found = _smallest_chunking(node_memory(inputs=ins, outputs=[device_spec((tuple(out.shape),
-                                   str(out.dtype).removeprefix("torch.")))], device=device), DRAM)
+        ins = [
+            device_spec((tuple(a.meta["val"].shape), str(a.meta["val"].dtype).removeprefix("torch.")))
+            for a in node.all_input_nodes
+            if isinstance(a.meta.get("val"), torch.Tensor)
+        ]
+        found = _smallest_chunking(
+            node_memory(
+                inputs=ins,
+                outputs=[device_spec((tuple(out.shape), str(out.dtype).removeprefix("torch.")))],
+                device=device,
+            ),
+            DRAM,
+        )
         if found is not None:
             dim, k, _ = found
             chunking = [(dim, k, out.dim()), (dim, min(2 * k, out.shape[dim]), out.dim())]
@@ -87,8 +96,9 @@ def try_remedies(ctx: LoweringContext, node: fx.Node, args: tuple, kwargs: dict,
             continue
         finally:
             graph = ttnn.graph.end_graph_capture()
-        nbytes = sum(int((g.get("params") or {}).get("size", 0)) for g in graph
-                     if g.get("node_type") == "buffer_allocate")
+        nbytes = sum(
+            int((g.get("params") or {}).get("size", 0)) for g in graph if g.get("node_type") == "buffer_allocate"
+        )
         tried.append(f"{remedy.text}: fits ({nbytes:,} B)")
         found.append(Verified(remedy, nbytes))
         kept[len(found) - 1] = out
@@ -163,10 +173,17 @@ def _chunked(ctx: LoweringContext, rule: Any, node: fx.Node, args: tuple, kwargs
         call_args = fx.map_arg(node.args, lambda a: mapping[a])
         call_kwargs = fx.map_arg(node.kwargs, lambda a: mapping[a])
         call = graph.call_function(node.target, call_args, call_kwargs)
-        call.meta["val"] = node.target(*fx.map_arg(call_args, lambda a: a.meta["val"]),
-                                       **fx.map_arg(call_kwargs, lambda a: a.meta["val"]))
-        pieces.append(rule.lower(ctx, call, *fx.map_arg(call_args, lambda a: piece_values[a]),
-                                 **fx.map_arg(call_kwargs, lambda a: piece_values[a])))
+        call.meta["val"] = node.target(
+            *fx.map_arg(call_args, lambda a: a.meta["val"]), **fx.map_arg(call_kwargs, lambda a: a.meta["val"])
+        )
+        pieces.append(
+            rule.lower(
+                ctx,
+                call,
+                *fx.map_arg(call_args, lambda a: piece_values[a]),
+                **fx.map_arg(call_kwargs, lambda a: piece_values[a]),
+            )
+        )
     return ctx.ops.concat([ctx.tensor(p) for p in pieces], dim, memory_config=ctx.memory_config)
 
 

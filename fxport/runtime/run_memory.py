@@ -25,8 +25,12 @@ def observations(nodes: Iterable[NodeResult]) -> dict:
     return {n.node: observation(n.status, n.error_kind, n.fields) for n in nodes if n.status != "host"}
 
 
-def place_activations(gm: fx.GraphModule, dev: DeviceHandle, probe: FootprintProbe | None = None,
-                      on_device: Callable[[fx.Node], bool] | None = None) -> Placement:
+def place_activations(
+    gm: fx.GraphModule,
+    dev: DeviceHandle,
+    probe: FootprintProbe | None = None,
+    on_device: Callable[[fx.Node], bool] | None = None,
+) -> Placement:
     """`auto` placement of a graph's activations on `dev` (fxport.memory.placement), with
     footprints measured on it: a partitioned graph, or with `on_device` an unpartitioned one."""
     own = probe is None
@@ -40,9 +44,15 @@ def place_activations(gm: fx.GraphModule, dev: DeviceHandle, probe: FootprintPro
             probe.flush()
 
 
-def explain_run(gm: fx.GraphModule, records: list[OpRecord], dev: DeviceHandle, memory: str,
-                nodes: list[NodeResult], placement: Callable[[fx.Node], str] | None = None,
-                probe: FootprintProbe | None = None) -> MemoryAnalysis:
+def explain_run(
+    gm: fx.GraphModule,
+    records: list[OpRecord],
+    dev: DeviceHandle,
+    memory: str,
+    nodes: list[NodeResult],
+    placement: Callable[[fx.Node], str] | None = None,
+    probe: FootprintProbe | None = None,
+) -> MemoryAnalysis:
     """The memory analysis of a run of the partitioned graph `gm`: every device node judged by
     the model in the memory state the run had before it (which earlier nodes ran on the device,
     which fell back), beside the allocator's verdict. `placement`: node -> "l1" / "dram", as

@@ -39,8 +39,17 @@ VISUALIZER_COLUMNS: dict[str, tuple[str, ...]] = {
     "operations": ("operation_id", "name", "duration"),
     "buffers": ("operation_id", "device_id", "address", "max_size_per_bank", "buffer_type", "buffer_layout"),
     "tensors": ("tensor_id", "shape", "dtype", "layout", "memory_config", "device_id", "address", "buffer_type"),
-    "devices": ("device_id", "num_y_cores", "num_x_cores", "l1_num_banks", "l1_bank_size",
-                "address_at_first_l1_bank", "address_at_first_l1_cb_buffer", "total_l1_memory", "cb_limit"),
+    "devices": (
+        "device_id",
+        "num_y_cores",
+        "num_x_cores",
+        "l1_num_banks",
+        "l1_bank_size",
+        "address_at_first_l1_bank",
+        "address_at_first_l1_cb_buffer",
+        "total_l1_memory",
+        "cb_limit",
+    ),
     "input_tensors": ("operation_id", "input_index", "tensor_id"),
     "output_tensors": ("operation_id", "output_index", "tensor_id"),
     "operation_arguments": ("operation_id", "name", "value"),
@@ -59,8 +68,14 @@ class TtnnReport:
 
     def to_dict(self) -> dict:
         """Paths relative to the run's folder."""
-        return {"path": REPORT_DIR, "database": f"{REPORT_DIR}/db.sqlite", "operations": self.operations,
-                "buffers": self.buffers, "missing_for_visualizer": self.missing, "error": self.error}
+        return {
+            "path": REPORT_DIR,
+            "database": f"{REPORT_DIR}/db.sqlite",
+            "operations": self.operations,
+            "buffers": self.buffers,
+            "missing_for_visualizer": self.missing,
+            "error": self.error,
+        }
 
 
 def check_database(db: Path) -> tuple[int, int, list[str]]:
@@ -74,7 +89,7 @@ def check_database(db: Path) -> tuple[int, int, list[str]]:
                 continue
             have = {r[1] for r in con.execute(f"PRAGMA table_info({table})")}
             missing += [f"{table}.{c}" for c in columns if c not in have]
-        count = lambda t: con.execute(f"SELECT COUNT(*) FROM {t}").fetchone()[0] if t in tables else 0  # noqa: E731
+        count = lambda t: con.execute(f"SELECT COUNT(*) FROM {t}").fetchone()[0] if t in tables else 0
         return count("operations"), count("buffers"), missing
 
 
@@ -101,8 +116,10 @@ def ttnn_report(out: Path | None, dev: DeviceHandle) -> Iterator[TtnnReport | No
         Path(out).mkdir(parents=True, exist_ok=True)
         scratch = Path(tempfile.mkdtemp(prefix=".ttnn_report.", dir=out))
         try:
-            dev.calls(lambda: ttnn.graph.end_graph_capture_to_file(str(scratch / "report.json")),
-                      label="writing TT-NN's graph capture")
+            dev.calls(
+                lambda: ttnn.graph.end_graph_capture_to_file(str(scratch / "report.json")),
+                label="writing TT-NN's graph capture",
+            )
             _convert(scratch, report)
         except Exception as exc:
             report.error = f"{type(exc).__name__}: {str(exc).strip().splitlines()[0][:200] if str(exc).strip() else ''}"
@@ -111,8 +128,12 @@ def ttnn_report(out: Path | None, dev: DeviceHandle) -> Iterator[TtnnReport | No
 
 
 def _convert(scratch: Path, report: TtnnReport) -> None:
-    done = subprocess.run([sys.executable, "-m", "ttnn.graph_report", str(scratch / "report.json"), str(scratch)],
-                          capture_output=True, text=True, timeout=1800)
+    done = subprocess.run(
+        [sys.executable, "-m", "ttnn.graph_report", str(scratch / "report.json"), str(scratch)],
+        capture_output=True,
+        text=True,
+        timeout=1800,
+    )
     db = scratch / "db.sqlite"
     if done.returncode != 0 or not db.exists():
         lines = (done.stderr or done.stdout).strip().splitlines()

@@ -64,8 +64,13 @@ from fxport.runtime.mock.runtime_root import cache_home
 from fxport.settings import _version, mapping_hash
 
 SCHEMA = "fxport.verdict/1"
-_ERRORS = {"RuntimeError": RuntimeError, "ValueError": ValueError, "TypeError": TypeError,
-           "IndexError": IndexError, "NotImplementedError": NotImplementedError}
+_ERRORS = {
+    "RuntimeError": RuntimeError,
+    "ValueError": ValueError,
+    "TypeError": TypeError,
+    "IndexError": IndexError,
+    "NotImplementedError": NotImplementedError,
+}
 _MAX_ERROR = 4000  # characters of a cached error text
 _BUFFER_TYPES = ("L1", "L1_SMALL", "DRAM", "TRACE")
 _BLOCK_ROW = operator.itemgetter("address", "size", "allocated")
@@ -123,8 +128,11 @@ class VerdictCache:
     def _setting(self, ttnn: Any, device: Any) -> dict:
         """The part of the key that is the same for every call on one device."""
         if id(device) not in self._fixed:
-            self._fixed[id(device)] = {"board": _board(ttnn, device), "ttnn": _version("ttnn"),
-                                       "mapping_table": mapping_hash()}
+            self._fixed[id(device)] = {
+                "board": _board(ttnn, device),
+                "ttnn": _version("ttnn"),
+                "mapping_table": mapping_hash(),
+            }
         return self._fixed[id(device)]
 
     # -- the store ------------------------------------------------------------------------------
@@ -139,8 +147,12 @@ class VerdictCache:
             return None
         try:
             doc = json.loads(raw)
-            ok = (isinstance(doc, dict) and doc.get("schema") == SCHEMA and doc.get("key") == material
-                  and _valid_outcome(doc.get("outcome")))
+            ok = (
+                isinstance(doc, dict)
+                and doc.get("schema") == SCHEMA
+                and doc.get("key") == material
+                and _valid_outcome(doc.get("outcome"))
+            )
         except (ValueError, RecursionError):  # nested beyond the parser's depth: damaged
             ok = False
         if not ok:
@@ -166,20 +178,36 @@ class VerdictCache:
                 raise
 
     # -- one call -------------------------------------------------------------------------------
-    def call(self, ttnn: Any, device: Any, name: str, op: Callable, args: tuple, kwargs: dict,
-             is_environment_error: Callable[[BaseException], bool]) -> Any:
+    def call(
+        self,
+        ttnn: Any,
+        device: Any,
+        name: str,
+        op: Callable,
+        args: tuple,
+        kwargs: dict,
+        is_environment_error: Callable[[BaseException], bool],
+    ) -> Any:
         """`op(*args, **kwargs)` (ttnn tensors already unwrapped), or its replay."""
         self.stats.calls += 1
         try:
-            material = {"op": name, "args": _canonical(ttnn, args), "kwargs": _canonical(ttnn, kwargs),
-                        **self._setting(ttnn, device), "state": allocator_state(ttnn, device)}
+            material = {
+                "op": name,
+                "args": _canonical(ttnn, args),
+                "kwargs": _canonical(ttnn, kwargs),
+                **self._setting(ttnn, device),
+                "state": allocator_state(ttnn, device),
+            }
         except Exception:  # Uncacheable, or a form this code does not know: never a verdict
             self.stats.uncacheable += 1
             return op(*args, **kwargs)
         digest = hashlib.sha256(json.dumps(material, sort_keys=True).encode()).hexdigest()
         outcome = self.read(digest, material)
-        if outcome is not None and "error" in outcome and is_environment_error(
-                _ERRORS[outcome["error"]["type"]](outcome["error"]["message"])):
+        if (
+            outcome is not None
+            and "error" in outcome
+            and is_environment_error(_ERRORS[outcome["error"]["type"]](outcome["error"]["message"]))
+        ):
             # Environment errors are never written; one read back was forged or damaged, and
             # its text must not stop the run as a broken machine: ignored, rewritten by the call.
             self.stats.rejected += 1
@@ -208,13 +236,21 @@ class VerdictCache:
             out = op(*args, **kwargs)
         except Exception as exc:
             if not is_environment_error(exc) and type(exc).__name__ in _ERRORS:
-                self.write(digest, material, {"error": {"type": type(exc).__name__,
-                                                        "message": str(exc)[:_MAX_ERROR]},
-                                              "state_after": allocator_state(ttnn, device)})
+                self.write(
+                    digest,
+                    material,
+                    {
+                        "error": {"type": type(exc).__name__, "message": str(exc)[:_MAX_ERROR]},
+                        "state_after": allocator_state(ttnn, device),
+                    },
+                )
             raise
         try:
-            record = {"result": _describe(ttnn, out), "state_after": allocator_state(ttnn, device),
-                      "replay": not _aliases(out, args, kwargs)}
+            record = {
+                "result": _describe(ttnn, out),
+                "state_after": allocator_state(ttnn, device),
+                "replay": not _aliases(out, args, kwargs),
+            }
         except Exception:
             self.stats.misses -= 1
             self.stats.uncacheable += 1
@@ -224,6 +260,7 @@ class VerdictCache:
 
 
 # -- keys -------------------------------------------------------------------------------------------
+
 
 def allocator_state(ttnn: Any, device: Any) -> str:
     """Digest of every allocator's block table (address, size, allocated), in address order."""
@@ -258,9 +295,14 @@ def _is_tensor(x: Any) -> bool:
 
 
 def _spec(ttnn: Any, t: Any) -> dict:
-    spec = {"shape": list(t.shape), "padded_shape": list(t.padded_shape), "dtype": str(t.dtype),
-            "layout": str(t.layout), "tile": list(t.tile.tile_shape) if t.layout == ttnn.TILE_LAYOUT else None,
-            "storage": str(t.storage_type())}
+    spec = {
+        "shape": list(t.shape),
+        "padded_shape": list(t.padded_shape),
+        "dtype": str(t.dtype),
+        "layout": str(t.layout),
+        "tile": list(t.tile.tile_shape) if t.layout == ttnn.TILE_LAYOUT else None,
+        "storage": str(t.storage_type()),
+    }
     if t.storage_type() == ttnn.StorageType.DEVICE:
         spec["memory_config"] = json.loads(t.memory_config().to_json())
     return spec
@@ -318,6 +360,7 @@ def _describe(ttnn: Any, out: Any) -> Any:
 def _aliases(out: Any, args: tuple, kwargs: dict) -> bool:
     """Whether a returned device tensor shares a buffer with an argument (a view): a replay would
     allocate where the call did not."""
+
     def buffers(x: Any, acc: set) -> set:
         if isinstance(x, (list, tuple)):
             for v in x:
@@ -328,6 +371,7 @@ def _aliases(out: Any, args: tuple, kwargs: dict) -> bool:
         elif _is_tensor(x) and x.storage_type().name == "DEVICE" and x.is_allocated():
             acc.add(x.buffer_address())
         return acc
+
     return bool(buffers(out, set()) & buffers((args, kwargs), set()))
 
 
@@ -353,8 +397,9 @@ def _replay(ttnn: Any, device: Any, outcome: dict, state_before: str) -> Any:
         ttnn.deallocate(t)
     del made, result
     if allocator_state(ttnn, device) != state_before:
-        raise RuntimeError("fxport verdict cache: a replay could not be undone (allocator state "
-                           "changed); rerun with --no-cache")
+        raise RuntimeError(
+            "fxport verdict cache: a replay could not be undone (allocator state changed); rerun with --no-cache"
+        )
     return _DIVERGED
 
 
@@ -362,8 +407,12 @@ def _recreate(ttnn: Any, device: Any, desc: Any, made: list) -> Any:
     if isinstance(desc, dict) and "tensor" in desc:
         s = desc["tensor"]
         t = ttnn.allocate_tensor_on_device(
-            ttnn.Shape(s["shape"]), _enum(ttnn.DataType, s["dtype"]), _enum(ttnn.Layout, s["layout"]),
-            device, ttnn.MemoryConfig.from_json(json.dumps(s["memory_config"])))
+            ttnn.Shape(s["shape"]),
+            _enum(ttnn.DataType, s["dtype"]),
+            _enum(ttnn.Layout, s["layout"]),
+            device,
+            ttnn.MemoryConfig.from_json(json.dumps(s["memory_config"])),
+        )
         made.append(t)
         if _spec(ttnn, t) != s:
             raise Uncacheable("recreated tensor differs")
@@ -397,8 +446,12 @@ def _valid_outcome(o: object) -> bool:
         return False
     if "error" in o:
         e = o["error"]
-        return (isinstance(e, dict) and e.get("type") in _ERRORS and isinstance(e.get("message"), str)
-                and len(e["message"]) <= _MAX_ERROR)
+        return (
+            isinstance(e, dict)
+            and e.get("type") in _ERRORS
+            and isinstance(e.get("message"), str)
+            and len(e["message"]) <= _MAX_ERROR
+        )
     return "result" in o and _valid_result(o["result"])
 
 
@@ -409,13 +462,18 @@ def _valid_result(d: object, depth: int = 0) -> bool:
         return True
     if not isinstance(d, dict) or len(d) != 1:
         return False
-    (kind, v), = d.items()
+    ((kind, v),) = d.items()
     if kind == "float":
         return isinstance(v, str)
     if kind in ("list", "tuple"):
         return isinstance(v, list) and all(_valid_result(x, depth + 1) for x in v)
     if kind == "tensor":
-        return (isinstance(v, dict) and isinstance(v.get("shape"), list)
-                and all(isinstance(x, int) for x in v["shape"]) and isinstance(v.get("dtype"), str)
-                and isinstance(v.get("layout"), str) and isinstance(v.get("memory_config"), dict))
+        return (
+            isinstance(v, dict)
+            and isinstance(v.get("shape"), list)
+            and all(isinstance(x, int) for x in v["shape"])
+            and isinstance(v.get("dtype"), str)
+            and isinstance(v.get("layout"), str)
+            and isinstance(v.get("memory_config"), dict)
+        )
     return False

@@ -8,8 +8,22 @@
 
 from fxport.testgen.collect import Case, Source, collect, load_ops, optimized_capture
 from fxport.testgen.generate import (
-    PCC_DEFAULT, PCC_OVERRIDES, SLOW_ELEMENTS, describe_suite, generate,
+    PCC_DEFAULT,
+    PCC_OVERRIDES,
+    SLOW_ELEMENTS,
+    describe_suite,
+    generate,
 )
 
-__all__ = ["Case", "PCC_DEFAULT", "PCC_OVERRIDES", "SLOW_ELEMENTS", "Source", "collect",
-           "describe_suite", "generate", "load_ops", "optimized_capture"]
+__all__ = [
+    "Case",
+    "PCC_DEFAULT",
+    "PCC_OVERRIDES",
+    "SLOW_ELEMENTS",
+    "Source",
+    "collect",
+    "describe_suite",
+    "generate",
+    "load_ops",
+    "optimized_capture",
+]

@@ -71,7 +71,7 @@ class Case:
         }
 
 
-SourceLike = Union["Capture", str, Path, dict, tuple]  # noqa: F821  (Capture: fxport.capture)
+SourceLike = Union["Capture", str, Path, dict, tuple]
 
 
 def collect(*sources: SourceLike | Iterable[SourceLike]) -> list[Case]:
@@ -87,8 +87,7 @@ def collect(*sources: SourceLike | Iterable[SourceLike]) -> list[Case]:
         for r in records:
             groups[case_key(r)].append((model, r))
     cases = [_case(members) for members in groups.values()]
-    cases.sort(key=lambda c: (c.target, -c.count, _specs_key(c.inputs), c.args,
-                              _canonical(c.call)))
+    cases.sort(key=lambda c: (c.target, -c.count, _specs_key(c.inputs), c.args, _canonical(c.call)))
     return cases
 
 
@@ -121,14 +120,13 @@ def load_ops(path: str | Path) -> tuple[str, list[OpRecord]]:
         for r in records:  # the key every case is grouped by must be computable
             case_key(r)
         return model, records
-    except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError, AttributeError,
-            RecursionError) as exc:
+    except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError, AttributeError, RecursionError) as exc:
         raise FxportError(f"cannot read {path}: {type(exc).__name__}: {' '.join(str(exc).split())[:200]}") from None
 
 
 def _from_document(doc: dict, default_name: str) -> tuple[str, list[OpRecord]]:
     if not isinstance(doc, dict) or not isinstance(doc.get("ops"), list):
-        raise ValueError("not an ops.json document written by `fxport trace` (no \"ops\" list)")
+        raise ValueError('not an ops.json document written by `fxport trace` (no "ops" list)')
     return str(doc.get("model") or default_name), [OpRecord.from_dict(d) for d in doc["ops"]]
 
 
@@ -145,8 +143,10 @@ def _expand(sources: Iterable[Any]) -> Iterable[tuple[str, list[OpRecord]]]:
         elif isinstance(src, Iterable):
             yield from _expand(src)
         else:
-            raise TypeError(f"cannot collect op cases from {type(src).__name__}: expected a "
-                            "Capture, an ops.json path or document, or (name, records)")
+            raise TypeError(
+                f"cannot collect op cases from {type(src).__name__}: expected a "
+                "Capture, an ops.json path or document, or (name, records)"
+            )
 
 
 def _case(members: list[tuple[str, OpRecord]]) -> Case:
@@ -154,8 +154,10 @@ def _case(members: list[tuple[str, OpRecord]]) -> Case:
     per_model: dict[str, list[OpRecord]] = defaultdict(list)
     for model, r in members:
         per_model[model].append(r)
-    sources = tuple(Source(model, sum(r.repeat for r in rs), tuple(sorted({r.module for r in rs})))
-                    for model, rs in sorted(per_model.items()))
+    sources = tuple(
+        Source(model, sum(r.repeat for r in rs), tuple(sorted({r.module for r in rs})))
+        for model, rs in sorted(per_model.items())
+    )
     return Case(first.target, first.inputs, first.outputs, first.args, first.call, sources, first)
 
 

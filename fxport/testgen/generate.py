@@ -26,13 +26,19 @@ from typing import Any, Iterable
 import torch
 
 from fxport.capture.records import TensorSpec
+from fxport.durable import read_regular, remove_file, write_text
 from fxport.memory.devices import BankSpec, DeviceMemory, preset
 from fxport.memory.tiles import fmt_bytes
 from fxport.testgen.collect import Case
 from fxport.testgen.runtime import CASES_FILE, RESULTS_FILE, TIMING_FILE, dump_json
-from fxport.durable import read_regular, remove_file, write_text
 from fxport.testgen.values import (
-    check_replayable, decode, describe, dtype_problem, resolve, torch_dtype, value_plan,
+    check_replayable,
+    decode,
+    describe,
+    dtype_problem,
+    resolve,
+    torch_dtype,
+    value_plan,
 )
 
 PCC_DEFAULT = 0.99
@@ -58,14 +64,25 @@ def execution_memory(arch: str) -> DeviceMemory:
     from fxport.runtime.devices import EXECUTION_OPTIONS
 
     p = preset(arch)
-    banks = BankSpec(l1_bank_count=p.l1.count, l1_bank_size=p.l1.size - EXECUTION_OPTIONS["l1_small_size"],
-                     dram_bank_count=p.dram.count, dram_bank_size=p.dram.size)
+    banks = BankSpec(
+        l1_bank_count=p.l1.count,
+        l1_bank_size=p.l1.size - EXECUTION_OPTIONS["l1_small_size"],
+        dram_bank_count=p.dram.count,
+        dram_bank_size=p.dram.size,
+    )
     return DeviceMemory.from_banks(p.name, banks, grid=p.grid)
 
 
-def generate(cases: Iterable[Case], out_dir: str | Path, memory: str = "dram", arch: str = "n150",
-             *, pcc: float = PCC_DEFAULT, slow_elements: int = SLOW_ELEMENTS,
-             device_memory: DeviceMemory | None = None) -> list[Path]:
+def generate(
+    cases: Iterable[Case],
+    out_dir: str | Path,
+    memory: str = "dram",
+    arch: str = "n150",
+    *,
+    pcc: float = PCC_DEFAULT,
+    slow_elements: int = SLOW_ELEMENTS,
+    device_memory: DeviceMemory | None = None,
+) -> list[Path]:
     """Write the suite for `cases` into `out_dir`: conftest.py, cases.json and one
     test_<op>.py per aten target. Returns the written paths (sorted). Test files of an earlier
     generation that no longer have cases are removed."""
@@ -88,18 +105,30 @@ def generate(cases: Iterable[Case], out_dir: str | Path, memory: str = "dram", a
 
     models = sorted({m for c in cases for m in c.models})
     suite = {
-        "generator": "fxport gen-tests", "torch": torch.__version__.split("+")[0],
-        "arch": arch, "memory": memory, "memory_config": config, "models": models,
-        "device_memory": {"name": dm.name, "l1_banks": dm.l1.count, "l1_bank_size": dm.l1.size,
-                          "dram_banks": dm.dram.count, "dram_bank_size": dm.dram.size},
-        "pcc_default": pcc, "slow_elements": slow_elements,
+        "generator": "fxport gen-tests",
+        "torch": torch.__version__.split("+")[0],
+        "arch": arch,
+        "memory": memory,
+        "memory_config": config,
+        "models": models,
+        "device_memory": {
+            "name": dm.name,
+            "l1_banks": dm.l1.count,
+            "l1_bank_size": dm.l1.size,
+            "dram_banks": dm.dram.count,
+            "dram_bank_size": dm.dram.size,
+        },
+        "pcc_default": pcc,
+        "slow_elements": slow_elements,
         "pcc_overrides": {k: {"pcc": v, "why": why} for k, (v, why) in PCC_OVERRIDES.items()},
     }
     # Code is never made from data: the conftest and every test file are fixed texts; a test file
     # finds its cases in cases.json by its own file name. (Model names and op targets come from
     # ops.json files, which anyone may have written.)
-    written = [write_text(out_dir / CASES_FILE, dump_json({"suite": suite, "cases": entries}) + "\n"),
-               write_text(out_dir / "conftest.py", CONFTEST)]
+    written = [
+        write_text(out_dir / CASES_FILE, dump_json({"suite": suite, "cases": entries}) + "\n"),
+        write_text(out_dir / "conftest.py", CONFTEST),
+    ]
     for file_name in files.values():
         written.append(write_text(out_dir / file_name, TEST_FILE))
     keep = {p.name for p in written}
@@ -128,40 +157,56 @@ def describe_suite(out_dir: str | Path) -> str:
         expects[c["expect"]] += 1
     slow = sum(bool(c["slow"]) for c in cases)
     files = len({c["file"] for c in cases})
-    words = {"device": "must run on the device", "oom": "predicted OOM (strict xfail)",
-             "declined": "declined by the plan (strict xfail)",
-             "unreplayable": "cannot be replayed (strict xfail)"}
+    words = {
+        "device": "must run on the device",
+        "oom": "predicted OOM (strict xfail)",
+        "declined": "declined by the plan (strict xfail)",
+        "unreplayable": "cannot be replayed (strict xfail)",
+    }
     parts = [f"{expects[k]} {words[k]}" for k in words if expects[k]]
-    return (f"{len(cases)} cases of {files} ops from {', '.join(suite['models'])} "
-            f"({suite['memory']} on {suite['arch']}): " + ", ".join(parts)
-            + (f"; {slow} slow (deselected unless --fxport-slow)" if slow else "")
-            + f"\nrun: pytest {out_dir}")
+    return (
+        f"{len(cases)} cases of {files} ops from {', '.join(suite['models'])} "
+        f"({suite['memory']} on {suite['arch']}): "
+        + ", ".join(parts)
+        + (f"; {slow} slow (deselected unless --fxport-slow)" if slow else "")
+        + f"\nrun: pytest {out_dir}"
+    )
 
 
-def case_entry(c: Case, config: str, dm: DeviceMemory, *, pcc: float = PCC_DEFAULT,
-               slow_elements: int = SLOW_ELEMENTS) -> dict:
+def case_entry(
+    c: Case, config: str, dm: DeviceMemory, *, pcc: float = PCC_DEFAULT, slow_elements: int = SLOW_ELEMENTS
+) -> dict:
     """The cases.json entry of one case (without the suite-level id de-duplication and seed)."""
     from fxport.mapping import REGISTRY
 
-    values = value_plan(c.target, c.inputs, c.outputs, c.call,
-                        has_rule=lambda t: REGISTRY.rule_named(t) is not None)
+    values = value_plan(c.target, c.inputs, c.outputs, c.call, has_rule=lambda t: REGISTRY.rule_named(t) is not None)
     notes = [f"input {i}: {describe(v)}" for i, v in enumerate(values) if v["kind"] == "zeros"]
     threshold, why = PCC_OVERRIDES.get(c.target, (pcc, ""))
     entry: dict[str, Any] = {
-        "target": c.target, "id": case_id(c), **c.to_dict(), "values": values,
-        "pcc": threshold, "pcc_why": why, "notes": notes,
+        "target": c.target,
+        "id": case_id(c),
+        **c.to_dict(),
+        "values": values,
+        "pcc": threshold,
+        "pcc_why": why,
+        "notes": notes,
     }
     elements = sum(_numel(s) for s in (*c.inputs, *c.outputs))
     entry["elements"] = elements
     entry["slow"] = ""
     if elements > slow_elements:
-        entry["slow"] = (f"{elements / 2**20:,.1f} Mi elements in inputs and outputs, over the "
-                         f"{slow_elements / 2**20:g} Mi budget of a default CPU run")
+        entry["slow"] = (
+            f"{elements / 2**20:,.1f} Mi elements in inputs and outputs, over the "
+            f"{slow_elements / 2**20:g} Mi budget of a default CPU run"
+        )
         entry["id"] += "-slow"
 
     bad_dtype = dtype_problem([s.dtype for s in (*c.inputs, *c.outputs)])
-    problem = bad_dtype or (check_replayable(c.call) if resolve(c.target) is not None else (
-        f"{c.target} is not an operator overload fxport can call"))
+    problem = bad_dtype or (
+        check_replayable(c.call)
+        if resolve(c.target) is not None
+        else (f"{c.target} is not an operator overload fxport can call")
+    )
     plan = _plan(c) if problem is None else {"lowered": None, "reason": "", "note": problem}
     entry["plan"] = plan
     entry["memory"] = _memory(c, config, dm) if bad_dtype is None else {"config": config, "fits": None}
@@ -185,15 +230,19 @@ def _plan(c: Case) -> dict:
     from fxport.single_op import op_graph
 
     try:
-        tensors = [torch.empty(s.shape, dtype=torch_dtype(s.dtype), device="meta")
-                   for s in c.inputs]
+        tensors = [torch.empty(s.shape, dtype=torch_dtype(s.dtype), device="meta") for s in c.inputs]
         args, kwargs = decode(c.call, tensors, device="meta")
         gm, _ = op_graph(resolve(c.target), args, kwargs)
         p = plan_graph(gm.graph).nodes[0]
     except Exception as exc:  # the test's own run will give the verdict
-        return {"lowered": None, "rule": "", "ttnn": "", "reason": "",
-                "note": f"plan not evaluated at generation ({type(exc).__name__}: "
-                        f"{str(exc).splitlines()[0] if str(exc) else ''}); the test run decides"}
+        return {
+            "lowered": None,
+            "rule": "",
+            "ttnn": "",
+            "reason": "",
+            "note": f"plan not evaluated at generation ({type(exc).__name__}: "
+            f"{str(exc).splitlines()[0] if str(exc) else ''}); the test run decides",
+        }
     return {"lowered": p.lowered, "rule": p.rule, "ttnn": p.ttnn, "reason": p.reason}
 
 
@@ -202,9 +251,16 @@ def _memory(c: Case, config: str, dm: DeviceMemory) -> dict:
 
     mem = predict(c.record, dm)
     v = mem.verdicts[config]
-    d = {"config": config, "fits": v.fits, "per_bank": v.per_bank, "bank_size": v.bank_size,
-         "banks": v.banks, "resident_bytes": mem.resident_bytes,
-         "logical_bytes": mem.logical_bytes, "explain": mem.explain(config)}
+    d = {
+        "config": config,
+        "fits": v.fits,
+        "per_bank": v.per_bank,
+        "bank_size": v.bank_size,
+        "banks": v.banks,
+        "resident_bytes": mem.resident_bytes,
+        "logical_bytes": mem.logical_bytes,
+        "explain": mem.explain(config),
+    }
     if not v.fits:
         worst = mem.worst_padding
         pad = f", tile padding {worst}" if worst is not None and worst.factor >= 1.5 else ""
@@ -213,16 +269,26 @@ def _memory(c: Case, config: str, dm: DeviceMemory) -> dict:
             f"memory model: OOM in {config} on {dm.name}: each of {v.banks} banks needs "
             f"{v.per_bank:,} B but bank size is {v.bank_size:,} B (short by {v.short_by:,} B); "
             f"{len(mem.tensors)} tensors resident together, {fmt_bytes(mem.resident_bytes)} "
-            f"tile-padded{pad}" + (f"; remedy: {fix.text}" if fix is not None else ""))
+            f"tile-padded{pad}" + (f"; remedy: {fix.text}" if fix is not None else "")
+        )
         d["remedy"] = fix.text if fix is not None else ""
     return d
 
 
 # -- names -----------------------------------------------------------------------------------
 
-_SHORT_DTYPES = {"float32": "", "float64": "f64", "float16": "f16", "bfloat16": "bf16",
-                 "int64": "i64", "int32": "i32", "int16": "i16", "int8": "i8", "uint8": "u8",
-                 "bool": "bool"}
+_SHORT_DTYPES = {
+    "float32": "",
+    "float64": "f64",
+    "float16": "f16",
+    "bfloat16": "bf16",
+    "int64": "i64",
+    "int32": "i32",
+    "int16": "i16",
+    "int8": "i8",
+    "uint8": "u8",
+    "bool": "bool",
+}
 
 
 def _shape_text(s: TensorSpec) -> str:
@@ -234,13 +300,12 @@ def _shape_text(s: TensorSpec) -> str:
 def case_id(c: Case) -> str:
     """Readable pytest id: input shapes ('4x16.i64': dtype suffix unless float32), then the
     non-tensor arguments."""
-    head = "_".join(_shape_text(s) for s in c.inputs) or (
-        "out" + "_".join(_shape_text(s) for s in c.outputs))
+    head = "_".join(_shape_text(s) for s in c.inputs) or ("out" + "_".join(_shape_text(s) for s in c.outputs))
     args = re.sub(r"\s+", "", c.args).replace("[", "(").replace("]", ")")
     text = f"{head}-{args}" if args else head
     text = re.sub(r"[^\w=(),.+\-]", "", text)
     if len(text) > _ID_MAX:
-        text = f"{text[:_ID_MAX - 9]}~{zlib.crc32(text.encode()):08x}"
+        text = f"{text[: _ID_MAX - 9]}~{zlib.crc32(text.encode()):08x}"
     return text
 
 

@@ -33,7 +33,12 @@ from torch.utils._pytree import tree_flatten
 from fxport.capture.records import OpRecord, TensorSpec, split_target
 from fxport.durable import write_text
 from fxport.testgen.values import (
-    check_replayable, decode, describe, dtype_problem, make_inputs, resolve,
+    check_replayable,
+    decode,
+    describe,
+    dtype_problem,
+    make_inputs,
+    resolve,
 )
 
 CASES_FILE = "cases.json"
@@ -42,6 +47,7 @@ TIMING_FILE = "timing.json"
 
 
 # -- outcomes --------------------------------------------------------------------------------
+
 
 class CaseFailure(AssertionError):
     """A generated test's failure; subclasses name the outcome."""
@@ -76,6 +82,7 @@ EXPECTED_FAILURES = {"oom": DeviceOutOfMemory, "declined": NotLowered, "unreplay
 
 
 # -- loading ---------------------------------------------------------------------------------
+
 
 @lru_cache(maxsize=8)
 def _load(path: str, mtime_ns: int) -> dict:
@@ -114,6 +121,7 @@ def load_params(test_file: str | Path, target: str | None = None) -> list:
 
 
 # -- running ---------------------------------------------------------------------------------
+
 
 @dataclass
 class CaseResult:
@@ -156,15 +164,24 @@ def run_case(case: dict, ctx: Any) -> CaseResult:
     from fxport.single_op import run_single_op
 
     result = CaseResult(
-        id=case["id"], target=case["target"], expect=case["expect"], status="not run",
-        inputs=[{"shape": s["shape"], "dtype": s["dtype"], "values": describe(v)}
-                for s, v in zip(case["inputs"], case["values"])],
-        threshold=case["pcc"], notes=list(case.get("notes", [])))
+        id=case["id"],
+        target=case["target"],
+        expect=case["expect"],
+        status="not run",
+        inputs=[
+            {"shape": s["shape"], "dtype": s["dtype"], "values": describe(v)}
+            for s, v in zip(case["inputs"], case["values"])
+        ],
+        threshold=case["pcc"],
+        notes=list(case.get("notes", [])),
+    )
     result.memory = {"generated": case.get("memory", {}), "device": _live_memory(case, ctx)}
     op = resolve(case["target"])
-    problem = (dtype_problem([s["dtype"] for s in (*case["inputs"], *case["outputs"])])
-               or (None if op is not None else f"{case['target']} is not an operator overload "
-                   "fxport can call") or check_replayable(case.get("call")))
+    problem = (
+        dtype_problem([s["dtype"] for s in (*case["inputs"], *case["outputs"])])
+        or (None if op is not None else f"{case['target']} is not an operator overload fxport can call")
+        or check_replayable(case.get("call"))
+    )
     if problem:
         result.error = problem
         return result
@@ -190,8 +207,7 @@ def run_case(case: dict, ctx: Any) -> CaseResult:
     finally:
         result.device_seconds = round(time.perf_counter() - start, 4)
     plan = run.plan
-    result.plan = {"lowered": plan.lowered, "rule": plan.rule, "ttnn": plan.ttnn,
-                   "reason": plan.reason}
+    result.plan = {"lowered": plan.lowered, "rule": plan.rule, "ttnn": plan.ttnn, "reason": plan.reason}
     if not plan.lowered:
         result.status, result.error = "declined", plan.reason
     elif run.node is None:
@@ -203,8 +219,9 @@ def run_case(case: dict, ctx: Any) -> CaseResult:
     got, want = _tensors(run.output), _tensors(native)
     result.device = [_stats(t) for t in got]
     if len(got) < len(want):  # run_single_op hands back the op's first output
-        result.notes.append(f"outputs compared: the first {len(got)} of {len(want)} (the "
-                            "pipeline's result holds only those)")
+        result.notes.append(
+            f"outputs compared: the first {len(got)} of {len(want)} (the pipeline's result holds only those)"
+        )
     elif len(got) > len(want):
         result.notes.append(f"the pipeline returned {len(got)} tensors, the aten op {len(want)}")
     from fxport.runtime.pcc import agreement
@@ -228,16 +245,18 @@ def check(result: CaseResult) -> None:
     if result.status != "device":
         predicted = result.memory.get("device", {}).get("text", "")
         if result.error_kind == "OUT_OF_MEMORY":
-            raise DeviceOutOfMemory(f"{where}: device {result.error}"
-                                    + (f"\nmemory model on this device: {predicted}" if predicted else ""))
+            raise DeviceOutOfMemory(
+                f"{where}: device {result.error}" + (f"\nmemory model on this device: {predicted}" if predicted else "")
+            )
         raise DeviceError(f"{where}: device failed ({result.error_kind or 'error'}): {result.error}")
     if not result.pcc:
         raise PccBelowThreshold(f"{where}: ran on the device but returned no tensor to compare")
     low = [(i, p) for i, p in enumerate(result.pcc) if p is None or not p >= result.threshold]
     if len(result.device) > len(result.native) or low:
         detail = ", ".join(f"output {i}: PCC {p}" for i, p in low) or "more outputs than the aten op"
-        raise PccBelowThreshold(f"{where}: {detail} (threshold {result.threshold}); "
-                                f"native {result.native}, device {result.device}")
+        raise PccBelowThreshold(
+            f"{where}: {detail} (threshold {result.threshold}); native {result.native}, device {result.device}"
+        )
 
 
 def _live_memory(case: dict, ctx: Any) -> dict:
@@ -250,8 +269,14 @@ def _live_memory(case: dict, ctx: Any) -> dict:
         config = "L1" if ctx.memory == "l1" else "DRAM"
         mem = predict(case_record(case), DeviceMemory.from_handle(ctx.device))
         v = mem.verdicts[config]
-        return {"config": config, "fits": v.fits, "per_bank": v.per_bank,
-                "bank_size": v.bank_size, "banks": v.banks, "text": str(v)}
+        return {
+            "config": config,
+            "fits": v.fits,
+            "per_bank": v.per_bank,
+            "bank_size": v.bank_size,
+            "banks": v.banks,
+            "text": str(v),
+        }
     except Exception as exc:  # the record is diagnostic only
         return {"error": _one_line(exc)}
 
@@ -260,11 +285,22 @@ def case_record(case: dict) -> OpRecord:
     """An OpRecord standing for the case (what the memory model sizes)."""
     target = case["target"]
     op, overload = split_target(target)
-    specs = lambda xs: tuple(TensorSpec(tuple(x["shape"]), x["dtype"]) for x in xs)  # noqa: E731
-    return OpRecord(index=0, node=case["id"], graph="main", target=target, op=op,
-                    overload=overload, inputs=specs(case["inputs"]), outputs=specs(case["outputs"]),
-                    args=case.get("args", ""), module="", module_type="", source="",
-                    call=case.get("call"))
+    specs = lambda xs: tuple(TensorSpec(tuple(x["shape"]), x["dtype"]) for x in xs)
+    return OpRecord(
+        index=0,
+        node=case["id"],
+        graph="main",
+        target=target,
+        op=op,
+        overload=overload,
+        inputs=specs(case["inputs"]),
+        outputs=specs(case["outputs"]),
+        args=case.get("args", ""),
+        module="",
+        module_type="",
+        source="",
+        call=case.get("call"),
+    )
 
 
 def _tensors(value: Any) -> list[torch.Tensor]:
@@ -278,8 +314,12 @@ def _stats(t: torch.Tensor) -> dict:
         finite = x[torch.isfinite(x)]
         d["nonfinite"] = int(x.numel() - finite.numel())
         if finite.numel():
-            d.update(min=_r(finite.min()), max=_r(finite.max()), mean=_r(finite.mean()),
-                     std=_r(finite.std()) if finite.numel() > 1 else 0.0)
+            d.update(
+                min=_r(finite.min()),
+                max=_r(finite.max()),
+                mean=_r(finite.mean()),
+                std=_r(finite.std()) if finite.numel() > 1 else 0.0,
+            )
     return d
 
 
@@ -295,16 +335,18 @@ def _one_line(exc: BaseException) -> str:
 
 # -- pytest hooks of a generated suite (its conftest delegates here) -------------------------
 
-_SLOW_HELP = ("run the cases marked slow (tensors beyond the CPU size budget); they are "
-              "deselected by default unless -m selects markers")
+_SLOW_HELP = (
+    "run the cases marked slow (tensors beyond the CPU size budget); they are "
+    "deselected by default unless -m selects markers"
+)
 
 
 def add_options(parser: Any) -> None:
     group = parser.getgroup("fxport", "fxport generated op tests")
-    for args, kwargs in ((("--fxport-slow",), {"action": "store_true", "help": _SLOW_HELP}),
-                         (("--fxport-results",), {"default": None,
-                                                  "help": "where to write results.json "
-                                                          "(default: next to cases.json)"})):
+    for args, kwargs in (
+        (("--fxport-slow",), {"action": "store_true", "help": _SLOW_HELP}),
+        (("--fxport-results",), {"default": None, "help": "where to write results.json (default: next to cases.json)"}),
+    ):
         try:
             group.addoption(*args, **kwargs)
         except ValueError:  # two generated suites in one run: the first registered it
@@ -312,8 +354,10 @@ def add_options(parser: Any) -> None:
 
 
 def configure(config: Any) -> None:
-    config.addinivalue_line("markers", "slow(reason): a case beyond the CPU size budget of a "
-                                       "default run; deselected unless --fxport-slow or -m")
+    config.addinivalue_line(
+        "markers",
+        "slow(reason): a case beyond the CPU size budget of a default run; deselected unless --fxport-slow or -m",
+    )
     if not hasattr(config, "_fxport_results"):
         config._fxport_results = {}  # suite dir -> {case id: result}
         config._fxport_deselected = {}
@@ -333,7 +377,8 @@ def select_slow(config: Any, items: list, suite_dir: str | Path) -> None:
         config.hook.pytest_deselected(items=drop)
         items[:] = keep
         config._fxport_deselected[str(suite_dir)] = [
-            f"{i.nodeid}: {i.get_closest_marker('slow').kwargs.get('reason', '')}" for i in drop]
+            f"{i.nodeid}: {i.get_closest_marker('slow').kwargs.get('reason', '')}" for i in drop
+        ]
 
 
 def recorder(request: Any, suite_dir: str | Path):
@@ -356,11 +401,13 @@ def session_finish(session: Any, suite_dir: str | Path) -> None:
     out = session.config.getoption("fxport_results", None)
     path = Path(out) if out else suite_dir / RESULTS_FILE
     ordered = [results[k] for k in sorted(results)]
-    doc = {"suite": load_suite(suite_dir)["suite"], "results": [r.to_dict() for r in ordered],
-           "summary": _summary(ordered)}
+    doc = {
+        "suite": load_suite(suite_dir)["suite"],
+        "results": [r.to_dict() for r in ordered],
+        "summary": _summary(ordered),
+    }
     write_text(path, dump_json(doc) + "\n")
-    timing = {f"{r.target} [{r.id}]": {"native": r.native_seconds, "device": r.device_seconds}
-              for r in ordered}
+    timing = {f"{r.target} [{r.id}]": {"native": r.native_seconds, "device": r.device_seconds} for r in ordered}
     write_text(path.with_name(TIMING_FILE), json.dumps(timing, indent=1, sort_keys=True) + "\n")
 
 
@@ -372,8 +419,7 @@ def dump_json(value: Any, indent: str = "", width: int = 100) -> str:
         return flat
     inner = indent + " "
     if isinstance(value, dict):
-        items = [f"{inner}{json.dumps(k)}: {dump_json(v, inner, width)}"
-                 for k, v in sorted(value.items())]
+        items = [f"{inner}{json.dumps(k)}: {dump_json(v, inner, width)}" for k, v in sorted(value.items())]
         return "{\n" + ",\n".join(items) + "\n" + indent + "}"
     items = [inner + dump_json(v, inner, width) for v in value]
     return "[\n" + ",\n".join(items) + "\n" + indent + "]"
@@ -396,11 +442,11 @@ def terminal_summary(reporter: Any, config: Any, suite_dir: str | Path) -> None:
     reporter.section(f"fxport op suite {suite_dir.name}", sep="-")
     if results:
         s = _summary(list(results.values()))
-        reporter.write_line(f"{s['cases']} case(s) run: " + ", ".join(
-            f"{n} {k}" for k, n in s["by_status"].items()) + f"; records in "
-            f"{config.getoption('fxport_results', None) or suite_dir / RESULTS_FILE}")
+        reporter.write_line(
+            f"{s['cases']} case(s) run: " + ", ".join(f"{n} {k}" for k, n in s["by_status"].items()) + f"; records in "
+            f"{config.getoption('fxport_results', None) or suite_dir / RESULTS_FILE}"
+        )
     if dropped:
-        reporter.write_line(f"{len(dropped)} slow case(s) deselected (not run; --fxport-slow "
-                            "runs them):")
+        reporter.write_line(f"{len(dropped)} slow case(s) deselected (not run; --fxport-slow runs them):")
         for line in dropped:
             reporter.write_line(f"  {line}")

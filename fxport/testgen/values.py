@@ -44,8 +44,12 @@ def _uniform(low: float, high: float, why: str) -> dict:
 POSITIVE = _uniform(0.1, 3.1, "domain: positive")
 UNIT = _uniform(-0.9, 0.9, "domain: inside (-1, 1)")
 NEAR_ONE = _uniform(0.9, 1.1, "near 1: a product of many random values under/overflows")
-AWAY = {"kind": "away_from_zero", "low": 0.5, "high": 2.5,
-        "why": "divisor: away from zero (a quotient near a pole is ill-conditioned in bf16)"}
+AWAY = {
+    "kind": "away_from_zero",
+    "low": 0.5,
+    "high": 2.5,
+    "why": "divisor: away from zero (a quotient near a pole is ill-conditioned in bf16)",
+}
 WIDE = {"kind": "normal", "scale": 4.0, "why": "rounding op: values spanning several integers"}
 KINKS = {"kind": "normal", "scale": 4.0, "why": "piecewise activation: values reaching its bends (+-3, 6)"}
 INT_DIVISOR = {"kind": "away_from_zero", "low": 1, "high": DEFAULT_INTS[1], "why": "integer divisor: nonzero"}
@@ -55,14 +59,19 @@ INT_DIVISOR = {"kind": "away_from_zero", "low": 1, "high": DEFAULT_INTS[1], "why
 # argument name, then the kind of input ("float" or "int"); anything not listed gets plain
 # random values. A new op with a restricted domain adds its line here.
 DOMAINS: dict[str, dict[str, dict[str, dict]]] = {
-    **{f"aten.{op}": {"self": {"float": POSITIVE}} for op in (
-        "log", "log2", "log10", "log1p", "sqrt", "rsqrt", "lgamma", "digamma")},
+    **{
+        f"aten.{op}": {"self": {"float": POSITIVE}}
+        for op in ("log", "log2", "log10", "log1p", "sqrt", "rsqrt", "lgamma", "digamma")
+    },
     **{f"aten.{op}": {"self": {"float": UNIT}} for op in ("asin", "acos", "atanh", "erfinv", "tan")},
     **{f"aten.{op}": {"self": {"float": WIDE}} for op in ("floor", "ceil", "round", "trunc", "frac")},
-    **{f"aten.{op}": {"self": {"float": KINKS}} for op in (
-        "relu6", "hardtanh", "hardswish", "hardsigmoid", "softplus")},
-    **{f"aten.{op}": {"other": {"float": AWAY, "int": INT_DIVISOR}} for op in (
-        "div", "true_divide", "floor_divide", "remainder", "fmod")},
+    **{
+        f"aten.{op}": {"self": {"float": KINKS}} for op in ("relu6", "hardtanh", "hardswish", "hardsigmoid", "softplus")
+    },
+    **{
+        f"aten.{op}": {"other": {"float": AWAY, "int": INT_DIVISOR}}
+        for op in ("div", "true_divide", "floor_divide", "remainder", "fmod")
+    },
     "aten.reciprocal": {"self": {"float": AWAY}},
     "aten.addcdiv": {"tensor2": {"float": AWAY}},
     "aten.acosh": {"self": {"float": _uniform(1.1, 4.1, "domain: >= 1")}},
@@ -70,13 +79,16 @@ DOMAINS: dict[str, dict[str, dict[str, dict]]] = {
     "aten.xlogy": {"other": {"float": POSITIVE}},
     # A float base of a non-integral power must be positive (value_plan lifts this for integral
     # exponents); an integer exponent must not be negative.
-    "aten.pow": {"self": {"float": _uniform(0.1, 3.1, "base of a power: positive")},
-                 "exponent": {"int": {"kind": "randint", "low": 0, "high": 4,
-                                      "why": "integer exponent: non-negative"}}},
+    "aten.pow": {
+        "self": {"float": _uniform(0.1, 3.1, "base of a power: positive")},
+        "exponent": {"int": {"kind": "randint", "low": 0, "high": 4, "why": "integer exponent: non-negative"}},
+    },
     "aten.prod": {"self": {"float": NEAR_ONE}},
     "aten.cumprod": {"self": {"float": NEAR_ONE}},
-    "aten.clamp": {"min": {"float": _uniform(-2.5, -0.5, "lower bound below the upper one")},
-                   "max": {"float": _uniform(0.5, 2.5, "upper bound above the lower one")}},
+    "aten.clamp": {
+        "min": {"float": _uniform(-2.5, -0.5, "lower bound below the upper one")},
+        "max": {"float": _uniform(0.5, 2.5, "upper bound above the lower one")},
+    },
     "aten.grid_sampler_2d": {"grid": {"float": _uniform(-1.0, 1.0, "sampling grid: normalised coordinates")}},
     "*": {"running_var": {"float": _uniform(0.1, 3.1, "a variance: positive")}},
 }
@@ -92,15 +104,20 @@ def domain(op: str, arg: str, kind: str) -> dict | None:
     return None
 
 
-def value_plan(target: str, inputs: tuple[TensorSpec, ...], outputs: tuple[TensorSpec, ...],
-               call: dict | None, has_rule: Callable[[str], bool] | None = None) -> list[dict]:
+def value_plan(
+    target: str,
+    inputs: tuple[TensorSpec, ...],
+    outputs: tuple[TensorSpec, ...],
+    call: dict | None,
+    has_rule: Callable[[str], bool] | None = None,
+) -> list[dict]:
     """One value spec per input tensor (see the module docstring)."""
     op = resolve(target)
     bound = bind(op, call) if op is not None and call is not None else {}
     slots = tensor_slots(bound)
     name = split_target(target)[0]
     if has_rule is None:
-        has_rule = lambda t: REGISTRY.rule_named(t) is not None  # noqa: E731
+        has_rule = lambda t: REGISTRY.rule_named(t) is not None
     index_bounds = _index_bounds(name, bound, inputs, outputs)
     plan = []
     for i, spec in enumerate(inputs):
@@ -109,19 +126,20 @@ def value_plan(target: str, inputs: tuple[TensorSpec, ...], outputs: tuple[Tenso
     return plan
 
 
-def _value_for(spec: TensorSpec, i: int, arg: str, name: str, bound: dict, index_bounds: dict,
-               value_op: bool) -> dict:
+def _value_for(spec: TensorSpec, i: int, arg: str, name: str, bound: dict, index_bounds: dict, value_op: bool) -> dict:
     if spec.dtype == "bool":
         if name == "aten.scaled_dot_product_attention" and arg == "attn_mask":
-            return {"kind": "causal", "why": "attention mask: every query row keeps a key "
-                                             "(a fully masked row is NaN)"}
+            return {"kind": "causal", "why": "attention mask: every query row keeps a key (a fully masked row is NaN)"}
         return {"kind": "bool", "p": 0.5}
     if spec.dtype in INT_DTYPES:
         if i in index_bounds:
             return index_bounds[i]
         if not value_op:
-            return {"kind": "zeros", "why": f"integer input {arg or i!s} of an op with no TT-NN "
-                                            "rule and no known index bounds: zeros (values unknown)"}
+            return {
+                "kind": "zeros",
+                "why": f"integer input {arg or i!s} of an op with no TT-NN "
+                "rule and no known index bounds: zeros (values unknown)",
+            }
         limited = domain(name, arg, "int")
         if limited is not None:
             return dict(limited)
@@ -147,15 +165,26 @@ def _integral(v: Any) -> bool:
 # -- index inputs ----------------------------------------------------------------------------
 
 _DIM_INDEXED = {  # op -> (index argument, indexed argument): index values < indexed.shape[dim]
-    "aten.gather": ("index", "self"), "aten.scatter": ("index", "self"),
-    "aten.scatter_add": ("index", "self"), "aten.scatter_reduce": ("index", "self"),
-    "aten.index_select": ("index", "self"), "aten.index_add": ("index", "self"),
-    "aten.index_copy": ("index", "self"), "aten.index_fill": ("index", "self"),
-    "aten.index_reduce": ("index", "self"), "aten.take_along_dim": ("indices", "self"),
+    "aten.gather": ("index", "self"),
+    "aten.scatter": ("index", "self"),
+    "aten.scatter_add": ("index", "self"),
+    "aten.scatter_reduce": ("index", "self"),
+    "aten.index_select": ("index", "self"),
+    "aten.index_add": ("index", "self"),
+    "aten.index_copy": ("index", "self"),
+    "aten.index_fill": ("index", "self"),
+    "aten.index_reduce": ("index", "self"),
+    "aten.take_along_dim": ("indices", "self"),
 }
-_LIST_INDEXED = {"aten.index", "aten._unsafe_index", "aten.index_put", "aten._unsafe_index_put",
-                 "aten._index_put_impl", "aten._unsafe_masked_index",
-                 "aten._unsafe_masked_index_put_accumulate"}
+_LIST_INDEXED = {
+    "aten.index",
+    "aten._unsafe_index",
+    "aten.index_put",
+    "aten._unsafe_index_put",
+    "aten._index_put_impl",
+    "aten._unsafe_masked_index",
+    "aten._unsafe_masked_index_put_accumulate",
+}
 
 
 def _index(low: int, high: int, why: str) -> dict:
@@ -164,9 +193,11 @@ def _index(low: int, high: int, why: str) -> dict:
     return {"kind": "randint", "low": low, "high": high, "why": f"indices in [{low}, {high}): {why}"}
 
 
-def _index_bounds(name: str, bound: dict, inputs: tuple[TensorSpec, ...],
-                  outputs: tuple[TensorSpec, ...]) -> dict[int, dict]:
+def _index_bounds(
+    name: str, bound: dict, inputs: tuple[TensorSpec, ...], outputs: tuple[TensorSpec, ...]
+) -> dict[int, dict]:
     """Value specs of the index inputs of `name`, by input position."""
+
     def spec_of(arg: str) -> TensorSpec | None:
         v = bound.get(arg)
         return inputs[v["tensor"]] if _is_tensor(v) else None
@@ -205,11 +236,15 @@ def _index_bounds(name: str, bound: dict, inputs: tuple[TensorSpec, ...],
                 dim += max(1, len(spec.shape))
                 continue
             if src is not None and dim < len(src.shape):
-                out[entry["tensor"]] = _index(0, src.shape[dim],
-                                              f"size of self dim {dim} ({src.shape[dim]})")
+                out[entry["tensor"]] = _index(0, src.shape[dim], f"size of self dim {dim} ({src.shape[dim]})")
             dim += 1
-    elif name in ("aten.nll_loss", "aten.nll_loss_forward", "aten.nll_loss2d",
-                  "aten.nll_loss2d_forward", "aten.nll_loss_nd"):
+    elif name in (
+        "aten.nll_loss",
+        "aten.nll_loss_forward",
+        "aten.nll_loss2d",
+        "aten.nll_loss2d_forward",
+        "aten.nll_loss_nd",
+    ):
         src, i = spec_of("self"), index_of("target")
         if src is not None and i is not None and src.shape:
             c = src.shape[1] if len(src.shape) >= 2 else src.shape[0]
@@ -288,16 +323,20 @@ class Unreplayable(ValueError):
     """A recorded argument fxport cannot rebuild (an opaque object recorded by its repr)."""
 
 
-_REPRS = {"torch.strided": torch.strided, "torch.sparse_coo": torch.sparse_coo,
-          "torch.contiguous_format": torch.contiguous_format,
-          "torch.channels_last": torch.channels_last,
-          "torch.channels_last_3d": torch.channels_last_3d,
-          "torch.preserve_format": torch.preserve_format}
+_REPRS = {
+    "torch.strided": torch.strided,
+    "torch.sparse_coo": torch.sparse_coo,
+    "torch.contiguous_format": torch.contiguous_format,
+    "torch.channels_last": torch.channels_last,
+    "torch.channels_last_3d": torch.channels_last_3d,
+    "torch.preserve_format": torch.preserve_format,
+}
 
 
 def decode(call: dict, tensors: list[Any], device: str = "cpu") -> tuple[tuple, dict]:
     """(args, kwargs) of the recorded call with `tensors` in place of {"tensor": i}. Devices
     recorded in the call (captures run on meta) become `device`."""
+
     def dec(v: Any) -> Any:
         if isinstance(v, list):
             return [dec(x) for x in v]
@@ -322,8 +361,7 @@ def decode(call: dict, tensors: list[Any], device: str = "cpu") -> tuple[tuple, 
 def check_replayable(call: dict | None) -> str | None:
     """Why the call cannot be replayed, or None."""
     if call is None:
-        return ("the record has no call (ops.json written before fxport recorded calls): "
-                "trace the model again")
+        return "the record has no call (ops.json written before fxport recorded calls): trace the model again"
     try:
         decode(call, _AnyTensors(), device="meta")
     except Unreplayable as exc:
@@ -337,6 +375,7 @@ class _AnyTensors:
 
 
 # -- making values ---------------------------------------------------------------------------
+
 
 def make_inputs(specs: list[dict], values: list[dict], seed: int) -> list[torch.Tensor]:
     """The input tensors of a case: `specs` as {"shape", "dtype"}, `values` from value_plan."""

@@ -6,5 +6,4 @@ See docs/mock-device.md. `fxport.runtime.devices` is the user-facing entry point
 from .descriptors import MOCK_ARCHES, descriptor_path
 from .runtime_root import MockRuntime, MockRuntimeError, build_runtime_root, cache_home
 
-__all__ = ["MOCK_ARCHES", "MockRuntime", "MockRuntimeError", "build_runtime_root", "cache_home",
-           "descriptor_path"]
+__all__ = ["MOCK_ARCHES", "MockRuntime", "MockRuntimeError", "build_runtime_root", "cache_home", "descriptor_path"]

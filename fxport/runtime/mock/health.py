@@ -26,7 +26,12 @@ from pathlib import Path
 
 from . import toolchain
 from .runtime_root import (
-    MockRuntime, MockRuntimeError, build_runtime_root, expected_manifest, make_dirs, root_problems,
+    MockRuntime,
+    MockRuntimeError,
+    build_runtime_root,
+    expected_manifest,
+    make_dirs,
+    root_problems,
     runtime_paths,
 )
 
@@ -90,8 +95,10 @@ def repair_jit_cache(jit_cache: Path) -> list[str]:
         shutil.rmtree(folder, ignore_errors=True)
     if not folders:
         return []
-    return [f"removed {len(folders)} kernel build(s) with damaged ELF files from the JIT cache "
-            f"(e.g. {damaged[0].relative_to(jit_cache)}); TT-Metal rebuilds them"]
+    return [
+        f"removed {len(folders)} kernel build(s) with damaged ELF files from the JIT cache "
+        f"(e.g. {damaged[0].relative_to(jit_cache)}); TT-Metal rebuilds them"
+    ]
 
 
 def _lock(base: Path, exclusive: bool) -> int | None:
@@ -118,8 +125,9 @@ def claim_runtime(cache_dir: Path | str | None = None) -> MockRuntime:
         make_dirs(base)
         exclusive = _lock(base, exclusive=True)
     except OSError as exc:
-        raise MockRuntimeError(f"cannot create the mock runtime under {base}: {exc.strerror or exc}; "
-                               "set FXPORT_CACHE to a writable folder") from None
+        raise MockRuntimeError(
+            f"cannot create the mock runtime under {base}: {exc.strerror or exc}; set FXPORT_CACHE to a writable folder"
+        ) from None
     if exclusive is not None:  # nobody else uses this runtime: check and repair
         try:
             runtime = build_runtime_root(cache_dir)
@@ -132,15 +140,19 @@ def claim_runtime(cache_dir: Path | str | None = None) -> MockRuntime:
     deadline = time.monotonic() + LOCK_WAIT_SECONDS
     while (shared := _lock(base, exclusive=False)) is None:  # an exclusive holder is repairing
         if time.monotonic() > deadline:
-            raise MockRuntimeError(f"the mock runtime {base} stayed locked for {LOCK_WAIT_SECONDS:.0f} s "
-                                   "by another fxport process; end it or set FXPORT_CACHE elsewhere")
+            raise MockRuntimeError(
+                f"the mock runtime {base} stayed locked for {LOCK_WAIT_SECONDS:.0f} s "
+                "by another fxport process; end it or set FXPORT_CACHE elsewhere"
+            )
         time.sleep(0.1)
     _held[base] = shared
     # The JIT cache is not checked here: its users may be writing it right now, and a file half
     # written is not a damaged one. Whatever they leave damaged, the next sole user repairs.
     problems = root_problems(runtime.root, runtime.ttnn_dir, expected_manifest(runtime.ttnn_dir))
     if problems:
-        raise MockRuntimeError(f"the mock runtime is damaged ({problems[0]}) and other fxport processes "
-                               "are using it, so it cannot be repaired now; rerun when they finish "
-                               "(fxport repairs it then) or set FXPORT_CACHE to another folder")
+        raise MockRuntimeError(
+            f"the mock runtime is damaged ({problems[0]}) and other fxport processes "
+            "are using it, so it cannot be repaired now; rerun when they finish "
+            "(fxport repairs it then) or set FXPORT_CACHE to another folder"
+        )
     return runtime

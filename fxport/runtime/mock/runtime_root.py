@@ -82,9 +82,11 @@ def ttnn_location() -> tuple[str, Path]:
         raise MockRuntimeError("ttnn is not installed in this Python environment")
     where = Path(spec.submodule_search_locations[0]).resolve()
     if not (where / "runtime").is_dir() or not (where / "tt_metal").is_dir():
-        raise MockRuntimeError(f"the ttnn package Python finds first, {where}, is not TT-NN (a folder or "
-                               "package named ttnn shadows the installed one); rename it or run from "
-                               "another directory")
+        raise MockRuntimeError(
+            f"the ttnn package Python finds first, {where}, is not TT-NN (a folder or "
+            "package named ttnn shadows the installed one); rename it or run from "
+            "another directory"
+        )
     return version, where
 
 
@@ -152,15 +154,16 @@ def root_problems(root: Path, ttnn_dir: Path, manifest: dict) -> list[str]:
         return [f"{root} was built for another ttnn or fxport version"]
     problems = []
     links = [(root / e, ttnn_dir / e) for e in manifest["entries"] if e != "runtime"]
-    links += [(root / "runtime" / e, ttnn_dir / "runtime" / e)
-              for e in manifest["runtime_entries"] if e != "sfpi"]
+    links += [(root / "runtime" / e, ttnn_dir / "runtime" / e) for e in manifest["runtime_entries"] if e != "sfpi"]
     for link, target in links:
         if not link.is_symlink() or os.readlink(link) != str(target) or not link.exists():
             problems.append(f"{link} no longer links to {target}")
     data = root / COMPILER_DATA_RELPATH
-    expected = {root / COMPILER_RELPATH: STAND_IN.read_bytes(),
-                data / "version": (toolchain.version_line(manifest["sfpi_version"]) + "\n").encode(),
-                data / "minimal.elf": toolchain.minimal_riscv_elf()}
+    expected = {
+        root / COMPILER_RELPATH: STAND_IN.read_bytes(),
+        data / "version": (toolchain.version_line(manifest["sfpi_version"]) + "\n").encode(),
+        data / "minimal.elf": toolchain.minimal_riscv_elf(),
+    }
     for path, content in expected.items():
         try:
             if path.is_symlink() or path.read_bytes() != content:
@@ -171,8 +174,7 @@ def root_problems(root: Path, ttnn_dir: Path, manifest: dict) -> list[str]:
     if not problems and not os.access(compiler, os.X_OK):
         problems.append(f"{compiler} is not executable")
     if not problems:  # the folders and files on the way to what TT-Metal executes
-        chain = [root, *[root / p for p in COMPILER_RELPATH.parents if str(p) != "."], compiler,
-                 data, *expected]
+        chain = [root, *[root / p for p in COMPILER_RELPATH.parents if str(p) != "."], compiler, data, *expected]
         problems = [reason for reason in map(_unsafe, dict.fromkeys(chain)) if reason][:1]
     return problems
 
@@ -192,8 +194,10 @@ def _populate(root: Path, ttnn_dir: Path, manifest: dict) -> None:
     compiler.chmod(0o755)
     data = root / COMPILER_DATA_RELPATH
     make_dirs(data)
-    for name, content in (("version", toolchain.version_line(manifest["sfpi_version"]) + "\n"),
-                          ("minimal.elf", toolchain.minimal_riscv_elf())):
+    for name, content in (
+        ("version", toolchain.version_line(manifest["sfpi_version"]) + "\n"),
+        ("minimal.elf", toolchain.minimal_riscv_elf()),
+    ):
         (data / name).write_bytes(content if isinstance(content, bytes) else content.encode())
         (data / name).chmod(0o644)
     (root / MANIFEST_NAME).write_text(json.dumps(manifest, indent=1, sort_keys=True))
@@ -204,15 +208,15 @@ def _check_compiler(compiler: Path, sfpi_version: str) -> None:
     """Run the installed stand-in once: catches a noexec cache folder, a missing /bin/sh."""
     expected = toolchain.version_line(sfpi_version)
     try:
-        done = subprocess.run([str(compiler), "--version"], capture_output=True, text=True,
-                              timeout=60)
+        done = subprocess.run([str(compiler), "--version"], capture_output=True, text=True, timeout=60)
         first_line = done.stdout.splitlines()[0] if done.stdout else ""
     except (OSError, subprocess.TimeoutExpired) as exc:
         raise MockRuntimeError(f"cannot run the stand-in compiler {compiler}: {exc}") from exc
     if done.returncode != 0 or first_line != expected:
         raise MockRuntimeError(
             f"stand-in compiler {compiler} printed {first_line!r} (exit {done.returncode}), "
-            f"expected {expected!r}: {done.stderr.strip()}")
+            f"expected {expected!r}: {done.stderr.strip()}"
+        )
 
 
 # Characters TT-Metal's unquoted command lines pass through unchanged (no space, quote, `$`, `;`, ...).
@@ -249,15 +253,19 @@ def _fallback_top() -> Path:
     except FileExistsError:
         pass
     except OSError as exc:
-        raise MockRuntimeError(f"cannot create the private mock runtime folder {top}: "
-                               f"{exc.strerror or exc}; set FXPORT_CACHE to a private folder whose "
-                               "path has no spaces or shell characters") from None
+        raise MockRuntimeError(
+            f"cannot create the private mock runtime folder {top}: "
+            f"{exc.strerror or exc}; set FXPORT_CACHE to a private folder whose "
+            "path has no spaces or shell characters"
+        ) from None
     st = top.lstat()
     if os.path.islink(top) or not os.path.isdir(top) or st.st_uid != os.geteuid() or st.st_mode & 0o077:
-        raise MockRuntimeError(f"{top} is not a private folder of this user (a link, another owner or "
-                               "open permissions), so the mock runtime cannot live there; remove it or "
-                               "set FXPORT_CACHE to a private folder whose path has no spaces or shell "
-                               "characters")
+        raise MockRuntimeError(
+            f"{top} is not a private folder of this user (a link, another owner or "
+            "open permissions), so the mock runtime cannot live there; remove it or "
+            "set FXPORT_CACHE to a private folder whose path has no spaces or shell "
+            "characters"
+        )
     return top
 
 
@@ -305,8 +313,9 @@ def _rebuild(runtime: MockRuntime, expected: dict) -> None:
                 p.chmod(p.stat().st_mode & ~0o022)
         staging = Path(tempfile.mkdtemp(prefix=".root-", dir=base))
     except OSError as exc:
-        raise MockRuntimeError(f"cannot create the mock runtime under {base}: {exc.strerror or exc}; "
-                               "set FXPORT_CACHE to a writable folder") from None
+        raise MockRuntimeError(
+            f"cannot create the mock runtime under {base}: {exc.strerror or exc}; set FXPORT_CACHE to a writable folder"
+        ) from None
     try:
         staging.chmod(DIR_MODE)
         _populate(staging, runtime.ttnn_dir, expected)
@@ -323,7 +332,9 @@ def _rebuild(runtime: MockRuntime, expected: dict) -> None:
             if root_problems(runtime.root, runtime.ttnn_dir, expected):  # lost a race to an equal root: fine
                 raise
     except OSError as exc:
-        raise MockRuntimeError(f"cannot build the mock runtime root {runtime.root}: "
-                               f"{exc.strerror or exc}; set FXPORT_CACHE to a writable folder") from None
+        raise MockRuntimeError(
+            f"cannot build the mock runtime root {runtime.root}: "
+            f"{exc.strerror or exc}; set FXPORT_CACHE to a writable folder"
+        ) from None
     finally:
         shutil.rmtree(staging, ignore_errors=True)

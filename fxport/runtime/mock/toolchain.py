@@ -59,7 +59,8 @@ def minimal_riscv_elf(entry: int = 0) -> bytes:
     name = {n: shstrtab.index(b"\0" + n.encode() + b"\0") + 1 for n in SECTION_NAMES}
     strtab = b"\0_start\0"
     symtab = bytes(SYM_SIZE) + struct.pack(  # null symbol, then global function _start in .text
-        "<IIIBBH", 1, entry, 0, (STB_GLOBAL << 4) | STT_FUNC, 0, 1)
+        "<IIIBBH", 1, entry, 0, (STB_GLOBAL << 4) | STT_FUNC, 0, 1
+    )
 
     text_off = EHDR_SIZE + PHDR_SIZE
     symtab_off = _align4(text_off + len(TEXT))
@@ -68,28 +69,38 @@ def minimal_riscv_elf(entry: int = 0) -> bytes:
     shoff = _align4(shstrtab_off + len(shstrtab))
 
     def shdr(section, typ, flags, addr, off, size, link=0, info=0, align=1, entsize=0):
-        return struct.pack("<10I", name[section], typ, flags, addr, off, size, link, info, align,
-                           entsize)
+        return struct.pack("<10I", name[section], typ, flags, addr, off, size, link, info, align, entsize)
 
-    section_headers = b"".join([
-        bytes(SHDR_SIZE),
-        shdr(".text", SHT_PROGBITS, SHF_ALLOC | SHF_EXECINSTR, entry, text_off, len(TEXT),
-             align=4),
-        shdr(".rela.text", SHT_RELA, SHF_INFO_LINK, 0, symtab_off, 0, link=3, info=1, align=4,
-             entsize=RELA_SIZE),
-        shdr(".symtab", SHT_SYMTAB, 0, 0, symtab_off, len(symtab), link=4, info=1, align=4,
-             entsize=SYM_SIZE),
-        shdr(".strtab", SHT_STRTAB, 0, 0, strtab_off, len(strtab)),
-        shdr(".shstrtab", SHT_STRTAB, 0, 0, shstrtab_off, len(shstrtab)),
-    ])
+    section_headers = b"".join(
+        [
+            bytes(SHDR_SIZE),
+            shdr(".text", SHT_PROGBITS, SHF_ALLOC | SHF_EXECINSTR, entry, text_off, len(TEXT), align=4),
+            shdr(".rela.text", SHT_RELA, SHF_INFO_LINK, 0, symtab_off, 0, link=3, info=1, align=4, entsize=RELA_SIZE),
+            shdr(".symtab", SHT_SYMTAB, 0, 0, symtab_off, len(symtab), link=4, info=1, align=4, entsize=SYM_SIZE),
+            shdr(".strtab", SHT_STRTAB, 0, 0, strtab_off, len(strtab)),
+            shdr(".shstrtab", SHT_STRTAB, 0, 0, shstrtab_off, len(shstrtab)),
+        ]
+    )
     ident = b"\x7fELF" + bytes([1, 1, EV_CURRENT]) + bytes(9)  # ELFCLASS32, ELFDATA2LSB
     ehdr = ident + struct.pack(
-        "<HHIIIIIHHHHHH", ET_EXEC, EM_RISCV, EV_CURRENT, entry, EHDR_SIZE, shoff, 0,
-        EHDR_SIZE, PHDR_SIZE, 1, SHDR_SIZE, 1 + len(SECTION_NAMES), len(SECTION_NAMES))
+        "<HHIIIIIHHHHHH",
+        ET_EXEC,
+        EM_RISCV,
+        EV_CURRENT,
+        entry,
+        EHDR_SIZE,
+        shoff,
+        0,
+        EHDR_SIZE,
+        PHDR_SIZE,
+        1,
+        SHDR_SIZE,
+        1 + len(SECTION_NAMES),
+        len(SECTION_NAMES),
+    )
     phdr = struct.pack("<8I", PT_LOAD, text_off, entry, entry, len(TEXT), len(TEXT), PF_R_X, 4)
 
     image = bytearray(ehdr + phdr + TEXT)
-    for off, blob in ((symtab_off, symtab), (strtab_off, strtab), (shstrtab_off, shstrtab),
-                      (shoff, section_headers)):
+    for off, blob in ((symtab_off, symtab), (strtab_off, strtab), (shstrtab_off, shstrtab), (shoff, section_headers)):
         image += bytes(off - len(image)) + blob
     return bytes(image)
