@@ -303,6 +303,45 @@ def _parser() -> argparse.ArgumentParser:
     _compute_options(p)
     p.set_defaults(handler=_cmd_run)
 
+    p = sub.add_parser(
+        "export",
+        parents=[common],
+        help="write the model as a standalone TT-NN program (DIR/<name>_ttnn.py, weights, a test)",
+    )
+    p.add_argument("model", help="zoo name or module.path:callable")
+    p.add_argument("--input-shape", help="input shape, e.g. 1,3,224,224 (default: the model's)")
+    _add_input_options(p)
+    p.add_argument("--out", type=Path, required=True, help="output directory")
+    p.add_argument(
+        "--device",
+        choices=["auto", "mock", "hardware"],
+        default="auto",
+        help="the device of the run the program is written from (default auto)",
+    )
+    p.add_argument("--arch", choices=["n150", "p150"], help="mock device board (default n150)")
+    p.add_argument(
+        "--memory-config",
+        choices=["dram", "l1", "auto"],
+        default="dram",
+        help="where activations live, as in `fxport run` (auto: the placed configs)",
+    )
+    p.add_argument(
+        "--weights",
+        choices=["bfloat16", "bfloat8_b"],
+        default="bfloat16",
+        help="dtype of conv and linear weights on the device (default bfloat16)",
+    )
+    p.add_argument(
+        "--pcc",
+        type=_pcc,
+        default=PCC_THRESHOLD,
+        help=f"the PCC the generated test requires of every output (default {PCC_THRESHOLD})",
+    )
+    p.add_argument(
+        "--no-weights", action="store_true", help="write the program only (no weights, inputs, references or test)"
+    )
+    p.set_defaults(handler=_cmd_export)
+
     p = sub.add_parser("sweep", parents=[common], help="run the zoo (or MODELS) x resolutions and write reports")
     p.add_argument(
         "models", nargs="*", help="zoo names or module.path:callable (default: every zoo model at its sweep shapes)"
@@ -497,6 +536,34 @@ def _refuse_mock_values(values: str | None, kind: str) -> None:
             "--values device reads values back from a card, but a mock device runs "
             "no kernels; use --values emulate (golden functions) or --values none"
         )
+
+
+def _cmd_export(args) -> int:
+    _check_arguments(args, [args.model])
+    _heavy_imports()
+    from fxport.export import export
+    from fxport.runtime.devices import open_session_device
+
+    dev = open_session_device(args.device, args.arch)
+    done = export(
+        args.model,
+        out=args.out,
+        inputs=_input_options(args),
+        device=dev,
+        memory=args.memory_config,
+        pcc_threshold=args.pcc,
+        weight_dtype=args.weights,
+        weights=not args.no_weights,
+    )
+    pcc = "not computed" if done.pcc is None else f"{done.pcc:.6f}"
+    print(
+        f"{done.program}: {done.lines} lines, {done.per_inference} ttnn calls per inference "
+        f"(fxport run: {done.run_per_inference}), {done.once} weight preparations, PCC {pcc}"
+    )
+    for path in (done.weights, done.test):
+        if path is not None:
+            print(path)
+    return 0
 
 
 def _cmd_run(args) -> int:

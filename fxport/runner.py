@@ -46,6 +46,7 @@ from fxport.runtime.devices import DeviceHandle
 from fxport.runtime.execute import execute
 from fxport.runtime.localize import localize as localize_error
 from fxport.runtime.localize import reference_values
+from fxport.runtime.recording import Recorder
 from fxport.runtime.run_memory import explain_run, place_activations
 from fxport.runtime.ttnn_report import ttnn_report as capture_ttnn_report
 from fxport.runtime.verdict_cache import VerdictCache
@@ -189,6 +190,7 @@ def run_compiled(
     localize: bool = False,
     fidelity: str = "",
     activations: str = "bfloat16",
+    recorder: Recorder | None = None,
 ) -> RunResult:
     """Execute a compiled program on `dev`, compare its outputs with `reference` (the fp32 torch
     outputs, any pytree, or a function computing them after the execution; None: not compared)
@@ -203,7 +205,8 @@ def run_compiled(
     `pcc_threshold` is the end-to-end PCC every informative output must reach; `localize` finds
     the nodes where error enters (fxport.runtime.localize: it keeps every node's output and the
     fp32 reference's in memory). `fidelity` and `activations`: how compute ops run
-    (LoweringContext.kernel_options); the result's cost estimate prices the same.
+    (LoweringContext.kernel_options); the result's cost estimate prices the same. `recorder`
+    records every call issued (fxport.export writes the record as a program).
 
     Ctrl-C and a broken environment stop the run: the exception is re-raised with `exc.result`,
     the RunResult of the nodes run so far (`stopped` says why), so that it can still be saved."""
@@ -231,6 +234,7 @@ def run_compiled(
         weights=weights,
         fidelity=fidelity,
         activations=activations,
+        recorder=recorder,
     )
     flat = flat_inputs(compiled.program, inputs, kwargs)
     leaves = input_leaves(inputs, kwargs)
@@ -495,6 +499,8 @@ def run_loaded(
     model_args: dict | None = None,
     fidelity: str = "",
     activations: str = "bfloat16",
+    recorder: Recorder | None = None,
+    compiled_out: list | None = None,
 ) -> RunResult:
     """Capture a built model and run it through TT-NN on `dev`.
 
@@ -568,6 +574,8 @@ def run_loaded(
     t = time.perf_counter()
     compiled = compile_program(program, min_block_size, passes=passes, memory=memory, repeats=cap.repeats)
     compiled.captured_nodes = cap.node_count
+    if compiled_out is not None:  # the caller keeps the compiled program (fxport.export)
+        compiled_out.append(compiled)
     plan_seconds = time.perf_counter() - t - compiled.optimized.seconds - compiled.optimized.fold_seconds
     capture = {"method": cap.method, "complete": cap.complete, "problems": [p.to_dict() for p in cap.problems]}
     result = run_compiled(
@@ -590,6 +598,7 @@ def run_loaded(
         localize=localize,
         fidelity=fidelity,
         activations=activations,
+        recorder=recorder,
     )
     return replace(result, redrawn=redrawn, log=cap.log)
 

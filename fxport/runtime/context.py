@@ -11,6 +11,7 @@ import torch
 
 from fxport.runtime.devices import DeviceHandle, environment_error
 from fxport.runtime.dual import DualOps
+from fxport.runtime.recording import Recorder
 from fxport.runtime.verdict_cache import VerdictCache
 from fxport.values import HostValue, TTValue
 
@@ -138,6 +139,7 @@ class LoweringContext:
     # keeps TT-NN's default fidelity; bfloat8_b makes matmul, linear and conv outputs block floats.
     fidelity: str = ""
     activations: str = "bfloat16"
+    recorder: Recorder | None = None  # records every call for `fxport export`
 
     def __post_init__(self) -> None:
         import ttnn
@@ -168,6 +170,8 @@ class LoweringContext:
             cache=self.cache if self.values == "none" else None,
             device=self.device.device,
             is_environment_error=lambda exc: environment_error(self.device, exc) is not None,
+            on_result=self._record if self.recorder is not None else None,
+            quiet=self.recorder.pause if self.recorder is not None else None,
         )
         self.memory_config = self._config(self.memory)
         # Per-node knobs the executor sets from the plan's placement and remedies (`placed`);
@@ -177,6 +181,7 @@ class LoweringContext:
         self.dtype = ttnn.bfloat16
         self.weights_dtype = getattr(ttnn, self.weights)
         self._kinds: list[str] = []
+        self._last_kind = ""
 
     def kernel_options(self, op: str) -> dict:
         """The compute kernel arguments of the run's options for a compute op ("matmul" for
@@ -216,6 +221,7 @@ class LoweringContext:
             kind = "transfer"
         elif kind == "compute" and name == "to_layout":
             kind = "layout"
+        self._last_kind = kind
         self.calls.add(kind, name)
         # The transfer log counts the same calls: one set of numbers (a rule's own uploads too)
         if kind == "transfer":
@@ -225,6 +231,9 @@ class LoweringContext:
                 self.transfers.to_device += 1
         elif kind == "weights" and name in _TRANSFERS:
             self.transfers.constants += 1
+
+    def _record(self, name: str, args: tuple, kwargs: dict, out: Any) -> None:
+        self.recorder.add("ttnn", name, self._last_kind, args, kwargs, out)
 
     # -- constants ------------------------------------------------------------------------------
     def is_constant(self, value: Any) -> bool:
@@ -334,6 +343,8 @@ class LoweringContext:
                 t = torch.empty(value.shape, dtype=like.dtype if like is not None else torch.float32, device="meta")
             else:
                 t = self.ttnn.to_torch(value.tt)
+            if count and self.recorder is not None:
+                self.recorder.add("to_torch", "to_torch", "transfer", (value,), {}, t)
         else:
             return value
         if like is not None and t.dtype != like.dtype:

@@ -9,7 +9,7 @@ the same arguments with torch tensors in place of device tensors go to the op's 
 
 from __future__ import annotations
 
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from typing import Any, Callable, Iterator
 
 import torch
@@ -35,8 +35,12 @@ class DualOps:
         cache: VerdictCache | None = None,
         device: Any = None,
         is_environment_error: Callable[[BaseException], bool] = lambda exc: False,
+        on_result: Callable[[str, tuple, dict, Any], None] | None = None,
+        quiet: Callable[[], Any] | None = None,
     ):
         self._ttnn = ttnn_module
+        self._on_result = on_result  # sees every call with its result (fxport export's record)
+        self._quiet = quiet  # a context in which ttnn's own work and golden functions run unrecorded
         self._emulate = emulate
         self._on_call = on_call
         # Verdict runs only: with values to compute, a replayed call would have none.
@@ -53,6 +57,17 @@ class DualOps:
         finally:
             self._cache = cache
 
+    def _call(self, name: str, op: Any, args: tuple, kwargs: dict) -> Any:
+        tt_args, tt_kwargs = _swap(args, _tt), _swap(kwargs, _tt)
+        if self._cache is not None:
+            out = self._cache.call(self._ttnn, self._device, name, op, tt_args, tt_kwargs, self._is_environment_error)
+        else:
+            out = op(*tt_args, **tt_kwargs)
+        golden = None
+        if self._emulate:
+            golden = golden_function(name, op)(*_swap(args, _golden), **_swap(kwargs, _golden))
+        return _pair(name, out, golden)
+
     def __getattr__(self, name: str) -> Callable[..., Any]:
         op = self._ttnn
         for part in name.split("."):
@@ -61,17 +76,11 @@ class DualOps:
         def call(*args: Any, **kwargs: Any) -> Any:
             if self._on_call:
                 self._on_call(name)
-            tt_args, tt_kwargs = _swap(args, _tt), _swap(kwargs, _tt)
-            if self._cache is not None:
-                out = self._cache.call(
-                    self._ttnn, self._device, name, op, tt_args, tt_kwargs, self._is_environment_error
-                )
-            else:
-                out = op(*tt_args, **tt_kwargs)
-            golden = None
-            if self._emulate:
-                golden = golden_function(name, op)(*_swap(args, _golden), **_swap(kwargs, _golden))
-            return _pair(name, out, golden)
+            with self._quiet() if self._quiet else nullcontext():
+                result = self._call(name, op, args, kwargs)
+            if self._on_result:
+                self._on_result(name, args, kwargs, result)
+            return result
 
         call.__name__ = name
         return call

@@ -8,6 +8,7 @@ back to the device. Host nodes run as aten ops in fp32.
 
 from __future__ import annotations
 
+import contextlib
 import operator
 import time
 import weakref
@@ -106,6 +107,12 @@ class _Runner(fx.Interpreter):
             )
         start = time.perf_counter()
         result = super().run_node(n)
+        recorder = self.ctx.recorder
+        if recorder is not None and is_op_node(n):
+            args, kwargs = self.fetch_args_kwargs_from_env(n)
+            recorder.node = n
+            recorder.add("host", target_name(n.target), "", args, kwargs, result)
+            recorder.node = None
         if is_op_node(n):
             self.results.append(
                 NodeResult(
@@ -118,6 +125,13 @@ class _Runner(fx.Interpreter):
         return result
 
     def _run_partition(self, name: str, sub: fx.GraphModule, args: tuple) -> Any:
+        if self.ctx.recorder is None:
+            return self._partition(name, sub, args)
+        # In the device worker's thread: torch function modes are per thread
+        with self.ctx.recorder.torch_functions():
+            return self._partition(name, sub, args)
+
+    def _partition(self, name: str, sub: fx.GraphModule, args: tuple) -> Any:
         env: dict[fx.Node, Any] = {}
         plan = _partition_plan(sub)
         last_use = plan.last_use
@@ -143,6 +157,9 @@ class _Runner(fx.Interpreter):
         status, kind, error, fields = "device", "", "", {}
         memory = self.ctx.memory_of(n.name)
         remedy, applied, tried = "", False, ()
+
+        if self.ctx.recorder is not None:
+            self.ctx.recorder.node = n
 
         def lower() -> Any:
             with self.ctx.placed(n.name):
@@ -188,13 +205,14 @@ class _Runner(fx.Interpreter):
                 found.outputs = None
             self.ctx.calls = counted
         if status == "fallback":
-            out = _as_host(self._host_call(n, args, kwargs, count=True))
+            out = _as_host(self._host_call(n, args, kwargs, count=True, reason=f"{kind}: {error}"))
         seconds = time.perf_counter() - start
         for d in dying:  # device copies of host inputs used last here: free them before scoring
             if isinstance(env.get(d), HostValue):
                 env[d].device_copies.clear()
         # A fallback's output is the host reference itself: there is no device value to score.
-        score = self._node_pcc(n, args, kwargs, out) if self.node_pcc and status == "device" else None
+        with self.ctx.recorder.pause() if self.ctx.recorder is not None else contextlib.nullcontext():
+            score = self._node_pcc(n, args, kwargs, out) if self.node_pcc and status == "device" else None
         self.results.append(
             NodeResult(
                 n.name,
@@ -259,13 +277,16 @@ class _Runner(fx.Interpreter):
             return None  # the ladder itself failed: the node falls back unremedied
         return found if found.verified is not None else _Tried(found.tried)
 
-    def _host_call(self, n: fx.Node, args: Any, kwargs: Any, count: bool = False) -> Any:
+    def _host_call(self, n: fx.Node, args: Any, kwargs: Any, count: bool = False, reason: str = "") -> Any:
         """The aten op on host values, in the dtypes capture recorded (fp32 activations).
         `count`: a real fallback moves its inputs; a PCC reference only measures."""
         like = fx.map_arg((n.args, n.kwargs), _val)
         read = lambda v, like: self.ctx.host(v, like=like, count=count)
         hargs, hkwargs = _map_pairs((args, kwargs), like, read)
-        return n.target(*hargs, **hkwargs)
+        out = n.target(*hargs, **hkwargs)
+        if count and self.ctx.recorder is not None:
+            self.ctx.recorder.add("host", target_name(n.target), "", hargs, hkwargs, out, reason)
+        return out
 
     def _node_pcc(self, n: fx.Node, args: Any, kwargs: Any, out: Any) -> float | None:
         try:

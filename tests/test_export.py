@@ -1,0 +1,233 @@
+"""`fxport export`: the program is written from the run's own ttnn calls, issues as many per
+inference as `fxport run` counted, runs on the mock with the run's accuracy, is ruff-clean and
+deterministic, and keeps names from the model out of its code."""
+
+import ast
+import importlib.util
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+import torch.utils._pytree as pytree
+from safetensors.torch import load_file
+from torch import nn
+
+from fxport.export import export
+from fxport.export.device import program_device
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+class Block(nn.Module):
+    def __init__(self, c):
+        super().__init__()
+        self.conv = nn.Conv2d(c, c, 3, padding=1)
+        self.bn = nn.BatchNorm2d(c)
+        self.relu = nn.ReLU()
+
+    def forward(self, x):
+        return self.relu(self.bn(self.conv(x))) + x
+
+
+class SmallCNN(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.stem = nn.Conv2d(3, 16, 3, stride=2, padding=1)
+        self.blocks = nn.Sequential(Block(16), Block(16))
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.fc = nn.Linear(16, 10)
+
+    def forward(self, x):
+        return self.fc(torch.flatten(self.pool(self.blocks(self.stem(x))), 1))
+
+
+class MLP(nn.Module):
+    """Two inputs, a dict output and a GELU: outputs keep the model's structure."""
+
+    def __init__(self):
+        super().__init__()
+        self.up = nn.Linear(32, 64)
+        self.act = nn.GELU()
+        self.down = nn.Linear(64, 32)
+        self.norm = nn.LayerNorm(32)
+
+    def forward(self, x, y):
+        h = self.down(self.act(self.up(x))) + y
+        return {"hidden": self.norm(h), "pooled": h.mean(dim=1)}
+
+
+def _load(path: Path):
+    spec = importlib.util.spec_from_file_location(path.stem, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _run_program(exported, folder: Path):
+    """The program on the mock: its outputs, and the ttnn calls of one forward."""
+    program = _load(exported.program)
+    inputs = load_file(str(folder / "inputs.safetensors"))
+    with program_device(program) as device:
+        params = program.load_weights(folder / "weights.safetensors")
+        model = getattr(program, exported.class_name)(device.device, params)
+        before = len(device.calls)
+        outputs = model(*[inputs[f"input.{i}"] for i in range(len(inputs))])
+        per_inference = len(device.calls) - before
+        model(*[inputs[f"input.{i}"] for i in range(len(inputs))])  # the prepared weights reused
+        second = len(device.calls) - before - per_inference
+    return outputs, per_inference, second
+
+
+def _pcc(a: torch.Tensor, b: torch.Tensor) -> float:
+    a, b = a.double().flatten(), b.double().flatten()
+    return float(torch.corrcoef(torch.stack([a, b]))[0, 1])
+
+
+@pytest.mark.parametrize(
+    "make, args, name",
+    [
+        (SmallCNN, lambda: (torch.randn(1, 3, 32, 32),), "small_cnn"),
+        (MLP, lambda: (torch.randn(2, 8, 32), torch.randn(2, 8, 32)), "mlp"),
+    ],
+)
+def test_program_issues_the_runs_calls_and_matches(tmp_path, mock_device, make, args, name):
+    torch.manual_seed(0)
+    model = make().eval()
+    exported = export(model, *args(), out=tmp_path, name=name, device=mock_device)
+    assert exported.per_inference == exported.run_per_inference == exported.result.calls.per_inference
+    outputs, per_inference, second = _run_program(exported, tmp_path)
+    # Counted by running the program, not by reading it: every forward issues the run's calls
+    assert per_inference == second == exported.run_per_inference
+    references = load_file(str(tmp_path / "references.safetensors"))
+    leaves = [leaf for leaf in pytree.tree_leaves(outputs) if isinstance(leaf, torch.Tensor)]
+    assert len(leaves) == len(references) > 0
+    for i, leaf in enumerate(leaves):
+        assert _pcc(leaf, references[f"output.{i}"]) >= exported.result.pcc_threshold
+    reference = model(*[load_file(str(tmp_path / "inputs.safetensors"))[f"input.{i}"] for i in range(len(args()))])
+    assert type(outputs) is type(reference)  # the model's own structure
+    # the generated test passes
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(exported.test)],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stdout[-2000:]
+
+
+def test_export_is_ruff_clean_and_byte_identical(tmp_path, mock_device):
+    torch.manual_seed(0)
+    model = SmallCNN().eval()
+    x = torch.randn(1, 3, 32, 32)
+    first = export(model, x, out=tmp_path / "a", name="cnn", device=mock_device)
+    export(model, x, out=tmp_path / "b", name="cnn", device=mock_device)
+    for path in sorted((tmp_path / "a").iterdir()):
+        assert path.read_bytes() == (tmp_path / "b" / path.name).read_bytes(), path.name
+    text = first.program.read_text()
+    # Block written once, used twice, its weights read by the model's names below its prefix
+    assert text.count("class Block:") == 1 and text.count("= Block(device, params, ") == 2
+    assert 'self.blocks_0 = Block(device, params, "blocks.0.")' in text
+    assert 'params[prefix + "conv.folded.0"]' in text  # a folded weight, named as such
+    for args in (
+        ["check", "--config", str(ROOT / "pyproject.toml")],
+        ["format", "--check", "--line-length", "120", "--isolated"],
+    ):
+        done = subprocess.run(
+            [sys.executable, "-m", "ruff", *args, str(tmp_path / "a")], capture_output=True, text=True, timeout=120
+        )
+        assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_a_hostile_module_name_stays_out_of_the_code(tmp_path, mock_device):
+    torch.manual_seed(0)
+    # What torch.export lets through in a module name (quotes and newlines it refuses itself):
+    # statement separators, calls, comments, backslashes, non-ASCII letters
+    hostile = "x);__import__(os)\\nsystem(touch PWNED)#été"
+    model = nn.Sequential()
+    model.add_module(hostile, nn.Linear(8, 8))
+    model.add_module("relu", nn.ReLU())
+    exported = export(model, torch.randn(2, 8), out=tmp_path, name='evil"\nname', device=mock_device)
+    text = exported.program.read_text()
+    tree = ast.parse(text)
+    names = {n.id for n in ast.walk(tree) if isinstance(n, ast.Name)}
+    names |= {n.attr for n in ast.walk(tree) if isinstance(n, ast.Attribute)}
+    names |= {n.name for n in ast.walk(tree) if isinstance(n, (ast.FunctionDef, ast.ClassDef))}
+    assert not names & {"__import__", "os", "system", "eval", "exec"}  # escaped into identifiers
+    strings = {n.value for n in ast.walk(tree) if isinstance(n, ast.Constant) and isinstance(n.value, str)}
+    assert f"{hostile}.weight" in strings  # the state_dict key, as a string literal
+    compile(text, str(exported.program), "exec")
+    _, per_inference, _ = _run_program(exported, tmp_path)
+    assert per_inference == exported.run_per_inference
+    assert not (tmp_path / "PWNED").exists() and not Path("PWNED").exists()
+
+
+def test_cli_writes_the_program_only_with_no_weights(tmp_path):
+    out = tmp_path / "out"
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "fxport.cli",
+            "export",
+            "tests.user_models:TinyCNN",
+            "--input-shape",
+            "1,3,16,16",
+            "--device",
+            "mock",
+            "--no-weights",
+            "--out",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert sorted(p.name for p in out.iterdir()) == ["tinycnn_ttnn.py"]
+    assert "ttnn calls per inference (fxport run:" in done.stdout
+    program = _load(out / "tinycnn_ttnn.py")
+    with pytest.raises(KeyError, match="is missing"):
+        program.check_weights({})
+    bad = subprocess.run(
+        [sys.executable, "-m", "fxport.cli", "export", "no_such_model", "--out", str(out)],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=600,
+    )
+    assert bad.returncode == 2 and bad.stderr.count("\n") == 1
+
+
+ZOO = [
+    ("resnet50", "1,3,64,64"),
+    ("yolov8n", "1,3,320,320"),
+    ("vit_b_16", "1,3,64,64"),
+    ("pi0-tiny", None),
+]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("spec, shape", ZOO)
+def test_zoo_models_export_and_their_tests_pass(tmp_path, mock_device, spec, shape):
+    from fxport.arguments import parse_shape
+    from fxport.capture.loader import InputOptions
+
+    options = InputOptions(shape=parse_shape(shape)) if shape else None
+    exported = export(spec, out=tmp_path, inputs=options, device=mock_device)
+    _, per_inference, second = _run_program(exported, tmp_path)
+    assert per_inference == second == exported.run_per_inference
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(exported.test)],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=1800,
+    )
+    assert done.returncode == 0, done.stdout[-2000:]
+    if spec == "resnet50":  # the blocks of each stage: one class with the downsample, one without
+        text = exported.program.read_text()
+        assert text.count("class Bottleneck") == 2 and text.count("= Bottleneck") == 16
