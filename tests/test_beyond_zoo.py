@@ -152,8 +152,11 @@ def test_runs_end_to_end(case, tmp_path, capsys):
 @pytest.mark.slow
 @pytest.mark.parametrize("case", list(SLOW_CASES))
 def test_runs_end_to_end_slow(case, tmp_path, capsys):
-    doc, printed = _run(SLOW_CASES[case], tmp_path, capsys)
-    _check(doc, printed, MIN_PCC.get(case, 0.99))
+    # A case held to a measured PCC below the default runs with that threshold (`--pcc`), so that
+    # its accuracy verdict (exit 5 below it) and the check below agree
+    threshold = MIN_PCC.get(case)
+    doc, printed = _run([*SLOW_CASES[case], *(["--pcc", str(threshold)] if threshold else [])], tmp_path, capsys)
+    _check(doc, printed, threshold or 0.99)
 
 
 @pytest.mark.slow
