@@ -501,6 +501,7 @@ def _docs(out: Path) -> dict[str, str]:
     }
 
 
+@pytest.mark.slow  # Ctrl-C and SIGKILL mid-sweep, then two resumes; default twin: the resume test below
 def test_interrupted_and_killed_sweeps_resume_to_the_clean_result(clean_sweep, tmp_path, capsys):
     clean = clean_sweep[0]
     out = tmp_path / "s"
