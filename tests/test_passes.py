@@ -440,7 +440,7 @@ def test_run_json_records_the_passes_and_compare_shows_the_calls(tmp_path, capsy
     assert main([*common, "--passes", "none", "--out", str(tmp_path / "a")]) == 0
     assert main([*common, "--out", str(tmp_path / "b")]) == 0
     out = capsys.readouterr().out
-    assert "ttnn calls per inference" in out and "graph passes: noops, batchnorm" in out
+    assert "ttnn calls per inference" in out and "graph passes: noops, packed_split, batchnorm" in out
     doc = json.loads((tmp_path / "b" / "run.json").read_text())
     assert doc["graph"]["passes"] == list(PASS_NAMES)
     assert {r["name"]: r["fused"] for r in doc["graph"]["applied"]}["batchnorm"] == 1
@@ -462,7 +462,10 @@ def test_backend_takes_pass_options(mock_device):
     with torch.no_grad():
         compiled(torch.randn(4, 16))
     result = fxport.backend.results[-1]
-    assert result.passes == ("noops", "batchnorm", "constants", "activations") and result.weights == "bfloat8_b"
+    assert (
+        result.passes == ("noops", "packed_split", "batchnorm", "constants", "activations")
+        and result.weights == "bfloat8_b"
+    )
     assert _record_named(result, "activations").fused == 1
 
 
