@@ -47,8 +47,8 @@ _VIEWS = {aten.view.default, aten._unsafe_view.default}
 _PERMUTES = {aten.permute.default, aten.transpose.int}
 _SELECTS = {aten.select.int}
 TILE = 32
-# Replaying a chain costs an index tensor of x's size: graphs this large are not searched.
-MAX_ELEMENTS = 1 << 27
+# Replaying a chain costs an index tensor of x's size (int32): larger sources are not searched.
+MAX_ELEMENTS = 1 << 25
 
 
 def _val(node) -> torch.Tensor | None:
@@ -56,11 +56,20 @@ def _val(node) -> torch.Tensor | None:
     return v if isinstance(v, torch.Tensor) else None
 
 
+def _reads_nodes(node: fx.Node) -> bool:
+    """Does `node` read graph values besides its first input?"""
+    found: list[fx.Node] = []
+    fx.node.map_arg((node.args[1:], node.kwargs), found.append)
+    return bool(found)
+
+
 def _chain(node: fx.Node) -> tuple[fx.Node, list[fx.Node]] | None:
     """The source of a select's input and the rearranging ops from it, in order; None when the
     chain has no permute (nothing to save) or its source has no known shape."""
     chain: list[fx.Node] = []
     while isinstance(node, fx.Node) and node.op == "call_function" and node.target in _REARRANGE:
+        if _reads_nodes(node):  # sizes computed in the graph: not replayable on indices
+            return None
         chain.append(node)
         node = node.args[0]
     if not any(n.target in _PERMUTES for n in chain) or _val(node) is None:
@@ -71,10 +80,12 @@ def _chain(node: fx.Node) -> tuple[fx.Node, list[fx.Node]] | None:
 def _slice_of(select: fx.Node, source: fx.Node, chain: list[fx.Node]) -> tuple[int, int] | None:
     """(a, b) when `select` reads exactly source[..., a:b] in order, both tile-aligned."""
     shape = tuple(_val(source).shape)
-    numel = _val(source).numel()
-    if not shape or numel == 0 or numel > MAX_ELEMENTS:
+    if not shape or not all(isinstance(d, int) for d in shape):  # symbolic sizes: not proven here
         return None
-    base = torch.arange(numel, dtype=torch.int64).reshape(shape)
+    numel = _val(source).numel()
+    if numel == 0 or numel > MAX_ELEMENTS:
+        return None
+    base = torch.arange(numel, dtype=torch.int32).reshape(shape)
     idx = base
     for node in chain:  # a view of a permuted index tensor would refuse it: reshape is the same map
         op = aten.reshape.default if node.target in _VIEWS else node.target
@@ -97,7 +108,7 @@ class SplitPackedProjections(FxportPass):
         graph = gm.graph
         before = op_count(graph)
         for node in list(graph.nodes):
-            if node.op != "call_function" or node.target not in _SELECTS or _val(node) is None:
+            if node.op != "call_function" or node.target not in _SELECTS or _val(node) is None or _reads_nodes(node):
                 continue
             found = _chain(node.args[0])
             if found is None:
