@@ -70,10 +70,10 @@ def test_loader_builds_user_models_on_meta():
 
 
 def test_folding_repeated_denoise_steps_keeps_the_inventory_exact():
-    """PI0 with 5 denoise steps: trace 2 calls and count 5, or trace all 5: same inventory."""
+    """PI0 with 3 denoise steps: trace 2 calls and count 3, or trace all 3: same inventory."""
     from fxport_models.pi0 import PI0, PI0Config, make_inputs
 
-    cfg = PI0Config.preset("pi0-tiny", num_steps=5)
+    cfg = PI0Config.preset("pi0-tiny", num_steps=3)
     with torch.device("meta"):
         model = PI0(cfg).eval()
     inputs = make_inputs(cfg, 1, "meta")
@@ -84,7 +84,7 @@ def test_folding_repeated_denoise_steps_keeps_the_inventory_exact():
     assert op_counts(folded.records) == op_counts(full.records)
     signature = lambda cap: {(u.target, u.inputs, u.args, u.count) for u in unique_ops(cap.records)}
     assert signature(folded) == signature(full)
-    assert folded.complete and "denoise: 5 identical calls" in folded.problems[0].message
+    assert folded.complete and "denoise: 3 identical calls" in folded.problems[0].message
 
 
 def test_folding_falls_back_when_calls_differ():

@@ -85,46 +85,63 @@ def _pcc(a: torch.Tensor, b: torch.Tensor) -> float:
     return float(torch.corrcoef(torch.stack([a, b]))[0, 1])
 
 
-@pytest.mark.parametrize(
-    "make, args, name",
-    [
-        (SmallCNN, lambda: (torch.randn(1, 3, 32, 32),), "small_cnn"),
-        (MLP, lambda: (torch.randn(2, 8, 32), torch.randn(2, 8, 32)), "mlp"),
-    ],
-)
-def test_program_issues_the_runs_calls_and_matches(tmp_path, mock_device, make, args, name):
-    torch.manual_seed(0)
-    model = make().eval()
-    exported = export(model, *args(), out=tmp_path, name=name, device=mock_device)
+CASES = {
+    "small_cnn": (SmallCNN, lambda: (torch.randn(1, 3, 32, 32),)),
+    "mlp": (MLP, lambda: (torch.randn(2, 8, 32), torch.randn(2, 8, 32))),
+}
+
+
+@pytest.fixture(scope="module")
+def exported_cases(tmp_path_factory, mock_device):
+    """Each case exported once (the tests below read the same export): name -> (model, folder, export)."""
+    done = {}
+    for name, (make, args) in CASES.items():
+        torch.manual_seed(0)
+        model = make().eval()
+        folder = tmp_path_factory.mktemp(name)
+        done[name] = (model, folder, export(model, *args(), out=folder, name=name, device=mock_device))
+    return done
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_program_issues_the_runs_calls_and_matches(exported_cases, name):
+    model, folder, exported = exported_cases[name]
     assert exported.per_inference == exported.run_per_inference == exported.result.calls.per_inference
-    outputs, per_inference, second = _run_program(exported, tmp_path)
+    outputs, per_inference, second = _run_program(exported, folder)
     # Counted by running the program, not by reading it: every forward issues the run's calls
     assert per_inference == second == exported.run_per_inference
-    references = load_file(str(tmp_path / "references.safetensors"))
+    references = load_file(str(folder / "references.safetensors"))
     leaves = [leaf for leaf in pytree.tree_leaves(outputs) if isinstance(leaf, torch.Tensor)]
     assert len(leaves) == len(references) > 0
     for i, leaf in enumerate(leaves):
         assert _pcc(leaf, references[f"output.{i}"]) >= exported.result.pcc_threshold
-    reference = model(*[load_file(str(tmp_path / "inputs.safetensors"))[f"input.{i}"] for i in range(len(args()))])
+    inputs = load_file(str(folder / "inputs.safetensors"))
+    reference = model(*[inputs[f"input.{i}"] for i in range(len(inputs))])
     assert type(outputs) is type(reference)  # the model's own structure
-    # the generated test passes
+
+
+def test_the_generated_tests_pass_on_their_own(exported_cases):
+    # Every case's generated test, in one new pytest process (as a user runs them; one process
+    # for all of them spares a start-up of torch and TT-NN per case)
+    tests = [str(exported.test) for _, _, exported in exported_cases.values()]
     done = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(exported.test)],
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *tests],
         capture_output=True,
         text=True,
-        cwd=tmp_path,
+        cwd=exported_cases["small_cnn"][1].parent,
         timeout=600,
     )
-    assert done.returncode == 0, done.stdout[-2000:]
+    assert done.returncode == 0 and f"{len(tests)} passed" in done.stdout, done.stdout[-2000:]
 
 
-def test_export_is_ruff_clean_and_byte_identical(tmp_path, mock_device):
-    torch.manual_seed(0)
-    model = SmallCNN().eval()
-    x = torch.randn(1, 3, 32, 32)
-    first = export(model, x, out=tmp_path / "a", name="cnn", device=mock_device)
-    export(model, x, out=tmp_path / "b", name="cnn", device=mock_device)
-    for path in sorted((tmp_path / "a").iterdir()):
+def test_export_is_ruff_clean_and_byte_identical(tmp_path, mock_device, exported_cases):
+    # The same model and input as the small_cnn case, exported again: the same bytes
+    model, folder, first = exported_cases["small_cnn"]
+    x = load_file(str(folder / "inputs.safetensors"))["input.0"]
+    export(model, x, out=tmp_path / "b", name="small_cnn", device=mock_device)
+    files = sorted(p for p in folder.iterdir() if p.is_file())  # not the __pycache__ of the tests that ran it
+    assert [p.name for p in files] == sorted(p.name for p in (tmp_path / "b").iterdir())
+    for path in files:
         assert path.read_bytes() == (tmp_path / "b" / path.name).read_bytes(), path.name
     text = first.program.read_text()
     # Block written once, used twice, its weights read by the model's names below its prefix
@@ -136,7 +153,7 @@ def test_export_is_ruff_clean_and_byte_identical(tmp_path, mock_device):
         ["format", "--check", "--line-length", "120", "--isolated"],
     ):
         done = subprocess.run(
-            [sys.executable, "-m", "ruff", *args, str(tmp_path / "a")], capture_output=True, text=True, timeout=120
+            [sys.executable, "-m", "ruff", *args, str(folder)], capture_output=True, text=True, timeout=120
         )
         assert done.returncode == 0, done.stdout + done.stderr
 
@@ -164,42 +181,22 @@ def test_a_hostile_module_name_stays_out_of_the_code(tmp_path, mock_device):
     assert not (tmp_path / "PWNED").exists() and not Path("PWNED").exists()
 
 
-def test_cli_writes_the_program_only_with_no_weights(tmp_path):
+def test_cli_writes_the_program_only_with_no_weights(tmp_path, capsys, mock_device):
+    # In this process (the session's mock device): the exit codes of the console script itself are
+    # test_cli's; here what `export --no-weights` writes and a bad name's one-line error.
+    from fxport.cli import main
+
     out = tmp_path / "out"
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "fxport.cli",
-            "export",
-            "tests.user_models:TinyCNN",
-            "--input-shape",
-            "1,3,16,16",
-            "--device",
-            "mock",
-            "--no-weights",
-            "--out",
-            str(out),
-        ],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        timeout=600,
-    )
-    assert done.returncode == 0, done.stderr[-2000:]
+    args = ["export", "tests.user_models:TinyCNN", "--input-shape", "1,3,16,16", "--device", "mock"]
+    assert main([*args, "--no-weights", "--out", str(out)]) == 0
     assert sorted(p.name for p in out.iterdir()) == ["tinycnn_ttnn.py"]
-    assert "ttnn calls per inference (fxport run:" in done.stdout
+    assert "ttnn calls per inference (fxport run:" in capsys.readouterr().out
     program = _load(out / "tinycnn_ttnn.py")
     with pytest.raises(KeyError, match="is missing"):
         program.check_weights({})
-    bad = subprocess.run(
-        [sys.executable, "-m", "fxport.cli", "export", "no_such_model", "--out", str(out)],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        timeout=600,
-    )
-    assert bad.returncode == 2 and bad.stderr.count("\n") == 1
+    assert main(["export", "no_such_model", "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("fxport: error:")
 
 
 ZOO = [

@@ -464,9 +464,10 @@ def _wait_for(path: Path, proc: subprocess.Popen, seconds: float = 180) -> None:
 
 @pytest.fixture(scope="module")
 def clean_sweep(tmp_path_factory):
-    """A clean two-entry sweep; while it runs, second writers on its --out are refused."""
+    """A clean two-entry sweep; while it runs, second writers on its --out are refused. One
+    worker runs both entries (a worker process costs seconds of imports; -j 2 is the same driver)."""
     out = tmp_path_factory.mktemp("clean")
-    proc = _sweep_proc(out)
+    proc = _sweep_proc(out, "-j", "1")
     _wait_for(out / LOCK_NAME, proc)
     second = []
     for args in (["trace", *TINY, "--out", str(out)], ["report", str(out)]):
@@ -553,12 +554,12 @@ def test_resume_never_reuses_results_of_other_settings(clean_sweep, tmp_path, ca
     torn = out / "siglip-tiny@56x56" / "run.json"
     torn.write_text(torn.read_text()[:100])  # a torn document: redone, and said so
 
-    code = main(["sweep", *ENTRIES, "--arch", "p150", "--out", str(out)])
+    code = main(["sweep", *ENTRIES, "--arch", "p150", "-j", "1", "--out", str(out)])
     err = capsys.readouterr().err
     observe(
         "resume with a torn run.json (exit 1 for every later resume before) and another --arch "
         "(reported n150 for a p150 sweep before)",
-        "fxport sweep siglip-tiny --input-shape 1,3,56,56 --input-shape 1,3,28,28 --arch p150 (over an n150 sweep)",
+        "fxport sweep siglip-tiny --input-shape 1,3,56,56 --input-shape 1,3,28,28 --arch p150 -j 1 (over n150)",
         code,
         err,
     )
