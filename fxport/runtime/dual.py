@@ -46,6 +46,7 @@ class DualOps:
         # Verdict runs only: with values to compute, a replayed call would have none.
         self._cache = cache if not emulate else None
         self._device, self._is_environment_error = device, is_environment_error
+        self.tape: Any = None  # a partition's call list being recorded (fxport.runtime.call_list)
 
     @contextmanager
     def uncached(self) -> Iterator[None]:
@@ -80,6 +81,8 @@ class DualOps:
                 result = self._call(name, op, args, kwargs)
             if self._on_result:
                 self._on_result(name, args, kwargs, result)
+            if self.tape is not None:
+                self.tape.call(name, op, args, kwargs, result)
             return result
 
         call.__name__ = name
