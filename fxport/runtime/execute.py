@@ -457,6 +457,17 @@ def _partition_plan(sub: fx.GraphModule) -> _PartitionPlan:
     return plan
 
 
+def call_lists(gm: fx.GraphModule) -> dict[str, list[CallList | str]]:
+    """For each device partition of a partitioned graph: its recorded call lists (one per run
+    key, `_Runner._calls_key`), or why it is not replayed."""
+    lists: dict[str, list[CallList | str]] = {}
+    for n in gm.graph.nodes:
+        if n.op == "call_module" and str(n.target).startswith("fused_"):
+            plan = _plans.get(gm.get_submodule(n.target))
+            lists[str(n.target)] = list(plan.calls.values()) if plan is not None else []
+    return lists
+
+
 def _op_count(gm: fx.GraphModule) -> int:
     """The op nodes a run will record: host nodes at the top level and the partitions' nodes."""
     count = 0
