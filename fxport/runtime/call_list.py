@@ -49,6 +49,14 @@ class Input:
     index: int
 
 
+@dataclass(frozen=True)
+class Fixed:
+    """A recorded argument container holding no values (conv strides, padding, configs): passed
+    as recorded, not walked on every replay."""
+
+    value: Any
+
+
 @dataclass
 class Call:
     name: str  # "linear", "to_layout", ...
@@ -114,7 +122,8 @@ class Recording:
             return
         known = self._known_constants()
         try:
-            marked_args, marked_kwargs = self._mark(args, known), self._mark(kwargs, known)
+            marked_args = tuple(_fixed(a) for a in self._mark(args, known))
+            marked_kwargs = {k: _fixed(v) for k, v in self._mark(kwargs, known).items()}
         except NotReplayable as exc:
             self.fail(f"ttnn.{name}: {exc}")
             return
@@ -255,6 +264,8 @@ def _run(calls: list[Call], slots: list, args: tuple, count: Callable[[str, str]
 def _fill(value: Any, slots: list, args: tuple, golden: int) -> Any:
     """The recorded argument with this run's values: ttnn tensors (golden=0) or their golden
     values (golden=1)."""
+    if isinstance(value, Fixed):
+        return value.value
     if isinstance(value, (list, tuple)):
         filled = [_fill(v, slots, args, golden) for v in value]
         if type(value) in (list, tuple):
@@ -286,6 +297,21 @@ def _resolve(value: Any, slots: list, inputs: list) -> Any:
     if isinstance(value, Input):
         return inputs[value.index]
     return value
+
+
+def _fixed(value: Any) -> Any:
+    """`value` as a Fixed when it is a container with nothing a replay fills in."""
+    if isinstance(value, (list, tuple, dict)) and not _fills(value):
+        return Fixed(value)
+    return value
+
+
+def _fills(value: Any) -> bool:
+    if isinstance(value, (list, tuple)):
+        return any(_fills(v) for v in value)
+    if isinstance(value, dict):
+        return any(_fills(v) for v in value.values())
+    return isinstance(value, (Slot, Input, TTValue, HostValue, torch.Tensor))
 
 
 def _set_frees(nodes: list[NodeCalls], outputs: dict, slots: int) -> None:
