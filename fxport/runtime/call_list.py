@@ -85,6 +85,11 @@ class CallList:
     outputs: dict[Any, Any]  # fx output arg node -> its value with Slot / Input markers
     slots: int
     replays: int = 0
+    # Seconds the replays spent inside the ttnn ops (TT-NN's host code: validation, program
+    # selection, allocation) and inside their golden functions (the emulated values); the rest
+    # of a call is fxport's, dynamo's and the device worker's handoff.
+    ttnn_seconds: float = 0.0
+    golden_seconds: float = 0.0
 
 
 def signature(args: tuple) -> tuple | None:
@@ -234,24 +239,34 @@ def replay(
     slots: list[Any] = [None] * calls.slots
     inputs = [HostValue(a) for a in args]
     perf = time.perf_counter
+    spent = [0.0, 0.0]
     for node in calls.nodes:
         start = perf()
-        run_node(lambda node=node: _run(node.calls, slots, args, count), node.label)
+        run_node(lambda node=node: _run(node.calls, slots, args, count, spent), node.label)
         done(replace(node.result, seconds=perf() - start))
+    calls.ttnn_seconds += spent[0]
+    calls.golden_seconds += spent[1]
     calls.replays += 1
     return {n: _resolve(v, slots, inputs) for n, v in calls.outputs.items()}
 
 
-def _run(calls: list[Call], slots: list, args: tuple, count: Callable[[str, str], None]) -> None:
+def _run(calls: list[Call], slots: list, args: tuple, count: Callable[[str, str], None], spent: list) -> None:
+    perf = time.perf_counter
     for c in calls:
         if c.host is not None:
             slots[c.produces[0]] = c.host(_fill(c.args[0], slots, args, 1))
             continue
         count(c.name, c.kind)
-        out = c.op(*_fill(c.args, slots, args, 0), **_fill(c.kwargs, slots, args, 0))
+        tt_args, tt_kwargs = _fill(c.args, slots, args, 0), _fill(c.kwargs, slots, args, 0)
+        start = perf()
+        out = c.op(*tt_args, **tt_kwargs)
+        spent[0] += perf() - start
         golden = None
         if c.golden is not None:
-            golden = c.golden(*_fill(c.args, slots, args, 1), **_fill(c.kwargs, slots, args, 1))
+            golden_args, golden_kwargs = _fill(c.args, slots, args, 1), _fill(c.kwargs, slots, args, 1)
+            start = perf()
+            golden = c.golden(*golden_args, **golden_kwargs)
+            spent[1] += perf() - start
         values = _device_values(_pair(c.name, out, golden))
         if len(values) != len(c.produces):
             raise RuntimeError(f"ttnn.{c.name} returned {len(values)} device values, {len(c.produces)} when recorded")
