@@ -12,10 +12,11 @@ Three tables:
    no reference); each with its ratio to eager. First call: dynamo + export + passes + plan +
    partition + memory analysis + a checked run.
    Beside it, where a check="never" call's time goes: inside the ttnn ops (TT-NN's own host
-   code on the mock: validation, program selection, allocation), inside their golden functions
-   (the emulated values), and the rest (fxport, dynamo's guards, the device worker's handoff),
-   from the replayed call lists' own timers (fxport.runtime.call_list); and the CPU time per
-   call (all threads), which the machine's load inflates far less than the wall time.
+   code on the mock: validation, program selection, allocation), emulating values (golden
+   functions, and rounding their results to the device's dtype), and the rest (fxport,
+   dynamo's guards, the device worker's handoff), from the replayed call lists' own timers
+   (fxport.runtime.call_list); and the CPU time per call (all threads), which the machine's
+   load inflates far less than the wall time.
 3. A dynamic batch (sizes 1, 2, 3, 5, each planned once) on the small MLP.
 
     .venv/bin/python bench/compile.py            # all tables
@@ -277,7 +278,7 @@ def main() -> int:
                 "partitions replayed",
                 "call",
                 "in ttnn ops",
-                "in golden functions",
+                "emulating values (goldens)",
                 "rest: fxport, dynamo, handoff",
                 "CPU ms (median)",
                 "eager",

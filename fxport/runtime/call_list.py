@@ -86,8 +86,8 @@ class CallList:
     slots: int
     replays: int = 0
     # Seconds the replays spent inside the ttnn ops (TT-NN's host code: validation, program
-    # selection, allocation) and inside their golden functions (the emulated values); the rest
-    # of a call is fxport's, dynamo's and the device worker's handoff.
+    # selection, allocation) and emulating values (golden functions, and rounding their results
+    # to the device's dtype); the rest of a call is fxport's, dynamo's and the worker handoff's.
     ttnn_seconds: float = 0.0
     golden_seconds: float = 0.0
 
@@ -264,10 +264,11 @@ def _run(calls: list[Call], slots: list, args: tuple, count: Callable[[str, str]
         golden = None
         if c.golden is not None:
             golden_args, golden_kwargs = _fill(c.args, slots, args, 1), _fill(c.kwargs, slots, args, 1)
-            start = perf()
+        start = perf()
+        if c.golden is not None:
             golden = c.golden(*golden_args, **golden_kwargs)
-            spent[1] += perf() - start
-        values = _device_values(_pair(c.name, out, golden))
+        values = _device_values(_pair(c.name, out, golden))  # the golden value in the device's dtype
+        spent[1] += perf() - start
         if len(values) != len(c.produces):
             raise RuntimeError(f"ttnn.{c.name} returned {len(values)} device values, {len(c.produces)} when recorded")
         for slot, value in zip(c.produces, values):
