@@ -9,7 +9,8 @@ Three tables:
    `fxport run` executes for the same model and inputs, and the one-off weight preparations.
 2. Steady state: eager ms/call; the compiled model with check="never", "first" (the default: its
    later calls) and "every"; `fxport run`'s runtime path driven directly (weights as constants,
-   no reference); each with its ratio to eager. First call: dynamo + export + passes + plan +
+   no reference), and the same with every rule run on every call (no call list); each with its
+   ratio to eager. First call: dynamo + export + passes + plan +
    partition + memory analysis + a checked run.
    Beside it, where a check="never" call's time goes: inside the ttnn ops (TT-NN's own host
    code on the mock: validation, program selection, allocation), emulating values (golden
@@ -67,16 +68,17 @@ def zoo(spec: str, shape: tuple) -> tuple[nn.Module, tuple]:
     return loaded.module.eval(), loaded.inputs
 
 
-def run_path(model: nn.Module, inputs: tuple):
+def run_path(model: nn.Module, inputs: tuple, replay: bool = True):
     """`fxport run`'s program for `model` (export with the weights as constants, every pass) and a
-    function running it on the mock device without a reference, as a steady-state call."""
+    function running it on the mock device without a reference, as a steady-state call.
+    `replay=False`: every rule runs on every call (no call list)."""
     dev = open_session_device("mock")
     cap = trace(model, inputs)
     compiled = compile_program(cap.graphs[0].program)
     state = {}
 
     def call(*args):
-        result = run_compiled(compiled, args, None, dev, node_pcc=False, analysis=state.get("analysis"))
+        result = run_compiled(compiled, args, None, dev, node_pcc=False, analysis=state.get("analysis"), replay=replay)
         state["analysis"] = result.memory_analysis
         state["result"] = result
         return result.outputs
@@ -129,6 +131,7 @@ def steady(name: str, model: nn.Module, inputs: tuple, calls: int = CALLS) -> tu
         firsts[check] = 1000 * (time.perf_counter() - start)
         graphs[check] = backend._compiled_graphs[known:]
     variants["run path"], _ = run_path(model, inputs)
+    variants["rules"], _ = run_path(model, inputs, replay=False)
     times = {k: [] for k in variants}
     cpu = {k: [] for k in variants}
     with torch.no_grad():
@@ -152,7 +155,7 @@ def steady(name: str, model: nn.Module, inputs: tuple, calls: int = CALLS) -> tu
     ms = {k: 1000 * statistics.median(v) for k, v in times.items()}
     cpu_ms = {k: 1000 * statistics.median(v) for k, v in cpu.items()}
     eager = ms["eager"]
-    cells = [f"{ms[k]:.1f} ({ms[k] / eager:.2f}x)" for k in ("never", "first", "every", "run path")]
+    cells = [f"{ms[k]:.1f} ({ms[k] / eager:.2f}x)" for k in ("never", "first", "every", "run path", "rules")]
     # Means over the replayed calls (the medians above are of whole calls)
     mean_never = 1000 * statistics.fmean(times["never"])
     per_call = 1000 / max(replayed, 1)
@@ -166,6 +169,8 @@ def steady(name: str, model: nn.Module, inputs: tuple, calls: int = CALLS) -> tu
         f"{cpu_ms['never']:.2f}",
         f"{1000 * statistics.fmean(times['eager']):.2f}",
         f"{cpu_ms['eager']:.2f}",
+        f"{cpu_ms['run path']:.2f}",
+        f"{cpu_ms['rules']:.2f}",
     ]
     return [name, f"{eager:.1f}", *cells, f"{firsts['first']:.0f}"], breakdown
 
@@ -265,6 +270,7 @@ def main() -> int:
                 "check=first (default)",
                 "check=every",
                 "fxport run's runtime path",
+                "the same, every rule run (no call list)",
                 "1st call ms",
             ],
         )
@@ -283,6 +289,8 @@ def main() -> int:
                 "CPU ms (median)",
                 "eager",
                 "eager CPU ms",
+                "run path CPU ms",
+                "every rule run CPU ms",
             ],
         )
     )

@@ -233,6 +233,7 @@ def run_compiled(
     activations: str = "bfloat16",
     recorder: Recorder | None = None,
     priced: bool = True,
+    replay: bool = True,
 ) -> RunResult:
     """Execute a compiled program on `dev`, compare its outputs with `reference` (the fp32 torch
     outputs, any pytree, or a function computing them after the execution; None: not compared)
@@ -250,7 +251,8 @@ def run_compiled(
     (LoweringContext.kernel_options); the result's cost estimate prices the same. `recorder`
     records every call issued (fxport.export writes the record as a program). `priced=False`
     leaves the cost estimate out (None): a steady-state call of a compiled model that nobody
-    reads the estimate of (it prices the same program every call).
+    reads the estimate of (it prices the same program every call). `replay=False` runs every
+    rule even where a recorded call list could replay (fxport.runtime.call_list).
 
     Ctrl-C and a broken environment stop the run: the exception is re-raised with `exc.result`,
     the RunResult of the nodes run so far (`stopped` says why), so that it can still be saved."""
@@ -286,7 +288,12 @@ def run_compiled(
     try:
         with torch.no_grad(), capture_ttnn_report(ttnn_report, dev) as report:
             run = execute(
-                compiled.parts.graph_module, flat, ctx, node_pcc=node_pcc, observe=localize and ctx.values != "none"
+                compiled.parts.graph_module,
+                flat,
+                ctx,
+                node_pcc=node_pcc,
+                observe=localize and ctx.values != "none",
+                replay=replay,
             )
     except (KeyboardInterrupt, EnvironmentFault) as exc:
         partial = getattr(exc, "partial", None)
