@@ -184,18 +184,35 @@ def test_each_replayed_node_is_its_own_bounded_call_and_ctrl_c_stops_at_the_next
 
 
 @pytest.mark.slow
-def test_a_torchvision_family_replays_its_rules_values(mock_device):
-    """MobileNetV3 (depthwise convs, hardswish, squeeze-excite multiplies), a family the call
-    list was not built on."""
+@pytest.mark.parametrize(
+    "build",
+    [
+        lambda: (torchvision.models.mobilenet_v3_small(weights=None).eval(), (torch.randn(1, 3, 64, 64),)),
+        lambda: _zoo("yolov8n", (1, 3, 128, 128)),
+        lambda: _zoo("vit_b_16", (1, 3, 64, 64)),
+    ],
+    ids=["mobilenet_v3_small", "yolov8n", "vit_b_16"],
+)
+def test_other_families_replay_their_rules_values(build, mock_device):
+    """Families the call list was not built on (depthwise convs, hardswish and squeeze-excite;
+    YOLO's concatenations, upsampling and SiLU; attention): they replay, and a replay computes
+    what running every rule computes, to the bit."""
     torch.manual_seed(0)
-    model = torchvision.models.mobilenet_v3_small(weights=None).eval()
+    model, inputs = build()
     steady = fxport.compile(model, device="mock", check="never")
     rules = fxport.compile(model, device="mock", check="every")
     with torch.no_grad():
         for _ in range(3):
-            steady(torch.randn(1, 3, 64, 64))
+            got = steady(*inputs)
         graph = backend._compiled_graphs[-1]
-        x = torch.randn(1, 3, 64, 64)
-        got = steady(x)
-        assert torch.equal(got, rules(x))
+        expected = rules(*inputs)
     assert _replays(graph) >= 1
+    got, expected = torch.utils._pytree.tree_leaves(got), torch.utils._pytree.tree_leaves(expected)
+    assert len(got) == len(expected) and all(torch.equal(a, b) for a, b in zip(got, expected))
+
+
+def _zoo(spec: str, shape: tuple) -> tuple:
+    from fxport.capture.loader import load_model
+
+    loaded = load_model(spec, shape, device="cpu")
+    return loaded.module.eval(), loaded.inputs
