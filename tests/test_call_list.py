@@ -216,3 +216,25 @@ def _zoo(spec: str, shape: tuple) -> tuple:
 
     loaded = load_model(spec, shape, device="cpu")
     return loaded.module.eval(), loaded.inputs
+
+
+@pytest.mark.slow
+def test_a_hugging_face_encoder_with_token_ids_gets_each_calls_values(mock_device):
+    """BERT from a small config: its token ids change from call to call, and its values are
+    those of running every rule on each call's ids, whether a partition replays or says why not."""
+    from hf_models import bert_tiny, lm_inputs
+
+    torch.manual_seed(0)
+    model = bert_tiny().eval()
+    steady = fxport.compile(model, device="mock", check="never")
+    rules = fxport.compile(model, device="mock", check="every")
+    inputs = lm_inputs()
+    with torch.no_grad():
+        for step in range(4):
+            ids = torch.randint(0, 512, inputs["input_ids"].shape, generator=torch.Generator().manual_seed(step))
+            got = steady(input_ids=ids, attention_mask=inputs["attention_mask"]).last_hidden_state
+            if step == 0:
+                graph = backend._compiled_graphs[-1]
+        expected = rules(input_ids=ids, attention_mask=inputs["attention_mask"]).last_hidden_state
+    assert torch.equal(got, expected)
+    assert _lists(graph) and all(isinstance(e, (CallList, str)) for e in _lists(graph))
