@@ -26,7 +26,7 @@ from typing import Any, Callable
 
 import torch
 
-from fxport.runtime.dual import _pair
+from fxport.runtime.dual import is_ttnn_tensor, pair
 from fxport.runtime.golden import golden_function
 from fxport.values import HostValue, TTValue
 
@@ -220,7 +220,7 @@ class Recording:
             if self.constants.holds(value):
                 return value
             raise NotReplayable("a host tensor made by the rule")
-        if _is_ttnn_tensor(value):
+        if is_ttnn_tensor(value):
             raise NotReplayable("a ttnn tensor outside fxport's values")
         return value
 
@@ -267,7 +267,7 @@ def _run(calls: list[Call], slots: list, args: tuple, count: Callable[[str, str]
         start = perf()
         if c.golden is not None:
             golden = c.golden(*golden_args, **golden_kwargs)
-        values = _device_values(_pair(c.name, out, golden))  # the golden value in the device's dtype
+        values = _device_values(pair(c.name, out, golden))  # the golden value in the device's dtype
         spent[1] += perf() - start
         if len(values) != len(c.produces):
             raise RuntimeError(f"ttnn.{c.name} returned {len(values)} device values, {len(c.produces)} when recorded")
@@ -364,7 +364,3 @@ def _device_values(value: Any) -> list[TTValue]:
     if isinstance(value, dict):
         return [t for v in value.values() for t in _device_values(v)]
     return [value] if isinstance(value, TTValue) else []
-
-
-def _is_ttnn_tensor(x: Any) -> bool:
-    return type(x).__name__ == "Tensor" and hasattr(x, "storage_type")
