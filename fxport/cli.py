@@ -189,7 +189,7 @@ def _pass_options(p: argparse.ArgumentParser) -> None:
         "--passes",
         default="all",
         help="graph passes to run: all (default), none, or a comma-separated list of "
-        "noops, batchnorm, constants, activations, layout",
+        "noops, packed_split, batchnorm, constants, activations, layout",
     )
     p.add_argument(
         "--no-pass", action="append", default=[], metavar="NAME", help="leave out one graph pass (repeatable)"

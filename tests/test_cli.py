@@ -67,5 +67,5 @@ def test_help_lists_every_graph_pass(capsys):
 
     assert main(["run", "--help"]) == 0
     text = " ".join(capsys.readouterr().out.split())
-    assert "noops, batchnorm, constants, activations, layout" in text
+    assert "noops, packed_split, batchnorm, constants, activations, layout" in text
     assert ", ".join(PASS_NAMES) in text  # in pipeline order, none left out

@@ -226,3 +226,42 @@ def test_a_verdict_runs_estimate_is_deterministic_whole(mock_device):
     est = docs[0]["estimate"]
     assert est["host_ms"] > 0 and est["assumptions"]["host_timing"].startswith("not measured")
     assert est["assumptions"]["dispatch_timing"].startswith("not measured")
+
+
+# -- math fidelity in the emulated values -----------------------------------------------------------
+def test_fidelity_phases_multiply_the_bits_the_fpu_multiplies():
+    import torch
+
+    from fxport.runtime.fidelity import keep_mantissa, matmul_operands
+
+    # 1 + 2^-1 + ... + 2^-7: every mantissa bit of a bfloat16 set
+    full = torch.tensor([[sum(2.0**-i for i in range(8))]], dtype=torch.bfloat16)
+    assert keep_mantissa(full, 4).item() == sum(2.0**-i for i in range(5))
+    assert keep_mantissa(-full, 6).item() == -sum(2.0**-i for i in range(7))
+    product = {
+        f: (lambda lr: (lr[0].float() @ lr[1].float()).item())(matmul_operands(full, full, f))
+        for f in ("LoFi", "HiFi2", "HiFi3", "HiFi4")
+    }
+    a_hi, b_hi = keep_mantissa(full, 4).item(), keep_mantissa(full, 6).item()
+    exact = full.float().item() ** 2
+    assert product["LoFi"] == b_hi * a_hi  # left (in0) is SrcB: 6 bits; right (in1) SrcA: 4
+    assert product["HiFi2"] == b_hi * full.float().item()  # all of A, B's top 6
+    assert product["HiFi3"] == b_hi * full.float().item() + (full.float().item() - b_hi) * a_hi
+    assert product["HiFi4"] == exact
+    assert product["LoFi"] < product["HiFi2"] < product["HiFi3"] < product["HiFi4"]
+
+
+@pytest.mark.parametrize(
+    "model, shape", [("tests.user_models:HostIsland", (4, 64)), ("tests.user_models:TinyCNN", None)]
+)
+def test_lofi_costs_pcc_that_hifi4_keeps(model, shape, mock_device):
+    """--math-fidelity changes the emulated values of matmul, linear and conv2d: LoFi multiplies
+    4 mantissa bits of the weights, HiFi4 all of them."""
+    from fxport.runner import run_model
+
+    runs = {f: run_model(model, mock_device, shape, fidelity=f) for f in ("lofi", "hifi2", "hifi4")}
+    plain = run_model(model, mock_device, shape)
+    pcc = {f: r.output_pcc[0] for f, r in runs.items()}
+    assert pcc["lofi"] < pcc["hifi2"] <= pcc["hifi4"], pcc
+    assert 1 - pcc["lofi"] > 2 * (1 - pcc["hifi4"]), pcc  # measurably: LoFi's error dominates
+    assert pcc["hifi4"] == pytest.approx(plain.output_pcc[0], abs=1e-6)  # bf16 operands: HiFi4 is exact

@@ -51,10 +51,11 @@ def _run(model, inputs, dev, passes=PASS_NAMES, memory="dram", values="", weight
 
 # -- the pipeline -----------------------------------------------------------------------------------
 def test_pipeline_is_one_ordered_list_and_selection_keeps_its_order():
-    assert PASS_NAMES == tuple(p.name for p in PIPELINE) == ("noops", "batchnorm", "constants", "activations", "layout")
+    assert PASS_NAMES == tuple(p.name for p in PIPELINE)
+    assert PASS_NAMES == ("noops", "packed_split", "batchnorm", "constants", "activations", "layout")
     assert select("all") == PASS_NAMES and select("none") == ()
     assert select("layout,noops") == ("noops", "layout")
-    assert select("all", ["layout", "batchnorm"]) == ("noops", "constants", "activations")
+    assert select("all", ["layout", "batchnorm", "packed_split"]) == ("noops", "constants", "activations")
     with pytest.raises(FxportError, match=r"unknown pass.*bogus"):
         select("all", ["bogus"])
     with pytest.raises(FxportError, match=r"unknown pass.*fold"):
@@ -120,6 +121,90 @@ def test_noops_removes_identities_reshape_chains_and_dead_code():
     assert record.removed >= 4 and any("dead code" in c for c in record.changes)
     before, after = _host_outputs(program, optimized, (x,))
     assert torch.equal(after[0], before[0])
+
+
+# -- packed projections ----------------------------------------------------------------------------
+class PackedSplit(nn.Module):
+    """nn.MultiheadAttention's split of its packed in-projection, written out; `e` the embed dim."""
+
+    def __init__(self, e=64, chunks=3):
+        super().__init__()
+        self.e, self.chunks = e, chunks
+        self.proj = nn.Linear(e, chunks * e)
+
+    def forward(self, x):  # x: [S, B, E]
+        p = self.proj(x).unflatten(-1, (self.chunks, self.e)).unsqueeze(0).transpose(0, -2).squeeze(-2)
+        parts = p.contiguous()
+        return tuple(parts[i] * (i + 1) for i in range(self.chunks))
+
+
+def test_packed_split_reads_q_k_v_as_slices_of_the_last_dim():
+    x = torch.randn(5, 2, 64)
+    program, optimized = _optimized(PackedSplit(), x, passes=("noops", "packed_split"))
+    targets = _targets(optimized)
+    assert aten.permute.default not in targets and aten.transpose.int not in targets
+    slices = [n for n in optimized.graph_module.graph.nodes if n.target == aten.slice.Tensor]
+    assert [n.args[1:] for n in slices] == [(2, 0, 64), (2, 64, 128), (2, 128, 192)]
+    assert _record(optimized, "packed_split").rewritten == 3
+    before, after = _host_outputs(program, optimized, (x,))
+    for b, a in zip(before, after):
+        assert torch.equal(a, b)
+
+
+class NotASlice(nn.Module):
+    """Selects that do not read a contiguous range of the last dim, and one that is not tile-aligned."""
+
+    def forward(self, x, y):  # x: [4, 64, 96], y: [5, 2, 144]
+        a = x.transpose(0, 1)[3]  # x[:, 3, :]: rows, not a range of the last dim
+        b = x.permute(2, 0, 1)[32]  # one column of the last dim
+        c = y.unflatten(-1, (3, 48)).unsqueeze(0).transpose(0, -2).squeeze(-2)[1]  # y[..., 48:96]
+        return a, b, c
+
+
+def test_packed_split_leaves_other_selects_and_unaligned_splits():
+    inputs = (torch.randn(4, 64, 96), torch.randn(5, 2, 144))
+    program, optimized = _optimized(NotASlice(), *inputs, passes=("noops", "packed_split"))
+    assert _record(optimized, "packed_split").rewritten == 0
+    assert aten.slice.Tensor not in _targets(optimized)
+    before, after = _host_outputs(program, optimized, inputs)
+    for b, a in zip(before, after):
+        assert torch.equal(a, b)
+
+
+def test_multihead_attention_splits_without_permutes_on_the_device(mock_device):
+    """nn.MultiheadAttention as torchvision's ViT calls it: the same values, no 5-D permute, and a
+    smaller device estimate (the permute padded its size-3 and size-1 dims to 32-row tiles)."""
+
+    class Attention(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.attn = nn.MultiheadAttention(64, 2, batch_first=True)
+
+        def forward(self, x):
+            return self.attn(x, x, x, need_weights=False)[0]
+
+    torch.manual_seed(0)
+    x = torch.randn(2, 40, 64)
+    without = tuple(p for p in PASS_NAMES if p != "packed_split")
+    split, _ = _run(Attention(), (x,), mock_device)
+    permuted, _ = _run(Attention(), (x,), mock_device, passes=without)
+    assert split.output_pcc[0] >= 0.99 and permuted.output_pcc[0] >= 0.99
+    assert split.calls.ops["permute"] < permuted.calls.ops["permute"]
+    assert split.calls.ops["slice"] >= 3
+    assert split.estimate.device_ms < permuted.estimate.device_ms
+
+
+@pytest.mark.slow
+def test_vit_at_a_small_size_keeps_its_values_with_the_split(mock_device):
+    result = run_model("vit_b_16", mock_device, (1, 3, 32, 32))
+    without = run_model(
+        "vit_b_16", mock_device, (1, 3, 32, 32), passes=tuple(p for p in PASS_NAMES if p != "packed_split")
+    )
+    assert result.output_pcc[0] >= 0.99 and without.output_pcc[0] >= 0.99
+    record = next(r for r in result.pass_records if r.name == "packed_split")
+    assert record.rewritten and record.rewritten % 3 == 0  # Q, K and V of every traced layer
+    assert result.calls.ops["permute"] < without.calls.ops["permute"]
+    assert result.estimate.device_ms < without.estimate.device_ms
 
 
 # -- batch norm folding -----------------------------------------------------------------------------
@@ -355,7 +440,7 @@ def test_run_json_records_the_passes_and_compare_shows_the_calls(tmp_path, capsy
     assert main([*common, "--passes", "none", "--out", str(tmp_path / "a")]) == 0
     assert main([*common, "--out", str(tmp_path / "b")]) == 0
     out = capsys.readouterr().out
-    assert "ttnn calls per inference" in out and "graph passes: noops, batchnorm" in out
+    assert "ttnn calls per inference" in out and "graph passes: noops, packed_split, batchnorm" in out
     doc = json.loads((tmp_path / "b" / "run.json").read_text())
     assert doc["graph"]["passes"] == list(PASS_NAMES)
     assert {r["name"]: r["fused"] for r in doc["graph"]["applied"]}["batchnorm"] == 1
@@ -377,7 +462,10 @@ def test_backend_takes_pass_options(mock_device):
     with torch.no_grad():
         compiled(torch.randn(4, 16))
     result = fxport.backend.results[-1]
-    assert result.passes == ("noops", "batchnorm", "constants", "activations") and result.weights == "bfloat8_b"
+    assert (
+        result.passes == ("noops", "packed_split", "batchnorm", "constants", "activations")
+        and result.weights == "bfloat8_b"
+    )
     assert _record_named(result, "activations").fused == 1
 
 

@@ -24,7 +24,7 @@ def test_sweep_keeps_going_records_failures_and_resumes(tmp_path, capsys):
     again = sweep(items, tmp_path, device="mock", memory="l1", values="none")
     assert run_json.stat().st_mtime_ns == stamp  # reused, not rerun
     assert again["entries"][0] == ok
-    assert doc["passes"] == ["noops", "batchnorm", "constants", "activations", "layout"]
+    assert doc["passes"] == ["noops", "packed_split", "batchnorm", "constants", "activations", "layout"]
     none = sweep(items[:1], tmp_path, device="mock", memory="l1", values="none", passes=())
     assert run_json.stat().st_mtime_ns != stamp and none["passes"] == []  # other passes: rerun
     assert json.loads(run_json.read_text())["graph"]["passes"] == []

@@ -28,12 +28,21 @@ from fxport.passes.batchnorm import FoldBatchNorm
 from fxport.passes.constants import FoldConstants
 from fxport.passes.layout import PropagateLayout
 from fxport.passes.noops import RemoveNoOps
+from fxport.passes.packed_split import SplitPackedProjections
 
 # The pipeline, in order. No-ops go first (views and clones between a conv and its batch norm
-# would hide the pattern); batch norms fold before activations fuse (conv -> bn -> relu); constant
+# would hide the pattern); packed projections split after them (copies removed, reshapes merged:
+# fewer chain forms to replay); batch norms fold before activations fuse (conv -> bn -> relu); constant
 # subgraphs fold after the batch norms (whose folded weights they may read, computed in order) and
 # before the fusions see the graph; layout goes last, over the fused ops.
-PIPELINE: tuple[type[FxportPass], ...] = (RemoveNoOps, FoldBatchNorm, FoldConstants, FuseActivations, PropagateLayout)
+PIPELINE: tuple[type[FxportPass], ...] = (
+    RemoveNoOps,
+    SplitPackedProjections,
+    FoldBatchNorm,
+    FoldConstants,
+    FuseActivations,
+    PropagateLayout,
+)
 PASS_NAMES: tuple[str, ...] = tuple(p.name for p in PIPELINE)
 
 

@@ -5,43 +5,24 @@ run from the wheel (ttnn 0.81.1's pool goldens import `tests.sweep_framework`, w
 not ship) and the ones that cost more than the torch op they stand for: ttnn's conv2d golden pads
 its input into a new tensor, upcasts it and copies its output back to NHWC, about twice an eager
 conv; fxport's computes the same values on the NHWC data as a channels-last view, with the
-padding inside the convolution (tests/test_rules_conv_data.py checks it against ttnn's), and
-converts the weights to fp32 once, not on every call.
+padding inside the convolution (tests/test_rules_conv_data.py checks it against ttnn's).
 Overrides take the ttnn op's own arguments ([1, 1, N*H*W, C] activations) and return the ttnn
-op's output layout.
+op's output layout. Matmul, linear and conv2d given a compute kernel config with a math fidelity
+multiply the operand bits the FPU multiplies at that fidelity (fxport/runtime/fidelity.py).
 """
 
 from __future__ import annotations
 
-import weakref
 from typing import Any, Callable
 
 import torch
 import torch.nn.functional as F
 
+from fxport.runtime.fidelity import fidelity_of, matmul_operands, operand_terms
+
 
 class NoGoldenFunction(RuntimeError):
     pass
-
-
-# fp32 copies of conv weights' golden values, by identity (checked through a weak reference) and
-# version: a compiled program's weights are constants, the same bf16 tensor on every call, and
-# converting them on every call made a 512-channel 3x3 conv on a 7x7 map cost three times the
-# eager conv (2.4M weights converted for 25K activations; measured 13-15 ms against 4.5 ms).
-_FP32: dict[int, tuple[weakref.ref, int, torch.Tensor]] = {}
-
-
-def _float_weight(t: torch.Tensor) -> torch.Tensor:
-    if t.dtype == torch.float32:
-        return t
-    kept = _FP32.get(id(t))
-    if kept is not None and kept[0]() is t and kept[1] == t._version:
-        return kept[2]
-    copy = t.float()
-    if kept is None or kept[0]() is not t:
-        weakref.finalize(t, _FP32.pop, id(t), None)
-    _FP32[id(t)] = (weakref.ref(t), t._version, copy)
-    return copy
 
 
 def _pool_input(x: torch.Tensor, n: int, h: int, w: int, c: int, padding, fill: float):
@@ -108,7 +89,7 @@ def _conv2d(
     return_output_dim=False,
     return_weights_and_bias=False,
     dtype=None,
-    **_,
+    **kwargs,
 ):
     from ttnn.operations.conv2d import get_golden_function_for_activation, golden_to_output_dtype
 
@@ -124,7 +105,15 @@ def _conv2d(
         else:  # torch pads symmetrically
             x, padding = F.pad(x, (left, right, top, bottom)), (0, 0)
     bias = None if bias_tensor is None else bias_tensor.reshape(-1).float()
-    y = F.conv2d(x, _float_weight(weight_tensor), bias, stride, tuple(padding), dilation, groups)
+    fidelity = fidelity_of(kwargs.get("compute_config"))
+    if fidelity:  # the sum of the phases' products (a convolution is linear in each operand)
+        y = sum(
+            F.conv2d(a, w, None, stride, tuple(padding), dilation, groups)
+            for a, w in operand_terms(x, weight_tensor, fidelity)
+        )
+        y = y if bias is None else y + bias.reshape(1, -1, 1, 1)
+    else:
+        y = F.conv2d(x, weight_tensor.float(), bias, stride, tuple(padding), dilation, groups)
     activation = get_golden_function_for_activation(getattr(conv_config, "activation", None))
     if activation is not None:
         y = activation(y)
@@ -154,7 +143,7 @@ def _conv_transpose2d(
     bias = None if bias_tensor is None else bias_tensor.reshape(-1).float()
     y = F.conv_transpose2d(
         x.float(),
-        _float_weight(weight_tensor),
+        weight_tensor.float(),
         bias,
         tuple(stride),
         tuple(padding),
@@ -198,7 +187,28 @@ def _conv3d(
     return y.permute(0, 2, 3, 4, 1)
 
 
+def _with_fidelity(name: str) -> Callable[..., Any]:
+    """ttnn's own matmul or linear golden, on the operands the FPU multiplies at the call's math
+    fidelity (none given: as they are)."""
+
+    def golden(input_tensor_a, input_tensor_b, transpose_a=False, transpose_b=False, **kwargs):
+        import ttnn
+
+        fn = getattr(ttnn, name).golden_function
+        fidelity = fidelity_of(kwargs.get("compute_kernel_config"))
+        if fidelity:
+            a = input_tensor_a.transpose(-1, -2) if transpose_a else input_tensor_a
+            b = input_tensor_b.transpose(-1, -2) if transpose_b else input_tensor_b
+            input_tensor_a, input_tensor_b = matmul_operands(a, b, fidelity)
+            transpose_a = transpose_b = False
+        return fn(input_tensor_a, input_tensor_b, transpose_a, transpose_b, **kwargs)
+
+    return golden
+
+
 OVERRIDES: dict[str, Callable[..., Any]] = {
+    "matmul": _with_fidelity("matmul"),
+    "linear": _with_fidelity("linear"),
     "conv2d": _conv2d,
     "conv_transpose2d": _conv_transpose2d,
     "experimental.conv3d": _conv3d,
