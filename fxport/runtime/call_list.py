@@ -90,6 +90,9 @@ class CallList:
     # to the device's dtype); the rest of a call is fxport's, dynamo's and the worker handoff's.
     ttnn_seconds: float = 0.0
     golden_seconds: float = 0.0
+    # What the list was recorded for and is kept by identity (the program's device constants, the
+    # device): held here, so that no other object can take their identities while the list lives.
+    owners: tuple = ()
 
 
 def signature(args: tuple) -> tuple | None:

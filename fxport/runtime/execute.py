@@ -167,6 +167,7 @@ class _Runner(fx.Interpreter):
         finally:
             self.ctx.tape = self.ctx.ops.tape = None
         if recording.done is not None:
+            recording.done.owners = (self.ctx.constants, self.ctx.device)
             plan.calls[key] = recording.done
         elif not recording.transient:
             plan.calls[key] = recording.problem  # said once, not recorded again
@@ -196,7 +197,8 @@ class _Runner(fx.Interpreter):
 
     def _calls_key(self, args: tuple) -> tuple | None:
         """What a recorded call list is valid for besides its partition: the program's device
-        constants and device, the run's options, the inputs' shapes."""
+        constants and device (by identity: the list holds both, `CallList.owners`), the run's
+        options, the inputs' shapes."""
         shapes = signature(args)
         if shapes is None:
             return None
