@@ -9,8 +9,15 @@ Three tables:
    `fxport run` executes for the same model and inputs, and the one-off weight preparations.
 2. Steady state: eager ms/call; the compiled model with check="never", "first" (the default: its
    later calls) and "every"; `fxport run`'s runtime path driven directly (weights as constants,
-   no reference); each with its ratio to eager. First call: dynamo + export + passes + plan +
+   no reference), and the same with every rule run on every call (no call list); each with its
+   ratio to eager. First call: dynamo + export + passes + plan +
    partition + memory analysis + a checked run.
+   Beside it, where a check="never" call's time goes: inside the ttnn ops (TT-NN's own host
+   code on the mock: validation, program selection, allocation), emulating values (golden
+   functions, and rounding their results to the device's dtype), and the rest (fxport,
+   dynamo's guards, the device worker's handoff), from the replayed call lists' own timers
+   (fxport.runtime.call_list); and the CPU time per call (all threads), which the machine's
+   load inflates far less than the wall time.
 3. A dynamic batch (sizes 1, 2, 3, 5, each planned once) on the small MLP.
 
     .venv/bin/python bench/compile.py            # all tables
@@ -38,7 +45,9 @@ import fxport
 import fxport.backend as backend
 from fxport.capture.loader import load_model
 from fxport.runner import compile_program, run_compiled
+from fxport.runtime.call_list import CallList
 from fxport.runtime.devices import open_session_device
+from fxport.runtime.execute import call_lists
 from fxport.tracing import trace
 
 CALLS = 10
@@ -59,16 +68,17 @@ def zoo(spec: str, shape: tuple) -> tuple[nn.Module, tuple]:
     return loaded.module.eval(), loaded.inputs
 
 
-def run_path(model: nn.Module, inputs: tuple):
+def run_path(model: nn.Module, inputs: tuple, replay: bool = True):
     """`fxport run`'s program for `model` (export with the weights as constants, every pass) and a
-    function running it on the mock device without a reference, as a steady-state call."""
+    function running it on the mock device without a reference, as a steady-state call.
+    `replay=False`: every rule runs on every call (no call list)."""
     dev = open_session_device("mock")
     cap = trace(model, inputs)
     compiled = compile_program(cap.graphs[0].program)
     state = {}
 
     def call(*args):
-        result = run_compiled(compiled, args, None, dev, node_pcc=False, analysis=state.get("analysis"))
+        result = run_compiled(compiled, args, None, dev, node_pcc=False, analysis=state.get("analysis"), replay=replay)
         state["analysis"] = result.memory_analysis
         state["result"] = result
         return result.outputs
@@ -105,31 +115,74 @@ def calls_row(name: str, model: nn.Module, inputs: tuple) -> list:
     ]
 
 
-def steady(name: str, model: nn.Module, inputs: tuple, calls: int = CALLS) -> list:
+def steady(name: str, model: nn.Module, inputs: tuple, calls: int = CALLS) -> tuple[list, list]:
+    """The steady-state row, and the breakdown row of the check="never" calls: where their time
+    went (inside the ttnn ops, inside golden functions, the rest) and their CPU time."""
     torch._dynamo.reset()
     variants = {"eager": model}
     firsts = {}
+    graphs = {}
     for check in ("never", "first", "every"):
         variants[check] = fxport.compile(model, device="mock", check=check)
+        known = len(backend._compiled_graphs)
         start = time.perf_counter()
         with torch.no_grad():
             variants[check](*inputs)
         firsts[check] = 1000 * (time.perf_counter() - start)
+        graphs[check] = backend._compiled_graphs[known:]
     variants["run path"], _ = run_path(model, inputs)
+    variants["rules"], _ = run_path(model, inputs, replay=False)
     times = {k: [] for k in variants}
+    cpu = {k: [] for k in variants}
     with torch.no_grad():
-        for fn in variants.values():  # warm-up
+        for fn in variants.values():  # warm-up; the second call records the call lists
             fn(*inputs)
+            fn(*inputs)
+        partitions = _partitions(graphs["never"])
+        lists = [e for entries in partitions for e in entries if isinstance(e, CallList)]
+        spent = sum(c.ttnn_seconds for c in lists), sum(c.golden_seconds for c in lists)
+        replays = sum(c.replays for c in lists)
         for _ in range(calls):
             for key, fn in variants.items():
-                start = time.perf_counter()
+                start, start_cpu = time.perf_counter(), time.process_time()
                 fn(*inputs)
                 times[key].append(time.perf_counter() - start)
+                cpu[key].append(time.process_time() - start_cpu)
+        replayed = sum(c.replays for c in lists) - replays
+        in_ttnn = sum(c.ttnn_seconds for c in lists) - spent[0]
+        in_golden = sum(c.golden_seconds for c in lists) - spent[1]
     torch._dynamo.reset()
     ms = {k: 1000 * statistics.median(v) for k, v in times.items()}
+    cpu_ms = {k: 1000 * statistics.median(v) for k, v in cpu.items()}
     eager = ms["eager"]
-    cells = [f"{ms[k]:.1f} ({ms[k] / eager:.2f}x)" for k in ("never", "first", "every", "run path")]
-    return [name, f"{eager:.1f}", *cells, f"{firsts['first']:.0f}"]
+    cells = [f"{ms[k]:.1f} ({ms[k] / eager:.2f}x)" for k in ("never", "first", "every", "run path", "rules")]
+    # Means over the replayed calls (the medians above are of whole calls)
+    mean_never = 1000 * statistics.fmean(times["never"])
+    per_call = 1000 / max(replayed, 1)
+    breakdown = [
+        name,
+        f"{sum(any(isinstance(e, CallList) for e in p) for p in partitions)} of {len(partitions)}",
+        f"{mean_never:.2f}",
+        f"{in_ttnn * per_call:.2f}",
+        f"{in_golden * per_call:.2f}",
+        f"{mean_never - (in_ttnn + in_golden) * per_call:.2f}",
+        f"{cpu_ms['never']:.2f}",
+        f"{1000 * statistics.fmean(times['eager']):.2f}",
+        f"{cpu_ms['eager']:.2f}",
+        f"{cpu_ms['run path']:.2f}",
+        f"{cpu_ms['rules']:.2f}",
+    ]
+    return [name, f"{eager:.1f}", *cells, f"{firsts['first']:.0f}"], breakdown
+
+
+def _partitions(graphs: list) -> list[list]:
+    """For each device partition of these compiled graphs: its call lists, or why none."""
+    return [
+        entries
+        for graph in graphs
+        for state in graph.shapes.values()
+        for entries in call_lists(state.compiled.parts.graph_module).values()
+    ]
 
 
 def dynamic_row() -> list:
@@ -196,13 +249,15 @@ def main() -> int:
                 ],
             )
         )
-    rows = []
+    rows, breakdowns = [], []
     for name, build, calls in (
         ("ResNet-18, batch 1, 3x224x224", resnet18, CALLS),
         ("MLP 3x Linear 512, batch 32", mlp, 5 * CALLS),
     ):
         model, inputs = build()
-        rows.append(steady(name, model, inputs, calls))
+        row, breakdown = steady(name, model, inputs, calls)
+        rows.append(row)
+        breakdowns.append(breakdown)
         print(f"timed {name}", file=sys.stderr)
     print(f"\nsteady state, ms/call (median of {CALLS} calls, the MLP's of {5 * CALLS}, interleaved; ratio to eager)")
     print(
@@ -215,7 +270,27 @@ def main() -> int:
                 "check=first (default)",
                 "check=every",
                 "fxport run's runtime path",
+                "the same, every rule run (no call list)",
                 "1st call ms",
+            ],
+        )
+    )
+    print("\ncheck=never, where a call's time goes, ms/call (means; in ttnn ops: TT-NN's host code on the mock)")
+    print(
+        tabulate(
+            breakdowns,
+            headers=[
+                "model",
+                "partitions replayed",
+                "call",
+                "in ttnn ops",
+                "emulating values (goldens)",
+                "rest: fxport, dynamo, handoff",
+                "CPU ms (median)",
+                "eager",
+                "eager CPU ms",
+                "run path CPU ms",
+                "every rule run CPU ms",
             ],
         )
     )

@@ -275,6 +275,7 @@ class _CompiledGraph:
                 reference = self.gm(*inputs)
                 varied_inputs = self._varied(inputs)
                 varied = self.gm(*varied_inputs) if varied_inputs is not None else None
+        written = bool(self.opts.out) and (check or state.calls == 0)
         result = run_compiled(
             state.compiled,
             state.user_inputs(inputs),
@@ -290,10 +291,11 @@ class _CompiledGraph:
             weights=self.opts.weights,
             fidelity=self.opts.math_fidelity,
             activations=self.opts.activations,
+            priced=check or written or state.calls == 0,
         )
         state.analysis = result.memory_analysis
         results.append(result)
-        if self.opts.out and (check or state.calls == 0):
+        if written:
             write_run(result, Path(self.opts.out) / self.label / state.label)
         state.calls += 1
         return result.outputs

@@ -13,7 +13,8 @@ from typing import Any
 import torch
 import torch.utils._pytree as pytree
 from torch import fx
-from torch.export.graph_signature import OutputKind
+from torch.export._tree_utils import reorder_kwargs
+from torch.export.graph_signature import InputKind, OutputKind
 
 from fxport import progress
 from fxport.capture import CaptureProblem
@@ -55,8 +56,48 @@ from fxport.tracing import export, trace_cached
 
 def flat_inputs(program: torch.export.ExportedProgram, args: tuple, kwargs: dict | None = None) -> list[Any]:
     """Values for every placeholder of `program.graph_module`: lifted weights, buffers and
-    constants in signature order, then the user's inputs flattened as export flattened them."""
-    return list(program._graph_module_flat_inputs(tuple(args), dict(kwargs or {})))
+    constants in signature order, then the user's inputs flattened as export flattened them.
+    What `ExportedProgram` does for its own calls, with the input tree and the lifted inputs'
+    names looked up once per program (its `call_spec` builds two classes on every access: most
+    of a small model's steady-state call); the weights themselves are read from the program on
+    every call, and the input tree and constraints are checked on every call."""
+    in_spec, lifted = _input_layout(program)
+    kwargs = dict(kwargs or {})
+    if in_spec is not None:
+        kwargs = reorder_kwargs(kwargs, in_spec)
+    with_path, received = pytree.tree_flatten_with_path((tuple(args), kwargs))
+    if in_spec is not None and received != in_spec:
+        raise FxportError(f"the inputs' structure {received} is not the one the program was exported with: {in_spec}")
+    program._check_input_constraints(with_path)
+    stores = (program.state_dict, program.constants, None)
+    if any(store == 2 for store, _ in lifted):
+        stores = (program.state_dict, program.constants, program.graph_module.state_dict())
+    return [stores[store][target] for store, target in lifted] + [value for _, value in with_path]
+
+
+_LIFTED = (InputKind.PARAMETER, InputKind.BUFFER, InputKind.CONSTANT_TENSOR, InputKind.CUSTOM_OBJ)
+_inputs: "weakref.WeakKeyDictionary[torch.export.ExportedProgram, tuple]" = weakref.WeakKeyDictionary()
+
+
+def _input_layout(program: torch.export.ExportedProgram) -> tuple[Any, list[tuple[int, str]]]:
+    """The program's input tree and, for each lifted input in signature order, where its tensor
+    lives: (0, name) in the state dict, (1, name) in the constants, (2, name) in the graph
+    module's own state (as ExportedProgram reads them)."""
+    layout = _inputs.get(program)
+    if layout is None:
+        lifted = []
+        for spec in program.graph_signature.input_specs:
+            if spec.kind not in _LIFTED:
+                continue  # user inputs (and tokens, which take no value)
+            in_state = spec.kind in (InputKind.PARAMETER, InputKind.BUFFER) and spec.persistent is not False
+            if in_state and spec.target in program.state_dict:
+                lifted.append((0, spec.target))
+            elif spec.target in program.constants:
+                lifted.append((1, spec.target))
+            else:  # a lifted constant left in a nested subgraph's state (as ExportedProgram finds it)
+                lifted.append((2, spec.target))
+        layout = _inputs[program] = (program.call_spec.in_spec, lifted)
+    return layout
 
 
 def user_outputs(program: torch.export.ExportedProgram, outputs: list[Any]) -> Any:
@@ -191,6 +232,8 @@ def run_compiled(
     fidelity: str = "",
     activations: str = "bfloat16",
     recorder: Recorder | None = None,
+    priced: bool = True,
+    replay: bool = True,
 ) -> RunResult:
     """Execute a compiled program on `dev`, compare its outputs with `reference` (the fp32 torch
     outputs, any pytree, or a function computing them after the execution; None: not compared)
@@ -206,7 +249,10 @@ def run_compiled(
     the nodes where error enters (fxport.runtime.localize: it keeps every node's output and the
     fp32 reference's in memory). `fidelity` and `activations`: how compute ops run
     (LoweringContext.kernel_options); the result's cost estimate prices the same. `recorder`
-    records every call issued (fxport.export writes the record as a program).
+    records every call issued (fxport.export writes the record as a program). `priced=False`
+    leaves the cost estimate out (None): a steady-state call of a compiled model that nobody
+    reads the estimate of (it prices the same program every call). `replay=False` runs every
+    rule even where a recorded call list could replay (fxport.runtime.call_list).
 
     Ctrl-C and a broken environment stop the run: the exception is re-raised with `exc.result`,
     the RunResult of the nodes run so far (`stopped` says why), so that it can still be saved."""
@@ -242,7 +288,12 @@ def run_compiled(
     try:
         with torch.no_grad(), capture_ttnn_report(ttnn_report, dev) as report:
             run = execute(
-                compiled.parts.graph_module, flat, ctx, node_pcc=node_pcc, observe=localize and ctx.values != "none"
+                compiled.parts.graph_module,
+                flat,
+                ctx,
+                node_pcc=node_pcc,
+                observe=localize and ctx.values != "none",
+                replay=replay,
             )
     except (KeyboardInterrupt, EnvironmentFault) as exc:
         partial = getattr(exc, "partial", None)
@@ -304,9 +355,11 @@ def run_compiled(
         localized = localize_error(
             graph_module.graph, run.observed, reference_values(graph_module, flat), sources, pcc_threshold
         )
-    t = time.perf_counter()
-    estimate = estimate_result(compiled, result, ctx)
-    result.seconds["estimate"] = time.perf_counter() - t
+    estimate = None
+    if priced:
+        t = time.perf_counter()
+        estimate = estimate_result(compiled, result, ctx)
+        result.seconds["estimate"] = time.perf_counter() - t
     return replace(
         result,
         ttnn_report=report.to_dict() if report is not None else None,

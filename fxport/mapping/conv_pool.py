@@ -60,9 +60,8 @@ def to_flat_nhwc(ctx, x, n: int, c: int, h: int, w: int, layout: str = "row_majo
     Counted as layout conversions; a host value is permuted on the host before it moves."""
     with ctx.counting("layout"):
         if isinstance(x, HostValue):
-            return ctx.tensor(
-                HostValue(x.tensor.reshape(n, c, h, w).permute(0, 2, 3, 1).reshape(1, 1, n * h * w, c)), layout=layout
-            )
+            flat = ctx.derive(x, lambda t: t.reshape(n, c, h, w).permute(0, 2, 3, 1).reshape(1, 1, n * h * w, c))
+            return ctx.tensor(flat, layout=layout)
         x = ctx.tensor(x, layout=layout)
         if x.shape != (n, c, h, w):
             x = ctx.ops.reshape(x, (n, c, h, w))

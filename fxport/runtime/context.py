@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Iterator
+from typing import Any, Callable, Iterable, Iterator
 
 import torch
 
@@ -182,6 +182,7 @@ class LoweringContext:
         self.weights_dtype = getattr(ttnn, self.weights)
         self._kinds: list[str] = []
         self._last_kind = ""
+        self.tape: Any = None  # a partition's call list being recorded (fxport.runtime.call_list)
 
     def kernel_options(self, op: str) -> dict:
         """The compute kernel arguments of the run's options for a compute op ("matmul" for
@@ -213,14 +214,16 @@ class LoweringContext:
         finally:
             self._kinds.pop()
 
-    def count(self, name: str) -> None:
+    def count(self, name: str, kind: str = "") -> None:
         """Count one ttnn call (`ctx.ops` calls count themselves; a rule calling ttnn directly
-        counts its call here)."""
-        kind = self._kinds[-1] if self._kinds else "compute"
-        if kind != "weights" and name in _TRANSFERS:
-            kind = "transfer"
-        elif kind == "compute" and name == "to_layout":
-            kind = "layout"
+        counts its call here). `kind`: as counted when the call was recorded (a replayed call
+        list, fxport.runtime.call_list); else from the `counting` the call is made in."""
+        if not kind:
+            kind = self._kinds[-1] if self._kinds else "compute"
+            if kind != "weights" and name in _TRANSFERS:
+                kind = "transfer"
+            elif kind == "compute" and name == "to_layout":
+                kind = "layout"
         self._last_kind = kind
         self.calls.add(kind, name)
         # The transfer log counts the same calls: one set of numbers (a rule's own uploads too)
@@ -231,6 +234,11 @@ class LoweringContext:
                 self.transfers.to_device += 1
         elif kind == "weights" and name in _TRANSFERS:
             self.transfers.constants += 1
+
+    @property
+    def last_kind(self) -> str:
+        """The kind the latest counted call was counted as."""
+        return self._last_kind
 
     def _record(self, name: str, args: tuple, kwargs: dict, out: Any) -> None:
         self.recorder.add("ttnn", name, self._last_kind, args, kwargs, out)
@@ -332,6 +340,8 @@ class LoweringContext:
         """The value as a torch tensor on the host (golden value on a mock; read back on hardware),
         in the dtype of `like` when given (bf16 device results return as fp32 activations).
         `count=False` for reads that only measure (PCC), which a deployment would not do."""
+        if self.tape is not None:  # a rule reading values: its calls may depend on them
+            self.tape.read(value)
         if isinstance(value, HostValue):
             t = value.tensor
         elif isinstance(value, TTValue):
@@ -352,6 +362,15 @@ class LoweringContext:
                 t = t.round()  # integer results computed in bf16 on the device
             t = t.to(like.dtype)
         return t
+
+    def derive(self, value: HostValue, fn: Callable[[torch.Tensor], torch.Tensor]) -> HostValue:
+        """A host value computed from `value` by `fn`, a function of its shape alone (a layout
+        change made on the host before an upload): a recorded call list repeats `fn` on every
+        replay (fxport.runtime.call_list)."""
+        out = HostValue(fn(value.tensor))
+        if self.tape is not None:
+            self.tape.derive(value, fn, out.tensor)
+        return out
 
     def weight(self, value: Any) -> torch.Tensor:
         """Host data an op needs as an argument (conv or group-norm weights). Without values

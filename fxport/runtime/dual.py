@@ -46,6 +46,7 @@ class DualOps:
         # Verdict runs only: with values to compute, a replayed call would have none.
         self._cache = cache if not emulate else None
         self._device, self._is_environment_error = device, is_environment_error
+        self.tape: Any = None  # a partition's call list being recorded (fxport.runtime.call_list)
 
     @contextmanager
     def uncached(self) -> Iterator[None]:
@@ -66,7 +67,7 @@ class DualOps:
         golden = None
         if self._emulate:
             golden = golden_function(name, op)(*_swap(args, _golden), **_swap(kwargs, _golden))
-        return _pair(name, out, golden)
+        return pair(name, out, golden)
 
     def __getattr__(self, name: str) -> Callable[..., Any]:
         op = self._ttnn
@@ -80,6 +81,8 @@ class DualOps:
                 result = self._call(name, op, args, kwargs)
             if self._on_result:
                 self._on_result(name, args, kwargs, result)
+            if self.tape is not None:
+                self.tape.call(name, op, args, kwargs, result)
             return result
 
         call.__name__ = name
@@ -108,13 +111,15 @@ def _golden(v: Any) -> Any:
     return v.golden if isinstance(v, TTValue) else v
 
 
-def _pair(name: str, out: Any, golden: Any) -> Any:
+def pair(name: str, out: Any, golden: Any) -> Any:
+    """The ttnn result with its golden value beside each device tensor (TTValue), rounded to the
+    dtype the device stores."""
     if isinstance(out, (list, tuple)):
         if not isinstance(golden, (list, tuple)):  # golden functions may return the main output only
             golden = [golden]
         golden = [*golden, *[None] * (len(out) - len(golden))]
-        return type(out)(_pair(name, o, g) for o, g in zip(out, golden))
-    if not _is_ttnn_tensor(out):
+        return type(out)(pair(name, o, g) for o, g in zip(out, golden))
+    if not is_ttnn_tensor(out):
         return out
     if isinstance(golden, torch.Tensor):
         golden = _as_device_precision(out, golden)
@@ -123,7 +128,7 @@ def _pair(name: str, out: Any, golden: Any) -> Any:
     return TTValue(out, golden)
 
 
-def _is_ttnn_tensor(x: Any) -> bool:
+def is_ttnn_tensor(x: Any) -> bool:
     return type(x).__name__ == "Tensor" and hasattr(x, "storage_type")
 
 

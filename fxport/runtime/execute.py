@@ -12,7 +12,7 @@ import contextlib
 import operator
 import time
 import weakref
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import torch
@@ -23,6 +23,7 @@ from fxport.capture.records import is_op_node, module_of, target_name
 from fxport.errors import EnvironmentFault
 from fxport.mapping import REGISTRY
 from fxport.memory.oom import classify
+from fxport.runtime.call_list import CallList, Recording, replay, signature
 from fxport.runtime.context import CallCounts, LoweringContext
 from fxport.runtime.devices import environment_error
 from fxport.runtime.pcc import agreement
@@ -69,14 +70,26 @@ def execute(
     node_pcc: bool = True,
     remedies: bool = True,
     observe: bool = False,
+    replay: bool = True,
 ) -> Execution:
     """Run a partitioned graph (`fxport.partition`'s top level: host nodes and `fused_N` device
     submodules). `remedies`: a node that runs out of memory is re-run with the remedy ladder in
     the allocator state it failed in; under `auto` placement the cheapest verified remedy's result
     is kept (the node runs on the device), otherwise it is recorded and the node falls back.
-    `observe`: keep every op node's output, read back to the host (localisation)."""
+    `observe`: keep every op node's output, read back to the host (localisation). `replay`:
+    a partition whose ttnn calls were recorded by an earlier unchecked run of the same program
+    and input shapes replays them (fxport.runtime.call_list); a run that scores nodes, observes
+    them, records for export or computes verdicts only runs every rule."""
     runner = _Runner(gm, ctx, node_pcc and ctx.values != "none", remedies)
     runner.observed = {} if observe else None
+    runner.replay = (
+        replay
+        and not runner.node_pcc
+        and not observe
+        and ctx.recorder is None
+        and ctx.cache is None
+        and ctx.values in ("emulate", "device")
+    )
     try:
         with progress.counter(f"executing on the {ctx.device.kind} device", _op_count(gm)) as runner.counter:
             out = runner.run(*inputs)
@@ -95,6 +108,7 @@ class _Runner(fx.Interpreter):
         self.results: list[NodeResult] = []
         self.observed: dict[str, Any] | None = None
         self.counter: Any = None  # progress over the op nodes run
+        self.replay = False  # partitions may record and replay their calls (see `execute`)
 
     def run_node(self, n: fx.Node) -> Any:
         if n.op == "call_module" and str(n.target).startswith("fused_"):
@@ -132,22 +146,88 @@ class _Runner(fx.Interpreter):
             return self._partition(name, sub, args)
 
     def _partition(self, name: str, sub: fx.GraphModule, args: tuple) -> Any:
-        env: dict[fx.Node, Any] = {}
         plan = _partition_plan(sub)
+        recording = None
+        if self.replay and (key := self._calls_key(args)) is not None:
+            known = plan.calls.get(key)
+            if isinstance(known, CallList):
+                out = self._replayed(known, plan.output, args)
+                if out is not None:
+                    return out
+                plan.calls[key] = "a replay failed"  # the rules run from now on
+            elif known is None:
+                recording = Recording(
+                    args, self.ctx.constants, self.ctx.values == "emulate", lambda: self.ctx.last_kind
+                )
+        if recording is None:
+            return self._interpreted(name, sub, plan, args, None)
+        self.ctx.tape = self.ctx.ops.tape = recording
+        try:
+            out = self._interpreted(name, sub, plan, args, recording)
+        finally:
+            self.ctx.tape = self.ctx.ops.tape = None
+        if recording.done is not None:
+            recording.done.owners = (self.ctx.constants, self.ctx.device)
+            plan.calls[key] = recording.done
+        elif not recording.transient:
+            plan.calls[key] = recording.problem  # said once, not recorded again
+        return out
+
+    def _interpreted(self, name: str, sub: fx.GraphModule, plan: "_PartitionPlan", args: tuple, recording) -> Any:
+        env: dict[fx.Node, Any] = {}
         last_use = plan.last_use
         placeholders = iter(args)
         for n in sub.graph.nodes:
             if n.op == "placeholder":
                 env[n] = HostValue(next(placeholders))
             elif n.op == "output":
+                if recording is not None:
+                    recording.finish({a: env[a] for a in n.all_input_nodes})
+                    self.ctx.tape = self.ctx.ops.tape = None  # the outputs' reads are the partition's
                 return fx.map_arg(n.args[0], lambda a: _map_pairs(env[a], _val(a), self.ctx.host))
             elif n.target is operator.getitem:
                 env[n] = env[n.args[0]][n.args[1]]
             else:
                 env[n] = self._run_device_node(name, n, env, plan.nodes[n], plan.last_use.get(n, ()))
+                if recording is not None:
+                    recording.node(self.results[-1], plan.nodes[n][3])
             for dead in last_use.get(n, ()):
                 env.pop(dead, None)  # frees device buffers: allocator verdicts see live tensors only
         raise AssertionError("partition graph without output")
+
+    def _calls_key(self, args: tuple) -> tuple | None:
+        """What a recorded call list is valid for besides its partition: the program's device
+        constants and device (by identity: the list holds both, `CallList.owners`), the run's
+        options, the inputs' shapes."""
+        shapes = signature(args)
+        if shapes is None:
+            return None
+        ctx = self.ctx
+        options = (ctx.memory, ctx.weights, ctx.fidelity, ctx.activations, ctx.values)
+        return (id(ctx.constants), id(ctx.device), *options, shapes)
+
+    def _replayed(self, calls: CallList, output: fx.Node, args: tuple) -> Any:
+        """The partition's outputs from its recorded calls, or None when a call failed (nothing
+        of the attempt is kept: its nodes' results and counts are dropped, the rules run)."""
+        ctx = self.ctx
+        mark, counted, transfers = len(self.results), ctx.calls.copy(), replace(ctx.transfers)
+
+        def done(result: NodeResult) -> None:
+            self.results.append(result)
+            self.counter.update()
+
+        try:
+            outputs = replay(calls, args, lambda fn, label: ctx.device.calls(fn, label=label), ctx.count, done)
+        except EnvironmentFault:
+            raise
+        except Exception as exc:
+            broken = environment_error(ctx.device, exc)
+            if broken is not None:
+                raise broken from None
+            del self.results[mark:]
+            ctx.calls, ctx.transfers = counted, transfers
+            return None
+        return fx.map_arg(output.args[0], lambda a: _map_pairs(outputs[a], _val(a), ctx.host))
 
     def _run_device_node(self, partition: str, n: fx.Node, env: dict, info: tuple, dying: Any = ()) -> Any:
         args = fx.map_arg(n.args, lambda a: env[a])
@@ -351,6 +431,9 @@ class _PartitionPlan:
 
     last_use: dict[fx.Node, list[fx.Node]]
     nodes: dict[fx.Node, tuple[Any, str, str, str]]  # device node -> rule, target, module, label
+    output: fx.Node
+    # recorded call lists by `_Runner._calls_key`, or why the partition is not replayed
+    calls: dict[tuple, "CallList | str"] = field(default_factory=dict)
 
 
 _plans: "weakref.WeakKeyDictionary[fx.GraphModule, _PartitionPlan]" = weakref.WeakKeyDictionary()
@@ -371,8 +454,20 @@ def _partition_plan(sub: fx.GraphModule) -> _PartitionPlan:
             for n in sub.graph.nodes
             if n.op == "call_function" and n.target is not operator.getitem
         }
-        plan = _plans[sub] = _PartitionPlan(_last_uses(sub.graph), nodes)
+        output = next(n for n in sub.graph.nodes if n.op == "output")
+        plan = _plans[sub] = _PartitionPlan(_last_uses(sub.graph), nodes, output)
     return plan
+
+
+def call_lists(gm: fx.GraphModule) -> dict[str, list[CallList | str]]:
+    """For each device partition of a partitioned graph: its recorded call lists (one per run
+    key, `_Runner._calls_key`), or why it is not replayed."""
+    lists: dict[str, list[CallList | str]] = {}
+    for n in gm.graph.nodes:
+        if n.op == "call_module" and str(n.target).startswith("fused_"):
+            plan = _plans.get(gm.get_submodule(n.target))
+            lists[str(n.target)] = list(plan.calls.values()) if plan is not None else []
+    return lists
 
 
 def _op_count(gm: fx.GraphModule) -> int:
