@@ -202,6 +202,25 @@ def test_cli_writes_the_program_only_with_no_weights(tmp_path):
     assert bad.returncode == 2 and bad.stderr.count("\n") == 1
 
 
+def test_a_verdict_export_builds_and_runs_on_meta_sizes(tmp_path, mock_device):
+    """Without weights the program is written from a verdict run (meta weights, as full-size PI0
+    runs): it imports, builds its modules from meta weights of the sizes it lists and issues the
+    run's calls per inference on meta inputs."""
+    exported = export("pi0-tiny", out=tmp_path, weights=False, device=mock_device)
+    assert exported.result.values == "none" and exported.weights is None and exported.test is None
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["pi0_tiny_ttnn.py"]
+    program = _load(exported.program)
+    params = {k: torch.empty(s, dtype=getattr(torch, d), device="meta") for k, (s, d) in program.WEIGHTS.items()}
+    specs = [i.spec for i in exported.result.inputs]
+    inputs = [torch.empty(s.shape, dtype=getattr(torch, s.dtype), device="meta") for s in specs]
+    with program_device(program, values=False) as device:
+        model = getattr(program, exported.class_name)(device.device, program.check_weights(params))
+        assert len(device.calls) == exported.once > 0
+        output = model(*inputs)
+        assert len(device.calls) - exported.once == exported.run_per_inference == exported.per_inference
+    assert output.is_meta and tuple(output.shape) == (1, 4, 6)  # the actions' shape
+
+
 ZOO = [
     ("resnet50", "1,3,64,64"),
     ("yolov8n", "1,3,320,320"),

@@ -69,6 +69,7 @@ class _Writer:
         self.imports: set[str] = set()  # modules of the output types (a dataclass of outputs)
         self.forward_reads: set[int] = set()  # ids the forward's calls read (set by write_program)
         self.entry_scope: dict[int, str] = {}  # id(entry) -> the scope it was written in
+        self.aliases: dict[int, Any] = {}  # id(stand-in) -> the value the program reads instead
         # Writing one module instance as a class (fxport.export.grouping): the path prefix of its
         # names, the writer of the whole program (whose values become the instance's inputs), the
         # literals met (None: written as they are), and the inputs in order.
@@ -145,6 +146,8 @@ class _Writer:
 
     def _torch(self, t: torch.Tensor, scope: str) -> str:
         key = id(t)
+        if key in self.aliases:
+            return self.expr(self.aliases[key], scope)
         self._input(key, scope)
         if key in self.exprs:
             if scope == "forward" and self.scope_of[key] == "init_local":
@@ -241,6 +244,9 @@ class _Writer:
         return "_"
 
     def write(self, entry: Entry) -> None:
+        if entry.step == "alias":  # no code: later reads of the stand-in read the value
+            self.aliases[id(entry.out)] = entry.args[0]
+            return
         scope = "init" if entry.kind == "weights" or (entry.step == "torch" and self._all_init(entry)) else "forward"
         block = self.init if scope == "init" else self.forward
         if entry.node is not None and entry.node is not block.last_node:
@@ -254,6 +260,8 @@ class _Writer:
             base = relative or (target_name(entry.node.target).split(".")[1] if entry.node is not None else "t")
         elif scope == "init" and path:
             base = path  # weights are named after their module
+        if entry.note:
+            block.lines += [f"# {line}" for line in textwrap.wrap(f"NOTE: {comment(entry.note)}", COMMENT_WIDTH)]
         if entry.step == "ttnn":
             call = self._call(f"ttnn.{entry.name}", entry.args, entry.kwargs, scope)
             out = entry.out
@@ -298,6 +306,7 @@ class _Writer:
                 value = value.tt
             if isinstance(value, HostValue):
                 value = value.tensor
+            value = self.aliases.get(id(value), value)
             key = id(value)
             if key in self.exprs:
                 if self.scope_of[key] == "forward":
@@ -366,7 +375,7 @@ def _needed(entries: list[Entry], outputs: Any) -> list[Entry]:
     kept = []
     for entry in reversed(entries):
         outs = [v.tt if isinstance(v, TTValue) else v for v in _leaves(entry.out)]
-        if entry.step == "torch" and not any(id(o) in used for o in outs):
+        if entry.step in ("torch", "alias") and not any(id(o) in used for o in outs):
             continue
         kept.append(entry)
         for v in _leaves((entry.args, entry.kwargs)):

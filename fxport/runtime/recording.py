@@ -21,10 +21,11 @@ from torch.overrides import TorchFunctionMode
 @dataclass
 class Entry:
     """One step of the run: a ttnn call ("ttnn"), a read back to the host ("to_torch"), a torch
-    function a rule applied on the host ("torch"), or an aten op run on the host ("host", a host
-    node or a device node's fallback with its reason)."""
+    function a rule applied on the host ("torch"), an aten op run on the host ("host", a host
+    node or a device node's fallback with its reason), or a stand-in for a value ("alias": the
+    zeros a verdict run passes for a meta weight; the program passes the weight)."""
 
-    step: str  # "ttnn", "to_torch", "torch", "host"
+    step: str  # "ttnn", "to_torch", "torch", "host", "alias"
     name: str  # ttnn function name, or the aten op's name
     kind: str  # CallCounts kind: compute, layout, transfer, weights ("" for torch and host ops)
     args: tuple
@@ -33,6 +34,7 @@ class Entry:
     node: Any = None  # the fx node being lowered (None outside a node)
     reason: str = ""  # a fallback's error, in one line
     fn: Any = None  # the torch function ("torch" entries)
+    note: str = ""  # what the program should know about the call (a number the run did not have)
 
 
 @dataclass
@@ -40,12 +42,27 @@ class Recorder:
     entries: list[Entry] = field(default_factory=list)
     node: Any = None  # the node now running, set by the executor
     paused: int = 0
+    notes: list[str] = field(default_factory=list)  # for the next call recorded
+    noted: int = 0  # calls recorded with a note
 
     def add(
         self, step: str, name: str, kind: str, args: tuple, kwargs: dict, out: Any, reason: str = "", fn: Any = None
     ) -> None:
         if not self.paused:
-            self.entries.append(Entry(step, name, kind, args, kwargs, out, self.node, reason, fn))
+            note = "; ".join(self.notes) if step == "ttnn" else ""
+            if note:
+                self.notes, self.noted = [], self.noted + 1
+            self.entries.append(Entry(step, name, kind, args, kwargs, out, self.node, reason, fn, note))
+
+    def note(self, text: str) -> None:
+        """A fact about the next ttnn call the program must say (a rule's stand-in number)."""
+        if not self.paused:
+            self.notes.append(text)
+
+    def alias(self, stand_in: Any, value: Any) -> None:
+        """`stand_in` takes the place of `value` in the run (zeros for a meta weight in a verdict
+        run): the program reads `value` wherever the run read the stand-in."""
+        self.add("alias", "alias", "", (value,), {}, stand_in)
 
     @contextlib.contextmanager
     def pause(self) -> Iterator[None]:
