@@ -4,6 +4,7 @@ deterministic, and keeps names from the model out of its code."""
 
 import ast
 import importlib.util
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -128,8 +129,10 @@ def test_export_is_ruff_clean_and_byte_identical(tmp_path, mock_device):
         assert path.read_bytes() == (tmp_path / "b" / path.name).read_bytes(), path.name
     text = first.program.read_text()
     # Block written once, used twice, its weights read by the model's names below its prefix
-    assert text.count("class Block:") == 1 and text.count("= Block(device, params, ") == 2
-    assert 'self.blocks_0 = Block(device, params, "blocks.0.")' in text
+    assert text.count("class Block:") == 1
+    # the nn.Sequential as a list, its blocks called in a loop
+    assert 'self.blocks = [Block(device, params, f"blocks.{i}.") for i in range(2)]' in text
+    assert "for block in self.blocks:" in text
     assert 'params[prefix + "conv.folded.0"]' in text  # a folded weight, named as such
     for args in (
         ["check", "--config", str(ROOT / "pyproject.toml")],
@@ -187,7 +190,7 @@ def test_cli_writes_the_program_only_with_no_weights(tmp_path):
         timeout=600,
     )
     assert done.returncode == 0, done.stderr[-2000:]
-    assert sorted(p.name for p in out.iterdir()) == ["tinycnn_ttnn.py"]
+    assert sorted(p.name for p in out.iterdir()) == ["tinycnn_ttnn.json", "tinycnn_ttnn.py"]
     assert "ttnn calls per inference (fxport run:" in done.stdout
     program = _load(out / "tinycnn_ttnn.py")
     with pytest.raises(KeyError, match="is missing"):
@@ -208,7 +211,7 @@ def test_a_verdict_export_builds_and_runs_on_meta_sizes(tmp_path, mock_device):
     run's calls per inference on meta inputs."""
     exported = export("pi0-tiny", out=tmp_path, weights=False, device=mock_device)
     assert exported.result.values == "none" and exported.weights is None and exported.test is None
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["pi0_tiny_ttnn.py"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["pi0_tiny_ttnn.json", "pi0_tiny_ttnn.py"]
     program = _load(exported.program)
     params = {k: torch.empty(s, dtype=getattr(torch, d), device="meta") for k, (s, d) in program.WEIGHTS.items()}
     specs = [i.spec for i in exported.result.inputs]
@@ -247,6 +250,10 @@ def test_zoo_models_export_and_their_tests_pass(tmp_path, mock_device, spec, sha
         timeout=1800,
     )
     assert done.returncode == 0, done.stdout[-2000:]
-    if spec == "resnet50":  # the blocks of each stage: one class with the downsample, one without
+    if spec == "resnet50":  # one Bottleneck class: the downsample of each stage's first block optional
         text = exported.program.read_text()
-        assert text.count("class Bottleneck") == 2 and text.count("= Bottleneck") == 16
+        assert text.count("class Bottleneck") == 1 and text.count("if self.downsample:") == 2
+        assert exported.lines < 300
+        data = json.loads(exported.program.with_suffix(".json").read_text())
+        assert [data["modules"][f"layer{i}.0"]["downsample"] for i in range(1, 5)] == [True] * 4
+        assert not any(data["modules"][f"layer{i}.1"]["downsample"] for i in range(1, 5))

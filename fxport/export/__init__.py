@@ -8,6 +8,7 @@ the calls the run counted per inference, built by the same rules (no second tran
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -105,6 +106,7 @@ def export(
     folder.mkdir(parents=True, exist_ok=True)
     source = _formatted(program.source)
     program_path = durable.write_text(folder / f"{name}_ttnn.py", source)
+    durable.write_text(folder / f"{name}_ttnn.json", _data_text(program.data))
     weights_path = test_path = None
     if weights:
         with torch.no_grad():
@@ -170,6 +172,15 @@ def _program(
         outputs=result.outputs,
         header=header,
     )
+
+
+def _data_text(data: dict[str, dict]) -> str:
+    """The program's data as JSON, one weight or module instance a line."""
+    parts = []
+    for section, items in data.items():
+        lines = [f"  {json.dumps(k)}: {json.dumps(v)}" for k, v in items.items()]
+        parts.append(f"{json.dumps(section)}: {{\n" + ",\n".join(lines) + ("\n }" if lines else "}"))
+    return "{\n " + ",\n ".join(parts) + "\n}\n"
 
 
 def _save(path: Path, tensors: dict[str, torch.Tensor]) -> Path:
