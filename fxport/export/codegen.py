@@ -260,6 +260,10 @@ class _Writer:
         if entry.step == "alias":  # no code: later reads of the stand-in read the value
             self.aliases[id(entry.out)] = entry.args[0]
             return
+        if entry.step == "comment":  # the torch calls that follow run an fxport op on the host
+            text = f"{entry.name} on the host: {comment(entry.reason)}"
+            self.forward.lines += [f"# {line}" for line in textwrap.wrap(text, COMMENT_WIDTH)]
+            return
         scope = "init" if entry.kind == "weights" or (entry.step == "torch" and self._all_init(entry)) else "forward"
         block = self.init if scope == "init" else self.forward
         if entry.node is not None and entry.node is not block.last_node:

@@ -126,7 +126,8 @@ def find_groups(
         for cls, texts in by_class.items():
             found = list(texts.values())
             plan = _merge(found) if len(found) > 1 else None
-            variants[cls] = [([i for v in found for i in v], plan)] if plan else [(v, None) for v in found]
+            merged = sorted((i for v in found for i in v), key=lambda i: i.path)
+            variants[cls] = [(merged, plan)] if plan else [(v, None) for v in found]
         lonely = {cls for cls, found in variants.items() if all(len(v) < 2 for v, _ in found)}
         if lonely:
             candidates -= lonely

@@ -23,9 +23,10 @@ class Entry:
     """One step of the run: a ttnn call ("ttnn"), a read back to the host ("to_torch"), a torch
     function a rule applied on the host ("torch"), an aten op run on the host ("host", a host
     node or a device node's fallback with its reason), or a stand-in for a value ("alias": the
-    zeros a verdict run passes for a meta weight; the program passes the weight)."""
+    zeros a verdict run passes for a meta weight; the program passes the weight), or a
+    "comment" (fxport's own op run on the host as its reference's torch calls, with the reason)."""
 
-    step: str  # "ttnn", "to_torch", "torch", "host", "alias"
+    step: str  # "ttnn", "to_torch", "torch", "host", "alias", "comment"
     name: str  # ttnn function name, or the aten op's name
     kind: str  # CallCounts kind: compute, layout, transfer, weights ("" for torch and host ops)
     args: tuple
