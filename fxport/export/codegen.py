@@ -21,7 +21,7 @@ import torch.utils._pytree as pytree
 
 from fxport.capture.records import _source_of, module_of, target_name
 from fxport.errors import FxportError
-from fxport.export.grouping import class_code, containers, find_groups
+from fxport.export.grouping import MemoryName, class_code, containers, find_groups
 from fxport.export.names import Namer, class_name, comment, float_literal, identifier
 from fxport.runtime.recording import Entry
 from fxport.values import HostValue, TTValue
@@ -152,9 +152,17 @@ class _Writer:
         if name is None:
             raise ExportError(f"a ttnn tensor {list(tt.shape)} of the run was made outside the recorded calls")
         if scope == "forward" and self.scope_of[id(tt)] == "init_local":
-            raise ExportError(f"{name} is local to __init__ but the forward pass reads it")
+            name = self._keep(id(tt))
         if scope == "init" and self.scope_of[id(tt)] == "forward":
             raise ExportError(f"a weight preparation reads {name}, a value of the forward pass")
+        return name
+
+    def _keep(self, key: int) -> str:
+        """A local of __init__ the forward pass reads after all (a host op on a prepared weight):
+        kept as an attribute at the end of __init__, where the local is still bound."""
+        name = f"self.{self.attr_names(self.exprs[key])}"
+        self.init.lines.append(f"{name} = {self.exprs[key]}")
+        self.exprs[key], self.scope_of[key] = name, "init"
         return name
 
     def _torch(self, t: torch.Tensor, scope: str) -> str:
@@ -164,7 +172,7 @@ class _Writer:
         self._input(key, scope)
         if key in self.exprs:
             if scope == "forward" and self.scope_of[key] == "init_local":
-                raise ExportError(f"{self.exprs[key]} is local to __init__ but the forward pass reads it")
+                self._keep(key)
             if scope == "init" and self.scope_of[key] == "forward":
                 raise ExportError(f"a weight preparation reads {self.exprs[key]}, a value of the forward pass")
             return self.exprs[key]
@@ -212,6 +220,9 @@ class _Writer:
         if kind == "MemoryConfig":
             for name in ("DRAM_MEMORY_CONFIG", "L1_MEMORY_CONFIG"):
                 if value == getattr(ttnn, name):
+                    if self.literals is not None:  # a module instance's placement: an argument
+                        self.literals.append((self.hint, MemoryName(name.split("_")[0].lower())))
+                        return f"\x00{len(self.literals) - 1}\x00"
                     return f"ttnn.{name}"
         if kind == "UnaryWithParam":
             params = list(value.params)
@@ -679,6 +690,10 @@ def _render(
     lines = [f"import {m}" for m in modules] + (["import torch.utils._pytree as pytree"] if "pytree." in result else [])
     imports = "import json\nfrom pathlib import Path\n\n" + "\n".join(sorted(lines))
     header = "\n".join(textwrap.wrap(header, 100))
+    memory = ""
+    if any("MEMORY[" in c for c in classes):  # a module's placement varies between its instances
+        memory = 'MEMORY = {"dram": ttnn.DRAM_MEMORY_CONFIG, "l1": ttnn.L1_MEMORY_CONFIG}\n'
+
     return f'''"""{header}
 """
 
@@ -691,7 +706,7 @@ from safetensors.torch import load_file
 DATA = json.loads(Path(__file__).with_suffix(".json").read_text())
 WEIGHTS = {{key: (tuple(shape), dtype) for key, (shape, dtype) in DATA["weights"].items()}}
 MODULES = DATA["modules"]
-
+{memory}
 
 def load_weights(path):
     """The weights from a safetensors file, checked against the names and shapes above."""

@@ -43,6 +43,11 @@ class Instance:
         return "\n".join([*self.init, "--", *self.forward, "--", *self.output_names])
 
 
+class MemoryName(str):
+    """A memory config met in a module instance's code ("dram", "l1"): data in the program's JSON,
+    `MEMORY[...]` (or the ttnn constant) in its code."""
+
+
 @dataclass
 class Plan:
     """Instances of one module class whose code differs by optional children (ResNet's
@@ -277,7 +282,13 @@ def _merge(variants: list[list[Instance]]) -> Plan | None:
 
 
 def _literal(value: Any) -> str:
+    if isinstance(value, MemoryName):
+        return f"ttnn.{value.upper()}_MEMORY_CONFIG"
     return float_literal(value) if isinstance(value, float) else repr(value)
+
+
+def _agree(a: Any, b: Any) -> bool:
+    return a is _ABSENT or b is _ABSENT or (type(a) is type(b) and repr(a) == repr(b))
 
 
 def _group(name: str, instances: list[Instance], plan: Plan | None = None) -> Group:
@@ -297,11 +308,11 @@ def _group(name: str, instances: list[Instance], plan: Plan | None = None) -> Gr
     for i in order:
         got = values(i)
         present = [v for v in got if v is not _ABSENT]
-        if len(set(map(repr, present))) == 1:
+        if len({(type(v), repr(v)) for v in present}) == 1:
             constants[i] = _literal(present[0])
             continue
         for arg, column in known.items():  # a column it agrees with wherever both are read
-            if all(a is _ABSENT or b is _ABSENT or repr(a) == repr(b) for a, b in zip(column, got, strict=True)):
+            if all(_agree(a, b) for a, b in zip(column, got, strict=True)):
                 known[arg] = [b if a is _ABSENT else a for a, b in zip(column, got, strict=True)]
                 break
         else:
@@ -329,7 +340,10 @@ def fill(line: str, group: Group) -> str:
 
     def sub(m: re.Match) -> str:
         i = int(m.group(1))
-        return group.constants[i] if i in group.constants else f"self.{group.columns[i]}"
+        if i in group.constants:
+            return group.constants[i]
+        arg = f"self.{group.columns[i]}"
+        return f"MEMORY[{arg}]" if isinstance(group.base.literals[i][1], MemoryName) else arg
 
     return _MARKER.sub(sub, line)
 
