@@ -23,7 +23,7 @@ from fxport.capture.records import _source_of, module_of, target_name
 from fxport.errors import FxportError
 from fxport.export.grouping import MemoryName, class_code, containers, find_groups
 from fxport.export.names import Namer, class_name, comment, float_literal, identifier
-from fxport.runtime.recording import Entry
+from fxport.runtime.recording import Entry, Handle
 from fxport.values import HostValue, TTValue
 
 COMMENT_WIDTH = 100  # comments in a method body stay within the project's 120 columns
@@ -380,7 +380,8 @@ class _Writer:
         if out is None:
             return "_"
         tt = out.tt if isinstance(out, TTValue) else out
-        name = self.exprs.get(id(arg.tt)) if isinstance(arg, TTValue) else None
+        key = id(arg.tt) if isinstance(arg, TTValue) else id(arg) if isinstance(arg, Handle) else None
+        name = self.exprs.get(key) if key is not None else None
         if name is None or not name.startswith("self."):
             return self.bind(out, "forward", "weights", None)
         self.exprs[id(tt)] = name
@@ -440,6 +441,8 @@ def _describe(node: Any, prefix: str = "") -> str:
 
 
 def _is_ttnn_tensor(x: Any) -> bool:
+    if isinstance(x, Handle):
+        return True
     return not isinstance(x, torch.Tensor) and type(x).__name__ == "Tensor" and hasattr(x, "storage_type")
 
 
