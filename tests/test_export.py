@@ -119,6 +119,35 @@ def test_program_issues_the_runs_calls_and_matches(tmp_path, mock_device, make, 
     assert done.returncode == 0, done.stdout[-2000:]
 
 
+def test_blocks_differing_by_an_optional_child_are_one_class(tmp_path, mock_device):
+    """torchvision's BasicBlock with and without its downsample: one class, the downsample under
+    `if self.downsample:`, per-block numbers in the data file. The last block, which also converts
+    the model's output back to NCHW, stays inline."""
+    from torchvision.models.resnet import BasicBlock
+
+    torch.manual_seed(0)
+    down = nn.Sequential(nn.Conv2d(8, 16, 1, stride=2, bias=False), nn.BatchNorm2d(16))
+    model = nn.Sequential(
+        nn.Conv2d(3, 8, 3, padding=1),
+        nn.Sequential(BasicBlock(8, 16, stride=2, downsample=down), BasicBlock(16, 16), BasicBlock(16, 16)),
+    ).eval()
+    exported = export(model, torch.randn(1, 3, 16, 16), out=tmp_path, name="blocks", device=mock_device)
+    text = exported.program.read_text()
+    assert text.count("class BasicBlock") == 1 and text.count("if self.downsample:") == 2
+    data = json.loads(exported.program.with_suffix(".json").read_text())
+    assert [data["modules"][f"1.{i}"]["downsample"] for i in range(2)] == [True, False]
+    _, per_inference, second = _run_program(exported, tmp_path)
+    assert per_inference == second == exported.run_per_inference
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(exported.test)],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stdout[-2000:]
+
+
 def test_export_is_ruff_clean_and_byte_identical(tmp_path, mock_device):
     torch.manual_seed(0)
     model = SmallCNN().eval()

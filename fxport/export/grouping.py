@@ -131,8 +131,11 @@ def find_groups(
         for cls, texts in by_class.items():
             found = list(texts.values())
             plan = _merge(found) if len(found) > 1 else None
-            merged = sorted((i for v in found for i in v), key=lambda i: i.path)
-            variants[cls] = [(merged, plan)] if plan else [(v, None) for v in found]
+            if plan is None:
+                variants[cls] = [(v, None) for v in found]
+                continue
+            merged = sorted((i for v in found if v[0].text in plan.maps for i in v), key=lambda i: i.path)
+            variants[cls] = [(merged, plan)] + [(v, None) for v in found if v[0].text not in plan.maps]
         lonely = {cls for cls, found in variants.items() if all(len(v) < 2 for v, _ in found)}
         if lonely:
             candidates -= lonely
@@ -252,31 +255,33 @@ def _tokens(text: str) -> list[str]:
 
 
 def _merge(variants: list[list[Instance]]) -> Plan | None:
-    """One class for variants that are the same code up to optional children, else None."""
+    """One class for the variants that are the same code as the one with the most children up to
+    optional children (the others stay classes or code of their own); None when none is."""
     reps = [v[0] for v in variants]
     kids = {r.text: _children(r) for r in reps}
     base = max(reps, key=lambda r: (len(kids[r.text]), len(r.entries), r.path))
-    if any(not kids[r.text] <= kids[base.text] for r in reps) or len({len(r.inputs) for r in reps}) > 1:
-        return None
     defaults: dict[str, str] = {}
     maps = {base.text: list(range(len(base.literals)))}
     optional: set[str] = set()
     for r in reps:
-        if r is base:
+        if r is base or not kids[r.text] <= kids[base.text] or len(r.inputs) != len(base.inputs):
             continue
         missing = kids[base.text] - kids[r.text]
         text, kept, bound = _without(base, missing)
         mine, theirs = _tokens(text), _tokens(r.text)
         if not missing or len(mine) != len(theirs) or len(kept) != len(r.literals):
-            return None
-        for a, b in zip(mine, theirs, strict=True):
-            if a != b and (a not in bound or defaults.setdefault(a, b) != b):
-                return None  # a difference an absent child does not explain
+            continue
+        pairs = {(a, b) for a, b in zip(mine, theirs, strict=True) if a != b}
+        if any(a not in bound or defaults.get(a, b) != b for a, b in pairs) or len(dict(pairs)) != len(pairs):
+            continue  # a difference an absent child does not explain
+        defaults.update(pairs)
         optional |= missing
         mapping: list[int | None] = [None] * len(base.literals)
         for j, i in enumerate(kept):
             mapping[i] = j
         maps[r.text] = mapping
+    if not optional:
+        return None
     flags = Namer(("device", "params", "prefix", "self", *base.writer.attr_names._used))
     return Plan(base, {c: flags(c) for c in sorted(optional)}, defaults, maps, kids)
 
