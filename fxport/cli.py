@@ -338,7 +338,15 @@ def _parser() -> argparse.ArgumentParser:
         help=f"the PCC the generated test requires of every output (default {PCC_THRESHOLD})",
     )
     p.add_argument(
-        "--no-weights", action="store_true", help="write the program only (no weights, inputs, references or test)"
+        "--no-weights",
+        action="store_true",
+        help="write the program only (no weights, inputs, references or test), from a verdict run "
+        "on meta weights unless --values says otherwise",
+    )
+    p.add_argument(
+        "--values",
+        choices=["emulate", "device", "none"],
+        help="the run's values, as in `fxport run` (default: none with --no-weights, else the device's)",
     )
     p.set_defaults(handler=_cmd_export)
 
@@ -544,7 +552,9 @@ def _cmd_export(args) -> int:
     from fxport.export import export
     from fxport.runtime.devices import open_session_device
 
+    _refuse_mock_values(args.values, args.device)
     dev = open_session_device(args.device, args.arch)
+    _refuse_mock_values(args.values, dev.kind)
     done = export(
         args.model,
         out=args.out,
@@ -554,6 +564,7 @@ def _cmd_export(args) -> int:
         pcc_threshold=args.pcc,
         weight_dtype=args.weights,
         weights=not args.no_weights,
+        values=args.values or "",
     )
     pcc = "not computed" if done.pcc is None else f"{done.pcc:.6f}"
     print(

@@ -554,6 +554,7 @@ def run_loaded(
     activations: str = "bfloat16",
     recorder: Recorder | None = None,
     compiled_out: list | None = None,
+    fold: bool = True,
 ) -> RunResult:
     """Capture a built model and run it through TT-NN on `dev`.
 
@@ -566,6 +567,7 @@ def run_loaded(
     programs have meta weights) answers captures made before (`model_args`: the
     `--model-arg`s the model was built with, part of its key). `passes` rewrite the captured graph before
     it is planned; `weights` is the dtype of constant conv and linear weights on the device.
+    `fold=False` traces every repeated call of a verdict run (fxport.export writes each call).
     """
     t = time.perf_counter()
     verdict_only = values == "none"
@@ -590,9 +592,9 @@ def run_loaded(
         cap = trace_cached(
             loaded.module,
             loaded.inputs,
-            capture_cache if verdict_only else None,
+            capture_cache if verdict_only and fold else None,
             name=loaded.name,
-            repeated=loaded.repeated if verdict_only else (),
+            repeated=loaded.repeated if verdict_only and fold else (),
             kwargs=loaded.kwargs,
             model_args=model_args,
             fallback=False,

@@ -4,6 +4,7 @@ deterministic, and keeps names from the model out of its code."""
 
 import ast
 import importlib.util
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -134,6 +135,29 @@ def test_the_generated_tests_pass_on_their_own(exported_cases):
     assert done.returncode == 0 and f"{len(tests)} passed" in done.stdout, done.stdout[-2000:]
 
 
+def test_blocks_differing_by_an_optional_child_are_one_class(tmp_path, mock_device):
+    """torchvision's BasicBlock with and without its downsample: one class, the downsample under
+    `if self.downsample:`, per-block numbers in the data file. The last block, which also converts
+    the model's output back to NCHW, stays inline."""
+    from torchvision.models.resnet import BasicBlock
+
+    torch.manual_seed(0)
+    down = nn.Sequential(nn.Conv2d(8, 16, 1, stride=2, bias=False), nn.BatchNorm2d(16))
+    model = nn.Sequential(
+        nn.Conv2d(3, 8, 3, padding=1),
+        nn.Sequential(BasicBlock(8, 16, stride=2, downsample=down), BasicBlock(16, 16), BasicBlock(16, 16)),
+    ).eval()
+    exported = export(model, torch.randn(1, 3, 16, 16), out=tmp_path, name="blocks", device=mock_device)
+    text = exported.program.read_text()
+    assert text.count("class BasicBlock") == 1 and text.count("if self.downsample:") == 2
+    data = json.loads(exported.program.with_suffix(".json").read_text())
+    assert [data["modules"][f"1.{i}"]["downsample"] for i in range(2)] == [True, False]
+    outputs, per_inference, second = _run_program(exported, tmp_path)
+    assert per_inference == second == exported.run_per_inference
+    reference = load_file(str(tmp_path / "references.safetensors"))["output.0"]
+    assert _pcc(outputs, reference) >= exported.result.pcc_threshold
+
+
 def test_export_is_ruff_clean_and_byte_identical(tmp_path, mock_device, exported_cases):
     # The same model and input as the small_cnn case, exported again: the same bytes
     model, folder, first = exported_cases["small_cnn"]
@@ -145,8 +169,10 @@ def test_export_is_ruff_clean_and_byte_identical(tmp_path, mock_device, exported
         assert path.read_bytes() == (tmp_path / "b" / path.name).read_bytes(), path.name
     text = first.program.read_text()
     # Block written once, used twice, its weights read by the model's names below its prefix
-    assert text.count("class Block:") == 1 and text.count("= Block(device, params, ") == 2
-    assert 'self.blocks_0 = Block(device, params, "blocks.0.")' in text
+    assert text.count("class Block:") == 1
+    # the nn.Sequential as a list, its blocks called in a loop
+    assert 'self.blocks = [Block(device, params, f"blocks.{i}.") for i in range(2)]' in text
+    assert "for block in self.blocks:" in text
     assert 'params[prefix + "conv.folded.0"]' in text  # a folded weight, named as such
     for args in (
         ["check", "--config", str(ROOT / "pyproject.toml")],
@@ -189,7 +215,7 @@ def test_cli_writes_the_program_only_with_no_weights(tmp_path, capsys, mock_devi
     out = tmp_path / "out"
     args = ["export", "tests.user_models:TinyCNN", "--input-shape", "1,3,16,16", "--device", "mock"]
     assert main([*args, "--no-weights", "--out", str(out)]) == 0
-    assert sorted(p.name for p in out.iterdir()) == ["tinycnn_ttnn.py"]
+    assert sorted(p.name for p in out.iterdir()) == ["tinycnn_ttnn.json", "tinycnn_ttnn.py"]
     assert "ttnn calls per inference (fxport run:" in capsys.readouterr().out
     program = _load(out / "tinycnn_ttnn.py")
     with pytest.raises(KeyError, match="is missing"):
@@ -197,6 +223,25 @@ def test_cli_writes_the_program_only_with_no_weights(tmp_path, capsys, mock_devi
     assert main(["export", "no_such_model", "--out", str(out)]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and err.startswith("fxport: error:")
+
+
+def test_a_verdict_export_builds_and_runs_on_meta_sizes(tmp_path, mock_device):
+    """Without weights the program is written from a verdict run (meta weights, as full-size PI0
+    runs): it imports, builds its modules from meta weights of the sizes it lists and issues the
+    run's calls per inference on meta inputs."""
+    exported = export("pi0-tiny", out=tmp_path, weights=False, device=mock_device)
+    assert exported.result.values == "none" and exported.weights is None and exported.test is None
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["pi0_tiny_ttnn.json", "pi0_tiny_ttnn.py"]
+    program = _load(exported.program)
+    params = {k: torch.empty(s, dtype=getattr(torch, d), device="meta") for k, (s, d) in program.WEIGHTS.items()}
+    specs = [i.spec for i in exported.result.inputs]
+    inputs = [torch.empty(s.shape, dtype=getattr(torch, s.dtype), device="meta") for s in specs]
+    with program_device(program, values=False) as device:
+        model = getattr(program, exported.class_name)(device.device, program.check_weights(params))
+        assert len(device.calls) == exported.once > 0
+        output = model(*inputs)
+        assert len(device.calls) - exported.once == exported.run_per_inference == exported.per_inference
+    assert output.is_meta and tuple(output.shape) == (1, 4, 6)  # the actions' shape
 
 
 ZOO = [
@@ -225,6 +270,10 @@ def test_zoo_models_export_and_their_tests_pass(tmp_path, mock_device, spec, sha
         timeout=1800,
     )
     assert done.returncode == 0, done.stdout[-2000:]
-    if spec == "resnet50":  # the blocks of each stage: one class with the downsample, one without
+    if spec == "resnet50":  # one Bottleneck class: the downsample of each stage's first block optional
         text = exported.program.read_text()
-        assert text.count("class Bottleneck") == 2 and text.count("= Bottleneck") == 16
+        assert text.count("class Bottleneck") == 1 and text.count("if self.downsample:") == 2
+        assert exported.lines < 300
+        data = json.loads(exported.program.with_suffix(".json").read_text())
+        assert [data["modules"][f"layer{i}.0"]["downsample"] for i in range(1, 5)] == [True] * 4
+        assert not any(data["modules"][f"layer{i}.1"]["downsample"] for i in range(1, 5))

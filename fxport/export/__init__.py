@@ -8,6 +8,7 @@ the calls the run counted per inference, built by the same rules (no second tran
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -60,19 +61,33 @@ def export(
     pcc_threshold: float = PCC_THRESHOLD,
     seed: int = 0,
     weight_dtype: str = "bfloat16",
+    values: str = "",
 ) -> Exported:
     """Export `model` (an nn.Module called with `*args, **kwargs`, or a zoo name / module:callable
-    built with `inputs`) to the folder `out`."""
+    built with `inputs`) to the folder `out`. `values` as in `fxport run`; without weights the
+    default is a verdict run ("none": meta weights, any size, every repeated call traced), since
+    nothing written then needs a value."""
+    values = values or ("" if weights else "none")
+    if values == "none" and weights:
+        raise ExportError("a verdict run (values none) has no weights or references to save: use --no-weights")
     torch.manual_seed(seed)
     if isinstance(model, torch.nn.Module):
         loaded = LoadedModel(name or type(model).__name__, model.eval(), tuple(args), "cpu", kwargs=dict(kwargs or {}))
     else:
-        loaded = load_model(str(model), inputs, device="cpu")
+        loaded = load_model(str(model), inputs, device="meta" if values == "none" else "cpu")
     name = identifier(name or loaded.name.rsplit(":", 1)[-1], "model").lower()
     dev = device or open_session_device("auto")
     recorder, kept = Recorder(), []
     result = run_loaded(
-        loaded, dev, memory, "", recorder=recorder, compiled_out=kept, pcc_threshold=pcc_threshold, weights=weight_dtype
+        loaded,
+        dev,
+        memory,
+        values,
+        recorder=recorder,
+        compiled_out=kept,
+        pcc_threshold=pcc_threshold,
+        weights=weight_dtype,
+        fold=False,
     )
     if not kept:  # run in pieces (fxport.capture.pieces): no one program to write
         raise ExportError(
@@ -91,10 +106,11 @@ def export(
     folder.mkdir(parents=True, exist_ok=True)
     source = _formatted(program.source)
     program_path = durable.write_text(folder / f"{name}_ttnn.py", source)
+    durable.write_text(folder / f"{name}_ttnn.json", _data_text(program.data))
     weights_path = test_path = None
-    with torch.no_grad():
-        reference = loaded.module(*loaded.inputs, **loaded.kwargs)
     if weights:
+        with torch.no_grad():
+            reference = loaded.module(*loaded.inputs, **loaded.kwargs)
         weights_path = _save(folder / "weights.safetensors", program.weights)
         _save(folder / "inputs.safetensors", {f"input.{i}": t for i, (_, t) in enumerate(program.inputs)})
         refs = [t for t in pytree.tree_leaves(reference) if isinstance(t, torch.Tensor)]
@@ -141,6 +157,11 @@ def _program(
         f"({result.memory} activations, {result.weights} weights). "
         f"Per inference: {result.calls.per_inference} ttnn calls."
     )
+    if result.values == "none":
+        header += " Written from a verdict run (meta weights): the program has not been run with values"
+        if recorder.noted:
+            header += f"; {recorder.noted} calls carry a NOTE on a number the run did not have"
+        header += "."
     return write_program(
         recorder.entries,
         ttnn=ttnn,
@@ -151,6 +172,15 @@ def _program(
         outputs=result.outputs,
         header=header,
     )
+
+
+def _data_text(data: dict[str, dict]) -> str:
+    """The program's data as JSON, one weight or module instance a line."""
+    parts = []
+    for section, items in data.items():
+        lines = [f"  {json.dumps(k)}: {json.dumps(v)}" for k, v in items.items()]
+        parts.append(f"{json.dumps(section)}: {{\n" + ",\n".join(lines) + ("\n }" if lines else "}"))
+    return "{\n " + ",\n ".join(parts) + "\n}\n"
 
 
 def _save(path: Path, tensors: dict[str, torch.Tensor]) -> Path:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import itertools
 import keyword
 import textwrap
 from dataclasses import dataclass, field
@@ -20,9 +21,9 @@ import torch.utils._pytree as pytree
 
 from fxport.capture.records import _source_of, module_of, target_name
 from fxport.errors import FxportError
-from fxport.export.grouping import arguments_of, fill, find_groups
+from fxport.export.grouping import MemoryName, class_code, containers, find_groups
 from fxport.export.names import Namer, class_name, comment, float_literal, identifier
-from fxport.runtime.recording import Entry
+from fxport.runtime.recording import Entry, Handle
 from fxport.values import HostValue, TTValue
 
 COMMENT_WIDTH = 100  # comments in a method body stay within the project's 120 columns
@@ -41,6 +42,16 @@ class Program:
     once: int  # ttnn calls `__init__` issues
     class_name: str
     inputs: list[tuple[str, torch.Tensor]]  # the forward's arguments, in order
+    data: dict[str, Any] = field(default_factory=dict)  # the .json beside the program
+
+
+@dataclass
+class Span:
+    """What one entry wrote: its lines in __init__ and in forward, and its literals."""
+
+    init: range
+    forward: range
+    literals: range
 
 
 @dataclass
@@ -63,12 +74,15 @@ class _Writer:
         self.scope_of: dict[int, str] = {}  # id -> "init" / "forward"
         self.params = params
         self.weights: dict[str, torch.Tensor] = {}
+        self.modules: dict[str, dict[str, Any]] = {}  # instance path -> its constructor's arguments
         self.init, self.forward = _Scope(namer=Namer(("device",))), _Scope()
         self.attr_names = Namer(("device", "params", "forward"))
         self.uses_params_in_forward = False
         self.imports: set[str] = set()  # modules of the output types (a dataclass of outputs)
         self.forward_reads: set[int] = set()  # ids the forward's calls read (set by write_program)
         self.entry_scope: dict[int, str] = {}  # id(entry) -> the scope it was written in
+        self.aliases: dict[int, Any] = {}  # id(stand-in) -> the value the program reads instead
+        self.spans: dict[int, Span] = {}  # id(entry) -> the lines and literals it wrote
         # Writing one module instance as a class (fxport.export.grouping): the path prefix of its
         # names, the writer of the whole program (whose values become the instance's inputs), the
         # literals met (None: written as they are), and the inputs in order.
@@ -138,17 +152,27 @@ class _Writer:
         if name is None:
             raise ExportError(f"a ttnn tensor {list(tt.shape)} of the run was made outside the recorded calls")
         if scope == "forward" and self.scope_of[id(tt)] == "init_local":
-            raise ExportError(f"{name} is local to __init__ but the forward pass reads it")
+            name = self._keep(id(tt))
         if scope == "init" and self.scope_of[id(tt)] == "forward":
             raise ExportError(f"a weight preparation reads {name}, a value of the forward pass")
         return name
 
+    def _keep(self, key: int) -> str:
+        """A local of __init__ the forward pass reads after all (a host op on a prepared weight):
+        kept as an attribute at the end of __init__, where the local is still bound."""
+        name = f"self.{self.attr_names(self.exprs[key])}"
+        self.init.lines.append(f"{name} = {self.exprs[key]}")
+        self.exprs[key], self.scope_of[key] = name, "init"
+        return name
+
     def _torch(self, t: torch.Tensor, scope: str) -> str:
         key = id(t)
+        if key in self.aliases:
+            return self.expr(self.aliases[key], scope)
         self._input(key, scope)
         if key in self.exprs:
             if scope == "forward" and self.scope_of[key] == "init_local":
-                raise ExportError(f"{self.exprs[key]} is local to __init__ but the forward pass reads it")
+                self._keep(key)
             if scope == "init" and self.scope_of[key] == "forward":
                 raise ExportError(f"a weight preparation reads {self.exprs[key]}, a value of the forward pass")
             return self.exprs[key]
@@ -196,6 +220,9 @@ class _Writer:
         if kind == "MemoryConfig":
             for name in ("DRAM_MEMORY_CONFIG", "L1_MEMORY_CONFIG"):
                 if value == getattr(ttnn, name):
+                    if self.literals is not None:  # a module instance's placement: an argument
+                        self.literals.append((self.hint, MemoryName(name.split("_")[0].lower())))
+                        return f"\x00{len(self.literals) - 1}\x00"
                     return f"ttnn.{name}"
         if kind == "UnaryWithParam":
             params = list(value.params)
@@ -241,6 +268,13 @@ class _Writer:
         return "_"
 
     def write(self, entry: Entry) -> None:
+        if entry.step == "alias":  # no code: later reads of the stand-in read the value
+            self.aliases[id(entry.out)] = entry.args[0]
+            return
+        if entry.step == "comment":  # the torch calls that follow run an fxport op on the host
+            text = f"{entry.name} on the host: {comment(entry.reason)}"
+            self.forward.lines += [f"# {line}" for line in textwrap.wrap(text, COMMENT_WIDTH)]
+            return
         scope = "init" if entry.kind == "weights" or (entry.step == "torch" and self._all_init(entry)) else "forward"
         block = self.init if scope == "init" else self.forward
         if entry.node is not None and entry.node is not block.last_node:
@@ -254,6 +288,8 @@ class _Writer:
             base = relative or (target_name(entry.node.target).split(".")[1] if entry.node is not None else "t")
         elif scope == "init" and path:
             base = path  # weights are named after their module
+        if entry.note:
+            block.lines += [f"# {line}" for line in textwrap.wrap(f"NOTE: {comment(entry.note)}", COMMENT_WIDTH)]
         if entry.step == "ttnn":
             call = self._call(f"ttnn.{entry.name}", entry.args, entry.kwargs, scope)
             out = entry.out
@@ -285,8 +321,14 @@ class _Writer:
         block.lines.append(f"{target} = {call}" if target.strip("(),_ ") else call)
 
     def write_entry(self, entry: Entry) -> None:
+        before = (len(self.init.lines), len(self.forward.lines), len(self.literals or ()))
         try:
             self.write(entry)
+            self.spans[id(entry)] = Span(
+                range(before[0], len(self.init.lines)),
+                range(before[1], len(self.forward.lines)),
+                range(before[2], len(self.literals or ())),
+            )
         except ExportError as exc:
             where = f" (node {entry.node.name})" if entry.node is not None else ""
             raise ExportError(f"ttnn.{entry.name}{where}: {exc}") from None
@@ -298,6 +340,7 @@ class _Writer:
                 value = value.tt
             if isinstance(value, HostValue):
                 value = value.tensor
+            value = self.aliases.get(id(value), value)
             key = id(value)
             if key in self.exprs:
                 if self.scope_of[key] == "forward":
@@ -310,6 +353,11 @@ class _Writer:
 
     def _torch_call(self, entry: Entry, scope: str) -> str:
         fn, name = entry.fn, getattr(entry.fn, "__name__", "")
+        owner = getattr(fn, "__self__", None)  # a property read (`weight.T`): its getter
+        if name == "__get__" and getattr(owner, "__objclass__", None) is torch._C.TensorBase and entry.args:
+            attr = getattr(owner, "__name__", "")
+            if attr.isidentifier() and getattr(torch.Tensor, attr, None) is owner:
+                return f"{self.expr(entry.args[0], scope)}.{attr}"
         if getattr(torch.Tensor, name, None) is fn and entry.args:
             this, rest = self.expr(entry.args[0], scope), entry.args[1:]
             if name == "__getitem__":
@@ -332,7 +380,8 @@ class _Writer:
         if out is None:
             return "_"
         tt = out.tt if isinstance(out, TTValue) else out
-        name = self.exprs.get(id(arg.tt)) if isinstance(arg, TTValue) else None
+        key = id(arg.tt) if isinstance(arg, TTValue) else id(arg) if isinstance(arg, Handle) else None
+        name = self.exprs.get(key) if key is not None else None
         if name is None or not name.startswith("self."):
             return self.bind(out, "forward", "weights", None)
         self.exprs[id(tt)] = name
@@ -366,7 +415,7 @@ def _needed(entries: list[Entry], outputs: Any) -> list[Entry]:
     kept = []
     for entry in reversed(entries):
         outs = [v.tt if isinstance(v, TTValue) else v for v in _leaves(entry.out)]
-        if entry.step == "torch" and not any(id(o) in used for o in outs):
+        if entry.step in ("torch", "alias") and not any(id(o) in used for o in outs):
             continue
         kept.append(entry)
         for v in _leaves((entry.args, entry.kwargs)):
@@ -392,6 +441,8 @@ def _describe(node: Any, prefix: str = "") -> str:
 
 
 def _is_ttnn_tensor(x: Any) -> bool:
+    if isinstance(x, Handle):
+        return True
     return not isinstance(x, torch.Tensor) and type(x).__name__ == "Tensor" and hasattr(x, "storage_type")
 
 
@@ -442,7 +493,11 @@ def write_program(
         result = f"pytree.tree_unflatten([{values}], pytree.treespec_loads({pytree.treespec_dumps(spec)!r}))"
     cls = class_name(model_name)
     source = _render(writer, cls, inputs, result, header, classes)
-    return Program(source, writer.weights, per_inference, once, cls, inputs)
+    data = {
+        "weights": {k: [list(t.shape), str(t.dtype).removeprefix("torch.")] for k, t in sorted(writer.weights.items())},
+        "modules": dict(sorted(writer.modules.items())),
+    }
+    return Program(source, writer.weights, per_inference, once, cls, inputs, data)
 
 
 def _name_folded(entries: list[Entry], params: dict[int, tuple[str, torch.Tensor]]) -> None:
@@ -468,9 +523,13 @@ def _name_folded(entries: list[Entry], params: dict[int, tuple[str, torch.Tensor
 def _grouped(
     needed: list[Entry], scopes: dict[int, str], groups: dict, unit_of: dict[int, str], writer_for
 ) -> tuple[_Writer, list[str]]:
-    """The program with each grouped module instance built in __init__ and called in forward."""
+    """The program with each grouped module instance built in __init__ and called in forward;
+    the instances of an nn.Sequential or nn.ModuleList as a list (`self.layer1[0]`), called in a
+    loop when they chain."""
     writer = writer_for()
     instance_of = {inst.path: (g, inst) for g in groups.values() for inst in g.instances}
+    lists = containers(needed, instance_of)
+    chains = {parent for parent, paths in lists.items() if _chains(needed, scopes, unit_of, instance_of, paths)}
     attrs: dict[str, str] = {}
     called: set[str] = set()
     for entry in needed:
@@ -479,32 +538,61 @@ def _grouped(
             writer.write_entry(entry)
             continue
         g, inst = instance_of[path]
+        parent = _parent(path, lists)
         if path not in attrs:
-            attrs[path] = writer.attr_names(path)
-            arguments = ", ".join([f"{path + '.'!r}", *arguments_of(inst, g)])
-            writer.init.lines.append(f"self.{attrs[path]} = {g.name}(device, params, {arguments})")
-            writer.weights.update(inst.writer.weights)
-        if scopes.get(id(entry)) == "forward" and path not in called:
-            called.add(path)
-            args = ", ".join(writer.exprs[k] for k in inst.inputs)
-            names = [writer.forward.namer(path) for _ in inst.outputs]
-            for k, name in zip(inst.outputs, names, strict=True):
-                writer.exprs[k], writer.scope_of[k] = name, "forward"
-            writer.forward.lines.append(f"# {comment(path)} ({comment(inst.cls)})")
-            call = f"self.{attrs[path]}({args})"
-            writer.forward.lines.append(f"{', '.join(names)} = {call}" if names else call)
+            if parent is None:
+                attrs[path] = f"self.{writer.attr_names(path)}"
+                writer.init.lines.append(f"{attrs[path]} = {_build(g, path)}")
+            else:
+                name, paths = f"self.{writer.attr_names(parent)}", lists[parent]
+                attrs.update({p: f"{name}[{i}]" for i, p in enumerate(paths)})
+                builds = [_build(instance_of[p][0], p) for p in paths]
+                if len({instance_of[p][0].name for p in paths}) == 1:  # one class: built in a loop
+                    cls, args = g.name, f"**MODULES[f'{parent}.{{i}}']" if g.arguments else ""
+                    each = f"{cls}(device, params, f'{parent}.{{i}}.'{', ' + args if args else ''})"
+                    builds = [f"{each} for i in range({len(paths)})"]
+                    writer.init.lines.append(f"{name} = [{builds[0]}]")
+                else:
+                    writer.init.lines.append(f"{name} = [{', '.join(builds)}]")
+            for p in paths if parent is not None else [path]:
+                writer.weights.update(instance_of[p][1].writer.weights)
+                writer.modules[p] = instance_of[p][0].values[p]
+        if scopes.get(id(entry)) != "forward" or path in called:
+            continue
+        if parent in chains:  # x = block(x) for each block of the container
+            paths = lists[parent]
+            called.update(paths)
+            first, last = instance_of[paths[0]][1], instance_of[paths[-1]][1]
+            name = writer.forward.namer(parent)
+            writer.exprs[last.outputs[0]], writer.scope_of[last.outputs[0]] = name, "forward"
+            kinds = ", ".join(dict.fromkeys(comment(instance_of[p][1].cls) for p in paths))
+            writer.forward.lines += [
+                f"# {comment(parent)} ({kinds})",
+                f"{name} = {writer.exprs[first.inputs[0]]}",
+                f"for block in {attrs[paths[0]][: -len('[0]')]}:",
+                f"    {name} = block({name})",
+            ]
+            continue
+        called.add(path)
+        args = ", ".join(writer.exprs[k] for k in inst.inputs)
+        names = [writer.forward.namer(path) for _ in inst.outputs]
+        for k, name in zip(inst.outputs, names, strict=True):
+            writer.exprs[k], writer.scope_of[k] = name, "forward"
+        writer.forward.lines.append(f"# {comment(path)} ({comment(inst.cls)})")
+        call = f"{attrs[path]}({args})"
+        writer.forward.lines.append(f"{', '.join(names)} = {call}" if names else call)
     classes = []
     for g in groups.values():
-        first = g.instances[0]
+        first = g.base
         where = comment(", ".join(i.path for i in g.instances), 300)
         head = [f"# {line}" for line in textwrap.wrap(f"{first.cls} at {where}", COMMENT_WIDTH)]
         signature = ", ".join(["self", "device", "params", "prefix", *(["*", *g.arguments] if g.arguments else [])])
         init = ["self.device = device", *(f"self.{a} = {a}" for a in g.arguments)]
         if any(i.uses_params for i in g.instances):
             init.append("self.params = params")
-        init += [fill(line, g) for line in first.init]
+        own_init, body = class_code(g)
+        init += own_init
         inputs = ", ".join(["self", *(first.writer.exprs[k] for k in first.inputs)])
-        body = [fill(line, g) for line in first.forward]
         returned = ", ".join(first.output_names)
         body.append(f"return {returned}" if returned else "return None")
         classes.append(
@@ -525,6 +613,40 @@ def _grouped(
             )
         )
     return writer, classes
+
+
+def _build(g: Any, path: str) -> str:
+    """An instance's construction: its prefix, and its arguments from the program's data file."""
+    args = f", **MODULES[{path!r}]" if g.arguments else ""
+    return f"{g.name}(device, params, {path + '.'!r}{args})"
+
+
+def _parent(path: str, lists: dict[str, list[str]]) -> str | None:
+    parent = path.rpartition(".")[0]
+    return parent if parent in lists else None
+
+
+def _chains(needed, scopes, unit_of, instance_of, paths: list[str]) -> bool:
+    """The container's instances run one after the other, each on the previous one's output only."""
+    insts = [instance_of[p][1] for p in paths]
+    if any(len(i.inputs) != 1 or len(i.outputs) != 1 for i in insts):
+        return False
+    if any(b.inputs[0] != a.outputs[0] for a, b in itertools.pairwise(insts)):
+        return False
+    members = set(paths)
+    inner = {i.outputs[0] for i in insts[:-1]}
+    run = [unit_of.get(id(e)) for e in needed if scopes.get(id(e)) == "forward"]
+    where = [k for k, u in enumerate(run) if u in members]
+    if any(u not in members for u in run[where[0] : where[-1] + 1]) or [u for u in run if u in members] != sorted(
+        (u for u in run if u in members), key=paths.index
+    ):
+        return False
+    for e in needed:  # the values between blocks are read by the next block only
+        if unit_of.get(id(e)) not in members:
+            for v in _leaves((e.args, e.kwargs)):
+                if id(getattr(v, "tt", v)) in inner:
+                    return False
+    return True
 
 
 def _structure(value: Any, writer: _Writer) -> str | None:
@@ -559,10 +681,6 @@ def _structure(value: Any, writer: _Writer) -> str | None:
 def _render(
     writer: _Writer, cls: str, inputs: list[tuple[str, torch.Tensor]], result: str, header: str, classes: list[str]
 ) -> str:
-    weights = writer.weights
-    shapes = "\n".join(
-        f"    {k!r}: ({tuple(t.shape)!r}, {str(t.dtype).removeprefix('torch.')!r})," for k, t in sorted(weights.items())
-    )
     init = ["self.device = device"]
     if writer.uses_params_in_forward:
         init.append("self.params = params")
@@ -573,20 +691,25 @@ def _render(
     body_forward = "\n".join(f"        {line}" for line in forward)
     modules = {"torch", "ttnn", *writer.imports}
     lines = [f"import {m}" for m in modules] + (["import torch.utils._pytree as pytree"] if "pytree." in result else [])
-    imports = "\n".join(sorted(lines))
+    imports = "import json\nfrom pathlib import Path\n\n" + "\n".join(sorted(lines))
     header = "\n".join(textwrap.wrap(header, 100))
+    memory = ""
+    if any("MEMORY[" in c for c in classes):  # a module's placement varies between its instances
+        memory = 'MEMORY = {"dram": ttnn.DRAM_MEMORY_CONFIG, "l1": ttnn.L1_MEMORY_CONFIG}\n'
+
     return f'''"""{header}
 """
 
 {imports}
 from safetensors.torch import load_file
 
-# The weights the program reads: state_dict names of the model (constants the graph passes
-# computed, such as batch norm folded into a convolution, as <module>.folded.N).
-WEIGHTS = {{
-{shapes}
-}}
-
+# The program's data (the .json beside it): the weights it reads, by the model's state_dict
+# names (constants the graph passes computed, such as batch norm folded into a convolution, as
+# <module>.folded.N), with their shapes and dtypes; each module instance's constructor arguments.
+DATA = json.loads(Path(__file__).with_suffix(".json").read_text())
+WEIGHTS = {{key: (tuple(shape), dtype) for key, (shape, dtype) in DATA["weights"].items()}}
+MODULES = DATA["modules"]
+{memory}
 
 def load_weights(path):
     """The weights from a safetensors file, checked against the names and shapes above."""
@@ -601,6 +724,8 @@ def check_weights(params):
             raise KeyError(f"weight {{key!r}} is missing")
         if tuple(params[key].shape) != shape:
             raise ValueError(f"weight {{key!r}} has shape {{tuple(params[key].shape)}}, expected {{shape}}")
+        if not isinstance(getattr(torch, dtype, None), torch.dtype):
+            raise ValueError(f"weight {{key!r}}: {{dtype!r}} is not a torch dtype")
         params[key] = params[key].to(getattr(torch, dtype))
     return params
 

@@ -15,7 +15,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
-from fxport.capture.records import _stack
+from fxport.capture.records import _stack, module_of
 from fxport.export.names import Namer, class_name, float_literal, identifier
 from fxport.runtime.recording import Entry
 
@@ -43,13 +43,37 @@ class Instance:
         return "\n".join([*self.init, "--", *self.forward, "--", *self.output_names])
 
 
+class MemoryName(str):
+    """A memory config met in a module instance's code ("dram", "l1"): data in the program's JSON,
+    `MEMORY[...]` (or the ttnn constant) in its code."""
+
+
+@dataclass
+class Plan:
+    """Instances of one module class whose code differs by optional children (ResNet's
+    `downsample`): written as the instance with the most children, each optional child's lines
+    under `if self.<child>:`, a value it would compute taking its default (the block's input)."""
+
+    base: Instance
+    optional: dict[str, str]  # child -> its flag (a constructor argument)
+    defaults: dict[str, str]  # a name an optional child binds -> its value without the child
+    maps: dict[str, list[int | None]]  # text of a variant -> base literal -> the variant's (None: absent)
+    children: dict[str, set[str]]  # text of a variant -> its children
+
+
 @dataclass
 class Group:
     name: str  # the class's name
     instances: list[Instance]
-    arguments: list[str]  # constructor arguments, one per varying column of numbers
+    arguments: list[str]  # constructor arguments: varying numbers, then optional children's flags
     columns: dict[int, str]  # marker -> argument name (varying) ...
     constants: dict[int, str]  # ... or the literal (the same in every instance)
+    values: dict[str, dict[str, Any]]  # instance path -> its arguments' values
+    plan: Plan | None = None
+
+    @property
+    def base(self) -> Instance:
+        return self.plan.base if self.plan else self.instances[0]
 
 
 def _stack_of(entry: Entry) -> tuple[tuple[str, str], ...]:
@@ -103,22 +127,28 @@ def find_groups(
         by_class: dict[str, dict[str, list[Instance]]] = defaultdict(lambda: defaultdict(list))
         for inst in instances.values():
             by_class[inst.cls][inst.text].append(inst)
-        lonely = {cls for cls, texts in by_class.items() if all(len(v) < 2 for v in texts.values())}
+        variants: dict[str, list[tuple[list[Instance], Plan | None]]] = {}
+        for cls, texts in by_class.items():
+            found = list(texts.values())
+            plan = _merge(found) if len(found) > 1 else None
+            if plan is None:
+                variants[cls] = [(v, None) for v in found]
+                continue
+            merged = sorted((i for v in found if v[0].text in plan.maps for i in v), key=lambda i: i.path)
+            variants[cls] = [(merged, plan)] + [(v, None) for v in found if v[0].text not in plan.maps]
+        lonely = {cls for cls, found in variants.items() if all(len(v) < 2 for v, _ in found)}
         if lonely:
             candidates -= lonely
             continue
+        alone = {i.path for found in variants.values() for v, _ in found if len(v) < 2 for i in v}
+        if alone:  # instances that stay alone are written inline: find the groups again without them
+            excluded |= alone
+            continue
         groups: dict[str, Group] = {}
         names = Namer()
-        for cls in sorted(by_class, key=lambda c: min(i.path for t in by_class[c].values() for i in t)):
-            for text in sorted(by_class[cls], key=lambda t: by_class[cls][t][0].path):
-                same = by_class[cls][text]
-                if len(same) < 2:
-                    excluded |= {i.path for i in same}
-                    continue
-                groups[same[0].path] = _group(class_name(names(cls)), same)
-        if any(len(texts[t]) < 2 for texts in by_class.values() for t in texts):
-            # instances that stay alone are written inline: find the groups again without them
-            continue
+        for cls in sorted(variants, key=lambda c: min(i.path for v, _ in variants[c] for i in v)):
+            for same, plan in sorted(variants[cls], key=lambda v: v[0][0].path):
+                groups[same[0].path] = _group(class_name(names(cls)), same, plan)
         return groups, dict(unit_of)
     return {}, {}
 
@@ -184,33 +214,130 @@ def _render(
     return inst
 
 
-def _group(name: str, instances: list[Instance]) -> Group:
-    count = len(instances[0].literals)
-    arguments: list[str] = []
+_TOKEN = re.compile(r"[A-Za-z_][A-Za-z0-9_.]*|\x00[0-9]+\x00|\S")
+_ABSENT = object()  # a number of an optional child the instance does not have
+
+
+def _child(inst: Instance, entry: Entry) -> str:
+    """The child of `inst` an entry belongs to (its first name below the instance), "" for its own."""
+    path = module_of(entry.node)[0] if entry.node is not None else ""
+    below = path[len(inst.path) + 1 :] if path.startswith(inst.path + ".") else ""
+    return below.split(".", 1)[0]
+
+
+def _children(inst: Instance) -> set[str]:
+    return {c for e in inst.entries if (c := _child(inst, e))}
+
+
+def _without(base: Instance, missing: set[str]) -> tuple[str, list[int], dict[str, str]]:
+    """The base's code without the children in `missing`: its text (numbers unnumbered), the base
+    literals kept, and the names the dropped lines bind (-> their child)."""
+    init, forward, literals, bound = set(), set(), set(), {}
+    for e in base.entries:
+        child = _child(base, e)
+        if child in missing:
+            span = base.writer.spans[id(e)]
+            init |= set(span.init)
+            forward |= set(span.forward)
+            literals |= set(span.literals)
+            for v in _leaves(e.out):
+                name = base.writer.exprs.get(id(getattr(v, "tt", v)))
+                if name and not name.startswith("self."):
+                    bound[name] = child
+    kept_init = [line for i, line in enumerate(base.init) if i not in init]
+    kept_forward = [line for i, line in enumerate(base.forward) if i not in forward]
+    text = "\n".join([*kept_init, "--", *kept_forward, "--", *base.output_names])
+    return text, [i for i in range(len(base.literals)) if i not in literals], bound
+
+
+def _tokens(text: str) -> list[str]:
+    return [t if not t.startswith("\x00") else "\x00" for t in _TOKEN.findall(text)]
+
+
+def _merge(variants: list[list[Instance]]) -> Plan | None:
+    """One class for the variants that are the same code as the one with the most children up to
+    optional children (the others stay classes or code of their own); None when none is."""
+    reps = [v[0] for v in variants]
+    kids = {r.text: _children(r) for r in reps}
+    base = max(reps, key=lambda r: (len(kids[r.text]), len(r.entries), r.path))
+    defaults: dict[str, str] = {}
+    maps = {base.text: list(range(len(base.literals)))}
+    optional: set[str] = set()
+    for r in reps:
+        if r is base or not kids[r.text] <= kids[base.text] or len(r.inputs) != len(base.inputs):
+            continue
+        missing = kids[base.text] - kids[r.text]
+        text, kept, bound = _without(base, missing)
+        mine, theirs = _tokens(text), _tokens(r.text)
+        if not missing or len(mine) != len(theirs) or len(kept) != len(r.literals):
+            continue
+        pairs = {(a, b) for a, b in zip(mine, theirs, strict=True) if a != b}
+        if any(a not in bound or defaults.get(a, b) != b for a, b in pairs) or len(dict(pairs)) != len(pairs):
+            continue  # a difference an absent child does not explain
+        defaults.update(pairs)
+        optional |= missing
+        mapping: list[int | None] = [None] * len(base.literals)
+        for j, i in enumerate(kept):
+            mapping[i] = j
+        maps[r.text] = mapping
+    if not optional:
+        return None
+    flags = Namer(("device", "params", "prefix", "self", *base.writer.attr_names._used))
+    return Plan(base, {c: flags(c) for c in sorted(optional)}, defaults, maps, kids)
+
+
+def _literal(value: Any) -> str:
+    if isinstance(value, MemoryName):
+        return f"ttnn.{value.upper()}_MEMORY_CONFIG"
+    return float_literal(value) if isinstance(value, float) else repr(value)
+
+
+def _agree(a: Any, b: Any) -> bool:
+    return a is _ABSENT or b is _ABSENT or (type(a) is type(b) and repr(a) == repr(b))
+
+
+def _group(name: str, instances: list[Instance], plan: Plan | None = None) -> Group:
+    base = plan.base if plan else instances[0]
+    maps = [plan.maps[i.text] if plan else list(range(len(i.literals))) for i in instances]
+    count = len(base.literals)
     columns: dict[int, str] = {}
     constants: dict[int, str] = {}
-    by_values: dict[tuple, str] = {}
-    hints: dict[tuple, list[str]] = {}
-    order: dict[tuple, int] = {}
-    namer = Namer(("device", "params", "prefix", "self"))
-    for i in range(count):
-        values = tuple(inst.literals[i][1] for inst in instances)
-        if len(set(map(repr, values))) == 1:
-            v = values[0]
-            constants[i] = float_literal(v) if isinstance(v, float) else repr(v)
+    known: dict[str, list[Any]] = {}  # argument -> its value in each instance (_ABSENT: not read)
+    hints: dict[str, list[str]] = {}
+    namer = Namer(("device", "params", "prefix", "self", *(plan.optional.values() if plan else ())))
+
+    def values(i: int) -> list[Any]:
+        return [_ABSENT if m[i] is None else inst.literals[m[i]][1] for inst, m in zip(instances, maps, strict=True)]
+
+    order = sorted(range(count), key=lambda i: (_ABSENT in values(i), i))  # numbers every instance has first
+    for i in order:
+        got = values(i)
+        present = [v for v in got if v is not _ABSENT]
+        if len({(type(v), repr(v)) for v in present}) == 1:
+            constants[i] = _literal(present[0])
             continue
-        hints.setdefault(values, []).append(instances[0].literals[i][0])
-        order.setdefault(values, i)
-    for values in sorted(hints, key=order.get):
-        # named after the first keyword that takes it (in_channels), else the first place it appears
-        named = [h for h in hints[values] if h != "size"] or hints[values]
-        by_values[values] = namer(identifier(named[0], "n"))
-        arguments.append(by_values[values])
-    for i in range(count):
-        values = tuple(inst.literals[i][1] for inst in instances)
-        if i not in constants:
-            columns[i] = by_values[values]
-    return Group(name, instances, arguments, columns, constants)
+        for arg, column in known.items():  # a column it agrees with wherever both are read
+            if all(_agree(a, b) for a, b in zip(column, got, strict=True)):
+                known[arg] = [b if a is _ABSENT else a for a, b in zip(column, got, strict=True)]
+                break
+        else:
+            arg = f"\x00{len(known)}"
+            known[arg] = got
+        columns[i] = arg
+        hints.setdefault(arg, []).append(base.literals[i][0])
+    renamed = {}
+    for arg in known:  # named after the first keyword that takes it (in_channels), else "size"
+        named = [h for h in hints[arg] if h != "size"] or hints[arg]
+        renamed[arg] = namer(identifier(named[0], "n"))
+    columns = {i: renamed[a] for i, a in columns.items()}
+    arguments = [renamed[a] for a in known] + (list(plan.optional.values()) if plan else [])
+    per_instance: dict[str, dict[str, Any]] = {}
+    for k, inst in enumerate(instances):
+        mine = {renamed[a]: (None if col[k] is _ABSENT else col[k]) for a, col in known.items()}
+        if plan:
+            mine.update({flag: child in plan.children[inst.text] for child, flag in plan.optional.items()})
+        per_instance[inst.path] = mine
+    return Group(name, instances, arguments, columns, constants, per_instance, plan)
 
 
 def fill(line: str, group: Group) -> str:
@@ -218,17 +345,77 @@ def fill(line: str, group: Group) -> str:
 
     def sub(m: re.Match) -> str:
         i = int(m.group(1))
-        return group.constants[i] if i in group.constants else f"self.{group.columns[i]}"
+        if i in group.constants:
+            return group.constants[i]
+        arg = f"self.{group.columns[i]}"
+        return f"MEMORY[{arg}]" if isinstance(group.base.literals[i][1], MemoryName) else arg
 
     return _MARKER.sub(sub, line)
 
 
-def arguments_of(inst: Instance, group: Group) -> list[str]:
-    """The constructor's keyword arguments for one instance."""
-    first: dict[str, Any] = {}
-    for i, arg in group.columns.items():
-        first.setdefault(arg, inst.literals[i][1])
-    return [
-        f"{arg}={float_literal(first[arg]) if isinstance(first[arg], float) else repr(first[arg])}"
-        for arg in group.arguments
-    ]
+def class_code(group: Group) -> tuple[list[str], list[str]]:
+    """The class's __init__ and forward lines: the base instance's, with each optional child's
+    lines under `if self.<flag>:` (its values' defaults set before)."""
+    base, plan = group.base, group.plan
+    owner: dict[tuple[str, int], str] = {}
+    if plan:
+        for e in base.entries:
+            child = _child(base, e)
+            if child in plan.optional:
+                span = base.writer.spans[id(e)]
+                owner.update({("init", i): child for i in span.init})
+                owner.update({("forward", i): child for i in span.forward})
+    code = {}
+    for scope, lines in (("init", base.init), ("forward", base.forward)):
+        out: list[str] = []
+        current = None
+        for i, line in enumerate(lines):
+            child = owner.get((scope, i))
+            if child is not None and child != current:
+                if scope == "forward":
+                    out += [f"{n} = {d}" for n, d in plan.defaults.items() if _binds(base, child, n)]
+                out.append(f"if self.{plan.optional[child]}:")
+            current = child
+            out.append(("    " if child is not None else "") + fill(line, group))
+        code[scope] = out
+    return code["init"], code["forward"]
+
+
+def _binds(base: Instance, child: str, name: str) -> bool:
+    return _without(base, {child})[2].get(name) == child
+
+
+def _leaves(value: Any):
+    if isinstance(value, (list, tuple)):
+        for v in value:
+            yield from _leaves(v)
+    elif isinstance(value, dict):
+        for v in value.values():
+            yield from _leaves(v)
+    else:
+        yield value
+
+
+_SEGMENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*|[0-9]+")
+
+
+def containers(entries: list[Entry], instance_of: dict[str, Any]) -> dict[str, list[str]]:
+    """nn.Sequential / nn.ModuleList paths whose children 0..n-1 are all grouped instances (and
+    whose names are plain identifiers and indices): written as a list, `self.layer1[0]`."""
+    classes = {path: cls for e in entries for path, cls in _stack_of(e)}
+    children: dict[str, set[str]] = defaultdict(set)
+    for path in instance_of:
+        parent, _, index = path.rpartition(".")
+        if parent and index.isdigit() and classes.get(parent) in CONTAINERS:
+            children[parent].add(path)
+    found = {}
+    for parent, paths in children.items():
+        ordered = [f"{parent}.{i}" for i in range(len(paths))]
+        plain = all(_SEGMENT.fullmatch(p) for p in parent.split("."))
+        if plain and set(ordered) == paths and not any(k.startswith(parent + ".") for k in _others(instance_of, paths)):
+            found[parent] = ordered
+    return found
+
+
+def _others(instance_of: dict[str, Any], paths: set[str]) -> list[str]:
+    return [p for p in instance_of if p not in paths]

@@ -65,6 +65,8 @@ def device_operand(ctx, value: Any, captured: Any, kind: str, dtype: Any = None,
     if scalar and isinstance(value, HostValue) and value.tensor.dim() == 0:
         # A constant folded on meta weights (a verdict run) has no value; the op takes a number
         # either way, so any number gives the same verdict.
+        if value.tensor.is_meta and ctx.recorder is not None:
+            ctx.recorder.note("a constant folded on meta weights has no value: 0 stands in for it")
         return _scalar(0 if value.tensor.is_meta else value.tensor.item(), kind)
     if kind == "int":
         return ctx.tensor(value, dtype=ctx.ttnn.int32)

@@ -322,16 +322,21 @@ class LoweringContext:
         if dtype is None and not t.is_floating_point():  # indices: uint32 unless negative
             dtype = ttnn.int32 if (not t.is_meta and bool((t < 0).any())) else ttnn.uint32
         dtype = dtype or self.dtype
+        if dtype in (ttnn.uint32, ttnn.int32):
+            t = t.to(torch.int32)
         if t.is_meta:  # verdicts only: allocate, transfer nothing
             self.count("empty")
-            return TTValue(
+            out = TTValue(
                 ttnn.empty(
                     list(t.shape), dtype=dtype, layout=layout, device=self.device.device, memory_config=memory_config
                 ),
                 None,
             )
-        if dtype in (ttnn.uint32, ttnn.int32):
-            t = t.to(torch.int32)
+            if self.recorder is not None:  # the program uploads what the run only allocated
+                upload = {"dtype": dtype, "layout": layout, "device": self.device.device}
+                upload["memory_config"] = memory_config
+                self.recorder.add("ttnn", "from_torch", self._last_kind, (t,), upload, out)
+            return out
         return self.ops.from_torch(
             t, dtype=dtype, layout=layout, device=self.device.device, memory_config=memory_config
         )
@@ -349,8 +354,9 @@ class LoweringContext:
                 self.count("to_torch")
             if value.golden is not None:
                 t = value.golden
-            elif self.values == "none":
-                t = torch.empty(value.shape, dtype=like.dtype if like is not None else torch.float32, device="meta")
+            elif self.values == "none":  # the dtype a read back gives, converted below as values are
+                with self.recorder.pause() if self.recorder is not None else contextlib.nullcontext():
+                    t = torch.empty(value.shape, dtype=self._host_dtype(value.tt.dtype), device="meta")
             else:
                 t = self.ttnn.to_torch(value.tt)
             if count and self.recorder is not None:
@@ -372,11 +378,24 @@ class LoweringContext:
             self.tape.derive(value, fn, out.tensor)
         return out
 
+    def _host_dtype(self, dtype: Any) -> torch.dtype:
+        ttnn = self.ttnn
+        if dtype in (ttnn.uint32, ttnn.int32):
+            return torch.int32
+        return torch.float32 if dtype == ttnn.float32 else torch.bfloat16
+
     def weight(self, value: Any) -> torch.Tensor:
         """Host data an op needs as an argument (conv or group-norm weights). Without values
         (meta weights), zeros of the right shape stand in: sizes, not numbers, decide verdicts."""
         t = self.host(value, count=False)
-        return torch.zeros(t.shape, dtype=t.dtype) if t.is_meta else t
+        if not t.is_meta:
+            return t
+        if self.recorder is None:
+            return torch.zeros(t.shape, dtype=t.dtype)
+        with self.recorder.pause():
+            zeros = torch.zeros(t.shape, dtype=t.dtype)
+        self.recorder.alias(zeros, t)  # the program reads the weight itself
+        return zeros
 
     def host_weight(self, tensor: torch.Tensor, dtype: Any = None) -> TTValue:
         """A weight as a host-side ttnn tensor (ROW_MAJOR): conv2d prepares its own device copy

@@ -22,6 +22,7 @@ from fxport import progress
 from fxport.capture.records import is_op_node, module_of, target_name
 from fxport.errors import EnvironmentFault
 from fxport.mapping import REGISTRY
+from fxport.mapping.fused_ops import REFERENCES
 from fxport.memory.oom import classify
 from fxport.runtime.call_list import CallList, Recording, replay, signature
 from fxport.runtime.context import CallCounts, LoweringContext
@@ -363,9 +364,15 @@ class _Runner(fx.Interpreter):
         like = fx.map_arg((n.args, n.kwargs), _val)
         read = lambda v, like: self.ctx.host(v, like=like, count=count)
         hargs, hkwargs = _map_pairs((args, kwargs), like, read)
+        recorder = self.ctx.recorder if count else None
+        if recorder is not None and n.target in REFERENCES:
+            # fxport's own op (a fused linear) on the host: recorded as its reference's torch
+            # calls, which a program without fxport can make
+            recorder.add("comment", target_name(n.target), "", (), {}, None, reason)
+            return REFERENCES[n.target](*hargs, **hkwargs)
         out = n.target(*hargs, **hkwargs)
-        if count and self.ctx.recorder is not None:
-            self.ctx.recorder.add("host", target_name(n.target), "", hargs, hkwargs, out, reason)
+        if recorder is not None:
+            recorder.add("host", target_name(n.target), "", hargs, hkwargs, out, reason)
         return out
 
     def _node_pcc(self, n: fx.Node, args: Any, kwargs: Any, out: Any) -> float | None:
