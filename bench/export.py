@@ -169,6 +169,9 @@ def main() -> None:
         print(json.dumps(one(json.loads(sys.argv[2]), Path(sys.argv[3]))))
         return
     tags = sys.argv[1:] or list(CASES)
+    unknown = [t for t in tags if t not in CASES]
+    if unknown:
+        sys.exit(f"usage: bench/export.py [TAG ...]; unknown {', '.join(unknown)}; tags: {', '.join(CASES)}")
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for tag in tags:

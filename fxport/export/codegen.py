@@ -21,7 +21,7 @@ import torch.utils._pytree as pytree
 
 from fxport.capture.records import _source_of, module_of, target_name
 from fxport.errors import FxportError
-from fxport.export.grouping import MemoryName, class_code, containers, find_groups
+from fxport.export.grouping import MemoryName, class_code, containers, find_groups, leaves
 from fxport.export.names import Namer, class_name, comment, float_literal, identifier
 from fxport.runtime.recording import Entry, Handle
 from fxport.values import HostValue, TTValue
@@ -335,7 +335,7 @@ class _Writer:
 
     def _all_init(self, entry: Entry) -> bool:
         """A torch function of weights only (a weight transposed before its upload) is made once."""
-        for value in _leaves((entry.args, entry.kwargs)):
+        for value in leaves((entry.args, entry.kwargs)):
             if isinstance(value, TTValue):
                 value = value.tt
             if isinstance(value, HostValue):
@@ -397,28 +397,17 @@ class _Writer:
         return f"{fn}({', '.join(parts)})"
 
 
-def _leaves(value: Any):
-    if isinstance(value, (list, tuple)):
-        for v in value:
-            yield from _leaves(v)
-    elif isinstance(value, dict):
-        for v in value.values():
-            yield from _leaves(v)
-    else:
-        yield value
-
-
 def _needed(entries: list[Entry], outputs: Any) -> list[Entry]:
     """The entries the program needs: every call and host op, and the torch functions whose
     results something later reads (a rule's measurements of a value are left out)."""
-    used = {id(v) for v in _leaves(outputs)}
+    used = {id(v) for v in leaves(outputs)}
     kept = []
     for entry in reversed(entries):
-        outs = [v.tt if isinstance(v, TTValue) else v for v in _leaves(entry.out)]
+        outs = [v.tt if isinstance(v, TTValue) else v for v in leaves(entry.out)]
         if entry.step in ("torch", "alias") and not any(id(o) in used for o in outs):
             continue
         kept.append(entry)
-        for v in _leaves((entry.args, entry.kwargs)):
+        for v in leaves((entry.args, entry.kwargs)):
             for x in (v, getattr(v, "tt", None), getattr(v, "tensor", None)):
                 if x is not None:
                     used.add(id(x))
@@ -462,10 +451,10 @@ def write_program(
     `params`: id(tensor) -> (key, tensor) of the constants; `outputs`: the run's outputs."""
     needed = _needed(entries, outputs)
     _name_folded(needed, params)
-    forward_reads = {id(v) for v in _leaves(outputs)}
+    forward_reads = {id(v) for v in leaves(outputs)}
     for entry in needed:
         if entry.kind != "weights" and entry.step != "torch":
-            for v in _leaves((entry.args, entry.kwargs)):
+            for v in leaves((entry.args, entry.kwargs)):
                 forward_reads.add(id(v.tt if isinstance(v, TTValue) else v))
     once = sum(1 for e in needed if e.step in ("ttnn", "to_torch") and e.kind == "weights")
     per_inference = sum(1 for e in needed if e.step in ("ttnn", "to_torch") and e.kind != "weights")
@@ -480,16 +469,16 @@ def write_program(
         flat.write_entry(entry)
     groups, unit_of = ({}, {})
     if group:
-        outs = {id(getattr(v, "tt", v)) for v in _leaves(outputs)}
-        groups, unit_of = find_groups(needed, flat.entry_scope, flat, writer_for, outs, _leaves)
+        outs = {id(getattr(v, "tt", v)) for v in leaves(outputs)}
+        groups, unit_of = find_groups(needed, flat.entry_scope, flat, writer_for, outs)
     if not groups:
         writer, classes = flat, []
     else:
         writer, classes = _grouped(needed, flat.entry_scope, groups, unit_of, writer_for)
-    leaves, spec = pytree.tree_flatten(outputs)
+    output_leaves, spec = pytree.tree_flatten(outputs)
     result = _structure(outputs, writer)
     if result is None:
-        values = ", ".join(writer.expr(leaf, "forward") for leaf in leaves)
+        values = ", ".join(writer.expr(leaf, "forward") for leaf in output_leaves)
         result = f"pytree.tree_unflatten([{values}], pytree.treespec_loads({pytree.treespec_dumps(spec)!r}))"
     cls = class_name(model_name)
     source = _render(writer, cls, inputs, result, header, classes)
@@ -508,7 +497,7 @@ def _name_folded(entries: list[Entry], params: dict[int, tuple[str, torch.Tensor
         path = module_of(entry.node)[0] if entry.node is not None else ""
         if not path:
             continue
-        for v in _leaves((entry.args, entry.kwargs)):
+        for v in leaves((entry.args, entry.kwargs)):
             t = v.tensor if isinstance(v, HostValue) else v
             if not isinstance(t, torch.Tensor):
                 continue
@@ -643,7 +632,7 @@ def _chains(needed, scopes, unit_of, instance_of, paths: list[str]) -> bool:
         return False
     for e in needed:  # the values between blocks are read by the next block only
         if unit_of.get(id(e)) not in members:
-            for v in _leaves((e.args, e.kwargs)):
+            for v in leaves((e.args, e.kwargs)):
                 if id(getattr(v, "tt", v)) in inner:
                     return False
     return True

@@ -81,7 +81,7 @@ def _stack_of(entry: Entry) -> tuple[tuple[str, str], ...]:
 
 
 def find_groups(
-    entries: list[Entry], scopes: dict[int, str], outer: Any, make_writer, outputs: set[int], leaves
+    entries: list[Entry], scopes: dict[int, str], outer: Any, make_writer, outputs: set[int]
 ) -> tuple[dict[str, Group], dict[int, str]]:
     """The classes to write and, for each entry, the instance path it belongs to (absent: the
     enclosing program writes it). `make_writer(prefix)` gives a writer for one instance."""
@@ -118,7 +118,7 @@ def find_groups(
         for path, mine in members.items():
             cls = next(c for p, c in stacks[id(mine[0])] if p == path)
             try:
-                instances[path] = _render(path, cls, mine, entries, unit_of, outer, make_writer, outputs, leaves)
+                instances[path] = _render(path, cls, mine, entries, unit_of, outer, make_writer, outputs)
             except Exception:  # an instance that cannot stand alone (it reads the program's weights)
                 failed.add(path)
         if failed:
@@ -176,7 +176,6 @@ def _render(
     outer: Any,
     make_writer,
     outputs: set[int],
-    leaves,
 ) -> Instance:
     writer = make_writer(path + ".")
     writer.outer = outer
@@ -240,7 +239,7 @@ def _without(base: Instance, missing: set[str]) -> tuple[str, list[int], dict[st
             init |= set(span.init)
             forward |= set(span.forward)
             literals |= set(span.literals)
-            for v in _leaves(e.out):
+            for v in leaves(e.out):
                 name = base.writer.exprs.get(id(getattr(v, "tt", v)))
                 if name and not name.startswith("self."):
                     bound[name] = child
@@ -385,13 +384,14 @@ def _binds(base: Instance, child: str, name: str) -> bool:
     return _without(base, {child})[2].get(name) == child
 
 
-def _leaves(value: Any):
+def leaves(value: Any):
+    """The values in nested lists, tuples and dicts (the recorded arguments' structure)."""
     if isinstance(value, (list, tuple)):
         for v in value:
-            yield from _leaves(v)
+            yield from leaves(v)
     elif isinstance(value, dict):
         for v in value.values():
-            yield from _leaves(v)
+            yield from leaves(v)
     else:
         yield value
 

@@ -24,24 +24,10 @@ from torch import fx
 
 from fxport.capture.records import is_op_node
 from fxport.mapping.checks import arg
-from fxport.passes.base import FxportPass, op_count, set_call
+from fxport.passes.base import RESHAPES, FxportPass, op_count, set_call
 
 aten = torch.ops.aten
 
-_RESHAPES = {
-    aten.view.default,
-    aten._unsafe_view.default,
-    aten.reshape.default,
-    aten.view_copy.default,
-    aten.squeeze.default,
-    aten.squeeze.dim,
-    aten.squeeze.dims,
-    aten.squeeze_copy.default,
-    aten.squeeze_copy.dim,
-    aten.squeeze_copy.dims,
-    aten.unsqueeze.default,
-    aten.unsqueeze_copy.default,
-}
 _EXPANDS = {aten.expand.default, aten.expand_copy.default}
 _ALIASES = {
     aten.clone.default,
@@ -69,7 +55,7 @@ def _same(node: fx.Node) -> bool:
         return False
     if out.shape != x.shape or out.dtype != x.dtype:
         return False
-    if node.target in _RESHAPES | _EXPANDS | _ALIASES or node.target == aten._to_copy.default:
+    if node.target in RESHAPES | _EXPANDS | _ALIASES or node.target == aten._to_copy.default:
         return True
     args = node.args
     if node.target in (aten.permute.default, aten.permute_copy.default):
@@ -100,9 +86,9 @@ class RemoveNoOps(FxportPass):
                     node.replace_all_uses_with(node.args[0])
                 self.record.changes.append(f"{node.name}: no-op ({node.target.__name__})")
                 graph.erase_node(node)
-            elif node.target in _RESHAPES and _val(node) is not None:
+            elif node.target in RESHAPES and _val(node) is not None:
                 inner = node.args[0]
-                if isinstance(inner, fx.Node) and inner.op == "call_function" and inner.target in _RESHAPES:
+                if isinstance(inner, fx.Node) and inner.op == "call_function" and inner.target in RESHAPES:
                     set_call(node, aten.reshape.default, (inner.args[0], list(_val(node).shape)))
                     self.record.changes.append(f"{node.name}: reshape of {inner.name} from its input")
         live = [n.name for n in graph.nodes if is_op_node(n)]

@@ -24,27 +24,13 @@ from __future__ import annotations
 import torch
 from torch import fx
 
-from fxport.passes.base import FxportPass, insert_call, op_count, set_call
+from fxport.passes.base import PERMUTES, RESHAPES, FxportPass, insert_call, op_count, set_call
 
 aten = torch.ops.aten
 
 # Ops that only rearrange their first input (their other arguments are ints and int lists).
-_REARRANGE = {
-    aten.view.default,
-    aten._unsafe_view.default,
-    aten.reshape.default,
-    aten.unflatten.int,
-    aten.squeeze.default,
-    aten.squeeze.dim,
-    aten.squeeze.dims,
-    aten.unsqueeze.default,
-    aten.permute.default,
-    aten.transpose.int,
-    aten.clone.default,
-    aten.contiguous.default,
-}
+_REARRANGE = RESHAPES | PERMUTES | {aten.unflatten.int, aten.clone.default, aten.contiguous.default}
 _VIEWS = {aten.view.default, aten._unsafe_view.default}
-_PERMUTES = {aten.permute.default, aten.transpose.int}
 _SELECTS = {aten.select.int}
 TILE = 32
 # Replaying a chain costs an index tensor of x's size (int32): larger sources are not searched.
@@ -72,7 +58,7 @@ def _chain(node: fx.Node) -> tuple[fx.Node, list[fx.Node]] | None:
             return None
         chain.append(node)
         node = node.args[0]
-    if not any(n.target in _PERMUTES for n in chain) or _val(node) is None:
+    if not any(n.target in PERMUTES for n in chain) or _val(node) is None:
         return None
     return node, chain[::-1]
 
