@@ -3,7 +3,9 @@
 Every ```bash block is run, in order, by bash with `set -euo pipefail`, in a scratch directory
 that links the repository's files (so `out/` and anything else the commands write stays there);
 so is every ```python block of the README, each a whole program (those of docs/ are fragments
-about a `model` of the reader's). Where
+about a `model` of the reader's), except an excerpt of generated code: a block whose first line is
+`# excerpt of FILE` is not run, and the test that writes FILE checks that the excerpt's lines are
+in it (`excerpt()`). Where
 the documented input is large, the block runs on a small one: the substitutions below are the only
 changes, each with its reason, and a substitution that no longer matches any block fails the test.
 The few commands that cannot run in CI at all are listed in NOT_RUN with why; they are removed
@@ -104,7 +106,7 @@ FAST = (r"^bash scripts/bootstrap\.sh && \.venv/bin/fxport trace resnet50$", r"^
 @dataclass
 class Block:
     id: str  # file:line of the opening fence
-    language: str  # "bash" or "python"
+    language: str  # "bash", "python" or "excerpt" (of generated code: not run)
     commands: list[str]  # as written, continuation lines joined
     run: list[str]  # after substitutions, without the NOT_RUN ones
     skipped: list[tuple[str, str]]  # (command, why)
@@ -150,11 +152,24 @@ def blocks() -> list[Block]:
                 id = f"{path.relative_to(ROOT)}:{start + 1}"
                 if fence == "```bash":
                     found.append(_block(id, "\n".join(body)))
+                elif path.name == "README.md" and EXCERPT.match(body[0] if body else ""):
+                    found.append(Block(id, "excerpt", body, [], [], []))
                 elif path.name == "README.md":
                     program = "\n".join(body) + "\n"
                     found.append(Block(id, "python", [program], [program], [], []))
             i += 1
     return found
+
+
+EXCERPT = re.compile(r"^# excerpt of (\S+)")
+
+
+def excerpt(name: str) -> list[str]:
+    """The lines of the README's excerpt of the generated file `name`, stripped, without the `...`
+    marks of what was left out and without lines shortened with `(...)`: each must appear, in this
+    order, in the file as written."""
+    block = next(b for b in blocks() if b.language == "excerpt" and EXCERPT.match(b.commands[0]).group(1) == name)
+    return [line.strip() for line in block.commands[1:] if line.strip() not in ("", "...") and "(...)" not in line]
 
 
 def _block(id: str, text: str) -> Block:
@@ -222,6 +237,8 @@ def main(argv: list[str]) -> int:
         print(f"{b.id} ({'slow' if b.slow else 'default suite'}):")
         for c in b.run:
             print(f"    runs     {c}" if b.language == "bash" else "    runs     the python program")
+        if b.language == "excerpt":
+            print(f"    not run  {b.commands[0][2:]} (checked against the program `fxport export` writes)")
         for c, why in b.skipped:
             print(f"    not run  {c}\n             ({why})")
         for was, _, why in b.substituted:

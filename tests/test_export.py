@@ -277,3 +277,12 @@ def test_zoo_models_export_and_their_tests_pass(tmp_path, mock_device, spec, sha
         data = json.loads(exported.program.with_suffix(".json").read_text())
         assert [data["modules"][f"layer{i}.0"]["downsample"] for i in range(1, 5)] == [True] * 4
         assert not any(data["modules"][f"layer{i}.1"]["downsample"] for i in range(1, 5))
+        # the README's excerpt of this program is what the program says, in its order
+        sys.path.insert(0, str(ROOT / "scripts"))
+        import readme_commands
+
+        lines = [line.strip() for line in text.splitlines()]
+        at = 0
+        for line in readme_commands.excerpt("resnet50_ttnn.py"):
+            assert line in lines[at:], f"README excerpt line not in the program (after line {at}): {line}"
+            at = lines.index(line, at) + 1
