@@ -50,7 +50,9 @@ def _dim(dim: int, rank: int) -> int:
 
 
 # -- reshapes ----------------------------------------------------------------------------------
-@rule(
+# Shape changes that keep the elements in order (their copy forms too); the graph passes match
+# on the same list.
+RESHAPES = (
     aten.view.default,
     aten._unsafe_view.default,
     aten.reshape.default,
@@ -63,6 +65,11 @@ def _dim(dim: int, rank: int) -> int:
     aten.squeeze_copy.dims,
     aten.unsqueeze.default,
     aten.unsqueeze_copy.default,
+)
+
+
+@rule(
+    *RESHAPES,
     ttnn="ttnn.reshape",
     family="data_movement",
     checks=MOVE,

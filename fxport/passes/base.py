@@ -14,28 +14,13 @@ from torch import fx
 from torch.fx.passes.infra.pass_base import PassBase, PassResult
 
 from fxport.capture.records import is_op_node
+from fxport.mapping.data_movement import RESHAPES as RESHAPE_TARGETS
 from fxport.mapping.fused_ops import REFERENCES
 
 aten = torch.ops.aten
 
 # Op groups the passes match on (one list each, shared by the passes that read them).
-# Shape changes that keep the elements in order (their copy forms too).
-RESHAPES = frozenset(
-    {
-        aten.view.default,
-        aten._unsafe_view.default,
-        aten.reshape.default,
-        aten.view_copy.default,
-        aten.squeeze.default,
-        aten.squeeze.dim,
-        aten.squeeze.dims,
-        aten.squeeze_copy.default,
-        aten.squeeze_copy.dim,
-        aten.squeeze_copy.dims,
-        aten.unsqueeze.default,
-        aten.unsqueeze_copy.default,
-    }
-)
+RESHAPES = frozenset(RESHAPE_TARGETS)
 # Reorders of the dims.
 PERMUTES = frozenset({aten.permute.default, aten.transpose.int})
 
