@@ -26,6 +26,7 @@ import time
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from tqdm import tqdm
 
@@ -37,7 +38,7 @@ from fxport.fleet.resources import choose_workers
 from fxport.fleet.worker import EntryJob, EntryOutcome
 from fxport.passes import PASS_NAMES
 from fxport.progress import enabled as progress_shown
-from fxport.report.render import read_run
+from fxport.report.render import no_result_entry, read_run
 from fxport.report.run_report import write_run_document
 from fxport.report.schema import SWEEP_SCHEMA
 from fxport.runtime.verdict_cache import CacheStats
@@ -96,26 +97,7 @@ def sweep_items(
 
 
 def _failed(item: SweepItem, error: str, status: str = "failed") -> dict:
-    return {
-        "key": item.key,
-        "model": item.model,
-        "input_shape": list(item.input_shape),
-        "status": status,
-        "error": error,
-        "run": None,
-        "coverage": None,
-        "coverage_by_family": None,
-        "coverage_by_module": None,
-        "fallbacks": 0,
-        "oom_nodes": 0,
-        "unsupported_ops": 0,
-        "output_pcc": [],
-        "memory_agreement": None,
-        "l1_share": None,
-        "ttnn_calls": None,
-        "accuracy": "not checked",
-        "estimate": None,
-    }
+    return no_result_entry(item.key, item.model, list(item.input_shape), status, error)
 
 
 def entry(item: SweepItem, doc: dict) -> dict:
@@ -231,27 +213,10 @@ class Fleet:
     capture_cache_dir: str | None = None  # the capture cache (verdict runs only; None: none)
 
 
-def sweep(
-    items: list[SweepItem],
-    out: Path,
-    device: str = "mock",
-    arch: str | None = None,
-    memory: str = "dram",
-    values: str = "none",
-    resume: bool = True,
-    timeout: float = 1800.0,
-    device_timeout: float | None = None,
-    fleet: Fleet = Fleet(),
-    passes: tuple[str, ...] | None = None,
-    fidelity: str = "",
-    activations: str = "bfloat16",
-) -> dict:
-    """Run the entries and write sweep.json; returns the sweep document. `passes`: the graph
-    passes each run applies (None: `fxport run`'s default, all); `fidelity` and `activations`:
-    how their compute ops run."""
-    return run_sweep(
-        items, out, device, arch, memory, values, resume, timeout, device_timeout, fleet, passes, fidelity, activations
-    ).doc
+def sweep(items: list[SweepItem], out: Path, **options: Any) -> dict:
+    """Run the entries and write sweep.json; returns the sweep document. The options are
+    run_sweep's."""
+    return run_sweep(items, out, **options).doc
 
 
 def run_sweep(
@@ -269,6 +234,8 @@ def run_sweep(
     fidelity: str = "",
     activations: str = "bfloat16",
 ) -> SweepRun:
+    """Run the entries and write sweep.json. `passes`: the graph passes each run applies (None:
+    `fxport run`'s default, all); `fidelity` and `activations`: how their compute ops run."""
     start = time.perf_counter()
     passes = PASS_NAMES if passes is None else tuple(passes)
     out.mkdir(parents=True, exist_ok=True)

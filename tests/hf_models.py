@@ -6,6 +6,16 @@ from transformers import BertConfig, BertModel, LlamaConfig, LlamaForCausalLM
 
 VOCAB = 512
 SEQ = 16
+# The small decoder all the Llama-family configs share (each model keeps its own defaults otherwise).
+DECODER = {
+    "vocab_size": VOCAB,
+    "hidden_size": 64,
+    "intermediate_size": 128,
+    "num_hidden_layers": 2,
+    "num_attention_heads": 4,
+    "num_key_value_heads": 2,
+    "max_position_embeddings": 64,
+}
 
 
 def bert_tiny() -> BertModel:
@@ -23,16 +33,7 @@ def bert_tiny() -> BertModel:
 
 def llama_tiny() -> LlamaForCausalLM:
     """A decoder language model: token ids and an attention mask in, logits out."""
-    config = LlamaConfig(
-        vocab_size=VOCAB,
-        hidden_size=64,
-        intermediate_size=128,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        max_position_embeddings=64,
-        use_cache=False,
-    )
+    config = LlamaConfig(**DECODER, use_cache=False)
     return LlamaForCausalLM(config)
 
 
@@ -59,15 +60,7 @@ def mistral_tiny():
     """Mistral with its default settings (use_cache=True, sliding window attention)."""
     from transformers import MistralConfig, MistralForCausalLM
 
-    config = MistralConfig(
-        vocab_size=VOCAB,
-        hidden_size=64,
-        intermediate_size=128,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        max_position_embeddings=64,
-    )
+    config = MistralConfig(**DECODER)
     return MistralForCausalLM(config)
 
 
@@ -75,15 +68,7 @@ def qwen2_tiny():
     """Qwen2 with its default settings (use_cache=True)."""
     from transformers import Qwen2Config, Qwen2ForCausalLM
 
-    config = Qwen2Config(
-        vocab_size=VOCAB,
-        hidden_size=64,
-        intermediate_size=128,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        max_position_embeddings=64,
-    )
+    config = Qwen2Config(**DECODER)
     return Qwen2ForCausalLM(config)
 
 

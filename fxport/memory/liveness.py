@@ -291,17 +291,7 @@ class Walk:
             address = self.allocators[buf.memory].allocate(buf.per_bank)
             if address is None:
                 if r.failure is None:
-                    stats = self.allocators[buf.memory].stats()
-                    r.failure = Failure(
-                        "OUT_OF_MEMORY",
-                        buf.role,
-                        buf.memory,
-                        buf.per_bank,
-                        stats.largest_free,
-                        stats.allocated,
-                        buf.input,
-                        buf.op,
-                    )
+                    r.failure = _out_of_memory(buf, self.allocators[buf.memory])
                 continue  # only a node the device ran gets here: the model lacks room the device had
             block = _Block(buf.memory, address, buf.per_bank, owner)
             self._hold(block)
@@ -370,17 +360,7 @@ class Walk:
                 continue
             address = allocators[buf.memory].allocate(buf.per_bank)
             if address is None:
-                stats = allocators[buf.memory].stats()
-                return Failure(
-                    "OUT_OF_MEMORY",
-                    buf.role,
-                    buf.memory,
-                    buf.per_bank,
-                    stats.largest_free,
-                    stats.allocated,
-                    buf.input,
-                    buf.op,
-                )
+                return _out_of_memory(buf, allocators[buf.memory])
             placed[event.buffer] = address
         if fp.error_kind in MEMORY_KINDS:
             return Failure(fp.error_kind, "circular buffers", "L1", 0, 0, op=fp.error[:80])
@@ -499,3 +479,11 @@ def walk(
 
 
 __all__ = ["MEMORY_KINDS", "Failure", "NodeState", "Observation", "Placer", "Walk", "walk"]
+
+
+def _out_of_memory(buf, allocator) -> Failure:
+    """The failure of `buf` not finding room in `allocator`, with the allocator's state then."""
+    stats = allocator.stats()
+    return Failure(
+        "OUT_OF_MEMORY", buf.role, buf.memory, buf.per_bank, stats.largest_free, stats.allocated, buf.input, buf.op
+    )

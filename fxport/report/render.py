@@ -57,17 +57,15 @@ def read_run(path: Path) -> dict:
     return doc
 
 
-def _damaged(entry: object, index: int, reason: str) -> dict:
-    """A placeholder entry for one the reader cannot use; keeps the key when there is one."""
-    e = entry if isinstance(entry, dict) else {}
-    key = e.get("key") if isinstance(e.get("key"), str) else f"entry {index + 1}"
-    shape = e.get("input_shape") if isinstance(e.get("input_shape"), list) else []
+def no_result_entry(key: str, model: str, input_shape: list[int], status: str, error: str) -> dict:
+    """A sweep entry with no run behind it (failed, timed out, damaged): every summary field
+    empty, so renderers read it like any other entry."""
     return {
         "key": key,
-        "model": e.get("model") if isinstance(e.get("model"), str) else "",
-        "input_shape": [d for d in shape if isinstance(d, int)],
-        "status": DAMAGED,
-        "error": reason,
+        "model": model,
+        "input_shape": input_shape,
+        "status": status,
+        "error": error,
         "run": None,
         "coverage": None,
         "coverage_by_family": None,
@@ -76,7 +74,21 @@ def _damaged(entry: object, index: int, reason: str) -> dict:
         "oom_nodes": 0,
         "unsupported_ops": 0,
         "output_pcc": [],
+        "memory_agreement": None,
+        "l1_share": None,
+        "ttnn_calls": None,
+        "accuracy": "not checked",
+        "estimate": None,
     }
+
+
+def _damaged(entry: object, index: int, reason: str) -> dict:
+    """A placeholder entry for one the reader cannot use; keeps the key when there is one."""
+    e = entry if isinstance(entry, dict) else {}
+    key = e.get("key") if isinstance(e.get("key"), str) else f"entry {index + 1}"
+    shape = e.get("input_shape") if isinstance(e.get("input_shape"), list) else []
+    model = e.get("model") if isinstance(e.get("model"), str) else ""
+    return no_result_entry(key, model, [d for d in shape if isinstance(d, int)], DAMAGED, reason)
 
 
 def results_file(path: Path) -> Path:
