@@ -348,6 +348,7 @@ def _parser() -> argparse.ArgumentParser:
         choices=["emulate", "device", "none"],
         help="the run's values, as in `fxport run` (default: none with --no-weights, else the device's)",
     )
+    _add_force(p)
     p.set_defaults(handler=_cmd_export)
 
     p = sub.add_parser("sweep", parents=[common], help="run the zoo (or MODELS) x resolutions and write reports")
@@ -548,24 +549,27 @@ def _refuse_mock_values(values: str | None, kind: str) -> None:
 
 def _cmd_export(args) -> int:
     _check_arguments(args, [args.model])
-    _heavy_imports()
-    from fxport.export import export
-    from fxport.runtime.devices import open_session_device
-
     _refuse_mock_values(args.values, args.device)
-    dev = open_session_device(args.device, args.arch)
-    _refuse_mock_values(args.values, dev.kind)
-    done = export(
-        args.model,
-        out=args.out,
-        inputs=_input_options(args),
-        device=dev,
-        memory=args.memory_config,
-        pcc_threshold=args.pcc,
-        weight_dtype=args.weights,
-        weights=not args.no_weights,
-        values=args.values or "",
-    )
+    # Checked, created and locked before the run, as every command's --out is: never a result
+    # computed for a place it cannot be written to, nor written over a folder of the user's.
+    with output_dir(args.out, f"fxport export {args.model}", args.force) as out:
+        _heavy_imports()
+        from fxport.export import export
+        from fxport.runtime.devices import open_session_device
+
+        dev = open_session_device(args.device, args.arch)
+        _refuse_mock_values(args.values, dev.kind)
+        done = export(
+            args.model,
+            out=out,
+            inputs=_input_options(args),
+            device=dev,
+            memory=args.memory_config,
+            pcc_threshold=args.pcc,
+            weight_dtype=args.weights,
+            weights=not args.no_weights,
+            values=args.values or "",
+        )
     pcc = "not computed" if done.pcc is None else f"{done.pcc:.6f}"
     print(
         f"{done.program}: {done.lines} lines, {done.per_inference} ttnn calls per inference "

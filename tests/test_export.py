@@ -215,7 +215,8 @@ def test_cli_writes_the_program_only_with_no_weights(tmp_path, capsys, mock_devi
     out = tmp_path / "out"
     args = ["export", "tests.user_models:TinyCNN", "--input-shape", "1,3,16,16", "--device", "mock"]
     assert main([*args, "--no-weights", "--out", str(out)]) == 0
-    assert sorted(p.name for p in out.iterdir()) == ["tinycnn_ttnn.json", "tinycnn_ttnn.py"]
+    # the lock marks the folder as an fxport result, as every command's --out
+    assert sorted(p.name for p in out.iterdir()) == [".fxport.lock", "tinycnn_ttnn.json", "tinycnn_ttnn.py"]
     assert "ttnn calls per inference (fxport run:" in capsys.readouterr().out
     program = _load(out / "tinycnn_ttnn.py")
     with pytest.raises(KeyError, match="is missing"):
@@ -223,6 +224,14 @@ def test_cli_writes_the_program_only_with_no_weights(tmp_path, capsys, mock_devi
     assert main(["export", "no_such_model", "--out", str(out)]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and err.startswith("fxport: error:")
+    # a folder of the user's is not written over without --force; a file is no --out
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("mine")
+    assert main([*args, "--no-weights", "--out", str(mine)]) == 2
+    assert "--force" in capsys.readouterr().err and sorted(p.name for p in mine.iterdir()) == ["notes.txt"]
+    (tmp_path / "file").write_text("")
+    assert main([*args, "--no-weights", "--out", str(tmp_path / "file")]) == 2
 
 
 def test_a_verdict_export_builds_and_runs_on_meta_sizes(tmp_path, mock_device):
@@ -286,3 +295,18 @@ def test_zoo_models_export_and_their_tests_pass(tmp_path, mock_device, spec, sha
         for line in readme_commands.excerpt("resnet50_ttnn.py"):
             assert line in lines[at:], f"README excerpt line not in the program (after line {at}): {line}"
             at = lines.index(line, at) + 1
+
+
+def test_outputs_a_program_cannot_rebuild_are_a_one_line_refusal(tmp_path, mock_device):
+    # GPT-2 with its default settings returns a DynamicCache: its structure is the library's, not
+    # data a program can rebuild, so the export says so and how to get plain tensors
+    from fxport.capture.loader import InputOptions
+    from fxport.export.codegen import ExportError
+
+    with pytest.raises(ExportError, match=r"DynamicCache.*use_cache=False"):
+        export(
+            "tests.hf_models:gpt2_tiny",
+            out=tmp_path,
+            inputs=InputOptions(source="tests.hf_models:ids_only"),
+            device=mock_device,
+        )

@@ -479,7 +479,15 @@ def write_program(
     result = _structure(outputs, writer)
     if result is None:
         values = ", ".join(writer.expr(leaf, "forward") for leaf in output_leaves)
-        result = f"pytree.tree_unflatten([{values}], pytree.treespec_loads({pytree.treespec_dumps(spec)!r}))"
+        try:
+            dumped = pytree.treespec_dumps(spec)
+        except TypeError as exc:  # a library's container (a KV cache) torch cannot write as data
+            raise ExportError(
+                f"the model's outputs hold {', '.join(sorted(_library_types(spec)))}, whose structure a "
+                "program cannot rebuild without the model's library: export a configuration that returns plain tensors "
+                "(for a Hugging Face model, use_cache=False)"
+            ) from exc
+        result = f"pytree.tree_unflatten([{values}], pytree.treespec_loads({dumped!r}))"
     cls = class_name(model_name)
     source = _render(writer, cls, inputs, result, header, classes)
     data = {
@@ -636,6 +644,12 @@ def _chains(needed, scopes, unit_of, instance_of, paths: list[str]) -> bool:
                 if id(getattr(v, "tt", v)) in inner:
                     return False
     return True
+
+
+def _library_types(spec: pytree.TreeSpec) -> set[str]:
+    """The names of the containers in an output structure other than tuples, lists and dicts."""
+    own = set() if spec.type in (None, tuple, list, dict) else {spec.type.__name__}
+    return own.union(*(_library_types(c) for c in spec.children()))
 
 
 def _structure(value: Any, writer: _Writer) -> str | None:
