@@ -92,7 +92,10 @@ def try_remedies(ctx: LoweringContext, node: fx.Node, args: tuple, kwargs: dict,
                     out = rule.lower(ctx, node, *fresh_args, **fresh_kwargs)
         except Exception as exc:
             verdict = classify(str(exc) or type(exc).__name__)
-            tried.append(f"{remedy.text}: {verdict.kind.lower().replace('_', ' ')} ({verdict.summary[:120]})")
+            # The whole summary: the classifier's summaries are short already (an unknown text is
+            # cut to 300 characters there), and a cut here fell mid-word at a place that moved
+            # with the width of the numbers in it.
+            tried.append(f"{remedy.text}: {verdict.kind.lower().replace('_', ' ')} ({verdict.summary})")
             continue
         finally:
             graph = ttnn.graph.end_graph_capture()
