@@ -17,12 +17,15 @@ import fcntl
 import io
 import json
 import os
+import queue
 import re
 import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -385,19 +388,42 @@ def _hang(cache: Path, mode: str, bound: float) -> subprocess.Popen:
     )
 
 
+def _lines(proc: subprocess.Popen, seconds: float = 60) -> Callable[[], str]:
+    """Read `proc`'s stdout a line at a time, each within `seconds` (a child that never prints
+    what the test waits for fails the test instead of hanging the suite); "" at its end."""
+    got: queue.Queue[str] = queue.Queue()
+
+    def pump() -> None:
+        for line in proc.stdout:
+            got.put(line)
+        got.put("")
+
+    threading.Thread(target=pump, daemon=True).start()
+
+    def read() -> str:
+        try:
+            return got.get(timeout=seconds)
+        except queue.Empty:
+            proc.kill()
+            pytest.fail(f"no line from the child within {seconds} s")
+
+    return read
+
+
 def test_device_call_that_hangs_ctrl_c_and_the_bound(cache):
     """TT-Metal blocked for good (the truncated-ELF hang, damage made after the checks at open):
     Ctrl-C stops the wait at once, and a device call's wait is bounded (DeviceTimeout)."""
     warm = _hang(cache, "warm", 60)
     assert warm.wait(120) == 0, warm.stderr.read()
     proc = _hang(cache, "damage", 3)
-    lines = [proc.stdout.readline() for _ in range(3)]
+    read = _lines(proc)
+    lines = [read() for _ in range(3)]
     assert [ln.split()[0] for ln in lines] == ["call", "raised", "call"], lines
     assert "tt_elffile.cpp" in lines[1]  # the first load fails, the second one waits
     time.sleep(1.0)  # now blocked inside TT-Metal
     sent = time.monotonic()
     proc.send_signal(signal.SIGINT)
-    assert proc.stdout.readline() == "interrupted\n" and time.monotonic() - sent < 5
+    assert read() == "interrupted\n" and time.monotonic() - sent < 5
     OBSERVED.append(
         (
             "Ctrl-C while TT-Metal is blocked (was ignored)",
@@ -406,7 +432,8 @@ def test_device_call_that_hangs_ctrl_c_and_the_bound(cache):
             f"KeyboardInterrupt {time.monotonic() - sent:.1f} s after SIGINT",
         )
     )
-    rest, _ = proc.communicate(timeout=30)
+    rest = "".join(iter(read, ""))
+    proc.wait(30)
     timeout = next(ln for ln in rest.splitlines() if ln.startswith("DeviceTimeout"))
     assert "softmax did not return within 3 s" in timeout and "wedged True" in rest, rest
     assert proc.returncode == EXIT_INTERRUPTED and time.monotonic() - sent < 15
