@@ -506,7 +506,7 @@ def _cmd_trace(args) -> int:
     # The output directory first: a second writer or an unusable --out fails before any import.
     with output_dir(args.out or Path("out") / _safe_name(args.model), f"fxport trace {args.model}", args.force) as out:
         _heavy_imports()
-        from fxport.report.inventory import inventory_document, summary_text, write_inventory
+        from fxport.report.inventory import capture_seconds, inventory_document, summary_text, write_inventory
         from fxport.tracing import trace_model
 
         try:
@@ -519,7 +519,7 @@ def _cmd_trace(args) -> int:
             raise no_ops_captured(cap.model)
         with progress.step(f"writing {out}/ops.json, ops.csv, unique_ops.csv, unique_ops.md"):
             write_inventory(cap, out)
-    print(summary_text(inventory_document(cap), seconds=cap.seconds))
+    print(summary_text(inventory_document(cap), seconds=capture_seconds(cap)))
     print(f"wrote {out}/ops.json (source of truth), ops.csv, unique_ops.csv, unique_ops.md")
     return 0
 

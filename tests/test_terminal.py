@@ -105,7 +105,7 @@ def test_no_progress_when_quiet_or_not_a_terminal(quiet, tmp_path, monkeypatch):
 def test_trace_prints_the_capture_time_timing_json_records(tmp_path, capsys):
     assert main(["trace", "tests.user_models:TinyCNN", "--input-shape", "1,3,32,32", "--out", str(tmp_path)]) == 0
     seconds = json.loads((tmp_path / "timing.json").read_text())["capture_seconds"]
-    assert f"in {seconds:.2f} s (timing.json capture_seconds)" in capsys.readouterr().out
+    assert f"in {seconds:.3f} s (timing.json capture_seconds)" in capsys.readouterr().out
 
 
 def test_tables_wrap_long_cells_without_cutting_numbers():

@@ -34,12 +34,17 @@ def inventory_document(cap: Capture) -> dict:
     }
 
 
+def capture_seconds(cap: Capture) -> float:
+    """The capture's time as timing.json records it; the terminal prints this same figure."""
+    return round(cap.seconds, 3)
+
+
 def write_inventory(cap: Capture, out_dir: Path) -> list[Path]:
     out_dir.mkdir(parents=True, exist_ok=True)
     doc = inventory_document(cap)
     paths = {
         "ops.json": json.dumps(doc, indent=1, sort_keys=True) + "\n",
-        "timing.json": json.dumps({"capture_seconds": round(cap.seconds, 3)}, sort_keys=True) + "\n",
+        "timing.json": json.dumps({"capture_seconds": capture_seconds(cap)}, sort_keys=True) + "\n",
         "unique_ops.md": unique_ops_table(doc["unique_ops"], fmt="github") + "\n",
     }
     for name, text in paths.items():
@@ -53,7 +58,7 @@ def summary_text(doc: dict, seconds: float | None = None, top: int = 25) -> str:
     cap = doc["capture"]
     how = "whole, by torch.export" if cap["complete"] else f"in {len(cap['graphs'])} graph(s) by {cap['method']}"
     # The capture's own time, as timing.json records it (building the model and writing are not in it)
-    took = f" in {seconds:.2f} s (timing.json capture_seconds)" if seconds is not None else ""
+    took = f" in {seconds:.3f} s (timing.json capture_seconds)" if seconds is not None else ""
     head = (
         f"{doc['model']}: {doc['summary']['nodes']} aten nodes, {doc['summary']['distinct_ops']} "
         f"distinct ops, {len(doc['unique_ops'])} unique signatures; captured {how}{took}"
