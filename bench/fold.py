@@ -25,6 +25,7 @@ from tabulate import tabulate
 from torch import nn
 
 from fxport.passes import PASS_NAMES, constants_of
+from fxport.run_options import RunOptions
 from fxport.runner import compile_program, run_compiled
 from fxport.runtime.devices import open_session_device
 from fxport.tracing import export
@@ -50,14 +51,14 @@ def measure(model: nn.Module, x: torch.Tensor, passes: tuple[str, ...], dev) -> 
     with torch.no_grad():
         ref = model(x)
     program = export(model, (x,))
-    compiled = compile_program(program, passes=passes)
+    compiled = compile_program(program, options := RunOptions(passes=passes, values="emulate"))
     params = set(constants_of(program))
     only_params = sum(1 for p in compiled.parts.partitions if p.inputs and set(p.inputs) <= params)
-    run_compiled(compiled, (x,), [ref], dev, values="emulate")  # first run: weights uploaded
+    run_compiled(compiled, (x,), [ref], dev, options)  # first run: weights uploaded
     seconds = float("inf")
     for _ in range(3):  # the fastest of three: the machine is shared
         start = time.perf_counter()
-        result = run_compiled(compiled, (x,), [ref], dev, values="emulate")
+        result = run_compiled(compiled, (x,), [ref], dev, options)
         seconds = min(seconds, time.perf_counter() - start)
     return {
         "nodes": compiled.optimized.nodes_after,

@@ -19,6 +19,7 @@ from tabulate import tabulate
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests.seed_oom_models
 
+from fxport.run_options import RunOptions
 from fxport.runner import run_model
 from fxport.runtime.devices import open_session_device
 from tests.seed_oom_models import CASES, SEEDS
@@ -27,8 +28,8 @@ from tests.seed_oom_models import CASES, SEEDS
 def case_rows(dev, name: str) -> list[list]:
     spec = f"tests.seed_oom_models:{name}"
     start = time.perf_counter()
-    l1 = run_model(spec, dev, CASES[name], memory="l1", values="none")
-    auto = run_model(spec, dev, CASES[name], memory="auto", values="none")
+    l1 = run_model(spec, dev, CASES[name], RunOptions(memory="l1", values="none"))
+    auto = run_model(spec, dev, CASES[name], RunOptions(memory="auto", values="none"))
     seconds = time.perf_counter() - start
     ooms = {o.node: o for o in l1.memory_analysis.oom}
     where = {n.node: (n.status, n.memory, n.remedy_applied) for n in auto.nodes}

@@ -47,15 +47,15 @@ def run(
     `passes`: the graph passes, "all", "none" or names (fxport.passes.PASS_NAMES)."""
     from fxport.capture.loader import LoadedModel, check_inputs
     from fxport.passes import select
+    from fxport.run_options import RunOptions
     from fxport.runner import run_loaded
     from fxport.runtime.devices import open_session_device
 
     name = name or type(model).__name__
     check_inputs(model, args, kwargs or {}, name)
     loaded = LoadedModel(name, model.eval(), tuple(args), "cpu", (), dict(kwargs or {}))
-    return run_loaded(
-        loaded, open_session_device(device, arch), memory_config, values, min_block_size, passes=select(passes)
-    )
+    options = RunOptions(memory=memory_config, values=values, min_block_size=min_block_size, passes=select(passes))
+    return run_loaded(loaded, open_session_device(device, arch), options)
 
 
 def compile(model, *, dynamic: bool | None = None, fullgraph: bool = False, **options):

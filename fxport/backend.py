@@ -71,6 +71,7 @@ from fxport.memory.analysis import MemoryAnalysis
 from fxport.passes import select
 from fxport.report.results import RunResult
 from fxport.report.run_report import write_run
+from fxport.run_options import RunOptions
 from fxport.runner import Compiled, compile_program, run_compiled
 from fxport.runtime.accuracy import vary_inputs
 from fxport.runtime.devices import open_session_device
@@ -137,8 +138,16 @@ class BackendOptions:
         return opts
 
     @property
-    def selected_passes(self) -> tuple[str, ...]:
-        return select(self.passes, self.no_pass)
+    def run_options(self) -> RunOptions:
+        """The settings each compiled graph runs with."""
+        return RunOptions(
+            memory=self.memory_config,
+            min_block_size=self.min_block_size,
+            passes=select(self.passes, self.no_pass),
+            weights=self.weights,
+            fidelity=self.math_fidelity,
+            activations=self.activations,
+        )
 
 
 @dataclass(frozen=True)
@@ -240,6 +249,7 @@ class _ShapeState:
 class _CompiledGraph:
     def __init__(self, gm: fx.GraphModule, opts: BackendOptions, index: int):
         self.gm, self.opts, self.index = gm, opts, index
+        self.options = opts.run_options
         self.label = f"graph{index}"
         self.shapes: OrderedDict[tuple, _ShapeState] = OrderedDict()
         self.planned = 0  # shape signatures planned so far (labels stay unique after eviction)
@@ -281,16 +291,13 @@ class _CompiledGraph:
             state.user_inputs(inputs),
             reference,
             _session_device(self.opts),
-            self.opts.memory_config,
+            self.options,
             f"{self.label}/{state.label}",
             records=state.records,
             varied=varied,
             analysis=state.analysis,
             node_pcc=check,
             capture=self.capture,
-            weights=self.opts.weights,
-            fidelity=self.opts.math_fidelity,
-            activations=self.opts.activations,
             priced=check or written or state.calls == 0,
         )
         state.analysis = result.memory_analysis
@@ -331,13 +338,7 @@ class _CompiledGraph:
             self.frozen.positions, frozen = [], []
             program = export(_prepared(self.gm, scalars, {}), inputs)
         self.frozen.hold(inputs)
-        compiled = compile_program(
-            program,
-            self.opts.min_block_size,
-            host_control=True,
-            passes=self.opts.selected_passes,
-            memory=self.opts.memory_config,
-        )
+        compiled = compile_program(program, self.options, host_control=True)
         state = _ShapeState(f"shape{self.planned}", compiled, compiled.records, frozenset(frozen))
         self.planned += 1
         self.shapes[signature] = state

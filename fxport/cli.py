@@ -202,6 +202,28 @@ def _selected_passes(args) -> tuple[str, ...]:
     return select(args.passes, args.no_pass)
 
 
+# RunOptions' settings and the flags that set them; a command without a flag keeps its default
+_RUN_FLAGS = {
+    "memory": "memory_config",
+    "values": "values",
+    "min_block_size": "min_block_size",
+    "weights": "weights",
+    "fidelity": "math_fidelity",
+    "activations": "activations",
+    "pcc_threshold": "pcc",
+    "localize": "localize",
+}
+
+
+def _run_options(args, **given):
+    """The run settings of a command that runs models (run, export, sweep), from its arguments."""
+    from fxport.run_options import RunOptions
+
+    flags = {k: getattr(args, flag) for k, flag in _RUN_FLAGS.items() if getattr(args, flag, None) is not None}
+    passes = {"passes": _selected_passes(args)} if hasattr(args, "passes") else {}
+    return RunOptions(**flags, **passes, **given)
+
+
 def _add_force(p) -> None:
     p.add_argument(
         "--force",
@@ -564,11 +586,8 @@ def _cmd_export(args) -> int:
             out=out,
             inputs=_input_options(args),
             device=dev,
-            memory=args.memory_config,
-            pcc_threshold=args.pcc,
-            weight_dtype=args.weights,
             weights=not args.no_weights,
-            values=args.values or "",
+            options=_run_options(args),
         )
     pcc = "not computed" if done.pcc is None else f"{done.pcc:.6f}"
     print(
@@ -591,11 +610,10 @@ def _cmd_run(args) -> int:
         from fxport.report.run_report import run_summary_text, write_run
         from fxport.runner import run_model
         from fxport.runtime.devices import open_session_device
-        from fxport.settings import pass_settings, run_settings
 
-        options, given = _input_options(args), _input_args(args)
-        passes = _selected_passes(args)
-        shape = options.shape
+        inputs, given = _input_options(args), _input_args(args)
+        options = _run_options(args, ttnn_report=out if args.ttnn_report else None)
+        shape = inputs.shape
         with progress.step("opening the device"):
             dev = open_session_device(args.device, args.arch, timeout=args.device_timeout)
         _say_repairs(dev)
@@ -604,34 +622,10 @@ def _cmd_run(args) -> int:
         def settings(result):
             # Inputs given as --input/--inputs are keyed by those options, not by a shape.
             full = shape or (() if given else result.inputs[0].spec.shape if result.inputs else ())
-            return run_settings(
-                args.model,
-                full,
-                dev.kind,
-                args.arch,
-                args.memory_config,
-                args.values or "",
-                args.min_block_size,
-                passes=pass_settings(passes, args.weights, args.math_fidelity, args.activations),
-                inputs=given,
-            )
+            return options.settings(args.model, full, dev.kind, args.arch, given)
 
         try:
-            result = run_model(
-                args.model,
-                dev,
-                options,
-                memory=args.memory_config,
-                values=args.values or "",
-                min_block_size=args.min_block_size,
-                ttnn_report=out if args.ttnn_report else None,
-                passes=passes,
-                weights=args.weights,
-                pcc_threshold=args.pcc,
-                localize=args.localize,
-                fidelity=args.math_fidelity,
-                activations=args.activations,
-            )
+            result = run_model(args.model, dev, inputs, options)
         except FxportError as exc:
             if not isinstance(exc, EnvironmentFault):
                 _keep_log(getattr(exc, "log", ""), out, args.debug, exc)
@@ -710,15 +704,11 @@ def _cmd_sweep(args) -> int:
             out,
             args.device,
             args.arch,
-            args.memory_config,
-            args.values,
+            _run_options(args),
             resume=not args.no_resume,
             timeout=args.timeout,
             device_timeout=args.device_timeout,
             fleet=fleet,
-            passes=_selected_passes(args),
-            fidelity=args.math_fidelity,
-            activations=args.activations,
         )
         doc = done.doc
         rows = [

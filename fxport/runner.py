@@ -7,7 +7,6 @@ import time
 import weakref
 from collections import Counter
 from dataclasses import dataclass, replace
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -18,7 +17,6 @@ from torch.export.graph_signature import InputKind, OutputKind
 
 from fxport import progress
 from fxport.capture import CaptureProblem
-from fxport.capture.cache import CaptureCache
 from fxport.capture.engine import one_line
 from fxport.capture.loader import InputOptions, LoadedModel, Shape, load_model
 from fxport.capture.pieces import Piece, run_in_pieces, specialize_scalars
@@ -30,12 +28,12 @@ from fxport.cost.nodes import Options
 from fxport.errors import CaptureError, EnvironmentFault, FxportError, no_ops_captured
 from fxport.memory.analysis import MemoryAnalysis
 from fxport.partition import Partitioned, partition
-from fxport.passes import PASS_NAMES, Optimized, constants_of, records_after, run_passes
+from fxport.passes import Optimized, constants_of, records_after, run_passes
 from fxport.plan import Plan, plan_graph
 from fxport.report.pieces import merge_pieces, piece_summaries
 from fxport.report.results import DeviceInfo, RunResult
+from fxport.run_options import DEFAULTS, RunOptions
 from fxport.runtime.accuracy import (
-    PCC_THRESHOLD,
     ControlValue,
     check_outputs,
     output_dependence,
@@ -50,7 +48,6 @@ from fxport.runtime.localize import reference_values
 from fxport.runtime.recording import Recorder
 from fxport.runtime.run_memory import explain_run, place_activations
 from fxport.runtime.ttnn_report import ttnn_report as capture_ttnn_report
-from fxport.runtime.verdict_cache import VerdictCache
 from fxport.tracing import export, trace_cached
 
 
@@ -183,21 +180,19 @@ class Compiled:
 
 def compile_program(
     program: torch.export.ExportedProgram,
-    min_block_size: int = 1,
+    options: RunOptions = DEFAULTS,
     host_control: bool = False,
-    passes: tuple[str, ...] = PASS_NAMES,
-    memory: str = "dram",
     repeats: dict[str, int] | None = None,
 ) -> Compiled:
-    """Graph passes, plan and partition `program`. With `host_control`, its bool and 0-d outputs
-    (values Python branches on) are computed on the host on every run, see HostControl.
-    `repeats`: the capture's folded calls (records count them)."""
+    """Graph passes (`options.passes`), plan and partition `program`. With `host_control`, its
+    bool and 0-d outputs (values Python branches on) are computed on the host on every run, see
+    HostControl. `repeats`: the capture's folded calls (records count them)."""
     with progress.step("graph passes"):
-        optimized = run_passes(program.graph_module, constants_of(program), passes, memory)
+        optimized = run_passes(program.graph_module, constants_of(program), options.passes, options.memory)
     with progress.step("plan and partition"):
         plan = plan_graph(optimized.graph_module.graph)
         # Partitions of parameter transforms alone stay on the host (partition's `constants`)
-        parts = partition(optimized.graph_module, plan, min_block_size, frozenset(optimized.constants))
+        parts = partition(optimized.graph_module, plan, options.min_block_size, frozenset(optimized.constants))
     return Compiled(
         program,
         optimized,
@@ -214,9 +209,8 @@ def run_compiled(
     inputs: tuple,
     reference: Any,
     dev: DeviceHandle,
-    memory: str = "dram",
+    options: RunOptions = DEFAULTS,
     name: str = "model",
-    values: str = "",
     records: list[OpRecord] | None = None,
     kwargs: dict | None = None,
     varied: Any = None,
@@ -224,13 +218,6 @@ def run_compiled(
     node_pcc: bool = True,
     capture: dict | None = None,
     seconds: dict[str, float] | None = None,
-    cache: VerdictCache | None = None,
-    weights: str = "bfloat16",
-    ttnn_report: Path | None = None,
-    pcc_threshold: float = PCC_THRESHOLD,
-    localize: bool = False,
-    fidelity: str = "",
-    activations: str = "bfloat16",
     recorder: Recorder | None = None,
     priced: bool = True,
     replay: bool = True,
@@ -241,14 +228,13 @@ def run_compiled(
     inputs) telling which comparisons mean something, and judge every node's memory against the
     device verdicts. A caller that runs the same program again passes its `records` and
     `analysis`, which depend on the shapes only. `capture` says how the graph was captured and
-    `seconds` what the earlier stages took, for the result. `cache` answers repeated device calls
-    of a verdict run (fxport.runtime.verdict_cache). The ttnn calls are counted per inference;
-    constants' uploads (`weights`: their dtype) happen on the first run only. `ttnn_report`: a
-    folder to write TT-NN's own report of the execution into (fxport.runtime.ttnn_report).
-    `pcc_threshold` is the end-to-end PCC every informative output must reach; `localize` finds
-    the nodes where error enters (fxport.runtime.localize: it keeps every node's output and the
-    fp32 reference's in memory). `fidelity` and `activations`: how compute ops run
-    (LoweringContext.kernel_options); the result's cost estimate prices the same. `recorder`
+    `seconds` what the earlier stages took, for the result. The ttnn calls are counted per
+    inference; constants' uploads happen on the first run only. Of the `options`: `cache` answers
+    repeated device calls of a verdict run (fxport.runtime.verdict_cache), `ttnn_report` is a
+    folder to write TT-NN's own report of the execution into (fxport.runtime.ttnn_report),
+    `localize` finds the nodes where error enters (fxport.runtime.localize: it keeps every node's
+    output and the fp32 reference's in memory), `fidelity` and `activations` say how compute ops
+    run (LoweringContext.kernel_options) and the result's cost estimate prices the same. `recorder`
     records every call issued (fxport.export writes the record as a program). `priced=False`
     leaves the cost estimate out (None): a steady-state call of a compiled model that nobody
     reads the estimate of (it prices the same program every call). `replay=False` runs every
@@ -260,6 +246,7 @@ def run_compiled(
     if not compiled.runs:  # a model starts from a device no other model's programs occupy
         dev.release_programs()
     compiled.runs += 1
+    memory, ttnn_report = options.memory, options.ttnn_report
     if memory == "auto" and compiled.placement is None:
         t = time.perf_counter()
         with progress.step("placing activations (auto)"):
@@ -268,18 +255,17 @@ def run_compiled(
         compiled.placement = placed.summary()
         seconds = {**(seconds or {}), "placement": time.perf_counter() - t}
         start = time.perf_counter()
-    if ttnn_report is not None:  # TT-NN's report records the calls made: none replayed from a cache
-        cache = None
     ctx = LoweringContext(
         dev,
         memory=memory,
-        values=values,
+        values=options.values,
         placement=compiled.plan.placement,
-        cache=cache,
+        # TT-NN's report records the calls made: none replayed from a cache
+        cache=options.cache if ttnn_report is None else None,
         constants=compiled.constants,
-        weights=weights,
-        fidelity=fidelity,
-        activations=activations,
+        weights=options.weights,
+        fidelity=options.fidelity,
+        activations=options.activations,
         recorder=recorder,
     )
     flat = flat_inputs(compiled.program, inputs, kwargs)
@@ -292,7 +278,7 @@ def run_compiled(
                 flat,
                 ctx,
                 node_pcc=node_pcc,
-                observe=localize and ctx.values != "none",
+                observe=options.localize and ctx.values != "none",
                 replay=replay,
             )
     except (KeyboardInterrupt, EnvironmentFault) as exc:
@@ -353,7 +339,7 @@ def run_compiled(
         # The graph that ran (after the passes, which are exact), fed with reference values
         graph_module = compiled.optimized.graph_module
         localized = localize_error(
-            graph_module.graph, run.observed, reference_values(graph_module, flat), sources, pcc_threshold
+            graph_module.graph, run.observed, reference_values(graph_module, flat), sources, options.pcc_threshold
         )
     estimate = None
     if priced:
@@ -363,7 +349,7 @@ def run_compiled(
     return replace(
         result,
         ttnn_report=report.to_dict() if report is not None else None,
-        pcc_threshold=pcc_threshold,
+        pcc_threshold=options.pcc_threshold,
         localized=localized,
         estimate=estimate,
     )
@@ -490,73 +476,37 @@ def redraw_zero_weights(module: torch.nn.Module, std: float = 0.02) -> list[str]
 
 
 def run_model(
-    spec: str,
-    dev: DeviceHandle,
-    inputs: InputOptions | Shape | None = None,
-    memory: str = "dram",
-    values: str = "",
-    seed: int = 0,
-    min_block_size: int = 1,
-    cache: VerdictCache | None = None,
-    passes: tuple[str, ...] = PASS_NAMES,
-    weights: str = "bfloat16",
-    ttnn_report: Path | None = None,
-    pcc_threshold: float = PCC_THRESHOLD,
-    localize: bool = False,
-    capture_cache: CaptureCache | None = None,
-    fidelity: str = "",
-    activations: str = "bfloat16",
+    spec: str, dev: DeviceHandle, inputs: InputOptions | Shape | None = None, options: RunOptions = DEFAULTS
 ) -> RunResult:
-    """Build `spec` (a zoo name or module.path:callable) with its inputs and run it through TT-NN
-    on `dev`: see `run_loaded`."""
-    torch.manual_seed(seed)
+    """Build `spec` (a zoo name or module.path:callable) with its inputs (random weights drawn
+    after seeding torch with `options.seed`) and run it through TT-NN on `dev`: see `run_loaded`."""
+    verdict_only = options.values == "none"
+    torch.manual_seed(options.seed)
     t = time.perf_counter()
-    with progress.step(f"building {spec}" + ("" if values == "none" else " with random weights")):
-        loaded = load_model(spec, inputs, device="meta" if values == "none" else "cpu")
-    options = {
-        "cache": cache,
-        "passes": passes,
-        "weights": weights,
-        "ttnn_report": ttnn_report,
-        "pcc_threshold": pcc_threshold,
-        "localize": localize,
-        "capture_cache": capture_cache,
-        "model_args": InputOptions.of(inputs).model_args,
-        "fidelity": fidelity,
-        "activations": activations,
-    }
+    with progress.step(f"building {spec}" + ("" if verdict_only else " with random weights")):
+        loaded = load_model(spec, inputs, device="meta" if verdict_only else "cpu")
+    model_args = InputOptions.of(inputs).model_args
     try:
-        return run_loaded(loaded, dev, memory, values, min_block_size, build_seconds=time.perf_counter() - t, **options)
+        return run_loaded(loaded, dev, options, time.perf_counter() - t, model_args)
     except NeedsRealWeights:  # a verdict run of a model in pieces: its host code needs values
-        torch.manual_seed(seed)
+        torch.manual_seed(options.seed)
         t = time.perf_counter()
         with progress.step(f"building {spec} again with random weights (its host code reads values)"):
             loaded = load_model(spec, inputs, device="cpu")
-        return run_loaded(loaded, dev, memory, values, min_block_size, build_seconds=time.perf_counter() - t, **options)
+        return run_loaded(loaded, dev, options, time.perf_counter() - t, model_args)
 
 
 def run_loaded(
     loaded: LoadedModel,
     dev: DeviceHandle,
-    memory: str = "dram",
-    values: str = "",
-    min_block_size: int = 1,
+    options: RunOptions = DEFAULTS,
     build_seconds: float = 0.0,
-    cache: VerdictCache | None = None,
-    passes: tuple[str, ...] = PASS_NAMES,
-    weights: str = "bfloat16",
-    ttnn_report: Path | None = None,
-    pcc_threshold: float = PCC_THRESHOLD,
-    localize: bool = False,
-    capture_cache: CaptureCache | None = None,
     model_args: dict | None = None,
-    fidelity: str = "",
-    activations: str = "bfloat16",
     recorder: Recorder | None = None,
     compiled_out: list | None = None,
     fold: bool = True,
 ) -> RunResult:
-    """Capture a built model and run it through TT-NN on `dev`.
+    """Capture a built model and run it through TT-NN on `dev` with `options`.
 
     With values (the default: emulated on a mock, real on hardware) the model has real weights,
     its fp32 torch output is the reference (and its output on varied inputs tells which output
@@ -570,7 +520,7 @@ def run_loaded(
     `fold=False` traces every repeated call of a verdict run (fxport.export writes each call).
     """
     t = time.perf_counter()
-    verdict_only = values == "none"
+    verdict_only = options.values == "none"
     reference = varied = None
     redrawn: tuple[str, ...] = ()
     if not _on_meta(loaded.module):
@@ -592,7 +542,7 @@ def run_loaded(
         cap = trace_cached(
             loaded.module,
             loaded.inputs,
-            capture_cache if verdict_only and fold else None,
+            options.capture_cache if verdict_only and fold else None,
             name=loaded.name,
             repeated=loaded.repeated if verdict_only and fold else (),
             kwargs=loaded.kwargs,
@@ -606,28 +556,12 @@ def run_loaded(
                 f"{loaded.name} captures as several graphs: the Python between "
                 "them needs real weights (load the model on the CPU)"
             )
-        return _run_pieces(
-            loaded,
-            dev,
-            cap,
-            memory,
-            values,
-            min_block_size,
-            passes,
-            weights,
-            pcc_threshold,
-            reference,
-            varied,
-            build_seconds,
-            redrawn,
-            fidelity,
-            activations,
-        )
+        return _run_pieces(loaded, dev, cap, options, reference, varied, build_seconds, redrawn)
     if cap.node_count == 0:
         raise no_ops_captured(loaded.name)
     program = cap.graphs[0].program
     t = time.perf_counter()
-    compiled = compile_program(program, min_block_size, passes=passes, memory=memory, repeats=cap.repeats)
+    compiled = compile_program(program, options, repeats=cap.repeats)
     compiled.captured_nodes = cap.node_count
     if compiled_out is not None:  # the caller keeps the compiled program (fxport.export)
         compiled_out.append(compiled)
@@ -638,21 +572,13 @@ def run_loaded(
         loaded.inputs,
         reference,
         dev,
-        memory,
+        options,
         loaded.name,
-        values,
         None,
         loaded.kwargs,
         varied,
         capture=capture,
         seconds={"build_capture": build_seconds, "capture": cap.seconds, "plan_partition": plan_seconds},
-        cache=cache,
-        weights=weights,
-        ttnn_report=ttnn_report,
-        pcc_threshold=pcc_threshold,
-        localize=localize,
-        fidelity=fidelity,
-        activations=activations,
         recorder=recorder,
     )
     return replace(result, redrawn=redrawn, log=cap.log)
@@ -680,26 +606,21 @@ def _run_pieces(
     loaded: LoadedModel,
     dev: DeviceHandle,
     cap,
-    memory: str,
-    values: str,
-    min_block_size: int,
-    passes: tuple[str, ...],
-    weights: str,
-    pcc_threshold: float,
+    options: RunOptions,
     reference: Any,
     varied: Any,
     build_seconds: float,
     redrawn: tuple[str, ...],
-    fidelity: str = "",
-    activations: str = "bfloat16",
 ) -> RunResult:
     """Run a model that torch.export cannot capture whole (data-dependent shapes, Python that reads
     values) as the graphs TorchDynamo splits it into (fxport.capture.pieces): each piece exported,
     planned, partitioned and run on `dev` like a model of its own and compared with fp32 torch on
     the same inputs, the Python between the pieces run on the host. The glue gets the device's
     outputs (a verdict run, which computes none, gets torch's). The model's result is the union of
-    its pieces' (fxport.report.pieces) with its end-to-end outputs compared with `reference`."""
+    its pieces' (fxport.report.pieces) with its end-to-end outputs compared with `reference`.
+    The pieces replay no verdicts, write no TT-NN report and localize nothing."""
     start = time.perf_counter()
+    per_piece = replace(options, cache=None, ttnn_report=None, localize=False)
     states: dict[tuple, tuple[str, Compiled]] = {}
     runs: list[tuple[str, RunResult]] = []
     calls: Counter = Counter()
@@ -722,7 +643,7 @@ def _run_pieces(
                 problems.append(CaptureProblem("export", f"{label}: ran on the host: {one_line(exc)}"))
                 states[key] = (label, None)
             else:
-                compiled = compile_program(program, min_block_size, host_control=True, passes=passes, memory=memory)
+                compiled = compile_program(program, options, host_control=True)
                 compiled.captured_nodes = len(compiled.records)
                 states[key] = (label, compiled)
         label, compiled = states[key]
@@ -731,19 +652,7 @@ def _run_pieces(
         calls[label] += 1
         if compiled is None:
             return expected
-        result = run_compiled(
-            compiled,
-            inputs,
-            expected,
-            dev,
-            memory,
-            f"{loaded.name}/{label}",
-            values,
-            weights=weights,
-            pcc_threshold=pcc_threshold,
-            fidelity=fidelity,
-            activations=activations,
-        )
+        result = run_compiled(compiled, inputs, expected, dev, per_piece, f"{loaded.name}/{label}")
         if calls[label] == 1:
             runs.append((label, result))
         return expected if result.values == "none" else result.outputs
@@ -779,7 +688,7 @@ def _run_pieces(
         outputs=outputs,
         pieces=summaries,
         redrawn=redrawn,
-        pcc_threshold=pcc_threshold,
+        pcc_threshold=options.pcc_threshold,
         log=cap.log + log,
     )
 

@@ -36,13 +36,13 @@ from fxport.errors import EXIT_ENVIRONMENT, EnvironmentFault, FxportError
 from fxport.fleet.local import run_local
 from fxport.fleet.resources import choose_workers
 from fxport.fleet.worker import EntryJob, EntryOutcome
-from fxport.passes import PASS_NAMES
 from fxport.progress import enabled as progress_shown
 from fxport.report.render import no_result_entry, read_run
 from fxport.report.run_report import write_run_document
 from fxport.report.schema import SWEEP_SCHEMA
+from fxport.run_options import VERDICT_RUNS, RunOptions
 from fxport.runtime.verdict_cache import CacheStats
-from fxport.settings import differences, pass_settings, run_settings
+from fxport.settings import differences
 
 NOT_RUN = "not run"
 
@@ -224,20 +224,14 @@ def run_sweep(
     out: Path,
     device: str = "mock",
     arch: str | None = None,
-    memory: str = "dram",
-    values: str = "none",
+    options: RunOptions = VERDICT_RUNS,
     resume: bool = True,
     timeout: float = 1800.0,
     device_timeout: float | None = None,
     fleet: Fleet = Fleet(),
-    passes: tuple[str, ...] | None = None,
-    fidelity: str = "",
-    activations: str = "bfloat16",
 ) -> SweepRun:
-    """Run the entries and write sweep.json. `passes`: the graph passes each run applies (None:
-    `fxport run`'s default, all); `fidelity` and `activations`: how their compute ops run."""
+    """Run the entries, each with `options` (its caches come from `fleet`), and write sweep.json."""
     start = time.perf_counter()
-    passes = PASS_NAMES if passes is None else tuple(passes)
     out.mkdir(parents=True, exist_ok=True)
     summaries: dict[str, dict] = {}
     runs: dict[str, dict] = {}
@@ -245,16 +239,7 @@ def run_sweep(
     timing: dict[str, dict] = {}
     jobs = []
     for item in items:
-        expected = run_settings(
-            item.model,
-            item.input_shape,
-            device,
-            arch,
-            memory,
-            values,
-            passes=pass_settings(passes, fidelity=fidelity, activations=activations),
-            inputs=item.inputs,
-        )
+        expected = options.settings(item.model, item.input_shape, device, arch, item.inputs)
         saved, why = saved_result(out / item.key / "run.json", expected) if resume else (None, "")
         if saved is not None:
             summaries[item.key], runs[item.key] = entry(item, saved), saved
@@ -269,17 +254,13 @@ def run_sweep(
                 tuple(item.input_shape),
                 device,
                 arch,
-                memory,
-                values,
+                options,
                 timeout,
                 device_timeout,
                 fleet.cache_dir,
                 str(out / item.key),
                 inputs=item.inputs,
-                passes=passes,
                 capture_cache_dir=fleet.capture_cache_dir,
-                fidelity=fidelity,
-                activations=activations,
             )
         )
     by_key = {i.key: i for i in items}
@@ -343,7 +324,7 @@ def run_sweep(
     except (KeyboardInterrupt, EnvironmentFault) as exc:
         reason = "interrupted (Ctrl-C)" if isinstance(exc, KeyboardInterrupt) else "stopped: the environment is broken"
         entries = [summaries.get(i.key) or _failed(i, reason, NOT_RUN) for i in items]
-        _write(out, entries, runs, device, arch, memory, values, passes)
+        _write(out, entries, runs, device, arch, options)
         finished = sum(1 for i in items if i.key in summaries)
         exc.kept = (
             f"{out}/sweep.json lists the {finished} entries done and "
@@ -353,7 +334,7 @@ def run_sweep(
     finally:
         progress.close()
     entries = [summaries[i.key] for i in items]
-    doc = _write(out, entries, runs, device, arch, memory, values, passes)
+    doc = _write(out, entries, runs, device, arch, options)
     return SweepRun(doc, redone, _write_timing(out, timing, previous, used, time.perf_counter() - start))
 
 
@@ -396,17 +377,15 @@ def _write(
     runs: dict[str, dict],
     device: str,
     arch: str | None,
-    memory: str,
-    values: str,
-    passes: tuple[str, ...],
+    options: RunOptions,
 ) -> dict:
     first = next(iter(runs.values()), None)
     doc = {
         "schema": SWEEP_SCHEMA,
         "device": first["device"] if first else {"kind": device, "arch": arch or ""},
-        "memory_config": memory,
-        "values": values,
-        "passes": list(passes),
+        "memory_config": options.memory,
+        "values": options.values,
+        "passes": list(options.passes),
         "provenance": first["provenance"] if first else {},
         "entries": entries,
         "blocking_matrix": blocking_matrix(runs),

@@ -14,6 +14,7 @@ import torch
 from fxport.capture.cache import CaptureCache, capture_key, key_digest, package_digest
 from fxport.capture.loader import InputOptions, load_model, parse_input
 from fxport.report.results import run_document
+from fxport.run_options import RunOptions
 from fxport.runner import run_model
 from fxport.tracing import kept_ops, trace_cached
 
@@ -30,7 +31,7 @@ def _stable(doc):
 
 
 def _doc(model, dev, options, cache=None, memory="dram"):
-    result = run_model(model, dev, options, memory=memory, values="none", capture_cache=cache)
+    result = run_model(model, dev, options, RunOptions(memory=memory, values="none", capture_cache=cache))
     return json.dumps(_stable(run_document(result)), sort_keys=True)
 
 

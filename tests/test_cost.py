@@ -12,6 +12,7 @@ from fxport.capture.records import TensorSpec
 from fxport.cost.boards import BOARDS, board_for
 from fxport.cost.formulas import compute_cycles, sdpa_ideal_cycles
 from fxport.cost.nodes import Options, Tensor, node_cost, price
+from fxport.run_options import RunOptions
 
 # tt::tt_metal::MathFidelity as the wheel numbers it
 MATH_FIDELITY_ENUM = {"lofi": 0, "hifi2": 2, "hifi3": 3, "hifi4": 4}
@@ -145,7 +146,9 @@ def test_math_fidelity_and_activations_change_the_lowering(mock_device):
     from fxport.runner import run_model
 
     plain = run_model("tests.user_models:HostIsland", mock_device, (4, 64))
-    block = run_model("tests.user_models:HostIsland", mock_device, (4, 64), fidelity="lofi", activations="bfloat8_b")
+    block = run_model(
+        "tests.user_models:HostIsland", mock_device, (4, 64), RunOptions(fidelity="lofi", activations="bfloat8_b")
+    )
     # bfloat8_b outputs carry the device's block-float rounding into the emulated values
     assert block.output_pcc[0] != plain.output_pcc[0]
     assert block.estimate.device_ms < plain.estimate.device_ms or math.isclose(
@@ -206,7 +209,7 @@ def test_block_float_activations_join_on_the_device(mock_device):
     from fxport.runner import run_model
 
     result = run_model(
-        "tests.user_models:ConvCat", mock_device, (2, 3, 8, 8), activations="bfloat8_b", weights="bfloat8_b"
+        "tests.user_models:ConvCat", mock_device, (2, 3, 8, 8), RunOptions(activations="bfloat8_b", weights="bfloat8_b")
     )
     cats = [n for n in result.nodes if n.target == "aten.cat.default"]
     assert cats and all(n.status == "device" for n in cats), [(n.status, n.error) for n in cats]
@@ -220,7 +223,8 @@ def test_a_verdict_runs_estimate_is_deterministic_whole(mock_device):
     from fxport.runner import run_model
 
     docs = [
-        run_document(run_model("tests.user_models:HostIsland", mock_device, (4, 64), values="none")) for _ in range(2)
+        run_document(run_model("tests.user_models:HostIsland", mock_device, (4, 64), RunOptions(values="none")))
+        for _ in range(2)
     ]
     assert json.dumps(docs[0], sort_keys=True) == json.dumps(docs[1], sort_keys=True)
     est = docs[0]["estimate"]
@@ -259,7 +263,7 @@ def test_lofi_costs_pcc_that_hifi4_keeps(model, shape, mock_device):
     4 mantissa bits of the weights, HiFi4 all of them."""
     from fxport.runner import run_model
 
-    runs = {f: run_model(model, mock_device, shape, fidelity=f) for f in ("lofi", "hifi2", "hifi4")}
+    runs = {f: run_model(model, mock_device, shape, RunOptions(fidelity=f)) for f in ("lofi", "hifi2", "hifi4")}
     plain = run_model(model, mock_device, shape)
     pcc = {f: r.output_pcc[0] for f, r in runs.items()}
     assert pcc["lofi"] < pcc["hifi2"] <= pcc["hifi4"], pcc

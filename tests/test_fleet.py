@@ -15,6 +15,7 @@ from fxport.fleet.local import run_local
 from fxport.fleet.resources import GIB, choose_workers
 from fxport.fleet.worker import EntryJob
 from fxport.report.results import run_document
+from fxport.run_options import RunOptions
 from fxport.runner import compile_program, run_compiled
 from fxport.runtime.verdict_cache import VerdictCache
 from fxport.tracing import trace
@@ -99,7 +100,14 @@ def test_cached_verdict_runs_give_the_uncached_documents(memory, mock_device, tm
     def run(cache):
         mock_device.device.clear_program_cache()
         result = run_compiled(
-            _fresh(cap), loaded.inputs, None, mock_device, memory, loaded.name, "none", None, loaded.kwargs, cache=cache
+            _fresh(cap),
+            loaded.inputs,
+            None,
+            mock_device,
+            RunOptions(memory=memory, values="none", cache=cache),
+            loaded.name,
+            None,
+            loaded.kwargs,
         )
         # A CB-clash message names its program by TT-Metal's process-wide program counter, which
         # differs between any two runs in one process, cached or not: compared without it.
@@ -128,12 +136,10 @@ def test_damaged_or_foreign_cache_entries_are_ignored_and_rewritten(mock_device,
                     loaded.inputs,
                     None,
                     mock_device,
-                    "l1",
+                    RunOptions(memory="l1", values="none", cache=cache),
                     loaded.name,
-                    "none",
                     None,
                     loaded.kwargs,
-                    cache=cache,
                 )
             ),
             sort_keys=True,

@@ -16,6 +16,7 @@ from torch import nn
 
 from fxport.capture.loader import LoadedModel
 from fxport.mapping import REGISTRY
+from fxport.run_options import RunOptions
 from fxport.runner import run_loaded
 from fxport.runtime.devices import open_session_device
 from fxport.runtime.localize import ERROR, ROUNDING
@@ -39,7 +40,7 @@ def _run(localize: bool = True):
     torch.manual_seed(0)
     model = Chain().eval()
     loaded = LoadedModel("chain", model, (torch.randn(8, 32) * 3,), "cpu", (), {})
-    return run_loaded(loaded, open_session_device("mock", None), values="emulate", localize=localize)
+    return run_loaded(loaded, open_session_device("mock", None), RunOptions(values="emulate", localize=localize))
 
 
 @pytest.fixture

@@ -10,6 +10,7 @@ import torch
 from torch import fx
 
 from fxport.memory.footprint_record import InputSpec
+from fxport.run_options import RunOptions
 from fxport.runner import run_model
 from fxport.runtime.footprint_probe import FootprintProbe
 
@@ -57,7 +58,7 @@ def test_footprint_is_measured_by_ttnn_then_cached_and_a_damaged_row_is_measured
 def test_model_agrees_with_the_allocator_and_auto_places_a_model_that_overflows_l1(mock_device):
     # yolov8n at 1280x1280 in L1: nodes fail on what earlier nodes left live in L1, not on their
     # own size (the tile arithmetic alone called one of them wrong).
-    l1 = run_model("yolov8n", mock_device, (1, 3, 1280, 1280), memory="l1", values="none")
+    l1 = run_model("yolov8n", mock_device, (1, 3, 1280, 1280), RunOptions(memory="l1", values="none"))
     analysis = l1.memory_analysis
     assert analysis.method == "liveness"
     assert analysis.predicted_only == analysis.observed_only == 0 and not analysis.disagreements
@@ -79,7 +80,7 @@ def test_model_agrees_with_the_allocator_and_auto_places_a_model_that_overflows_
     causes = {o.cause for o in refused}
     assert "fragmentation" in causes and causes & {"op intermediates", "circular buffers"}
 
-    auto = run_model("yolov8n", mock_device, (1, 3, 1280, 1280), memory="auto", values="none")
+    auto = run_model("yolov8n", mock_device, (1, 3, 1280, 1280), RunOptions(memory="auto", values="none"))
     assert all(n.status == "device" for n in auto.nodes if n.status != "host")
     assert auto.memory_analysis.observed_only == auto.memory_analysis.predicted_only == 0
     share = auto.placement

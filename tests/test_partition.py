@@ -147,6 +147,7 @@ class WeightStandardised(nn.Module):
 
 def test_no_device_partition_ships_only_parameter_transforms():
     from fxport.partition import CONSTANTS_ONLY
+    from fxport.run_options import RunOptions
     from fxport.runner import compile_program
 
     program = export(WeightStandardised(), (torch.randn(1, 4, 8, 8),))
@@ -155,7 +156,7 @@ def test_no_device_partition_ships_only_parameter_transforms():
     assert not any(n.target.startswith("aten._native_batch_norm") for n in folded.plan.nodes)
     assert all(not set(p.inputs) <= set(folded.optimized.constants) for p in folded.parts.partitions)
     # The partition policy on its own (no passes): the transform stays on the host, and says why
-    compiled = compile_program(program, passes=())
+    compiled = compile_program(program, RunOptions(passes=()))
     params = set(program.graph_signature.inputs_to_parameters)
     assert compiled.parts.partitions
     assert all(not set(p.inputs) <= params for p in compiled.parts.partitions)

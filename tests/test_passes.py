@@ -13,6 +13,7 @@ from fxport.errors import FxportError
 from fxport.mapping import REGISTRY
 from fxport.mapping.fused_ops import ops as fxport_ops
 from fxport.passes import PASS_NAMES, PIPELINE, constants_of, run_passes, select
+from fxport.run_options import RunOptions
 from fxport.runner import compile_program, run_compiled, run_model
 from fxport.tracing import export
 
@@ -45,8 +46,9 @@ def _run(model, inputs, dev, passes=PASS_NAMES, memory="dram", values="", weight
     model = model.eval()
     with torch.no_grad():
         ref = model(*inputs)
-    compiled = compile_program(export(model, inputs), passes=passes, memory=memory)
-    return run_compiled(compiled, inputs, ref, dev, memory, values=values, weights=weights), compiled
+    options = RunOptions(memory=memory, values=values, passes=passes, weights=weights)
+    compiled = compile_program(export(model, inputs), options)
+    return run_compiled(compiled, inputs, ref, dev, options), compiled
 
 
 # -- the pipeline -----------------------------------------------------------------------------------
@@ -198,7 +200,7 @@ def test_multihead_attention_splits_without_permutes_on_the_device(mock_device):
 def test_vit_at_a_small_size_keeps_its_values_with_the_split(mock_device):
     result = run_model("vit_b_16", mock_device, (1, 3, 32, 32))
     without = run_model(
-        "vit_b_16", mock_device, (1, 3, 32, 32), passes=tuple(p for p in PASS_NAMES if p != "packed_split")
+        "vit_b_16", mock_device, (1, 3, 32, 32), RunOptions(passes=tuple(p for p in PASS_NAMES if p != "packed_split"))
     )
     assert result.output_pcc[0] >= 0.99 and without.output_pcc[0] >= 0.99
     record = next(r for r in result.pass_records if r.name == "packed_split")
@@ -396,7 +398,7 @@ def test_calls_of_a_folded_capture_count_every_repeat(mock_device):
     for folded in (False, True):
         cap = trace(model, (x,), repeated=("step",) if folded else ())
         compiled = compile_program(cap.graphs[0].program, repeats=cap.repeats)
-        results[folded] = run_compiled(compiled, (x,), [], mock_device, values="none")
+        results[folded] = run_compiled(compiled, (x,), [], mock_device, RunOptions(values="none"))
     assert len(results[True].nodes) < len(results[False].nodes)
     assert results[True].calls.to_dict()["by_op"] == results[False].calls.to_dict()["by_op"]
     assert results[True].calls.per_inference == results[False].calls.per_inference
@@ -418,8 +420,9 @@ def test_fused_node_carries_its_oom_in_a_verdict_run(mock_device):
     with torch.device("meta"):
         model = nn.Sequential(nn.Conv2d(32, 32, 3, padding=1), nn.BatchNorm2d(32), nn.ReLU()).eval()
     x = torch.empty(1, 32, 1024, 1024, device="meta")
-    compiled = compile_program(export(model, (x,)), memory="l1")
-    result = run_compiled(compiled, (x,), [], mock_device, "l1", values="none")
+    options = RunOptions(memory="l1", values="none")
+    compiled = compile_program(export(model, (x,)), options)
+    result = run_compiled(compiled, (x,), [], mock_device, options)
     conv = next(r for r in result.records if r.target == "fxport.conv2d.default")
     assert conv.outputs[0].shape == (1, 1, 1024 * 1024, 32)
     oom = {o.node: o for o in result.memory_analysis.oom}
@@ -610,6 +613,6 @@ def test_a_scalar_folded_on_meta_weights_is_still_a_device_operand(mock_device):
     with torch.device("meta"):
         model = Masked()
     loaded = LoadedModel("masked", model, (torch.empty(2, 8, 8, device="meta"),), "meta")
-    result = run_loaded(loaded, mock_device, values="none")
+    result = run_loaded(loaded, mock_device, RunOptions(values="none"))
     assert _record_named(result, "constants").removed > 0
     assert [n.error for n in result.nodes if n.status != "device"] == []

@@ -9,6 +9,7 @@ from torch import nn
 
 from fxport.cli import main
 from fxport.plan import plan_graph
+from fxport.run_options import RunOptions
 from fxport.runner import compile_program, run_compiled, run_model
 from fxport.tracing import export as export_program
 
@@ -35,7 +36,7 @@ def _run(model, inputs, dev, memory="dram"):
     program = export_program(model, inputs)
     with torch.no_grad():
         ref = model(*inputs)
-    return run_compiled(compile_program(program), inputs, ref, dev, memory)
+    return run_compiled(compile_program(program), inputs, ref, dev, RunOptions(memory=memory))
 
 
 def test_plan_names_the_reason_for_every_fallback():
@@ -150,7 +151,7 @@ def test_run_document_is_deterministic(mock_device):
 # run, with real out-of-memory verdicts and verified remedies.
 @pytest.mark.slow
 def test_verdict_run_of_a_full_size_model_needs_no_weights(mock_device):
-    result = run_model("yolov8n", mock_device, (1, 3, 2176, 3840), memory="l1", values="none")
+    result = run_model("yolov8n", mock_device, (1, 3, 2176, 3840), RunOptions(memory="l1", values="none"))
     assert result.values == "none" and result.output_pcc == []
     kinds = {n.error_kind for n in result.nodes if n.status == "fallback"}
     assert "OUT_OF_MEMORY" in kinds  # real allocator verdicts at 4K in L1

@@ -65,13 +65,13 @@ class Killer(threading.Thread):
 
 @pytest.mark.slow  # a Ray cluster losing workers; default twin: hardware entries go to hosts with a card
 def test_lost_workers_are_retried_then_recorded_and_the_sweep_resumes(cluster, tmp_path):
-    local = run_sweep(ITEMS, tmp_path / "local", values="none", fleet=Fleet(workers=2)).doc
+    local = run_sweep(ITEMS, tmp_path / "local", fleet=Fleet(workers=2)).doc
 
     out = tmp_path / "ray"
     killer = Killer(out, {"siglip-tiny@56x56": 1, "siglip-tiny@28x28": 2})
     killer.start()
     try:
-        done = run_sweep(ITEMS, out, values="none", fleet=Fleet(cluster="ray"))
+        done = run_sweep(ITEMS, out, fleet=Fleet(cluster="ray"))
     finally:
         killer.stop.set()
     assert [len(p) for p in killer.killed.values()] == [1, 2]
@@ -84,7 +84,7 @@ def test_lost_workers_are_retried_then_recorded_and_the_sweep_resumes(cluster, t
     assert done.timing["workers"].startswith("Ray (1 node, 2 CPUs)")
 
     stamp = (out / "siglip-tiny@56x56" / "run.json").stat().st_mtime_ns
-    again = run_sweep(ITEMS, out, values="none", fleet=Fleet(cluster="ray"))  # resume
+    again = run_sweep(ITEMS, out, fleet=Fleet(cluster="ray"))  # resume
     assert (out / "siglip-tiny@56x56" / "run.json").stat().st_mtime_ns == stamp  # reused
     assert again.doc == local  # the failed entry ran again, on the cluster
     assert again.timing["entries_run"] == 1
@@ -95,5 +95,5 @@ def test_hardware_entries_go_to_hosts_with_a_card(cluster, tmp_path):
     assert task_options(job)["resources"] == {HARDWARE_RESOURCE: 1}
     assert "resources" not in task_options(EntryJob("x", "siglip-tiny", (1, 3, 28, 28)))
     # Placed on the one host offering the resource; it has no card, which the entry then says.
-    done = run_sweep(ITEMS[1:], tmp_path, device="hardware", values="none", fleet=Fleet(cluster="ray"))
+    done = run_sweep(ITEMS[1:], tmp_path, device="hardware", fleet=Fleet(cluster="ray"))
     assert "no Tenstorrent card found" in done.doc["entries"][0]["error"]

@@ -5,6 +5,7 @@ under `auto` the node runs on the device. bench/seed_remedies.py runs every case
 
 import pytest
 
+from fxport.run_options import RunOptions
 from fxport.runner import run_model
 from tests.seed_oom_models import CASES, SEEDS
 
@@ -26,7 +27,9 @@ def _device_node(result):
     ],
 )
 def test_catalogued_oom_gets_a_verified_remedy(mock_device, name, remedy, where):
-    result = run_model(f"tests.seed_oom_models:{name}", mock_device, CASES[name], memory="l1", values="none")
+    result = run_model(
+        f"tests.seed_oom_models:{name}", mock_device, CASES[name], RunOptions(memory="l1", values="none")
+    )
     analysis = result.memory_analysis
     assert analysis.observed_only == analysis.predicted_only == 0  # model == allocator, node by node
     node = _device_node(result)
@@ -37,7 +40,9 @@ def test_catalogued_oom_gets_a_verified_remedy(mock_device, name, remedy, where)
     assert oom.remedy.startswith(text) and "verified" in oom.remedy
     assert "split" not in oom.remedy and "chunk" not in oom.remedy.lower()
 
-    placed = run_model(f"tests.seed_oom_models:{name}", mock_device, CASES[name], memory="auto", values="none")
+    placed = run_model(
+        f"tests.seed_oom_models:{name}", mock_device, CASES[name], RunOptions(memory="auto", values="none")
+    )
     assert all(n.status == "device" for n in placed.nodes if n.status != "host")
     assert not [o for o in placed.memory_analysis.oom if o.observed != "fits" and not o.remedy_verified]
 

@@ -5,13 +5,14 @@ import json
 import pytest
 
 from fxport.cli import main
+from fxport.run_options import RunOptions
 from fxport.sweep import SweepItem, sweep
 
 
 @pytest.mark.slow  # default twins: test_faults' failed entries and resumed sweeps
 def test_sweep_keeps_going_records_failures_and_resumes(tmp_path, capsys):
     items = [SweepItem("resnet50", (1, 3, 32, 32)), SweepItem("vit_b_16", (1, 3, 30, 30))]
-    doc = sweep(items, tmp_path, device="mock", memory="l1", values="none")
+    doc = sweep(items, tmp_path, device="mock", options=RunOptions(memory="l1", values="none"))
     ok, bad = doc["entries"]
     assert ok["status"] == "ok" and ok["coverage"]["total"] > 80  # 175 captured, 91 after the passes
     assert ok["ttnn_calls"] < 100
@@ -21,11 +22,11 @@ def test_sweep_keeps_going_records_failures_and_resumes(tmp_path, capsys):
 
     run_json = tmp_path / "resnet50@32x32" / "run.json"
     stamp = run_json.stat().st_mtime_ns
-    again = sweep(items, tmp_path, device="mock", memory="l1", values="none")
+    again = sweep(items, tmp_path, device="mock", options=RunOptions(memory="l1", values="none"))
     assert run_json.stat().st_mtime_ns == stamp  # reused, not rerun
     assert again["entries"][0] == ok
     assert doc["passes"] == ["noops", "packed_split", "batchnorm", "constants", "activations", "layout"]
-    none = sweep(items[:1], tmp_path, device="mock", memory="l1", values="none", passes=())
+    none = sweep(items[:1], tmp_path, device="mock", options=RunOptions(memory="l1", values="none", passes=()))
     assert run_json.stat().st_mtime_ns != stamp and none["passes"] == []  # other passes: rerun
     assert json.loads(run_json.read_text())["graph"]["passes"] == []
 

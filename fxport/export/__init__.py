@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -23,8 +23,8 @@ from fxport import durable
 from fxport.capture.loader import InputOptions, LoadedModel, load_model
 from fxport.export.codegen import ExportError, Program, write_program
 from fxport.export.names import identifier
+from fxport.run_options import DEFAULTS, RunOptions
 from fxport.runner import flat_inputs, run_loaded
-from fxport.runtime.accuracy import PCC_THRESHOLD
 from fxport.runtime.devices import DeviceHandle, open_session_device
 from fxport.runtime.recording import Recorder
 
@@ -57,38 +57,24 @@ def export(
     kwargs: dict | None = None,
     inputs: InputOptions | None = None,
     device: DeviceHandle | None = None,
-    memory: str = "dram",
-    pcc_threshold: float = PCC_THRESHOLD,
-    seed: int = 0,
-    weight_dtype: str = "bfloat16",
-    values: str = "",
+    options: RunOptions = DEFAULTS,
 ) -> Exported:
     """Export `model` (an nn.Module called with `*args, **kwargs`, or a zoo name / module:callable
-    built with `inputs`) to the folder `out`. `values` as in `fxport run`; without weights the
-    default is a verdict run ("none": meta weights, any size, every repeated call traced), since
-    nothing written then needs a value."""
-    values = values or ("" if weights else "none")
-    if values == "none" and weights:
+    built with `inputs`) to the folder `out`, from a run with `options` (`pcc_threshold`: what the
+    written test requires). Without `weights` the default values are a verdict run ("none": meta
+    weights, any size, every repeated call traced), since nothing written then needs a value."""
+    options = replace(options, values=options.values or ("" if weights else "none"))
+    if options.values == "none" and weights:
         raise ExportError("a verdict run (values none) has no weights or references to save: use --no-weights")
-    torch.manual_seed(seed)
+    torch.manual_seed(options.seed)
     if isinstance(model, torch.nn.Module):
         loaded = LoadedModel(name or type(model).__name__, model.eval(), tuple(args), "cpu", kwargs=dict(kwargs or {}))
     else:
-        loaded = load_model(str(model), inputs, device="meta" if values == "none" else "cpu")
+        loaded = load_model(str(model), inputs, device="meta" if options.values == "none" else "cpu")
     name = identifier(name or loaded.name.rsplit(":", 1)[-1], "model").lower()
     dev = device or open_session_device("auto")
     recorder, kept = Recorder(), []
-    result = run_loaded(
-        loaded,
-        dev,
-        memory,
-        values,
-        recorder=recorder,
-        compiled_out=kept,
-        pcc_threshold=pcc_threshold,
-        weights=weight_dtype,
-        fold=False,
-    )
+    result = run_loaded(loaded, dev, options, recorder=recorder, compiled_out=kept, fold=False)
     if not kept:  # run in pieces (fxport.capture.pieces): no one program to write
         raise ExportError(
             f"{loaded.name} runs as several graphs with Python between them (torch.export cannot capture it "
@@ -116,7 +102,7 @@ def export(
         refs = [t for t in pytree.tree_leaves(reference) if isinstance(t, torch.Tensor)]
         _save(folder / "references.safetensors", {f"output.{i}": t.float() for i, t in enumerate(refs)})
         test_path = durable.write_text(
-            folder / f"test_{name}_ttnn.py", _formatted(_test_source(name, program.class_name, pcc_threshold))
+            folder / f"test_{name}_ttnn.py", _formatted(_test_source(name, program.class_name, options.pcc_threshold))
         )
     pccs = [c.pcc for c in result.output_checks if c.pcc is not None]
     return Exported(

@@ -26,7 +26,7 @@ import os
 import resource
 import socket
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from fxport.durable import check_output, lock_output, subdir, unlock_output
@@ -39,8 +39,7 @@ from fxport.errors import (
     FxportError,
     model_code_exit,
 )
-from fxport.passes import PASS_NAMES
-from fxport.settings import pass_settings, run_settings
+from fxport.run_options import VERDICT_RUNS, RunOptions
 
 TIMEOUT_NAME = ".fxport-timeout"  # in the entry's directory: the stack of an entry that timed out
 
@@ -54,20 +53,16 @@ class EntryJob:
     input_shape: tuple[int, ...]  # (): the model's own, or what `inputs` says
     device: str = "mock"
     arch: str | None = None
-    memory: str = "dram"
-    values: str = "none"
+    options: RunOptions = VERDICT_RUNS  # the run's settings (its caches: the dirs below)
     timeout: float = 1800.0  # seconds for the whole entry
     device_timeout: float | None = None
     cache_dir: str | None = None  # the verdict cache (verdict runs); None: no cache
     run_dir: str | None = None  # where the driver writes it: marked while it runs (best effort)
     host: str = field(default_factory=socket.gethostname)  # the driver's: run_dir is on it
     inputs: tuple[str, ...] = ()  # `fxport run` input options (--input, --inputs, --model-arg)
-    passes: tuple[str, ...] = PASS_NAMES  # the graph passes the run applies
     capture_cache_dir: str | None = None  # the capture cache (verdict runs); None: no cache
-    fidelity: str = ""  # math fidelity of compute ops ("": TT-NN's default)
-    activations: str = "bfloat16"  # dtype of matmul, linear and conv outputs
 
-    def options(self):
+    def input_options(self):
         """The entry's inputs as `fxport run` reads its options."""
         from fxport.capture.loader import InputOptions, parse_input, parse_model_arg
 
@@ -245,40 +240,22 @@ def _run(job: EntryJob, outcome: EntryOutcome) -> None:
             "a warm worker's device still holds tensors of an earlier entry; rerun with --entries-per-worker 1"
         )
         return
-    cache = VerdictCache(Path(job.cache_dir)) if job.cache_dir and job.values == "none" else None
-    captures = CaptureCache(Path(job.capture_cache_dir)) if job.capture_cache_dir and job.values == "none" else None
+    verdict_only = job.options.values == "none"
+    cache = VerdictCache(Path(job.cache_dir)) if job.cache_dir and verdict_only else None
+    captures = CaptureCache(Path(job.capture_cache_dir)) if job.capture_cache_dir and verdict_only else None
     _reset_peak_rss()
 
     def document(result) -> dict:
         doc = run_document(result)
         # As `fxport run` keys it: inputs given as options are keyed by those options.
         full = job.input_shape or (() if job.inputs else result.inputs[0].spec.shape if result.inputs else ())
-        doc["settings"] = run_settings(
-            job.model,
-            full,
-            dev.kind,
-            job.arch,
-            job.memory,
-            job.values,
-            passes=pass_settings(job.passes, fidelity=job.fidelity, activations=job.activations),
-            inputs=job.inputs,
-        )
+        doc["settings"] = job.options.settings(job.model, full, dev.kind, job.arch, job.inputs)
         return doc
 
     try:
         canary(dev)  # a fresh process's program cache holds the device canary's program
-        result = run_model(
-            job.model,
-            dev,
-            job.options(),
-            memory=job.memory,
-            values=job.values,
-            cache=cache,
-            passes=job.passes,
-            capture_cache=captures,
-            fidelity=job.fidelity,
-            activations=job.activations,
-        )
+        options = replace(job.options, cache=cache, capture_cache=captures)
+        result = run_model(job.model, dev, job.input_options(), options)
         outcome.doc = document(result)
         outcome.seconds.update(result.seconds)
     except (KeyboardInterrupt, EnvironmentFault) as exc:
