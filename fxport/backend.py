@@ -71,7 +71,7 @@ from fxport.memory.analysis import MemoryAnalysis
 from fxport.passes import select
 from fxport.report.results import RunResult
 from fxport.report.run_report import write_run
-from fxport.run_options import RunOptions
+from fxport.run_options import DEFAULTS, RunOptions
 from fxport.runner import Compiled, compile_program, run_compiled
 from fxport.runtime.accuracy import vary_inputs
 from fxport.runtime.devices import open_session_device
@@ -98,16 +98,16 @@ _OPTION_VALUES = {
 class BackendOptions:
     device: str = "auto"
     arch: str | None = None
-    memory_config: str = "dram"
+    memory_config: str = DEFAULTS.memory
     out: str | None = None
-    min_block_size: int = 1
+    min_block_size: int = DEFAULTS.min_block_size
     check: str = "first"
     max_shapes: int = 8
     passes: str | tuple[str, ...] = "all"
     no_pass: tuple[str, ...] = ()
-    weights: str = "bfloat16"
-    math_fidelity: str = ""
-    activations: str = "bfloat16"
+    weights: str = DEFAULTS.weights
+    math_fidelity: str = DEFAULTS.fidelity
+    activations: str = DEFAULTS.activations
 
     @classmethod
     def parse(cls, options: dict | None) -> "BackendOptions":

@@ -512,12 +512,11 @@ def run_loaded(
     its fp32 torch output is the reference (and its output on varied inputs tells which output
     PCCs mean something), and every call is traced (the graph must compute). With
     `values="none"` the model is on meta and captured like `fxport trace` (repeated calls
-    folded): a verdict run for full-size models, with no weights in memory; `cache` (verdict
-    runs only) replays device calls judged before, and `capture_cache` (verdict runs only: its
-    programs have meta weights) answers captures made before (`model_args`: the
-    `--model-arg`s the model was built with, part of its key). `passes` rewrite the captured graph before
-    it is planned; `weights` is the dtype of constant conv and linear weights on the device.
-    `fold=False` traces every repeated call of a verdict run (fxport.export writes each call).
+    folded): a verdict run for full-size models, with no weights in memory; the options' `cache`
+    (verdict runs only) replays device calls judged before, and their `capture_cache` (verdict
+    runs only: its programs have meta weights) answers captures made before (`model_args`: the
+    `--model-arg`s the model was built with, part of its key). `fold=False` traces every
+    repeated call of a verdict run (fxport.export writes each call).
     """
     t = time.perf_counter()
     verdict_only = options.values == "none"
