@@ -69,3 +69,37 @@ def test_help_lists_every_graph_pass(capsys):
     text = " ".join(capsys.readouterr().out.split())
     assert "noops, packed_split, batchnorm, constants, activations, layout" in text
     assert ", ".join(PASS_NAMES) in text  # in pipeline order, none left out
+
+
+@pytest.mark.parametrize(
+    "argv, expected",
+    [
+        (
+            "run m --memory-config l1 --values none --min-block-size 3 --weights bfloat8_b --math-fidelity lofi "
+            "--activations bfloat8_b --pcc 0.9 --localize --passes layout,noops",
+            {
+                "memory": "l1",
+                "values": "none",
+                "min_block_size": 3,
+                "weights": "bfloat8_b",
+                "fidelity": "lofi",
+                "activations": "bfloat8_b",
+                "pcc_threshold": 0.9,
+                "localize": True,
+                "passes": ("noops", "layout"),
+            },
+        ),
+        ("run m", {}),
+        # Commands without a flag keep its default; a sweep's values default to verdict runs
+        (
+            "sweep m --memory-config auto --math-fidelity hifi2 --passes none",
+            {"memory": "auto", "values": "none", "fidelity": "hifi2", "passes": ()},
+        ),
+        ("export m --out o --weights bfloat8_b --pcc 0.95", {"weights": "bfloat8_b", "pcc_threshold": 0.95}),
+    ],
+)
+def test_every_run_flag_reaches_the_run_options(argv, expected):
+    from fxport.cli import _parser, _run_options
+    from fxport.run_options import RunOptions
+
+    assert _run_options(_parser().parse_args(argv.split())) == RunOptions(**expected)
