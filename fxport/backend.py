@@ -52,9 +52,11 @@ from __future__ import annotations
 
 import atexit
 import gc
+import itertools
 import logging
 import os
 import re
+import weakref
 from collections import OrderedDict, deque
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -173,10 +175,10 @@ functions: dict[str, CompiledFunction] = {}  # the graph-break report, by functi
 
 def fxport_backend(gm: fx.GraphModule, example_inputs: list, options: dict | None = None):
     opts = BackendOptions.parse(options)
-    if not _compiled_graphs:
+    number = next(_graph_numbers)
+    if number == 0:
         atexit.register(_release)
-    graph = _CompiledGraph(gm, opts, index=len(_compiled_graphs))
-    _compiled_graphs.append(graph)
+    graph = _compiled_graphs[number] = _CompiledGraph(gm, opts, index=number)
     if opts.out:
         Path(opts.out).mkdir(parents=True, exist_ok=True)
         write_json(Path(opts.out) / "graph_breaks.json", graph_break_report())
@@ -196,12 +198,20 @@ def graph_break_report() -> dict:
 def _release() -> None:
     """Drop dynamo's caches before exit: they keep objects alive that reference ttnn, and
     nanobind then reports every ttnn binding as leaked when the interpreter shuts down."""
-    _compiled_graphs.clear()
     torch._dynamo.reset()
     gc.collect()
 
 
-_compiled_graphs: list["_CompiledGraph"] = []
+# Graphs are numbered in compile order (graph0, graph1, ... in reports) and held weakly: a graph
+# lives as long as dynamo keeps the code compiled from it, so dropping the compiled model (or
+# torch._dynamo.reset()) frees its planned programs and the weights prepared on the device.
+_graph_numbers = itertools.count()
+_compiled_graphs: "weakref.WeakValueDictionary[int, _CompiledGraph]" = weakref.WeakValueDictionary()
+
+
+def compiled_graphs() -> list["_CompiledGraph"]:
+    """The graphs compiled in this process that are still in use, oldest first."""
+    return [graph for _, graph in sorted(_compiled_graphs.items())]
 
 
 @dataclass

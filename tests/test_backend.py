@@ -73,7 +73,7 @@ def test_shape_cache_is_bounded_and_still_correct(mock_device):
         x = torch.randn(batch, 4, 16)
         with torch.no_grad():
             assert _close(compiled(x), model(x))
-    graph = backend._compiled_graphs[-1]
+    graph = backend.compiled_graphs()[-1]
     assert len(graph.shapes) == 2 and graph.planned == 5  # size 2 was dropped, planned again
 
 
@@ -221,7 +221,7 @@ def test_a_graph_that_writes_its_buffers_is_not_frozen(mock_device):
     with torch.no_grad():
         for _ in range(3):
             compiled(torch.randn(8, 16))
-    assert not backend._compiled_graphs[-1].frozen.positions and backend._compiled_graphs[-1].replans == 0
+    assert not backend.compiled_graphs()[-1].frozen.positions and backend.compiled_graphs()[-1].replans == 0
 
 
 def _calls(model: nn.Module, *inputs) -> tuple:
@@ -265,3 +265,28 @@ def test_the_compiled_graph_runs_fxport_runs_program(build, mock_device):
     model, *inputs = build()
     through, direct, through_ops, direct_ops = _calls(model, *inputs)
     assert through == direct and through_ops == direct_ops
+
+
+def test_a_dropped_compiled_model_frees_its_programs_and_device_weights(mock_device):
+    """The planned programs and recorded calls (weights prepared on the device) live as long as
+    dynamo keeps the compiled code, not until the process ends."""
+    import gc
+    import weakref
+
+    from fxport.runtime.execute import _PartitionPlan
+
+    def plans() -> list:
+        return [o for o in gc.get_objects() if type(o) is _PartitionPlan]
+
+    before = {id(p) for p in plans()}
+    compiled = fxport.compile(Flatten().eval(), device="mock")
+    with torch.no_grad():
+        for _ in range(2):  # the second call replays the recorded calls
+            compiled(torch.randn(2, 4, 16))
+    graph = weakref.ref(backend.compiled_graphs()[-1])
+    held = [weakref.ref(p) for p in plans() if id(p) not in before]
+    assert held and any(p().calls for p in held)
+    del compiled
+    torch._dynamo.reset()
+    gc.collect()
+    assert graph() is None and all(p() is None for p in held)

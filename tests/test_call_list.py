@@ -52,7 +52,7 @@ def fresh_dynamo():
 
 def _lists(graph=None) -> list:
     """The call lists (or reasons) of a compiled graph's planned shapes (default: the latest)."""
-    graph = graph or backend._compiled_graphs[-1]
+    graph = graph or backend.compiled_graphs()[-1]
     return [
         entry
         for state in graph.shapes.values()
@@ -108,7 +108,7 @@ def test_replayed_values_are_the_rules_values_on_new_inputs(mock_device):
     with torch.no_grad():
         for _ in range(3):
             steady(torch.randn(2, 3, 16, 16))
-        graph = backend._compiled_graphs[-1]
+        graph = backend.compiled_graphs()[-1]
         replays = _replays(graph)
         for _ in range(3):
             x = torch.randn(2, 3, 16, 16)
@@ -204,7 +204,7 @@ def test_other_families_replay_their_rules_values(build, mock_device):
     with torch.no_grad():
         for _ in range(3):
             got = steady(*inputs)
-        graph = backend._compiled_graphs[-1]
+        graph = backend.compiled_graphs()[-1]
         expected = rules(*inputs)
     assert _replays(graph) >= 1
     got, expected = torch.utils._pytree.tree_leaves(got), torch.utils._pytree.tree_leaves(expected)
@@ -234,7 +234,7 @@ def test_a_hugging_face_encoder_with_token_ids_gets_each_calls_values(mock_devic
             ids = torch.randint(0, 512, inputs["input_ids"].shape, generator=torch.Generator().manual_seed(step))
             got = steady(input_ids=ids, attention_mask=inputs["attention_mask"]).last_hidden_state
             if step == 0:
-                graph = backend._compiled_graphs[-1]
+                graph = backend.compiled_graphs()[-1]
         expected = rules(input_ids=ids, attention_mask=inputs["attention_mask"]).last_hidden_state
     assert torch.equal(got, expected)
     assert _lists(graph) and all(isinstance(e, (CallList, str)) for e in _lists(graph))

@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import operator
 import time
-import weakref
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -443,13 +442,16 @@ class _PartitionPlan:
     calls: dict[tuple, "CallList | str"] = field(default_factory=dict)
 
 
-_plans: "weakref.WeakKeyDictionary[fx.GraphModule, _PartitionPlan]" = weakref.WeakKeyDictionary()
+# A partition's plan is an attribute of the partition itself. A weak-keyed table would never let
+# it go: the plan's nodes hold their graph, which holds the partition, so every compiled program's
+# recorded calls (prepared weights on the device) lived until the process ended.
+_PLAN = "_fxport_partition_plan"
 
 
 def _partition_plan(sub: fx.GraphModule) -> _PartitionPlan:
     """Computed on a partition's first run and kept with it (a compiled program runs its
     partitions on every inference)."""
-    plan = _plans.get(sub)
+    plan = sub.__dict__.get(_PLAN)
     if plan is None:
         nodes = {
             n: (
@@ -462,7 +464,8 @@ def _partition_plan(sub: fx.GraphModule) -> _PartitionPlan:
             if n.op == "call_function" and n.target is not operator.getitem
         }
         output = next(n for n in sub.graph.nodes if n.op == "output")
-        plan = _plans[sub] = _PartitionPlan(_last_uses(sub.graph), nodes, output)
+        plan = _PartitionPlan(_last_uses(sub.graph), nodes, output)
+        setattr(sub, _PLAN, plan)
     return plan
 
 
@@ -472,7 +475,7 @@ def call_lists(gm: fx.GraphModule) -> dict[str, list[CallList | str]]:
     lists: dict[str, list[CallList | str]] = {}
     for n in gm.graph.nodes:
         if n.op == "call_module" and str(n.target).startswith("fused_"):
-            plan = _plans.get(gm.get_submodule(n.target))
+            plan = gm.get_submodule(n.target).__dict__.get(_PLAN)
             lists[str(n.target)] = list(plan.calls.values()) if plan is not None else []
     return lists
 
