@@ -124,12 +124,12 @@ def steady(name: str, model: nn.Module, inputs: tuple, calls: int = CALLS) -> tu
     graphs = {}
     for check in ("never", "first", "every"):
         variants[check] = fxport.compile(model, device="mock", check=check)
-        known = len(backend._compiled_graphs)
+        known = set(map(id, backend.compiled_graphs()))
         start = time.perf_counter()
         with torch.no_grad():
             variants[check](*inputs)
         firsts[check] = 1000 * (time.perf_counter() - start)
-        graphs[check] = backend._compiled_graphs[known:]
+        graphs[check] = [g for g in backend.compiled_graphs() if id(g) not in known]
     variants["run path"], _ = run_path(model, inputs)
     variants["rules"], _ = run_path(model, inputs, replay=False)
     times = {k: [] for k in variants}
