@@ -430,3 +430,15 @@ def test_unknown_error_keeps_its_first_line():
     c = classify(ValueError("\nsomething else\nmore"))
     assert (c.kind, c.pattern, c.fields, c.summary) == (Kind.UNKNOWN, None, {}, "ValueError: something else")
     assert json.dumps(c.to_dict()) and c.to_dict()["kind"] == "UNKNOWN"
+
+
+def test_cb_clash_summary_reads_the_same_whatever_the_programs_number():
+    """TT-Metal numbers programs per process: the same clash must not read differently in a run
+    that compiled more programs first (reports would change on every regeneration)."""
+    text = (
+        "Statically allocated circular buffers in program {} clash with L1 buffers on core range "
+        "[0-0 - 7-7]. L1 buffer allocated at 108544 and static circular buffer region ends at 118112"
+    )
+    first, later = classify(text.format(12)), classify(text.format(4362))
+    assert first.summary == later.summary
+    assert "overlap 9,568 B" in first.summary and first.fields["program"] == 12

@@ -35,8 +35,8 @@ from fxport.gcpause import without_gc
 from fxport.memory.allocator import BankAllocator
 from fxport.memory.devices import DeviceMemory
 from fxport.memory.footprint_record import HOST, Footprint, InputSpec
+from fxport.memory.oom import MEMORY_KINDS
 
-MEMORY_KINDS = ("OUT_OF_MEMORY", "CB_CLASH", "CB_OVERFLOW")
 FootprintOf = Callable[[fx.Node, list[InputSpec], str], Footprint]
 # The footprint of a node measured with L1 holding these (address, size) buffers, as the walk has it.
 RefitOf = Callable[[fx.Node, list[InputSpec], str, tuple], "Footprint | None"]

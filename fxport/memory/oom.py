@@ -28,6 +28,10 @@ class Kind(StrEnum):
     UNKNOWN = "UNKNOWN"
 
 
+# The kinds that are verdicts on memory (the others say the op cannot run as configured)
+MEMORY_KINDS = (Kind.OUT_OF_MEMORY.value, Kind.CB_CLASH.value, Kind.CB_OVERFLOW.value)
+
+
 @dataclass(frozen=True)
 class Pattern:
     name: str
@@ -43,7 +47,9 @@ def _text(s: str) -> str:
 
 def _clash_summary(f: dict) -> str:
     where = (
-        f"{f['buffer_kind']} buffers of program {f['program']} clash with L1 buffers on core range {f['core_range']}"
+        # Not the program's number: TT-Metal counts programs per process, so it would make the same
+        # clash read differently from run to run (it stays in the fields)
+        f"{f['buffer_kind']} buffers of the op's program clash with L1 buffers on core range {f['core_range']}"
     )
     if "region_end" not in f:
         return where

@@ -22,7 +22,7 @@ from fxport.capture.records import is_op_node, module_of, target_name
 from fxport.errors import EnvironmentFault
 from fxport.mapping import REGISTRY
 from fxport.mapping.fused_ops import REFERENCES
-from fxport.memory.oom import classify
+from fxport.memory.oom import MEMORY_KINDS, classify
 from fxport.runtime.call_list import CallList, Recording, replay, signature
 from fxport.runtime.context import CallCounts, LoweringContext
 from fxport.runtime.devices import environment_error
@@ -58,9 +58,6 @@ class Execution:
     outputs: list[torch.Tensor]
     nodes: list[NodeResult]
     observed: dict[str, Any] | None = None  # node -> its output on the host, when asked to observe
-
-
-MEMORY_KINDS = ("OUT_OF_MEMORY", "CB_CLASH", "CB_OVERFLOW")
 
 
 def execute(
