@@ -77,6 +77,7 @@ from fxport.run_options import DEFAULTS, RunOptions
 from fxport.runner import Compiled, compile_program, run_compiled
 from fxport.runtime.accuracy import vary_inputs
 from fxport.runtime.devices import open_session_device
+from fxport.settings import ARCHS, DEVICES, DTYPES, MATH_FIDELITIES, MEMORY_CONFIGS
 from fxport.tracing import export
 
 log = logging.getLogger(__name__)
@@ -86,13 +87,13 @@ results: deque[RunResult] = deque(maxlen=RESULTS_KEPT)  # the latest calls' resu
 
 CHECKS = ("first", "every", "never")
 _OPTION_VALUES = {
-    "device": ("auto", "mock", "hardware"),
-    "arch": (None, "n150", "p150"),
-    "memory_config": ("dram", "l1", "auto"),
+    "device": DEVICES,
+    "arch": (None, *ARCHS),
+    "memory_config": MEMORY_CONFIGS,
     "check": CHECKS,
-    "weights": ("bfloat16", "bfloat8_b"),
-    "math_fidelity": ("", "lofi", "hifi2", "hifi3", "hifi4"),
-    "activations": ("bfloat16", "bfloat8_b"),
+    "weights": DTYPES,
+    "math_fidelity": ("", *MATH_FIDELITIES),
+    "activations": DTYPES,
 }
 
 

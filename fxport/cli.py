@@ -29,7 +29,15 @@ from fxport.errors import (
     model_code_exit,
     no_ops_captured,
 )
-from fxport.settings import PCC_THRESHOLD
+from fxport.settings import (
+    ARCHS,
+    DEVICES,
+    DTYPES,
+    MATH_FIDELITIES,
+    MEMORY_CONFIGS,
+    PCC_THRESHOLD,
+    VALUE_MODES,
+)
 
 _HOST_MEMORY = ("can't allocate memory", "DefaultCPUAllocator")
 
@@ -263,21 +271,21 @@ def _parser() -> argparse.ArgumentParser:
     _add_input_options(p)
     p.add_argument(
         "--device",
-        choices=["auto", "mock", "hardware"],
+        choices=DEVICES,
         default="auto",
         help="hardware: a Tenstorrent card; mock: TT-NN without a card; auto: a card when present, else mock (default)",
     )
-    p.add_argument("--arch", choices=["n150", "p150"], help="mock device board (default n150)")
+    p.add_argument("--arch", choices=ARCHS, help="mock device board (default n150)")
     p.add_argument(
         "--memory-config",
-        choices=["dram", "l1", "auto"],
+        choices=MEMORY_CONFIGS,
         default="dram",
         help="where activations live on the device: dram (default), l1, or auto (each "
         "activation in L1 when it fits given what is live there, else DRAM)",
     )
     p.add_argument(
         "--values",
-        choices=["emulate", "device", "none"],
+        choices=VALUE_MODES,
         help="emulate: golden functions (mock default); device: read back (hardware "
         "default); none: verdicts only, weights on meta (for full-size models)",
     )
@@ -317,7 +325,7 @@ def _parser() -> argparse.ArgumentParser:
     _pass_options(p)
     p.add_argument(
         "--weights",
-        choices=["bfloat16", "bfloat8_b"],
+        choices=DTYPES,
         default="bfloat16",
         help="dtype of conv and linear weights on the device (default bfloat16)",
     )
@@ -336,20 +344,20 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, required=True, help="output directory")
     p.add_argument(
         "--device",
-        choices=["auto", "mock", "hardware"],
+        choices=DEVICES,
         default="auto",
         help="the device of the run the program is written from (default auto)",
     )
-    p.add_argument("--arch", choices=["n150", "p150"], help="mock device board (default n150)")
+    p.add_argument("--arch", choices=ARCHS, help="mock device board (default n150)")
     p.add_argument(
         "--memory-config",
-        choices=["dram", "l1", "auto"],
+        choices=MEMORY_CONFIGS,
         default="dram",
         help="where activations live, as in `fxport run` (auto: the placed configs)",
     )
     p.add_argument(
         "--weights",
-        choices=["bfloat16", "bfloat8_b"],
+        choices=DTYPES,
         default="bfloat16",
         help="dtype of conv and linear weights on the device (default bfloat16)",
     )
@@ -367,7 +375,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--values",
-        choices=["emulate", "device", "none"],
+        choices=VALUE_MODES,
         help="the run's values, as in `fxport run` (default: none with --no-weights, else the device's)",
     )
     _add_force(p)
@@ -384,12 +392,12 @@ def _parser() -> argparse.ArgumentParser:
         help="shape to run every model at (repeatable; default: each model's sweep shapes)",
     )
     _add_input_options(p)
-    p.add_argument("--device", choices=["auto", "mock", "hardware"], default="mock")
-    p.add_argument("--arch", choices=["n150", "p150"])
-    p.add_argument("--memory-config", choices=["dram", "l1", "auto"], default="dram")
+    p.add_argument("--device", choices=DEVICES, default="mock")
+    p.add_argument("--arch", choices=ARCHS)
+    p.add_argument("--memory-config", choices=MEMORY_CONFIGS, default="dram")
     p.add_argument(
         "--values",
-        choices=["emulate", "device", "none"],
+        choices=VALUE_MODES,
         default="none",
         help="none (default): verdict runs of full-size models on meta weights",
     )
@@ -470,7 +478,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--input-shape", help="input shape for the models named (default: each model's)")
     _add_input_options(p)
     p.add_argument("--memory-config", choices=["dram", "l1"], default="dram")
-    p.add_argument("--arch", choices=["n150", "p150"], default="n150")
+    p.add_argument("--arch", choices=ARCHS, default="n150")
     p.add_argument("--pcc", type=_pcc, default=0.99, help="PCC every case must reach, in (0, 1] (default 0.99)")
     p.add_argument("--out", type=Path, default=Path("out/op-tests"), help="suite directory")
     _pass_options(p)
@@ -511,13 +519,13 @@ def _compute_options(p) -> None:
     use them): they change the lowering, and so the values, and the cost estimate."""
     p.add_argument(
         "--math-fidelity",
-        choices=["lofi", "hifi2", "hifi3", "hifi4"],
+        choices=MATH_FIDELITIES,
         default="",
         help="math fidelity of matmul, linear, conv and attention kernels (default: TT-NN's own per op)",
     )
     p.add_argument(
         "--activations",
-        choices=["bfloat16", "bfloat8_b"],
+        choices=DTYPES,
         default="bfloat16",
         help="dtype of matmul, linear and conv outputs on the device (default bfloat16)",
     )

@@ -20,6 +20,15 @@ from pathlib import Path
 PCC_THRESHOLD = 0.99
 DEFAULT_MOCK_ARCH = "n150"  # the mock board when none is named (fxport.runtime.devices)
 
+# The values each run setting takes: the CLI's choices, the backend's option checks, the device
+# context's validation
+DEVICES = ("auto", "mock", "hardware")
+ARCHS = ("n150", "p150")  # the mock boards
+MEMORY_CONFIGS = ("dram", "l1", "auto")  # where activations live (auto: placed per activation)
+VALUE_MODES = ("emulate", "device", "none")  # golden functions, read back, or verdicts only
+DTYPES = ("bfloat16", "bfloat8_b")  # of constant weights and of compute ops' outputs
+MATH_FIDELITIES = ("lofi", "hifi2", "hifi3", "hifi4")
+
 
 def _version(dist: str) -> str:
     try:

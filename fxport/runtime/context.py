@@ -13,6 +13,7 @@ from fxport.runtime.devices import DeviceHandle, environment_error
 from fxport.runtime.dual import DualOps
 from fxport.runtime.recording import Recorder
 from fxport.runtime.verdict_cache import VerdictCache
+from fxport.settings import DTYPES, MATH_FIDELITIES, MEMORY_CONFIGS, VALUE_MODES
 from fxport.values import HostValue, TTValue
 
 
@@ -28,11 +29,6 @@ class TransferLog:
     constants: int = 0  # weights, buffers and folded constants uploaded (once)
 
 
-VALUE_MODES = ("emulate", "device", "none")
-MEMORY_MODES = ("dram", "l1", "auto")  # auto: per node, from the plan's placement (default DRAM)
-WEIGHT_DTYPES = ("bfloat16", "bfloat8_b")
-ACTIVATION_DTYPES = ("bfloat16", "bfloat8_b")
-MATH_FIDELITIES = ("lofi", "hifi2", "hifi3", "hifi4")
 CALL_KINDS = ("compute", "layout", "transfer", "weights")
 _TRANSFERS = frozenset({"from_torch", "to_torch", "to_device", "from_device", "empty"})
 _TO_HOST = frozenset({"to_torch", "from_device"})
@@ -154,14 +150,14 @@ class LoweringContext:
                 "a mock device runs no kernels, so it has no values to read back; "
                 "use values 'emulate' (golden functions) or 'none'"
             )
-        if self.memory not in MEMORY_MODES:
-            raise ValueError(f"memory must be one of {MEMORY_MODES}, not {self.memory!r}")
-        if self.weights not in WEIGHT_DTYPES:
-            raise ValueError(f"weights must be one of {WEIGHT_DTYPES}, not {self.weights!r}")
+        if self.memory not in MEMORY_CONFIGS:
+            raise ValueError(f"memory must be one of {MEMORY_CONFIGS}, not {self.memory!r}")
+        if self.weights not in DTYPES:
+            raise ValueError(f"weights must be one of {DTYPES}, not {self.weights!r}")
         if self.fidelity and self.fidelity not in MATH_FIDELITIES:
             raise ValueError(f"math fidelity must be one of {MATH_FIDELITIES}, not {self.fidelity!r}")
-        if self.activations not in ACTIVATION_DTYPES:
-            raise ValueError(f"activations must be one of {ACTIVATION_DTYPES}, not {self.activations!r}")
+        if self.activations not in DTYPES:
+            raise ValueError(f"activations must be one of {DTYPES}, not {self.activations!r}")
         self.ttnn = ttnn
         self.ops = DualOps(
             ttnn,
