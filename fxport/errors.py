@@ -16,6 +16,10 @@ class FxportError(Exception):
     exit_code = EXIT_USER
 
 
+class InvalidSetting(FxportError, ValueError):
+    """A run setting given a value it does not take (from Python: the CLI's choices catch it first)."""
+
+
 class CaptureError(FxportError):
     """A model could not be captured at all (nothing usable was traced)."""
 

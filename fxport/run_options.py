@@ -13,7 +13,16 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from fxport.passes import PASS_NAMES
-from fxport.settings import PCC_THRESHOLD, pass_settings, run_settings
+from fxport.settings import (
+    DTYPES,
+    MATH_FIDELITIES,
+    MEMORY_CONFIGS,
+    PCC_THRESHOLD,
+    VALUE_MODES,
+    check_choice,
+    pass_settings,
+    run_settings,
+)
 
 if TYPE_CHECKING:
     from fxport.capture.cache import CaptureCache
@@ -35,6 +44,14 @@ class RunOptions:
     ttnn_report: Path | None = None  # a folder for TT-NN's own report of the run; None: none
     cache: VerdictCache | None = None  # replays device calls judged before (verdict runs only)
     capture_cache: CaptureCache | None = None  # answers captures made before (verdict runs only)
+
+    def __post_init__(self) -> None:
+        # Checked when a run is set up, before a model is built (the CLI's choices check its own)
+        check_choice("memory", self.memory, MEMORY_CONFIGS)
+        check_choice("values", self.values, ("", *VALUE_MODES))
+        check_choice("weights", self.weights, DTYPES)
+        check_choice("math fidelity", self.fidelity, ("", *MATH_FIDELITIES))
+        check_choice("activations", self.activations, DTYPES)
 
     def settings(
         self, model: str, input_shape: tuple[int, ...], device: str, arch: str | None, inputs: tuple[str, ...] = ()

@@ -16,6 +16,8 @@ import importlib.util
 from functools import lru_cache
 from pathlib import Path
 
+from fxport.errors import InvalidSetting
+
 # The end-to-end PCC every informative output of a run must reach (`fxport run --pcc`).
 PCC_THRESHOLD = 0.99
 DEFAULT_MOCK_ARCH = "n150"  # the mock board when none is named (fxport.runtime.devices)
@@ -28,6 +30,12 @@ MEMORY_CONFIGS = ("dram", "l1", "auto")  # where activations live (auto: placed 
 VALUE_MODES = ("emulate", "device", "none")  # golden functions, read back, or verdicts only
 DTYPES = ("bfloat16", "bfloat8_b")  # of constant weights and of compute ops' outputs
 MATH_FIDELITIES = ("lofi", "hifi2", "hifi3", "hifi4")
+
+
+def check_choice(setting: str, value: object, allowed: tuple) -> None:
+    """`value` is one `setting` takes, or a one-line error naming the ones it does."""
+    if value not in allowed:
+        raise InvalidSetting(f"{setting} must be one of {', '.join(map(repr, allowed))}, not {value!r}")
 
 
 def _version(dist: str) -> str:

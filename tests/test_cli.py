@@ -103,3 +103,21 @@ def test_every_run_flag_reaches_the_run_options(argv, expected):
     from fxport.run_options import RunOptions
 
     assert _run_options(_parser().parse_args(argv.split())) == RunOptions(**expected)
+
+
+@pytest.mark.parametrize(
+    "setting, message",
+    [
+        ({"memory_config": "L1"}, "memory must be one of 'dram', 'l1', 'auto', not 'L1'"),
+        ({"values": "golden"}, "values must be one of '', 'emulate', 'device', 'none', not 'golden'"),
+    ],
+)
+def test_fxport_run_refuses_a_setting_outside_its_choices_before_building_anything(setting, message):
+    import torch
+
+    import fxport
+    from fxport.errors import InvalidSetting
+
+    with pytest.raises(InvalidSetting) as refused:
+        fxport.run(torch.nn.Linear(4, 4), torch.randn(1, 4), device="mock", **setting)
+    assert str(refused.value) == message

@@ -13,7 +13,7 @@ from fxport.runtime.devices import DeviceHandle, environment_error
 from fxport.runtime.dual import DualOps
 from fxport.runtime.recording import Recorder
 from fxport.runtime.verdict_cache import VerdictCache
-from fxport.settings import DTYPES, MATH_FIDELITIES, MEMORY_CONFIGS, VALUE_MODES
+from fxport.settings import DTYPES, MATH_FIDELITIES, MEMORY_CONFIGS, VALUE_MODES, check_choice
 from fxport.values import HostValue, TTValue
 
 
@@ -141,8 +141,7 @@ class LoweringContext:
         import ttnn
 
         self.values = self.values or ("emulate" if self.device.is_mock else "device")
-        if self.values not in VALUE_MODES:
-            raise ValueError(f"values must be one of {VALUE_MODES}, not {self.values!r}")
+        check_choice("values", self.values, VALUE_MODES)
         if self.values == "emulate" and not self.device.is_mock:
             raise ValueError("golden-function values are for mock devices; hardware computes them")
         if self.values == "device" and self.device.is_mock:
@@ -150,14 +149,10 @@ class LoweringContext:
                 "a mock device runs no kernels, so it has no values to read back; "
                 "use values 'emulate' (golden functions) or 'none'"
             )
-        if self.memory not in MEMORY_CONFIGS:
-            raise ValueError(f"memory must be one of {MEMORY_CONFIGS}, not {self.memory!r}")
-        if self.weights not in DTYPES:
-            raise ValueError(f"weights must be one of {DTYPES}, not {self.weights!r}")
-        if self.fidelity and self.fidelity not in MATH_FIDELITIES:
-            raise ValueError(f"math fidelity must be one of {MATH_FIDELITIES}, not {self.fidelity!r}")
-        if self.activations not in DTYPES:
-            raise ValueError(f"activations must be one of {DTYPES}, not {self.activations!r}")
+        check_choice("memory", self.memory, MEMORY_CONFIGS)
+        check_choice("weights", self.weights, DTYPES)
+        check_choice("math fidelity", self.fidelity, ("", *MATH_FIDELITIES))
+        check_choice("activations", self.activations, DTYPES)
         self.ttnn = ttnn
         self.ops = DualOps(
             ttnn,
