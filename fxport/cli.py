@@ -580,6 +580,8 @@ def _refuse_mock_values(values: str | None, kind: str) -> None:
 def _cmd_export(args) -> int:
     _check_arguments(args, [args.model])
     _refuse_mock_values(args.values, args.device)
+    if args.values == "none" and not args.no_weights:  # before --out is made and the model built
+        raise FxportError("a verdict run (--values none) has no weights or references to save: add --no-weights")
     # Checked, created and locked before the run, as every command's --out is: never a result
     # computed for a place it cannot be written to, nor written over a folder of the user's.
     with output_dir(args.out, f"fxport export {args.model}", args.force) as out:
@@ -602,7 +604,7 @@ def _cmd_export(args) -> int:
         f"{done.program}: {done.lines} lines, {done.per_inference} ttnn calls per inference "
         f"(fxport run: {done.run_per_inference}), {done.once} weight preparations, PCC {pcc}"
     )
-    for path in (done.weights, done.test):
+    for path in (done.data, done.weights, done.test):
         if path is not None:
             print(path)
     return 0

@@ -33,7 +33,6 @@ if TYPE_CHECKING:
 class RunOptions:
     memory: str = "dram"  # where activations live: dram, l1, or auto (placed per activation)
     values: str = ""  # emulate, device or none (verdicts only, meta weights); "": the device's own
-    seed: int = 0  # torch's seed before a model is built with random weights
     min_block_size: int = 1  # device partitions with fewer ops stay on the host
     passes: tuple[str, ...] = PASS_NAMES  # the graph passes applied before the plan, in order
     weights: str = "bfloat16"  # dtype of constant conv and linear weights on the device

@@ -48,6 +48,7 @@ from fxport.runtime.localize import reference_values
 from fxport.runtime.recording import Recorder
 from fxport.runtime.run_memory import explain_run, place_activations
 from fxport.runtime.ttnn_report import ttnn_report as capture_ttnn_report
+from fxport.settings import SEED
 from fxport.tracing import export, trace_cached
 
 
@@ -479,9 +480,9 @@ def run_model(
     spec: str, dev: DeviceHandle, inputs: InputOptions | Shape | None = None, options: RunOptions = DEFAULTS
 ) -> RunResult:
     """Build `spec` (a zoo name or module.path:callable) with its inputs (random weights drawn
-    after seeding torch with `options.seed`) and run it through TT-NN on `dev`: see `run_loaded`."""
+    after seeding torch with `settings.SEED`) and run it through TT-NN on `dev`: see `run_loaded`."""
     verdict_only = options.values == "none"
-    torch.manual_seed(options.seed)
+    torch.manual_seed(SEED)
     t = time.perf_counter()
     with progress.step(f"building {spec}" + ("" if verdict_only else " with random weights")):
         loaded = load_model(spec, inputs, device="meta" if verdict_only else "cpu")
@@ -489,7 +490,7 @@ def run_model(
     try:
         return run_loaded(loaded, dev, options, time.perf_counter() - t, model_args)
     except NeedsRealWeights:  # a verdict run of a model in pieces: its host code needs values
-        torch.manual_seed(options.seed)
+        torch.manual_seed(SEED)
         t = time.perf_counter()
         with progress.step(f"building {spec} again with random weights (its host code reads values)"):
             loaded = load_model(spec, inputs, device="cpu")

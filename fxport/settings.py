@@ -21,6 +21,7 @@ from fxport.errors import InvalidSetting
 # The end-to-end PCC every informative output of a run must reach (`fxport run --pcc`).
 PCC_THRESHOLD = 0.99
 DEFAULT_MOCK_ARCH = "n150"  # the mock board when none is named (fxport.runtime.devices)
+SEED = 0  # torch's seed before a model is built with random weights (every run: results repeat)
 
 # The values each run setting takes: the CLI's choices, the backend's option checks, the device
 # context's validation

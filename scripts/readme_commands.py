@@ -168,7 +168,10 @@ def excerpt(name: str) -> list[str]:
     """The lines of the README's excerpt of the generated file `name`, stripped, without the `...`
     marks of what was left out and without lines shortened with `(...)`: each must appear, in this
     order, in the file as written."""
-    block = next(b for b in blocks() if b.language == "excerpt" and EXCERPT.match(b.commands[0]).group(1) == name)
+    excerpts = (b for b in blocks() if b.language == "excerpt")
+    block = next((b for b in excerpts if EXCERPT.match(b.commands[0]).group(1) == name), None)
+    if block is None:
+        raise LookupError(f"the README has no block headed '# excerpt of {name}'")
     return [line.strip() for line in block.commands[1:] if line.strip() not in ("", "...") and "(...)" not in line]
 
 

@@ -184,6 +184,29 @@ def test_export_is_ruff_clean_and_byte_identical(tmp_path, mock_device, exported
         assert done.returncode == 0, done.stdout + done.stderr
 
 
+def test_a_container_named_block_keeps_its_loop_apart(tmp_path, mock_device):
+    """torchvision's InvertedResidual calls its layers `self.block`: the loop over a container of
+    that name must not take its variable's name."""
+
+    class Stage(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.stem = nn.Conv2d(3, 8, 3, padding=1)
+            self.block = nn.Sequential(Block(8), Block(8))
+
+        def forward(self, x):
+            return self.block(self.stem(x)) * 2
+
+    torch.manual_seed(0)
+    model = Stage().eval()
+    exported = export(model, torch.randn(1, 3, 16, 16), out=tmp_path, name="named_block", device=mock_device)
+    assert "block = block(block)" not in exported.program.read_text()
+    outputs, per_inference, _ = _run_program(exported, tmp_path)
+    assert per_inference == exported.run_per_inference
+    reference = load_file(str(tmp_path / "references.safetensors"))["output.0"]
+    assert _pcc(outputs, reference) >= exported.result.pcc_threshold
+
+
 def test_a_hostile_module_name_stays_out_of_the_code(tmp_path, mock_device):
     torch.manual_seed(0)
     # What torch.export lets through in a module name (quotes and newlines it refuses itself):
@@ -217,7 +240,8 @@ def test_cli_writes_the_program_only_with_no_weights(tmp_path, capsys, mock_devi
     assert main([*args, "--no-weights", "--out", str(out)]) == 0
     # the lock marks the folder as an fxport result, as every command's --out
     assert sorted(p.name for p in out.iterdir()) == [".fxport.lock", "tinycnn_ttnn.json", "tinycnn_ttnn.py"]
-    assert "ttnn calls per inference (fxport run:" in capsys.readouterr().out
+    printed = capsys.readouterr().out  # each file written, the data the program reads on import too
+    assert "ttnn calls per inference (fxport run:" in printed and f"{out / 'tinycnn_ttnn.json'}\n" in printed
     program = _load(out / "tinycnn_ttnn.py")
     with pytest.raises(KeyError, match="is missing"):
         program.check_weights({})

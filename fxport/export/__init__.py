@@ -27,6 +27,7 @@ from fxport.run_options import DEFAULTS, RunOptions
 from fxport.runner import flat_inputs, run_loaded
 from fxport.runtime.devices import DeviceHandle, open_session_device
 from fxport.runtime.recording import Recorder
+from fxport.settings import SEED
 
 LINE_LENGTH = 120  # the project's ruff settings (pyproject.toml), which the program is formatted to
 
@@ -37,6 +38,7 @@ class Exported:
 
     name: str
     program: Path
+    data: Path  # <name>_ttnn.json: per-instance arguments the program reads when imported
     test: Path | None
     weights: Path | None
     lines: int
@@ -66,7 +68,7 @@ def export(
     options = replace(options, values=options.values or ("" if weights else "none"))
     if options.values == "none" and weights:
         raise ExportError("a verdict run (values none) has no weights or references to save: use --no-weights")
-    torch.manual_seed(options.seed)
+    torch.manual_seed(SEED)
     if isinstance(model, torch.nn.Module):
         loaded = LoadedModel(name or type(model).__name__, model.eval(), tuple(args), "cpu", kwargs=dict(kwargs or {}))
     else:
@@ -92,7 +94,7 @@ def export(
     folder.mkdir(parents=True, exist_ok=True)
     source = _formatted(program.source)
     program_path = durable.write_text(folder / f"{name}_ttnn.py", source)
-    durable.write_text(folder / f"{name}_ttnn.json", _data_text(program.data))
+    data_path = durable.write_text(folder / f"{name}_ttnn.json", _data_text(program.data))
     weights_path = test_path = None
     if weights:
         with torch.no_grad():
@@ -108,6 +110,7 @@ def export(
     return Exported(
         name,
         program_path,
+        data_path,
         test_path,
         weights_path,
         source.count("\n"),

@@ -59,6 +59,13 @@ class _Scope:
     lines: list[str] = field(default_factory=list)
     namer: Namer = field(default_factory=Namer)
     last_node: Any = None
+    loop_var: str = ""  # the one name every `for ... in <container>` of the scope loops with
+
+    def each(self) -> str:
+        """The loop variable, reserved on first use (a local or container named "block" then
+        gets another name; loops reuse it, each binding it anew)."""
+        self.loop_var = self.loop_var or self.namer("block")
+        return self.loop_var
 
 
 class _Writer:
@@ -560,14 +567,15 @@ def _grouped(
             paths = lists[parent]
             called.update(paths)
             first, last = instance_of[paths[0]][1], instance_of[paths[-1]][1]
+            each = writer.forward.each()  # before the output's name, which may be "block" too
             name = writer.forward.namer(parent)
             writer.exprs[last.outputs[0]], writer.scope_of[last.outputs[0]] = name, "forward"
             kinds = ", ".join(dict.fromkeys(comment(instance_of[p][1].cls) for p in paths))
             writer.forward.lines += [
                 f"# {comment(parent)} ({kinds})",
                 f"{name} = {writer.exprs[first.inputs[0]]}",
-                f"for block in {attrs[paths[0]][: -len('[0]')]}:",
-                f"    {name} = block({name})",
+                f"for {each} in {attrs[paths[0]][: -len('[0]')]}:",
+                f"    {name} = {each}({name})",
             ]
             continue
         called.add(path)

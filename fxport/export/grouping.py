@@ -118,7 +118,7 @@ def find_groups(
         for path, mine in members.items():
             cls = next(c for p, c in stacks[id(mine[0])] if p == path)
             try:
-                instances[path] = _render(path, cls, mine, entries, unit_of, outer, make_writer, outputs)
+                instances[path] = _render(path, cls, mine, entries, outer, make_writer, outputs)
             except Exception:  # an instance that cannot stand alone (it reads the program's weights)
                 failed.add(path)
         if failed:
@@ -172,7 +172,6 @@ def _render(
     cls: str,
     mine: list[Entry],
     entries: list[Entry],
-    unit_of: dict[int, str],
     outer: Any,
     make_writer,
     outputs: set[int],

@@ -29,9 +29,9 @@ from fxport.memory.devices import BankSpec
 from fxport.runtime.mock import MockRuntime, descriptor_path
 from fxport.runtime.mock.health import claim_runtime
 from fxport.runtime.watchdog import DEFAULT_TIMEOUT, DeviceCalls, DeviceTimeout
-from fxport.settings import DEFAULT_MOCK_ARCH
+from fxport.settings import DEFAULT_MOCK_ARCH, DEVICES
 
-KINDS = ("auto", "mock", "hardware")
+KINDS = DEVICES  # the device kinds a session opens
 # Defaults only: a user's own setting of these variables wins. "off", not "error": TT-Metal logs
 # every TT_FATAL as a critical line, duplicating the text of the RuntimeError that fxport records.
 QUIET_LOG_ENV = {"TT_LOGGER_LEVEL": "off", "LOGURU_LEVEL": "WARNING"}

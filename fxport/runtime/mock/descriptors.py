@@ -2,8 +2,10 @@
 
 from pathlib import Path
 
+from fxport.settings import ARCHS
+
 _HERE = Path(__file__).resolve().parent
-MOCK_ARCHES = ("n150", "p150")
+MOCK_ARCHES = ARCHS  # a descriptor file each
 
 
 def descriptor_path(arch: str) -> Path:
