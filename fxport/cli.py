@@ -678,6 +678,7 @@ def _say_repairs(dev) -> None:
 
 def _cmd_sweep(args) -> int:
     _check_arguments(args, args.models, many=True)
+    _refuse_mock_values(args.values, args.device)
 
     from fxport.capture.loader import parse_shape
     from fxport.report.tables import fmt_agreement, fmt_l1_share, fmt_latency
@@ -686,7 +687,7 @@ def _cmd_sweep(args) -> int:
     from fxport.runtime.verdict_cache import default_cache_dir
     from fxport.sweep import Fleet, run_sweep, sweep_items
 
-    _refuse_mock_values(args.values, args.device)
+    options = _run_options(args)  # a bad --passes before any cache folder or --out is made
     items = sweep_items(args.models or None, [parse_shape(s) for s in args.input_shape] or None, _input_args(args))
     cache = None if args.no_cache or args.values != "none" else (args.cache or default_cache_dir())
     # Captured programs (meta weights: verdict runs only) beside the verdicts: DIR/captures with
@@ -714,7 +715,7 @@ def _cmd_sweep(args) -> int:
             out,
             args.device,
             args.arch,
-            _run_options(args),
+            options,
             resume=not args.no_resume,
             timeout=args.timeout,
             device_timeout=args.device_timeout,

@@ -121,3 +121,9 @@ def test_fxport_run_refuses_a_setting_outside_its_choices_before_building_anythi
     with pytest.raises(InvalidSetting) as refused:
         fxport.run(torch.nn.Linear(4, 4), torch.randn(1, 4), device="mock", **setting)
     assert str(refused.value) == message
+
+
+def test_sweep_refuses_an_unknown_pass_before_making_any_folder(tmp_path, monkeypatch):
+    monkeypatch.setenv("FXPORT_CACHE", str(tmp_path / "cache"))
+    assert main(["sweep", "resnet50", "--passes", "bogus", "--out", str(tmp_path / "out")]) == 2
+    assert not (tmp_path / "out").exists() and not (tmp_path / "cache").exists()
